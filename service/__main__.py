@@ -1,0 +1,69 @@
+"""Command line: ``esquire serve`` / ``python -m service serve``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from .app import create_app
+from .logs import configure_logging
+from .settings import LOG_FORMATS, LOG_LEVELS, Settings, SettingsError, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="esquire", description="A local Elasticsearch-compatible query service.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 9200)")
+    serve.add_argument("--data-dir", type=Path, help="directory of the SQLite store (default ./data)")
+    serve.add_argument("--config", type=Path, help="a TOML file of settings")
+    serve.add_argument("--log-format", choices=LOG_FORMATS)
+    serve.add_argument("--log-level", choices=LOG_LEVELS)
+    return parser
+
+
+async def serve(settings: Settings) -> None:
+    log = structlog.get_logger("esquire")
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    log.info("started", host=settings.host, port=settings.port, data_dir=str(settings.data_dir))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping")
+    await runner.cleanup()
+    log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    flags = {"host": args.host, "port": args.port, "data_dir": args.data_dir,
+             "log_format": args.log_format, "log_level": args.log_level}
+    try:
+        settings = load_settings(flags, config_file=args.config)
+    except SettingsError as exc:
+        print(f"esquire: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except OSError as exc:
+        print(f"esquire: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

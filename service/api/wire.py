@@ -1,0 +1,209 @@
+"""The Elasticsearch wire format: JSON responses, content negotiation, global parameters.
+
+Every response body leaves through ``respond()`` (or ``error_response()``), which
+applies ``pretty`` and ``filter_path`` and picks the content type the client asked for.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..errors import BadRequest, PlainError, ServiceError, XContentParseError
+
+VENDOR_JSON = "application/vnd.elasticsearch+json;compatible-with=9"
+GLOBAL_PARAMS = frozenset({"pretty", "human", "error_trace", "filter_path"})
+_COMPAT = re.compile(r"compatible-with\s*=\s*(\d+)")
+_BROWSER_TYPES = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    value = request.query.get(name)
+    return value is not None and value != "false"
+
+
+def dumps(request: web.Request, body: Any) -> bytes:
+    if _flag(request, "pretty"):
+        return orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n"
+    return orjson.dumps(body)
+
+
+def _json_type(request: web.Request) -> str:
+    for header in ("Accept", "Content-Type"):
+        if "vnd.elasticsearch" in request.headers.get(header, ""):
+            return VENDOR_JSON
+    return "application/json"
+
+
+def respond(request: web.Request, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response as ES sends it: ``filter_path`` and ``pretty`` applied."""
+    paths = request.query.get("filter_path")
+    if paths:
+        body = filter_path(body, paths)
+    return _json_response(request, body, status, headers)
+
+
+def _json_response(request: web.Request, body: Any, status: int, headers: dict[str, str] | None) -> web.Response:
+    response = web.Response(body=dumps(request, body), status=status, headers=headers)
+    response.headers["Content-Type"] = _json_type(request)
+    return response
+
+
+def error_response(request: web.Request, err: ServiceError | PlainError) -> web.Response:
+    """Errors are never filtered (ES builds them with filtering off)."""
+    body = err.body()
+    if isinstance(err, ServiceError) and _flag(request, "error_trace"):
+        body["error"]["stack_trace"] = f"{err.type}: {err.reason}"
+    headers = getattr(err, "headers", None)
+    return _json_response(request, body, err.status, headers)
+
+
+def empty_response(status: int) -> web.Response:
+    """HEAD answers carry no body."""
+    return web.Response(status=status)
+
+
+# --- filter_path ----------------------------------------------------------------------
+
+
+def filter_path(body: Any, expression: str) -> Any:
+    """Apply ES's ``filter_path``: ``a.b``, ``*`` one level, ``**`` any depth, ``-x`` excludes."""
+    includes = [p.split(".") for p in expression.split(",") if p and not p.startswith("-")]
+    excludes = [p[1:].split(".") for p in expression.split(",") if p.startswith("-") and len(p) > 1]
+    if includes:
+        body = _include(body, includes)
+        if body is _NOTHING:
+            body = {}
+    if excludes:
+        body = _exclude(body, excludes)
+    return body
+
+
+_NOTHING = object()
+
+
+def _advance(key: str, patterns: list[list[str]]) -> tuple[bool, list[list[str]]]:
+    """Whether ``key`` completes a pattern, and the patterns that continue below it."""
+    full, below = False, []
+    for p in patterns:
+        if p[0] == "**":
+            if len(p) == 1:
+                full = True
+                continue
+            below.append(p)
+            f, b = _advance(key, [p[1:]])
+            full |= f
+            below.extend(b)
+        elif fnmatch.fnmatchcase(key, p[0]):
+            if len(p) == 1:
+                full = True
+            else:
+                below.append(p[1:])
+    return full, below
+
+
+def _include(node: Any, patterns: list[list[str]]) -> Any:
+    if isinstance(node, list):
+        kept = [v for v in (_include(item, patterns) for item in node) if v is not _NOTHING]
+        return kept if kept else _NOTHING
+    if not isinstance(node, dict):
+        return _NOTHING
+    out = {}
+    for key, value in node.items():
+        full, below = _advance(key, patterns)
+        if full:
+            out[key] = value
+        elif below:
+            kept = _include(value, below)
+            if kept is not _NOTHING:
+                out[key] = kept
+    return out if out else _NOTHING
+
+
+def _exclude(node: Any, patterns: list[list[str]]) -> Any:
+    if isinstance(node, list):
+        return [_exclude(item, patterns) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        full, below = _advance(key, patterns)
+        if full:
+            continue
+        out[key] = _exclude(value, below) if below else value
+    return out
+
+
+# --- request bodies -------------------------------------------------------------------
+
+
+def check_content_type(request: web.Request, *, ndjson: bool = False) -> None:
+    """ES's checks of Content-Type and compatible-with, for a request that has a body."""
+    content_type = request.headers.get("Content-Type")
+    if content_type is None:
+        raise PlainError(406, "Content-Type header is missing")
+    media = content_type.split(";")[0].strip().lower()
+    if media in _BROWSER_TYPES:
+        raise PlainError(406, f"Content-Type header [{content_type}] is not supported")
+    versions = []
+    for header in ("Content-Type", "Accept"):
+        match = _COMPAT.search(request.headers.get(header, ""))
+        versions.append(match[1] if match else None)
+        if match and match[1] not in ("8", "9"):
+            raise _media_type_error(request, f"Content-Type version must be either version 8 or 9, but found "
+                                             f"{match[1]}. Content-Type={content_type}")
+    if any(versions) and "Accept" in request.headers and versions[0] != versions[1]:
+        raise _media_type_error(
+            request, "A compatible version is required on both Content-Type and Accept headers if either one has "
+                     "requested a compatible version and the compatible versions must match. "
+                     f"Accept={request.headers.get('Accept')}, Content-Type={content_type}")
+
+
+def _media_type_error(request: web.Request, message: str) -> ServiceError:
+    return ServiceError("Invalid media-type value on headers [Accept, Content-Type]", status=400,
+                        type="media_type_header_exception",
+                        caused_by=ServiceError(message, status=400, type="status_exception"))
+
+
+async def read_body(request: web.Request, *, ndjson: bool = False) -> bytes:
+    """The raw request body ("" when there is none), its content type checked."""
+    body = await request.read()
+    if body:
+        check_content_type(request, ndjson=ndjson)
+    return body
+
+
+async def read_json(request: web.Request, parser: str, fields: frozenset[str] | None = None,
+                    *, required: bool = False) -> dict[str, Any]:
+    """Parse a JSON object body; unknown top-level fields are ES's strict-parser error."""
+    body = await read_body(request)
+    if not body.strip():
+        if required:
+            raise ServiceError("request body is required", status=400, type="parse_exception")
+        return {}
+    data = parse_json_object(body)
+    if fields is not None:
+        for key in data:
+            if key not in fields:
+                raise XContentParseError(f"[1:2] [{parser}] unknown field [{key}]")
+    return data
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise XContentParseError(f"Failed to parse object: {exc}", type="x_content_parse_exception") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body or source parameter is required" if data is None else
+                         f"Unknown key for a {_token(data)} in [{type(data).__name__}].",
+                         type="parse_exception")
+    return data
+
+
+def _token(value: Any) -> str:
+    return "START_ARRAY" if isinstance(value, list) else "VALUE_STRING" if isinstance(value, str) else "VALUE_NUMBER"

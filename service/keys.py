@@ -1,0 +1,17 @@
+"""Typed keys for everything the app holds: no module-level singletons."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .node import Node
+from .settings import Settings
+from .store.catalog import Catalog
+from .store.db import Database
+from .store.documents import DocumentStore
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
+CATALOG = web.AppKey("catalog", Catalog)
+DOCUMENTS = web.AppKey("documents", DocumentStore)
+NODE = web.AppKey("node", Node)

@@ -1,0 +1,106 @@
+"""One frozen, typed settings object.
+
+Precedence: defaults < config file (TOML) < environment (``ESQUIRE_*``) < command-line
+flags. Bad values raise ``SettingsError`` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+LOG_FORMATS = ("json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+SYNCHRONOUS = ("normal", "full")
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 9200
+    data_dir: Path = Path("data")
+    log_format: str = "console"
+    log_level: str = "info"
+    # "full": every acknowledged write is fsynced (like Elasticsearch's request-durability
+    # translog); "normal": survives a crash of the process but not of the machine.
+    sqlite_synchronous: str = "full"
+    read_connections: int = 4
+    max_body_bytes: int = 100 * 1024 * 1024
+    node_name: str = "esquire-1"
+    cluster_name: str = "esquire"
+
+    def __post_init__(self) -> None:
+        _one_of("log_format", self.log_format, LOG_FORMATS)
+        _one_of("log_level", self.log_level, LOG_LEVELS)
+        _one_of("sqlite_synchronous", self.sqlite_synchronous, SYNCHRONOUS)
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"port must be between 0 and 65535, got {self.port}")
+        if self.read_connections < 1:
+            raise SettingsError(f"read_connections must be at least 1, got {self.read_connections}")
+        if self.max_body_bytes < 1024:
+            raise SettingsError(f"max_body_bytes must be at least 1024, got {self.max_body_bytes}")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "esquire.db"
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _coerce(name: str, kind: Any, raw: Any) -> Any:
+    target = {"int": int, "str": str, "Path": Path}[kind if isinstance(kind, str) else kind.__name__]
+    if target is int and isinstance(raw, str):
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if target is int and (isinstance(raw, bool) or not isinstance(raw, int)):
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}")
+    return target(raw)
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Merge every source into one validated ``Settings``."""
+    environ = os.environ if environ is None else environ
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    known = {f.name: f.type for f in fields(Settings)}
+    merged: dict[str, Any] = {}
+    config_file = config_file or (Path(environ["ESQUIRE_CONFIG"]) if environ.get("ESQUIRE_CONFIG") else None)
+    if config_file is not None:
+        try:
+            data = tomllib.loads(config_file.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read config file {config_file}: {exc}") from None
+        unknown = set(data) - set(known)
+        if unknown:
+            raise SettingsError(f"unknown setting(s) in {config_file}: {', '.join(sorted(unknown))}")
+        merged.update(data)
+    for name in known:
+        env_value = environ.get(f"ESQUIRE_{name.upper()}")
+        if env_value is not None:
+            merged[name] = env_value
+    merged.update(flags)
+    values = {name: _coerce(name, known[name], value) for name, value in merged.items()}
+    try:
+        return Settings(**values)
+    except TypeError as exc:  # pragma: no cover - guarded by the unknown-name check above
+        raise SettingsError(str(exc)) from None
+
+
+def replace(settings: Settings, **changes: Any) -> Settings:
+    return dataclasses.replace(settings, **changes)

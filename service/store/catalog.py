@@ -1,0 +1,159 @@
+"""The in-memory catalog of indices, loaded from and written back to the ``indices`` table.
+
+Only the writer mutates it, under the write lock; a failed transaction reloads it, so
+memory never holds a mapping that the database does not.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from ..errors import IndexNotFound, ServiceError
+from .mapping import DEDUP_TYPES, FLOAT_TYPES, INTEGER_RANGES, UNSORTED_TYPES, Field, iter_fields, object_paths
+from .sql import quote
+
+DOC_COLUMNS = ("_id", "_version", "_seq_no", "_source")
+TIMESTAMP_FIELD = "@timestamp"
+
+
+def column_affinity(type_: str) -> str:
+    if type_ in INTEGER_RANGES or type_ in ("boolean", "date", "date_nanos"):
+        return "INTEGER"
+    if type_ in FLOAT_TYPES:
+        return "REAL"
+    if type_ in ("keyword", "constant_keyword", "wildcard", "text", "match_only_text", "version", "ip"):
+        return "TEXT"
+    return "ANY"
+
+
+def sort_kind(type_: str) -> str:
+    """How ES orders a multi-valued field's doc values: de-duplicated, sorted, or as given."""
+    if type_ in DEDUP_TYPES:
+        return "dedup"
+    if type_ in UNSORTED_TYPES:
+        return "keep"
+    return "sort"
+
+
+@dataclass
+class Index:
+    id: int
+    name: str
+    uuid: str
+    table: str
+    created_ms: int
+    settings: dict[str, Any]
+    mapping: dict[str, Any]
+    columns: dict[str, str]  # field path -> column name
+    next_seq_no: int = 0
+    fields: dict[str, Field] = field(default_factory=dict)
+    subfields: dict[str, list[Field]] = field(default_factory=dict)
+    objects: dict[str, str] = field(default_factory=dict)
+    positions: dict[str, int] = field(default_factory=dict)
+    upsert_sql: str = ""
+
+    def rebuild(self) -> None:
+        """Recompute everything derived from ``mapping`` and ``columns``."""
+        self.fields = {f.path: f for f in iter_fields(self.mapping)}
+        self.subfields = {}
+        for f in self.fields.values():
+            f.column = self.columns.get(f.path)
+            if f.parent:
+                self.subfields.setdefault(f.parent, []).append(f)
+        self.objects = object_paths(self.mapping)
+        self.positions = {path: len(DOC_COLUMNS) + i for i, path in enumerate(self.columns)}
+        names = [*DOC_COLUMNS, *self.columns.values()]
+        self.upsert_sql = (
+            f"INSERT OR REPLACE INTO {quote(self.table)} ({', '.join(map(quote, names))}) "
+            f"VALUES ({', '.join('?' * len(names))})"
+        )
+
+    @property
+    def dynamic(self) -> str:
+        return self.objects.get("", "true")
+
+
+_INVALID_CHARS = set('\\/*?"<>| ,#:')
+
+
+def validate_index_name(name: str) -> None:
+    def invalid(reason: str) -> ServiceError:
+        return ServiceError(f"Invalid index name [{name}], {reason}", status=400,
+                            type="invalid_index_name_exception", index_uuid="_na_", index=name)
+
+    if name in (".", ".."):
+        raise invalid("must not be '.' or '..'")
+    if name != name.lower():
+        raise invalid("must be lowercase")
+    if name[:1] in ("_", "-", "+"):
+        raise invalid("must not start with '_', '-', or '+'")
+    if any(c in _INVALID_CHARS for c in name):
+        raise invalid('must not contain the following characters [ , ", *, \\, <, |, ,, >, /, ?]')
+    if len(name.encode()) > 255:
+        raise invalid(f"index name is too long, ({len(name.encode())} > 255)")
+
+
+class Catalog:
+    def __init__(self) -> None:
+        self.indices: dict[str, Index] = {}
+
+    async def load(self, conn: aiosqlite.Connection) -> None:
+        loaded: dict[str, Index] = {}
+        async with conn.execute(
+            "SELECT id, name, uuid, table_name, created_ms, settings, mappings, columns, next_seq_no "
+            "FROM indices ORDER BY name"
+        ) as cur:
+            async for row in cur:
+                index = Index(row[0], row[1], row[2], row[3], row[4], orjson.loads(row[5]),
+                              orjson.loads(row[6]), orjson.loads(row[7]), row[8])
+                index.rebuild()
+                loaded[index.name] = index
+        self.indices = loaded
+
+    def get(self, name: str) -> Index:
+        try:
+            return self.indices[name]
+        except KeyError:
+            raise IndexNotFound(name) from None
+
+    def resolve(self, expression: str, *, allow_no_indices: bool = True,
+                ignore_unavailable: bool = False) -> list[Index]:
+        """Resolve ``a,b*,-b2`` (comma list, wildcards, exclusions) to indices, sorted by name.
+
+        A concrete missing name raises ``IndexNotFound`` unless ``ignore_unavailable``;
+        wildcards that match nothing are fine while ``allow_no_indices``.
+        """
+        selected: dict[str, Index] = {}
+        parts = [p.strip() for p in expression.split(",") if p.strip()] or ["_all"]
+        for i, part in enumerate(parts):
+            if part.startswith("-") and i > 0:
+                pattern = part[1:]
+                for name in [n for n in selected if fnmatch.fnmatchcase(n, pattern)]:
+                    del selected[name]
+            elif part in ("_all", "*"):
+                selected.update(self.indices)
+            elif "*" in part:
+                regex = re.compile(fnmatch.translate(part))
+                selected.update({n: ix for n, ix in self.indices.items()
+                                 if regex.match(n) and not n.startswith(".")})
+                if not allow_no_indices and not any(regex.match(n) for n in self.indices):
+                    raise IndexNotFound(part)
+            elif part in self.indices:
+                selected[part] = self.indices[part]
+            elif not ignore_unavailable:
+                raise IndexNotFound(part)
+        return [selected[n] for n in sorted(selected)]
+
+
+async def save_index(conn: aiosqlite.Connection, index: Index) -> None:
+    await conn.execute(
+        "UPDATE indices SET mappings = ?, columns = ?, next_seq_no = ? WHERE id = ?",
+        (orjson.dumps(index.mapping).decode(), orjson.dumps(index.columns).decode(), index.next_seq_no,
+         index.id),
+    )
