@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from pathlib import Path
@@ -36,6 +37,11 @@ async def serve(settings: Settings) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
+    # Bulk indexing allocates many short-lived containers; the default thresholds make the
+    # collector rescan long-lived start-up objects again and again. Freeze those, and let
+    # the youngest generation grow before collecting.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     log.info("started", host=settings.host, port=settings.port, data_dir=str(settings.data_dir))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -47,6 +47,8 @@ def parse_bulk(body: bytes, default_index: str | None) -> list[BulkOp]:
     lines = body.split(b"\n")
     ops: list[BulkOp] = []
     missing_index = 0
+    # Bulk bodies repeat the same action line ({"index":{}}) thousands of times.
+    seen_actions: dict[bytes, tuple[str, dict[str, Any]]] = {}
     i = 0
     while i < len(lines):
         line = lines[i]
@@ -54,7 +56,12 @@ def parse_bulk(body: bytes, default_index: str | None) -> list[BulkOp]:
         if not line.strip():
             continue
         line_no = i
-        action, meta = _parse_action(line, line_no)
+        parsed = seen_actions.get(line)
+        if parsed is None:
+            parsed = _parse_action(line, line_no)
+            if len(seen_actions) < 64:
+                seen_actions[line] = parsed
+        action, meta = parsed
         index = meta.get("_index", default_index)
         doc_id = meta.get("_id")
         if doc_id is not None:

@@ -15,7 +15,7 @@ import aiosqlite
 import orjson
 
 from ..errors import IndexNotFound, ServiceError
-from .mapping import DEDUP_TYPES, FLOAT_TYPES, INTEGER_RANGES, UNSORTED_TYPES, Field, iter_fields, object_paths
+from .mapping import FLOAT_TYPES, INTEGER_RANGES, Field, iter_fields, object_paths
 from .sql import quote
 
 DOC_COLUMNS = ("_id", "_version", "_seq_no", "_source")
@@ -30,15 +30,6 @@ def column_affinity(type_: str) -> str:
     if type_ in ("keyword", "constant_keyword", "wildcard", "text", "match_only_text", "version", "ip"):
         return "TEXT"
     return "ANY"
-
-
-def sort_kind(type_: str) -> str:
-    """How ES orders a multi-valued field's doc values: de-duplicated, sorted, or as given."""
-    if type_ in DEDUP_TYPES:
-        return "dedup"
-    if type_ in UNSORTED_TYPES:
-        return "keep"
-    return "sort"
 
 
 @dataclass
@@ -57,6 +48,10 @@ class Index:
     objects: dict[str, str] = field(default_factory=dict)
     positions: dict[str, int] = field(default_factory=dict)
     upsert_sql: str = ""
+    # Field names nested as documents nest them, for the parser's one-pass fast path:
+    # name -> dict for an object; name -> ((row position, converter), ...) for a leaf
+    # (the field itself, then its multi-fields). Fields needing more care are left out.
+    tree: dict[str, Any] = field(default_factory=dict)
 
     def rebuild(self) -> None:
         """Recompute everything derived from ``mapping`` and ``columns``."""
@@ -68,6 +63,18 @@ class Index:
                 self.subfields.setdefault(f.parent, []).append(f)
         self.objects = object_paths(self.mapping)
         self.positions = {path: len(DOC_COLUMNS) + i for i, path in enumerate(self.columns)}
+        self.tree = {}
+        for f in self.fields.values():
+            if f.parent is not None or f.target is not None or f.column is None:
+                continue
+            targets = [f, *self.subfields.get(f.path, ())]
+            if not all(t.fast and t.column is not None for t in targets):
+                continue
+            node = self.tree
+            *parents, leaf = f.path.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = tuple((self.positions[t.path], t.convert) for t in targets)
         names = [*DOC_COLUMNS, *self.columns.values()]
         self.upsert_sql = (
             f"INSERT OR REPLACE INTO {quote(self.table)} ({', '.join(map(quote, names))}) "

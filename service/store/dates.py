@@ -8,6 +8,7 @@ arithmetic is done by hand so that years outside 1..9999 (which ES accepts) stil
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Callable
 
@@ -65,8 +66,20 @@ def _to_epoch_nanos(y: int, mo: int, d: int, h: int, mi: int, s: int, nanos: int
     return ms * 1_000_000 + nanos
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_ONE_MICRO = timedelta(microseconds=1)
+
+
 def parse_iso_nanos(text: str) -> int:
     """``strict_date_optional_time`` to epoch nanoseconds; ValueError when it does not match."""
+    if len(text) == 24 and text[10] == "T" and text[23] == "Z" and text[19] == ".":
+        # The shape ES itself prints (yyyy-MM-ddTHH:mm:ss.SSSZ): parsed in C.
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            return (parsed - _EPOCH) // _ONE_MICRO * 1000
     m = _ISO.match(text)
     if not m:
         raise ValueError(f"failed to parse date field [{text}]")
@@ -76,18 +89,25 @@ def parse_iso_nanos(text: str) -> int:
                            nanos, _offset_ms(zone))
 
 
-def looks_like_date(text: str) -> bool:
-    """Dynamic date detection (``strict_date_optional_time``, ``yyyy/MM/dd HH:mm:ss Z``, ``yyyy/MM/dd Z``)."""
+SLASHED_FORMAT = "yyyy/MM/dd HH:mm:ss||yyyy/MM/dd||epoch_millis"
+
+
+def detect_date(text: str) -> str | None:
+    """ES's dynamic date detection: ``""`` for ``strict_date_optional_time`` (the default
+    format), the slashed format for ``2015/09/02``-style values, None for no date."""
     if _ISO.match(text) and "-" in text[1:]:
         try:
             parse_iso_nanos(text)
-            return True
+            return ""
         except ValueError:
-            return False
-    return bool(_SLASHED.match(text))
-
-
-_SLASHED = re.compile(r"^\d{4}/\d{2}/\d{2}( \d{2}:\d{2}:\d{2})?( ?(Z|[+-]\d{2}:?\d{2}))?$")
+            return None
+    try:
+        if "/" in text:
+            date_parser(SLASHED_FORMAT.rpartition("||")[0])(text)
+            return SLASHED_FORMAT
+    except ValueError:
+        pass
+    return None
 
 
 # --- Java DateTimeFormatter patterns -------------------------------------------------

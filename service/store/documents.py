@@ -8,10 +8,12 @@ first time a field appears, inside the same transaction as the document.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import itertools
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
@@ -19,7 +21,7 @@ import orjson
 
 from ..errors import ServiceError
 from .catalog import (
-    TIMESTAMP_FIELD, Catalog, Index, column_affinity, save_index, sort_kind, validate_index_name,
+    TIMESTAMP_FIELD, Catalog, Index, column_affinity, save_index, validate_index_name,
 )
 from .db import Database
 from .mapping import (
@@ -36,9 +38,15 @@ def new_uuid() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
 
 
+_ID_NODE = secrets.token_bytes(6)
+_ID_SEQUENCE = itertools.count(secrets.randbelow(1 << 24))
+
+
 def auto_id() -> str:
-    """A 20-character URL-safe id, the length of Elasticsearch's auto-generated ids."""
-    return secrets.token_urlsafe(15)
+    """A 20-character URL-safe id like Elasticsearch's: time first, so ids arrive in
+    order and inserts into the ``_id`` index stay at its right edge."""
+    raw = (time.time_ns() // 1_000_000).to_bytes(6, "big") + (next(_ID_SEQUENCE) & 0xFFFFFF).to_bytes(3, "big")
+    return base64.urlsafe_b64encode(raw + _ID_NODE).decode()
 
 
 class DocumentError(ServiceError):
@@ -46,7 +54,7 @@ class DocumentError(ServiceError):
     type = "document_parsing_exception"
 
 
-@dataclass
+@dataclass(slots=True)
 class BulkOp:
     """One action of a bulk request, already split from its NDJSON lines."""
 
@@ -56,7 +64,7 @@ class BulkOp:
     source: dict[str, Any] | None = None  # index/create document, or the update body
     raw: bytes | None = None  # the document exactly as sent (kept as _source)
     error: ServiceError | None = None  # a problem found while parsing the request
-    extra: dict[str, Any] = field(default_factory=dict)
+    auto_id: bool = False  # the id was generated here, so no earlier version can exist
 
 
 # --- document parsing -----------------------------------------------------------------
@@ -111,6 +119,29 @@ def encode_values(values: list[Any], kind: str) -> Any:
     return orjson.dumps(values)
 
 
+def fill_row(obj: dict[str, Any], tree: dict[str, Any], row: list[Any]) -> bool:
+    """The common case in one pass: every key already mapped, single non-null values that
+    convert cleanly, written straight into the row. Anything else (arrays, nulls, new or
+    dotted keys, bad values) returns False, and the document goes through the general
+    parser, which also reports the errors."""
+    for key, value in obj.items():
+        entry = tree.get(key)
+        if entry is None:
+            return False
+        if type(entry) is dict:
+            if type(value) is not dict or not fill_row(value, entry, row):
+                return False
+            continue
+        if value is None or type(value) is dict or type(value) is list:
+            return False
+        try:
+            for position, convert in entry:
+                row[position] = convert(value)
+        except ValueConversionError:
+            return False
+    return True
+
+
 def _preview(value: Any) -> str:
     return "true" if value is True else "false" if value is False else str(value)
 
@@ -136,7 +167,7 @@ class DocumentParser:
                 f = index.fields[path]
                 raise DocumentError(self._failed(f, doc_id, "{...}"), caused_by=ServiceError(
                     f"Can't get text on a START_OBJECT", status=400, type="illegal_state_exception"))
-        values: dict[str, Any] = {}
+        values = {}
         new_fields: list[tuple[str, dict[str, Any]]] = []
         for path, raw in flat.items():
             f = index.fields.get(path)
@@ -187,6 +218,13 @@ class DocumentParser:
         return dynamic_spec(first)
 
     def _convert(self, f: Field, raw: list[Any], doc_id: str) -> Any:
+        if len(raw) == 1 and f.fast:
+            value = raw[0]
+            if value is not None:
+                try:
+                    return f.convert(value)
+                except ValueConversionError:
+                    pass  # the general path below reports it
         params = f.params
         null_value = params.get("null_value")
         ignore_above = params.get("ignore_above")
@@ -208,7 +246,7 @@ class DocumentParser:
                 continue
             if converted is not None:
                 out.append(converted)
-        return encode_values(out, sort_kind(f.type))
+        return encode_values(out, f.sort_kind)
 
     @staticmethod
     def _failed(f: Field, doc_id: str, preview: str) -> str:
@@ -272,9 +310,13 @@ class DocumentStore:
         try:
             async with self.db.write() as conn:
                 session = _WriteSession(conn, self.catalog)
-                await session.prefetch(ops)
-                items = [await session.apply(op) for op in ops]
-                await session.finish()
+                try:
+                    await session.prefetch(ops)
+                    items = [await session.apply(op) for op in ops]
+                    await session.finish()
+                except BaseException:
+                    await asyncio.shield(session.abandon())
+                    raise
             return items
         except BaseException:
             await self.reload_catalog()
@@ -346,6 +388,7 @@ def _error_item(op: BulkOp, index: Index | None, index_name: str, doc_id: str | 
 
 
 _MISSING = object()
+_FLUSH_ROWS = 1000
 
 
 class _WriteSession:
@@ -355,6 +398,9 @@ class _WriteSession:
         self.conn = conn
         self.catalog = catalog
         self.pending: list[tuple[str, tuple[Any, ...]]] = []
+        # Statements handed to the connection's thread but not yet awaited: aiosqlite runs
+        # them in order, so parsing the next documents overlaps SQLite writing these.
+        self.inflight: list[asyncio.Future[Any]] = []
         # (index name, id) -> (version, seq_no, source bytes or None when not loaded); None = absent
         self.known: dict[tuple[str, str], tuple[int, int, bytes | None] | None] = {}
         self.touched: dict[str, Index] = {}
@@ -402,62 +448,66 @@ class _WriteSession:
             (source,) = await cur.fetchone()  # type: ignore[misc]
         return bytes(source)
 
-    async def _index_for(self, name: str) -> Index:
-        index = self.catalog.indices.get(name)
-        if index is None:
-            validate_index_name(name)
-            await self._flush()
-            index = await _insert_index(self.conn, self.catalog, name, {}, {})
-        self.touched[name] = index
-        return index
-
     async def apply(self, op: BulkOp) -> dict[str, Any]:
         name = op.index or ""
         if op.id is None and op.action in ("index", "create"):
-            op.id, op.extra["auto_id"] = auto_id(), True
+            op.id, op.auto_id = auto_id(), True
         if op.error is not None:
             return _error_item(op, None, name, op.id, op.error)
-        index: Index | None = None
+        index = self.catalog.indices.get(name)
         try:
-            index = await self._index_for(name)
+            if index is None:
+                index = await self._create_index(name)
+            self.touched[name] = index
             if op.action in ("index", "create"):
-                return await self._write(op, index, op.id or "", op.source or {}, op.raw)
+                state = None if op.auto_id else await self._lookup(index, op.id)  # type: ignore[arg-type]
+                return await self._write(op, index, op.id, op.source or {}, op.raw, state)  # type: ignore[arg-type]
             if op.action == "delete":
                 return await self._delete(op, index, op.id or "")
             return await self._update(op, index, op.id or "")
         except ServiceError as err:
             return _error_item(op, index, name, op.id, err)
 
-    async def _write(self, op: BulkOp, index: Index, doc_id: str, doc: dict[str, Any],
-                     raw: bytes | None) -> dict[str, Any]:
-        state = None if op.extra.get("auto_id") else await self._lookup(index, doc_id)
+    async def _create_index(self, name: str) -> Index:
+        validate_index_name(name)
+        await self._flush()
+        return await _insert_index(self.conn, self.catalog, name, {}, {})
+
+    async def _write(self, op: BulkOp, index: Index, doc_id: str, doc: dict[str, Any], raw: bytes | None,
+                     state: tuple[int, int, bytes | None] | None) -> dict[str, Any]:
         if state is not None and op.action == "create":
             raise ServiceError(f"[{doc_id}]: version conflict, document already exists (current version "
                                f"[{state[0]}])", status=409, type="version_conflict_engine_exception")
-        parser = self.parsers.get(index.name)
-        if parser is None or parser.index is not index:
-            parser = self.parsers[index.name] = DocumentParser(index)
-        values, new_fields = parser.parse(doc, doc_id)
-        if new_fields:
-            await self._flush()
-            for path, spec in new_fields:
-                add_field(index.mapping, path, spec)
-            await _add_columns(self.conn, index, [f for f in iter_fields(index.mapping) if f.path not in index.columns])
+        row: list[Any] = [None] * (4 + len(index.columns))
+        if not fill_row(doc, index.tree, row):
+            parser = self.parsers.get(index.name)
+            if parser is None or parser.index is not index:
+                parser = self.parsers[index.name] = DocumentParser(index)
+            values, new_fields = parser.parse(doc, doc_id)
+            if new_fields:
+                await self._flush()
+                for path, spec in new_fields:
+                    add_field(index.mapping, path, spec)
+                await _add_columns(self.conn, index,
+                                   [f for f in iter_fields(index.mapping) if f.path not in index.columns])
+            row = [None] * (4 + len(index.columns))
+            positions = index.positions
+            for path, value in values.items():
+                row[positions[path]] = value
         version = 1 if state is None else state[0] + 1
         seq_no = index.next_seq_no
-        index.next_seq_no += 1
+        index.next_seq_no = seq_no + 1
         source = raw if raw is not None else orjson.dumps(doc)
-        row: list[Any] = [doc_id, version, seq_no, source]
-        row.extend([None] * len(index.columns))
-        positions = index.positions
-        for path, value in values.items():
-            row[positions[path]] = value
+        row[0], row[1], row[2], row[3] = doc_id, version, seq_no, source
         self.pending.append((index.upsert_sql, tuple(row)))
-        self.known[(index.name, doc_id)] = (version, seq_no, source)
+        if len(self.pending) >= _FLUSH_ROWS:
+            self._start_flush()
+        if not op.auto_id:
+            self.known[(index.name, doc_id)] = (version, seq_no, source)
         created = state is None
-        return _item(op, index.name, doc_id, 201 if created else 200, _version=version,
-                     result="created" if created else "updated", _shards=SHARDS, _seq_no=seq_no,
-                     _primary_term=PRIMARY_TERM)
+        return {op.action: {"_index": index.name, "_id": doc_id, "_version": version,
+                            "result": "created" if created else "updated", "_shards": SHARDS, "_seq_no": seq_no,
+                            "_primary_term": PRIMARY_TERM, "status": 201 if created else 200}}
 
     async def _delete(self, op: BulkOp, index: Index, doc_id: str) -> dict[str, Any]:
         state = await self._lookup(index, doc_id)
@@ -482,17 +532,16 @@ class _WriteSession:
                 upsert = body["upsert"]
             else:
                 raise ServiceError(f"[{doc_id}]: document missing", status=404, type="document_missing_exception")
-            return await self._write(BulkOp("update", op.index, doc_id), index, doc_id, upsert, None)
+            return await self._write(op, index, doc_id, upsert, None, None)
         current = orjson.loads(await self._source_of(index, doc_id, state))
         merged = _deep_merge(current, partial or {})
         if merged == current and body.get("detect_noop", True):
             return _item(op, index.name, doc_id, 200, _version=state[0], result="noop",
                          _shards={"total": 0, "successful": 0, "failed": 0}, _seq_no=state[1],
                          _primary_term=PRIMARY_TERM)
-        item = await self._write(BulkOp("update", op.index, doc_id), index, doc_id, merged, None)
-        return item
+        return await self._write(op, index, doc_id, merged, None, state)
 
-    async def _flush(self) -> None:
+    def _start_flush(self) -> None:
         pending, self.pending = self.pending, []
         i = 0
         while i < len(pending):
@@ -500,13 +549,23 @@ class _WriteSession:
             j = i
             while j < len(pending) and pending[j][0] == sql:
                 j += 1
-            await self.conn.executemany(sql, [params for _, params in pending[i:j]])
+            rows = [params for _, params in pending[i:j]]
+            self.inflight.append(asyncio.ensure_future(self.conn.executemany(sql, rows)))
             i = j
+
+    async def _flush(self) -> None:
+        self._start_flush()
+        inflight, self.inflight = self.inflight, []
+        await asyncio.gather(*inflight)
 
     async def finish(self) -> None:
         await self._flush()
         for index in self.touched.values():
             await save_index(self.conn, index)
+
+    async def abandon(self) -> None:
+        """Wait for statements already handed over, so the rollback comes after them."""
+        await asyncio.gather(*self.inflight, return_exceptions=True)
 
 
 def _deep_merge(current: dict[str, Any], partial: dict[str, Any]) -> dict[str, Any]:

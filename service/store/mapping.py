@@ -8,14 +8,14 @@ parent value at index time with the sub-field's own conversion, as ES does.
 
 from __future__ import annotations
 
-import ipaddress
 import math
+import socket
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import MapperParsingError, ServiceError
-from .dates import date_parser, looks_like_date
+from .dates import date_parser, detect_date
 
 STRING_TYPES = {"keyword", "constant_keyword", "wildcard", "text", "match_only_text", "version"}
 INTEGER_RANGES = {
@@ -79,6 +79,15 @@ class Field:
     parent: str | None = None  # set on multi-fields: the field whose value they derive from
     target: str | None = None  # set on aliases
     convert: Callable[[Any], Any] = field(default=lambda v: v, repr=False)
+    sort_kind: str = "sort"  # how a multi-value is ordered: "dedup", "sort" or "keep"
+    fast: bool = True  # no null_value / ignore_above / ignore_malformed to consider
+
+    def __post_init__(self) -> None:
+        if self.type in DEDUP_TYPES:
+            self.sort_kind = "dedup"
+        elif self.type in UNSORTED_TYPES:
+            self.sort_kind = "keep"
+        self.fast = not ({"null_value", "ignore_above", "ignore_malformed"} & self.params.keys())
 
 
 class ValueConversionError(ValueError):
@@ -89,7 +98,7 @@ class ValueConversionError(ValueError):
 
 
 def _to_string(value: Any) -> str:
-    if isinstance(value, str):
+    if type(value) is str:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -102,6 +111,8 @@ def _integer(type_: str, coerce: bool) -> Callable[[Any], int]:
     lo, hi = INTEGER_RANGES[type_]
 
     def convert(value: Any) -> int:
+        if type(value) is int and lo <= value <= hi:
+            return value
         if isinstance(value, bool):
             raise ValueConversionError(f"Current token (VALUE_{str(value).upper()}) not numeric, "
                                        f"can not use numeric value accessors")
@@ -129,6 +140,8 @@ def _floating(type_: str, params: dict[str, Any], coerce: bool) -> Callable[[Any
     scale = float(params.get("scaling_factor", 1))
 
     def convert(value: Any) -> float:
+        if type_ == "double" and type(value) is float and math.isfinite(value):
+            return value
         if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (
             isinstance(value, str) and not coerce
         ):
@@ -172,16 +185,24 @@ def _date(params: dict[str, Any], nanos: bool) -> Callable[[Any], int]:
     return convert
 
 
+_V4_MAPPED = bytes(10) + b"\xff\xff"
+
+
 def _ip(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueConversionError(f"'{value}' is not an IP string literal.")
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueConversionError(f"'{value}' is not an IP string literal.") from None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return str(address.ipv4_mapped)
-    return str(address)
+    """Canonical text of an IP (IPv4 dotted, IPv6 compressed; IPv4-mapped IPv6 as IPv4)."""
+    if type(value) is str:
+        try:
+            return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, value))
+        except OSError:
+            try:
+                packed = socket.inet_pton(socket.AF_INET6, value)
+            except OSError:
+                pass
+            else:
+                if packed.startswith(_V4_MAPPED):
+                    return socket.inet_ntop(socket.AF_INET, packed[12:])
+                return socket.inet_ntop(socket.AF_INET6, packed)
+    raise ValueConversionError(f"'{value}' is not an IP string literal.")
 
 
 def _opaque(value: Any) -> Any:
@@ -307,8 +328,9 @@ def dynamic_spec(value: Any) -> dict[str, Any] | None:
     if isinstance(value, float):
         return {"type": "float"}
     if isinstance(value, str):
-        if looks_like_date(value):
-            return {"type": "date"}
+        date_format = detect_date(value)
+        if date_format is not None:
+            return {"type": "date", "format": date_format} if date_format else {"type": "date"}
         return {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
     return None
 

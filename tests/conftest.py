@@ -1,0 +1,102 @@
+"""Shared fixtures: the real app on a real socket, a real SQLite file, the official client."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from elasticsearch import AsyncElasticsearch, Elasticsearch
+
+from service.app import create_app
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFORMANCE = ROOT.parent / "shared" / "conformance"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", port=0, log_format="json", log_level="warning")
+
+
+@pytest.fixture
+async def server(aiohttp_server, settings: Settings) -> TestServer:
+    return await aiohttp_server(create_app(settings))
+
+
+@pytest.fixture
+async def http(aiohttp_client, server: TestServer) -> TestClient:
+    """Raw HTTP against the same server, for what the official client cannot send."""
+    return await aiohttp_client(server)
+
+
+@pytest.fixture
+async def es(server: TestServer) -> AsyncIterator[AsyncElasticsearch]:
+    client = AsyncElasticsearch(str(server.make_url("/")), request_timeout=30)
+    yield client
+    await client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """A real ``python -m service serve`` process, for crash and restart tests."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data_dir.parent / f"server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Elasticsearch:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "service", "serve", "--port", str(self.port), "--data-dir",
+                 str(self.data_dir), "--log-format", "json"],
+                cwd=ROOT, stdout=log, stderr=log,
+            )
+        client = Elasticsearch(self.url, request_timeout=30)
+        deadline = time.monotonic() + 30
+        while not client.ping():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {self.log.read_text()}")
+            time.sleep(0.05)
+        return client
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.terminate()
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path / "data")
+    yield process
+    if process.proc is not None and process.proc.poll() is None:
+        process.kill()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from service.logs import configure_logging
+
+    configure_logging("json", "warning")
