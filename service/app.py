@@ -7,7 +7,7 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from . import keys
-from .api import documents, indices, root
+from .api import documents, esql, indices, root
 from .api.middleware import es_conventions
 from .node import load_node
 from .settings import Settings
@@ -41,6 +41,7 @@ def _routes(app: web.Application) -> None:
     r.add_head("/", root.ping)
     r.add_route("POST", "/_bulk", documents.bulk)
     r.add_route("PUT", "/_bulk", documents.bulk)
+    r.add_post("/_query", esql.query)
     r.add_get("/_mapping", indices.get_mapping, allow_head=False)
     r.add_route("POST", "/_refresh", indices.refresh)
     r.add_get("/_refresh", indices.refresh, allow_head=False)

@@ -1,0 +1,399 @@
+"""ES|QL text -> logical plan. The grammar is ``grammar.lark`` (LALR, positions kept)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+
+from ...errors import ServiceError
+from .. import plan as p
+from ..expr import Binary, Call, Cast, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src, Star
+
+TIME_UNITS = {
+    "millisecond": "ms", "milliseconds": "ms", "ms": "ms",
+    "second": "s", "seconds": "s", "sec": "s", "s": "s",
+    "minute": "m", "minutes": "m", "min": "m",
+    "hour": "h", "hours": "h", "h": "h",
+    "day": "d", "days": "d", "d": "d",
+    "week": "w", "weeks": "w", "w": "w",
+    "month": "mo", "months": "mo", "mo": "mo",
+    "quarter": "q", "quarters": "q", "q": "q",
+    "year": "y", "years": "y", "yr": "y", "y": "y",
+}
+
+
+class ParsingError(ServiceError):
+    status = 400
+    type = "parsing_exception"
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    grammar = (Path(__file__).parent / "grammar.lark").read_text()
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+def integer_literal(text: str) -> Literal:
+    value = int(text)
+    if value <= 2**31 - 1:
+        return Literal(value, "integer")
+    if value <= 2**63 - 1:
+        return Literal(value, "long")
+    if value <= 2**64 - 1:
+        return Literal(value, "unsigned_long")
+    return Literal(float(value), "double")
+
+
+def unquote_string(text: str) -> str:
+    if text.startswith('"""'):
+        return text[3:-3]
+    body, out, i = text[1:-1], [], 0
+    escapes = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body):
+            out.append(escapes.get(body[i + 1], "\\" + body[i + 1]))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _ident(token: str) -> str:
+    return token[1:-1].replace("``", "`") if token.startswith("`") else str(token)
+
+
+class _ToPlan(Transformer):
+    def __init__(self, text: str, params: list[Any] | dict[str, Any]) -> None:
+        super().__init__()
+        self.text = text
+        self.params = params
+        self.next_param = 0
+
+    def _src(self, meta: Any) -> Src:
+        if getattr(meta, "empty", True):
+            return Src()
+        return Src(meta.line, meta.column, self.text[meta.start_pos:meta.end_pos])
+
+    # --- commands ---
+    @v_args(meta=True)
+    def start(self, meta: Any, children: list[Any]) -> p.Plan:
+        return p.Plan(tuple(children), self.text)
+
+    def from_command(self, children: list[Any]) -> p.From:
+        indices = tuple(c for c in children[1:] if isinstance(c, str))
+        metadata = next((c for c in children[1:] if isinstance(c, tuple)), ())
+        return p.From(indices, metadata)
+
+    def metadata(self, children: list[Any]) -> tuple[str, ...]:
+        return tuple(children[1:])
+
+    def index_pattern(self, children: list[Token]) -> str:
+        token = children[0]
+        return unquote_string(token) if token.type == "STRING" else str(token)
+
+    def row_command(self, children: list[Any]) -> p.Row:
+        return p.Row(children[1])
+
+    def show_command(self, children: list[Any]) -> p.ShowInfo:
+        return p.ShowInfo()
+
+    @v_args(meta=True)
+    def where_command(self, meta: Any, children: list[Any]) -> p.Where:
+        return p.Where(children[1], src=self._src(meta))
+
+    def eval_command(self, children: list[Any]) -> p.Eval:
+        return p.Eval(children[1])
+
+    @v_args(meta=True)
+    def stats_command(self, meta: Any, children: list[Any]) -> p.Stats:
+        aggregates: tuple = ()
+        groups: tuple = ()
+        rest = children[1:]
+        if rest and isinstance(rest[0], list):
+            aggregates = tuple(rest[0])
+            rest = rest[1:]
+        if rest and isinstance(rest[0], Token) and rest[0].type == "BY":
+            groups = rest[1]
+        return p.Stats(aggregates, groups, src=self._src(meta))
+
+    def agg_fields(self, children: list[Any]) -> list[Any]:
+        return children
+
+    def agg_field(self, children: list[Any]) -> tuple[str, Expr, Expr | None]:
+        (name, expr), condition = children[0], (children[2] if len(children) > 2 else None)
+        return name, expr, condition
+
+    def sort_command(self, children: list[Any]) -> p.Sort:
+        return p.Sort(tuple(children[1:]))
+
+    def order(self, children: list[Any]) -> p.Order:
+        ascending, nulls_first = True, None
+        for token in children[1:]:
+            if token.type == "ORDERING":
+                ascending = token.lower() == "asc"
+            elif token.type == "NULLS_ORDER":
+                nulls_first = token.lower() == "first"
+        return p.Order(children[0], ascending, nulls_first)
+
+    @v_args(meta=True)
+    def limit_command(self, meta: Any, children: list[Any]) -> p.Limit:
+        return p.Limit(int(children[1]), src=self._src(meta))
+
+    def keep_command(self, children: list[Any]) -> p.Keep:
+        return p.Keep(tuple(children[1:]))
+
+    def drop_command(self, children: list[Any]) -> p.Drop:
+        return p.Drop(tuple(children[1:]))
+
+    def rename_command(self, children: list[Any]) -> p.Rename:
+        return p.Rename(tuple(children[1:]))
+
+    def rename_as(self, children: list[Any]) -> tuple[str, str]:
+        return children[0], children[2]
+
+    def rename_assign(self, children: list[Any]) -> tuple[str, str]:
+        return children[1], children[0]
+
+    @v_args(meta=True)
+    def dissect_command(self, meta: Any, children: list[Any]) -> p.Dissect:
+        separator = ""
+        if len(children) > 3:
+            if children[3] != "append_separator":
+                raise ParsingError(f"line {meta.line}:{meta.column}: Invalid option for dissect: [{children[3]}]")
+            separator = unquote_string(children[4])
+        return p.Dissect(children[1], unquote_string(children[2]), separator, src=self._src(meta))
+
+    @v_args(meta=True)
+    def grok_command(self, meta: Any, children: list[Any]) -> p.Grok:
+        return p.Grok(children[1], tuple(unquote_string(s) for s in children[2:]), src=self._src(meta))
+
+    def mv_expand_command(self, children: list[Any]) -> p.MvExpand:
+        return p.MvExpand(children[1].name)
+
+    def fields(self, children: list[Any]) -> tuple[tuple[str, Expr], ...]:
+        return tuple(children)
+
+    def named_field(self, children: list[Any]) -> tuple[str, Expr]:
+        return children[0].name, children[1]
+
+    def unnamed_field(self, children: list[Any]) -> tuple[str, Expr]:
+        expr = children[0]
+        return expr.src.text, expr
+
+    def name_pattern(self, children: list[Token]) -> str:
+        return _ident(children[0])
+
+    # --- expressions ---
+    @v_args(meta=True)
+    def or_(self, meta: Any, c: list[Any]) -> Expr:
+        return Logical("OR", c[0], c[2], src=self._src(meta))
+
+    @v_args(meta=True)
+    def and_(self, meta: Any, c: list[Any]) -> Expr:
+        return Logical("AND", c[0], c[2], src=self._src(meta))
+
+    @v_args(meta=True)
+    def not_(self, meta: Any, c: list[Any]) -> Expr:
+        return Not(c[1], src=self._src(meta))
+
+    @v_args(meta=True)
+    def in_(self, meta: Any, c: list[Any]) -> Expr:
+        negated = isinstance(c[1], Token) and c[1].type == "NOT"
+        items = [x for x in c[1:] if isinstance(x, Expr)]
+        return In(c[0], tuple(items), negated, src=self._src(meta))
+
+    @v_args(meta=True)
+    def is_null(self, meta: Any, c: list[Any]) -> Expr:
+        negated = any(isinstance(x, Token) and x.type == "NOT" for x in c)
+        return IsNull(c[0], negated, src=self._src(meta))
+
+    def _like(self, meta: Any, c: list[Any], regex: bool) -> Expr:
+        negated = any(isinstance(x, Token) and x.type == "NOT" for x in c)
+        return Like(c[0], c[-1], negated, regex, src=self._src(meta))
+
+    @v_args(meta=True)
+    def like(self, meta: Any, c: list[Any]) -> Expr:
+        return self._like(meta, c, False)
+
+    @v_args(meta=True)
+    def rlike(self, meta: Any, c: list[Any]) -> Expr:
+        return self._like(meta, c, True)
+
+    def like_patterns(self, c: list[Token]) -> tuple[str, ...]:
+        return tuple(unquote_string(s) for s in c)
+
+    @v_args(meta=True)
+    def comparison(self, meta: Any, c: list[Any]) -> Expr:
+        return Binary(str(c[1]), c[0], c[2], src=self._src(meta))
+
+    @v_args(meta=True)
+    def binary(self, meta: Any, c: list[Any]) -> Expr:
+        return Binary(str(c[1]), c[0], c[2], src=self._src(meta))
+
+    @v_args(meta=True)
+    def negate(self, meta: Any, c: list[Any]) -> Expr:
+        value = c[1]
+        if isinstance(value, Literal) and value.type in ("integer", "long", "unsigned_long", "double") and \
+                not value.src.text.startswith("("):
+            if value.type == "double":
+                return Literal(-value.value, "double", src=self._src(meta))
+            return _neg_integer(value.value, self._src(meta))
+        return Neg(value, src=self._src(meta))
+
+    @v_args(meta=True)
+    def cast(self, meta: Any, c: list[Any]) -> Expr:
+        return Cast(c[0], c[1].lower(), src=self._src(meta))
+
+    @v_args(meta=True)
+    def function_call(self, meta: Any, c: list[Any]) -> Expr:
+        args = tuple(Star(src=self._src(meta)) if isinstance(a, Token) and a.type == "STAR" else a for a in c[1:])
+        return Call(c[0].upper(), args, src=self._src(meta))
+
+    @v_args(meta=True)
+    def qualified_name(self, meta: Any, c: list[str]) -> Expr:
+        return Column(".".join(c), src=self._src(meta))
+
+    def identifier(self, c: list[Token]) -> str:
+        return _ident(c[0])
+
+    @v_args(meta=True)
+    def null(self, meta: Any, c: list[Any]) -> Expr:
+        return Literal(None, "null", src=self._src(meta))
+
+    @v_args(meta=True)
+    def true(self, meta: Any, c: list[Any]) -> Expr:
+        return Literal(True, "boolean", src=self._src(meta))
+
+    @v_args(meta=True)
+    def false(self, meta: Any, c: list[Any]) -> Expr:
+        return Literal(False, "boolean", src=self._src(meta))
+
+    @v_args(meta=True)
+    def string(self, meta: Any, c: list[Token]) -> Expr:
+        return Literal(unquote_string(c[0]), "keyword", src=self._src(meta))
+
+    @v_args(meta=True)
+    def integer(self, meta: Any, c: list[Token]) -> Expr:
+        lit = integer_literal(c[0])
+        return Literal(lit.value, lit.type, src=self._src(meta))
+
+    @v_args(meta=True)
+    def decimal(self, meta: Any, c: list[Token]) -> Expr:
+        return Literal(float(c[0]), "double", src=self._src(meta))
+
+    @v_args(meta=True)
+    def time_span(self, meta: Any, c: list[Any]) -> Expr:
+        amount, unit = c
+        canonical = TIME_UNITS.get(unit.lower())
+        if canonical is None or amount.type not in ("integer", "long"):
+            raise ParsingError(f"line {meta.line}:{meta.column}: Unexpected temporal unit: '{unit}'")
+        kind = "date_period" if canonical in ("w", "mo", "q", "y", "d") and canonical != "d" else "time_duration"
+        if canonical == "d":
+            kind = "date_period"
+        return Literal((amount.value, canonical), kind, src=self._src(meta))
+
+    @v_args(meta=True)
+    def param(self, meta: Any, c: list[Token]) -> Expr:
+        name = str(c[0])[1:]
+        src = self._src(meta)
+        if isinstance(self.params, dict):
+            if name not in self.params:
+                raise _verification(src, f"Unknown query parameter [{name}], did you mean any of {sorted(self.params)}?")
+            value = self.params[name]
+        else:
+            if name.isdigit():
+                index = int(name) - 1
+            elif name == "":
+                index = self.next_param
+                self.next_param += 1
+            else:
+                raise _verification(src, f"Unknown query parameter [{name}]")
+            if not 0 <= index < len(self.params):
+                raise _verification(src, f"No parameter is defined for position {index + 1}, did you specify the "
+                                         f"right value?" if self.params else
+                                         f"Not enough actual parameters {len(self.params)}")
+            value = self.params[index]
+        return param_literal(value, src)
+
+    @v_args(meta=True)
+    def empty_list(self, meta: Any, c: list[Any]) -> Expr:
+        return Literal(None, "null", src=self._src(meta))
+
+    @v_args(meta=True)
+    def list_(self, meta: Any, c: list[Literal]) -> Expr:
+        types = {x.type for x in c if x.type != "null"}
+        numeric = {"integer", "long", "double", "unsigned_long"}
+        if types <= numeric and len(types) > 1:
+            kind = "double" if "double" in types else "long"
+            values = [float(x.value) if kind == "double" else x.value for x in c]
+        elif len(types) > 1:
+            raise _verification(self._src(meta), "multi-valued literals must have the same type")
+        else:
+            kind = types.pop() if types else "null"
+            values = [x.value for x in c]
+        return Literal([v for v in values if v is not None] or None, kind, src=self._src(meta))
+
+
+def _neg_integer(value: int, src: Src) -> Literal:
+    value = -value
+    if value >= -(2**31):
+        return Literal(value, "integer", src=src)
+    if value >= -(2**63):
+        return Literal(value, "long", src=src)
+    return Literal(float(value), "double", src=src)
+
+
+def param_literal(value: Any, src: Src) -> Literal:
+    if isinstance(value, dict) and len(value) == 1 and "value" in value:
+        value = value["value"]
+    if value is None:
+        return Literal(None, "null", src=src)
+    if isinstance(value, bool):
+        return Literal(value, "boolean", src=src)
+    if isinstance(value, int):
+        lit = integer_literal(str(value)) if value >= 0 else _neg_integer(-value, src)
+        return Literal(lit.value, lit.type, src=src)
+    if isinstance(value, float):
+        return Literal(value, "double", src=src)
+    if isinstance(value, str):
+        return Literal(value, "keyword", src=src)
+    if isinstance(value, list):
+        items = [param_literal(v, src) for v in value]
+        types = {i.type for i in items}
+        return Literal([i.value for i in items], types.pop() if len(types) == 1 else "keyword", src=src)
+    raise ServiceError(f"Failed to parse params: unsupported parameter value [{value}]", status=400,
+                       type="x_content_parse_exception")
+
+
+def _verification(src: Src, message: str) -> ServiceError:
+    return ServiceError(f"Found 1 problem\nline {src.line}:{src.col}: {message}", status=400,
+                        type="verification_exception")
+
+
+def parse(text: str, params: list[Any] | dict[str, Any] | None = None) -> p.Plan:
+    """Parse an ES|QL query; syntax errors are ES's ``parsing_exception`` with ``line L:C:``."""
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedCharacters as exc:
+        raise ParsingError(f"line {exc.line}:{exc.column}: token recognition error at: "
+                           f"'{text.splitlines()[exc.line - 1][exc.column - 1:exc.column]}'") from None
+    except UnexpectedToken as exc:
+        found = "<EOF>" if exc.token.type == "$END" else str(exc.token)
+        expected = ", ".join(sorted(exc.expected))
+        line = exc.line if exc.line > 0 else text.count("\n") + 1
+        col = exc.column if exc.column > 0 else len(text.splitlines()[-1] if text else "") + 1
+        raise ParsingError(f"line {line}:{col}: mismatched input '{found}' expecting {{{expected}}}") from None
+    except UnexpectedInput as exc:
+        raise ParsingError(f"line {exc.line}:{exc.column}: {exc}") from None
+    try:
+        return _ToPlan(text, params if params is not None else []).transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, ServiceError):
+            raise exc.orig_exc from None
+        raise

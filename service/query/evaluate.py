@@ -1,0 +1,473 @@
+"""Compiling expressions into Python closures over rows, with ES|QL's semantics.
+
+A row is a list of values; a multi-value is a Python list; null is None. Single-value
+operations on a multi-value give null plus Elasticsearch's two warnings; arithmetic
+overflow and division by zero do the same with their Java exception texts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import ServiceError
+from . import types as T
+from .expr import Binary, Call, Cast, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src, Star
+
+Fn = Callable[[list[Any]], Any]
+MV_WARNING = "java.lang.IllegalArgumentException: single-value function encountered multi-value"
+MAX_RECORDED = 20
+
+
+class EvalError(Exception):
+    """A per-row failure: the value becomes null and a warning is recorded."""
+
+    def __init__(self, java_message: str) -> None:
+        super().__init__(java_message)
+        self.java_message = java_message
+
+
+class VerificationError(ServiceError):
+    status = 400
+    type = "verification_exception"
+
+    def __init__(self, problems: list[tuple[Src, str]]) -> None:
+        lines = "\n".join(f"line {src.line}:{src.col}: {msg}" for src, msg in problems)
+        count = len(problems)
+        super().__init__(f"Found {count} problem{'s' if count != 1 else ''}\n{lines}")
+
+
+def verify_fail(src: Src, message: str) -> VerificationError:
+    return VerificationError([(src, message)])
+
+
+@dataclass
+class Warnings:
+    """Warnings of one query, in the order first seen; at most one pair per expression."""
+
+    messages: list[str] = field(default_factory=list)
+    _seen: set[tuple[int, int, str]] = field(default_factory=set)
+
+    def failure(self, src: Src, java_message: str) -> None:
+        key = (src.line, src.col, src.text)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self.messages.append(f"Line {src.line}:{src.col}: evaluation of [{src.text}] failed, treating result as "
+                             f"null. Only first {MAX_RECORDED} failures recorded.")
+        self.messages.append(f"Line {src.line}:{src.col}: {java_message}")
+
+    def add(self, message: str) -> None:
+        if message not in self.messages:
+            self.messages.append(message)
+
+
+@dataclass
+class Scope:
+    names: list[str]
+    types: list[str]
+    warnings: Warnings
+
+    def index(self, name: str) -> int | None:
+        # the last column of a name wins (EVAL may shadow)
+        for i in range(len(self.names) - 1, -1, -1):
+            if self.names[i] == name:
+                return i
+        return None
+
+
+def guarded(fn: Callable[..., Any], src: Src, warnings: Warnings, args: list[Fn]) -> Fn:
+    """A single-value operation: null in -> null out; multi-value or error -> null + warning."""
+    n = len(args)
+    if n == 1:
+        (a,) = args
+
+        def run1(row: list[Any]) -> Any:
+            x = a(row)
+            if x is None:
+                return None
+            if type(x) is list:
+                warnings.failure(src, MV_WARNING)
+                return None
+            try:
+                return fn(x)
+            except EvalError as exc:
+                warnings.failure(src, exc.java_message)
+                return None
+        return run1
+    if n == 2:
+        a, b = args
+
+        def run2(row: list[Any]) -> Any:
+            x = a(row)
+            if x is None:
+                return None
+            y = b(row)
+            if y is None:
+                return None
+            if type(x) is list or type(y) is list:
+                warnings.failure(src, MV_WARNING)
+                return None
+            try:
+                return fn(x, y)
+            except EvalError as exc:
+                warnings.failure(src, exc.java_message)
+                return None
+        return run2
+
+    def run(row: list[Any]) -> Any:
+        values = [f(row) for f in args]
+        if any(v is None for v in values):
+            return None
+        if any(type(v) is list for v in values):
+            warnings.failure(src, MV_WARNING)
+            return None
+        try:
+            return fn(*values)
+        except EvalError as exc:
+            warnings.failure(src, exc.java_message)
+            return None
+    return run
+
+
+# --- arithmetic ---------------------------------------------------------------------
+
+def _checked(kind: str) -> Callable[[int], int]:
+    lo, hi = T.INT_RANGE[kind]
+    message = {"integer": "java.lang.ArithmeticException: integer overflow",
+               "long": "java.lang.ArithmeticException: long overflow",
+               "unsigned_long": "java.lang.ArithmeticException: unsigned_long overflow"}[kind]
+
+    def check(v: int) -> int:
+        if lo <= v <= hi:
+            return v
+        raise EvalError(message)
+    return check
+
+
+def _java_div(a: int, b: int) -> int:
+    if b == 0:
+        raise EvalError("java.lang.ArithmeticException: / by zero")
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def _java_mod(a: int, b: int) -> int:
+    if b == 0:
+        raise EvalError("java.lang.ArithmeticException: / by zero")
+    r = abs(a) % abs(b)
+    return r if a >= 0 else -r
+
+
+def _fdiv(a: float, b: float) -> float:
+    if b == 0:
+        raise EvalError("java.lang.ArithmeticException: / by zero")
+    return a / b
+
+
+def _fmod(a: float, b: float) -> float:
+    if b == 0:
+        raise EvalError("java.lang.ArithmeticException: / by zero")
+    import math
+    return math.fmod(a, b)
+
+
+def _finite(v: float) -> float:
+    if v != v or v in (float("inf"), float("-inf")):
+        raise EvalError("java.lang.ArithmeticException: not a finite double number: " + ("NaN" if v != v else
+                        "Infinity" if v > 0 else "-Infinity"))
+    return v
+
+
+def arithmetic(op: str, kind: str) -> Callable[[Any, Any], Any]:
+    if kind == "double":
+        return {"+": lambda a, b: _finite(a + b), "-": lambda a, b: _finite(a - b),
+                "*": lambda a, b: _finite(a * b), "/": _fdiv, "%": _fmod}[op]
+    check = _checked(kind)
+    return {"+": lambda a, b: check(a + b), "-": lambda a, b: check(a - b), "*": lambda a, b: check(a * b),
+            "/": lambda a, b: check(_java_div(a, b)), "%": _java_mod}[op]
+
+
+# --- comparison keys --------------------------------------------------------------------
+
+def version_key(v: str) -> tuple:
+    main, _, pre = v.partition("-")
+    parts = []
+    for p in main.split("."):
+        parts.append((0, int(p), "") if p.isdigit() else (1, 0, p))
+    return (tuple(parts), 0 if pre else 1, pre)
+
+
+def ip_key(v: str) -> bytes:
+    import ipaddress
+    addr = ipaddress.ip_address(v)
+    return addr.ipv4_mapped.packed if False else (b"\x00" * 10 + b"\xff\xff" + addr.packed
+                                                  if addr.version == 4 else addr.packed)
+
+
+def sort_key(kind: str) -> Callable[[Any], Any] | None:
+    if kind == "version":
+        return version_key
+    if kind == "ip":
+        return ip_key
+    if kind == "text" or kind == "keyword":
+        return lambda s: s.encode("utf-8")  # Lucene compares UTF-8 bytes
+    return None
+
+
+def _compare(op: str, key: Callable[[Any], Any] | None) -> Callable[[Any, Any], bool]:
+    import operator
+    base = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+            ">=": operator.ge}[op]
+    if key is None:
+        return base
+    return lambda a, b: base(key(a), key(b))
+
+
+# --- the compiler -----------------------------------------------------------------------
+
+def compile_expr(expr: Expr, scope: Scope) -> tuple[Fn, str]:
+    """Compile ``expr`` against the columns in ``scope``; return the closure and its type."""
+    from . import functions  # the function library imports this module
+
+    if isinstance(expr, Literal):
+        value = expr.value
+        return (lambda row: value), expr.type
+    if isinstance(expr, Column):
+        i = scope.index(expr.name)
+        if i is None:
+            raise verify_fail(expr.src, f"Unknown column [{expr.name}]")
+        return (lambda row: row[i]), scope.types[i]
+    if isinstance(expr, Binary):
+        return _binary(expr, scope)
+    if isinstance(expr, Neg):
+        fn, kind = compile_expr(expr.value, scope)
+        if kind in ("time_duration", "date_period"):
+            return (lambda row: _neg_span(fn(row))), kind
+        if not T.is_numeric(kind) and kind != "null":
+            raise verify_fail(expr.src, f"argument of [{expr.src.text}] must be [numeric, date_period or "
+                                        f"time_duration], found value [{expr.value.src.text}] type [{kind}]")
+        neg = (lambda v: _finite(-v)) if kind == "double" else (lambda v: _checked(kind)(-v)) \
+            if kind != "null" else (lambda v: None)
+        return guarded(neg, expr.src, scope.warnings, [fn]), kind
+    if isinstance(expr, Not):
+        fn, kind = _boolean_operand(expr.value, scope, expr)
+        return guarded(lambda v: not v, expr.src, scope.warnings, [fn]), "boolean"
+    if isinstance(expr, Logical):
+        return _logical(expr, scope)
+    if isinstance(expr, IsNull):
+        fn, _ = compile_expr(expr.value, scope)
+        if expr.negated:
+            return (lambda row: fn(row) is not None), "boolean"
+        return (lambda row: fn(row) is None), "boolean"
+    if isinstance(expr, In):
+        return _in(expr, scope)
+    if isinstance(expr, Like):
+        return _like(expr, scope)
+    if isinstance(expr, Cast):
+        target = T.CAST_NAMES.get(expr.type)
+        if target is None:
+            raise verify_fail(expr.src, f"Unsupported conversion to type [{expr.type.upper()}]")
+        return functions.compile_call(Call(functions.CAST_FUNCTIONS[target], (expr.value,), src=expr.src), scope)
+    if isinstance(expr, Call):
+        return functions.compile_call(expr, scope)
+    if isinstance(expr, Star):
+        raise verify_fail(expr.src, "Using wildcards [*] in this context is not allowed")
+    raise verify_fail(expr.src, f"unsupported expression [{expr.src.text}]")
+
+
+def _neg_span(v: Any) -> Any:
+    return None if v is None else (-v[0], v[1])
+
+
+def _boolean_operand(expr: Expr, scope: Scope, parent: Expr) -> tuple[Fn, str]:
+    fn, kind = compile_expr(expr, scope)
+    if kind not in ("boolean", "null"):
+        raise verify_fail(parent.src, f"argument of [{parent.src.text}] must be [boolean], found value "
+                                      f"[{expr.src.text}] type [{kind}]")
+    return fn, kind
+
+
+def _logical(expr: Logical, scope: Scope) -> tuple[Fn, str]:
+    left, _ = _boolean_operand(expr.left, scope, expr)
+    right, _ = _boolean_operand(expr.right, scope, expr)
+    warnings, src = scope.warnings, expr.src
+
+    def single(v: Any) -> Any:
+        if type(v) is list:
+            warnings.failure(src, MV_WARNING)
+            return None
+        return v
+
+    if expr.op == "AND":
+        def and_(row: list[Any]) -> Any:
+            a = single(left(row))
+            if a is False:
+                return False
+            b = single(right(row))
+            if b is False:
+                return False
+            return None if a is None or b is None else True
+        return and_, "boolean"
+
+    def or_(row: list[Any]) -> Any:
+        a = single(left(row))
+        if a is True:
+            return True
+        b = single(right(row))
+        if b is True:
+            return True
+        return None if a is None or b is None else False
+    return or_, "boolean"
+
+
+def coerce_literal(expr: Expr, target: str, scope: Scope) -> tuple[Fn, str] | None:
+    """A string literal compared with a date/ip/version column is cast implicitly."""
+    from . import functions
+
+    if isinstance(expr, Literal) and expr.type == "keyword" and target in ("date", "ip", "version", "date_nanos",
+                                                                           "boolean"):
+        return functions.compile_call(Call(functions.CAST_FUNCTIONS[target], (expr,), src=expr.src), scope)
+    return None
+
+
+def _binary(expr: Binary, scope: Scope) -> tuple[Fn, str]:
+    left, lt = compile_expr(expr.left, scope)
+    right, rt = compile_expr(expr.right, scope)
+    op = expr.op
+    if op in ("==", "!=", "<", "<=", ">", ">="):
+        coerced = coerce_literal(expr.right, lt, scope)
+        if coerced:
+            right, rt = coerced
+        coerced = coerce_literal(expr.left, rt, scope)
+        if coerced:
+            left, lt = coerced
+        if not T.comparable(lt, rt):
+            raise verify_fail(expr.src, f"first argument of [{expr.src.text}] is [{_kind_word(lt)}] so second "
+                                        f"argument must also be [{_kind_word(lt)}] but was [{rt}]")
+        if T.is_numeric(lt) and T.is_numeric(rt) and lt != rt:
+            return guarded(_compare(op, None), expr.src, scope.warnings, [left, right]), "boolean"
+        return guarded(_compare(op, sort_key(lt if lt != "null" else rt)), expr.src, scope.warnings,
+                       [left, right]), "boolean"
+    if lt in ("date", "date_nanos") and rt in ("time_duration", "date_period") and op in "+-":
+        from .functions import add_span
+        sign = 1 if op == "+" else -1
+        return guarded(lambda d, s: add_span(d, s, sign, lt), expr.src, scope.warnings, [left, right]), lt
+    if rt in ("date", "date_nanos") and lt in ("time_duration", "date_period") and op == "+":
+        from .functions import add_span
+        return guarded(lambda s, d: add_span(d, s, 1, rt), expr.src, scope.warnings, [left, right]), rt
+    for side, kind in ((expr.left, lt), (expr.right, rt)):
+        if not T.is_numeric(kind) and kind != "null":
+            raise verify_fail(expr.src, f"{'first' if side is expr.left else 'second'} argument of "
+                                        f"[{expr.src.text}] must be [numeric], found value [{side.src.text}] "
+                                        f"type [{kind}]")
+    kind = T.widen(lt, rt)
+    if kind == "null":
+        return (lambda row: None), "null"
+    if "unsigned_long" in (lt, rt) and kind != "double" and {lt, rt} - {"unsigned_long", "null"}:
+        raise verify_fail(expr.src, f"first argument of [{expr.src.text}] is [{lt}] and second is [{rt}]. "
+                                    f"[unsigned_long] can only be operated on together with another [unsigned_long]")
+    fn = arithmetic(op, kind)
+    if kind == "double":
+        inner = fn
+        fn = lambda a, b: inner(float(a), float(b))  # noqa: E731
+    return guarded(fn, expr.src, scope.warnings, [left, right]), kind
+
+
+def _kind_word(kind: str) -> str:
+    return "numeric" if T.is_numeric(kind) else "keyword" if T.is_string(kind) else kind
+
+
+def _in(expr: In, scope: Scope) -> tuple[Fn, str]:
+    value, vt = compile_expr(expr.value, scope)
+    items = []
+    for item in expr.items:
+        coerced = coerce_literal(item, vt, scope)
+        fn, it = coerced if coerced else compile_expr(item, scope)
+        if not T.comparable(vt, it):
+            raise verify_fail(expr.src, f"{_ordinal(len(items) + 2)} argument of [{expr.src.text}] must be "
+                                        f"[{vt}], found value [{item.src.text}] type [{it}]")
+        items.append(fn)
+    key = sort_key(vt) if vt in ("ip", "version") else None
+    warnings, src, negated = scope.warnings, expr.src, expr.negated
+
+    def run(row: list[Any]) -> Any:
+        v = value(row)
+        if v is None:
+            return None
+        if type(v) is list:
+            warnings.failure(src, MV_WARNING)
+            return None
+        saw_null = False
+        kv = key(v) if key else v
+        for f in items:
+            x = f(row)
+            if x is None:
+                saw_null = True
+                continue
+            if type(x) is list:
+                warnings.failure(src, MV_WARNING)
+                saw_null = True
+                continue
+            if (key(x) if key else x) == kv:
+                return not negated
+        return None if saw_null else negated
+    return run, "boolean"
+
+
+def _ordinal(n: int) -> str:
+    return {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}.get(n, f"{n}th")
+
+
+def like_regex(pattern: str) -> re.Pattern[str]:
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if c == "*" else "." if c == "?" else re.escape(c))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+def lucene_regex(pattern: str) -> re.Pattern[str]:
+    """Lucene regexps are anchored and have no shorthand classes; most syntax carries over."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        if c in "^$":
+            out.append(re.escape(c))
+        elif c == "@":
+            out.append(".*")
+        elif c == "#":
+            out.append("(?!)")
+        elif c == "&":
+            out.append("&")
+        else:
+            out.append(c)
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+def _like(expr: Like, scope: Scope) -> tuple[Fn, str]:
+    value, vt = compile_expr(expr.value, scope)
+    if not T.is_string(vt) and vt != "null":
+        raise verify_fail(expr.src, f"argument of [{expr.src.text}] must be [string], found value "
+                                    f"[{expr.value.src.text}] type [{vt}]")
+    try:
+        regexes = [lucene_regex(p) if expr.regex else like_regex(p) for p in expr.patterns]
+    except re.error as exc:
+        raise ServiceError(f"Invalid regex pattern: {exc}", status=400, type="illegal_argument_exception") from None
+    negated = expr.negated
+
+    def match(v: str) -> bool:
+        hit = any(r.fullmatch(v) for r in regexes)
+        return hit != negated
+    return guarded(match, expr.src, scope.warnings, [value]), "boolean"

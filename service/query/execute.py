@@ -1,0 +1,494 @@
+"""Running a logical plan: rows come from SQLite, the pipeline runs over them in Python.
+
+``STATS COUNT(*) BY <fields>`` straight after ``FROM`` is pushed down into SQLite's
+GROUP BY when no grouping field holds a multi-value.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from ..errors import IndexNotFound, ServiceError
+from ..node import ES_VERSION
+from ..store.catalog import Catalog, Index
+from ..store.sql import quote
+from . import aggregates
+from . import plan as p
+from . import types as T
+from .evaluate import EvalError, Scope, VerificationError, Warnings, compile_expr, sort_key, verify_fail
+from .expr import Call, Column, Expr, Literal, Star
+from .functions import AGGREGATES, ALIASES
+
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10000
+METADATA = {"_id": "keyword", "_index": "keyword", "_version": "long"}
+
+
+@dataclass
+class Result:
+    names: list[str]
+    types: list[str]
+    rows: list[list[Any]]
+    warnings: Warnings
+    documents_found: int = 0
+    values_loaded: int = 0
+
+
+@dataclass
+class Relation:
+    names: list[str]
+    types: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+
+    def scope(self, warnings: Warnings) -> Scope:
+        return Scope(self.names, self.types, warnings)
+
+
+# --- the source -------------------------------------------------------------------------
+
+def resolve_indices(catalog: Catalog, step: p.From) -> list[Index]:
+    missing = [n for n in step.indices if "*" not in n and not n.startswith("-") and n not in catalog.indices]
+    if missing and len(missing) == len([n for n in step.indices if not n.startswith("-")]):
+        raise VerificationError([(step.src if step.src.line else _src_at(1, 6),
+                                  f"Unknown index [{','.join(step.indices)}]")])
+    if missing:
+        raise IndexNotFound(missing[0])
+    indices = catalog.resolve(",".join(step.indices))
+    if not indices:
+        raise VerificationError([(_src_at(1, 6), f"Unknown index [{','.join(step.indices)}]")])
+    return indices
+
+
+def _src_at(line: int, col: int) -> Any:
+    from .expr import Src
+    return Src(line, col, "")
+
+
+def source_columns(indices: list[Index]) -> tuple[list[str], list[str]]:
+    """Every mapped leaf field of the indices, sorted by name; conflicting types are ``unsupported``."""
+    kinds: dict[str, str] = {}
+    for index in indices:
+        for path, f in index.fields.items():
+            if f.target is not None or f.column is None:
+                continue
+            kind = T.FIELD_TYPES.get(f.type, "unsupported")
+            previous = kinds.get(path)
+            kinds[path] = kind if previous in (None, kind) else "unsupported"
+    names = sorted(kinds)
+    return names, [kinds[n] for n in names]
+
+
+def _decoder(kind: str) -> Any:
+    def decode(v: Any) -> Any:
+        if type(v) is bytes:
+            values = orjson.loads(v)
+            return [bool(x) for x in values] if kind == "boolean" else values
+        if kind == "boolean" and v is not None:
+            return bool(v)
+        if kind == "double" and type(v) is int:
+            return float(v)
+        return v
+    return decode
+
+
+async def scan(conn: aiosqlite.Connection, indices: list[Index], names: list[str], types: list[str],
+               metadata: tuple[str, ...]) -> tuple[list[list[Any]], int]:
+    rows: list[list[Any]] = []
+    decoders = [_decoder(k) for k in types]
+    for index in indices:
+        exprs = [quote(index.columns[n]) if n in index.columns and types[i] != "unsupported" else "NULL"
+                 for i, n in enumerate(names)]
+        meta = [{"_id": "_id", "_version": "_version", "_index": "?"}[m] for m in metadata]
+        sql = f"SELECT {', '.join(exprs + meta) or 'NULL'} FROM {quote(index.table)} ORDER BY rowid"
+        params = [index.name] if "_index" in metadata else []
+        async with conn.execute(sql, params) as cur:
+            width = len(names)
+            for raw in await cur.fetchall():
+                rows.append([decoders[i](raw[i]) for i in range(width)] + list(raw[width:]))
+    return rows, len(rows)
+
+
+# --- processing steps ------------------------------------------------------------------
+
+def _aggregate_calls(expr: Expr, found: list[Call]) -> Expr:
+    """Replace every aggregate call inside ``expr`` by a column ``$aggN``, collecting the calls."""
+    from dataclasses import fields as dc_fields, replace
+
+    if isinstance(expr, Call) and ALIASES.get(expr.name, expr.name) in AGGREGATES:
+        found.append(expr)
+        return Column(f"$agg{len(found) - 1}", src=expr.src)
+    changes = {}
+    for f in dc_fields(expr):
+        value = getattr(expr, f.name)
+        if isinstance(value, Expr):
+            changes[f.name] = _aggregate_calls(value, found)
+        elif isinstance(value, tuple) and value and all(isinstance(v, Expr) for v in value):
+            changes[f.name] = tuple(_aggregate_calls(v, found) for v in value)
+    return replace(expr, **changes) if changes else expr
+
+
+def _as_list(v: Any) -> list[Any]:
+    return [] if v is None else v if type(v) is list else [v]
+
+
+def run_stats(step: p.Stats, rel: Relation, warnings: Warnings) -> Relation:
+    scope = rel.scope(warnings)
+    group_fns, group_types = [], []
+    for name, expr in step.groups:
+        fn, kind = compile_expr(expr, scope)
+        group_fns.append(fn)
+        group_types.append(kind)
+    calls: list[Call] = []
+    outer = [(name, _aggregate_calls(expr, calls), cond) for name, expr, cond in step.aggregates]
+    for name, expr, cond in outer:
+        if not any(isinstance(e, Column) and e.name.startswith("$agg") for e in _walk(expr)) and \
+                not _only_groups(expr, step):
+            raise verify_fail(expr.src, f"expected an aggregate function but found [{expr.src.text}]")
+    # one aggregator per (call, filter)
+    specs = []
+    for name, expr, cond in outer:
+        cond_fn = compile_expr(cond, scope)[0] if cond is not None else None
+        for col in _walk(expr):
+            if isinstance(col, Column) and col.name.startswith("$agg"):
+                specs.append((int(col.name[4:]), cond_fn))
+    agg_impls = []
+    for call_index, cond_fn in specs:
+        call = calls[call_index]
+        name = ALIASES.get(call.name, call.name)
+        args = call.args
+        if name == "COUNT" and (not args or isinstance(args[0], Star)):
+            agg_impls.append((None, len, "long", cond_fn, True))
+            continue
+        if not args:
+            raise verify_fail(call.src, f"error building [{name.lower()}]: expects at least one argument")
+        fn, kind = compile_expr(args[0], scope)
+        if not aggregates.accepts(name, kind):
+            raise verify_fail(call.src, f"argument of [{call.src.text}] must be [numeric except unsigned_long or "
+                                        f"counter types], found value [{args[0].src.text}] type [{kind}]")
+        extra = [a.value for a in args[1:] if isinstance(a, Literal)]
+        impl, out = aggregates.resolve(name, kind, extra)
+        agg_impls.append((fn, impl, out, cond_fn, False))
+    # group rows
+    groups: dict[tuple, list[list[Any]]] = {}
+    for row in rel.rows:
+        keys = [_as_list(f(row)) or [None] for f in group_fns]
+        for combo in itertools.product(*keys) if keys else [()]:
+            groups.setdefault(tuple(combo), []).append(row)
+    if not step.groups and not groups:
+        groups[()] = []
+    agg_names = [f"$agg{i}" for i in range(len(calls))]
+    agg_types = ["null"] * len(calls)
+    out_rows = []
+    group_names = [name for name, _ in step.groups]
+    for key, rows in groups.items():
+        agg_values: list[Any] = [None] * len(calls)
+        for slot, ((call_index, _), (fn, impl, out, cond_fn, is_count_star)) in enumerate(zip(specs, agg_impls)):
+            selected = rows if cond_fn is None else [r for r in rows if cond_fn(r) is True]
+            if is_count_star:
+                value = len(selected)
+            else:
+                collected = []
+                for r in selected:
+                    collected.extend(_as_list(fn(r)))
+                try:
+                    value = impl(collected)
+                except EvalError as exc:
+                    warnings.failure(calls[call_index].src, exc.java_message)
+                    value = None
+            agg_values[call_index] = value
+            agg_types[call_index] = out
+        out_rows.append((list(key), agg_values))
+    inner = Scope(group_names + agg_names, group_types + agg_types, warnings)
+    compiled = [compile_expr(expr, inner) for _, expr, _ in outer]
+    names = [name for name, _, _ in step.aggregates]
+    result_rows = []
+    for key, agg_values in out_rows:
+        row = key + agg_values
+        result_rows.append([fn(row) for fn, _ in compiled] + key)
+    return _dedupe_names(Relation(names + group_names, [k for _, k in compiled] + group_types, result_rows))
+
+
+def _only_groups(expr: Expr, step: p.Stats) -> bool:
+    group_names = {name for name, _ in step.groups}
+    cols = [e for e in _walk(expr) if isinstance(e, Column)]
+    return bool(cols) and all(c.name in group_names for c in cols)
+
+
+def _walk(expr: Expr) -> list[Expr]:
+    from dataclasses import fields as dc_fields
+    out = [expr]
+    for f in dc_fields(expr):
+        value = getattr(expr, f.name)
+        if isinstance(value, Expr):
+            out.extend(_walk(value))
+        elif isinstance(value, tuple):
+            for v in value:
+                if isinstance(v, Expr):
+                    out.extend(_walk(v))
+    return out
+
+
+def _dedupe_names(rel: Relation) -> Relation:
+    """When a name appears twice, the last one wins (ES's shadowing)."""
+    last = {name: i for i, name in enumerate(rel.names)}
+    keep = [i for i, name in enumerate(rel.names) if last[name] == i]
+    if len(keep) == len(rel.names):
+        return rel
+    return Relation([rel.names[i] for i in keep], [rel.types[i] for i in keep],
+                    [[r[i] for i in keep] for r in rel.rows])
+
+
+def run_eval(fields: tuple[tuple[str, Expr], ...], rel: Relation, warnings: Warnings) -> Relation:
+    for name, expr in fields:
+        fn, kind = compile_expr(expr, rel.scope(warnings))
+        keep = [i for i, n in enumerate(rel.names) if n != name]
+        rows = [[r[i] for i in keep] + [fn(r)] for r in rel.rows]
+        rel = Relation([rel.names[i] for i in keep] + [name], [rel.types[i] for i in keep] + [kind], rows)
+    return rel
+
+
+def _sort_value(v: Any, ascending: bool, key: Any) -> Any:
+    if type(v) is list:
+        v = min(v, key=key) if ascending else max(v, key=key) if key else (min(v) if ascending else max(v))
+    return key(v) if key else v
+
+
+def run_sort(step: p.Sort, rel: Relation, warnings: Warnings) -> Relation:
+    rows = list(rel.rows)
+    for order in reversed(step.orders):
+        fn, kind = compile_expr(order.expr, rel.scope(warnings))
+        key = sort_key(kind)
+        nulls_first = order.nulls_first if order.nulls_first is not None else not order.ascending
+        reverse = not order.ascending
+        null_flag = (-1 if nulls_first else 1) * (-1 if reverse else 1)
+
+        def k(row: list[Any], fn: Any = fn, key: Any = key, asc: bool = order.ascending, nf: int = null_flag) -> Any:
+            v = fn(row)
+            return (nf, 0) if v is None else (0, _sort_value(v, asc, key))
+        rows.sort(key=k, reverse=reverse)
+    return Relation(rel.names, rel.types, rows)
+
+
+def _match(patterns: tuple[str, ...], names: list[str], src_name: str) -> list[list[str]]:
+    out = []
+    for pattern in patterns:
+        if "*" in pattern:
+            regex = re.compile(fnmatch.translate(pattern))
+            out.append([n for n in names if regex.match(n)])
+        else:
+            out.append([pattern] if pattern in names else [])
+    return out
+
+
+def run_keep(step: p.Keep, rel: Relation) -> Relation:
+    order: list[str] = []
+    exact = {pat for pat in step.patterns if "*" not in pat}
+    for pattern, matched in zip(step.patterns, _match(step.patterns, rel.names, "keep")):
+        if not matched and "*" not in pattern:
+            raise verify_fail(_src_at(1, 1), f"Unknown column [{pattern}]")
+        for name in matched:
+            if name in order:
+                if "*" in pattern and name in exact:
+                    continue
+                order.remove(name)
+            order.append(name)
+    idx = [rel.names.index(n) for n in order]
+    return Relation(order, [rel.types[i] for i in idx], [[r[i] for i in idx] for r in rel.rows])
+
+
+def run_drop(step: p.Drop, rel: Relation) -> Relation:
+    dropped: set[str] = set()
+    for pattern, matched in zip(step.patterns, _match(step.patterns, rel.names, "drop")):
+        if not matched and "*" not in pattern:
+            raise verify_fail(_src_at(1, 1), f"Unknown column [{pattern}]")
+        dropped.update(matched)
+    idx = [i for i, n in enumerate(rel.names) if n not in dropped]
+    return Relation([rel.names[i] for i in idx], [rel.types[i] for i in idx], [[r[i] for i in idx] for r in rel.rows])
+
+
+def run_rename(step: p.Rename, rel: Relation) -> Relation:
+    names, types, rows = list(rel.names), list(rel.types), rel.rows
+    for old, new in step.pairs:
+        if old not in names:
+            raise verify_fail(_src_at(1, 1), f"Unknown column [{old}]")
+        i = names.index(old)
+        if new in names and new != old:
+            j = names.index(new)
+            del names[j], types[j]
+            rows = [r[:j] + r[j + 1:] for r in rows]
+            i = names.index(old)
+        names[i] = new
+    return Relation(names, types, rows)
+
+
+def run_mv_expand(step: p.MvExpand, rel: Relation) -> Relation:
+    if step.column not in rel.names:
+        raise verify_fail(_src_at(1, 1), f"Unknown column [{step.column}]")
+    i = rel.names.index(step.column)
+    rows = []
+    for r in rel.rows:
+        v = r[i]
+        if type(v) is list:
+            rows.extend(r[:i] + [x] + r[i + 1:] for x in v)
+        else:
+            rows.append(r)
+    return Relation(rel.names, rel.types, rows)
+
+
+_DISSECT_KEY = re.compile(r"%\{([^}]*)\}")
+
+
+def run_dissect(step: p.Dissect, rel: Relation, warnings: Warnings) -> Relation:
+    fn, kind = compile_expr(step.input, rel.scope(warnings))
+    if not T.is_string(kind) and kind != "null":
+        raise verify_fail(step.input.src, f"Dissect only supports KEYWORD or TEXT values, found expression "
+                                          f"[{step.input.src.text}] type [{kind}]")
+    parts = _DISSECT_KEY.split(step.pattern)
+    regex, keys = ["^"], []
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            regex.append(re.escape(part))
+            continue
+        name, pad = part, False
+        if name.endswith("->"):
+            name, pad = name[:-2], True
+        greedy = i == len(parts) - 2 and parts[-1] == ""
+        regex.append("(.*)" if greedy else "(.*?)")
+        if pad:
+            next_literal = parts[i + 1][:1] if i + 1 < len(parts) else ""
+            if next_literal:
+                regex.append(f"(?:{re.escape(next_literal)})*?")
+        keys.append(name)
+    compiled = re.compile("".join(regex) + "$", re.DOTALL)
+    out_names: list[str] = []
+    for name in keys:
+        base = name.lstrip("+?&").split("/")[0]
+        if name and not name.startswith("?") and base not in out_names:
+            out_names.append(base)
+
+    def dissect(value: Any) -> list[Any]:
+        if not isinstance(value, str):
+            return [None] * len(out_names)
+        m = compiled.match(value)
+        if not m:
+            return [None] * len(out_names)
+        result: dict[str, str] = {}
+        for key, captured in zip(keys, m.groups()):
+            if not key or key.startswith("?"):
+                continue
+            base = key.lstrip("+").split("/")[0]
+            if key.startswith("+") and base in result:
+                result[base] = result[base] + step.append_separator + captured
+            else:
+                result[base] = captured
+        return [result.get(n) for n in out_names]
+
+    keep = [i for i, n in enumerate(rel.names) if n not in out_names]
+    rows = [[r[i] for i in keep] + dissect(fn(r)) for r in rel.rows]
+    return Relation([rel.names[i] for i in keep] + out_names, [rel.types[i] for i in keep] + ["keyword"] * len(out_names),
+                    rows)
+
+
+# --- the whole plan ---------------------------------------------------------------------
+
+async def run_plan(plan: p.Plan, catalog: Catalog, conn_factory: Any, warnings: Warnings | None = None) -> Result:
+    """Run ``plan``; ``conn_factory`` is an async context manager giving a read connection."""
+    warnings = warnings or Warnings()
+    steps = list(plan.steps)
+    source = steps.pop(0)
+    documents_found = 0
+    if isinstance(source, p.Row):
+        rel = run_eval(source.fields, Relation([], [], [[]]), warnings)
+    elif isinstance(source, p.ShowInfo):
+        rel = Relation(["version", "date", "hash"], ["keyword"] * 3, [[ES_VERSION, "2025-10-21T10:06:21.288Z",
+                                                                         "esquire"]])
+    elif isinstance(source, p.From):
+        indices = resolve_indices(catalog, source)
+        names, types = source_columns(indices)
+        for m in source.metadata:
+            if m not in METADATA:
+                raise verify_fail(_src_at(1, 1), f"unsupported metadata field [{m}]")
+        pushed = await _try_pushdown(steps, indices, names, types, conn_factory, source)
+        if pushed is not None:
+            rel, documents_found = pushed
+            steps.pop(0)
+        else:
+            async with conn_factory() as conn:
+                rows, documents_found = await scan(conn, indices, names, types, source.metadata)
+            rel = Relation(names + list(source.metadata), types + [METADATA[m] for m in source.metadata], rows)
+    else:  # pragma: no cover - the grammar only makes these
+        raise ServiceError("unknown source command", status=400)
+    limit: int | None = None
+    for step in steps:
+        if isinstance(step, p.Where):
+            fn, kind = compile_expr(step.condition, rel.scope(warnings))
+            if kind not in ("boolean", "null"):
+                raise verify_fail(step.condition.src, f"Condition expression needs to be boolean, found [{kind}]")
+            rel = Relation(rel.names, rel.types, [r for r in rel.rows if fn(r) is True])
+        elif isinstance(step, p.Eval):
+            rel = run_eval(step.fields, rel, warnings)
+        elif isinstance(step, p.Stats):
+            rel = run_stats(step, rel, warnings)
+        elif isinstance(step, p.Sort):
+            rel = run_sort(step, rel, warnings)
+        elif isinstance(step, p.Limit):
+            limit = step.count if limit is None else min(limit, step.count)
+            rel = Relation(rel.names, rel.types, rel.rows[:step.count])
+        elif isinstance(step, p.Keep):
+            rel = run_keep(step, rel)
+        elif isinstance(step, p.Drop):
+            rel = run_drop(step, rel)
+        elif isinstance(step, p.Rename):
+            rel = run_rename(step, rel)
+        elif isinstance(step, p.MvExpand):
+            rel = run_mv_expand(step, rel)
+        elif isinstance(step, p.Dissect):
+            rel = run_dissect(step, rel, warnings)
+        else:
+            raise ServiceError(f"[{type(step).__name__.upper()}] is not supported yet", status=400,
+                               type="verification_exception")
+    cap = MAX_LIMIT if limit is not None else DEFAULT_LIMIT
+    rows = rel.rows[:cap]
+    loaded = sum(1 for r in rows for v in r if v is not None)
+    return Result(rel.names, rel.types, rows, warnings, documents_found, loaded)
+
+
+async def _try_pushdown(steps: list[p.Step], indices: list[Index], names: list[str], types: list[str],
+                        conn_factory: Any, source: p.From) -> tuple[Relation, int] | None:
+    """``FROM x | STATS c = COUNT(*) BY f1, f2`` as one SQL GROUP BY per index."""
+    if not steps or not isinstance(steps[0], p.Stats) or len(indices) != 1 or source.metadata:
+        return None
+    step = steps[0]
+    if not step.groups or any(not isinstance(e, Column) or e.name not in names for _, e in step.groups):
+        return None
+    if any(cond is not None or not (isinstance(e, Call) and e.name == "COUNT" and len(e.args) == 1 and
+                                    isinstance(e.args[0], Star)) for _, e, cond in step.aggregates):
+        return None
+    index = indices[0]
+    columns = [index.columns.get(e.name) for _, e in step.groups]  # type: ignore[union-attr]
+    if any(c is None for c in columns):
+        return None
+    quoted = [quote(c) for c in columns]  # type: ignore[arg-type]
+    table = quote(index.table)
+    async with conn_factory() as conn:
+        blob_check = " OR ".join(f"typeof({c}) = 'blob'" for c in quoted)
+        async with conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {blob_check})") as cur:
+            if (await cur.fetchone())[0]:  # type: ignore[index]
+                return None
+        async with conn.execute(f"SELECT {', '.join(quoted)}, count(*) FROM {table} GROUP BY {', '.join(quoted)}") as cur:
+            grouped = await cur.fetchall()
+    group_types = [types[names.index(e.name)] for _, e in step.groups]  # type: ignore[union-attr]
+    decoders = [_decoder(k) for k in group_types]
+    n = len(step.aggregates)
+    rows = [[r[-1]] * n + [decoders[i](r[i]) for i in range(len(quoted))] for r in grouped]
+    total = sum(r[-1] for r in grouped)
+    rel = Relation([name for name, _, _ in step.aggregates] + [name for name, _ in step.groups],
+                   ["long"] * n + group_types, rows)
+    return _dedupe_names(rel), total

@@ -1,0 +1,853 @@
+"""The ES|QL scalar function library: name -> (argument check, implementation)."""
+
+from __future__ import annotations
+
+import math
+import re
+import socket
+from typing import Any, Callable
+
+from ..store.dates import DAY_MS, civil_from_days, date_parser, days_from_civil, format_millis
+from . import types as T
+from .evaluate import (
+    MV_WARNING, EvalError, Fn, Scope, _checked, compile_expr, guarded, ip_key, sort_key, verify_fail,
+)
+from .expr import Call, Expr, Literal
+
+AGGREGATES = {"COUNT", "COUNT_DISTINCT", "SUM", "AVG", "MIN", "MAX", "MEDIAN", "PERCENTILE", "STD_DEV", "VARIANCE",
+              "VALUES", "TOP", "MEDIAN_ABSOLUTE_DEVIATION", "WEIGHTED_AVG"}
+CAST_FUNCTIONS = {"integer": "TO_INTEGER", "long": "TO_LONG", "double": "TO_DOUBLE", "unsigned_long": "TO_UNSIGNED_LONG",
+                  "keyword": "TO_STRING", "boolean": "TO_BOOLEAN", "date": "TO_DATETIME", "ip": "TO_IP",
+                  "version": "TO_VERSION", "date_nanos": "TO_DATE_NANOS"}
+ALIASES = {"TO_INT": "TO_INTEGER", "TO_DBL": "TO_DOUBLE", "TO_STR": "TO_STRING", "TO_BOOL": "TO_BOOLEAN",
+           "TO_DT": "TO_DATETIME", "TO_VER": "TO_VERSION", "TO_UL": "TO_UNSIGNED_LONG", "TO_ULONG": "TO_UNSIGNED_LONG",
+           "TO_TEXT": "TO_STRING"}
+
+
+def _nf(kind: str, text: Any) -> EvalError:
+    return EvalError(f'{kind}: For input string: \\"{text}\\"')
+
+
+# --- conversions (element-wise over multi-values) ------------------------------------
+
+def _to_long_value(v: Any, kind: str, target: str) -> int:
+    lo, hi = T.INT_RANGE[target]
+    if kind == "boolean":
+        return int(v)
+    if kind in T.STRINGS:
+        try:
+            out = int(v)
+        except ValueError:
+            try:
+                f = float(v)
+            except ValueError:
+                raise _nf("org.elasticsearch.xpack.esql.core.InvalidArgumentException", v) from None
+            if not math.isfinite(f):
+                raise _nf("org.elasticsearch.xpack.esql.core.InvalidArgumentException", v)
+            out = int(f)
+    elif kind == "double":
+        if not math.isfinite(v) or not lo <= v <= hi:
+            raise EvalError(f"org.elasticsearch.xpack.esql.core.InvalidArgumentException: [{_java_double(v)}] out of "
+                            f"[{target}] range")
+        out = int(v)
+    else:
+        out = int(v)
+    if not lo <= out <= hi:
+        raise EvalError(f"org.elasticsearch.xpack.esql.core.InvalidArgumentException: [{v}] out of [{target}] range")
+    return out
+
+
+def _to_double_value(v: Any, kind: str) -> float:
+    if kind in T.STRINGS:
+        try:
+            return float(v)
+        except ValueError:
+            raise _nf("java.lang.NumberFormatException", v) from None
+    return float(v)
+
+
+def _to_bool_value(v: Any, kind: str) -> bool:
+    if kind in T.STRINGS:
+        return v.lower() == "true"
+    return bool(v)
+
+
+def _java_double(v: float) -> str:
+    if v != v:
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    if v == int(v) and abs(v) < 1e7:
+        return f"{v:.1f}"
+    r = repr(v)
+    if "e" in r:
+        mant, exp = r.split("e")
+        if "." not in mant:
+            mant += ".0"
+        return f"{mant}E{int(exp)}"
+    if abs(v) >= 1e7:
+        exp = int(math.floor(math.log10(abs(v))))
+        mant = repr(v / 10 ** exp)
+        return f"{mant}E{exp}"
+    if abs(v) < 1e-3:
+        exp = int(math.floor(math.log10(abs(v))))
+        return f"{repr(v / 10 ** exp)}E{exp}"
+    return r
+
+
+def to_string_value(v: Any, kind: str) -> str:
+    if kind == "boolean":
+        return "true" if v else "false"
+    if kind == "date":
+        return format_millis(v)
+    if kind == "double":
+        return _java_double(v)
+    return str(v)
+
+
+def _to_date_value(v: Any, kind: str) -> int:
+    if kind in T.STRINGS:
+        try:
+            return date_parser("strict_date_optional_time")(v) // 1_000_000
+        except ValueError:
+            raise EvalError(f'java.lang.IllegalArgumentException: failed to parse date field [{v}] with format '
+                            f'[strict_date_optional_time]') from None
+    if kind == "double":
+        return int(v)
+    return int(v)
+
+
+def _to_ip_value(v: Any, kind: str) -> str:
+    from ..store.mapping import ValueConversionError, _ip
+    try:
+        return _ip(v)
+    except ValueConversionError:
+        raise EvalError(f"java.lang.IllegalArgumentException: '{v}' is not an IP string literal.") from None
+
+
+def _to_version_value(v: Any, kind: str) -> str:
+    return str(v)
+
+
+CONVERTERS: dict[str, tuple[str, Callable[[Any, str], Any], tuple[str, ...]]] = {
+    "TO_INTEGER": ("integer", lambda v, k: _to_long_value(v, k, "integer"),
+                   ("integer", "long", "unsigned_long", "double", "keyword", "text", "boolean", "date")),
+    "TO_LONG": ("long", lambda v, k: _to_long_value(v, k, "long"),
+                ("integer", "long", "unsigned_long", "double", "keyword", "text", "boolean", "date", "date_nanos")),
+    "TO_UNSIGNED_LONG": ("unsigned_long", lambda v, k: _to_long_value(v, k, "unsigned_long"),
+                         ("integer", "long", "unsigned_long", "double", "keyword", "text", "boolean", "date")),
+    "TO_DOUBLE": ("double", _to_double_value,
+                  ("integer", "long", "unsigned_long", "double", "keyword", "text", "boolean", "date")),
+    "TO_BOOLEAN": ("boolean", _to_bool_value, ("integer", "long", "unsigned_long", "double", "keyword", "text",
+                                               "boolean")),
+    "TO_STRING": ("keyword", to_string_value, ("integer", "long", "unsigned_long", "double", "keyword", "text",
+                                               "boolean", "date", "ip", "version", "date_nanos")),
+    "TO_DATETIME": ("date", _to_date_value, ("integer", "long", "unsigned_long", "double", "keyword", "text", "date",
+                                             "date_nanos")),
+    "TO_IP": ("ip", _to_ip_value, ("keyword", "text", "ip")),
+    "TO_VERSION": ("version", _to_version_value, ("keyword", "text", "version")),
+}
+
+
+def _converter(name: str, expr: Call, scope: Scope) -> tuple[Fn, str]:
+    target, convert, accepted = CONVERTERS[name]
+    if len(expr.args) != 1:
+        raise verify_fail(expr.src, f"error building [{name.lower()}]: expects exactly one argument")
+    fn, kind = compile_expr(expr.args[0], scope)
+    if kind == "null":
+        return (lambda row: None), target
+    if kind not in accepted:
+        raise verify_fail(expr.src, f"argument of [{expr.src.text}] must be [{' or '.join(accepted)}], found value "
+                                    f"[{expr.args[0].src.text}] type [{kind}]")
+    if kind == target and target != "keyword":
+        return fn, target
+    warnings, src = scope.warnings, expr.src
+
+    def one(v: Any) -> Any:
+        try:
+            return convert(v, kind)
+        except EvalError as exc:
+            warnings.failure(src, exc.java_message)
+            return None
+
+    def run(row: list[Any]) -> Any:
+        v = fn(row)
+        if v is None:
+            return None
+        if type(v) is list:
+            out = [c for c in (one(x) for x in v) if c is not None]
+            return out if len(out) > 1 else (out[0] if out else None)
+        return one(v)
+    return run, target
+
+
+# --- time spans and dates ---------------------------------------------------------------
+
+SPAN_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS, "w": 7 * DAY_MS}
+
+
+def _add_months(ms: int, months: int) -> int:
+    days, rem = divmod(ms, DAY_MS)
+    y, m, d = civil_from_days(days)
+    total = y * 12 + (m - 1) + months
+    ny, nm = divmod(total, 12)
+    nm += 1
+    import calendar
+    last = calendar.monthrange(ny, nm)[1] if 1 <= ny <= 9999 else 28
+    return days_from_civil(ny, nm, min(d, last)) * DAY_MS + rem
+
+
+def add_span(date: int, span: tuple[int, str], sign: int, kind: str) -> int:
+    amount, unit = span
+    amount *= sign
+    scale = 1_000_000 if kind == "date_nanos" else 1
+    if unit in SPAN_MS:
+        return date + amount * SPAN_MS[unit] * scale
+    months = amount * {"mo": 1, "q": 3, "y": 12}[unit]
+    if scale == 1:
+        return _add_months(date, months)
+    ms, sub = divmod(date, scale)
+    return _add_months(ms, months) * scale + sub
+
+
+def date_trunc(ms: int, span: tuple[int, str]) -> int:
+    amount, unit = span
+    if unit in SPAN_MS and unit != "w":
+        step = amount * SPAN_MS[unit]
+        return ms - ms % step
+    days, _ = divmod(ms, DAY_MS)
+    y, m, d = civil_from_days(days)
+    if unit == "w":
+        monday = days - (days + 3) % 7  # 1970-01-01 was a Thursday
+        if amount == 1:
+            return monday * DAY_MS
+        return (monday - monday % (7 * amount)) * DAY_MS
+    months = {"mo": 1, "q": 3, "y": 12}[unit] * amount
+    total = y * 12 + m - 1
+    total -= total % months
+    ny, nm = divmod(total, 12)
+    return days_from_civil(ny, nm + 1, 1) * DAY_MS
+
+
+CHRONO_FIELDS = {
+    "year": lambda y, m, d, ms, days: y,
+    "month_of_year": lambda y, m, d, ms, days: m,
+    "day_of_month": lambda y, m, d, ms, days: d,
+    "day_of_week": lambda y, m, d, ms, days: (days + 3) % 7 + 1,
+    "day_of_year": lambda y, m, d, ms, days: days - days_from_civil(y, 1, 1) + 1,
+    "hour_of_day": lambda y, m, d, ms, days: (ms % DAY_MS) // 3_600_000,
+    "minute_of_hour": lambda y, m, d, ms, days: (ms % 3_600_000) // 60_000,
+    "second_of_minute": lambda y, m, d, ms, days: (ms % 60_000) // 1000,
+    "milli_of_second": lambda y, m, d, ms, days: ms % 1000,
+    "epoch_day": lambda y, m, d, ms, days: days,
+    "minute_of_day": lambda y, m, d, ms, days: (ms % DAY_MS) // 60_000,
+    "second_of_day": lambda y, m, d, ms, days: (ms % DAY_MS) // 1000,
+    "aligned_week_of_year": lambda y, m, d, ms, days: (days - days_from_civil(y, 1, 1)) // 7 + 1,
+    "aligned_day_of_week_in_month": lambda y, m, d, ms, days: (d - 1) % 7 + 1,
+    "aligned_week_of_month": lambda y, m, d, ms, days: (d - 1) // 7 + 1,
+    "quarter_of_year": lambda y, m, d, ms, days: (m - 1) // 3 + 1,
+}
+
+
+def date_extract(part: str, ms: int) -> int:
+    f = CHRONO_FIELDS.get(part.lower())
+    if f is None:
+        raise EvalError(f"java.lang.IllegalArgumentException: No enum constant java.time.temporal.ChronoField."
+                        f"{part.upper()}")
+    days = ms // DAY_MS
+    y, m, d = civil_from_days(days)
+    return f(y, m, d, ms, days)
+
+
+_JAVA_FORMAT = re.compile(r"'[^']*'|y+|M+|d+|H+|h+|m+|s+|S+|a|E+|[^A-Za-z']+|[A-Za-z]")
+_MONTH_NAMES = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+                "November", "December"]
+_DAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+def date_format(ms: int, pattern: str) -> str:
+    days, rem = divmod(ms, DAY_MS)
+    y, mo, d = civil_from_days(days)
+    h, mi, s, milli = rem // 3_600_000, rem // 60_000 % 60, rem // 1000 % 60, rem % 1000
+    out = []
+    for tok in _JAVA_FORMAT.findall(pattern):
+        c, n = tok[0], len(tok)
+        if c == "'":
+            out.append(tok[1:-1] or "'")
+        elif c == "y":
+            out.append(f"{y % 100:02d}" if n == 2 else f"{y:0{n}d}")
+        elif c == "M":
+            out.append(_MONTH_NAMES[mo - 1] if n >= 4 else _MONTH_NAMES[mo - 1][:3] if n == 3 else f"{mo:0{n}d}")
+        elif c == "d":
+            out.append(f"{d:0{n}d}")
+        elif c == "H":
+            out.append(f"{h:0{n}d}")
+        elif c == "h":
+            out.append(f"{(h % 12) or 12:0{n}d}")
+        elif c == "m":
+            out.append(f"{mi:0{n}d}")
+        elif c == "s":
+            out.append(f"{s:0{n}d}")
+        elif c == "S":
+            out.append(f"{milli:03d}"[:n].ljust(n, "0"))
+        elif c == "a":
+            out.append("AM" if h < 12 else "PM")
+        elif c == "E":
+            name = _DAY_NAMES[(days + 3) % 7]
+            out.append(name if n >= 4 else name[:3])
+        elif c == "Z":
+            out.append("Z")
+        else:
+            out.append(tok)
+    return "".join(out)
+
+
+# --- the registry -------------------------------------------------------------------------
+
+Resolver = Callable[[Call, list[str], list[Fn], Scope], tuple[Fn, str]]
+REGISTRY: dict[str, Resolver] = {}
+
+
+def register(*names: str) -> Callable[[Resolver], Resolver]:
+    def add(resolver: Resolver) -> Resolver:
+        for name in names:
+            REGISTRY[name] = resolver
+        return resolver
+    return add
+
+
+def _arity(expr: Call, lo: int, hi: int | None = None) -> None:
+    n = len(expr.args)
+    hi = lo if hi is None else hi
+    if not lo <= n <= hi:
+        raise verify_fail(expr.src, f"error building [{expr.name.lower()}]: expects "
+                                    f"{'exactly ' + str(lo) if lo == hi else 'between ' + str(lo) + ' and ' + str(hi)}"
+                                    f" argument{'s' if hi != 1 else ''}")
+
+
+def _require(expr: Call, i: int, kind: str, allowed: tuple[str, ...], what: str) -> None:
+    if kind != "null" and kind not in allowed:
+        ordinal = ["first", "second", "third", "fourth"][i] if len(expr.args) > 1 else ""
+        prefix = f"{ordinal} argument" if ordinal else "argument"
+        raise verify_fail(expr.src, f"{prefix} of [{expr.src.text}] must be [{what}], found value "
+                                    f"[{expr.args[i].src.text}] type [{kind}]")
+
+
+def _single(fn: Callable[..., Any], out: str) -> Resolver:
+    def resolve(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+        if "null" in kinds:
+            return (lambda row: None), out if out != "same" else "null"
+        return guarded(fn, expr.src, scope.warnings, args), kinds[0] if out == "same" else out
+    return resolve
+
+
+NUMERIC = T.NUMERIC
+
+
+def _math1(name: str, fn: Callable[[float], float], out: str = "double") -> None:
+    def resolve(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+        _arity(expr, 1)
+        _require(expr, 0, kinds[0], NUMERIC, "numeric")
+
+        def safe(v: Any) -> Any:
+            try:
+                r = fn(float(v))
+            except (ValueError, OverflowError):
+                raise EvalError(f"java.lang.ArithmeticException: {name.title()} of negative number"
+                                if name in ("SQRT", "LOG10") else "java.lang.ArithmeticException: invalid") from None
+            if r != r or math.isinf(r):
+                raise EvalError("java.lang.ArithmeticException: invalid")
+            return r
+        return _single(safe, out)(expr, kinds, args, scope)
+    REGISTRY[name] = resolve
+
+
+for _name, _fn in {"SQRT": math.sqrt, "EXP": math.exp, "SIN": math.sin, "COS": math.cos, "TAN": math.tan,
+                   "ASIN": math.asin, "ACOS": math.acos, "ATAN": math.atan, "SINH": math.sinh, "COSH": math.cosh,
+                   "TANH": math.tanh, "CBRT": lambda x: math.copysign(abs(x) ** (1 / 3), x)}.items():
+    _math1(_name, _fn)
+
+
+def _log10(x: float) -> float:
+    if x <= 0:
+        raise ValueError
+    return math.log10(x)
+
+
+_math1("LOG10", _log10)
+
+
+@register("PI", "E", "TAU")
+def _constants(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    value = {"PI": math.pi, "E": math.e, "TAU": math.tau}[expr.name]
+    return (lambda row: value), "double"
+
+
+@register("ABS")
+def _abs(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    _arity(expr, 1)
+    _require(expr, 0, kinds[0], NUMERIC, "numeric")
+    if kinds[0] == "double":
+        return _single(abs, "same")(expr, kinds, args, scope)
+    check = _checked(kinds[0]) if kinds[0] != "null" else (lambda v: v)
+    return _single(lambda v: check(abs(v)), "same")(expr, kinds, args, scope)
+
+
+@register("CEIL", "FLOOR")
+def _ceil_floor(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    _arity(expr, 1)
+    _require(expr, 0, kinds[0], NUMERIC, "numeric")
+    if kinds[0] != "double":
+        return args[0], kinds[0]
+    fn = math.ceil if expr.name == "CEIL" else math.floor
+    return _single(lambda v: float(fn(v)), "double")(expr, kinds, args, scope)
+
+
+@register("SIGNUM")
+def _signum(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    _arity(expr, 1)
+    _require(expr, 0, kinds[0], NUMERIC, "numeric")
+    return _single(lambda v: float((v > 0) - (v < 0)), "double")(expr, kinds, args, scope)
+
+
+def _round_half_up(v: float, digits: int) -> float:
+    from decimal import ROUND_HALF_UP, Decimal
+    q = Decimal(1).scaleb(-digits)
+    return float(Decimal(repr(v)).quantize(q, rounding=ROUND_HALF_UP)) if digits >= 0 else \
+        float(Decimal(repr(v)).scaleb(digits).quantize(Decimal(1), rounding=ROUND_HALF_UP).scaleb(-digits))
+
+
+@register("ROUND")
+def _round(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    _arity(expr, 1, 2)
+    _require(expr, 0, kinds[0], NUMERIC, "numeric")
+    if len(args) == 2:
+        _require(expr, 1, kinds[1], ("integer", "long"), "integer")
+    kind = kinds[0]
+    if kind == "double":
+        fn = (lambda v, d=0: _round_half_up(v, d)) if len(args) == 1 else (lambda v, d: _round_half_up(v, d))
+    else:
+        def fn(v: int, d: int = 0) -> int:
+            if d >= 0:
+                return v
+            q = 10 ** -d
+            r = (abs(v) + q // 2) // q * q
+            return r if v >= 0 else -r
+    return _single(fn, "same")(expr, kinds, args, scope)
+
+
+@register("POW")
+def _pow(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    _arity(expr, 2)
+    for i in range(2):
+        _require(expr, i, kinds[i], NUMERIC, "numeric")
+
+    def fn(b: Any, e: Any) -> float:
+        try:
+            r = math.pow(float(b), float(e))
+        except (ValueError, OverflowError):
+            raise EvalError("java.lang.ArithmeticException: invalid result when computing pow") from None
+        if r != r or math.isinf(r):
+            raise EvalError("java.lang.ArithmeticException: invalid result when computing pow")
+        return r
+    return _single(fn, "double")(expr, kinds, args, scope)
+
+
+@register("LOG")
+def _log(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    _arity(expr, 1, 2)
+
+    def fn(*vs: Any) -> float:
+        try:
+            r = math.log(float(vs[-1])) / (math.log(float(vs[0])) if len(vs) == 2 else 1.0)
+        except (ValueError, ZeroDivisionError):
+            raise EvalError("java.lang.ArithmeticException: Log of non-positive number") from None
+        return r
+    return _single(fn, "double")(expr, kinds, args, scope)
+
+
+@register("ATAN2", "HYPOT")
+def _two_doubles(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    _arity(expr, 2)
+    fn = math.atan2 if expr.name == "ATAN2" else math.hypot
+    return _single(lambda a, b: fn(float(a), float(b)), "double")(expr, kinds, args, scope)
+
+
+# strings
+
+STRING = ("keyword", "text")
+
+
+def _string_fn(name: str, arity: tuple[int, int], fn: Callable[..., Any], out: str,
+               arg_types: tuple[tuple[str, ...], ...] = ()) -> None:
+    def resolve(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+        _arity(expr, *arity)
+        for i, kind in enumerate(kinds):
+            allowed = arg_types[i] if i < len(arg_types) else STRING
+            _require(expr, i, kind, allowed, "string" if allowed == STRING else "integer")
+        return _single(fn, out)(expr, kinds, args, scope)
+    REGISTRY[name] = resolve
+
+
+_INTS = ("integer", "long")
+_string_fn("LENGTH", (1, 1), lambda s: len(s), "integer")
+_string_fn("BYTE_LENGTH", (1, 1), lambda s: len(s.encode()), "integer")
+_string_fn("BIT_LENGTH", (1, 1), lambda s: 8 * len(s.encode()), "integer")
+_string_fn("TO_UPPER", (1, 1), str.upper, "keyword")
+_string_fn("TO_LOWER", (1, 1), str.lower, "keyword")
+_string_fn("TRIM", (1, 1), lambda s: s.strip(" \t\n\r\x0b\x0c"), "keyword")
+_string_fn("LTRIM", (1, 1), lambda s: s.lstrip(" \t\n\r\x0b\x0c"), "keyword")
+_string_fn("RTRIM", (1, 1), lambda s: s.rstrip(" \t\n\r\x0b\x0c"), "keyword")
+_string_fn("REVERSE", (1, 1), lambda s: s[::-1], "keyword")
+_string_fn("STARTS_WITH", (2, 2), lambda s, p: s.startswith(p), "boolean")
+_string_fn("ENDS_WITH", (2, 2), lambda s, p: s.endswith(p), "boolean")
+_string_fn("CONTAINS", (2, 2), lambda s, p: p in s, "boolean")
+_string_fn("LEFT", (2, 2), lambda s, n: s[:max(n, 0)], "keyword", (STRING, _INTS))
+_string_fn("RIGHT", (2, 2), lambda s, n: s[len(s) - n:] if 0 < n <= len(s) else (s if n > 0 else ""), "keyword",
+           (STRING, _INTS))
+_string_fn("REPEAT", (2, 2), lambda s, n: s * n if n >= 0 else _neg_repeat(n), "keyword", (STRING, _INTS))
+_string_fn("SPACE", (1, 1), lambda n: " " * n, "keyword", (_INTS,))
+
+
+def _neg_repeat(n: int) -> str:
+    raise EvalError(f"java.lang.IllegalArgumentException: Number parameter cannot be negative, found [{n}]")
+
+
+def _substring(s: str, start: int, length: int | None = None) -> str:
+    n = len(s)
+    if start < 0:
+        start = max(n + start, 0)
+    else:
+        start = max(start - 1, 0)
+    end = n if length is None else min(start + max(length, 0), n)
+    return s[start:end]
+
+
+_string_fn("SUBSTRING", (2, 3), _substring, "keyword", (STRING, _INTS, _INTS))
+
+
+def _locate(s: str, sub: str, start: int | None = None) -> int:
+    begin = 0 if start is None or start <= 0 else start - 1
+    return s.find(sub, begin) + 1
+
+
+_string_fn("LOCATE", (2, 3), _locate, "integer", (STRING, STRING, _INTS))
+
+
+def _replace(s: str, pattern: str, repl: str) -> str:
+    try:
+        java_repl = re.sub(r"\$(\d)", r"\\\1", repl)
+        return re.sub(pattern, java_repl, s)
+    except re.error as exc:
+        raise EvalError(f"java.util.regex.PatternSyntaxException: {exc}") from None
+
+
+_string_fn("REPLACE", (3, 3), _replace, "keyword")
+
+
+@register("CONCAT")
+def _concat(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    if len(args) < 2:
+        _arity(expr, 2, 100)
+    for i, kind in enumerate(kinds):
+        _require(expr, i, kind, STRING, "string")
+    return guarded(lambda *vs: "".join(vs), expr.src, scope.warnings, args), "keyword"
+
+
+@register("SPLIT")
+def _split(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    _arity(expr, 2)
+
+    def fn(s: str, delim: str) -> Any:
+        parts = s.split(delim) if delim else list(s)
+        return parts if len(parts) > 1 else parts[0]
+    return _single(fn, "keyword")(expr, kinds, args, scope)
+
+
+# conditionals
+
+def _common_type(expr: Call, kinds: list[str]) -> str:
+    known = [k for k in kinds if k != "null"]
+    if not known:
+        return "null"
+    if all(T.is_numeric(k) for k in known):
+        out = known[0]
+        for k in known[1:]:
+            out = T.widen(out, k)
+        return out
+    if all(T.is_string(k) for k in known):
+        return "keyword" if len(set(known)) > 1 else known[0]
+    if len(set(known)) > 1:
+        raise verify_fail(expr.src, f"second argument of [{expr.src.text}] must be [{known[0]}], found value "
+                                    f"[{expr.args[kinds.index(known[1])].src.text}] type [{known[1]}]")
+    return known[0]
+
+
+def _widen_value(v: Any, kind: str) -> Any:
+    if kind == "double" and v is not None and not isinstance(v, float):
+        return [float(x) for x in v] if isinstance(v, list) else float(v)
+    return v
+
+
+@register("COALESCE")
+def _coalesce(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    kind = _common_type(expr, kinds)
+
+    def run(row: list[Any]) -> Any:
+        for f in args:
+            v = f(row)
+            if v is not None:
+                return _widen_value(v, kind)
+        return None
+    return run, kind
+
+
+@register("CASE")
+def _case(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    if len(args) < 2:
+        raise verify_fail(expr.src, f"error building [case]: expects at least two arguments")
+    conditions = [(args[i], expr.args[i]) for i in range(0, len(args) - 1, 2)]
+    for i in range(0, len(args) - 1, 2):
+        if kinds[i] not in ("boolean", "null"):
+            raise verify_fail(expr.src, f"{['first', 'second', 'third'][min(i, 2)] if i < 3 else str(i + 1) + 'th'} "
+                                        f"argument of [{expr.src.text}] must be [boolean], found value "
+                                        f"[{expr.args[i].src.text}] type [{kinds[i]}]")
+    values = [args[i] for i in range(1, len(args), 2)]
+    value_kinds = [kinds[i] for i in range(1, len(args), 2)]
+    default = args[-1] if len(args) % 2 == 1 else None
+    if default is not None:
+        value_kinds.append(kinds[-1])
+    kind = _common_type(expr, value_kinds)
+    warnings = scope.warnings
+
+    def run(row: list[Any]) -> Any:
+        for (cond, cexpr), value in zip(conditions, values):
+            c = cond(row)
+            if type(c) is list:
+                warnings.failure(cexpr.src, MV_WARNING)
+                continue
+            if c is True:
+                return _widen_value(value(row), kind)
+        return _widen_value(default(row), kind) if default is not None else None
+    return run, kind
+
+
+@register("GREATEST", "LEAST")
+def _greatest(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    kind = _common_type(expr, kinds)
+    pick = max if expr.name == "GREATEST" else min
+    key = sort_key(kind)
+
+    def run(row: list[Any]) -> Any:
+        values = []
+        for f in args:
+            v = f(row)
+            if v is None:
+                return None
+            values.extend(v if type(v) is list else [v])
+        return _widen_value(pick(values, key=key) if key else pick(values), kind)
+    return run, kind
+
+
+# multi-value functions (take the whole list)
+
+def _mv(name: str, fn: Callable[[list[Any], str], Any], out: str | None = None) -> None:
+    def resolve(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+        kind = kinds[0]
+        arg = args[0]
+        extra = args[1:]
+        out_kind = out or kind
+        if out == "double_or_same":
+            out_kind = "double" if kind == "double" else kind
+        warnings, src = scope.warnings, expr.src
+
+        def run(row: list[Any]) -> Any:
+            v = arg(row)
+            if v is None:
+                return None
+            values = v if type(v) is list else [v]
+            try:
+                return fn(values, kind, *[e(row) for e in extra])
+            except EvalError as exc:
+                warnings.failure(src, exc.java_message)
+                return None
+        return run, out_kind
+    REGISTRY[name] = resolve
+
+
+def _keyed(kind: str) -> Callable[[Any], Any] | None:
+    return sort_key(kind)
+
+
+def _mv_sum(values: list[Any], kind: str) -> Any:
+    if kind == "double":
+        return float(sum(values))
+    return _checked(kind)(sum(values))
+
+
+def _median(values: list[Any], kind: str) -> Any:
+    s = sorted(values)
+    n = len(s)
+    if kind == "double":
+        return float(s[n // 2]) if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) // 2
+
+
+def _mv_slice(values: list[Any], kind: str, start: int, end: int | None = None) -> Any:
+    n = len(values)
+    end = start if end is None else end
+    if start < 0:
+        start += n
+    if end < 0:
+        end += n
+    out = values[max(start, 0):end + 1]
+    return None if not out else out[0] if len(out) == 1 else out
+
+
+def _one(values: list[Any]) -> Any:
+    return None if not values else values[0] if len(values) == 1 else values
+
+
+_mv("MV_COUNT", lambda v, k: len(v), "integer")
+_mv("MV_FIRST", lambda v, k: v[0])
+_mv("MV_LAST", lambda v, k: v[-1])
+_mv("MV_MIN", lambda v, k: min(v, key=_keyed(k)) if _keyed(k) else min(v))
+_mv("MV_MAX", lambda v, k: max(v, key=_keyed(k)) if _keyed(k) else max(v))
+_mv("MV_SUM", _mv_sum)
+_mv("MV_AVG", lambda v, k: float(sum(v)) / len(v), "double")
+_mv("MV_MEDIAN", _median)
+_mv("MV_DEDUPE", lambda v, k: _one(list(dict.fromkeys(v))))
+_mv("MV_SORT", lambda v, k, order="ASC": _one(sorted(v, key=_keyed(k), reverse=str(order).upper() == "DESC")))
+_mv("MV_CONCAT", lambda v, k, delim: delim.join(v), "keyword")
+_mv("MV_SLICE", _mv_slice)
+
+
+@register("MV_APPEND")
+def _mv_append(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    a, b = args
+
+    def run(row: list[Any]) -> Any:
+        x, y = a(row), b(row)
+        if x is None or y is None:
+            return x if y is None else y
+        return (x if type(x) is list else [x]) + (y if type(y) is list else [y])
+    return run, _common_type(expr, kinds)
+
+
+# dates
+
+DATES = ("date", "date_nanos")
+
+
+@register("NOW")
+def _now(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    import time
+    value = int(time.time() * 1000)
+    return (lambda row: value), "date"
+
+
+@register("DATE_TRUNC")
+def _date_trunc(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    _arity(expr, 2)
+    _require(expr, 1, kinds[1], DATES, "date_nanos or datetime")
+    return _single(lambda span, d: date_trunc(d, span), kinds[1])(expr, kinds, args, scope)
+
+
+@register("DATE_EXTRACT")
+def _date_extract(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    _arity(expr, 2)
+    return _single(lambda part, d: date_extract(part, d), "long")(expr, kinds, args, scope)
+
+
+@register("DATE_FORMAT")
+def _date_format(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    _arity(expr, 1, 2)
+    if len(args) == 1:
+        return _single(format_millis, "keyword")(expr, kinds, args, scope)
+    return _single(lambda p, d: date_format(d, p), "keyword")(expr, kinds, args, scope)
+
+
+@register("DATE_PARSE")
+def _date_parse(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    _arity(expr, 1, 2)
+
+    def fn(*vs: Any) -> int:
+        fmt = vs[0] if len(vs) == 2 else "strict_date_optional_time"
+        try:
+            return date_parser(fmt)(vs[-1]) // 1_000_000
+        except ValueError:
+            raise EvalError(f'java.lang.IllegalArgumentException: failed to parse date field [{vs[-1]}] with format '
+                            f'[{fmt}]') from None
+    return _single(fn, "date")(expr, kinds, args, scope)
+
+
+DIFF_UNITS = {"year": "y", "years": "y", "yy": "y", "yyyy": "y", "quarter": "q", "quarters": "q", "qq": "q", "q": "q",
+              "month": "mo", "months": "mo", "mm": "mo", "m": "mo", "week": "w", "weeks": "w", "wk": "w", "ww": "w",
+              "day": "d", "days": "d", "dd": "d", "d": "d", "hour": "h", "hours": "h", "hh": "h",
+              "minute": "mi", "minutes": "mi", "mi": "mi", "n": "mi", "second": "s", "seconds": "s", "ss": "s",
+              "s": "s", "millisecond": "ms", "milliseconds": "ms", "ms": "ms"}
+
+
+def _date_diff_value(unit: str, a: int, b: int) -> int:
+    u = DIFF_UNITS.get(unit.lower())
+    if u is None:
+        raise EvalError(f"java.lang.IllegalArgumentException: A value of [YEAR, QUARTER, MONTH, DAYOFYEAR, DAY, WEEK, "
+                        f"WEEKDAY, HOUR, MINUTE, SECOND, MILLISECOND, MICROSECOND, NANOSECOND] or their aliases is "
+                        f"required; received [{unit}]")
+    fixed = {"w": 7 * DAY_MS, "d": DAY_MS, "h": 3_600_000, "mi": 60_000, "s": 1000, "ms": 1}
+    if u in fixed:
+        diff = b - a
+        q = abs(diff) // fixed[u]
+        r = q if diff >= 0 else -q
+    else:
+        ya, ma, da = civil_from_days(a // DAY_MS)
+        yb, mb, db = civil_from_days(b // DAY_MS)
+        months = (yb - ya) * 12 + (mb - ma)
+        if months > 0 and (db, b % DAY_MS) < (da, a % DAY_MS):
+            months -= 1
+        elif months < 0 and (db, b % DAY_MS) > (da, a % DAY_MS):
+            months += 1
+        r = months // {"mo": 1, "q": 3, "y": 12}[u] if months >= 0 else -((-months) // {"mo": 1, "q": 3, "y": 12}[u])
+    if not -(2**31) <= r < 2**31:
+        raise EvalError("org.elasticsearch.xpack.esql.core.InvalidArgumentException: [" + str(r) + "] out of [integer] range")
+    return r
+
+
+@register("DATE_DIFF")
+def _date_diff(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    _arity(expr, 3)
+    return _single(_date_diff_value, "integer")(expr, kinds, args, scope)
+
+
+@register("CIDR_MATCH")
+def _cidr_match(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    import ipaddress
+    ip_arg, blocks = args[0], args[1:]
+
+    def run(row: list[Any]) -> Any:
+        v = ip_arg(row)
+        if v is None:
+            return None
+        if type(v) is list:
+            scope.warnings.failure(expr.src, MV_WARNING)
+            return None
+        addr = ipaddress.ip_address(v)
+        for b in blocks:
+            for block in (lambda x: x if type(x) is list else [x])(b(row)):
+                if block is not None and addr in ipaddress.ip_network(block, strict=False):
+                    return True
+        return False
+    return run, "boolean"
+
+
+def compile_call(expr: Call, scope: Scope) -> tuple[Fn, str]:
+    name = ALIASES.get(expr.name, expr.name)
+    if name in AGGREGATES:
+        raise verify_fail(expr.src, f"aggregate function [{expr.src.text}] not allowed outside STATS command")
+    if name in CONVERTERS:
+        return _converter(name, expr, scope)
+    resolver = REGISTRY.get(name)
+    if resolver is None:
+        raise verify_fail(expr.src, f"Unknown function [{expr.name.lower()}]")
+    compiled = [compile_expr(a, scope) for a in expr.args]
+    return resolver(expr, [k for _, k in compiled], [f for f, _ in compiled], scope)
