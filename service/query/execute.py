@@ -10,7 +10,7 @@ import fnmatch
 import itertools
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import aiosqlite
 import orjson
@@ -43,9 +43,12 @@ class Result:
 
 @dataclass
 class Relation:
+    """Columns and a stream of rows: steps that need every row (SORT, STATS) materialise it,
+    the others are lazy, so ``... | MV_EXPAND a | LIMIT 10`` never builds what it drops."""
+
     names: list[str]
     types: list[str]
-    rows: list[list[Any]] = field(default_factory=list)
+    rows: Iterable[list[Any]] = field(default_factory=list)
 
     def scope(self, warnings: Warnings) -> Scope:
         return Scope(self.names, self.types, warnings)
@@ -241,17 +244,24 @@ def _dedupe_names(rel: Relation) -> Relation:
     keep = [i for i, name in enumerate(rel.names) if last[name] == i]
     if len(keep) == len(rel.names):
         return rel
-    return Relation([rel.names[i] for i in keep], [rel.types[i] for i in keep],
-                    [[r[i] for i in keep] for r in rel.rows])
+    return Relation([rel.names[i] for i in keep], [rel.types[i] for i in keep], map(_picker(keep), rel.rows))
 
 
 def run_eval(fields: tuple[tuple[str, Expr], ...], rel: Relation, warnings: Warnings) -> Relation:
     for name, expr in fields:
         fn, kind = compile_expr(expr, rel.scope(warnings))
         keep = [i for i, n in enumerate(rel.names) if n != name]
-        rows = [[r[i] for i in keep] + [fn(r)] for r in rel.rows]
-        rel = Relation([rel.names[i] for i in keep] + [name], [rel.types[i] for i in keep] + [kind], rows)
+        rel = Relation([rel.names[i] for i in keep] + [name], [rel.types[i] for i in keep] + [kind],
+                       map(_appender(keep, fn), rel.rows))
     return rel
+
+
+def _appender(keep: list[int], fn: Callable[[list[Any]], Any]) -> Callable[[list[Any]], list[Any]]:
+    return lambda r: [r[i] for i in keep] + [fn(r)]
+
+
+def _picker(idx: list[int]) -> Callable[[list[Any]], list[Any]]:
+    return lambda r: [r[i] for i in idx]
 
 
 def _sort_value(v: Any, ascending: bool, key: Any) -> Any:
@@ -300,7 +310,7 @@ def run_keep(step: p.Keep, rel: Relation) -> Relation:
                 order.remove(name)
             order.append(name)
     idx = [rel.names.index(n) for n in order]
-    return Relation(order, [rel.types[i] for i in idx], [[r[i] for i in idx] for r in rel.rows])
+    return Relation(order, [rel.types[i] for i in idx], map(_picker(idx), rel.rows))
 
 
 def run_drop(step: p.Drop, rel: Relation) -> Relation:
@@ -310,7 +320,7 @@ def run_drop(step: p.Drop, rel: Relation) -> Relation:
             raise verify_fail(_src_at(1, 1), f"Unknown column [{pattern}]")
         dropped.update(matched)
     idx = [i for i, n in enumerate(rel.names) if n not in dropped]
-    return Relation([rel.names[i] for i in idx], [rel.types[i] for i in idx], [[r[i] for i in idx] for r in rel.rows])
+    return Relation([rel.names[i] for i in idx], [rel.types[i] for i in idx], map(_picker(idx), rel.rows))
 
 
 def run_rename(step: p.Rename, rel: Relation) -> Relation:
@@ -322,7 +332,7 @@ def run_rename(step: p.Rename, rel: Relation) -> Relation:
         if new in names and new != old:
             j = names.index(new)
             del names[j], types[j]
-            rows = [r[:j] + r[j + 1:] for r in rows]
+            rows = map(_picker([k for k in range(len(names) + 1) if k != j]), rows)
             i = names.index(old)
         names[i] = new
     return Relation(names, types, rows)
@@ -332,14 +342,16 @@ def run_mv_expand(step: p.MvExpand, rel: Relation) -> Relation:
     if step.column not in rel.names:
         raise verify_fail(_src_at(1, 1), f"Unknown column [{step.column}]")
     i = rel.names.index(step.column)
-    rows = []
-    for r in rel.rows:
-        v = r[i]
-        if type(v) is list:
-            rows.extend(r[:i] + [x] + r[i + 1:] for x in v)
-        else:
-            rows.append(r)
-    return Relation(rel.names, rel.types, rows)
+
+    def expand(rows: Iterable[list[Any]]) -> Iterable[list[Any]]:
+        for r in rows:
+            v = r[i]
+            if type(v) is list:
+                for x in v:
+                    yield r[:i] + [x] + r[i + 1:]
+            else:
+                yield r
+    return Relation(rel.names, rel.types, expand(rel.rows))
 
 
 _DISSECT_KEY = re.compile(r"%\{([^}]*)\}")
@@ -391,7 +403,7 @@ def run_dissect(step: p.Dissect, rel: Relation, warnings: Warnings) -> Relation:
         return [result.get(n) for n in out_names]
 
     keep = [i for i, n in enumerate(rel.names) if n not in out_names]
-    rows = [[r[i] for i in keep] + dissect(fn(r)) for r in rel.rows]
+    rows = map(lambda r: [r[i] for i in keep] + dissect(fn(r)), rel.rows)
     return Relation([rel.names[i] for i in keep] + out_names, [rel.types[i] for i in keep] + ["keyword"] * len(out_names),
                     rows)
 
@@ -431,7 +443,7 @@ async def run_plan(plan: p.Plan, catalog: Catalog, conn_factory: Any, warnings: 
             fn, kind = compile_expr(step.condition, rel.scope(warnings))
             if kind not in ("boolean", "null"):
                 raise verify_fail(step.condition.src, f"Condition expression needs to be boolean, found [{kind}]")
-            rel = Relation(rel.names, rel.types, [r for r in rel.rows if fn(r) is True])
+            rel = Relation(rel.names, rel.types, filter(_accepts(fn), rel.rows))
         elif isinstance(step, p.Eval):
             rel = run_eval(step.fields, rel, warnings)
         elif isinstance(step, p.Stats):
@@ -440,7 +452,7 @@ async def run_plan(plan: p.Plan, catalog: Catalog, conn_factory: Any, warnings: 
             rel = run_sort(step, rel, warnings)
         elif isinstance(step, p.Limit):
             limit = step.count if limit is None else min(limit, step.count)
-            rel = Relation(rel.names, rel.types, rel.rows[:step.count])
+            rel = Relation(rel.names, rel.types, itertools.islice(rel.rows, step.count))
         elif isinstance(step, p.Keep):
             rel = run_keep(step, rel)
         elif isinstance(step, p.Drop):
@@ -455,9 +467,13 @@ async def run_plan(plan: p.Plan, catalog: Catalog, conn_factory: Any, warnings: 
             raise ServiceError(f"[{type(step).__name__.upper()}] is not supported yet", status=400,
                                type="verification_exception")
     cap = MAX_LIMIT if limit is not None else DEFAULT_LIMIT
-    rows = rel.rows[:cap]
+    rows = list(itertools.islice(rel.rows, cap))
     loaded = sum(1 for r in rows for v in r if v is not None)
     return Result(rel.names, rel.types, rows, warnings, documents_found, loaded)
+
+
+def _accepts(fn: Callable[[list[Any]], Any]) -> Callable[[list[Any]], bool]:
+    return lambda r: fn(r) is True
 
 
 async def _try_pushdown(steps: list[p.Step], indices: list[Index], names: list[str], types: list[str],
