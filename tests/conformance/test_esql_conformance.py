@@ -149,8 +149,6 @@ async def test_esql_reference_suite(http: Any, capsys: pytest.CaptureFixture[str
             if skip_reason(test):
                 counts["skipped"] += 1
                 continue
-            if os.environ.get("ESQUIRE_TRACE"):
-                print(test.id, flush=True)
             resp = await http.post("/_query", json={"query": test.query})
             try:
                 body = await resp.json()
