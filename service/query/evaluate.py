@@ -202,8 +202,8 @@ def version_key(v: str) -> tuple:
 def ip_key(v: str) -> bytes:
     import ipaddress
     addr = ipaddress.ip_address(v)
-    return addr.ipv4_mapped.packed if False else (b"\x00" * 10 + b"\xff\xff" + addr.packed
-                                                  if addr.version == 4 else addr.packed)
+    # IPv4 sorts as its IPv4-mapped IPv6 form, so both families share one ordering.
+    return b"\x00" * 10 + b"\xff\xff" + addr.packed if addr.version == 4 else addr.packed
 
 
 def sort_key(kind: str) -> Callable[[Any], Any] | None:
