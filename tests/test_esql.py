@@ -20,7 +20,8 @@ async def logs(es: AsyncElasticsearch) -> AsyncElasticsearch:
 
 
 async def test_row(es: AsyncElasticsearch) -> None:
-    resp = await es.esql.query(query='ROW a = 1, b = "two", c = null | EVAL d = a + 1')
+    with pytest.warns(Warning, match=r"No limit defined, adding default limit of \[1000\]"):
+        resp = await es.esql.query(query='ROW a = 1, b = "two", c = null | EVAL d = a + 1')
     assert resp["columns"] == [{"name": "a", "type": "integer"}, {"name": "b", "type": "keyword"},
                                {"name": "c", "type": "null"}, {"name": "d", "type": "integer"}]
     assert resp["values"] == [[1, "two", None, 2]]
@@ -29,7 +30,7 @@ async def test_row(es: AsyncElasticsearch) -> None:
 
 
 async def test_stats_by_sorted(logs: AsyncElasticsearch) -> None:
-    resp = await logs.esql.query(query="FROM logs | STATS n = COUNT(*), total = SUM(bytes) BY host.name | SORT n DESC")
+    resp = await logs.esql.query(query="FROM logs | STATS n = COUNT(*), total = SUM(bytes) BY host.name | SORT n DESC | LIMIT 5")
     assert resp["columns"] == [{"name": "n", "type": "long"}, {"name": "total", "type": "long"},
                                {"name": "host.name", "type": "keyword"}]
     assert resp["values"] == [[2, 40, "a"], [1, 20, "b"]]
@@ -56,10 +57,11 @@ async def test_multi_value_warning(logs: AsyncElasticsearch, http) -> None:
 
 
 async def test_columnar_and_params(logs: AsyncElasticsearch) -> None:
-    resp = await logs.esql.query(query="FROM logs | WHERE bytes > ? | KEEP bytes | SORT bytes", params=[15],
+    resp = await logs.esql.query(query="FROM logs | WHERE bytes > ? | KEEP bytes | SORT bytes | LIMIT 5", params=[15],
                                  columnar=True)
     assert resp["values"] == [[20, 30]]
-    resp = await logs.esql.query(query="FROM logs | WHERE bytes > ?min | STATS c = COUNT(*)", params=[{"min": 15}])
+    resp = await logs.esql.query(query="FROM logs | WHERE bytes > ?min | STATS c = COUNT(*) | LIMIT 1",
+                                 params=[{"min": 15}])
     assert resp["values"] == [[2]]
 
 

@@ -1,4 +1,9 @@
-"""Aggregate functions of STATS: each turns the values of one group into one value."""
+"""Aggregate functions of STATS as accumulators: one object per (group, aggregate) that
+takes the values of each row as they stream past and gives the result at the end.
+
+``add(values, others)`` receives the row's values of the first argument as a list (empty
+for null, several for a multi-value) and, for two-input aggregates, those of the second.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,12 @@ from typing import Any, Callable
 from . import types as T
 from .evaluate import EvalError, sort_key
 
-Agg = Callable[[list[Any]], Any]
+
+def _one(values: list[Any]) -> Any:
+    return None if not values else values[0] if len(values) == 1 else values
 
 
-def _percentile(values: list[float], p: float) -> float | None:
+def _percentile(values: list[Any], p: float) -> float | None:
     if not values:
         return None
     s = sorted(values)
@@ -21,19 +28,6 @@ def _percentile(values: list[float], p: float) -> float | None:
     lo = math.floor(rank)
     hi = min(lo + 1, len(s) - 1)
     return float(s[lo] + (s[hi] - s[lo]) * (rank - lo))
-
-
-def _sum(kind: str) -> Agg:
-    def run(values: list[Any]) -> Any:
-        if not values:
-            return None
-        total = sum(values)
-        if kind == "double":
-            return float(total)
-        if not -(2**63) <= total < 2**63:
-            raise EvalError("java.lang.ArithmeticException: long overflow")
-        return total
-    return run
 
 
 def _variance(values: list[Any]) -> float | None:
@@ -50,55 +44,220 @@ def _mad(values: list[Any]) -> float | None:
     return _percentile([abs(v - median) for v in values], 50)  # type: ignore[operator]
 
 
-def _extreme(kind: str, pick: Callable[..., Any]) -> Agg:
-    key = sort_key(kind) if kind in ("ip", "version") else None
+class CountRows:
+    __slots__ = ("n",)
 
-    def run(values: list[Any]) -> Any:
-        if not values:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def add(self, values: Any, others: Any = None) -> None:
+        self.n += 1
+
+    def result(self) -> int:
+        return self.n
+
+
+class Count(CountRows):
+    __slots__ = ()
+
+    def add(self, values: list[Any], others: Any = None) -> None:
+        self.n += len(values)
+
+
+class Sum:
+    __slots__ = ("total", "seen", "double")
+
+    def __init__(self, double: bool) -> None:
+        self.total: Any = 0
+        self.seen = False
+        self.double = double
+
+    def add(self, values: list[Any], others: Any = None) -> None:
+        if values:
+            self.seen = True
+            self.total += sum(values)
+
+    def result(self) -> Any:
+        if not self.seen:
             return None
-        return pick(values, key=key) if key else pick(values)
-    return run
+        if self.double:
+            return float(self.total)
+        if not -(2**63) <= self.total < 2**63:
+            raise EvalError("java.lang.ArithmeticException: long overflow")
+        return self.total
 
 
-def resolve(name: str, kind: str, extra: list[Any]) -> tuple[Agg, str]:
-    """The aggregator for ``name`` over values of ``kind``, and its result type."""
+class Avg:
+    __slots__ = ("total", "n")
+
+    def __init__(self) -> None:
+        self.total: Any = 0
+        self.n = 0
+
+    def add(self, values: list[Any], others: Any = None) -> None:
+        self.total += sum(values)
+        self.n += len(values)
+
+    def result(self) -> float | None:
+        return float(self.total) / self.n if self.n else None
+
+
+class Extreme:
+    __slots__ = ("best", "key", "better")
+
+    def __init__(self, key: Callable[[Any], Any] | None, smallest: bool) -> None:
+        self.best: Any = None
+        self.key = key or (lambda v: v)
+        self.better = (lambda a, b: a < b) if smallest else (lambda a, b: a > b)
+
+    def add(self, values: list[Any], others: Any = None) -> None:
+        for v in values:
+            if self.best is None or self.better(self.key(v), self.key(self.best)):
+                self.best = v
+
+    def result(self) -> Any:
+        return self.best
+
+
+class Collect:
+    """Keeps every value and hands the list to ``finish`` (percentiles, distinct values...)."""
+
+    __slots__ = ("values", "finish")
+
+    def __init__(self, finish: Callable[[list[Any]], Any]) -> None:
+        self.values: list[Any] = []
+        self.finish = finish
+
+    def add(self, values: list[Any], others: Any = None) -> None:
+        self.values.extend(values)
+
+    def result(self) -> Any:
+        return self.finish(self.values)
+
+
+class Present:
+    __slots__ = ("seen", "want")
+
+    def __init__(self, want: bool) -> None:
+        self.seen = False
+        self.want = want
+
+    def add(self, values: list[Any], others: Any = None) -> None:
+        self.seen = self.seen or bool(values)
+
+    def result(self) -> bool:
+        return self.seen == self.want
+
+
+class WeightedAvg:
+    __slots__ = ("total", "weights")
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.weights = 0.0
+
+    def add(self, values: list[Any], others: list[Any]) -> None:
+        if len(values) == 1 and len(others) == 1:
+            self.total += values[0] * others[0]
+            self.weights += others[0]
+
+    def result(self) -> float | None:
+        return self.total / self.weights if self.weights else None
+
+
+class FirstLast:
+    """FIRST(value, sort) / LAST(value, sort): the value of the row with the smallest
+    (largest) sort key; rows without a sort key count only if no row has one."""
+
+    __slots__ = ("best_key", "best", "fallback", "key", "last")
+
+    def __init__(self, key: Callable[[Any], Any] | None, last: bool) -> None:
+        self.best_key: Any = None
+        self.best: Any = None
+        self.fallback: Any = None
+        self.key = key or (lambda v: v)
+        self.last = last
+
+    def add(self, values: list[Any], others: list[Any]) -> None:
+        if not values:
+            return
+        if not others:
+            if self.fallback is None:
+                self.fallback = _one(values)
+            return
+        k = self.key(max(others, key=self.key) if self.last else min(others, key=self.key))
+        if self.best_key is None or (k > self.best_key if self.last else k < self.best_key):
+            self.best_key, self.best = k, _one(values)
+
+    def result(self) -> Any:
+        return self.best if self.best_key is not None else self.fallback
+
+
+class Top:
+    __slots__ = ("pairs", "limit", "desc", "key", "output")
+
+    def __init__(self, limit: int, desc: bool, key: Callable[[Any], Any] | None, output: bool) -> None:
+        self.pairs: list[tuple[Any, Any]] = []
+        self.limit, self.desc, self.key, self.output = limit, desc, key or (lambda v: v), output
+
+    def add(self, values: list[Any], others: list[Any] | None) -> None:
+        if self.output:
+            if len(values) == 1 and others:
+                self.pairs.extend((self.key(values[0]), o) for o in others)
+        else:
+            self.pairs.extend((self.key(v), v) for v in values)
+
+    def result(self) -> Any:
+        chosen = sorted(self.pairs, key=lambda p: p[0], reverse=self.desc)[:self.limit]
+        return _one([v for _, v in chosen])
+
+
+def _values(kind: str) -> Callable[[list[Any]], Any]:
+    key = sort_key(kind)
+    return lambda vs: _one(sorted(set(vs), key=key) if key else sorted(set(vs)))
+
+
+Factory = Callable[[], Any]
+TWO_INPUTS = {"WEIGHTED_AVG", "FIRST", "LAST"}
+
+
+def resolve(name: str, kind: str, extra: list[Any], other: str | None = None) -> tuple[Factory, str]:
+    """A factory of accumulators for ``name`` over values of ``kind``, and the result type.
+    ``extra`` holds the constant arguments; ``other`` is the type of a second input."""
+    key = sort_key(kind)
     if name == "COUNT":
-        return len, "long"
+        return Count, "long"
     if name == "COUNT_DISTINCT":
-        return (lambda vs: len(set(vs))), "long"
+        return (lambda: Collect(lambda vs: len(set(vs)))), "long"
     if name == "SUM":
-        out = "double" if kind == "double" else "long"
-        return _sum(out), out
+        out = "null" if kind == "null" else "double" if kind == "double" else "long"
+        return (lambda: Sum(out == "double")), out
     if name == "AVG":
-        return (lambda vs: float(sum(vs)) / len(vs) if vs else None), "double"
+        return Avg, "double"
     if name in ("MIN", "MAX"):
-        return _extreme(kind, min if name == "MIN" else max), kind
-    if name == "MEDIAN":
-        return (lambda vs: _percentile(vs, 50)), "double"
-    if name == "PERCENTILE":
-        p = float(extra[0])
-        return (lambda vs: _percentile(vs, p)), "double"
+        return (lambda: Extreme(key if kind in ("ip", "version") else None, name == "MIN")), kind
+    if name in ("MEDIAN", "PERCENTILE"):
+        p = 50.0 if name == "MEDIAN" else float(extra[0])
+        return (lambda: Collect(lambda vs: _percentile(vs, p))), "double"
     if name == "VARIANCE":
-        return _variance, "double"
+        return (lambda: Collect(_variance)), "double"
     if name == "STD_DEV":
-        return (lambda vs: None if not vs else math.sqrt(_variance(vs))), "double"  # type: ignore[arg-type]
+        return (lambda: Collect(lambda vs: None if not vs else math.sqrt(_variance(vs)))), "double"  # type: ignore
     if name == "MEDIAN_ABSOLUTE_DEVIATION":
-        return _mad, "double"
+        return (lambda: Collect(_mad)), "double"
     if name == "VALUES":
-        key = sort_key(kind)
-
-        def values(vs: list[Any]) -> Any:
-            distinct = sorted(set(vs), key=key) if key else sorted(set(vs))
-            return None if not distinct else distinct[0] if len(distinct) == 1 else distinct
-        return values, kind
+        return (lambda: Collect(_values(kind))), kind
     if name == "TOP":
-        limit, order = int(extra[0]), str(extra[1]).lower()
-        key = sort_key(kind)
-
-        def top(vs: list[Any]) -> Any:
-            chosen = sorted(vs, key=key, reverse=order == "desc")[:limit]
-            return None if not chosen else chosen[0] if len(chosen) == 1 else chosen
-        return top, kind
+        limit, desc = int(extra[0]), str(extra[1]).lower() == "desc"
+        output = other is not None
+        return (lambda: Top(limit, desc, key, output)), (other if output else kind)
+    if name in ("PRESENT", "ABSENT"):
+        return (lambda: Present(name == "PRESENT")), "boolean"
+    if name == "WEIGHTED_AVG":
+        return WeightedAvg, "double"
+    if name in ("FIRST", "LAST"):
+        other_key = sort_key(other or "null")
+        return (lambda: FirstLast(other_key, name == "LAST")), kind
     raise KeyError(name)
 
 

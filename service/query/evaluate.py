@@ -49,13 +49,13 @@ class Warnings:
     messages: list[str] = field(default_factory=list)
     _seen: set[tuple[int, int, str]] = field(default_factory=set)
 
-    def failure(self, src: Src, java_message: str) -> None:
+    def failure(self, src: Src, java_message: str, result: str = "null") -> None:
         key = (src.line, src.col, src.text)
         if key in self._seen:
             return
         self._seen.add(key)
         self.messages.append(f"Line {src.line}:{src.col}: evaluation of [{src.text}] failed, treating result as "
-                             f"null. Only first {MAX_RECORDED} failures recorded.")
+                             f"{result}. Only first {MAX_RECORDED} failures recorded.")
         self.messages.append(f"Line {src.line}:{src.col}: {java_message}")
 
     def add(self, message: str) -> None:
@@ -302,21 +302,16 @@ def _logical(expr: Logical, scope: Scope) -> tuple[Fn, str]:
 
     if expr.op == "AND":
         def and_(row: list[Any]) -> Any:
-            a = single(left(row))
-            if a is False:
-                return False
-            b = single(right(row))
-            if b is False:
+            # both sides are evaluated, as Elasticsearch evaluates whole blocks: their warnings show
+            a, b = single(left(row)), single(right(row))
+            if a is False or b is False:
                 return False
             return None if a is None or b is None else True
         return and_, "boolean"
 
     def or_(row: list[Any]) -> Any:
-        a = single(left(row))
-        if a is True:
-            return True
-        b = single(right(row))
-        if b is True:
+        a, b = single(left(row)), single(right(row))
+        if a is True or b is True:
             return True
         return None if a is None or b is None else False
     return or_, "boolean"

@@ -25,6 +25,7 @@ from . import types as T
 from .evaluate import EvalError, Scope, VerificationError, Warnings, compile_expr, sort_key, verify_fail
 from .expr import Call, Column, Expr, Literal, Star
 from .functions import AGGREGATES, ALIASES
+from .grok import GrokError, compile_grok, first_match
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10000
@@ -161,13 +162,15 @@ def run_stats(step: p.Stats, rel: Relation, warnings: Warnings) -> Relation:
         for col in _walk(expr):
             if isinstance(col, Column) and col.name.startswith("$agg"):
                 specs.append((int(col.name[4:]), cond_fn))
-    agg_impls = []
+    aggs = []  # (call index, value fn, second-input fn, factory, filter)
+    agg_types = ["null"] * len(calls)
     for call_index, cond_fn in specs:
         call = calls[call_index]
         name = ALIASES.get(call.name, call.name)
         args = call.args
         if name == "COUNT" and (not args or isinstance(args[0], Star)):
-            agg_impls.append((None, len, "long", cond_fn, True))
+            aggs.append((call_index, None, None, aggregates.CountRows, cond_fn))
+            agg_types[call_index] = "long"
             continue
         if not args:
             raise verify_fail(call.src, f"error building [{name.lower()}]: expects at least one argument")
@@ -175,38 +178,38 @@ def run_stats(step: p.Stats, rel: Relation, warnings: Warnings) -> Relation:
         if not aggregates.accepts(name, kind):
             raise verify_fail(call.src, f"argument of [{call.src.text}] must be [numeric except unsigned_long or "
                                         f"counter types], found value [{args[0].src.text}] type [{kind}]")
+        second = args[1] if name in aggregates.TWO_INPUTS and len(args) > 1 else \
+            args[3] if name == "TOP" and len(args) > 3 else None
+        other_fn, other_kind = compile_expr(second, scope) if second is not None else (None, None)
         extra = [a.value for a in args[1:] if isinstance(a, Literal)]
-        impl, out = aggregates.resolve(name, kind, extra)
-        agg_impls.append((fn, impl, out, cond_fn, False))
-    # group rows
-    groups: dict[tuple, list[list[Any]]] = {}
+        factory, agg_types[call_index] = aggregates.resolve(name, kind, extra, other_kind)
+        aggs.append((call_index, fn, other_fn, factory, cond_fn))
+    # one pass over the rows, one accumulator per (group, aggregate)
+    groups: dict[tuple, list[Any]] = {}
+    factories = [a[3] for a in aggs]
     for row in rel.rows:
         keys = [_as_list(f(row)) or [None] for f in group_fns]
-        for combo in itertools.product(*keys) if keys else [()]:
-            groups.setdefault(tuple(combo), []).append(row)
+        states_list = [groups.get(tuple(combo)) or groups.setdefault(tuple(combo), [f() for f in factories])
+                       for combo in (itertools.product(*keys) if keys else [()])]
+        for slot, (_, fn, other_fn, _, cond_fn) in enumerate(aggs):
+            if cond_fn is not None and cond_fn(row) is not True:
+                continue
+            values = _as_list(fn(row)) if fn is not None else None
+            others = _as_list(other_fn(row)) if other_fn is not None else None
+            for states in states_list:
+                states[slot].add(values, others)
     if not step.groups and not groups:
-        groups[()] = []
+        groups[()] = [f() for f in factories]
     agg_names = [f"$agg{i}" for i in range(len(calls))]
-    agg_types = ["null"] * len(calls)
     out_rows = []
     group_names = [name for name, _ in step.groups]
-    for key, rows in groups.items():
+    for key, states in groups.items():
         agg_values: list[Any] = [None] * len(calls)
-        for slot, ((call_index, _), (fn, impl, out, cond_fn, is_count_star)) in enumerate(zip(specs, agg_impls)):
-            selected = rows if cond_fn is None else [r for r in rows if cond_fn(r) is True]
-            if is_count_star:
-                value = len(selected)
-            else:
-                collected = []
-                for r in selected:
-                    collected.extend(_as_list(fn(r)))
-                try:
-                    value = impl(collected)
-                except EvalError as exc:
-                    warnings.failure(calls[call_index].src, exc.java_message)
-                    value = None
-            agg_values[call_index] = value
-            agg_types[call_index] = out
+        for (call_index, *_), state in zip(aggs, states):
+            try:
+                agg_values[call_index] = state.result()
+            except EvalError as exc:
+                warnings.failure(calls[call_index].src, exc.java_message)
         out_rows.append((list(key), agg_values))
     inner = Scope(group_names + agg_names, group_types + agg_types, warnings)
     compiled = [compile_expr(expr, inner) for _, expr, _ in outer]
@@ -254,6 +257,14 @@ def run_eval(fields: tuple[tuple[str, Expr], ...], rel: Relation, warnings: Warn
         rel = Relation([rel.names[i] for i in keep] + [name], [rel.types[i] for i in keep] + [kind],
                        map(_appender(keep, fn), rel.rows))
     return rel
+
+
+def run_row(step: p.Row, warnings: Warnings) -> Relation:
+    """ROW's fields are independent constants; a repeated name keeps every column, as in ES."""
+    empty = Scope([], [], warnings)
+    compiled = [compile_expr(expr, empty) for _, expr in step.fields]
+    return Relation([name for name, _ in step.fields], [kind for _, kind in compiled],
+                    [[fn([]) for fn, _ in compiled]])
 
 
 def _appender(keep: list[int], fn: Callable[[list[Any]], Any]) -> Callable[[list[Any]], list[Any]]:
@@ -357,11 +368,41 @@ def run_mv_expand(step: p.MvExpand, rel: Relation) -> Relation:
 _DISSECT_KEY = re.compile(r"%\{([^}]*)\}")
 
 
-def run_dissect(step: p.Dissect, rel: Relation, warnings: Warnings) -> Relation:
+def _text_input(step: p.Dissect | p.Grok, rel: Relation, warnings: Warnings, command: str) -> Callable[..., Any]:
     fn, kind = compile_expr(step.input, rel.scope(warnings))
     if not T.is_string(kind) and kind != "null":
-        raise verify_fail(step.input.src, f"Dissect only supports KEYWORD or TEXT values, found expression "
+        raise verify_fail(step.input.src, f"{command} only supports KEYWORD or TEXT values, found expression "
                                           f"[{step.input.src.text}] type [{kind}]")
+    return fn
+
+
+def _extract(rel: Relation, fn: Callable[..., Any], out: list[tuple[str, str]],
+             extractor: Callable[[str], dict[str, Any] | None]) -> Relation:
+    """Append the columns ``out`` filled by ``extractor`` from each value of ``fn``; a
+    multi-valued input is matched value by value and the captures are collected."""
+    names = [n for n, _ in out]
+    empty = [None] * len(names)
+
+    def extract(value: Any) -> list[Any]:
+        if value is None:
+            return empty
+        if type(value) is not list:
+            found = extractor(value)
+            return empty if found is None else [found.get(n) for n in names]
+        collected: dict[str, list[Any]] = {n: [] for n in names}
+        for v in value:
+            for n, x in (extractor(v) or {}).items():
+                if x is not None:
+                    collected[n].extend(x if type(x) is list else [x])
+        return [c[0] if len(c) == 1 else (c or None) for c in collected.values()]
+
+    keep = [i for i, n in enumerate(rel.names) if n not in names]
+    rows = map(lambda r: [r[i] for i in keep] + extract(fn(r)), rel.rows)
+    return Relation([rel.names[i] for i in keep] + names, [rel.types[i] for i in keep] + [k for _, k in out], rows)
+
+
+def run_dissect(step: p.Dissect, rel: Relation, warnings: Warnings) -> Relation:
+    fn = _text_input(step, rel, warnings, "Dissect")
     parts = _DISSECT_KEY.split(step.pattern)
     regex, keys = ["^"], []
     for i, part in enumerate(parts):
@@ -376,7 +417,7 @@ def run_dissect(step: p.Dissect, rel: Relation, warnings: Warnings) -> Relation:
         if pad:
             next_literal = parts[i + 1][:1] if i + 1 < len(parts) else ""
             if next_literal:
-                regex.append(f"(?:{re.escape(next_literal)})*?")
+                regex.append(f"(?:{re.escape(next_literal)})*")
         keys.append(name)
     compiled = re.compile("".join(regex) + "$", re.DOTALL)
     out_names: list[str] = []
@@ -385,27 +426,35 @@ def run_dissect(step: p.Dissect, rel: Relation, warnings: Warnings) -> Relation:
         if name and not name.startswith("?") and base not in out_names:
             out_names.append(base)
 
-    def dissect(value: Any) -> list[Any]:
-        if not isinstance(value, str):
-            return [None] * len(out_names)
+    def dissect(value: str) -> dict[str, Any] | None:
         m = compiled.match(value)
         if not m:
-            return [None] * len(out_names)
-        result: dict[str, str] = {}
-        for key, captured in zip(keys, m.groups()):
+            return None
+        pieces: dict[str, list[tuple[int, int, str]]] = {}
+        for position, (key, captured) in enumerate(zip(keys, m.groups())):
             if not key or key.startswith("?"):
                 continue
-            base = key.lstrip("+").split("/")[0]
-            if key.startswith("+") and base in result:
-                result[base] = result[base] + step.append_separator + captured
-            else:
-                result[base] = captured
-        return [result.get(n) for n in out_names]
+            base, _, order = key.lstrip("+").partition("/")
+            if not key.startswith("+"):
+                pieces[base] = []  # a plain key starts the value afresh
+            pieces.setdefault(base, []).append((int(order) if order.isdigit() else 0, position, captured))
+        return {base: step.append_separator.join(c for _, _, c in sorted(found)) for base, found in pieces.items()}
 
-    keep = [i for i, n in enumerate(rel.names) if n not in out_names]
-    rows = map(lambda r: [r[i] for i in keep] + dissect(fn(r)), rel.rows)
-    return Relation([rel.names[i] for i in keep] + out_names, [rel.types[i] for i in keep] + ["keyword"] * len(out_names),
-                    rows)
+    return _extract(rel, fn, [(n, "keyword") for n in out_names], dissect)
+
+
+def run_grok(step: p.Grok, rel: Relation, warnings: Warnings) -> Relation:
+    fn = _text_input(step, rel, warnings, "Grok")
+    try:
+        groks = [compile_grok(pattern) for pattern in step.patterns]
+    except GrokError as exc:
+        raise verify_fail(step.src, str(exc)) from None
+    out: dict[str, str] = {}
+    for g in groks:
+        for name, kind in g.fields:
+            if out.setdefault(name, kind) != kind:
+                raise verify_fail(step.src, f"Invalid GROK patterns: conflicting types for [{name}]")
+    return _extract(rel, fn, list(out.items()), first_match(groks))
 
 
 # --- the whole plan ---------------------------------------------------------------------
@@ -417,7 +466,7 @@ async def run_plan(plan: p.Plan, catalog: Catalog, conn_factory: Any, warnings: 
     source = steps.pop(0)
     documents_found = 0
     if isinstance(source, p.Row):
-        rel = run_eval(source.fields, Relation([], [], [[]]), warnings)
+        rel = run_row(source, warnings)
     elif isinstance(source, p.ShowInfo):
         rel = Relation(["version", "date", "hash"], ["keyword"] * 3, [[ES_VERSION, "2025-10-21T10:06:21.288Z",
                                                                          "esquire"]])
@@ -463,9 +512,13 @@ async def run_plan(plan: p.Plan, catalog: Catalog, conn_factory: Any, warnings: 
             rel = run_mv_expand(step, rel)
         elif isinstance(step, p.Dissect):
             rel = run_dissect(step, rel, warnings)
+        elif isinstance(step, p.Grok):
+            rel = run_grok(step, rel, warnings)
         else:
             raise ServiceError(f"[{type(step).__name__.upper()}] is not supported yet", status=400,
                                type="verification_exception")
+    if limit is None:
+        warnings.messages.insert(0, f"No limit defined, adding default limit of [{DEFAULT_LIMIT}]")
     cap = MAX_LIMIT if limit is not None else DEFAULT_LIMIT
     rows = list(itertools.islice(rel.rows, cap))
     loaded = sum(1 for r in rows for v in r if v is not None)

@@ -15,7 +15,7 @@ from .evaluate import (
 from .expr import Call, Expr, Literal
 
 AGGREGATES = {"COUNT", "COUNT_DISTINCT", "SUM", "AVG", "MIN", "MAX", "MEDIAN", "PERCENTILE", "STD_DEV", "VARIANCE",
-              "VALUES", "TOP", "MEDIAN_ABSOLUTE_DEVIATION", "WEIGHTED_AVG"}
+              "VALUES", "TOP", "MEDIAN_ABSOLUTE_DEVIATION", "WEIGHTED_AVG", "FIRST", "LAST", "PRESENT", "ABSENT"}
 CAST_FUNCTIONS = {"integer": "TO_INTEGER", "long": "TO_LONG", "double": "TO_DOUBLE", "unsigned_long": "TO_UNSIGNED_LONG",
                   "keyword": "TO_STRING", "boolean": "TO_BOOLEAN", "date": "TO_DATETIME", "ip": "TO_IP",
                   "version": "TO_VERSION", "date_nanos": "TO_DATE_NANOS"}
@@ -336,7 +336,7 @@ def _require(expr: Call, i: int, kind: str, allowed: tuple[str, ...], what: str)
 def _single(fn: Callable[..., Any], out: str) -> Resolver:
     def resolve(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
         if "null" in kinds:
-            return (lambda row: None), out if out != "same" else "null"
+            return (lambda row: None), out if out != "same" else kinds[0]
         return guarded(fn, expr.src, scope.warnings, args), kinds[0] if out == "same" else out
     return resolve
 
@@ -606,7 +606,7 @@ def _coalesce(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tup
 def _case(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
     if len(args) < 2:
         raise verify_fail(expr.src, f"error building [case]: expects at least two arguments")
-    conditions = [(args[i], expr.args[i]) for i in range(0, len(args) - 1, 2)]
+    conditions = [args[i] for i in range(0, len(args) - 1, 2)]
     for i in range(0, len(args) - 1, 2):
         if kinds[i] not in ("boolean", "null"):
             raise verify_fail(expr.src, f"{['first', 'second', 'third'][min(i, 2)] if i < 3 else str(i + 1) + 'th'} "
@@ -618,13 +618,13 @@ def _case(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[F
     if default is not None:
         value_kinds.append(kinds[-1])
     kind = _common_type(expr, value_kinds)
-    warnings = scope.warnings
+    warnings, src = scope.warnings, expr.src
 
     def run(row: list[Any]) -> Any:
-        for (cond, cexpr), value in zip(conditions, values):
+        for cond, value in zip(conditions, values):
             c = cond(row)
             if type(c) is list:
-                warnings.failure(cexpr.src, MV_WARNING)
+                warnings.failure(src, MV_WARNING, result="false")
                 continue
             if c is True:
                 return _widen_value(value(row), kind)

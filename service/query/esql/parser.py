@@ -164,7 +164,7 @@ class _ToPlan(Transformer):
     def dissect_command(self, meta: Any, children: list[Any]) -> p.Dissect:
         separator = ""
         if len(children) > 3:
-            if children[3] != "append_separator":
+            if children[3].lower() != "append_separator":
                 raise ParsingError(f"line {meta.line}:{meta.column}: Invalid option for dissect: [{children[3]}]")
             separator = unquote_string(children[4])
         return p.Dissect(children[1], unquote_string(children[2]), separator, src=self._src(meta))
@@ -245,6 +245,9 @@ class _ToPlan(Transformer):
                 return Literal(-value.value, "double", src=self._src(meta))
             return _neg_integer(value.value, self._src(meta))
         return Neg(value, src=self._src(meta))
+
+    def positive(self, c: list[Any]) -> Expr:
+        return c[1]
 
     @v_args(meta=True)
     def cast(self, meta: Any, c: list[Any]) -> Expr:
@@ -330,14 +333,16 @@ class _ToPlan(Transformer):
         types = {x.type for x in c if x.type != "null"}
         numeric = {"integer", "long", "double", "unsigned_long"}
         if types <= numeric and len(types) > 1:
-            kind = "double" if "double" in types else "long"
+            kind = "double" if "double" in types else "unsigned_long" if "unsigned_long" in types else "long"
             values = [float(x.value) if kind == "double" else x.value for x in c]
         elif len(types) > 1:
             raise _verification(self._src(meta), "multi-valued literals must have the same type")
         else:
             kind = types.pop() if types else "null"
             values = [x.value for x in c]
-        return Literal([v for v in values if v is not None] or None, kind, src=self._src(meta))
+        values = [v for v in values if v is not None]
+        # a one-element list is a single value, as in Elasticsearch
+        return Literal(values if len(values) > 1 else values[0] if values else None, kind, src=self._src(meta))
 
 
 def _neg_integer(value: int, src: Src) -> Literal:
