@@ -80,8 +80,12 @@ def response_format(request: web.Request) -> str:
 
 
 def warning_headers(result: Result) -> list[tuple[str, str]]:
-    return [("Warning", f'299 Elasticsearch-{ES_VERSION}-esquire "{m.replace(chr(34), chr(92) + chr(34))}"')
-            for m in result.warnings.messages]
+    return [("Warning", f'299 Elasticsearch-{ES_VERSION}-esquire "{_quoted(m)}"') for m in result.warnings.messages]
+
+
+def _quoted(message: str) -> str:
+    """The body of an RFC 7230 quoted-string, as Elasticsearch escapes warning texts."""
+    return message.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def render(request: web.Request, result: Result, took_ms: int, *, columnar: bool, fmt: str,

@@ -11,7 +11,7 @@ import math
 from typing import Any, Callable
 
 from . import types as T
-from .evaluate import EvalError, sort_key
+from .evaluate import MV_WARNING, EvalError, sort_key
 
 
 def _one(values: list[Any]) -> Any:
@@ -64,24 +64,46 @@ class Count(CountRows):
         self.n += len(values)
 
 
+class Kahan:
+    """Compensated (Neumaier) summation, as Elasticsearch sums doubles."""
+
+    __slots__ = ("total", "c")
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.c = 0.0
+
+    def add(self, v: float) -> None:
+        t = self.total + v
+        self.c += (self.total - t) + v if abs(self.total) >= abs(v) else (v - t) + self.total
+        self.total = t
+
+    def value(self) -> float:
+        return self.total + self.c
+
+
 class Sum:
     __slots__ = ("total", "seen", "double")
 
     def __init__(self, double: bool) -> None:
-        self.total: Any = 0
+        self.total: Any = Kahan() if double else 0
         self.seen = False
         self.double = double
 
     def add(self, values: list[Any], others: Any = None) -> None:
         if values:
             self.seen = True
-            self.total += sum(values)
+            if self.double:
+                for v in values:
+                    self.total.add(v)
+            else:
+                self.total += sum(values)
 
     def result(self) -> Any:
         if not self.seen:
             return None
         if self.double:
-            return float(self.total)
+            return self.total.value()
         if not -(2**63) <= self.total < 2**63:
             raise EvalError("java.lang.ArithmeticException: long overflow")
         return self.total
@@ -91,15 +113,16 @@ class Avg:
     __slots__ = ("total", "n")
 
     def __init__(self) -> None:
-        self.total: Any = 0
+        self.total = Kahan()
         self.n = 0
 
     def add(self, values: list[Any], others: Any = None) -> None:
-        self.total += sum(values)
+        for v in values:
+            self.total.add(v)
         self.n += len(values)
 
     def result(self) -> float | None:
-        return float(self.total) / self.n if self.n else None
+        return self.total.value() / self.n if self.n else None
 
 
 class Extreme:
@@ -150,19 +173,44 @@ class Present:
 
 
 class WeightedAvg:
-    __slots__ = ("total", "weights")
+    """SUM(value * weight) / SUM(weight). A constant weight applies to every value of a
+    multi-valued row; otherwise both sides must be single values."""
 
-    def __init__(self) -> None:
-        self.total = 0.0
-        self.weights = 0.0
+    __slots__ = ("total", "weights", "constant", "integral", "error", "seen")
+
+    def __init__(self, constant: bool, integral: bool) -> None:
+        self.total: Any = 0 if integral else Kahan()
+        self.weights: Any = 0
+        self.constant, self.integral = constant, integral
+        self.error: EvalError | None = None
+        self.seen = False
 
     def add(self, values: list[Any], others: list[Any]) -> None:
-        if len(values) == 1 and len(others) == 1:
-            self.total += values[0] * others[0]
-            self.weights += others[0]
+        if not values or not others:
+            return
+        self.seen = True
+        if len(others) > 1 or (len(values) > 1 and not self.constant):
+            self.error = EvalError(MV_WARNING)
+            return
+        w = others[0]
+        for v in values:
+            if self.integral:
+                self.total += v * w
+            else:
+                self.total.add(v * w)
+            self.weights += w
 
     def result(self) -> float | None:
-        return self.total / self.weights if self.weights else None
+        if self.error is not None:
+            raise self.error
+        total = self.total if self.integral else self.total.value()
+        if self.integral and not -(2**63) <= total < 2**63:
+            raise EvalError("java.lang.ArithmeticException: long overflow")
+        if self.weights == 0:
+            if self.seen:
+                raise EvalError("java.lang.ArithmeticException: / by zero")
+            return None
+        return total / self.weights
 
 
 class FirstLast:
@@ -254,7 +302,8 @@ def resolve(name: str, kind: str, extra: list[Any], other: str | None = None) ->
     if name in ("PRESENT", "ABSENT"):
         return (lambda: Present(name == "PRESENT")), "boolean"
     if name == "WEIGHTED_AVG":
-        return WeightedAvg, "double"
+        constant, integral = bool(extra), kind in ("integer", "long")
+        return (lambda: WeightedAvg(constant, integral)), "double"
     if name in ("FIRST", "LAST"):
         other_key = sort_key(other or "null")
         return (lambda: FirstLast(other_key, name == "LAST")), kind

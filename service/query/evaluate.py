@@ -47,16 +47,21 @@ class Warnings:
     """Warnings of one query, in the order first seen; at most one pair per expression."""
 
     messages: list[str] = field(default_factory=list)
-    _seen: set[tuple[int, int, str]] = field(default_factory=set)
+    _recorded: dict[tuple[int, int, str], int] = field(default_factory=dict)
 
-    def failure(self, src: Src, java_message: str, result: str = "null") -> None:
+    def failure(self, src: Src, java_message: str, result: str = "null", located: bool = True) -> None:
+        """Record one failed evaluation of ``src``: a header line the first time, then each
+        distinct exception, at most MAX_RECORDED per expression (as Elasticsearch does)."""
         key = (src.line, src.col, src.text)
-        if key in self._seen:
+        count = self._recorded.get(key)
+        if count is None:
+            self.messages.append(f"Line {src.line}:{src.col}: evaluation of [{src.text}] failed, treating result "
+                                 f"as {result}. Only first {MAX_RECORDED} failures recorded.")
+            count = 0
+        if count >= MAX_RECORDED:
             return
-        self._seen.add(key)
-        self.messages.append(f"Line {src.line}:{src.col}: evaluation of [{src.text}] failed, treating result as "
-                             f"{result}. Only first {MAX_RECORDED} failures recorded.")
-        self.messages.append(f"Line {src.line}:{src.col}: {java_message}")
+        self._recorded[key] = count + 1
+        self.add(f"Line {src.line}:{src.col}: {java_message}" if located else java_message)
 
     def add(self, message: str) -> None:
         if message not in self.messages:
@@ -68,6 +73,7 @@ class Scope:
     names: list[str]
     types: list[str]
     warnings: Warnings
+    constants: dict[str, Any] = field(default_factory=dict)  # columns known to hold one constant value
 
     def index(self, name: str) -> int | None:
         # the last column of a name wins (EVAL may shadow)
@@ -451,16 +457,48 @@ def lucene_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL)
 
 
+def fold(expr: Expr, scope: Scope) -> tuple[bool, Any]:
+    """Evaluate ``expr`` now if it depends only on literals and constant columns."""
+    columns = [e for e in walk(expr) if isinstance(e, Column)]
+    if any(c.name not in scope.constants for c in columns):
+        return False, None
+    fn, _ = compile_expr(expr, scope)
+    row = [scope.constants.get(n) for n in scope.names]
+    return True, fn(row)
+
+
+def walk(expr: Expr) -> list[Expr]:
+    """``expr`` and every expression inside it."""
+    from dataclasses import fields as dc_fields
+    out = [expr]
+    for f in dc_fields(expr):
+        value = getattr(expr, f.name)
+        if isinstance(value, Expr):
+            out.extend(walk(value))
+        elif isinstance(value, tuple):
+            out.extend(x for v in value if isinstance(v, Expr) for x in walk(v))
+    return out
+
+
 def _like(expr: Like, scope: Scope) -> tuple[Fn, str]:
     value, vt = compile_expr(expr.value, scope)
     if not T.is_string(vt) and vt != "null":
         raise verify_fail(expr.src, f"argument of [{expr.src.text}] must be [string], found value "
                                     f"[{expr.value.src.text}] type [{vt}]")
+    patterns = []
+    for pattern in expr.patterns:
+        constant, text = fold(pattern, scope)
+        if not constant or not isinstance(text, str):
+            raise verify_fail(pattern.src, f"pattern must be a constant string, found [{pattern.src.text}]")
+        patterns.append(text)
+    negated = expr.negated
+    if "*" in patterns if not expr.regex else ".*" in patterns:
+        # Elasticsearch rewrites a match-everything pattern to IS NOT NULL (so NOT gives IS NULL)
+        return (lambda row: (value(row) is not None) != negated), "boolean"
     try:
-        regexes = [lucene_regex(p) if expr.regex else like_regex(p) for p in expr.patterns]
+        regexes = [lucene_regex(p) if expr.regex else like_regex(p) for p in patterns]
     except re.error as exc:
         raise ServiceError(f"Invalid regex pattern: {exc}", status=400, type="illegal_argument_exception") from None
-    negated = expr.negated
 
     def match(v: str) -> bool:
         hit = any(r.fullmatch(v) for r in regexes)

@@ -22,8 +22,10 @@ from ..store.sql import quote
 from . import aggregates
 from . import plan as p
 from . import types as T
-from .evaluate import EvalError, Scope, VerificationError, Warnings, compile_expr, sort_key, verify_fail
-from .expr import Call, Column, Expr, Literal, Star
+from .evaluate import (
+    EvalError, Scope, VerificationError, Warnings, compile_expr, fold, sort_key, verify_fail, walk,
+)
+from .expr import Call, Column, Expr, Literal, Logical, Star
 from .functions import AGGREGATES, ALIASES
 from .grok import GrokError, compile_grok, first_match
 
@@ -50,9 +52,14 @@ class Relation:
     names: list[str]
     types: list[str]
     rows: Iterable[list[Any]] = field(default_factory=list)
+    constants: dict[str, Any] = field(default_factory=dict)  # columns that hold one constant value
 
     def scope(self, warnings: Warnings) -> Scope:
-        return Scope(self.names, self.types, warnings)
+        return Scope(self.names, self.types, warnings, self.constants)
+
+    def with_rows(self, rows: Iterable[list[Any]]) -> Relation:
+        """The same columns over other rows (a filter, sort or limit)."""
+        return Relation(self.names, self.types, rows, self.constants)
 
 
 # --- the source -------------------------------------------------------------------------
@@ -152,14 +159,14 @@ def run_stats(step: p.Stats, rel: Relation, warnings: Warnings) -> Relation:
     calls: list[Call] = []
     outer = [(name, _aggregate_calls(expr, calls), cond) for name, expr, cond in step.aggregates]
     for name, expr, cond in outer:
-        if not any(isinstance(e, Column) and e.name.startswith("$agg") for e in _walk(expr)) and \
+        if not any(isinstance(e, Column) and e.name.startswith("$agg") for e in walk(expr)) and \
                 not _only_groups(expr, step):
             raise verify_fail(expr.src, f"expected an aggregate function but found [{expr.src.text}]")
     # one aggregator per (call, filter)
     specs = []
     for name, expr, cond in outer:
         cond_fn = compile_expr(cond, scope)[0] if cond is not None else None
-        for col in _walk(expr):
+        for col in walk(expr):
             if isinstance(col, Column) and col.name.startswith("$agg"):
                 specs.append((int(col.name[4:]), cond_fn))
     aggs = []  # (call index, value fn, second-input fn, factory, filter)
@@ -223,22 +230,8 @@ def run_stats(step: p.Stats, rel: Relation, warnings: Warnings) -> Relation:
 
 def _only_groups(expr: Expr, step: p.Stats) -> bool:
     group_names = {name for name, _ in step.groups}
-    cols = [e for e in _walk(expr) if isinstance(e, Column)]
+    cols = [e for e in walk(expr) if isinstance(e, Column)]
     return bool(cols) and all(c.name in group_names for c in cols)
-
-
-def _walk(expr: Expr) -> list[Expr]:
-    from dataclasses import fields as dc_fields
-    out = [expr]
-    for f in dc_fields(expr):
-        value = getattr(expr, f.name)
-        if isinstance(value, Expr):
-            out.extend(_walk(value))
-        elif isinstance(value, tuple):
-            for v in value:
-                if isinstance(v, Expr):
-                    out.extend(_walk(v))
-    return out
 
 
 def _dedupe_names(rel: Relation) -> Relation:
@@ -252,10 +245,16 @@ def _dedupe_names(rel: Relation) -> Relation:
 
 def run_eval(fields: tuple[tuple[str, Expr], ...], rel: Relation, warnings: Warnings) -> Relation:
     for name, expr in fields:
-        fn, kind = compile_expr(expr, rel.scope(warnings))
+        scope = rel.scope(warnings)
+        fn, kind = compile_expr(expr, scope)
         keep = [i for i, n in enumerate(rel.names) if n != name]
+        constants = {n: v for n, v in rel.constants.items() if n != name}
+        if not any(isinstance(e, Call) and e.name == "NOW" for e in walk(expr)):
+            constant, value = fold(expr, Scope(scope.names, scope.types, Warnings(), scope.constants))
+            if constant:
+                constants[name] = value
         rel = Relation([rel.names[i] for i in keep] + [name], [rel.types[i] for i in keep] + [kind],
-                       map(_appender(keep, fn), rel.rows))
+                       map(_appender(keep, fn), rel.rows), constants)
     return rel
 
 
@@ -263,8 +262,9 @@ def run_row(step: p.Row, warnings: Warnings) -> Relation:
     """ROW's fields are independent constants; a repeated name keeps every column, as in ES."""
     empty = Scope([], [], warnings)
     compiled = [compile_expr(expr, empty) for _, expr in step.fields]
-    return Relation([name for name, _ in step.fields], [kind for _, kind in compiled],
-                    [[fn([]) for fn, _ in compiled]])
+    values = [fn([]) for fn, _ in compiled]
+    return Relation([name for name, _ in step.fields], [kind for _, kind in compiled], [values],
+                    dict(zip((name for name, _ in step.fields), values)))
 
 
 def _appender(keep: list[int], fn: Callable[[list[Any]], Any]) -> Callable[[list[Any]], list[Any]]:
@@ -294,7 +294,7 @@ def run_sort(step: p.Sort, rel: Relation, warnings: Warnings) -> Relation:
             v = fn(row)
             return (nf, 0) if v is None else (0, _sort_value(v, asc, key))
         rows.sort(key=k, reverse=reverse)
-    return Relation(rel.names, rel.types, rows)
+    return rel.with_rows(rows)
 
 
 def _match(patterns: tuple[str, ...], names: list[str], src_name: str) -> list[list[str]]:
@@ -459,10 +459,24 @@ def run_grok(step: p.Grok, rel: Relation, warnings: Warnings) -> Relation:
 
 # --- the whole plan ---------------------------------------------------------------------
 
+def merge_filters(steps: list[p.Step]) -> list[p.Step]:
+    """Consecutive WHEREs become one conjunction, as Elasticsearch's optimizer combines them
+    (so the warnings of every condition are seen)."""
+    out: list[p.Step] = []
+    for step in steps:
+        if isinstance(step, p.Where) and out and isinstance(out[-1], p.Where):
+            previous = out.pop()
+            step = p.Where(Logical("AND", previous.condition, step.condition, src=step.condition.src), src=step.src)
+        out.append(step)
+    return out
+
+
 async def run_plan(plan: p.Plan, catalog: Catalog, conn_factory: Any, warnings: Warnings | None = None) -> Result:
     """Run ``plan``; ``conn_factory`` is an async context manager giving a read connection."""
     warnings = warnings or Warnings()
-    steps = list(plan.steps)
+    for message in plan.warnings:
+        warnings.add(message)
+    steps = merge_filters(list(plan.steps))
     source = steps.pop(0)
     documents_found = 0
     if isinstance(source, p.Row):
@@ -492,7 +506,7 @@ async def run_plan(plan: p.Plan, catalog: Catalog, conn_factory: Any, warnings: 
             fn, kind = compile_expr(step.condition, rel.scope(warnings))
             if kind not in ("boolean", "null"):
                 raise verify_fail(step.condition.src, f"Condition expression needs to be boolean, found [{kind}]")
-            rel = Relation(rel.names, rel.types, filter(_accepts(fn), rel.rows))
+            rel = rel.with_rows(filter(_accepts(fn), rel.rows))
         elif isinstance(step, p.Eval):
             rel = run_eval(step.fields, rel, warnings)
         elif isinstance(step, p.Stats):
@@ -501,7 +515,7 @@ async def run_plan(plan: p.Plan, catalog: Catalog, conn_factory: Any, warnings: 
             rel = run_sort(step, rel, warnings)
         elif isinstance(step, p.Limit):
             limit = step.count if limit is None else min(limit, step.count)
-            rel = Relation(rel.names, rel.types, itertools.islice(rel.rows, step.count))
+            rel = rel.with_rows(itertools.islice(rel.rows, step.count))
         elif isinstance(step, p.Keep):
             rel = run_keep(step, rel)
         elif isinstance(step, p.Drop):

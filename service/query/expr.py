@@ -82,7 +82,7 @@ class IsNull(Expr):
 @dataclass(frozen=True, slots=True)
 class Like(Expr):
     value: Expr
-    patterns: tuple[str, ...]
+    patterns: tuple[Expr, ...]  # constant expressions
     negated: bool = False
     regex: bool = False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import socket
@@ -12,7 +13,7 @@ from . import types as T
 from .evaluate import (
     MV_WARNING, EvalError, Fn, Scope, _checked, compile_expr, guarded, ip_key, sort_key, verify_fail,
 )
-from .expr import Call, Expr, Literal
+from .expr import Binary, Call, Expr, Literal
 
 AGGREGATES = {"COUNT", "COUNT_DISTINCT", "SUM", "AVG", "MIN", "MAX", "MEDIAN", "PERCENTILE", "STD_DEV", "VARIANCE",
               "VALUES", "TOP", "MEDIAN_ABSOLUTE_DEVIATION", "WEIGHTED_AVG", "FIRST", "LAST", "PRESENT", "ABSENT"}
@@ -24,8 +25,12 @@ ALIASES = {"TO_INT": "TO_INTEGER", "TO_DBL": "TO_DOUBLE", "TO_STR": "TO_STRING",
            "TO_TEXT": "TO_STRING"}
 
 
-def _nf(kind: str, text: Any) -> EvalError:
-    return EvalError(f'{kind}: For input string: \\"{text}\\"')
+class ConversionError(EvalError):
+    """A value that does not parse: Elasticsearch reports these without a source location."""
+
+
+def _nf(text: Any) -> EvalError:
+    return ConversionError(f'java.lang.NumberFormatException: For input string: "{text}"')
 
 
 # --- conversions (element-wise over multi-values) ------------------------------------
@@ -41,9 +46,9 @@ def _to_long_value(v: Any, kind: str, target: str) -> int:
             try:
                 f = float(v)
             except ValueError:
-                raise _nf("org.elasticsearch.xpack.esql.core.InvalidArgumentException", v) from None
+                raise _nf(v) from None
             if not math.isfinite(f):
-                raise _nf("org.elasticsearch.xpack.esql.core.InvalidArgumentException", v)
+                raise _nf(v)
             out = int(f)
     elif kind == "double":
         if not math.isfinite(v) or not lo <= v <= hi:
@@ -62,7 +67,7 @@ def _to_double_value(v: Any, kind: str) -> float:
         try:
             return float(v)
         except ValueError:
-            raise _nf("java.lang.NumberFormatException", v) from None
+            raise _nf(v) from None
     return float(v)
 
 
@@ -167,7 +172,7 @@ def _converter(name: str, expr: Call, scope: Scope) -> tuple[Fn, str]:
         try:
             return convert(v, kind)
         except EvalError as exc:
-            warnings.failure(src, exc.java_message)
+            warnings.failure(src, exc.java_message, located=not isinstance(exc, ConversionError))
             return None
 
     def run(row: list[Any]) -> Any:
@@ -619,6 +624,11 @@ def _case(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[F
         value_kinds.append(kinds[-1])
     kind = _common_type(expr, value_kinds)
     warnings, src = scope.warnings, expr.src
+    for value_expr in expr.args[1::2] + ((expr.args[-1],) if default is not None else ()):
+        if isinstance(value_expr, Binary) and any(isinstance(side, Literal) and side.type == "null"
+                                                  for side in (value_expr.left, value_expr.right)):
+            s = value_expr.src
+            warnings.add(f"Line {s.line}:{s.col}: Expression [{s.text}] always evaluates to NULL.")
 
     def run(row: list[Any]) -> Any:
         for cond, value in zip(conditions, values):
@@ -851,3 +861,177 @@ def compile_call(expr: Call, scope: Scope) -> tuple[Fn, str]:
         raise verify_fail(expr.src, f"Unknown function [{expr.name.lower()}]")
     compiled = [compile_expr(a, scope) for a in expr.args]
     return resolver(expr, [k for _, k in compiled], [f for f, _ in compiled], scope)
+
+
+# --- later additions: clamps, hashes, names, ip prefixes, multi-value statistics ----------
+
+@register("CLAMP", "CLAMP_MIN", "CLAMP_MAX")
+def _clamp(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    _arity(expr, 3 if expr.name == "CLAMP" else 2)
+    kind = _common_type(expr, kinds)
+    key = sort_key(kind) or (lambda v: v)
+
+    def lower(v: Any, lo: Any) -> Any:
+        return lo if key(v) < key(lo) else v
+
+    def upper(v: Any, hi: Any) -> Any:
+        return hi if key(v) > key(hi) else v
+
+    fn = {"CLAMP": lambda v, lo, hi: upper(lower(v, lo), hi), "CLAMP_MIN": lower, "CLAMP_MAX": upper}[expr.name]
+    return _single(lambda *vs: _widen_value(fn(*vs), kind), kind)(expr, kinds, args, scope)
+
+
+@register("COPY_SIGN")
+def _copy_sign(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    _arity(expr, 2)
+    for i in range(2):
+        _require(expr, i, kinds[i], NUMERIC, "numeric")
+    kind = kinds[0]
+    if kind == "double":
+        return _single(lambda m, s: math.copysign(m, float(s)), "double")(expr, kinds, args, scope)
+    check = _checked(kind) if kind in T.INT_RANGE else (lambda v: v)
+    return _single(lambda m, s: check(-abs(m) if s < 0 or (s == 0 and math.copysign(1, s) < 0) else abs(m)),
+                   kind)(expr, kinds, args, scope)
+
+
+@register("ROUND_TO")
+def _round_to(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    if len(args) < 2:
+        _arity(expr, 2, 100)
+    kind = _common_type(expr, kinds) if kinds[0] != "date" else "date"
+
+    def fn(v: Any, *points: Any) -> Any:
+        below = [p for p in points if p <= v]
+        return _widen_value(max(below) if below else min(points), kind)
+    return _single(fn, kind)(expr, kinds, args, scope)
+
+
+def _hasher(algorithm: str) -> Callable[[str], str]:
+    import hashlib
+    return lambda s: hashlib.new(algorithm, s.encode()).hexdigest()
+
+
+for _name, _alg in {"MD5": "md5", "SHA1": "sha1", "SHA256": "sha256"}.items():
+    _string_fn(_name, (1, 1), _hasher(_alg), "keyword")
+
+
+def _hash(algorithm: str, s: str) -> str:
+    import hashlib
+    try:
+        return hashlib.new(algorithm.replace("-", "").lower(), s.encode()).hexdigest()
+    except ValueError:
+        raise EvalError(f"java.security.NoSuchAlgorithmException: {algorithm} MessageDigest not available") from None
+
+
+_string_fn("HASH", (2, 2), _hash, "keyword")
+
+
+@register("DAY_NAME", "MONTH_NAME")
+def _names(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    _arity(expr, 1)
+    _require(expr, 0, kinds[0], DATES, "datetime or date_nanos")
+    scale = 1_000_000 if kinds[0] == "date_nanos" else 1
+    if expr.name == "DAY_NAME":
+        return _single(lambda d: _DAY_NAMES[(d // scale // DAY_MS + 3) % 7], "keyword")(expr, kinds, args, scope)
+    return _single(lambda d: _MONTH_NAMES[civil_from_days(d // scale // DAY_MS)[1] - 1], "keyword")(
+        expr, kinds, args, scope)
+
+
+def _angles(name: str, fn: Callable[[float], float]) -> None:
+    def resolve(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+        _arity(expr, 1)
+        _require(expr, 0, kinds[0], NUMERIC, "numeric")
+        arg = args[0]
+
+        def run(row: list[Any]) -> Any:  # element-wise, like the other conversions
+            v = arg(row)
+            if v is None:
+                return None
+            return [fn(float(x)) for x in v] if type(v) is list else fn(float(v))
+        return run, "double"
+    REGISTRY[name] = resolve
+
+
+_angles("TO_DEGREES", math.degrees)
+_angles("TO_RADIANS", math.radians)
+
+
+@register("TO_DATEPERIOD", "TO_TIMEDURATION")
+def _to_span(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    _arity(expr, 1)
+    arg = expr.args[0]
+    if not isinstance(arg, Literal):
+        raise verify_fail(expr.src, f"argument of [{expr.src.text}] must be a constant, received [{arg.src.text}]")
+    kind = "date_period" if expr.name == "TO_DATEPERIOD" else "time_duration"
+    value = arg.value
+    if arg.type in ("keyword", "text"):
+        m = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]+)\s*", value)
+        unit = T.TIME_UNITS.get(m.group(2).lower()) if m else None
+        if unit is None or (unit in ("w", "mo", "q", "y", "d")) != (kind == "date_period"):
+            raise verify_fail(expr.src, f"Cannot convert string [{value}] to [{kind.upper()}], error [Unexpected "
+                                        f"temporal unit: '{m.group(2) if m else value}']")
+        value = (int(m.group(1)), unit)
+    elif arg.type != kind:
+        raise verify_fail(expr.src, f"argument of [{expr.src.text}] must be [{kind} or string], found value "
+                                    f"[{arg.src.text}] type [{arg.type}]")
+    return (lambda row: value), kind
+
+
+@register("IP_PREFIX")
+def _ip_prefix(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    import ipaddress
+    _arity(expr, 3)
+
+    def fn(ip: str, v4: int, v6: int) -> str:
+        addr = ipaddress.ip_address(ip)
+        bits = v4 if addr.version == 4 else v6
+        limit = 32 if addr.version == 4 else 128
+        if not 0 <= bits <= limit:
+            raise EvalError(f"java.lang.IllegalArgumentException: Prefix length v{addr.version} must be in range "
+                            f"[0, {limit}], found {bits}")
+        return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False).network_address)
+    return _single(fn, "ip")(expr, kinds, args, scope)
+
+
+@register("MV_ZIP")
+def _mv_zip(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    _arity(expr, 2, 3)
+    left, right = args[0], args[1]
+    delim = args[2] if len(args) == 3 else (lambda row: ",")
+
+    def run(row: list[Any]) -> Any:
+        a, b, d = left(row), right(row), delim(row)
+        if d is None or (a is None and b is None):
+            return None
+        xs = [] if a is None else a if type(a) is list else [a]
+        ys = [] if b is None else b if type(b) is list else [b]
+        out = [d.join(p for p in pair if p is not None) for pair in itertools.zip_longest(xs, ys)]
+        return out[0] if len(out) == 1 else out
+    return run, "keyword"
+
+
+def _mv_percentile(values: list[Any], kind: str, p: Any) -> Any:
+    if not 0 <= p <= 100:
+        raise EvalError(f"java.lang.IllegalArgumentException: Percentile parameter must be a number between 0 and "
+                        f"100, found [{float(p)}]")
+    s = sorted(values)
+    rank = p / 100 * (len(s) - 1)
+    lo = math.floor(rank)
+    hi = min(lo + 1, len(s) - 1)
+    if kind == "double":
+        return s[lo] + (s[hi] - s[lo]) * (rank - lo)
+    return s[lo] + int((s[hi] - s[lo]) * (rank - lo))
+
+
+def _mv_mad(values: list[Any], kind: str) -> Any:
+    median = _median(values, kind)
+    return _median([abs(v - median) for v in values], kind)
+
+
+def _pseries(values: list[Any], kind: str, p: Any) -> float:
+    return sum(v / (i + 1) ** p for i, v in enumerate(sorted(values, reverse=True)))
+
+
+_mv("MV_PERCENTILE", _mv_percentile)
+_mv("MV_MEDIAN_ABSOLUTE_DEVIATION", _mv_mad)
+_mv("MV_PSERIES_WEIGHTED_SUM", _pseries, "double")

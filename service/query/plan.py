@@ -98,3 +98,4 @@ class MvExpand(Step):
 class Plan:
     steps: tuple[Step, ...]
     text: str = ""
+    warnings: tuple[str, ...] = ()  # found while parsing, reported with the result

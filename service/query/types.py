@@ -53,3 +53,16 @@ def comparable(a: str, b: str) -> bool:
     if is_string(a) and is_string(b):
         return True
     return {a, b} <= {"date", "date_nanos"}
+
+# Time-span units by every name the languages accept, to their canonical short form.
+TIME_UNITS = {
+    "millisecond": "ms", "milliseconds": "ms", "ms": "ms",
+    "second": "s", "seconds": "s", "sec": "s", "s": "s",
+    "minute": "m", "minutes": "m", "min": "m",
+    "hour": "h", "hours": "h", "h": "h",
+    "day": "d", "days": "d", "d": "d",
+    "week": "w", "weeks": "w", "w": "w",
+    "month": "mo", "months": "mo", "mo": "mo",
+    "quarter": "q", "quarters": "q", "q": "q",
+    "year": "y", "years": "y", "yr": "y", "y": "y",
+}

@@ -11,20 +11,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from ...errors import ServiceError
 from .. import plan as p
+from ..types import TIME_UNITS
 from ..expr import Binary, Call, Cast, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src, Star
-
-TIME_UNITS = {
-    "millisecond": "ms", "milliseconds": "ms", "ms": "ms",
-    "second": "s", "seconds": "s", "sec": "s", "s": "s",
-    "minute": "m", "minutes": "m", "min": "m",
-    "hour": "h", "hours": "h", "h": "h",
-    "day": "d", "days": "d", "d": "d",
-    "week": "w", "weeks": "w", "w": "w",
-    "month": "mo", "months": "mo", "mo": "mo",
-    "quarter": "q", "quarters": "q", "q": "q",
-    "year": "y", "years": "y", "yr": "y", "y": "y",
-}
-
 
 class ParsingError(ServiceError):
     status = 400
@@ -74,6 +62,7 @@ class _ToPlan(Transformer):
         self.text = text
         self.params = params
         self.next_param = 0
+        self.warnings: list[str] = []
 
     def _src(self, meta: Any) -> Src:
         if getattr(meta, "empty", True):
@@ -83,7 +72,7 @@ class _ToPlan(Transformer):
     # --- commands ---
     @v_args(meta=True)
     def start(self, meta: Any, children: list[Any]) -> p.Plan:
-        return p.Plan(tuple(children), self.text)
+        return p.Plan(tuple(children), self.text, tuple(self.warnings))
 
     def from_command(self, children: list[Any]) -> p.From:
         indices = tuple(c for c in children[1:] if isinstance(c, str))
@@ -98,7 +87,7 @@ class _ToPlan(Transformer):
         return unquote_string(token) if token.type == "STRING" else str(token)
 
     def row_command(self, children: list[Any]) -> p.Row:
-        return p.Row(children[1])
+        return p.Row(_pairs(children[1]))
 
     def show_command(self, children: list[Any]) -> p.ShowInfo:
         return p.ShowInfo()
@@ -108,7 +97,7 @@ class _ToPlan(Transformer):
         return p.Where(children[1], src=self._src(meta))
 
     def eval_command(self, children: list[Any]) -> p.Eval:
-        return p.Eval(children[1])
+        return p.Eval(_pairs(children[1]))
 
     @v_args(meta=True)
     def stats_command(self, meta: Any, children: list[Any]) -> p.Stats:
@@ -120,14 +109,32 @@ class _ToPlan(Transformer):
             rest = rest[1:]
         if rest and isinstance(rest[0], Token) and rest[0].type == "BY":
             groups = rest[1]
-        return p.Stats(aggregates, groups, src=self._src(meta))
+        self._shadowing([(name, src) for name, _, _, src in aggregates] + [(name, src) for name, _, src in groups],
+                        winner_from=len(aggregates))
+        return p.Stats(tuple((name, expr, cond) for name, expr, cond, _ in aggregates),
+                       tuple((name, expr) for name, expr, _ in groups), src=self._src(meta))
+
+    def _shadowing(self, outputs: list[tuple[str, Src]], winner_from: int) -> None:
+        """ES warns when a STATS output name is given twice: a grouping wins over
+        aggregates, otherwise the last one wins."""
+        for name in dict.fromkeys(n for n, _ in outputs):
+            places = [i for i, (n, _) in enumerate(outputs) if n == name]
+            if len(places) < 2:
+                continue
+            groups = [i for i in places if i >= winner_from]
+            winner = outputs[(groups or places)[-1]][1]
+            for i in places:
+                loser = outputs[i][1]
+                if loser is not winner:
+                    self.warnings.append(f"Line {loser.line}:{loser.col}: Field '{name}' shadowed by field at line "
+                                         f"{winner.line}:{winner.col}")
 
     def agg_fields(self, children: list[Any]) -> list[Any]:
         return children
 
-    def agg_field(self, children: list[Any]) -> tuple[str, Expr, Expr | None]:
-        (name, expr), condition = children[0], (children[2] if len(children) > 2 else None)
-        return name, expr, condition
+    def agg_field(self, children: list[Any]) -> tuple[str, Expr, Expr | None, Src]:
+        (name, expr, src), condition = children[0], (children[2] if len(children) > 2 else None)
+        return name, expr, condition, src
 
     def sort_command(self, children: list[Any]) -> p.Sort:
         return p.Sort(tuple(children[1:]))
@@ -176,15 +183,15 @@ class _ToPlan(Transformer):
     def mv_expand_command(self, children: list[Any]) -> p.MvExpand:
         return p.MvExpand(children[1].name)
 
-    def fields(self, children: list[Any]) -> tuple[tuple[str, Expr], ...]:
+    def fields(self, children: list[Any]) -> tuple[tuple[str, Expr, Src], ...]:
         return tuple(children)
 
-    def named_field(self, children: list[Any]) -> tuple[str, Expr]:
-        return children[0].name, children[1]
+    def named_field(self, children: list[Any]) -> tuple[str, Expr, Src]:
+        return children[0].name, children[1], children[0].src
 
-    def unnamed_field(self, children: list[Any]) -> tuple[str, Expr]:
+    def unnamed_field(self, children: list[Any]) -> tuple[str, Expr, Src]:
         expr = children[0]
-        return expr.src.text, expr
+        return expr.src.text, expr, expr.src
 
     def name_pattern(self, children: list[Token]) -> str:
         return _ident(children[0])
@@ -225,8 +232,8 @@ class _ToPlan(Transformer):
     def rlike(self, meta: Any, c: list[Any]) -> Expr:
         return self._like(meta, c, True)
 
-    def like_patterns(self, c: list[Token]) -> tuple[str, ...]:
-        return tuple(unquote_string(s) for s in c)
+    def like_patterns(self, c: list[Expr]) -> tuple[Expr, ...]:
+        return tuple(c)
 
     @v_args(meta=True)
     def comparison(self, meta: Any, c: list[Any]) -> Expr:
@@ -343,6 +350,10 @@ class _ToPlan(Transformer):
         values = [v for v in values if v is not None]
         # a one-element list is a single value, as in Elasticsearch
         return Literal(values if len(values) > 1 else values[0] if values else None, kind, src=self._src(meta))
+
+
+def _pairs(fields: tuple[tuple[str, Expr, Src], ...]) -> tuple[tuple[str, Expr], ...]:
+    return tuple((name, expr) for name, expr, _ in fields)
 
 
 def _neg_integer(value: int, src: Src) -> Literal:
