@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import AsyncIterator
 
+import structlog
 from aiohttp import web
 
 from . import keys
+from .core.runner import Runner
+from .core.searches import AsyncSearches
+from .core.tasks import TaskManager
 from .api import documents, esql, indices, root
 from .api.middleware import es_conventions
 from .node import load_node
@@ -14,6 +20,9 @@ from .settings import Settings
 from .store.catalog import Catalog
 from .store.db import Database
 from .store.documents import DocumentStore
+from .store.searches import SearchStore
+
+log = structlog.get_logger(__name__)
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
@@ -26,11 +35,42 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     app[keys.DATABASE] = db
     app[keys.CATALOG] = catalog
     app[keys.DOCUMENTS] = DocumentStore(db, catalog)
-    app[keys.NODE] = await load_node(db, settings)
+    node = app[keys.NODE] = await load_node(db, settings)
+    store = SearchStore(db)
+    interrupted = await store.finish_interrupted()
+    if interrupted:
+        log.warning("searches interrupted by the last shutdown finished as partial", count=interrupted)
+    tasks = app[keys.TASKS] = TaskManager(node.id)
+    runner = app[keys.RUNNER] = Runner(db, settings.max_running_queries)
+    app[keys.SEARCHES] = AsyncSearches(store, runner, tasks)
     try:
         yield
     finally:
+        await app[keys.SEARCHES].shutdown()
         await db.close()
+
+
+async def _reaper(app: web.Application) -> AsyncIterator[None]:
+    """Deletes expired async searches (and cancels expired running ones) periodically."""
+    interval = app[keys.SETTINGS].reaper_interval_seconds
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                removed = await app[keys.SEARCHES].reap()
+                if removed:
+                    log.info("expired searches deleted", count=removed)
+            except Exception:  # noqa: BLE001 - the reaper must outlive one bad sweep
+                log.exception("reaper sweep failed")
+
+    task = asyncio.create_task(sweep())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _routes(app: web.Application) -> None:
@@ -42,6 +82,10 @@ def _routes(app: web.Application) -> None:
     r.add_route("POST", "/_bulk", documents.bulk)
     r.add_route("PUT", "/_bulk", documents.bulk)
     r.add_post("/_query", esql.query)
+    r.add_post("/_query/async", esql.async_query)
+    r.add_get("/_query/async/{id}", esql.async_get, allow_head=False)
+    r.add_post("/_query/async/{id}/stop", esql.async_stop)
+    r.add_delete("/_query/async/{id}", esql.async_delete)
     r.add_get("/_mapping", indices.get_mapping, allow_head=False)
     r.add_route("POST", "/_refresh", indices.refresh)
     r.add_get("/_refresh", indices.refresh, allow_head=False)
@@ -76,5 +120,6 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[es_conventions], client_max_size=settings.max_body_bytes)
     app[keys.SETTINGS] = settings
     app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_reaper)
     _routes(app)
     return app

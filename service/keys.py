@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .core.runner import Runner
+from .core.searches import AsyncSearches
+from .core.tasks import TaskManager
 from .node import Node
 from .settings import Settings
 from .store.catalog import Catalog
@@ -15,3 +18,6 @@ DATABASE = web.AppKey("database", Database)
 CATALOG = web.AppKey("catalog", Catalog)
 DOCUMENTS = web.AppKey("documents", DocumentStore)
 NODE = web.AppKey("node", Node)
+TASKS = web.AppKey("tasks", TaskManager)
+RUNNER = web.AppKey("runner", Runner)
+SEARCHES = web.AppKey("searches", AsyncSearches)

@@ -36,6 +36,11 @@ class Settings:
     max_body_bytes: int = 100 * 1024 * 1024
     node_name: str = "esquire-1"
     cluster_name: str = "esquire"
+    # queries running at once (more wait, phase "queued"); async search expiry sweep period
+    max_running_queries: int = 4
+    reaper_interval_seconds: int = 60
+    # the cap on rows a query returns (Elasticsearch: esql.query.result_truncation_max_size)
+    max_result_rows: int = 10000
 
     def __post_init__(self) -> None:
         _one_of("log_format", self.log_format, LOG_FORMATS)
@@ -45,6 +50,11 @@ class Settings:
             raise SettingsError(f"port must be between 0 and 65535, got {self.port}")
         if self.read_connections < 1:
             raise SettingsError(f"read_connections must be at least 1, got {self.read_connections}")
+        for name in ("max_running_queries", "reaper_interval_seconds"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 1 <= self.max_result_rows <= 1_000_000:
+            raise SettingsError(f"max_result_rows must be between 1 and 1000000, got {self.max_result_rows}")
         if self.max_body_bytes < 1024:
             raise SettingsError(f"max_body_bytes must be at least 1024, got {self.max_body_bytes}")
 

@@ -14,6 +14,9 @@ EXPECTED_TABLES = {
     "schema_migrations": ["version", "name", "applied_ms"],
     "node_info": ["key", "value"],
     "indices": ["id", "name", "uuid", "table_name", "created_ms", "settings", "mappings", "columns", "next_seq_no"],
+    "searches": ["id", "kind", "state", "keep_on_completion", "created_ms", "expires_ms", "headers", "response",
+                 "error", "row_count"],
+    "search_rows": ["search_id", "seq", "row"],
 }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from typing import Any
 
 import orjson
@@ -13,8 +12,9 @@ from aiohttp import web
 from .. import keys
 from ..errors import BadRequest, ServiceError, ValidationError, XContentParseError
 from ..node import ES_VERSION
-from ..params import parse_bool
-from ..query.esql import Result, execute, render_value
+from ..core.searches import Answer
+from ..params import parse_bool, parse_time_ms
+from ..query.esql import EsqlJob, Result, render_value
 from .middleware import accepts
 from .wire import read_json, respond
 
@@ -24,6 +24,7 @@ QUERY_FIELDS = frozenset({"query", "columnar", "params", "filter", "locale", "ti
 TEXT_FORMATS = {"csv": "text/csv; charset=utf-8; header=present", "tsv": "text/tab-separated-values; charset=utf-8",
                 "txt": "text/plain; charset=utf-8"}
 _QUERY_PARAMS = ("format", "delimiter", "drop_null_columns", "allow_partial_results")
+DEFAULT_KEEP_ALIVE_MS = 5 * 24 * 3600 * 1000
 
 
 def _params(body: dict[str, Any], parser: str) -> list[Any] | dict[str, Any] | None:
@@ -56,8 +57,8 @@ def validate_request(body: dict[str, Any], parser: str) -> str:
         raise BadRequest("[tables] only allowed in snapshot builds")
     if "pragma" in body:
         raise BadRequest("[pragma] only allowed in snapshot builds")
-    if body.get("filter") is not None:
-        raise BadRequest("[filter] is not supported yet by this server")
+    if body.get("filter") is not None and not isinstance(body["filter"], dict):
+        raise XContentParseError(f"[1:2] [{parser}] filter doesn't support values of type: VALUE_STRING")
     if "columnar" in body:
         parse_bool(body["columnar"], "columnar")
     return query
@@ -79,8 +80,8 @@ def response_format(request: web.Request) -> str:
     return fmt
 
 
-def warning_headers(result: Result) -> list[tuple[str, str]]:
-    return [("Warning", f'299 Elasticsearch-{ES_VERSION}-esquire "{_quoted(m)}"') for m in result.warnings.messages]
+def warning_headers(messages: list[str]) -> list[tuple[str, str]]:
+    return [("Warning", f'299 Elasticsearch-{ES_VERSION}-esquire "{_quoted(m)}"') for m in messages]
 
 
 def _quoted(message: str) -> str:
@@ -88,34 +89,46 @@ def _quoted(message: str) -> str:
     return message.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def render(request: web.Request, result: Result, took_ms: int, *, columnar: bool, fmt: str,
-           drop_null_columns: bool, extra: dict[str, Any] | None = None) -> web.Response:
-    names, types = result.names, result.types
-    rows = [[render_value(v, t) for v, t in zip(r, types)] for r in result.rows]
+def render(request: web.Request, frame: dict[str, Any], rows: list[list[Any]], *, columnar: bool, fmt: str,
+           drop_null_columns: bool, extra: dict[str, Any] | None = None,
+           headers: list[tuple[str, str]] = ()) -> web.Response:
+    """A finished query as Elasticsearch answers it, in any of the formats."""
+    names, types = frame.get("names", []), frame.get("types", [])
+    rows = [[render_value(v, t) for v, t in zip(r, types)] for r in rows]
     all_columns = [{"name": n, "type": t} for n, t in zip(names, types)]
     keep = list(range(len(names)))
     if drop_null_columns:
         keep = [i for i in keep if any(r[i] is not None for r in rows)]
     columns = [all_columns[i] for i in keep]
     rows = [[r[i] for i in keep] for r in rows]
-    headers = warning_headers(result)
+    headers = [*headers, *warning_headers(frame.get("warnings", []))]
     if fmt != "json":
         response = web.Response(text=_text(fmt, columns, rows, request.query.get("delimiter", ",")))
         response.headers["Content-Type"] = TEXT_FORMATS[fmt]
-        for name, value in headers:
-            response.headers.add(name, value)
-        return response
-    values = [list(c) for c in zip(*rows)] if columnar and rows else ([[] for _ in columns] if columnar else rows)
-    body: dict[str, Any] = {**(extra or {}), "took": took_ms, "is_partial": False,
-                            "documents_found": result.documents_found, "values_loaded": result.values_loaded}
-    if drop_null_columns:
-        body["all_columns"] = all_columns
-    body["columns"] = columns
-    body["values"] = values
-    response = respond(request, body)
+    else:
+        values = [list(c) for c in zip(*rows)] if columnar and rows else \
+            ([[] for _ in columns] if columnar else rows)
+        body: dict[str, Any] = {**(extra or {}), "took": frame.get("took", 0),
+                                "is_partial": bool(frame.get("is_partial")),
+                                "documents_found": frame.get("documents_found", 0),
+                                "values_loaded": sum(1 for r in rows for v in r if v is not None)}
+        if frame.get("failures"):
+            body["_clusters"] = _partial_clusters(frame["failures"])
+        if drop_null_columns:
+            body["all_columns"] = all_columns
+        body["columns"] = columns
+        body["values"] = values
+        response = respond(request, body)
     for name, value in headers:
         response.headers.add(name, value)
     return response
+
+
+def _partial_clusters(failures: list[dict[str, Any]]) -> dict[str, Any]:
+    """How Elasticsearch reports a partial result: one local "cluster" with its failures."""
+    return {"total": 1, "successful": 0, "running": 0, "skipped": 0, "partial": 1, "failed": 0,
+            "details": {"(local)": {"status": "partial", "indices": "*", "failures": [
+                {"shard": -1, "index": None, "reason": f} for f in failures]}}}
 
 
 def _cell(v: Any) -> str:
@@ -147,18 +160,129 @@ def _text(fmt: str, columns: list[dict[str, str]], rows: list[list[Any]], delimi
     return "\n".join(lines) + "\n"
 
 
+class _Request:
+    """What every ES|QL endpoint reads from a request: format, columnar, drop_null_columns."""
+
+    def __init__(self, request: web.Request, body: dict[str, Any] | None = None) -> None:
+        self.fmt = response_format(request)
+        self.columnar = bool((body or {}).get("columnar", False))
+        if self.columnar and self.fmt != "json":
+            raise BadRequest("Invalid use of [columnar] argument: cannot be used in combination with [txt, csv, tsv] "
+                             "formats")
+        self.drop_null = parse_bool(request.query.get("drop_null_columns", "false"), "drop_null_columns")
+
+    def render(self, request: web.Request, frame: dict[str, Any], rows: list[list[Any]],
+               extra: dict[str, Any] | None = None, headers: list[tuple[str, str]] = ()) -> web.Response:
+        return render(request, frame, rows, columnar=self.columnar, fmt=self.fmt, drop_null_columns=self.drop_null,
+                      extra=extra, headers=headers)
+
+
+def _job(request: web.Request, body: dict[str, Any], parser: str) -> EsqlJob:
+    text = validate_request(body, parser)
+    return EsqlJob.compile(text, _params(body, parser), body.get("filter"), request.app[keys.CATALOG],
+                           request.app[keys.SETTINGS].max_result_rows)
+
+
+def _headers(request: web.Request) -> dict[str, str]:
+    opaque = request.headers.get("X-Opaque-Id")
+    return {"X-Opaque-Id": opaque} if opaque else {}
+
+
 @accepts(*_QUERY_PARAMS)
 async def query(request: web.Request) -> web.Response:
-    started = time.perf_counter()
-    fmt = response_format(request)
     body = await read_json(request, "esql/query", QUERY_FIELDS)
-    text = validate_request(body, "esql/query")
-    columnar = bool(body.get("columnar", False))
-    if columnar and fmt != "json":
-        raise BadRequest("Invalid use of [columnar] argument: cannot be used in combination with [txt, csv, tsv] "
-                         "formats")
-    drop_null = parse_bool(request.query.get("drop_null_columns", "false"), "drop_null_columns")
-    db = request.app[keys.DATABASE]
-    result = await execute(text, _params(body, "esql/query"), request.app[keys.CATALOG], db.read)
-    took = int((time.perf_counter() - started) * 1000)
-    return render(request, result, took, columnar=columnar, fmt=fmt, drop_null_columns=drop_null)
+    req = _Request(request, body)
+    job = _job(request, body, "esql/query")
+    tasks = request.app[keys.TASKS]
+    task = tasks.register(job.action, job.description, _headers(request))
+    compute = tasks.register(f"{job.action}/compute", job.description, task.headers, parent=task)
+
+    def collect(result: Result) -> tuple[dict[str, Any], list[list[Any]]]:
+        rows = list(result.rows)
+        return job.frame(result, 0), rows
+
+    try:
+        (frame, rows), took = await request.app[keys.RUNNER].run(job, task.control, collect)
+    finally:
+        tasks.unregister(compute)
+        tasks.unregister(task)
+    frame["took"] = took
+    return req.render(request, frame, rows)
+
+
+ASYNC_FIELDS = QUERY_FIELDS | {"wait_for_completion_timeout", "keep_alive", "keep_on_completion"}
+_ASYNC_PARAMS = (*_QUERY_PARAMS, "wait_for_completion_timeout", "keep_alive", "keep_on_completion")
+
+
+def _async_headers(answer: Answer) -> list[tuple[str, str]]:
+    headers = [("X-Elasticsearch-Async-Id", answer.id)] if answer.id else []
+    return headers + [("X-Elasticsearch-Async-Is-Running", "?1" if answer.is_running else "?0")]
+
+
+def _answer(request: web.Request, req: _Request, answer: Answer) -> web.Response:
+    headers = _async_headers(answer)
+    if answer.is_running:
+        if req.fmt != "json":
+            response = web.Response(text="", content_type=TEXT_FORMATS[req.fmt].split(";")[0])
+            for name, value in headers:
+                response.headers.add(name, value)
+            return response
+        body = {"id": answer.id, "is_running": True, "documents_found": 0, "values_loaded": 0, "columns": [],
+                "values": []}
+        return respond(request, body, headers=dict(headers))
+    extra: dict[str, Any] = {"id": answer.id} if answer.id else {}
+    extra["is_running"] = False
+    return req.render(request, answer.frame, answer.rows, extra=extra, headers=headers)
+
+
+def _setting(request: web.Request, body: dict[str, Any], name: str) -> Any:
+    return body.get(name, request.query.get(name))
+
+
+@accepts(*_ASYNC_PARAMS)
+async def async_query(request: web.Request) -> web.Response:
+    body = await read_json(request, "esql/async_query", ASYNC_FIELDS)
+    req = _Request(request, body)
+    job = _job(request, body, "esql/async_query")
+    wait = _setting(request, body, "wait_for_completion_timeout")
+    keep_alive = _setting(request, body, "keep_alive")
+    keep = _setting(request, body, "keep_on_completion")
+    wait_ms = parse_time_ms(wait, "wait_for_completion_timeout") if wait is not None else 1000
+    keep_alive_ms = parse_time_ms(keep_alive, "keep_alive") if keep_alive is not None else DEFAULT_KEEP_ALIVE_MS
+    if keep_alive_ms <= 0:
+        keep_alive_ms = DEFAULT_KEEP_ALIVE_MS
+    tasks = request.app[keys.TASKS]
+    wrapper = tasks.register(job.action, job.description, _headers(request))
+    try:
+        answer = await request.app[keys.SEARCHES].submit(
+            job, wait_s=wait_ms / 1000 if wait_ms >= 0 else 1e9, keep_alive_ms=keep_alive_ms,
+            keep_on_completion=parse_bool(keep, "keep_on_completion") if keep is not None else False,
+            headers=_headers(request))
+    finally:
+        tasks.unregister(wrapper)
+    return _answer(request, req, answer)
+
+
+@accepts("wait_for_completion_timeout", "keep_alive", "drop_null_columns", "format", "delimiter")
+async def async_get(request: web.Request) -> web.Response:
+    req = _Request(request)
+    wait = request.query.get("wait_for_completion_timeout")
+    keep_alive = request.query.get("keep_alive")
+    wait_ms = parse_time_ms(wait, "wait_for_completion_timeout") if wait is not None else 0
+    answer = await request.app[keys.SEARCHES].get(
+        request.match_info["id"], wait_s=wait_ms / 1000 if wait_ms > 0 else 0,
+        keep_alive_ms=parse_time_ms(keep_alive, "keep_alive") if keep_alive is not None else 0)
+    return _answer(request, req, answer)
+
+
+@accepts("drop_null_columns", "format", "delimiter")
+async def async_stop(request: web.Request) -> web.Response:
+    req = _Request(request)
+    answer = await request.app[keys.SEARCHES].stop(request.match_info["id"])
+    return _answer(request, req, answer)
+
+
+@accepts()
+async def async_delete(request: web.Request) -> web.Response:
+    await request.app[keys.SEARCHES].delete(request.match_info["id"])
+    return respond(request, {"acknowledged": True})

@@ -1,7 +1,11 @@
 """Running a logical plan: rows come from SQLite, the pipeline runs over them in Python.
 
-``STATS COUNT(*) BY <fields>`` straight after ``FROM`` is pushed down into SQLite's
-GROUP BY when no grouping field holds a multi-value.
+A plan runs synchronously on a worker thread with its own connection. The source is read
+in rowid slices; between slices the ``Control`` may stop the scan (the rest of the
+pipeline then finishes over the rows read, so STATS over a stopped query are correct for
+the data seen) or cancel it. Rows flow lazily, so nothing holds more than SORT or STATS
+need. ``STATS COUNT(*) BY <fields>`` straight after ``FROM`` runs as SQLite GROUP BYs
+per slice when no grouping field holds a multi-value.
 """
 
 from __future__ import annotations
@@ -9,10 +13,10 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import re
+import sqlite3
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
-import aiosqlite
 import orjson
 
 from ..errors import IndexNotFound, ServiceError
@@ -22,6 +26,8 @@ from ..store.sql import quote
 from . import aggregates
 from . import plan as p
 from . import types as T
+from .control import Control
+from .dsl import compile_filter
 from .evaluate import (
     EvalError, Scope, VerificationError, Warnings, compile_expr, fold, sort_key, verify_fail, walk,
 )
@@ -36,12 +42,22 @@ METADATA = {"_id": "keyword", "_index": "keyword", "_version": "long"}
 
 @dataclass
 class Result:
+    """Columns and a row stream: rows are produced while they are read (a consumer may
+    write them out in batches), and the scan counters are final once they are exhausted."""
+
     names: list[str]
     types: list[str]
-    rows: list[list[Any]]
+    rows: Iterable[list[Any]]
     warnings: Warnings
-    documents_found: int = 0
-    values_loaded: int = 0
+    control: Control
+
+    @property
+    def documents_found(self) -> int:
+        return self.control.rows_scanned
+
+    @property
+    def is_partial(self) -> bool:
+        return self.control.cut_short
 
 
 @dataclass
@@ -109,21 +125,40 @@ def _decoder(kind: str) -> Any:
     return decode
 
 
-async def scan(conn: aiosqlite.Connection, indices: list[Index], names: list[str], types: list[str],
-               metadata: tuple[str, ...]) -> tuple[list[list[Any]], int]:
-    rows: list[list[Any]] = []
+def _bounds(conn: sqlite3.Connection, index: Index) -> tuple[int, int]:
+    """Rows to read: the rowids that exist when the query starts (later writes are not seen)."""
+    count, top = conn.execute(f"SELECT count(*), max(rowid) FROM {quote(index.table)}").fetchone()
+    return count, top or 0
+
+
+def scan(conn: sqlite3.Connection, indices: list[Index], names: list[str], types: list[str],
+         metadata: tuple[str, ...], control: Control) -> Iterator[list[Any]]:
+    """Every document of ``indices`` as a row, read in rowid slices; between slices the
+    control may end the scan (stop) or abort it (cancel)."""
     decoders = [_decoder(k) for k in types]
-    for index in indices:
+    width = len(names)
+    bounds = [_bounds(conn, index) for index in indices]
+    control.rows_total = sum(count for count, _ in bounds)
+    control.phase = "running"
+    for index, (_, top) in zip(indices, bounds):
         exprs = [quote(index.columns[n]) if n in index.columns and types[i] != "unsupported" else "NULL"
                  for i, n in enumerate(names)]
         meta = [{"_id": "_id", "_version": "_version", "_index": "?"}[m] for m in metadata]
-        sql = f"SELECT {', '.join(exprs + meta) or 'NULL'} FROM {quote(index.table)} ORDER BY rowid"
-        params = [index.name] if "_index" in metadata else []
-        async with conn.execute(sql, params) as cur:
-            width = len(names)
-            for raw in await cur.fetchall():
-                rows.append([decoders[i](raw[i]) for i in range(width)] + list(raw[width:]))
-    return rows, len(rows)
+        sql = (f"SELECT rowid, {', '.join(exprs + meta) or 'NULL'} FROM {quote(index.table)} "
+               f"WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?")
+        extra = [index.name] if "_index" in metadata else []
+        last = 0
+        while last < top:
+            if not control.proceed():
+                control.cut_short = True
+                return
+            batch = conn.execute(sql, [*extra, last, top, control.slice_rows]).fetchall()
+            if not batch:
+                break
+            last = batch[-1][0]
+            control.scanned(len(batch))
+            for raw in batch:
+                yield [decoders[i](raw[i + 1]) for i in range(width)] + list(raw[width + 1:])
 
 
 # --- processing steps ------------------------------------------------------------------
@@ -471,14 +506,15 @@ def merge_filters(steps: list[p.Step]) -> list[p.Step]:
     return out
 
 
-async def run_plan(plan: p.Plan, catalog: Catalog, conn_factory: Any, warnings: Warnings | None = None) -> Result:
-    """Run ``plan``; ``conn_factory`` is an async context manager giving a read connection."""
-    warnings = warnings or Warnings()
+def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: Control,
+             source_filter: Any = None, max_rows: int = MAX_LIMIT) -> Result:
+    """Run ``plan`` on this thread over ``conn``; ``control`` can stop or cancel it.
+    ``source_filter`` is a Query DSL filter applied to the documents before the plan."""
+    warnings = Warnings()
     for message in plan.warnings:
         warnings.add(message)
     steps = merge_filters(list(plan.steps))
     source = steps.pop(0)
-    documents_found = 0
     if isinstance(source, p.Row):
         rel = run_row(source, warnings)
     elif isinstance(source, p.ShowInfo):
@@ -490,13 +526,15 @@ async def run_plan(plan: p.Plan, catalog: Catalog, conn_factory: Any, warnings: 
         for m in source.metadata:
             if m not in METADATA:
                 raise verify_fail(_src_at(1, 1), f"unsupported metadata field [{m}]")
-        pushed = await _try_pushdown(steps, indices, names, types, conn_factory, source)
+        pushed = None if source_filter is not None else \
+            _try_pushdown(steps, indices, names, types, conn, source, control)
         if pushed is not None:
-            rel, documents_found = pushed
+            rel = pushed
             steps.pop(0)
         else:
-            async with conn_factory() as conn:
-                rows, documents_found = await scan(conn, indices, names, types, source.metadata)
+            rows: Iterable[list[Any]] = scan(conn, indices, names, types, source.metadata, control)
+            if source_filter is not None:
+                rows = filter(compile_filter(source_filter, names, types), rows)
             rel = Relation(names + list(source.metadata), types + [METADATA[m] for m in source.metadata], rows)
     else:  # pragma: no cover - the grammar only makes these
         raise ServiceError("unknown source command", status=400)
@@ -533,19 +571,18 @@ async def run_plan(plan: p.Plan, catalog: Catalog, conn_factory: Any, warnings: 
                                type="verification_exception")
     if limit is None:
         warnings.messages.insert(0, f"No limit defined, adding default limit of [{DEFAULT_LIMIT}]")
-    cap = MAX_LIMIT if limit is not None else DEFAULT_LIMIT
-    rows = list(itertools.islice(rel.rows, cap))
-    loaded = sum(1 for r in rows for v in r if v is not None)
-    return Result(rel.names, rel.types, rows, warnings, documents_found, loaded)
+    cap = max_rows if limit is not None else min(DEFAULT_LIMIT, max_rows)
+    return Result(rel.names, rel.types, itertools.islice(rel.rows, cap), warnings, control)
 
 
 def _accepts(fn: Callable[[list[Any]], Any]) -> Callable[[list[Any]], bool]:
     return lambda r: fn(r) is True
 
 
-async def _try_pushdown(steps: list[p.Step], indices: list[Index], names: list[str], types: list[str],
-                        conn_factory: Any, source: p.From) -> tuple[Relation, int] | None:
-    """``FROM x | STATS c = COUNT(*) BY f1, f2`` as one SQL GROUP BY per index."""
+def _try_pushdown(steps: list[p.Step], indices: list[Index], names: list[str], types: list[str],
+                  conn: sqlite3.Connection, source: p.From, control: Control) -> Relation | None:
+    """``FROM x | STATS c = COUNT(*) BY f1, f2`` as SQLite GROUP BYs over rowid slices whose
+    partial counts are merged, so a stop still answers over the slices read."""
     if not steps or not isinstance(steps[0], p.Stats) or len(indices) != 1 or source.metadata:
         return None
     step = steps[0]
@@ -560,18 +597,31 @@ async def _try_pushdown(steps: list[p.Step], indices: list[Index], names: list[s
         return None
     quoted = [quote(c) for c in columns]  # type: ignore[arg-type]
     table = quote(index.table)
-    async with conn_factory() as conn:
-        blob_check = " OR ".join(f"typeof({c}) = 'blob'" for c in quoted)
-        async with conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {blob_check})") as cur:
-            if (await cur.fetchone())[0]:  # type: ignore[index]
-                return None
-        async with conn.execute(f"SELECT {', '.join(quoted)}, count(*) FROM {table} GROUP BY {', '.join(quoted)}") as cur:
-            grouped = await cur.fetchall()
+    blob_check = " OR ".join(f"typeof({c}) = 'blob'" for c in quoted)
+    if conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {blob_check})").fetchone()[0]:
+        return None
+    total, top = _bounds(conn, index)
+    control.rows_total = total
+    control.phase = "running"
+    sql = (f"SELECT {', '.join(quoted)}, count(*), max(rowid) FROM {table} WHERE rowid > ? AND rowid <= ? "
+           f"GROUP BY {', '.join(quoted)}")
+    counts: dict[tuple, int] = {}
+    last = 0
+    while last < top:
+        if not control.proceed():
+            control.cut_short = True
+            break
+        end = min(last + control.slice_rows * 16, top)  # GROUP BY in SQLite is far cheaper per row
+        scanned = 0
+        for *key, n, _ in conn.execute(sql, (last, end)):
+            counts[tuple(key)] = counts.get(tuple(key), 0) + n
+            scanned += n
+        control.scanned(scanned)
+        last = end
     group_types = [types[names.index(e.name)] for _, e in step.groups]  # type: ignore[union-attr]
     decoders = [_decoder(k) for k in group_types]
     n = len(step.aggregates)
-    rows = [[r[-1]] * n + [decoders[i](r[i]) for i in range(len(quoted))] for r in grouped]
-    total = sum(r[-1] for r in grouped)
+    rows = [[c] * n + [decoders[i](k[i]) for i in range(len(quoted))] for k, c in counts.items()]
     rel = Relation([name for name, _, _ in step.aggregates] + [name for name, _ in step.groups],
                    ["long"] * n + group_types, rows)
-    return _dedupe_names(rel), total
+    return _dedupe_names(rel)

@@ -1035,3 +1035,79 @@ def _pseries(values: list[Any], kind: str, p: Any) -> float:
 _mv("MV_PERCENTILE", _mv_percentile)
 _mv("MV_MEDIAN_ABSOLUTE_DEVIATION", _mv_mad)
 _mv("MV_PSERIES_WEIGHTED_SUM", _pseries, "double")
+
+
+# --- BUCKET ------------------------------------------------------------------------------
+
+# Elasticsearch's "human" date roundings for BUCKET(date, n, from, to), coarsest first
+# after the year; the finest one that still gives at most n buckets is chosen.
+_HUMAN_DATE_ROUNDINGS = [(1, "mo"), (1, "w"), (1, "d"), (12, "h"), (3, "h"), (1, "h"), (30, "m"), (10, "m"), (5, "m"),
+                         (1, "m"), (30, "s"), (10, "s"), (5, "s"), (1, "s"), (100, "ms"), (50, "ms"), (10, "ms"),
+                         (1, "ms")]
+
+
+def _next_rounding(date: int, span: tuple[int, str]) -> int:
+    return add_span(date, span, 1, "date")
+
+
+def _rounding_fits(span: tuple[int, str], buckets: int, start: int, end: int) -> bool:
+    count, date = 1, date_trunc(start, span)
+    while date < end:
+        count += 1
+        if count > buckets:
+            return False
+        date = _next_rounding(date, span)
+    return True
+
+
+def pick_date_rounding(buckets: int, start: int, end: int) -> tuple[int, str]:
+    chosen = (1, "y")
+    for span in _HUMAN_DATE_ROUNDINGS:
+        if not _rounding_fits(span, buckets, start, end):
+            break
+        chosen = span
+    return chosen
+
+
+def pick_numeric_rounding(buckets: int, start: float, end: float) -> float:
+    precise = (end - start) / buckets
+    next_power = 10 ** math.ceil(math.log10(precise))
+    half = next_power / 2
+    return half if precise < half else next_power
+
+
+def _constant_arg(expr: Call, i: int, scope: Scope) -> Any:
+    from .evaluate import fold
+    constant, value = fold(expr.args[i], scope)
+    if not constant or value is None:
+        raise verify_fail(expr.args[i].src, f"{['first', 'second', 'third', 'fourth'][i]} argument of "
+                                            f"[{expr.src.text}] must be a constant, received [{expr.args[i].src.text}]")
+    return value
+
+
+@register("BUCKET")
+def _bucket(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    if len(args) not in (2, 4):
+        raise verify_fail(expr.src, f"error building [bucket]: expects exactly two or four arguments")
+    kind = kinds[0]
+    if kind not in DATES and not T.is_numeric(kind):
+        _require(expr, 0, kind, (), "datetime or numeric")
+    span = _constant_arg(expr, 1, scope)
+    if kind in DATES:
+        if len(args) == 4:
+            bounds = []
+            for i in (2, 3):
+                bound = _constant_arg(expr, i, scope)
+                bounds.append(_to_date_value(bound, "keyword") if isinstance(bound, str) else int(bound))
+            span = pick_date_rounding(int(span), bounds[0], bounds[1])
+        elif not isinstance(span, tuple):
+            raise verify_fail(expr.args[1].src, f"second argument of [{expr.src.text}] must be [date_period or "
+                                                f"time_duration] when the first is a date, found value "
+                                                f"[{expr.args[1].src.text}] type [{kinds[1]}]")
+        scale = 1_000_000 if kind == "date_nanos" else 1
+        return _single(lambda d: date_trunc(d // scale, span) * scale, kind)(expr, kinds[:1], args[:1], scope)
+    if len(args) == 4:
+        span = pick_numeric_rounding(int(span), float(_constant_arg(expr, 2, scope)),
+                                     float(_constant_arg(expr, 3, scope)))
+    step = float(span)
+    return _single(lambda v: math.floor(v / step) * step, "double")(expr, kinds[:1], args[:1], scope)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -58,6 +59,15 @@ class Database:
         if self.writer is not None:
             await self.writer.close()
             self.writer = None
+
+    def query_connection(self) -> sqlite3.Connection:
+        """A plain read-only connection for one query running on a worker thread; the
+        caller closes it. ``interrupt()`` on it aborts that query's statement only."""
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA cache_size = -65536")
+        conn.execute("PRAGMA query_only = ON")
+        return conn
 
     async def open_reader(self) -> aiosqlite.Connection:
         """A dedicated read connection (for one long-running query); the caller closes it."""

@@ -2,19 +2,46 @@
 
 from __future__ import annotations
 
+import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
+from ...store.catalog import Catalog
 from ...store.dates import format_millis, format_nanos
-from ..evaluate import Warnings
+from ..control import Control
 from ..execute import Result, run_plan
+from ..plan import Plan
 from .parser import parse
 
-__all__ = ["Result", "execute", "render_value"]
+__all__ = ["EsqlJob", "Result", "render_value"]
 
 
-async def execute(text: str, params: list[Any] | dict[str, Any] | None, catalog: Any, reader: Any) -> Result:
-    plan = parse(text, params)
-    return await run_plan(plan, catalog, reader, Warnings())
+@dataclass
+class EsqlJob:
+    """One ES|QL query, parsed (syntax errors surface at once), ready to run on a worker."""
+
+    plan: Plan
+    catalog: Catalog
+    source_filter: Any
+    max_rows: int
+    kind = "esql"
+    action = "indices:data/read/esql"
+
+    @classmethod
+    def compile(cls, text: str, params: list[Any] | dict[str, Any] | None, source_filter: Any, catalog: Catalog,
+                max_rows: int) -> EsqlJob:
+        return cls(parse(text, params), catalog, source_filter, max_rows)
+
+    @property
+    def description(self) -> str:
+        return self.plan.text
+
+    def run(self, conn: sqlite3.Connection, control: Control) -> Result:
+        return run_plan(self.plan, self.catalog, conn, control, self.source_filter, self.max_rows)
+
+    def frame(self, result: Result, took_ms: int) -> dict[str, Any]:
+        return {"names": result.names, "types": result.types, "warnings": list(result.warnings.messages),
+                "documents_found": result.documents_found, "is_partial": result.is_partial, "took": took_ms}
 
 
 def _one(value: Any, kind: str) -> Any:

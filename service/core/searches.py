@@ -1,0 +1,312 @@
+"""The async search lifecycle, with Elasticsearch's semantics, for any query language.
+
+submit -> wait up to ``wait_for_completion_timeout``: done in time and not kept -> the
+result, nothing stored; otherwise the search is stored under an id, its rows written in
+batches while it runs, its final state written once. get / stop / delete / keep_alive act
+on the running search in memory or on the stored one. Expired searches are gone for
+readers at once; the reaper deletes them and cancels expired running ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import structlog
+
+from ..errors import BadRequest, ServiceError
+from ..query.control import Control
+from ..store.searches import SearchStore
+from .runner import Job, Runner
+from .tasks import Task, TaskManager
+
+log = structlog.get_logger(__name__)
+ROW_BATCH = 1000
+
+
+class SearchNotFound(ServiceError):
+    status = 404
+    type = "resource_not_found_exception"
+
+
+# --- ids --------------------------------------------------------------------------------
+
+def _string(value: str) -> bytes:
+    data = value.encode()
+    return bytes([len(data)]) + data
+
+
+def encode_id(doc_id: str, task_id: str) -> str:
+    """Elasticsearch's async id: two length-prefixed strings, URL-safe base64."""
+    return base64.urlsafe_b64encode(_string(doc_id) + _string(task_id)).decode()
+
+
+def decode_id(search_id: str) -> tuple[str, str]:
+    """(doc id, task id), or ``BadRequest`` as Elasticsearch words it."""
+    try:
+        raw = base64.urlsafe_b64decode(search_id + "=" * (-len(search_id) % 4))
+        parts, pos = [], 0
+        for _ in range(2):
+            n = raw[pos]
+            parts.append(raw[pos + 1:pos + 1 + n].decode())
+            if len(parts[-1].encode()) != n:
+                raise ValueError
+            pos += 1 + n
+        if pos != len(raw):
+            raise ValueError
+    except (ValueError, IndexError, binascii.Error, UnicodeDecodeError):
+        raise BadRequest(f"invalid id: [{search_id}]") from None
+    node, _, number = parts[1].partition(":")
+    if not node or not number.isdigit():
+        raise BadRequest(f"malformed task id {parts[1]}")
+    return parts[0], parts[1]
+
+
+# --- answers ----------------------------------------------------------------------------
+
+@dataclass
+class Answer:
+    """What the API renders: a running frame, a result (frame + rows) or an error."""
+
+    id: str | None
+    is_running: bool
+    frame: dict[str, Any] = field(default_factory=dict)
+    rows: list[list[Any]] = field(default_factory=list)
+    error: ServiceError | None = None
+    start_ms: int = 0
+    expires_ms: int = 0
+
+
+@dataclass
+class Search:
+    id: str
+    job: Job
+    task: Task
+    keep_on_completion: bool
+    created_ms: int
+    expires_ms: int
+    headers: dict[str, str]
+    persisted: bool = False
+    deleted: bool = False
+    frame: dict[str, Any] | None = None
+    pending: list[list[Any]] = field(default_factory=list)  # rows not yet stored
+    pending_lock: threading.Lock = field(default_factory=threading.Lock)  # the worker appends, the loop takes
+    stored_rows: int = 0
+    error: ServiceError | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    runner_task: asyncio.Task[None] | None = None
+
+    @property
+    def control(self) -> Control:
+        return self.task.control
+
+
+class AsyncSearches:
+    def __init__(self, store: SearchStore, runner: Runner, tasks: TaskManager,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.runner = runner
+        self.tasks = tasks
+        self.clock = clock
+        self.running: dict[str, Search] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # --- submit -----------------------------------------------------------------------
+    async def submit(self, job: Job, *, wait_s: float, keep_alive_ms: int, keep_on_completion: bool,
+                     headers: dict[str, str]) -> Answer:
+        self._loop = asyncio.get_running_loop()
+        task = self.tasks.register(f"{job.action}[a]", job.description, headers)
+        doc_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        now = self.now_ms()
+        search = Search(encode_id(doc_id, task.task_id), job, task, keep_on_completion, now, now + keep_alive_ms,
+                        headers)
+        task.request_id = search.id
+        self.running[search.id] = search
+        search.runner_task = asyncio.create_task(self._execute(search))
+        try:
+            await asyncio.wait_for(search.done.wait(), timeout=max(wait_s, 0))
+        except asyncio.TimeoutError:
+            pass
+        async with search.lock:
+            if not search.done.is_set():
+                await self._persist(search)
+                return self._running_answer(search)
+        if search.error is not None and not keep_on_completion:
+            raise search.error
+        if keep_on_completion:
+            return await self.get(search.id, wait_s=0, keep_alive_ms=0)
+        return Answer(None, False, search.frame or {}, search.pending, start_ms=search.created_ms,
+                      expires_ms=search.expires_ms)
+
+    async def _persist(self, search: Search) -> None:
+        """Store the search (under its lock): from now on its rows and end go to SQLite."""
+        await self.store.create(search.id, search.job.kind, search.keep_on_completion, search.created_ms,
+                                search.expires_ms, search.headers)
+        if search.frame is not None:
+            await self.store.set_frame(search.id, search.frame)
+        await self._flush(search)
+        search.persisted = True
+
+    async def _flush(self, search: Search) -> None:
+        with search.pending_lock:
+            rows, search.pending = search.pending, []
+        if rows:
+            await self.store.append_rows(search.id, search.stored_rows, rows)
+            search.stored_rows += len(rows)
+
+    def _sink(self, search: Search) -> Callable[[Any], None]:
+        """Consumes the result on the worker thread: rows go to SQLite in batches once the
+        search is stored, and stay in memory until then."""
+        loop = asyncio.get_running_loop()
+
+        def call(coro: Any) -> Any:
+            return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+        def set_frame() -> Any:
+            async def go() -> None:
+                async with search.lock:
+                    if search.persisted:
+                        await self.store.set_frame(search.id, search.frame or {})
+            return go()
+
+        def flush() -> Any:
+            async def go() -> None:
+                async with search.lock:
+                    if search.persisted:
+                        await self._flush(search)
+            return go()
+
+        def sink(result: Any) -> None:
+            search.frame = search.job.frame(result, 0)
+            call(set_frame())
+            for row in result.rows:
+                with search.pending_lock:
+                    search.pending.append(row)
+                    full = len(search.pending) >= ROW_BATCH
+                if full and search.persisted:
+                    call(flush())
+            search.frame = search.job.frame(result, 0)
+        return sink
+
+    async def _execute(self, search: Search) -> None:
+        compute = self.tasks.register(f"{search.job.action}/compute", search.job.description, search.headers,
+                                      parent=search.task)
+        took = 0
+        try:
+            _, took = await self.runner.run(search.job, search.control, self._sink(search))
+        except ServiceError as exc:
+            search.error = exc
+        except Exception as exc:  # noqa: BLE001 - a query bug must still end the search
+            log.exception("query failed", search_id=search.id)
+            search.error = ServiceError(f"{type(exc).__name__}: {exc}", status=500, type="exception")
+        finally:
+            self.tasks.unregister(compute)
+        if search.frame is not None:
+            search.frame["took"] = took
+        try:
+            async with search.lock:
+                if search.persisted and not search.deleted:
+                    await self._flush(search)
+                    error = {"status": search.error.status, "error": search.error.to_dict()} if search.error else None
+                    await self.store.finish(search.id, search.frame, error, search.stored_rows)
+        finally:
+            self.running.pop(search.id, None)
+            self.tasks.unregister(search.task)
+            search.done.set()
+
+    def _running_answer(self, search: Search) -> Answer:
+        return Answer(search.id, True, start_ms=search.created_ms, expires_ms=search.expires_ms)
+
+    # --- get / stop / delete ----------------------------------------------------------
+    async def get(self, search_id: str, *, wait_s: float, keep_alive_ms: int) -> Answer:
+        decode_id(search_id)
+        search = self.running.get(search_id)
+        now = self.now_ms()
+        if search is not None:
+            if search.expires_ms <= now:
+                raise SearchNotFound(search_id)
+            if keep_alive_ms > 0:
+                search.expires_ms = now + keep_alive_ms
+                if search.persisted:
+                    await self.store.set_expiry(search_id, search.expires_ms)
+            if wait_s > 0:
+                try:
+                    await asyncio.wait_for(asyncio.shield(search.done.wait()), timeout=wait_s)
+                except asyncio.TimeoutError:
+                    pass
+            if not search.done.is_set():
+                return self._running_answer(search)
+        stored = await self.store.get(search_id, self.now_ms())
+        if stored is None:
+            raise SearchNotFound(search_id)
+        if keep_alive_ms > 0:
+            stored.expires_ms = self.now_ms() + keep_alive_ms
+            await self.store.set_expiry(search_id, stored.expires_ms)
+        if stored.state == "running":  # finishing right now on another path
+            return Answer(search_id, True, start_ms=stored.created_ms, expires_ms=stored.expires_ms)
+        if stored.error is not None:
+            raise ServiceError.from_dict(stored.error["error"], stored.error["status"])
+        return Answer(search_id, False, stored.response or {}, await self.store.rows(search_id),
+                      start_ms=stored.created_ms, expires_ms=stored.expires_ms)
+
+    async def stop(self, search_id: str) -> Answer:
+        decode_id(search_id)
+        search = self.running.get(search_id)
+        if search is not None and search.expires_ms > self.now_ms():
+            search.control.stop()
+            await asyncio.shield(search.done.wait())
+        return await self.get(search_id, wait_s=1.0, keep_alive_ms=0)
+
+    async def delete(self, search_id: str) -> None:
+        try:
+            decode_id(search_id)
+        except BadRequest:
+            raise SearchNotFound(search_id) from None
+        search = self.running.get(search_id)
+        found = False
+        if search is not None and search.expires_ms > self.now_ms():
+            found = True
+            search.deleted = True
+            search.control.cancel("cancelled by user")
+            await asyncio.shield(search.done.wait())
+        elif await self.store.get(search_id, self.now_ms()) is not None:
+            found = True
+        if not found:
+            raise SearchNotFound(search_id)
+        await self.store.delete(search_id)
+
+    # --- expiry and shutdown ------------------------------------------------------------
+    async def reap(self, batch: int = 500) -> int:
+        """Cancel expired running searches and delete expired stored ones; returns how many."""
+        now = self.now_ms()
+        for search in list(self.running.values()):
+            if search.expires_ms <= now:
+                search.deleted = True
+                search.control.cancel("keep_alive expired")
+        removed = 0
+        while True:
+            ids = await self.store.expired(now, batch)
+            if not ids:
+                return removed
+            await self.store.delete_many(ids)
+            removed += len(ids)
+
+    async def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Stop every running search: each stores what it has, marked partial."""
+        searches = list(self.running.values())
+        for search in searches:
+            search.control.stop()
+        if searches:
+            await asyncio.wait([asyncio.ensure_future(s.done.wait()) for s in searches], timeout=timeout_s)
+        for search in list(self.running.values()):
+            search.control.cancel("the service is shutting down")
