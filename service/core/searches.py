@@ -141,10 +141,15 @@ class AsyncSearches:
             if not search.done.is_set():
                 await self._persist(search)
                 return self._running_answer(search)
-        if search.error is not None and not keep_on_completion:
-            raise search.error
         if keep_on_completion:
+            async with search.lock:
+                await self._persist(search)
+                await self._finish_stored(search)
+            if search.error is not None:
+                raise search.error
             return await self.get(search.id, wait_s=0, keep_alive_ms=0)
+        if search.error is not None:
+            raise search.error
         return Answer(None, False, search.frame or {}, search.pending, start_ms=search.created_ms,
                       expires_ms=search.expires_ms)
 
@@ -216,13 +221,16 @@ class AsyncSearches:
         try:
             async with search.lock:
                 if search.persisted and not search.deleted:
-                    await self._flush(search)
-                    error = {"status": search.error.status, "error": search.error.to_dict()} if search.error else None
-                    await self.store.finish(search.id, search.frame, error, search.stored_rows)
+                    await self._finish_stored(search)
         finally:
             self.running.pop(search.id, None)
             self.tasks.unregister(search.task)
             search.done.set()
+
+    async def _finish_stored(self, search: Search) -> None:
+        await self._flush(search)
+        error = {"status": search.error.status, "error": search.error.to_dict()} if search.error else None
+        await self.store.finish(search.id, search.frame, error, search.stored_rows)
 
     def _running_answer(self, search: Search) -> Answer:
         return Answer(search.id, True, start_ms=search.created_ms, expires_ms=search.expires_ms)

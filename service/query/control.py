@@ -25,6 +25,7 @@ class Cancelled(ServiceError):
 
 class Control:
     TARGET_SLICE_SECONDS = 0.02
+    pause_s = 0.0  # tests only: a pause per slice, so a query is reliably caught mid-scan
 
     def __init__(self, slice_rows: int = 4096, adaptive: bool = True) -> None:
         self.stop_requested = False
@@ -60,6 +61,10 @@ class Control:
     def proceed(self) -> bool:
         """Called before each slice: False ends the scan (stop), Cancelled aborts the query."""
         self.check()
+        if self.pause_s:
+            time.sleep(self.pause_s)
+            self.slice_rows = min(self.slice_rows, 1000)
+            return not self.stop_requested
         now = time.perf_counter()
         if self.adaptive and self._slice_started:
             elapsed = max(now - self._slice_started, 1e-4)

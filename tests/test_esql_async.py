@@ -1,0 +1,158 @@
+"""Async ES|QL through the official client: submit, get, stop, delete, keep_alive, expiry,
+restart. A test-only pause per slice (``Control.pause_s``) keeps queries mid-scan."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elasticsearch import AsyncElasticsearch, BadRequestError, NotFoundError
+
+from service import keys
+from service.query.control import Control
+
+SLOW = "FROM logs | EVAL x = bytes * 2 | STATS total = SUM(x), n = COUNT(*) | LIMIT 1"
+
+
+async def load_logs(es: AsyncElasticsearch, n: int = 20000) -> None:
+    ops: list[dict[str, Any]] = []
+    for i in range(n):
+        ops.append({"index": {}})
+        ops.append({"host": {"name": f"h{i % 5}"}, "bytes": i})
+    resp = await es.bulk(index="logs", operations=ops, refresh=True)
+    assert not resp["errors"]
+
+
+@pytest.fixture
+async def logs(es: AsyncElasticsearch) -> AsyncElasticsearch:
+    await load_logs(es)
+    return es
+
+
+@pytest.fixture
+def slow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Control, "pause_s", 0.02)
+
+
+async def test_done_in_time_returns_the_result_and_stores_nothing(logs: AsyncElasticsearch, http) -> None:
+    resp = await logs.esql.async_query(query="FROM logs | STATS n = COUNT(*) | LIMIT 1",
+                                       wait_for_completion_timeout="10s")
+    assert resp["is_running"] is False and "id" not in resp.body
+    assert resp["values"] == [[20000]] and resp["documents_found"] == 20000
+    assert resp.meta.headers["X-Elasticsearch-Async-Is-Running"] == "?0"
+    assert "X-Elasticsearch-Async-Id" not in resp.meta.headers
+    async with http.app[keys.DATABASE].read() as conn:
+        async with conn.execute("SELECT count(*) FROM searches") as cur:
+            assert (await cur.fetchone())[0] == 0
+
+
+async def test_keep_on_completion_stores_the_result(logs: AsyncElasticsearch) -> None:
+    resp = await logs.esql.async_query(query="FROM logs | STATS n = COUNT(*) BY host.name | SORT host.name | LIMIT 2",
+                                       wait_for_completion_timeout="10s", keep_on_completion=True)
+    assert resp["is_running"] is False and resp["id"]
+    assert resp.meta.headers["X-Elasticsearch-Async-Id"] == resp["id"]
+    got = await logs.esql.async_query_get(id=resp["id"])
+    assert got["values"] == [[4000, "h0"], [4000, "h1"]]
+    csv = await logs.esql.async_query_get(id=resp["id"], format="csv")
+    assert csv.body.splitlines()[0] == "n,host.name"
+
+
+async def test_running_frame_then_result(logs: AsyncElasticsearch, slow: None) -> None:
+    resp = await logs.esql.async_query(query=SLOW, wait_for_completion_timeout="50ms")
+    assert resp.body == {"id": resp["id"], "is_running": True, "documents_found": 0, "values_loaded": 0,
+                         "columns": [], "values": []}
+    assert resp.meta.headers["X-Elasticsearch-Async-Is-Running"] == "?1"
+    polled = await logs.esql.async_query_get(id=resp["id"])
+    assert polled["is_running"] is True
+    done = await logs.esql.async_query_get(id=resp["id"], wait_for_completion_timeout="30s")
+    assert done["is_running"] is False and done["is_partial"] is False
+    assert done["values"] == [[sum(range(20000)) * 2, 20000]]
+
+
+async def test_stop_mid_scan_gives_partial_stats(logs: AsyncElasticsearch, slow: None) -> None:
+    resp = await logs.esql.async_query(query=SLOW, wait_for_completion_timeout="100ms")
+    assert resp["is_running"] is True
+    stopped = await logs.esql.async_query_stop(id=resp["id"])
+    assert stopped["is_running"] is False and stopped["is_partial"] is True
+    total, n = stopped["values"][0]
+    assert 0 < n < 20000 and n == stopped["documents_found"]
+    assert total == sum(range(n)) * 2  # exact over the rows read (rowid order)
+    again = await logs.esql.async_query_get(id=resp["id"])
+    assert again["values"] == stopped["values"]
+
+
+async def test_delete_cancels_and_forgets(logs: AsyncElasticsearch, slow: None) -> None:
+    resp = await logs.esql.async_query(query=SLOW, wait_for_completion_timeout="50ms")
+    assert (await logs.esql.async_query_delete(id=resp["id"]))["acknowledged"] is True
+    with pytest.raises(NotFoundError) as info:
+        await logs.esql.async_query_get(id=resp["id"])
+    assert info.value.body["error"]["reason"] == resp["id"]
+    with pytest.raises(NotFoundError):
+        await logs.esql.async_query_delete(id=resp["id"])
+
+
+async def test_bad_ids(es: AsyncElasticsearch) -> None:
+    with pytest.raises(BadRequestError) as info:
+        await es.esql.async_query_get(id="not-an-id")
+    assert info.value.body["error"]["reason"] == "invalid id: [not-an-id]"
+    unknown = "FmNJRUZ1YWZCU3dHY1BIOUhaenVSRkEaaXFlZ3h4c1RTWFNocDdnY2FSaERnUTozNDE="
+    with pytest.raises(NotFoundError):
+        await es.esql.async_query_get(id=unknown)
+    with pytest.raises(NotFoundError):
+        await es.esql.async_query_stop(id=unknown)
+    with pytest.raises(NotFoundError):
+        await es.esql.async_query_delete(id="not-an-id")
+
+
+async def test_errors_come_back_with_their_status(logs: AsyncElasticsearch) -> None:
+    with pytest.raises(BadRequestError) as info:
+        await logs.esql.async_query(query="FROM logs | EVAL y = nope", wait_for_completion_timeout="5s")
+    assert info.value.body["error"]["type"] == "verification_exception"
+    with pytest.raises(BadRequestError) as info:
+        await logs.esql.async_query(query="FROM logs | EVAL y = nope", keep_on_completion=True)
+    assert info.value.body["error"]["type"] == "verification_exception"
+
+
+async def test_expiry_is_immediate_for_readers_and_the_reaper_cleans_up(logs: AsyncElasticsearch, http) -> None:
+    searches = http.app[keys.SEARCHES]
+    now = [1_000_000.0]
+    searches.clock = lambda: now[0]
+    resp = await logs.esql.async_query(query="FROM logs | STATS n = COUNT(*) | LIMIT 1", keep_on_completion=True,
+                                       keep_alive="1m", wait_for_completion_timeout="10s")
+    await logs.esql.async_query_get(id=resp["id"], keep_alive="2m")  # now + 2m
+    now[0] += 90
+    assert (await logs.esql.async_query_get(id=resp["id"]))["values"] == [[20000]]
+    now[0] += 60
+    with pytest.raises(NotFoundError):
+        await logs.esql.async_query_get(id=resp["id"])
+    assert await searches.reap() == 1
+    async with http.app[keys.DATABASE].read() as conn:
+        async with conn.execute("SELECT count(*) FROM searches") as cur:
+            assert (await cur.fetchone())[0] == 0
+
+
+async def test_stored_result_survives_a_restart(server_process, tmp_path: Path) -> None:
+    client = server_process.start()
+    try:
+        ops: list[dict[str, Any]] = []
+        for i in range(100):
+            ops += [{"index": {}}, {"bytes": i}]
+        client.bulk(index="logs", operations=ops, refresh=True)
+        resp = client.esql.async_query(query="FROM logs | STATS s = SUM(bytes) | LIMIT 1", keep_on_completion=True,
+                                       wait_for_completion_timeout="10s")
+        server_process.stop()
+        client = server_process.start()
+        got = client.esql.async_query_get(id=resp["id"])
+        assert got["values"] == [[4950]] and got["is_running"] is False
+    finally:
+        client.close()
+
+
+async def test_concurrent_queries_do_not_block_polling(logs: AsyncElasticsearch, slow: None) -> None:
+    ids = [(await logs.esql.async_query(query=SLOW, wait_for_completion_timeout="0ms"))["id"] for _ in range(3)]
+    info = await asyncio.wait_for(logs.info(), timeout=5)
+    assert info["tagline"] == "You Know, for Search"
+    for search_id in ids:
+        await logs.esql.async_query_delete(id=search_id)
