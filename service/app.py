@@ -13,7 +13,7 @@ from . import keys
 from .core.runner import Runner
 from .core.searches import AsyncSearches
 from .core.tasks import TaskManager
-from .api import documents, esql, indices, root
+from .api import documents, esql, indices, root, tasks
 from .api.middleware import es_conventions
 from .node import load_node
 from .settings import Settings
@@ -40,9 +40,9 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     interrupted = await store.finish_interrupted()
     if interrupted:
         log.warning("searches interrupted by the last shutdown finished as partial", count=interrupted)
-    tasks = app[keys.TASKS] = TaskManager(node.id)
+    manager = app[keys.TASKS] = TaskManager(node.id)
     runner = app[keys.RUNNER] = Runner(db, settings.max_running_queries)
-    app[keys.SEARCHES] = AsyncSearches(store, runner, tasks)
+    app[keys.SEARCHES] = AsyncSearches(store, runner, manager)
     try:
         yield
     finally:
@@ -86,6 +86,10 @@ def _routes(app: web.Application) -> None:
     r.add_get("/_query/async/{id}", esql.async_get, allow_head=False)
     r.add_post("/_query/async/{id}/stop", esql.async_stop)
     r.add_delete("/_query/async/{id}", esql.async_delete)
+    r.add_get("/_tasks", tasks.list_tasks, allow_head=False)
+    r.add_post("/_tasks/_cancel", tasks.cancel_tasks)
+    r.add_get("/_tasks/{task_id}", tasks.get_task, allow_head=False)
+    r.add_post("/_tasks/{task_id}/_cancel", tasks.cancel_tasks)
     r.add_get("/_mapping", indices.get_mapping, allow_head=False)
     r.add_route("POST", "/_refresh", indices.refresh)
     r.add_get("/_refresh", indices.refresh, allow_head=False)

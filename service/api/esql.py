@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 import orjson
+import structlog
 from aiohttp import web
 
 from .. import keys
@@ -195,6 +196,7 @@ async def query(request: web.Request) -> web.Response:
     job = _job(request, body, "esql/query")
     tasks = request.app[keys.TASKS]
     task = tasks.register(job.action, job.description, _headers(request))
+    structlog.contextvars.bind_contextvars(task_id=task.task_id)
     compute = tasks.register(f"{job.action}/compute", job.description, task.headers, parent=task)
 
     def collect(result: Result) -> tuple[dict[str, Any], list[list[Any]]]:
@@ -253,6 +255,7 @@ async def async_query(request: web.Request) -> web.Response:
         keep_alive_ms = DEFAULT_KEEP_ALIVE_MS
     tasks = request.app[keys.TASKS]
     wrapper = tasks.register(job.action, job.description, _headers(request))
+    structlog.contextvars.bind_contextvars(task_id=wrapper.task_id)
     try:
         answer = await request.app[keys.SEARCHES].submit(
             job, wait_s=wait_ms / 1000 if wait_ms >= 0 else 1e9, keep_alive_ms=keep_alive_ms,

@@ -13,8 +13,12 @@ import sqlite3
 import time
 from typing import Any, Callable, Iterable, Protocol
 
+import structlog
+
 from ..query.control import Cancelled, Control
 from ..store.db import Database
+
+log = structlog.get_logger(__name__)
 
 
 class Outcome(Protocol):
@@ -53,7 +57,10 @@ class Runner:
             except asyncio.CancelledError:
                 control.cancel("the request was closed")
                 raise
-            return value, int((time.perf_counter() - started) * 1000)
+            took = int((time.perf_counter() - started) * 1000)
+            log.info("query finished", action=job.action, took_ms=took, rows_scanned=control.rows_scanned,
+                     partial=control.cut_short)
+            return value, took
 
     def _work(self, job: Job, control: Control, sink: Sink) -> Any:
         control.check()

@@ -1,0 +1,180 @@
+"""``/_tasks``: list, get, cancel and wait for running queries, as Elasticsearch answers."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from aiohttp import web
+
+from .. import keys
+from ..core.tasks import Task, TaskManager
+from ..errors import BadRequest, ServiceError
+from ..params import parse_bool, parse_time_ms
+from .middleware import accepts
+from .wire import respond
+
+LIST_ACTION = "cluster:monitor/tasks/lists"
+DEFAULT_TIMEOUT_MS = 30_000
+
+
+def parse_task_id(value: str) -> tuple[str, int]:
+    node, sep, number = value.partition(":")
+    if not sep or not node or not number.isdigit() or ":" in number:
+        raise BadRequest(f"malformed task id {value}")
+    return node, int(number)
+
+
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """Elasticsearch's simple wildcards: only ``*`` is special (``[a]`` is literal)."""
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+
+
+def _matches(task: Task, actions: list[str], parent: str | None, nodes: list[str], node_id: str,
+             node_name: str) -> bool:
+    if actions and not any(_wildcard(a).fullmatch(task.action) for a in actions):
+        return False
+    if parent and (task.parent is None or task.parent.task_id != parent):
+        return False
+    if nodes and not any(n in ("_all", "_local", node_id, node_name, "*") for n in nodes):
+        return False
+    return True
+
+
+def _filters(request: web.Request) -> tuple[list[str], str | None, list[str]]:
+    actions = [a for a in request.query.get("actions", "").split(",") if a]
+    parent = request.query.get("parent_task_id")
+    if parent in ("", "-1", "unset"):
+        parent = None
+    if parent is not None:
+        parse_task_id(parent)
+    nodes = [n for n in request.query.get("nodes", "").split(",") if n]
+    return actions, parent, nodes
+
+
+def _node_entry(request: web.Request, tasks: dict[str, Any]) -> dict[str, Any]:
+    node = request.app[keys.NODE]
+    return {node.id: {"name": node.name, "transport_address": node.transport_address, "host": node.host,
+                      "ip": node.transport_address, "roles": ["data", "ingest", "master"], "tasks": tasks}}
+
+
+def _grouped(request: web.Request, tasks: list[Task], group_by: str, detailed: bool,
+             extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = dict(extra or {})
+    if group_by == "none":
+        body["tasks"] = [t.info(detailed) for t in tasks]
+    elif group_by == "parents":
+        chosen = {t.id for t in tasks}
+
+        def tree(task: Task) -> dict[str, Any]:
+            info = task.info(detailed)
+            children = [tree(c) for c in tasks if c.parent is task]
+            if children:
+                info["children"] = children
+            return info
+        body["tasks"] = {t.task_id: tree(t) for t in tasks if t.parent is None or t.parent.id not in chosen}
+    else:
+        body["nodes"] = _node_entry(request, {t.task_id: t.info(detailed) for t in tasks}) if tasks else {}
+    return body
+
+
+async def _wait_all(tasks: list[Task], timeout_ms: int, what: str) -> None:
+    if not tasks:
+        return
+    waits = [asyncio.ensure_future(t.done.wait()) for t in tasks]
+    done, pending = await asyncio.wait(waits, timeout=timeout_ms / 1000)
+    for w in pending:
+        w.cancel()
+    if pending:
+        raise ServiceError(f"Timed out waiting for completion of task [{what}]", status=500,
+                           type="elasticsearch_timeout_exception")
+
+
+def _group_by(request: web.Request) -> str:
+    group_by = request.query.get("group_by", "nodes")
+    if group_by not in ("nodes", "parents", "none"):
+        raise BadRequest(f"[group_by] must be one of [nodes], [parents] or [none] but was [{group_by}]")
+    return group_by
+
+
+def _timeout(request: web.Request) -> int:
+    raw = request.query.get("timeout")
+    return parse_time_ms(raw, "timeout") if raw is not None else DEFAULT_TIMEOUT_MS
+
+
+@accepts("actions", "detailed", "group_by", "nodes", "parent_task_id", "timeout", "wait_for_completion",
+         "master_timeout")
+async def list_tasks(request: web.Request) -> web.Response:
+    manager: TaskManager = request.app[keys.TASKS]
+    actions, parent, nodes = _filters(request)
+    detailed = parse_bool(request.query.get("detailed", "false"), "detailed")
+    group_by = _group_by(request)
+    node = request.app[keys.NODE]
+    me = manager.register(LIST_ACTION, "", _opaque(request), cancellable=False)
+    try:
+        if parse_bool(request.query.get("wait_for_completion", "false"), "wait_for_completion"):
+            waiting = [t for t in manager if t is not me and _matches(t, actions, parent, nodes, node.id, node.name)]
+            await _wait_all(waiting, _timeout(request), ",".join(actions) or "*")
+        chosen = [t for t in manager if _matches(t, actions, parent, nodes, node.id, node.name)]
+        return respond(request, _grouped(request, chosen, group_by, detailed))
+    finally:
+        manager.unregister(me)
+
+
+def _opaque(request: web.Request) -> dict[str, str]:
+    opaque = request.headers.get("X-Opaque-Id")
+    return {"X-Opaque-Id": opaque} if opaque else {}
+
+
+def _lookup(request: web.Request, task_id: str) -> Task:
+    node_id, number = parse_task_id(task_id)
+    node = request.app[keys.NODE]
+    if node_id != node.id:
+        raise ServiceError(f"task [{task_id}] belongs to the node [{node_id}] which isn't part of the cluster and "
+                           f"there is no record of the task", status=404, type="resource_not_found_exception")
+    task = request.app[keys.TASKS].get(number)
+    if task is None:
+        raise ServiceError(f"task [{task_id}] isn't running and hasn't stored its results", status=404,
+                           type="resource_not_found_exception")
+    return task
+
+
+@accepts("timeout", "wait_for_completion", "follow_relocations")
+async def get_task(request: web.Request) -> web.Response:
+    task = _lookup(request, request.match_info["task_id"])
+    if parse_bool(request.query.get("wait_for_completion", "false"), "wait_for_completion"):
+        await _wait_all([task], _timeout(request), task.task_id)
+        return respond(request, {"completed": True, "task": task.info(True)})
+    return respond(request, {"completed": False, "task": task.info(True)})
+
+
+@accepts("actions", "nodes", "parent_task_id", "wait_for_completion", "group_by", "timeout")
+async def cancel_tasks(request: web.Request) -> web.Response:
+    manager: TaskManager = request.app[keys.TASKS]
+    node = request.app[keys.NODE]
+    group_by = _group_by(request)
+    task_id = request.match_info.get("task_id")
+    extra: dict[str, Any] = {}
+    if task_id is not None:
+        node_id, number = parse_task_id(task_id)
+        task = manager.get(number) if node_id == node.id else None
+        if task is None:
+            failure = {"type": "failed_node_exception", "reason": f"Failed node [{node_id}]", "node_id": node_id,
+                       "caused_by": {"type": "resource_not_found_exception",
+                                     "reason": f"task [{task_id}] is not found"}}
+            return respond(request, {"node_failures": [failure], "nodes": {}})
+        if not task.cancellable:
+            failure = {"type": "failed_node_exception", "reason": f"Failed node [{node_id}]", "node_id": node_id,
+                       "caused_by": {"type": "illegal_argument_exception",
+                                     "reason": f"task [{task_id}] doesn't support cancellation"}}
+            return respond(request, {"node_failures": [failure], "nodes": {}})
+        chosen = [task]
+    else:
+        actions, parent, nodes = _filters(request)
+        chosen = [t for t in manager if t.cancellable and _matches(t, actions, parent, nodes, node.id, node.name)]
+    for task in chosen:
+        manager.cancel(task, "by user request")
+    if parse_bool(request.query.get("wait_for_completion", "false"), "wait_for_completion"):
+        await _wait_all(chosen, _timeout(request), ",".join(t.task_id for t in chosen))
+    return respond(request, _grouped(request, chosen, group_by, False, extra))
