@@ -4,12 +4,18 @@
 
 ingest: 1M synthetic log documents through ``_bulk`` on a real server process, against
 ``sqlite3.executemany`` of the same rows into the same schema.
+esql: ``FROM logs | STATS n = COUNT(*) BY host.name | SORT n DESC | LIMIT 10`` through
+``POST /_query`` against the same GROUP BY in sqlite3 (median of 5 each).
+async: stop latency on a query mid-scan; GET /_query/async/<id> latency while 4 heavy
+queries run; the server's peak memory while a query produces 1M result rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import os
+import statistics
 import random
 import sqlite3
 import subprocess
@@ -75,9 +81,11 @@ def synthetic_docs(n: int, seed: int = 7) -> list[dict]:
 class Server:
     def __init__(self, data_dir: Path, port: int = 9277) -> None:
         self.port = port
+        self.data_dir = data_dir
+        env = {**os.environ, "ESQUIRE_MAX_RESULT_ROWS": "1000000"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "service", "serve", "--port", str(port), "--data-dir", str(data_dir),
-             "--log-level", "warning"], cwd=ROOT)
+             "--log-level", "warning"], cwd=ROOT, env=env)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -153,6 +161,94 @@ def bench_raw_sqlite(db_path: Path, docs: list[dict], batch: int) -> float:
     return rate
 
 
+COUNT_BY = "FROM logs | STATS n = COUNT(*) BY host.name | SORT n DESC | LIMIT 10"
+HEAVY = "FROM logs | EVAL kb = bytes / 1024 | STATS total = SUM(kb), slow = COUNT(*) WHERE duration_ms > 250 BY host.name"
+
+
+def timed(fn, *args) -> float:
+    started = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - started
+
+
+def bench_esql_count_by(server: Server, raw_db: Path) -> tuple[float, float]:
+    body = orjson.dumps({"query": COUNT_BY})
+
+    def http_query() -> None:
+        status, out = server.request("POST", "/_query", body)
+        assert status == 200, out[:300]
+
+    conn = sqlite3.connect(raw_db)
+    raw = lambda: conn.execute("SELECT c2, count(*) FROM t GROUP BY c2 ORDER BY 2 DESC LIMIT 10").fetchall()  # noqa
+    http_query(), raw()  # warm both caches
+    esql = statistics.median(timed(http_query) for _ in range(5))
+    base = statistics.median(timed(raw) for _ in range(5))
+    conn.close()
+    return esql, base
+
+
+def submit(server: Server, query: str, **options: object) -> dict:
+    status, out = server.request("POST", "/_query/async", orjson.dumps({"query": query, **options}))
+    assert status == 200, out[:300]
+    return orjson.loads(out)
+
+
+def bench_stop(server: Server, runs: int = 3) -> list[float]:
+    latencies = []
+    for _ in range(runs):
+        search = submit(server, HEAVY, wait_for_completion_timeout="300ms")
+        assert search["is_running"], "the heavy query finished before it could be stopped"
+        started = time.perf_counter()
+        status, out = server.request("POST", f"/_query/async/{search['id']}/stop")
+        latencies.append(time.perf_counter() - started)
+        assert status == 200 and orjson.loads(out)["is_partial"], out[:300]
+        server.request("DELETE", f"/_query/async/{search['id']}")
+    return latencies
+
+
+def bench_polling(server: Server, polls: int = 300) -> tuple[float, float, int]:
+    searches = [submit(server, HEAVY, wait_for_completion_timeout="0ms") for _ in range(4)]
+    latencies, running = [], 0
+    started = time.perf_counter()
+    for i in range(polls):
+        t = timed(lambda: server.request("GET", f"/_query/async/{searches[i % 4]['id']}"))
+        latencies.append(t)
+        status, out = server.request("GET", "/_tasks?actions=indices:data/read/esql[a]&group_by=none")
+        running = max(running, len(orjson.loads(out)["tasks"]))
+        progress("polls", i + 1, polls, started)
+        time.sleep(0.01)
+    for s in searches:
+        server.request("DELETE", f"/_query/async/{s['id']}")
+    latencies.sort()
+    return statistics.median(latencies), latencies[int(len(latencies) * 0.99) - 1], running
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def bench_result_memory(server: Server, rows: int) -> tuple[int, int]:
+    """Peak RSS growth of the server (sampled every 50 ms) while one async query stores
+    ``rows`` result rows; returns the growth in KiB and the rows stored."""
+    before = peak = rss_kb(server.proc.pid)
+    search = submit(server, f"FROM logs | KEEP @timestamp, host.name, bytes, message | LIMIT {rows}",
+                    wait_for_completion_timeout="0ms", keep_on_completion=True)
+    while True:
+        peak = max(peak, rss_kb(server.proc.pid))
+        status, out = server.request("GET", "/_tasks?actions=*esql*&group_by=none")
+        if not orjson.loads(out)["tasks"]:
+            break
+        time.sleep(0.05)
+    db = sqlite3.connect(server.data_dir / "esquire.db")
+    stored = db.execute("SELECT row_count FROM searches WHERE id = ?", (search["id"],)).fetchone()[0]
+    db.close()
+    server.request("DELETE", f"/_query/async/{search['id']}")
+    return peak - before, stored
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=1_000_000)
@@ -166,11 +262,25 @@ def main() -> None:
         server = Server(Path(tmp) / "data")
         try:
             ingest_rate = bench_ingest(server, docs, args.batch, args.clients)
+            del docs
+            esql_s, raw_s = bench_esql_count_by(server, Path(tmp) / "raw.db")
+            stops = bench_stop(server)
+            poll_median, poll_p99, running = bench_polling(server)
+            small = bench_result_memory(server, 100_000)
+            large = bench_result_memory(server, 1_000_000)
         finally:
             server.stop()
     print(f"ingest  _bulk over HTTP: {ingest_rate:>10,.0f} docs/s ({args.clients} connections, {args.batch} docs each)")
     print(f"ingest  raw executemany: {raw_rate:>10,.0f} docs/s")
     print(f"ingest  ratio:           {ingest_rate / raw_rate:>10.2f}x of raw (target >= 0.25x)")
+    print(f"esql    COUNT(*) BY over HTTP: {esql_s * 1000:>8.1f} ms (median of 5)")
+    print(f"esql    raw sqlite GROUP BY:   {raw_s * 1000:>8.1f} ms")
+    print(f"esql    ratio:                 {esql_s / raw_s:>8.2f}x of raw (target <= 1.5x)")
+    print(f"async   stop mid-scan:         {', '.join(f'{s * 1000:.0f}' for s in stops)} ms (target < 100 ms)")
+    print(f"async   GET while {running} queries run: median {poll_median * 1000:.1f} ms, "
+          f"p99 {poll_p99 * 1000:.1f} ms (target < 20 ms)")
+    print(f"async   peak RSS growth while storing results: {small[0] / 1024:.0f} MiB for {small[1]:,} rows, "
+          f"{large[0] / 1024:.0f} MiB for {large[1]:,} rows (flat = not proportional)")
 
 
 if __name__ == "__main__":

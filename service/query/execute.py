@@ -597,13 +597,11 @@ def _try_pushdown(steps: list[p.Step], indices: list[Index], names: list[str], t
         return None
     quoted = [quote(c) for c in columns]  # type: ignore[arg-type]
     table = quote(index.table)
-    blob_check = " OR ".join(f"typeof({c}) = 'blob'" for c in quoted)
-    if conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {blob_check})").fetchone()[0]:
-        return None
+    blob = " OR ".join(f"typeof({c}) = 'blob'" for c in quoted)
     total, top = _bounds(conn, index)
     control.rows_total = total
     control.phase = "running"
-    sql = (f"SELECT {', '.join(quoted)}, count(*), max(rowid) FROM {table} WHERE rowid > ? AND rowid <= ? "
+    sql = (f"SELECT {', '.join(quoted)}, count(*), max({blob}) FROM {table} WHERE rowid > ? AND rowid <= ? "
            f"GROUP BY {', '.join(quoted)}")
     counts: dict[tuple, int] = {}
     last = 0
@@ -613,7 +611,10 @@ def _try_pushdown(steps: list[p.Step], indices: list[Index], names: list[str], t
             break
         end = min(last + control.slice_rows * 16, top)  # GROUP BY in SQLite is far cheaper per row
         scanned = 0
-        for *key, n, _ in conn.execute(sql, (last, end)):
+        for *key, n, multi in conn.execute(sql, (last, end)):
+            if multi:  # a grouping field holds a multi-value: each value is its own group
+                control.rows_scanned = 0
+                return None
             counts[tuple(key)] = counts.get(tuple(key), 0) + n
             scanned += n
         control.scanned(scanned)
