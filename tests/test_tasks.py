@@ -10,7 +10,7 @@ import pytest
 from elasticsearch import AsyncElasticsearch, BadRequestError, NotFoundError
 
 from service import keys
-from test_esql_async import SLOW, load_logs
+from test_esql_async import SLOW, load_logs, slow  # noqa: F401 - slow is a fixture
 
 pytestmark = pytest.mark.filterwarnings("ignore::elasticsearch.exceptions.GeneralAvailabilityWarning")
 
@@ -26,12 +26,6 @@ async def running(es: AsyncElasticsearch, slow: None, http) -> AsyncIterator[lis
             await es.esql.async_query_delete(id=search_id)
         except NotFoundError:
             pass
-
-
-@pytest.fixture
-def slow(monkeypatch: pytest.MonkeyPatch) -> None:
-    from service.query.control import Control
-    monkeypatch.setattr(Control, "pause_s", 0.02)
 
 
 def esql_tasks(listing: dict[str, Any]) -> dict[str, Any]:
@@ -91,8 +85,6 @@ async def test_get_wait_and_cancel_by_id(es: AsyncElasticsearch, running: list[s
     assert waited["completed"] is True
     with pytest.raises(NotFoundError):
         await es.tasks.get(task_id=task_id)
-    search_id = tasks[task_id]["status"]["request_id"] if "status" in tasks[task_id] else None
-    search_id = search_id or next(i for i in running)
     with pytest.raises(BadRequestError) as error:
         for candidate in running:
             await es.esql.async_query_get(id=candidate, wait_for_completion_timeout="10s")

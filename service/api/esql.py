@@ -6,18 +6,17 @@ import csv
 import io
 from typing import Any
 
-import orjson
 import structlog
 from aiohttp import web
 
 from .. import keys
-from ..errors import BadRequest, ServiceError, ValidationError, XContentParseError
+from ..errors import BadRequest, ValidationError, XContentParseError
 from ..node import ES_VERSION
 from ..core.searches import Answer
 from ..params import parse_bool, parse_time_ms
 from ..query.esql import EsqlJob, Result, render_value
 from .middleware import accepts
-from .wire import read_json, respond
+from .wire import read_json, respond, task_headers
 
 QUERY_FIELDS = frozenset({"query", "columnar", "params", "filter", "locale", "time_zone", "profile",
                           "include_ccs_metadata", "include_execution_metadata", "tables", "settings",
@@ -184,18 +183,13 @@ def _job(request: web.Request, body: dict[str, Any], parser: str) -> EsqlJob:
                            request.app[keys.SETTINGS].max_result_rows)
 
 
-def _headers(request: web.Request) -> dict[str, str]:
-    opaque = request.headers.get("X-Opaque-Id")
-    return {"X-Opaque-Id": opaque} if opaque else {}
-
-
 @accepts(*_QUERY_PARAMS)
 async def query(request: web.Request) -> web.Response:
     body = await read_json(request, "esql/query", QUERY_FIELDS)
     req = _Request(request, body)
     job = _job(request, body, "esql/query")
     tasks = request.app[keys.TASKS]
-    task = tasks.register(job.action, job.description, _headers(request))
+    task = tasks.register(job.action, job.description, task_headers(request))
     structlog.contextvars.bind_contextvars(task_id=task.task_id)
     compute = tasks.register(f"{job.action}/compute", job.description, task.headers, parent=task)
 
@@ -254,13 +248,13 @@ async def async_query(request: web.Request) -> web.Response:
     if keep_alive_ms <= 0:
         keep_alive_ms = DEFAULT_KEEP_ALIVE_MS
     tasks = request.app[keys.TASKS]
-    wrapper = tasks.register(job.action, job.description, _headers(request))
+    wrapper = tasks.register(job.action, job.description, task_headers(request))
     structlog.contextvars.bind_contextvars(task_id=wrapper.task_id)
     try:
         answer = await request.app[keys.SEARCHES].submit(
             job, wait_s=wait_ms / 1000 if wait_ms >= 0 else 1e9, keep_alive_ms=keep_alive_ms,
             keep_on_completion=parse_bool(keep, "keep_on_completion") if keep is not None else False,
-            headers=_headers(request))
+            headers=task_headers(request))
     finally:
         tasks.unregister(wrapper)
     return _answer(request, req, answer)

@@ -13,7 +13,7 @@ from ..core.tasks import Task, TaskManager
 from ..errors import BadRequest, ServiceError
 from ..params import parse_bool, parse_time_ms
 from .middleware import accepts
-from .wire import respond
+from .wire import respond, task_headers
 
 LIST_ACTION = "cluster:monitor/tasks/lists"
 DEFAULT_TIMEOUT_MS = 30_000
@@ -111,7 +111,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     detailed = parse_bool(request.query.get("detailed", "false"), "detailed")
     group_by = _group_by(request)
     node = request.app[keys.NODE]
-    me = manager.register(LIST_ACTION, "", _opaque(request), cancellable=False)
+    me = manager.register(LIST_ACTION, "", task_headers(request), cancellable=False)
     try:
         if parse_bool(request.query.get("wait_for_completion", "false"), "wait_for_completion"):
             waiting = [t for t in manager if t is not me and _matches(t, actions, parent, nodes, node.id, node.name)]
@@ -120,11 +120,6 @@ async def list_tasks(request: web.Request) -> web.Response:
         return respond(request, _grouped(request, chosen, group_by, detailed))
     finally:
         manager.unregister(me)
-
-
-def _opaque(request: web.Request) -> dict[str, str]:
-    opaque = request.headers.get("X-Opaque-Id")
-    return {"X-Opaque-Id": opaque} if opaque else {}
 
 
 def _lookup(request: web.Request, task_id: str) -> Task:

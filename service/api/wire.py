@@ -39,6 +39,12 @@ def _json_type(request: web.Request) -> str:
     return "application/json"
 
 
+def task_headers(request: web.Request) -> dict[str, str]:
+    """The request headers a task keeps (and ``_tasks`` shows): ``X-Opaque-Id``."""
+    opaque = request.headers.get("X-Opaque-Id")
+    return {"X-Opaque-Id": opaque} if opaque else {}
+
+
 def respond(request: web.Request, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """A JSON response as ES sends it: ``filter_path`` and ``pretty`` applied."""
     paths = request.query.get("filter_path")

@@ -116,7 +116,6 @@ class AsyncSearches:
         self.tasks = tasks
         self.clock = clock
         self.running: dict[str, Search] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -124,7 +123,6 @@ class AsyncSearches:
     # --- submit -----------------------------------------------------------------------
     async def submit(self, job: Job, *, wait_s: float, keep_alive_ms: int, keep_on_completion: bool,
                      headers: dict[str, str]) -> Answer:
-        self._loop = asyncio.get_running_loop()
         task = self.tasks.register(f"{job.action}[a]", job.description, headers)
         doc_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
         now = self.now_ms()

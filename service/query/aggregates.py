@@ -14,10 +14,6 @@ from . import types as T
 from .evaluate import MV_WARNING, EvalError, sort_key
 
 
-def _one(values: list[Any]) -> Any:
-    return None if not values else values[0] if len(values) == 1 else values
-
-
 def _percentile(values: list[Any], p: float) -> float | None:
     if not values:
         return None
@@ -231,11 +227,11 @@ class FirstLast:
             return
         if not others:
             if self.fallback is None:
-                self.fallback = _one(values)
+                self.fallback = T.collapse(values)
             return
         k = self.key(max(others, key=self.key) if self.last else min(others, key=self.key))
         if self.best_key is None or (k > self.best_key if self.last else k < self.best_key):
-            self.best_key, self.best = k, _one(values)
+            self.best_key, self.best = k, T.collapse(values)
 
     def result(self) -> Any:
         return self.best if self.best_key is not None else self.fallback
@@ -257,12 +253,12 @@ class Top:
 
     def result(self) -> Any:
         chosen = sorted(self.pairs, key=lambda p: p[0], reverse=self.desc)[:self.limit]
-        return _one([v for _, v in chosen])
+        return T.collapse([v for _, v in chosen])
 
 
 def _values(kind: str) -> Callable[[list[Any]], Any]:
     key = sort_key(kind)
-    return lambda vs: _one(sorted(set(vs), key=key) if key else sorted(set(vs)))
+    return lambda vs: T.collapse(sorted(set(vs), key=key) if key else sorted(set(vs)))
 
 
 Factory = Callable[[], Any]

@@ -8,17 +8,17 @@ Like a Lucene query, a clause matches a multi-valued field when any value matche
 
 from __future__ import annotations
 
-import calendar
 import re
 import time
 from typing import Any, Callable
 
 from ..errors import ParseError
-from ..store.dates import DAY_MS, civil_from_days, date_parser, days_from_civil
+from ..store.dates import date_parser
 from .evaluate import sort_key
+from .functions import add_span, date_trunc
 
 Predicate = Callable[[list[Any]], bool]
-_UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "H": 3_600_000, "d": DAY_MS, "w": 7 * DAY_MS}
+_UNITS = {"y": "y", "M": "mo", "w": "w", "d": "d", "h": "h", "H": "h", "m": "m", "s": "s"}  # date math -> span units
 _MATH = re.compile(r"([+-]\d+|/)([yMwdhHms])")
 
 
@@ -182,33 +182,13 @@ def _date_math(ms: int, expression: str, round_up: bool, original: str) -> int:
             raise _fail(f"operator not supported for date math [{original}]")
         pos = m.end()
         op, unit = m.groups()
+        span = (1, _UNITS[unit])
         if op == "/":
-            ms = _round_down(ms, unit)
+            ms = date_trunc(ms, span)
             if round_up:
-                ms = _add(ms, 1, unit) - 1
+                ms = add_span(ms, span, 1, "date") - 1
         else:
-            ms = _add(ms, int(op), unit)
+            ms = add_span(ms, span, int(op), "date")
     if pos != len(expression):
         raise _fail(f"operator not supported for date math [{original}]")
     return ms
-
-
-def _add(ms: int, amount: int, unit: str) -> int:
-    if unit in _UNITS_MS:
-        return ms + amount * _UNITS_MS[unit]
-    days, rem = divmod(ms, DAY_MS)
-    y, m, d = civil_from_days(days)
-    months = y * 12 + m - 1 + (amount * 12 if unit == "y" else amount)
-    ny, nm = divmod(months, 12)
-    last = calendar.monthrange(ny, nm + 1)[1] if 1 <= ny <= 9999 else 28
-    return days_from_civil(ny, nm + 1, min(d, last)) * DAY_MS + rem
-
-
-def _round_down(ms: int, unit: str) -> int:
-    if unit in ("s", "m", "h", "H", "d"):
-        return ms - ms % _UNITS_MS[unit]
-    days = ms // DAY_MS
-    if unit == "w":
-        return (days - (days + 3) % 7) * DAY_MS
-    y, m, _ = civil_from_days(days)
-    return days_from_civil(y, 1 if unit == "y" else m, 1) * DAY_MS

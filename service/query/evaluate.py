@@ -421,7 +421,9 @@ def _ordinal(n: int) -> str:
     return {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}.get(n, f"{n}th")
 
 
-def like_regex(pattern: str) -> re.Pattern[str]:
+def _translate(pattern: str, special: Callable[[str], str]) -> re.Pattern[str]:
+    """A whole-value regex from a pattern where ``\\`` escapes the next character and every
+    other character is mapped by ``special``."""
     out, i = [], 0
     while i < len(pattern):
         c = pattern[i]
@@ -429,32 +431,22 @@ def like_regex(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(pattern[i + 1]))
             i += 2
             continue
-        out.append(".*" if c == "*" else "." if c == "?" else re.escape(c))
+        out.append(special(c))
         i += 1
     return re.compile("".join(out), re.DOTALL)
+
+
+_LIKE = {"*": ".*", "?": "."}
+# Lucene regexps are anchored and have no shorthand classes; most syntax carries over.
+_LUCENE = {"^": re.escape("^"), "$": re.escape("$"), "@": ".*", "#": "(?!)"}
+
+
+def like_regex(pattern: str) -> re.Pattern[str]:
+    return _translate(pattern, lambda c: _LIKE.get(c) or re.escape(c))
 
 
 def lucene_regex(pattern: str) -> re.Pattern[str]:
-    """Lucene regexps are anchored and have no shorthand classes; most syntax carries over."""
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        if c in "^$":
-            out.append(re.escape(c))
-        elif c == "@":
-            out.append(".*")
-        elif c == "#":
-            out.append("(?!)")
-        elif c == "&":
-            out.append("&")
-        else:
-            out.append(c)
-        i += 1
-    return re.compile("".join(out), re.DOTALL)
+    return _translate(pattern, lambda c: _LUCENE.get(c, c))
 
 
 def fold(expr: Expr, scope: Scope) -> tuple[bool, Any]:

@@ -131,6 +131,19 @@ def _bounds(conn: sqlite3.Connection, index: Index) -> tuple[int, int]:
     return count, top or 0
 
 
+def rowid_slices(control: Control, top: int, scale: int = 1) -> Iterator[tuple[int, int]]:
+    """Rowid ranges ``(after, upto]`` covering ``1..top``, sized by the control; a stop ends
+    them early (marking the scan cut short), a cancel raises."""
+    last = 0
+    while last < top:
+        if not control.proceed():
+            control.cut_short = True
+            return
+        end = min(last + control.slice_rows * scale, top)
+        yield last, end
+        last = end
+
+
 def scan(conn: sqlite3.Connection, indices: list[Index], names: list[str], types: list[str],
          metadata: tuple[str, ...], control: Control) -> Iterator[list[Any]]:
     """Every document of ``indices`` as a row, read in rowid slices; between slices the
@@ -145,20 +158,15 @@ def scan(conn: sqlite3.Connection, indices: list[Index], names: list[str], types
                  for i, n in enumerate(names)]
         meta = [{"_id": "_id", "_version": "_version", "_index": "?"}[m] for m in metadata]
         sql = (f"SELECT rowid, {', '.join(exprs + meta) or 'NULL'} FROM {quote(index.table)} "
-               f"WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?")
+               f"WHERE rowid > ? AND rowid <= ? ORDER BY rowid")
         extra = [index.name] if "_index" in metadata else []
-        last = 0
-        while last < top:
-            if not control.proceed():
-                control.cut_short = True
-                return
-            batch = conn.execute(sql, [*extra, last, top, control.slice_rows]).fetchall()
-            if not batch:
-                break
-            last = batch[-1][0]
+        for after, upto in rowid_slices(control, top):
+            batch = conn.execute(sql, [*extra, after, upto]).fetchall()
             control.scanned(len(batch))
             for raw in batch:
                 yield [decoders[i](raw[i + 1]) for i in range(width)] + list(raw[width + 1:])
+        if control.cut_short:
+            return
 
 
 # --- processing steps ------------------------------------------------------------------
@@ -429,7 +437,7 @@ def _extract(rel: Relation, fn: Callable[..., Any], out: list[tuple[str, str]],
             for n, x in (extractor(v) or {}).items():
                 if x is not None:
                     collected[n].extend(x if type(x) is list else [x])
-        return [c[0] if len(c) == 1 else (c or None) for c in collected.values()]
+        return [T.collapse(c) for c in collected.values()]
 
     keep = [i for i, n in enumerate(rel.names) if n not in names]
     rows = map(lambda r: [r[i] for i in keep] + extract(fn(r)), rel.rows)
@@ -604,21 +612,15 @@ def _try_pushdown(steps: list[p.Step], indices: list[Index], names: list[str], t
     sql = (f"SELECT {', '.join(quoted)}, count(*), max({blob}) FROM {table} WHERE rowid > ? AND rowid <= ? "
            f"GROUP BY {', '.join(quoted)}")
     counts: dict[tuple, int] = {}
-    last = 0
-    while last < top:
-        if not control.proceed():
-            control.cut_short = True
-            break
-        end = min(last + control.slice_rows * 16, top)  # GROUP BY in SQLite is far cheaper per row
+    for after, upto in rowid_slices(control, top, scale=16):  # GROUP BY in SQLite is far cheaper per row
         scanned = 0
-        for *key, n, multi in conn.execute(sql, (last, end)):
+        for *key, n, multi in conn.execute(sql, (after, upto)):
             if multi:  # a grouping field holds a multi-value: each value is its own group
                 control.rows_scanned = 0
                 return None
             counts[tuple(key)] = counts.get(tuple(key), 0) + n
             scanned += n
         control.scanned(scanned)
-        last = end
     group_types = [types[names.index(e.name)] for _, e in step.groups]  # type: ignore[union-attr]
     decoders = [_decoder(k) for k in group_types]
     n = len(step.aggregates)

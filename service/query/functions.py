@@ -181,7 +181,7 @@ def _converter(name: str, expr: Call, scope: Scope) -> tuple[Fn, str]:
             return None
         if type(v) is list:
             out = [c for c in (one(x) for x in v) if c is not None]
-            return out if len(out) > 1 else (out[0] if out else None)
+            return T.collapse(out)
         return one(v)
     return run, target
 
@@ -565,7 +565,7 @@ def _split(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[
 
     def fn(s: str, delim: str) -> Any:
         parts = s.split(delim) if delim else list(s)
-        return parts if len(parts) > 1 else parts[0]
+        return T.collapse(parts)
     return _single(fn, "keyword")(expr, kinds, args, scope)
 
 
@@ -711,11 +711,7 @@ def _mv_slice(values: list[Any], kind: str, start: int, end: int | None = None) 
     if end < 0:
         end += n
     out = values[max(start, 0):end + 1]
-    return None if not out else out[0] if len(out) == 1 else out
-
-
-def _one(values: list[Any]) -> Any:
-    return None if not values else values[0] if len(values) == 1 else values
+    return T.collapse(out)
 
 
 _mv("MV_COUNT", lambda v, k: len(v), "integer")
@@ -726,8 +722,8 @@ _mv("MV_MAX", lambda v, k: max(v, key=_keyed(k)) if _keyed(k) else max(v))
 _mv("MV_SUM", _mv_sum)
 _mv("MV_AVG", lambda v, k: float(sum(v)) / len(v), "double")
 _mv("MV_MEDIAN", _median)
-_mv("MV_DEDUPE", lambda v, k: _one(list(dict.fromkeys(v))))
-_mv("MV_SORT", lambda v, k, order="ASC": _one(sorted(v, key=_keyed(k), reverse=str(order).upper() == "DESC")))
+_mv("MV_DEDUPE", lambda v, k: T.collapse(list(dict.fromkeys(v))))
+_mv("MV_SORT", lambda v, k, order="ASC": T.collapse(sorted(v, key=_keyed(k), reverse=str(order).upper() == "DESC")))
 _mv("MV_CONCAT", lambda v, k, delim: delim.join(v), "keyword")
 _mv("MV_SLICE", _mv_slice)
 
@@ -1006,7 +1002,7 @@ def _mv_zip(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple
         xs = [] if a is None else a if type(a) is list else [a]
         ys = [] if b is None else b if type(b) is list else [b]
         out = [d.join(p for p in pair if p is not None) for pair in itertools.zip_longest(xs, ys)]
-        return out[0] if len(out) == 1 else out
+        return T.collapse(out)
     return run, "keyword"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 NUMERIC = ("integer", "long", "unsigned_long", "double")
 STRINGS = ("keyword", "text")
 INT_RANGE = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1), "unsigned_long": (0, 2**64 - 1)}
@@ -53,6 +55,12 @@ def comparable(a: str, b: str) -> bool:
     if is_string(a) and is_string(b):
         return True
     return {a, b} <= {"date", "date_nanos"}
+
+
+def collapse(values: list[Any]) -> Any:
+    """A list of values as ES|QL holds it: null when empty, the value itself when single."""
+    return None if not values else values[0] if len(values) == 1 else values
+
 
 # Time-span units by every name the languages accept, to their canonical short form.
 TIME_UNITS = {
