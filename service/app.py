@@ -41,12 +41,13 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     if interrupted:
         log.warning("searches interrupted by the last shutdown finished as partial", count=interrupted)
     manager = app[keys.TASKS] = TaskManager(node.id)
-    runner = app[keys.RUNNER] = Runner(db, settings.max_running_queries)
+    runner = app[keys.RUNNER] = Runner(db.path, settings.max_running_queries)
     app[keys.SEARCHES] = AsyncSearches(store, runner, manager)
     try:
         yield
     finally:
         await app[keys.SEARCHES].shutdown()
+        await runner.close()
         await db.close()
 
 

@@ -127,13 +127,6 @@ class PlainError(Exception):
         self.with_status = with_status
         self.headers = headers or {}
 
-    @classmethod
-    def from_dict(cls, error: dict[str, Any], status: int) -> ServiceError:
-        """Rebuild an error stored with ``to_dict`` (its status kept beside it)."""
-        extra = {k: v for k, v in error.items() if k not in ("type", "reason", "caused_by", "root_cause")}
-        cause = cls.from_dict(error["caused_by"], status) if isinstance(error.get("caused_by"), dict) else None
-        return ServiceError(error.get("reason"), status=status, type=error.get("type"), caused_by=cause, **extra)
-
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.text}
         if self.with_status:

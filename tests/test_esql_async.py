@@ -4,6 +4,7 @@ restart. A test-only pause per slice (``Control.pause_s``) keeps queries mid-sca
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,27 @@ async def test_stored_result_survives_a_restart(server_process, tmp_path: Path) 
         client = server_process.start()
         got = client.esql.async_query_get(id=resp["id"])
         assert got["values"] == [[4950]] and got["is_running"] is False
+    finally:
+        client.close()
+
+
+async def test_sigterm_stores_what_running_searches_have(server_process, tmp_path: Path) -> None:
+    client = server_process.start(slice_pause_s=0.2)
+    try:
+        ops: list[dict[str, Any]] = []
+        for i in range(20000):
+            ops += [{"index": {}}, {"bytes": 1}]
+        client.bulk(index="logs", operations=ops, refresh=True)
+        resp = client.esql.async_query(query="FROM logs | STATS n = SUM(bytes) | LIMIT 1", keep_on_completion=True,
+                                       wait_for_completion_timeout="500ms")
+        assert resp["is_running"] is True
+        started = time.monotonic()
+        assert server_process.stop() == 0
+        assert time.monotonic() - started < 5
+        client = server_process.start()
+        got = client.esql.async_query_get(id=resp["id"])
+        assert got["is_running"] is False and got["is_partial"] is True
+        assert 0 < got["values"][0][0] < 20000
     finally:
         client.close()
 

@@ -14,7 +14,8 @@ from ..errors import BadRequest, ValidationError, XContentParseError
 from ..node import ES_VERSION
 from ..core.searches import Answer
 from ..params import parse_bool, parse_time_ms
-from ..query.esql import EsqlJob, Result, render_value
+from ..core.workers import Stream
+from ..query.esql import EsqlJob, render_value
 from .middleware import accepts
 from .wire import read_json, respond, task_headers
 
@@ -193,9 +194,9 @@ async def query(request: web.Request) -> web.Response:
     structlog.contextvars.bind_contextvars(task_id=task.task_id)
     compute = tasks.register(f"{job.action}/compute", job.description, task.headers, parent=task)
 
-    def collect(result: Result) -> tuple[dict[str, Any], list[list[Any]]]:
-        rows = list(result.rows)
-        return job.frame(result, 0), rows
+    def collect(stream: Stream) -> tuple[dict[str, Any], list[list[Any]]]:
+        rows = list(stream.rows)
+        return stream.frame, rows
 
     try:
         (frame, rows), took = await request.app[keys.RUNNER].run(job, task.control, collect)

@@ -24,6 +24,7 @@ from ..errors import BadRequest, ServiceError
 from ..query.control import Control
 from ..store.searches import SearchStore
 from .runner import Job, Runner
+from .workers import Stream
 from .tasks import Task, TaskManager
 
 log = structlog.get_logger(__name__)
@@ -167,7 +168,7 @@ class AsyncSearches:
             await self.store.append_rows(search.id, search.stored_rows, rows)
             search.stored_rows += len(rows)
 
-    def _sink(self, search: Search) -> Callable[[Any], None]:
+    def _sink(self, search: Search) -> Callable[[Stream], None]:
         """Consumes the result on the worker thread: rows go to SQLite in batches once the
         search is stored, and stay in memory until then."""
         loop = asyncio.get_running_loop()
@@ -189,16 +190,16 @@ class AsyncSearches:
                         await self._flush(search)
             return go()
 
-        def sink(result: Any) -> None:
-            search.frame = search.job.frame(result, 0)
+        def sink(stream: Stream) -> None:
+            search.frame = stream.frame
             call(set_frame())
-            for row in result.rows:
+            for row in stream.rows:
                 with search.pending_lock:
                     search.pending.append(row)
                     full = len(search.pending) >= ROW_BATCH
                 if full and search.persisted:
                     call(flush())
-            search.frame = search.job.frame(result, 0)
+            search.frame = stream.frame
         return sink
 
     async def _execute(self, search: Search) -> None:

@@ -1,17 +1,26 @@
-"""The handle between a running query (on a worker thread) and whoever watches it.
+"""The handle between a running query and whoever watches it.
 
 The executor calls ``proceed()`` between slices: it raises ``Cancelled`` once the query is
 cancelled and returns False once a stop was requested, so the pipeline finishes over the
-rows read so far. ``cancel()`` also interrupts the statement SQLite is running right now.
-Progress fields are plain attributes: one writer thread, readers that only display them.
+rows read so far. ``interrupted()`` is SQLite's progress handler: a cancel also aborts the
+statement running right now.
+
+The fields both sides read (flags and progress) live in ``state``, a list of integers. A
+query running in a worker process gets a shared-memory array there instead (``attach``),
+so stop, cancel and progress cross the process boundary without messages. Each field has
+one writer: the watcher writes the flags, the executor the progress.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
+from typing import Any, MutableSequence
 
 from ..errors import ServiceError
+
+PHASES = ("queued", "running", "done")
+STATE_FIELDS = 6
+_CANCEL = 1
 
 
 class Cancelled(ServiceError):
@@ -23,40 +32,80 @@ class Cancelled(ServiceError):
         self.reason = reason
 
 
+class _Field:
+    """An integer field of ``Control.state``."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __get__(self, control: Control, owner: Any = None) -> int:
+        return control.state[self.index]
+
+    def __set__(self, control: Control, value: int) -> None:
+        control.state[self.index] = int(value)
+
+
+class _Flag(_Field):
+    def __get__(self, control: Control, owner: Any = None) -> bool:  # type: ignore[override]
+        return bool(control.state[self.index])
+
+
+class _Phase(_Field):
+    def __get__(self, control: Control, owner: Any = None) -> str:  # type: ignore[override]
+        return PHASES[control.state[self.index]]
+
+    def __set__(self, control: Control, value: str) -> None:  # type: ignore[override]
+        control.state[self.index] = PHASES.index(value)
+
+
 class Control:
     TARGET_SLICE_SECONDS = 0.02
     pause_s = 0.0  # tests only: a pause per slice, so a query is reliably caught mid-scan
 
-    def __init__(self, slice_rows: int = 4096, adaptive: bool = True) -> None:
-        self.stop_requested = False
+    stop_requested = _Flag(0)
+    cancel_requested = _Flag(_CANCEL)
+    cut_short = _Flag(2)  # a stop ended the scan before every row was read
+    rows_scanned = _Field(3)
+    rows_total = _Field(4)
+    phase = _Phase(5)
+
+    def __init__(self, slice_rows: int = 4096, adaptive: bool = True,
+                 state: MutableSequence[int] | None = None) -> None:
+        self.state: MutableSequence[int] = state if state is not None else [0] * STATE_FIELDS
         self.cancel_reason: str | None = None
-        self.cut_short = False  # a stop ended the scan before every row was read
-        self.rows_scanned = 0
-        self.rows_total = 0
-        self.phase = "queued"
         self.slice_rows = slice_rows
         self.adaptive = adaptive
-        self.connection: sqlite3.Connection | None = None
         self._slice_started = 0.0
 
-    # --- from the watcher (event loop thread) ---
+    def attach(self, shared: MutableSequence[int]) -> None:
+        """Move the state into ``shared`` (a worker's array), keeping its values."""
+        shared[:] = self.state[:]
+        self.state = shared
+
+    def detach(self) -> None:
+        """Take the state back into a private copy: the worker's array is reused."""
+        self.state = list(self.state)
+
+    # --- from the watcher ---
     def stop(self) -> None:
         self.stop_requested = True
 
     def cancel(self, reason: str) -> None:
         self.cancel_reason = reason
-        conn = self.connection
-        if conn is not None:
-            conn.interrupt()
+        self.cancel_requested = True
 
     @property
     def cancelled(self) -> bool:
-        return self.cancel_reason is not None
+        return self.cancel_requested
 
-    # --- from the executor (worker thread) ---
+    # --- from the executor ---
+    def interrupted(self) -> int:
+        """SQLite's progress handler: non-zero aborts the running statement."""
+        return self.state[_CANCEL]
+
     def check(self) -> None:
-        if self.cancel_reason is not None:
-            raise Cancelled(self.cancel_reason)
+        if self.cancel_requested:
+            raise Cancelled(self.cancel_reason or "cancelled")
 
     def proceed(self) -> bool:
         """Called before each slice: False ends the scan (stop), Cancelled aborts the query."""

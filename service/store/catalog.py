@@ -53,6 +53,16 @@ class Index:
     # (the field itself, then its multi-fields). Fields needing more care are left out.
     tree: dict[str, Any] = field(default_factory=dict)
 
+    _STORED = ("id", "name", "uuid", "table", "created_ms", "settings", "mapping", "columns", "next_seq_no")
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (to a query worker) as its stored definition: the rest holds closures."""
+        return {name: getattr(self, name) for name in self._STORED}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.rebuild()
+
     def rebuild(self) -> None:
         """Recompute everything derived from ``mapping`` and ``columns``."""
         self.fields = {f.path: f for f in iter_fields(self.mapping)}

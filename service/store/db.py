@@ -31,6 +31,15 @@ async def _open(path: Path, synchronous: str, *, readonly: bool) -> aiosqlite.Co
     return conn
 
 
+def query_connection(path: Path) -> sqlite3.Connection:
+    """A plain read-only connection for one query in a worker process; the caller closes it."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA cache_size = -65536")
+    conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
 class Database:
     """The store's connections. ``write()`` serialises writers; ``read()`` borrows a reader."""
 
@@ -59,19 +68,6 @@ class Database:
         if self.writer is not None:
             await self.writer.close()
             self.writer = None
-
-    def query_connection(self) -> sqlite3.Connection:
-        """A plain read-only connection for one query running on a worker thread; the
-        caller closes it. ``interrupt()`` on it aborts that query's statement only."""
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("PRAGMA cache_size = -65536")
-        conn.execute("PRAGMA query_only = ON")
-        return conn
-
-    async def open_reader(self) -> aiosqlite.Connection:
-        """A dedicated read connection (for one long-running query); the caller closes it."""
-        return await _open(self.path, self.synchronous, readonly=True)
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -1,0 +1,220 @@
+"""Query worker processes: each running query's pipeline gets a process of its own.
+
+Why processes: a query pipeline is Python work, and Python threads share one interpreter
+lock. Four heavy queries on threads ran three times slower than one after another (every
+row SQLite returns hands the lock over), and made the event loop wait for it, so polling
+lagged. In processes they use every core and the server's event loop stays free.
+
+A worker is forked from a ``forkserver`` that has already imported the query engine, so
+one starts in milliseconds; workers are started on first use and then reused. Each has a
+pipe and a small shared-memory array that holds its current query's ``Control`` state
+(stop, cancel, progress), so watching a query costs no messages.
+
+The protocol, parent -> worker: ``(job, db_path, pause_s)`` to run a job, ``None`` to exit.
+Worker -> parent, per job: ``("frame", frame)``, then ``("rows", [...])`` batches, then
+``("end", frame)``; or, at any point, ``("error", status, error)``, ``("cancelled",)`` or
+``("failed", summary, traceback)``. The job is pickled: it must carry everything it needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import multiprocessing
+import signal
+import sqlite3
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Iterator, MutableSequence
+
+import structlog
+
+from ..errors import ServiceError
+from ..query.control import STATE_FIELDS, Cancelled, Control
+from ..store.db import query_connection
+
+log = structlog.get_logger(__name__)
+ROW_BATCH = 1000
+
+_context = multiprocessing.get_context("forkserver")
+_context.set_forkserver_preload([__name__, "service.query.esql"])
+
+
+class WorkerDied(ServiceError):
+    status = 500
+    type = "exception"
+
+
+# --- in the worker process ----------------------------------------------------------------
+
+def _serve(conn: Connection, state: MutableSequence[int]) -> None:
+    # The parent decides when queries end: a Ctrl-C or a SIGTERM sent to the whole process
+    # group must let it stop them and store what they have.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # As in the server: pipelines allocate a short-lived list per row, so let the youngest
+    # generation grow before collecting, and never rescan the engine's own objects.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:  # the parent is gone
+            return
+        if message is None:
+            return
+        job, db_path, pause_s = message
+        control = Control(state=state)
+        control.pause_s = pause_s
+        try:
+            _run(conn, job, db_path, control)
+        except (BrokenPipeError, ConnectionResetError):
+            return
+
+
+def _run(conn: Connection, job: Any, db_path: Path, control: Control) -> None:
+    db = None
+    try:
+        db = query_connection(db_path)
+        db.set_progress_handler(control.interrupted, 10_000)
+        result = job.run(db, control)
+        conn.send(("frame", job.frame(result, 0)))
+        rows = iter(result.rows)
+        while batch := list(itertools.islice(rows, ROW_BATCH)):
+            conn.send(("rows", batch))
+        conn.send(("end", job.frame(result, 0)))
+    except Cancelled:
+        conn.send(("cancelled",))
+    except sqlite3.OperationalError as exc:
+        if control.cancelled:
+            conn.send(("cancelled",))
+        else:
+            conn.send(("error", 500, ServiceError(str(exc)).to_dict()))
+    except ServiceError as exc:
+        conn.send(("error", exc.status, exc.to_dict()))
+    except Exception as exc:  # noqa: BLE001 - a query bug must reach the parent, which logs it
+        conn.send(("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+    finally:
+        if db is not None:
+            db.close()
+
+
+# --- in the server --------------------------------------------------------------------------
+
+class Stream:
+    """A job's result as the parent sees it: ``frame`` (final once ``rows`` is exhausted)
+    and ``rows``, read from the worker batch by batch. Blocking: use it off the event loop."""
+
+    def __init__(self, worker: Worker, control: Control) -> None:
+        self.worker = worker
+        self.control = control
+        self.frame: dict[str, Any] = {}
+        self.finished = False
+        self._receive()  # the first frame, or the query's error
+
+    def _receive(self) -> list[list[Any]] | None:
+        """The next batch of rows, or None at the end; raises the query's error."""
+        try:
+            message = self.worker.conn.recv()
+        except (EOFError, OSError):
+            self.finished = True
+            self.worker.broken = True
+            raise WorkerDied("the query worker process exited unexpectedly") from None
+        kind = message[0]
+        if kind == "rows":
+            return message[1]
+        self.finished = kind != "frame"
+        if kind in ("frame", "end"):
+            self.frame = message[1]
+            return None
+        if kind == "cancelled":
+            raise Cancelled(self.control.cancel_reason or "cancelled")
+        if kind == "error":
+            raise ServiceError.from_dict(message[2], message[1])
+        log.error("query failed", error=message[1], traceback=message[2])
+        raise ServiceError(message[1], status=500, type="exception")
+
+    @property
+    def rows(self) -> Iterator[list[Any]]:
+        while not self.finished:
+            batch = self._receive()
+            if batch:
+                yield from batch
+
+    def drain(self) -> None:
+        """Read to the end, for a consumer that stopped early: the worker is then free."""
+        if self.finished:
+            return
+        self.control.cancel(self.control.cancel_reason or "the result was abandoned")
+        try:
+            while not self.finished:
+                self._receive()
+        except ServiceError:
+            pass
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.state = _context.RawArray("q", STATE_FIELDS)
+        self.conn, child = _context.Pipe()
+        self.process = _context.Process(target=_serve, args=(child, self.state), name="esquire-query", daemon=True)
+        self.process.start()
+        child.close()
+        self.broken = False
+
+    @property
+    def usable(self) -> bool:
+        return not self.broken and self.process.is_alive()
+
+    def start(self, job: Any, db_path: Path, control: Control) -> Stream:
+        """Send ``job`` to the worker (its state now lives in the worker's array)."""
+        control.attach(self.state)
+        self.conn.send((job, db_path, control.pause_s))
+        return Stream(self, control)
+
+    def close(self, timeout_s: float = 2.0) -> None:
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.process.join(timeout_s)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+
+
+class WorkerPool:
+    """Up to ``size`` workers, started on demand; ``acquire`` waits for a free one."""
+
+    def __init__(self, size: int) -> None:
+        self._free = asyncio.Semaphore(size)
+        self._idle: list[Worker] = []
+        self._all: set[Worker] = set()
+
+    async def acquire(self) -> Worker:
+        await self._free.acquire()
+        try:
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.usable:
+                    return worker
+                self._all.discard(worker)
+                await asyncio.to_thread(worker.close)
+            worker = await asyncio.to_thread(Worker)
+        except BaseException:
+            self._free.release()
+            raise
+        self._all.add(worker)
+        return worker
+
+    def release(self, worker: Worker) -> None:
+        self._idle.append(worker)
+        self._free.release()
+
+    async def close(self) -> None:
+        workers, self._idle = list(self._all), []
+        self._all.clear()
+        await asyncio.gather(*(asyncio.to_thread(w.close) for w in workers))
