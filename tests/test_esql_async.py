@@ -4,12 +4,15 @@ restart. A test-only pause per slice (``Control.pause_s``) keeps queries mid-sca
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from elasticsearch import AsyncElasticsearch, BadRequestError, NotFoundError
+from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, NotFoundError
 
 from service import keys
 from service.query.control import Control
@@ -92,6 +95,28 @@ async def test_delete_cancels_and_forgets(logs: AsyncElasticsearch, slow: None) 
     assert info.value.body["error"]["reason"] == resp["id"]
     with pytest.raises(NotFoundError):
         await logs.esql.async_query_delete(id=resp["id"])
+
+
+async def test_a_worker_that_dies_fails_its_query_and_is_replaced(logs: AsyncElasticsearch, http,
+                                                                  slow: None) -> None:
+    resp = await logs.esql.async_query(query=SLOW, wait_for_completion_timeout="50ms", keep_on_completion=True)
+    (worker,) = http.app[keys.RUNNER].pool._all
+    os.kill(worker.process.pid, signal.SIGKILL)
+    with pytest.raises(ApiError) as info:
+        await logs.esql.async_query_get(id=resp["id"], wait_for_completion_timeout="30s")
+    assert info.value.status_code == 500
+    assert info.value.body["error"]["reason"] == "the query worker process exited unexpectedly"
+    again = await logs.esql.query(query="FROM logs | STATS n = COUNT(*) | LIMIT 1")
+    assert again["values"] == [[20000]]
+
+
+def test_cancel_interrupts_the_statement_sqlite_is_running() -> None:
+    control = Control()
+    conn = sqlite3.connect(":memory:")
+    conn.set_progress_handler(control.interrupted, 10_000)
+    control.cancel("test")
+    with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+        conn.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT max(i) FROM n")
 
 
 async def test_bad_ids(es: AsyncElasticsearch) -> None:

@@ -9,8 +9,10 @@ process, so it may block, e.g. to write rows to SQLite through the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -41,6 +43,9 @@ class Runner:
     def __init__(self, db_path: Path, max_running: int) -> None:
         self.db_path = db_path
         self.pool = WorkerPool(max_running)
+        # One thread per running query consumes its stream; a pool of our own, so that
+        # neither starves the event loop's default executor.
+        self._threads = ThreadPoolExecutor(max_running, thread_name_prefix="esquire-sink")
 
     async def run(self, job: Job, control: Control, sink: Sink) -> tuple[Any, int]:
         """Run ``job`` and feed its stream to ``sink``; returns the sink's value and the
@@ -48,7 +53,9 @@ class Runner:
         control.check()
         worker = await self.pool.acquire()
         started = time.perf_counter()
-        work = asyncio.ensure_future(asyncio.to_thread(self._work, worker, job, control, sink))
+        context = contextvars.copy_context()  # the request's log context, on the sink's thread
+        work = asyncio.get_running_loop().run_in_executor(
+            self._threads, context.run, self._work, worker, job, control, sink)
         work.add_done_callback(lambda _: self._release(worker, control))
         try:
             value = await asyncio.shield(work)
@@ -74,3 +81,4 @@ class Runner:
 
     async def close(self) -> None:
         await self.pool.close()
+        self._threads.shutdown(wait=False)

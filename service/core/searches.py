@@ -97,7 +97,7 @@ class Search:
     deleted: bool = False
     frame: dict[str, Any] | None = None
     pending: list[list[Any]] = field(default_factory=list)  # rows not yet stored
-    pending_lock: threading.Lock = field(default_factory=threading.Lock)  # the worker appends, the loop takes
+    pending_lock: threading.Lock = field(default_factory=threading.Lock)  # the sink's thread appends, the loop takes
     stored_rows: int = 0
     error: ServiceError | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -169,7 +169,7 @@ class AsyncSearches:
             search.stored_rows += len(rows)
 
     def _sink(self, search: Search) -> Callable[[Stream], None]:
-        """Consumes the result on the worker thread: rows go to SQLite in batches once the
+        """Consumes the stream on a thread of its own (see ``Runner``): rows go to SQLite in batches once the
         search is stored, and stay in memory until then."""
         loop = asyncio.get_running_loop()
 

@@ -63,15 +63,29 @@ def _serve(conn: Connection, state: MutableSequence[int]) -> None:
             message = conn.recv()
         except EOFError:  # the parent is gone
             return
-        if message is None:
+        if message is None:  # the server closes the pool
             return
         job, db_path, pause_s = message
-        control = Control(state=state)
+        control = _WorkerControl(conn, state)
         control.pause_s = pause_s
         try:
             _run(conn, job, db_path, control)
         except (BrokenPipeError, ConnectionResetError):
             return
+
+
+class _WorkerControl(Control):
+    """Also ends the query when the server is gone (or closing the worker): during a job
+    the server sends nothing, so anything readable on the pipe, EOF included, means that."""
+
+    def __init__(self, conn: Connection, state: MutableSequence[int]) -> None:
+        super().__init__(state=state)
+        self.conn = conn
+
+    def check(self) -> None:
+        if not self.cancel_requested and self.conn.poll():
+            self.cancel("the server exited")
+        super().check()
 
 
 def _run(conn: Connection, job: Any, db_path: Path, control: Control) -> None:

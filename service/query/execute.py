@@ -1,6 +1,6 @@
 """Running a logical plan: rows come from SQLite, the pipeline runs over them in Python.
 
-A plan runs synchronously on a worker thread with its own connection. The source is read
+A plan runs synchronously (in a query worker process) with its own connection. The source is read
 in rowid slices; between slices the ``Control`` may stop the scan (the rest of the
 pipeline then finishes over the rows read, so STATS over a stopped query are correct for
 the data seen) or cancel it. Rows flow lazily, so nothing holds more than SORT or STATS
@@ -516,7 +516,7 @@ def merge_filters(steps: list[p.Step]) -> list[p.Step]:
 
 def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: Control,
              source_filter: Any = None, max_rows: int = MAX_LIMIT) -> Result:
-    """Run ``plan`` on this thread over ``conn``; ``control`` can stop or cancel it.
+    """Run ``plan`` over ``conn``; ``control`` can stop or cancel it.
     ``source_filter`` is a Query DSL filter applied to the documents before the plan."""
     warnings = Warnings()
     for message in plan.warnings:
