@@ -42,6 +42,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         log.warning("searches interrupted by the last shutdown finished as partial", count=interrupted)
     manager = app[keys.TASKS] = TaskManager(node.id)
     runner = app[keys.RUNNER] = Runner(db.path, settings.max_running_queries)
+    runner.pool.warm_up()
     app[keys.SEARCHES] = AsyncSearches(store, runner, manager)
     try:
         yield

@@ -197,9 +197,14 @@ async def test_sigterm_stores_what_running_searches_have(server_process, tmp_pat
         client.close()
 
 
-async def test_concurrent_queries_do_not_block_polling(logs: AsyncElasticsearch, slow: None) -> None:
+@pytest.mark.filterwarnings("ignore::elasticsearch.exceptions.GeneralAvailabilityWarning")  # tasks.list
+async def test_concurrent_queries_do_not_block_polling_or_ingestion(logs: AsyncElasticsearch, slow: None) -> None:
     ids = [(await logs.esql.async_query(query=SLOW, wait_for_completion_timeout="0ms"))["id"] for _ in range(3)]
     info = await asyncio.wait_for(logs.info(), timeout=5)
     assert info["tagline"] == "You Know, for Search"
+    indexed = await asyncio.wait_for(logs.index(index="other", document={"n": 1}, refresh=True), timeout=5)
+    assert indexed["result"] == "created"
+    running = await logs.tasks.list(actions="indices:data/read/esql[a]", group_by="none")
+    assert len(running["tasks"]) == 3
     for search_id in ids:
         await logs.esql.async_query_delete(id=search_id)

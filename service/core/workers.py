@@ -207,6 +207,15 @@ class WorkerPool:
         self._free = asyncio.Semaphore(size)
         self._idle: list[Worker] = []
         self._all: set[Worker] = set()
+        self._warming: asyncio.Task[None] | None = None
+
+    def warm_up(self) -> None:
+        """Start one worker in the background (the first also starts the forkserver,
+        about 0.3 s), so that the first query does not wait for it."""
+        async def start() -> None:
+            worker = await self.acquire()
+            self.release(worker)
+        self._warming = asyncio.create_task(start())
 
     async def acquire(self) -> Worker:
         await self._free.acquire()
@@ -229,6 +238,8 @@ class WorkerPool:
         self._free.release()
 
     async def close(self) -> None:
+        if self._warming is not None:
+            await asyncio.gather(self._warming, return_exceptions=True)
         workers, self._idle = list(self._all), []
         self._all.clear()
         await asyncio.gather(*(asyncio.to_thread(w.close) for w in workers))
