@@ -31,6 +31,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from service.client import ProgressBar  # noqa: E402
 from service.store.dates import format_millis  # noqa: E402
 
 MAPPING = {"properties": {
@@ -46,16 +47,6 @@ MAPPING = {"properties": {
 }}
 LEVELS = ["info"] * 8 + ["warn", "error"]
 PATHS = ["/", "/login", "/api/items", "/api/orders", "/static/app.js", "/health"]
-
-
-def progress(label: str, done: int, total: int, started: float) -> None:
-    width = 30
-    filled = int(width * done / total) if total else width
-    rate = done / max(time.perf_counter() - started, 1e-9)
-    sys.stderr.write(f"\r{label:<8} [{'#' * filled}{'.' * (width - filled)}] {done:>9,}/{total:,} {rate:>10,.0f}/s")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 def synthetic_docs(n: int, seed: int = 7) -> list[dict]:
@@ -122,6 +113,7 @@ def bench_ingest(server: Server, docs: list[dict], batch: int, clients: int) -> 
     started = time.perf_counter()
     done = 0
     lock = threading.Lock()
+    bar = ProgressBar(sys.stderr, "_bulk")
 
     def send(chunk: bytes) -> None:
         nonlocal done
@@ -129,10 +121,11 @@ def bench_ingest(server: Server, docs: list[dict], batch: int, clients: int) -> 
         assert status == 200 and b'"errors":false' in body[:40], body[:300]
         with lock:
             done += chunk.count(b"\n") // 2
-            progress("_bulk", done, len(docs), started)
+            bar.draw(done, len(docs))
 
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(send, bodies))
+    bar.close()
     return len(docs) / (time.perf_counter() - started)
 
 
@@ -151,11 +144,13 @@ def bench_raw_sqlite(db_path: Path, docs: list[dict], batch: int) -> float:
                      d["level"], d["message"], d["status"], d["bytes"], d["duration_ms"], d["client"]["ip"]))
     sql = "INSERT OR REPLACE INTO t VALUES (" + ", ".join("?" * 13) + ")"
     started = time.perf_counter()
+    bar = ProgressBar(sys.stderr, "raw")
     for i in range(0, len(rows), batch):
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(sql, rows[i:i + batch])
         conn.execute("COMMIT")
-        progress("raw", min(i + batch, len(rows)), len(rows), started)
+        bar.draw(min(i + batch, len(rows)), len(rows))
+    bar.close()
     rate = len(rows) / (time.perf_counter() - started)
     conn.close()
     return rate
@@ -223,7 +218,7 @@ def bench_polling(server: Server, polls: int = 300) -> tuple[float, float, int]:
     their search still running and all 4 running count."""
     searches = [submit(server, HEAVY, wait_for_completion_timeout="0ms") for _ in range(4)]
     latencies = []
-    started = time.perf_counter()
+    bar = ProgressBar(sys.stderr, "polls")
     for i in range(polls):
         t0 = time.perf_counter()
         status, out = server.request("GET", f"/_query/async/{searches[i % 4]['id']}")
@@ -231,8 +226,9 @@ def bench_polling(server: Server, polls: int = 300) -> tuple[float, float, int]:
         status, tasks = server.request("GET", "/_tasks?actions=indices:data/read/esql[a]&group_by=none")
         if orjson.loads(out)["is_running"] and len(orjson.loads(tasks)["tasks"]) == 4:
             latencies.append(elapsed)
-        progress("polls", i + 1, polls, started)
+        bar.draw(i + 1, polls)
         time.sleep(0.01)
+    bar.close()
     for s in searches:
         server.request("DELETE", f"/_query/async/{s['id']}")
     latencies.sort()

@@ -1,10 +1,12 @@
-"""Command line: ``esquire serve`` / ``python -m service serve``."""
+"""Command line: ``esquire serve`` runs the service, ``esquire query`` runs a query on it
+(also as ``python -m service ...``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import gc
+import os
 import signal
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from .app import create_app
+from .client import FORMATS, ClientError, Service, run_query
 from .logs import configure_logging
 from .settings import LOG_FORMATS, LOG_LEVELS, Settings, SettingsError, load_settings
 
@@ -27,6 +30,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="a TOML file of settings")
     serve.add_argument("--log-format", choices=LOG_FORMATS)
     serve.add_argument("--log-level", choices=LOG_LEVELS)
+    query = sub.add_parser("query", help="run an ES|QL query on a running service, with a progress bar")
+    query.add_argument("query", help="the ES|QL query, e.g. 'FROM logs | STATS n = COUNT(*) BY host.name'")
+    query.add_argument("--url", default=os.environ.get("ESQUIRE_URL", "http://127.0.0.1:9200"),
+                       help="the service (default $ESQUIRE_URL or http://127.0.0.1:9200)")
+    query.add_argument("--format", choices=FORMATS, default="txt", help="output format (default txt)")
+    query.add_argument("--no-progress", action="store_true", help="no progress bar (the default when stderr "
+                       "is not a terminal)")
     return parser
 
 
@@ -53,8 +63,19 @@ async def serve(settings: Settings) -> None:
     log.info("stopped")
 
 
+def query(args: argparse.Namespace) -> int:
+    try:
+        return run_query(Service(args.url), args.query, args.format, sys.stdout, sys.stderr,
+                         progress=not args.no_progress and sys.stderr.isatty())
+    except ClientError as exc:
+        print(f"esquire: {exc}", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "query":
+        return query(args)
     flags = {"host": args.host, "port": args.port, "data_dir": args.data_dir,
              "log_format": args.log_format, "log_level": args.log_level}
     try:

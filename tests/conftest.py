@@ -7,13 +7,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from elasticsearch import AsyncElasticsearch, Elasticsearch
 
 from service.app import create_app
+from service.query.control import Control
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +96,33 @@ def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
     yield process
     if process.proc is not None and process.proc.poll() is None:
         process.kill()
+
+
+# --- a slow query over enough logs to be caught mid-scan ------------------------------------
+
+SLOW = "FROM logs | EVAL x = bytes * 2 | STATS total = SUM(x), n = COUNT(*) | LIMIT 1"
+
+
+async def load_logs(es: AsyncElasticsearch, n: int = 20000) -> None:
+    ops: list[dict[str, Any]] = []
+    for i in range(n):
+        ops.append({"index": {}})
+        ops.append({"host": {"name": f"h{i % 5}"}, "bytes": i})
+    resp = await es.bulk(index="logs", operations=ops, refresh=True)
+    assert not resp["errors"]
+
+
+@pytest.fixture
+async def logs(es: AsyncElasticsearch) -> AsyncElasticsearch:
+    await load_logs(es)
+    return es
+
+
+@pytest.fixture
+def slow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pause per slice (``Control.pause_s``, sent to the query workers), so queries are
+    reliably caught mid-scan."""
+    monkeypatch.setattr(Control, "pause_s", 0.02)
 
 
 def pytest_configure(config: pytest.Config) -> None:

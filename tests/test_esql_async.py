@@ -14,30 +14,9 @@ from typing import Any
 import pytest
 from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, NotFoundError
 
+from conftest import SLOW
 from service import keys
 from service.query.control import Control
-
-SLOW = "FROM logs | EVAL x = bytes * 2 | STATS total = SUM(x), n = COUNT(*) | LIMIT 1"
-
-
-async def load_logs(es: AsyncElasticsearch, n: int = 20000) -> None:
-    ops: list[dict[str, Any]] = []
-    for i in range(n):
-        ops.append({"index": {}})
-        ops.append({"host": {"name": f"h{i % 5}"}, "bytes": i})
-    resp = await es.bulk(index="logs", operations=ops, refresh=True)
-    assert not resp["errors"]
-
-
-@pytest.fixture
-async def logs(es: AsyncElasticsearch) -> AsyncElasticsearch:
-    await load_logs(es)
-    return es
-
-
-@pytest.fixture
-def slow(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Control, "pause_s", 0.02)
 
 
 async def test_done_in_time_returns_the_result_and_stores_nothing(logs: AsyncElasticsearch, http) -> None:

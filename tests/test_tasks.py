@@ -10,7 +10,7 @@ import pytest
 from elasticsearch import AsyncElasticsearch, BadRequestError, NotFoundError
 
 from service import keys
-from test_esql_async import SLOW, load_logs, slow  # noqa: F401 - slow is a fixture
+from conftest import SLOW, load_logs
 
 pytestmark = pytest.mark.filterwarnings("ignore::elasticsearch.exceptions.GeneralAvailabilityWarning")
 
