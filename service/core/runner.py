@@ -19,7 +19,7 @@ from typing import Any, Callable, Protocol
 import structlog
 
 from ..query.control import Control
-from .workers import Stream, Worker, WorkerPool
+from .workers import Stream, Worker, WorkerPool, pack
 
 log = structlog.get_logger(__name__)
 
@@ -51,11 +51,12 @@ class Runner:
         """Run ``job`` and feed its stream to ``sink``; returns the sink's value and the
         time taken in ms. Raises the query's error, or ``Cancelled``."""
         control.check()
+        message = pack(job, self.db_path, control)
         worker = await self.pool.acquire()
         started = time.perf_counter()
         context = contextvars.copy_context()  # the request's log context, on the sink's thread
         work = asyncio.get_running_loop().run_in_executor(
-            self._threads, context.run, self._work, worker, job, control, sink)
+            self._threads, context.run, self._work, worker, message, control, sink)
         work.add_done_callback(lambda _: self._release(worker, control))
         try:
             value = await asyncio.shield(work)
@@ -67,8 +68,8 @@ class Runner:
                  partial=control.cut_short)
         return value, took
 
-    def _work(self, worker: Worker, job: Job, control: Control, sink: Sink) -> Any:
-        stream = worker.start(job, self.db_path, control)
+    def _work(self, worker: Worker, message: bytes, control: Control, sink: Sink) -> Any:
+        stream = worker.start(message, control)
         try:
             return sink(stream)
         finally:

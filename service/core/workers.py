@@ -10,7 +10,7 @@ one starts in milliseconds; workers are started on first use and then reused. Ea
 pipe and a small shared-memory array that holds its current query's ``Control`` state
 (stop, cancel, progress), so watching a query costs no messages.
 
-The protocol, parent -> worker: ``(job, db_path, pause_s)`` to run a job, ``None`` to exit.
+The protocol, parent -> worker: ``(job, db_path, pause_s)`` (see ``pack``) to run a job, ``None`` to exit.
 Worker -> parent, per job: ``("frame", frame)``, then ``("rows", [...])`` batches, then
 ``("end", frame)``; or, at any point, ``("error", status, error)``, ``("cancelled",)`` or
 ``("failed", summary, traceback)``. The job is pickled: it must carry everything it needs.
@@ -26,6 +26,7 @@ import signal
 import sqlite3
 import traceback
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any, Iterator, MutableSequence
 
@@ -169,6 +170,12 @@ class Stream:
             pass
 
 
+def pack(job: Any, db_path: Path, control: Control) -> bytes:
+    """The message that runs ``job``. Pickle it on the event loop's thread: the job may
+    refer to the catalog, which only that thread changes."""
+    return bytes(ForkingPickler.dumps((job, db_path, control.pause_s)))
+
+
 class Worker:
     def __init__(self) -> None:
         self.state = _context.RawArray("q", STATE_FIELDS)
@@ -182,10 +189,10 @@ class Worker:
     def usable(self) -> bool:
         return not self.broken and self.process.is_alive()
 
-    def start(self, job: Any, db_path: Path, control: Control) -> Stream:
-        """Send ``job`` to the worker (its state now lives in the worker's array)."""
+    def start(self, job: bytes, control: Control) -> Stream:
+        """Send ``job`` (from ``pack``) to the worker; its state now lives in the worker's array."""
         control.attach(self.state)
-        self.conn.send((job, db_path, control.pause_s))
+        self.conn.send_bytes(job)
         return Stream(self, control)
 
     def close(self, timeout_s: float = 2.0) -> None:

@@ -139,6 +139,15 @@ class Catalog:
         except KeyError:
             raise IndexNotFound(name) from None
 
+    def subset(self, patterns: list[str]) -> Catalog:
+        """A catalog of the indices any of ``patterns`` (names, wildcards, ``_all``) can
+        name: what a query over those patterns needs to see."""
+        everything = any(p in ("_all", "*") for p in patterns)
+        part = Catalog()
+        part.indices = {n: ix for n, ix in self.indices.items()
+                        if everything or any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+        return part
+
     def resolve(self, expression: str, *, allow_no_indices: bool = True,
                 ignore_unavailable: bool = False) -> list[Index]:
         """Resolve ``a,b*,-b2`` (comma list, wildcards, exclusions) to indices, sorted by name.

@@ -10,7 +10,7 @@ from ...store.catalog import Catalog
 from ...store.dates import format_millis, format_nanos
 from ..control import Control
 from ..execute import Result, run_plan
-from ..plan import Plan
+from ..plan import From, Plan
 from .parser import parse
 
 __all__ = ["EsqlJob", "Result", "render_value"]
@@ -35,6 +35,12 @@ class EsqlJob:
     @property
     def description(self) -> str:
         return self.plan.text
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for a query worker with only the indices its FROM can name."""
+        source = self.plan.steps[0]
+        patterns = list(source.indices) if isinstance(source, From) else []
+        return {**self.__dict__, "catalog": self.catalog.subset(patterns)}
 
     def run(self, conn: sqlite3.Connection, control: Control) -> Result:
         return run_plan(self.plan, self.catalog, conn, control, self.source_filter, self.max_rows)
