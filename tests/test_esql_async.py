@@ -16,6 +16,7 @@ from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, NotFoun
 
 from conftest import SLOW
 from service import keys
+from service.core.runner import Runner
 from service.query.control import Control
 
 
@@ -85,6 +86,21 @@ async def test_a_worker_that_dies_fails_its_query_and_is_replaced(logs: AsyncEla
         await logs.esql.async_query_get(id=resp["id"], wait_for_completion_timeout="30s")
     assert info.value.status_code == 500
     assert info.value.body["error"]["reason"] == "the query worker process exited unexpectedly"
+    again = await logs.esql.query(query="FROM logs | STATS n = COUNT(*) | LIMIT 1")
+    assert again["values"] == [[20000]]
+
+
+async def test_a_worker_that_ignores_a_cancel_is_killed(logs: AsyncElasticsearch, http,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Control, "pause_s", 30.0)  # the worker sleeps where it cannot see the cancel
+    monkeypatch.setattr(Runner, "CANCEL_GRACE_S", 0.2)
+    resp = await logs.esql.async_query(query=SLOW, wait_for_completion_timeout="100ms")
+    (worker,) = http.app[keys.RUNNER].pool._all
+    started = time.monotonic()
+    await logs.esql.async_query_delete(id=resp["id"])
+    assert time.monotonic() - started < 5
+    assert not worker.process.is_alive()
+    monkeypatch.setattr(Control, "pause_s", 0.0)
     again = await logs.esql.query(query="FROM logs | STATS n = COUNT(*) | LIMIT 1")
     assert again["values"] == [[20000]]
 

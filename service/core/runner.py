@@ -9,6 +9,7 @@ process, so it may block, e.g. to write rows to SQLite through the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import sqlite3
 import time
@@ -40,6 +41,8 @@ Sink = Callable[[Stream], Any]
 
 
 class Runner:
+    CANCEL_GRACE_S = 5.0  # a worker that has not ended a cancelled query by then is killed
+
     def __init__(self, db_path: Path, max_running: int) -> None:
         self.db_path = db_path
         self.pool = WorkerPool(max_running)
@@ -58,6 +61,7 @@ class Runner:
         work = asyncio.get_running_loop().run_in_executor(
             self._threads, context.run, self._work, worker, message, control, sink)
         work.add_done_callback(lambda _: self._release(worker, control))
+        control.on_cancel = self._enforcer(worker, work)
         try:
             value = await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -75,7 +79,23 @@ class Runner:
         finally:
             stream.drain()
 
+    def _enforcer(self, worker: Worker, work: asyncio.Future[Any]) -> Callable[[], None]:
+        """A cancel is cooperative (the worker checks between slices); a worker stuck in one
+        long step past ``CANCEL_GRACE_S`` is killed, and its query ends cancelled."""
+        loop = asyncio.get_running_loop()
+
+        def kill() -> None:
+            if not work.done():
+                log.warning("query worker ignored a cancel, killing it", pid=worker.process.pid)
+                worker.kill()
+
+        def enforce() -> None:  # from any thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: so is everything
+                loop.call_soon_threadsafe(loop.call_later, self.CANCEL_GRACE_S, kill)
+        return enforce
+
     def _release(self, worker: Worker, control: Control) -> None:
+        control.on_cancel = None
         control.detach()
         control.phase = "done"
         self.pool.release(worker)

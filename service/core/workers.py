@@ -136,6 +136,8 @@ class Stream:
         except (EOFError, OSError):
             self.finished = True
             self.worker.broken = True
+            if self.control.cancelled:  # killed for not ending a cancelled query in time
+                raise Cancelled(self.control.cancel_reason or "cancelled") from None
             raise WorkerDied("the query worker process exited unexpectedly") from None
         kind = message[0]
         if kind == "rows":
@@ -194,6 +196,10 @@ class Worker:
         control.attach(self.state)
         self.conn.send_bytes(job)
         return Stream(self, control)
+
+    def kill(self) -> None:
+        self.broken = True
+        self.process.kill()
 
     def close(self, timeout_s: float = 2.0) -> None:
         try:

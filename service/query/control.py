@@ -14,7 +14,7 @@ one writer: the watcher writes the flags, the executor the progress.
 from __future__ import annotations
 
 import time
-from typing import Any, MutableSequence
+from typing import Any, Callable, MutableSequence
 
 from ..errors import ServiceError
 
@@ -73,6 +73,7 @@ class Control:
                  state: MutableSequence[int] | None = None) -> None:
         self.state: MutableSequence[int] = state if state is not None else [0] * STATE_FIELDS
         self.cancel_reason: str | None = None
+        self.on_cancel: Callable[[], None] | None = None  # the runner's hook: enforce the cancel
         self.slice_rows = slice_rows
         self.adaptive = adaptive
         self._slice_started = 0.0
@@ -93,6 +94,8 @@ class Control:
     def cancel(self, reason: str) -> None:
         self.cancel_reason = reason
         self.cancel_requested = True
+        if self.on_cancel is not None:
+            self.on_cancel()
 
     @property
     def cancelled(self) -> bool:
