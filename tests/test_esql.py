@@ -37,6 +37,13 @@ async def test_stats_by_sorted(logs: AsyncElasticsearch) -> None:
     assert resp["documents_found"] == 3
 
 
+async def test_stats_sees_every_column_its_steps_name(logs: AsyncElasticsearch) -> None:
+    """Only the columns a plan names before its STATS are read: renamed, expanded, evaluated."""
+    resp = await logs.esql.query(query="FROM logs | RENAME bytes AS b | MV_EXPAND tags | WHERE b > 5 "
+                                       "| EVAL h = host.name | STATS s = SUM(b), t = COUNT(tags) BY h | SORT h | LIMIT 5")
+    assert resp["values"] == [[50, 2, "a"], [20, 0, "b"]]
+
+
 async def test_from_returns_sorted_columns_and_dates(logs: AsyncElasticsearch) -> None:
     resp = await logs.esql.query(query="FROM logs | SORT @timestamp | LIMIT 1")
     assert [c["name"] for c in resp["columns"]] == ["@timestamp", "bytes", "host.name", "tags"]

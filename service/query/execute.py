@@ -10,6 +10,7 @@ per slice when no grouping field holds a multi-value.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import itertools
 import re
@@ -145,28 +146,68 @@ def rowid_slices(control: Control, top: int, scale: int = 1) -> Iterator[tuple[i
 
 
 def scan(conn: sqlite3.Connection, indices: list[Index], names: list[str], types: list[str],
-         metadata: tuple[str, ...], control: Control) -> Iterator[list[Any]]:
+         metadata: tuple[str, ...], control: Control, read: set[str] | None = None) -> Iterator[list[Any]]:
     """Every document of ``indices`` as a row, read in rowid slices; between slices the
-    control may end the scan (stop) or abort it (cancel)."""
-    decoders = [_decoder(k) for k in types]
+    control may end the scan (stop) or abort it (cancel). Only the columns in ``read``
+    (all when None) are read and decoded; the others are null."""
     width = len(names)
+    wanted = [i for i, n in enumerate(names) if (read is None or n in read) and types[i] != "unsupported"]
+    decoders = [(i, _decoder(types[i])) for i in wanted]
+    functions = [decode for _, decode in decoders]
+    dense = len(wanted) == width  # every column: build rows in one comprehension
+    blank = [None] * width
     bounds = [_bounds(conn, index) for index in indices]
     control.rows_total = sum(count for count, _ in bounds)
     control.phase = "running"
     for index, (_, top) in zip(indices, bounds):
-        exprs = [quote(index.columns[n]) if n in index.columns and types[i] != "unsupported" else "NULL"
-                 for i, n in enumerate(names)]
+        exprs = [quote(index.columns[names[i]]) if names[i] in index.columns else "NULL" for i in wanted]
         meta = [{"_id": "_id", "_version": "_version", "_index": "?"}[m] for m in metadata]
-        sql = (f"SELECT rowid, {', '.join(exprs + meta) or 'NULL'} FROM {quote(index.table)} "
+        sql = (f"SELECT {', '.join(['rowid', *exprs, *meta])} FROM {quote(index.table)} "
                f"WHERE rowid > ? AND rowid <= ? ORDER BY rowid")
         extra = [index.name] if "_index" in metadata else []
+        tail = len(wanted) + 1
         for after, upto in rowid_slices(control, top):
             batch = conn.execute(sql, [*extra, after, upto]).fetchall()
             control.scanned(len(batch))
+            if dense:
+                for raw in batch:
+                    yield [decode(raw[j]) for j, decode in enumerate(functions, 1)] + list(raw[tail:])
+                continue
             for raw in batch:
-                yield [decoders[i](raw[i + 1]) for i in range(width)] + list(raw[width + 1:])
+                row = blank.copy()
+                for j, (i, decode) in enumerate(decoders, 1):
+                    row[i] = decode(raw[j])
+                row += raw[tail:]
+                yield row
         if control.cut_short:
             return
+
+
+def observed_columns(steps: list[p.Step]) -> set[str] | None:
+    """The source columns a plan can observe, when a STATS ends what the source shows
+    (everything after it sees only its output); None when every column may reach the output."""
+    seen: set[str] = set()
+    for step in steps:
+        if isinstance(step, p.Rename):
+            seen.update(old for old, _ in step.pairs)
+        elif isinstance(step, p.MvExpand):
+            seen.add(step.column)
+        seen.update(e.name for root in _expressions(step) for e in walk(root) if isinstance(e, Column))
+        if isinstance(step, p.Stats):
+            return seen
+    return None
+
+
+def _expressions(node: Any) -> Iterator[Expr]:
+    """Every expression held by a step (in its fields, tuples and nested dataclasses)."""
+    if isinstance(node, Expr):
+        yield node
+    elif isinstance(node, tuple):
+        for item in node:
+            yield from _expressions(item)
+    elif dataclasses.is_dataclass(node):
+        for f in dataclasses.fields(node):
+            yield from _expressions(getattr(node, f.name))
 
 
 # --- processing steps ------------------------------------------------------------------
@@ -540,7 +581,8 @@ def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: 
             rel = pushed
             steps.pop(0)
         else:
-            rows: Iterable[list[Any]] = scan(conn, indices, names, types, source.metadata, control)
+            read = None if source_filter is not None else observed_columns(steps)
+            rows: Iterable[list[Any]] = scan(conn, indices, names, types, source.metadata, control, read)
             if source_filter is not None:
                 rows = filter(compile_filter(source_filter, names, types), rows)
             rel = Relation(names + list(source.metadata), types + [METADATA[m] for m in source.metadata], rows)
