@@ -56,6 +56,7 @@ class Runner:
         control.check()
         message = pack(job, self.db_path, control)
         worker = await self.pool.acquire()
+        control.attach(worker.state)  # here, not on the sink's thread: a stop must not slip between
         started = time.perf_counter()
         context = contextvars.copy_context()  # the request's log context, on the sink's thread
         work = asyncio.get_running_loop().run_in_executor(

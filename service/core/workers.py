@@ -192,8 +192,8 @@ class Worker:
         return not self.broken and self.process.is_alive()
 
     def start(self, job: bytes, control: Control) -> Stream:
-        """Send ``job`` (from ``pack``) to the worker; its state now lives in the worker's array."""
-        control.attach(self.state)
+        """Send ``job`` (from ``pack``) to the worker; ``control`` must be attached to
+        ``state`` already (on the event loop's thread, where stop and cancel are called)."""
         self.conn.send_bytes(job)
         return Stream(self, control)
 
