@@ -26,13 +26,6 @@ def _percentile(values: list[Any], p: float) -> float | None:
     return float(s[lo] + (s[hi] - s[lo]) * (rank - lo))
 
 
-def _variance(values: list[Any]) -> float | None:
-    if not values:
-        return None
-    mean = sum(values) / len(values)
-    return sum((v - mean) ** 2 for v in values) / len(values)
-
-
 def _mad(values: list[Any]) -> float | None:
     if not values:
         return None
@@ -136,6 +129,32 @@ class Extreme:
 
     def result(self) -> Any:
         return self.best
+
+
+class Variance:
+    """Population variance (or its square root) by Welford's online algorithm, as
+    Elasticsearch computes it, so the rounding matches and no value is kept."""
+
+    __slots__ = ("count", "mean", "m2", "root")
+
+    def __init__(self, root: bool) -> None:
+        self.count = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.root = root
+
+    def add(self, values: list[Any], others: Any = None) -> None:
+        for v in values:
+            self.count += 1
+            delta = v - self.mean
+            self.mean += delta / self.count
+            self.m2 += delta * (v - self.mean)
+
+    def result(self) -> float | None:
+        if not self.count:
+            return None
+        variance = self.m2 / self.count
+        return math.sqrt(variance) if self.root else variance
 
 
 class Collect:
@@ -283,10 +302,8 @@ def resolve(name: str, kind: str, extra: list[Any], other: str | None = None) ->
     if name in ("MEDIAN", "PERCENTILE"):
         p = 50.0 if name == "MEDIAN" else float(extra[0])
         return (lambda: Collect(lambda vs: _percentile(vs, p))), "double"
-    if name == "VARIANCE":
-        return (lambda: Collect(_variance)), "double"
-    if name == "STD_DEV":
-        return (lambda: Collect(lambda vs: None if not vs else math.sqrt(_variance(vs)))), "double"  # type: ignore
+    if name in ("VARIANCE", "STD_DEV"):
+        return (lambda: Variance(name == "STD_DEV")), "double"
     if name == "MEDIAN_ABSOLUTE_DEVIATION":
         return (lambda: Collect(_mad)), "double"
     if name == "VALUES":

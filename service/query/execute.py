@@ -15,7 +15,7 @@ import fnmatch
 import itertools
 import re
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator
 
 import orjson
@@ -214,7 +214,7 @@ def _expressions(node: Any) -> Iterator[Expr]:
 
 def _aggregate_calls(expr: Expr, found: list[Call]) -> Expr:
     """Replace every aggregate call inside ``expr`` by a column ``$aggN``, collecting the calls."""
-    from dataclasses import fields as dc_fields, replace
+    from dataclasses import fields as dc_fields
 
     if isinstance(expr, Call) and ALIASES.get(expr.name, expr.name) in AGGREGATES:
         found.append(expr)
@@ -234,6 +234,8 @@ def _as_list(v: Any) -> list[Any]:
 
 
 def run_stats(step: p.Stats, rel: Relation, warnings: Warnings) -> Relation:
+    if any(_is_alias(name, expr) for name, expr in step.groups):
+        rel, step = _computed_groups(step, rel, warnings)
     scope = rel.scope(warnings)
     group_fns, group_types = [], []
     for name, expr in step.groups:
@@ -310,6 +312,27 @@ def run_stats(step: p.Stats, rel: Relation, warnings: Warnings) -> Relation:
         row = key + agg_values
         result_rows.append([fn(row) for fn, _ in compiled] + key)
     return _dedupe_names(Relation(names + group_names, [k for _, k in compiled] + group_types, result_rows))
+
+
+def _is_alias(name: str, expr: Expr) -> bool:
+    return not (isinstance(expr, Column) and expr.name == name)
+
+
+def _computed_groups(step: p.Stats, rel: Relation, warnings: Warnings) -> tuple[Relation, p.Stats]:
+    """``BY l = languages + 1``: the aggregates and their filters see ``l``. Every grouping
+    expression is evaluated over the input rows (``BY l = l + 1, l = l + 1`` adds one,
+    once), a repeated name keeps its last; each becomes a column the groups refer to."""
+    scope = rel.scope(warnings)
+    final = {name: expr for name, expr in step.groups if _is_alias(name, expr)}
+    compiled = {name: compile_expr(expr, scope) for name, expr in final.items()}
+    keep = [i for i, n in enumerate(rel.names) if n not in final]
+    fns = [fn for fn, _ in compiled.values()]
+    rel = Relation([rel.names[i] for i in keep] + list(final), [rel.types[i] for i in keep] +
+                   [kind for _, kind in compiled.values()],
+                   ([r[i] for i in keep] + [fn(r) for fn in fns] for r in rel.rows),
+                   {n: v for n, v in rel.constants.items() if n not in final})
+    groups = tuple((name, Column(name, src=final[name].src) if name in final else expr) for name, expr in step.groups)
+    return rel, replace(step, groups=groups)
 
 
 def _only_groups(expr: Expr, step: p.Stats) -> bool:

@@ -22,7 +22,7 @@ CAST_FUNCTIONS = {"integer": "TO_INTEGER", "long": "TO_LONG", "double": "TO_DOUB
                   "version": "TO_VERSION", "date_nanos": "TO_DATE_NANOS"}
 ALIASES = {"TO_INT": "TO_INTEGER", "TO_DBL": "TO_DOUBLE", "TO_STR": "TO_STRING", "TO_BOOL": "TO_BOOLEAN",
            "TO_DT": "TO_DATETIME", "TO_VER": "TO_VERSION", "TO_UL": "TO_UNSIGNED_LONG", "TO_ULONG": "TO_UNSIGNED_LONG",
-           "TO_TEXT": "TO_STRING"}
+           "TO_TEXT": "TO_STRING", "STD_VAR": "VARIANCE"}
 
 
 class ConversionError(EvalError):

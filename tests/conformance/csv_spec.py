@@ -23,6 +23,7 @@ class SpecTest:
     ignore_order: bool = False
     columns: list[tuple[str, str]] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
+    skip_below: str | None = None  # ``#[skip:-X]``: upstream skips it up to version X
 
     @property
     def id(self) -> str:
@@ -45,9 +46,11 @@ def parse_spec_file(path: Path) -> list[SpecTest]:
     tests: list[SpecTest] = []
     i = 0
     while i < len(lines):
-        name = lines[i].split("#")[0].strip()
+        name, _, marker = lines[i].partition("#")
         i += 1
-        test = SpecTest(path.name.removesuffix(".csv-spec"), name, "")
+        test = SpecTest(path.name.removesuffix(".csv-spec"), name.strip(), "")
+        skip = re.search(r"skip:-([\d.]+)", marker)
+        test.skip_below = skip[1] if skip else None
         query_lines: list[str] = []
         while i < len(lines):
             line = lines[i]

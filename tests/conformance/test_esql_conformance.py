@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from conftest import CONFORMANCE
+from service.node import ES_VERSION
 from tests.conformance.csv_spec import SpecTest, load_csv_dataset, parse_cell, parse_spec_file
 
 ESQL = CONFORMANCE / "esql"
@@ -38,9 +39,15 @@ pytestmark = pytest.mark.skipif(not ESQL.is_dir(), reason=f"ES|QL conformance da
                                                          "(it lives in ../shared beside the project)")
 
 
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
 def skip_reason(test: SpecTest) -> str | None:
     if test.name.endswith("-Ignore"):
         return "disabled upstream"
+    if test.skip_below is not None and _version(ES_VERSION) <= _version(test.skip_below):
+        return "skipped upstream for this version"
     if any(OUT_OF_SCOPE_CAPABILITIES.match(c) for c in test.capabilities):
         return "out of scope (capability)"
     if OUT_OF_SCOPE_WORDS.search(re.sub(r'"[^"]*"', '""', test.query)):
