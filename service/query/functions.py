@@ -35,6 +35,13 @@ def _nf(text: Any) -> EvalError:
 
 # --- conversions (element-wise over multi-values) ------------------------------------
 
+def _java_round(v: float) -> int:
+    """Java's ``Math.round``: the nearest integer, halves up (-2.5 -> -2), as ES converts
+    a double to an integral type."""
+    whole = math.floor(v)
+    return int(whole) + (1 if v - whole >= 0.5 else 0)
+
+
 def _to_long_value(v: Any, kind: str, target: str) -> int:
     lo, hi = T.INT_RANGE[target]
     if kind == "boolean":
@@ -49,12 +56,12 @@ def _to_long_value(v: Any, kind: str, target: str) -> int:
                 raise _nf(v) from None
             if not math.isfinite(f):
                 raise _nf(v)
-            out = int(f)
+            out = _java_round(f)
     elif kind == "double":
         if not math.isfinite(v) or not lo <= v <= hi:
             raise EvalError(f"org.elasticsearch.xpack.esql.core.InvalidArgumentException: [{_java_double(v)}] out of "
                             f"[{target}] range")
-        out = int(v)
+        out = _java_round(v)
     else:
         out = int(v)
     if not lo <= out <= hi:
