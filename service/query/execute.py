@@ -293,6 +293,8 @@ def run_stats(step: p.Stats, rel: Relation, warnings: Warnings) -> Relation:
                 states[slot].add(values, others)
     if not step.groups and not groups:
         groups[()] = [f() for f in factories]
+    if len(step.groups) == 1 and (None,) in groups:  # ES's one-key hashes give the null group id 0
+        groups = {(None,): groups.pop((None,)), **groups}
     agg_names = [f"$agg{i}" for i in range(len(calls))]
     out_rows = []
     group_names = [name for name, _ in step.groups]
