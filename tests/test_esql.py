@@ -38,10 +38,15 @@ async def test_stats_by_sorted(logs: AsyncElasticsearch) -> None:
 
 
 async def test_stats_sees_every_column_its_steps_name(logs: AsyncElasticsearch) -> None:
-    """Only the columns a plan names before its STATS are read: renamed, expanded, evaluated."""
+    """Only the columns a plan names before its STATS or KEEP are read: renamed, expanded,
+    evaluated, kept."""
     resp = await logs.esql.query(query="FROM logs | RENAME bytes AS b | MV_EXPAND tags | WHERE b > 5 "
                                        "| EVAL h = host.name | STATS s = SUM(b), t = COUNT(tags) BY h | SORT h | LIMIT 5")
     assert resp["values"] == [[50, 2, "a"], [20, 0, "b"]]
+    kept = await logs.esql.query(query="FROM logs | RENAME bytes AS b | WHERE b > 15 "
+                                       "| KEEP b, host* | SORT b DESC | LIMIT 5")
+    assert [c["name"] for c in kept["columns"]] == ["b", "host.name"]
+    assert kept["values"] == [[30, "a"], [20, "b"]]
 
 
 async def test_from_returns_sorted_columns_and_dates(logs: AsyncElasticsearch) -> None:

@@ -183,15 +183,19 @@ def scan(conn: sqlite3.Connection, indices: list[Index], names: list[str], types
             return
 
 
-def observed_columns(steps: list[p.Step]) -> set[str] | None:
-    """The source columns a plan can observe, when a STATS ends what the source shows
-    (everything after it sees only its output); None when every column may reach the output."""
+def observed_columns(steps: list[p.Step], names: list[str]) -> set[str] | None:
+    """The source columns (of ``names``) a plan can observe, when a STATS or KEEP ends what
+    the source shows (after it, only its output and what the steps name); None when every
+    column may reach the output."""
     seen: set[str] = set()
     for step in steps:
         if isinstance(step, p.Rename):
             seen.update(old for old, _ in step.pairs)
         elif isinstance(step, p.MvExpand):
             seen.add(step.column)
+        elif isinstance(step, p.Keep):
+            seen.update(n for matched in _match(step.patterns, names, "") for n in matched)
+            return seen
         seen.update(e.name for root in _expressions(step) for e in walk(root) if isinstance(e, Column))
         if isinstance(step, p.Stats):
             return seen
@@ -606,7 +610,7 @@ def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: 
             rel = pushed
             steps.pop(0)
         else:
-            read = None if source_filter is not None else observed_columns(steps)
+            read = None if source_filter is not None else observed_columns(steps, names)
             rows: Iterable[list[Any]] = scan(conn, indices, names, types, source.metadata, control, read)
             if source_filter is not None:
                 rows = filter(compile_filter(source_filter, names, types), rows)
