@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+import urllib.request
 from typing import Any, AsyncIterator
 
 import pytest
@@ -127,3 +129,22 @@ async def test_opaque_id_travels_to_task_and_logs(es: AsyncElasticsearch, slow: 
     finished = [line for line in lines if line.get("event") == "query finished"]
     assert finished and all(line.get("opaque_id") == "trace-42" for line in finished)
     assert all("task_id" in line for line in finished)
+
+
+def test_a_client_that_goes_away_cancels_its_query(server_process) -> None:
+    """On a real server process: production does not cancel handlers on disconnect (the
+    test server does), so the query handler watches its connection itself."""
+    client = server_process.start(slice_pause_s=0.5)  # 20 slices: 10 s unless cancelled
+    try:
+        client.bulk(index="logs", operations=[op for i in range(20000) for op in ({"index": {}}, {"bytes": i})],
+                    refresh=True)
+        request = urllib.request.Request(f"{server_process.url}/_query", data=json.dumps({"query": SLOW}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with pytest.raises(OSError):  # the timeout closes the connection
+            urllib.request.urlopen(request, timeout=0.5)
+        deadline = time.monotonic() + 3
+        while client.tasks.list(actions="indices:data/read/esql*", group_by="none")["tasks"]:
+            assert time.monotonic() < deadline, "the query outlived its client"
+            time.sleep(0.1)
+    finally:
+        client.close()

@@ -17,7 +17,7 @@ from ..params import parse_bool, parse_time_ms
 from ..core.workers import Stream
 from ..query.esql import EsqlJob, render_value
 from .middleware import accepts
-from .wire import read_json, respond, task_headers
+from .wire import cancelled_on_disconnect, read_json, respond, task_headers
 
 QUERY_FIELDS = frozenset({"query", "columnar", "params", "filter", "locale", "time_zone", "profile",
                           "include_ccs_metadata", "include_execution_metadata", "tables", "settings",
@@ -199,7 +199,8 @@ async def query(request: web.Request) -> web.Response:
         return stream.frame, rows
 
     try:
-        (frame, rows), took = await request.app[keys.RUNNER].run(job, task.control, collect)
+        async with cancelled_on_disconnect(request, task.control):
+            (frame, rows), took = await request.app[keys.RUNNER].run(job, task.control, collect)
     finally:
         tasks.unregister(compute)
         tasks.unregister(task)

@@ -6,14 +6,17 @@ applies ``pretty`` and ``filter_path`` and picks the content type the client ask
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fnmatch
 import re
-from typing import Any
+from typing import Any, AsyncIterator
 
 import orjson
 from aiohttp import web
 
 from ..errors import BadRequest, PlainError, ServiceError, XContentParseError
+from ..query.control import Control
 
 VENDOR_JSON = "application/vnd.elasticsearch+json;compatible-with=9"
 GLOBAL_PARAMS = frozenset({"pretty", "human", "error_trace", "filter_path"})
@@ -43,6 +46,26 @@ def task_headers(request: web.Request) -> dict[str, str]:
     """The request headers a task keeps (and ``_tasks`` shows): ``X-Opaque-Id``."""
     opaque = request.headers.get("X-Opaque-Id")
     return {"X-Opaque-Id": opaque} if opaque else {}
+
+
+@contextlib.asynccontextmanager
+async def cancelled_on_disconnect(request: web.Request, control: Control,
+                                  interval_s: float = 0.1) -> AsyncIterator[None]:
+    """While inside, a client that closes its connection cancels the query under
+    ``control``, as Elasticsearch cancels a request's tasks when its HTTP channel closes."""
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                control.cancel("http channel closed")
+                return
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield
+    finally:
+        watcher.cancel()
 
 
 def respond(request: web.Request, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Protocol
 
 import structlog
 
-from ..query.control import Control
+from ..query.control import Cancelled, Control
 from .workers import Stream, Worker, WorkerPool, pack
 
 log = structlog.get_logger(__name__)
@@ -67,6 +67,9 @@ class Runner:
             value = await asyncio.shield(work)
         except asyncio.CancelledError:
             control.cancel("the request was closed")
+            raise
+        except Cancelled as exc:
+            log.info("query cancelled", action=job.action, reason=exc.reason, rows_scanned=control.rows_scanned)
             raise
         took = int((time.perf_counter() - started) * 1000)
         log.info("query finished", action=job.action, took_ms=took, rows_scanned=control.rows_scanned,
