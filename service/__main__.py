@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import signal
 import sys
@@ -17,6 +16,7 @@ from aiohttp import web
 from .app import create_app
 from .client import FORMATS, ClientError, Service, run_query
 from .logs import configure_logging
+from .runtime import tune_gc
 from .settings import LOG_FORMATS, LOG_LEVELS, Settings, SettingsError, load_settings
 
 
@@ -47,11 +47,7 @@ async def serve(settings: Settings) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
-    # Bulk indexing allocates many short-lived containers; the default thresholds make the
-    # collector rescan long-lived start-up objects again and again. Freeze those, and let
-    # the youngest generation grow before collecting.
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    tune_gc()
     log.info("started", host=settings.host, port=settings.port, data_dir=str(settings.data_dir))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -19,7 +19,6 @@ Worker -> parent, per job: ``("frame", frame)``, then ``("rows", [...])`` batche
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import multiprocessing
 import signal
@@ -34,6 +33,7 @@ import structlog
 
 from ..errors import ServiceError
 from ..query.control import STATE_FIELDS, Cancelled, Control
+from ..runtime import tune_gc
 from ..store.db import query_connection
 
 log = structlog.get_logger(__name__)
@@ -55,10 +55,7 @@ def _serve(conn: Connection, state: MutableSequence[int]) -> None:
     # group must let it stop them and store what they have.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # As in the server: pipelines allocate a short-lived list per row, so let the youngest
-    # generation grow before collecting, and never rescan the engine's own objects.
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    tune_gc()
     while True:
         try:
             message = conn.recv()
@@ -84,7 +81,7 @@ class _WorkerControl(Control):
         self.conn = conn
 
     def check(self) -> None:
-        if not self.cancel_requested and self.conn.poll():
+        if not self.cancelled and self.conn.poll():
             self.cancel("the server exited")
         super().check()
 

@@ -63,7 +63,7 @@ class Control:
     pause_s = 0.0  # tests only: a pause per slice, so a query is reliably caught mid-scan
 
     stop_requested = _Flag(0)
-    cancel_requested = _Flag(_CANCEL)
+    cancelled = _Flag(_CANCEL)
     cut_short = _Flag(2)  # a stop ended the scan before every row was read
     rows_scanned = _Field(3)
     rows_total = _Field(4)
@@ -93,13 +93,9 @@ class Control:
 
     def cancel(self, reason: str) -> None:
         self.cancel_reason = reason
-        self.cancel_requested = True
+        self.cancelled = True
         if self.on_cancel is not None:
             self.on_cancel()
-
-    @property
-    def cancelled(self) -> bool:
-        return self.cancel_requested
 
     # --- from the executor ---
     def interrupted(self) -> int:
@@ -107,7 +103,7 @@ class Control:
         return self.state[_CANCEL]
 
     def check(self) -> None:
-        if self.cancel_requested:
+        if self.cancelled:
             raise Cancelled(self.cancel_reason or "cancelled")
 
     def proceed(self) -> bool:
