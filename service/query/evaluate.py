@@ -8,7 +8,7 @@ overflow and division by zero do the same with their Java exception texts.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Callable
 
 from ..errors import ServiceError
@@ -459,16 +459,16 @@ def fold(expr: Expr, scope: Scope) -> tuple[bool, Any]:
     return True, fn(row)
 
 
-def walk(expr: Expr) -> list[Expr]:
-    """``expr`` and every expression inside it."""
-    from dataclasses import fields as dc_fields
-    out = [expr]
-    for f in dc_fields(expr):
-        value = getattr(expr, f.name)
-        if isinstance(value, Expr):
-            out.extend(walk(value))
-        elif isinstance(value, tuple):
-            out.extend(x for v in value if isinstance(v, Expr) for x in walk(v))
+def walk(node: Any) -> list[Expr]:
+    """Every expression in ``node`` (an expression, a plan step, or tuples of them), each
+    before the expressions inside it."""
+    out = [node] if isinstance(node, Expr) else []
+    if isinstance(node, tuple):
+        for item in node:
+            out.extend(walk(item))
+    elif is_dataclass(node) and not isinstance(node, (Src, type)):
+        for f in fields(node):
+            out.extend(walk(getattr(node, f.name)))
     return out
 
 

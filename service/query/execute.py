@@ -10,12 +10,11 @@ per slice when no grouping field holds a multi-value.
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import itertools
 import re
 import sqlite3
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Iterable, Iterator
 
 import orjson
@@ -153,9 +152,8 @@ def scan(conn: sqlite3.Connection, indices: list[Index], names: list[str], types
     width = len(names)
     wanted = [i for i, n in enumerate(names) if (read is None or n in read) and types[i] != "unsupported"]
     decoders = [(i, _decoder(types[i])) for i in wanted]
-    functions = [decode for _, decode in decoders]
-    dense = len(wanted) == width  # every column: build rows in one comprehension
     blank = [None] * width
+    tail = len(wanted) + 1  # metadata columns follow rowid and the wanted ones
     bounds = [_bounds(conn, index) for index in indices]
     control.rows_total = sum(count for count, _ in bounds)
     control.phase = "running"
@@ -165,14 +163,9 @@ def scan(conn: sqlite3.Connection, indices: list[Index], names: list[str], types
         sql = (f"SELECT {', '.join(['rowid', *exprs, *meta])} FROM {quote(index.table)} "
                f"WHERE rowid > ? AND rowid <= ? ORDER BY rowid")
         extra = [index.name] if "_index" in metadata else []
-        tail = len(wanted) + 1
         for after, upto in rowid_slices(control, top):
             batch = conn.execute(sql, [*extra, after, upto]).fetchall()
             control.scanned(len(batch))
-            if dense:
-                for raw in batch:
-                    yield [decode(raw[j]) for j, decode in enumerate(functions, 1)] + list(raw[tail:])
-                continue
             for raw in batch:
                 row = blank.copy()
                 for j, (i, decode) in enumerate(decoders, 1):
@@ -196,35 +189,21 @@ def observed_columns(steps: list[p.Step], names: list[str]) -> set[str] | None:
         elif isinstance(step, p.Keep):
             seen.update(n for matched in _match(step.patterns, names, "") for n in matched)
             return seen
-        seen.update(e.name for root in _expressions(step) for e in walk(root) if isinstance(e, Column))
+        seen.update(e.name for e in walk(step) if isinstance(e, Column))
         if isinstance(step, p.Stats):
             return seen
     return None
-
-
-def _expressions(node: Any) -> Iterator[Expr]:
-    """Every expression held by a step (in its fields, tuples and nested dataclasses)."""
-    if isinstance(node, Expr):
-        yield node
-    elif isinstance(node, tuple):
-        for item in node:
-            yield from _expressions(item)
-    elif dataclasses.is_dataclass(node):
-        for f in dataclasses.fields(node):
-            yield from _expressions(getattr(node, f.name))
 
 
 # --- processing steps ------------------------------------------------------------------
 
 def _aggregate_calls(expr: Expr, found: list[Call]) -> Expr:
     """Replace every aggregate call inside ``expr`` by a column ``$aggN``, collecting the calls."""
-    from dataclasses import fields as dc_fields
-
     if isinstance(expr, Call) and ALIASES.get(expr.name, expr.name) in AGGREGATES:
         found.append(expr)
         return Column(f"$agg{len(found) - 1}", src=expr.src)
     changes = {}
-    for f in dc_fields(expr):
+    for f in fields(expr):
         value = getattr(expr, f.name)
         if isinstance(value, Expr):
             changes[f.name] = _aggregate_calls(value, found)
