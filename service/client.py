@@ -90,12 +90,13 @@ def run_query(service: Service, text: str, fmt: str, out: TextIO, err: TextIO, *
     body, headers = service.call("POST", "/_query/async", {"query": text, "wait_for_completion_timeout": "100ms",
                                                           "keep_alive": "1h"}, format=fmt)
     search_id = headers.get("X-Elasticsearch-Async-Id")
+    task_id = decode_id(search_id)[1] if search_id else None
     bar = ProgressBar(err, "query") if progress else None
     status = 0
     try:
         while headers.get("X-Elasticsearch-Async-Is-Running") == "?1":
             if bar is not None:
-                _draw(service, bar, search_id)
+                _draw(service, bar, task_id)
             body, headers = service.call("GET", f"/_query/async/{search_id}", format=fmt,
                                          wait_for_completion_timeout=f"{int(poll_s * 1000)}ms")
     except KeyboardInterrupt:
@@ -117,8 +118,7 @@ def run_query(service: Service, text: str, fmt: str, out: TextIO, err: TextIO, *
     return status
 
 
-def _draw(service: Service, bar: ProgressBar, search_id: str) -> None:
-    _, task_id = decode_id(search_id)
+def _draw(service: Service, bar: ProgressBar, task_id: str | None) -> None:
     try:
         body, _ = service.call("GET", f"/_tasks/{task_id}")
     except ClientError:  # finished between two polls
