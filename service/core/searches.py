@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import structlog
 
@@ -169,36 +169,27 @@ class AsyncSearches:
             search.stored_rows += len(rows)
 
     def _sink(self, search: Search) -> Callable[[Stream], None]:
-        """Consumes the stream on a thread of its own (see ``Runner``): rows go to SQLite in batches once the
-        search is stored, and stay in memory until then."""
+        """Consumes the stream on a thread of its own (see ``Runner``): rows go to SQLite in
+        batches once the search is stored, and stay in memory until then."""
         loop = asyncio.get_running_loop()
 
-        def call(coro: Any) -> Any:
-            return asyncio.run_coroutine_threadsafe(coro, loop).result()
-
-        def set_frame() -> Any:
+        def when_stored(action: Callable[[], Awaitable[None]]) -> None:
+            """Run ``action`` on the loop, under the search's lock, if the search is stored."""
             async def go() -> None:
                 async with search.lock:
                     if search.persisted:
-                        await self.store.set_frame(search.id, search.frame or {})
-            return go()
-
-        def flush() -> Any:
-            async def go() -> None:
-                async with search.lock:
-                    if search.persisted:
-                        await self._flush(search)
-            return go()
+                        await action()
+            asyncio.run_coroutine_threadsafe(go(), loop).result()
 
         def sink(stream: Stream) -> None:
             search.frame = stream.frame
-            call(set_frame())
-            for row in stream.rows:
+            when_stored(lambda: self.store.set_frame(search.id, search.frame or {}))
+            for batch in stream.batches:
                 with search.pending_lock:
-                    search.pending.append(row)
+                    search.pending.extend(batch)
                     full = len(search.pending) >= ROW_BATCH
                 if full and search.persisted:
-                    call(flush())
+                    when_stored(lambda: self._flush(search))
             search.frame = stream.frame
         return sink
 

@@ -151,11 +151,17 @@ class Stream:
         raise ServiceError(message[1], status=500, type="exception")
 
     @property
-    def rows(self) -> Iterator[list[Any]]:
+    def batches(self) -> Iterator[list[list[Any]]]:
+        """The rows, in the batches the worker sent."""
         while not self.finished:
             batch = self._receive()
             if batch:
-                yield from batch
+                yield batch
+
+    @property
+    def rows(self) -> Iterator[list[Any]]:
+        for batch in self.batches:
+            yield from batch
 
     def drain(self) -> None:
         """Read to the end, for a consumer that stopped early: the worker is then free."""
