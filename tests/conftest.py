@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Awaitable, Iterator
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -96,6 +97,36 @@ def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
     yield process
     if process.proc is not None and process.proc.poll() is None:
         process.kill()
+
+
+# --- liveness and "changes nothing" checks for hostile requests ---------------------------
+
+async def assert_live(http: TestClient, within_s: float = 1.0) -> None:
+    """``GET /`` answers 200 within ``within_s``: the service is not blocked."""
+    started = time.monotonic()
+    resp = await asyncio.wait_for(http.get("/"), timeout=max(5.0, within_s * 5))
+    assert resp.status == 200
+    elapsed = time.monotonic() - started
+    assert elapsed < within_s, f"GET / took {elapsed:.2f}s"
+
+
+async def assert_live_during(http: TestClient, attack: Awaitable[Any], within_s: float = 1.0) -> Any:
+    """Start ``attack`` (a request coroutine), check liveness while it runs and after it,
+    and return what it returned."""
+    task = asyncio.ensure_future(attack)
+    await asyncio.sleep(0.05)
+    await assert_live(http, within_s)
+    result = await task
+    await assert_live(http, within_s)
+    return result
+
+
+async def index_state(es: AsyncElasticsearch, index: str) -> tuple[Any, int]:
+    """What a rejected request must leave as it was: the index's mapping and document count."""
+    mapping = (await es.indices.get_mapping(index=index)).body
+    await es.indices.refresh(index=index)
+    count = (await es.count(index=index))["count"]
+    return mapping, count
 
 
 # --- a slow query over enough logs to be caught mid-scan ------------------------------------
