@@ -1,4 +1,4 @@
-"""Elasticsearch's parsing of time values and booleans, in one place.
+"""Elasticsearch's parsing of time values, booleans and numbers, in one place.
 
 Both are used for query-string parameters and body fields alike; the caller decides
 how a failure is wrapped (body fields become ``x_content_parse_exception``).
@@ -6,7 +6,10 @@ how a failure is wrapped (body fields become ``x_content_parse_exception``).
 
 from __future__ import annotations
 
-from .errors import BadRequest, ParseError
+import re
+from decimal import Decimal
+
+from .errors import BadRequest, ParseError, ServiceError, XContentParseError
 
 _UNITS_MS = {
     "nanos": 1e-6,
@@ -76,3 +79,100 @@ def query_bool(query: "dict[str, str] | object", name: str, default: bool) -> bo
     if value is None:
         return default
     return parse_bool(value, name)
+
+
+LONG_MIN, LONG_MAX = -(1 << 63), (1 << 63) - 1
+INT_MIN, INT_MAX = -(1 << 31), (1 << 31) - 1
+_JAVA_INTEGER = re.compile(r"[+-]?\d+")  # Long.parseLong / Integer.parseInt (any Unicode digit)
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+class _ParamError(BadRequest):
+    """An IllegalArgumentException with a cause: ES reports it, not its cause, as the root cause."""
+
+    def root_cause(self) -> ServiceError:
+        return self
+
+
+def _number_format(text: str) -> ServiceError:
+    return ServiceError(f'For input string: "{text}"', status=400, type="number_format_exception")
+
+
+def java_long(text: str, low: int = LONG_MIN, high: int = LONG_MAX) -> int | None:
+    """Java's ``Long.parseLong`` (``Integer.parseInt`` with int bounds): None when it would throw."""
+    if not _JAVA_INTEGER.fullmatch(text):
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
+def query_long(query: "dict[str, str] | object", name: str, default: int) -> int:
+    """ES's ``paramAsLong``: absent -> default; not a long -> 400 naming the parameter."""
+    return _query_number(query, name, default, "long", LONG_MIN, LONG_MAX)
+
+
+def query_int(query: "dict[str, str] | object", name: str, default: int) -> int:
+    """ES's ``paramAsInt``."""
+    return _query_number(query, name, default, "int", INT_MIN, INT_MAX)
+
+
+def _query_number(query: object, name: str, default: int, kind: str, low: int, high: int) -> int:
+    text = query.get(name)  # type: ignore[attr-defined]
+    if text is None:
+        return default
+    value = java_long(text, low, high)
+    if value is None:
+        raise _ParamError(f"Failed to parse {kind} parameter [{name}] with value [{text}]",
+                          caused_by=_number_format(text))
+    return value
+
+
+def content_long(value: object) -> int:
+    """A JSON value read as ES's x-content ``longValue()`` reads it: numbers truncated, numeric
+    strings accepted (a decimal part dropped), anything else refused."""
+    if isinstance(value, str):
+        return _string_long(value)
+    return _number(value, "long", LONG_MIN, LONG_MAX)
+
+
+def content_int(value: object) -> int:
+    """x-content ``intValue()``: strings go through ``Double.parseDouble``."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise ServiceError("empty String", status=400, type="number_format_exception")
+        if text == "NaN":
+            return 0
+        if not (_DECIMAL.fullmatch(text) or text.lstrip("+-") == "Infinity"):
+            raise _number_format(value)
+        number = float(text.replace("Infinity", "inf"))
+        if not INT_MIN <= number <= INT_MAX:
+            raise BadRequest(f"Value [{value}] is out of range for an integer")
+        return int(number)
+    return _number(value, "int", INT_MIN, INT_MAX)
+
+
+def _string_long(text: str) -> int:
+    exact = java_long(text)
+    if exact is not None:
+        return exact
+    if not _DECIMAL.fullmatch(text):
+        raise BadRequest(f'For input string: "{text}"')
+    number = Decimal(text)
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)
+    if exponent > 19:  # more than 19 digits' worth of magnitude
+        raise BadRequest(f"Value [{text}] is out of range for a long")
+    whole = 0 if exponent < -19 else int(number)
+    if not LONG_MIN <= whole <= LONG_MAX:
+        raise BadRequest(f"Value [{text}] is out of range for a long")
+    return whole
+
+
+def _number(value: object, kind: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        token = f"VALUE_{str(value).upper()}" if isinstance(value, bool) else "VALUE_NULL"
+        raise XContentParseError(f"Current token ({token}) not numeric, can not use numeric value accessors")
+    if not low <= value <= high:
+        raise XContentParseError(f"Numeric value ({value}) out of range of {kind} ({low} - {high})")
+    return int(value)

@@ -29,9 +29,11 @@ from .mapping import (
     iter_fields, merge_mappings, validate_mapping,
 )
 from .sql import quote
+from .versioning import (
+    MATCH_ANY, NO_VERSIONING, PRIMARY_TERM, Current, Tombstones, Versioning, VersionType, conflict,
+)
 
 SHARDS = {"total": 2, "successful": 1, "failed": 0}
-PRIMARY_TERM = 1
 
 
 def new_uuid() -> str:
@@ -65,6 +67,7 @@ class BulkOp:
     raw: bytes | None = None  # the document exactly as sent (kept as _source)
     error: ServiceError | None = None  # a problem found while parsing the request
     auto_id: bool = False  # the id was generated here, so no earlier version can exist
+    versioning: Versioning = NO_VERSIONING  # version, version_type, if_seq_no, if_primary_term
 
 
 # --- document parsing -----------------------------------------------------------------
@@ -261,6 +264,7 @@ class DocumentStore:
     def __init__(self, db: Database, catalog: Catalog) -> None:
         self.db = db
         self.catalog = catalog
+        self.tombstones = Tombstones()
 
     async def reload_catalog(self) -> None:
         async with self.db.read() as conn:
@@ -309,7 +313,7 @@ class DocumentStore:
         """Apply every action in one transaction; return the per-item results in order."""
         try:
             async with self.db.write() as conn:
-                session = _WriteSession(conn, self.catalog)
+                session = _WriteSession(conn, self.catalog, self.tombstones)
                 try:
                     await session.prefetch(ops)
                     items = [await session.apply(op) for op in ops]
@@ -317,18 +321,28 @@ class DocumentStore:
                 except BaseException:
                     await asyncio.shield(session.abandon())
                     raise
+            # Committed: only now may its deletes count as tombstones.
+            self.tombstones.record(session.changes)
             return items
         except BaseException:
             await self.reload_catalog()
             raise
 
-    async def get(self, index: Index, doc_id: str) -> tuple[int, int, bytes] | None:
+    async def get(self, index: Index, doc_id: str, version: int = MATCH_ANY,
+                  version_type: VersionType = VersionType.INTERNAL) -> tuple[int, int, bytes] | None:
+        """``(_version, _seq_no, _source)`` of a document, or None; ``Conflict`` when a
+        ``version`` is given and the document has another."""
         async with self.db.read() as conn:
             async with conn.execute(
                 f"SELECT _version, _seq_no, _source FROM {quote(index.table)} WHERE _id = ?", (doc_id,)
             ) as cur:
                 row = await cur.fetchone()
-        return None if row is None else (row[0], row[1], bytes(row[2]))
+        if row is None:
+            return None
+        reason = version_type.read_conflict(row[0], version)
+        if reason is not None:
+            raise conflict(doc_id, reason, index_uuid=index.uuid, shard="0", index=index.name)
+        return row[0], row[1], bytes(row[2])
 
     async def count(self, index: Index) -> int:
         async with self.db.read() as conn:
@@ -394,15 +408,20 @@ _FLUSH_ROWS = 1000
 class _WriteSession:
     """The state of one write transaction: known versions, queued statements, touched indices."""
 
-    def __init__(self, conn: aiosqlite.Connection, catalog: Catalog) -> None:
+    def __init__(self, conn: aiosqlite.Connection, catalog: Catalog, tombstones: Tombstones) -> None:
         self.conn = conn
         self.catalog = catalog
+        self.tombstones = tombstones
         self.pending: list[tuple[str, tuple[Any, ...]]] = []
         # Statements handed to the connection's thread but not yet awaited: aiosqlite runs
         # them in order, so parsing the next documents overlaps SQLite writing these.
         self.inflight: list[asyncio.Future[Any]] = []
-        # (index name, id) -> (version, seq_no, source bytes or None when not loaded); None = absent
-        self.known: dict[tuple[str, str], tuple[int, int, bytes | None] | None] = {}
+        # (index name, id) -> the id's state as this transaction sees it; None = never seen
+        self.known: dict[tuple[str, str], Current | None] = {}
+        # (index name, id) -> the source this transaction wrote, so an update need not read it back
+        self.sources: dict[tuple[str, str], bytes] = {}
+        # (index uuid, id) -> last state written, handed to the tombstones once committed
+        self.changes: dict[tuple[str, str], Current] = {}
         self.touched: dict[str, Index] = {}
         self.parsers: dict[str, DocumentParser] = {}
 
@@ -415,7 +434,7 @@ class _WriteSession:
         for name, ids in wanted.items():
             index = self.catalog.indices[name]
             for key in ids:
-                self.known[(name, key)] = None
+                self.known[(name, key)] = self.tombstones.get(index.uuid, key)
             id_list = list(ids)
             for start in range(0, len(id_list), 500):
                 chunk = id_list[start:start + 500]
@@ -424,9 +443,10 @@ class _WriteSession:
                     f"WHERE _id IN ({', '.join('?' * len(chunk))})", chunk
                 ) as cur:
                     async for doc_id, version, seq_no in cur:
-                        self.known[(name, doc_id)] = (version, seq_no, None)
+                        self.known[(name, doc_id)] = Current(version, seq_no)
 
-    async def _lookup(self, index: Index, doc_id: str) -> tuple[int, int, bytes | None] | None:
+    async def _lookup(self, index: Index, doc_id: str) -> Current | None:
+        """The live document's version, a recent delete's tombstone, or None."""
         key = (index.name, doc_id)
         state = self.known.get(key, _MISSING)
         if state is _MISSING:
@@ -434,13 +454,18 @@ class _WriteSession:
                 f"SELECT _version, _seq_no FROM {quote(index.table)} WHERE _id = ?", (doc_id,)
             ) as cur:
                 row = await cur.fetchone()
-            state = None if row is None else (row[0], row[1], None)
+            state = self.tombstones.get(index.uuid, doc_id) if row is None else Current(row[0], row[1])
             self.known[key] = state
         return state  # type: ignore[return-value]
 
-    async def _source_of(self, index: Index, doc_id: str, state: tuple[int, int, bytes | None]) -> bytes:
-        if state[2] is not None:
-            return state[2]
+    def _remember(self, index: Index, doc_id: str, state: Current) -> None:
+        self.known[(index.name, doc_id)] = state
+        self.changes[(index.uuid, doc_id)] = state
+
+    async def _source_of(self, index: Index, doc_id: str) -> bytes:
+        source = self.sources.get((index.name, doc_id))
+        if source is not None:
+            return source
         await self._flush()
         async with self.conn.execute(
             f"SELECT _source FROM {quote(index.table)} WHERE _id = ?", (doc_id,)
@@ -459,12 +484,14 @@ class _WriteSession:
             if index is None:
                 index = await self._create_index(name)
             self.touched[name] = index
+            doc_id = op.id or ""  # index and create got theirs above
             if op.action in ("index", "create"):
-                state = None if op.auto_id else await self._lookup(index, op.id)  # type: ignore[arg-type]
-                return await self._write(op, index, op.id, op.source or {}, op.raw, state)  # type: ignore[arg-type]
+                state = None if op.auto_id else await self._lookup(index, doc_id)
+                version = op.versioning.resolve(doc_id, state, create=op.action == "create")
+                return await self._write(op, index, doc_id, op.source or {}, op.raw, state, version)
             if op.action == "delete":
-                return await self._delete(op, index, op.id or "")
-            return await self._update(op, index, op.id or "")
+                return await self._delete(op, index, doc_id)
+            return await self._update(op, index, doc_id)
         except ServiceError as err:
             return _error_item(op, index, name, op.id, err)
 
@@ -474,10 +501,8 @@ class _WriteSession:
         return await _insert_index(self.conn, self.catalog, name, {}, {})
 
     async def _write(self, op: BulkOp, index: Index, doc_id: str, doc: dict[str, Any], raw: bytes | None,
-                     state: tuple[int, int, bytes | None] | None) -> dict[str, Any]:
-        if state is not None and op.action == "create":
-            raise ServiceError(f"[{doc_id}]: version conflict, document already exists (current version "
-                               f"[{state[0]}])", status=409, type="version_conflict_engine_exception")
+                     state: Current | None, version: int) -> dict[str, Any]:
+        """Store ``doc`` as ``version`` (already checked against ``state``, the id's current state)."""
         row: list[Any] = [None] * (4 + len(index.columns))
         if not fill_row(doc, index.tree, row):
             parser = self.parsers.get(index.name)
@@ -494,7 +519,6 @@ class _WriteSession:
             positions = index.positions
             for path, value in values.items():
                 row[positions[path]] = value
-        version = 1 if state is None else state[0] + 1
         seq_no = index.next_seq_no
         index.next_seq_no = seq_no + 1
         source = raw if raw is not None else orjson.dumps(doc)
@@ -503,43 +527,51 @@ class _WriteSession:
         if len(self.pending) >= _FLUSH_ROWS:
             self._start_flush()
         if not op.auto_id:
-            self.known[(index.name, doc_id)] = (version, seq_no, source)
-        created = state is None
+            self._remember(index, doc_id, Current(version, seq_no))
+            self.sources[(index.name, doc_id)] = source
+        created = state is None or state.deleted
         return {op.action: {"_index": index.name, "_id": doc_id, "_version": version,
                             "result": "created" if created else "updated", "_shards": SHARDS, "_seq_no": seq_no,
                             "_primary_term": PRIMARY_TERM, "status": 201 if created else 200}}
 
     async def _delete(self, op: BulkOp, index: Index, doc_id: str) -> dict[str, Any]:
         state = await self._lookup(index, doc_id)
+        version = op.versioning.resolve(doc_id, state)
         seq_no = index.next_seq_no
         index.next_seq_no += 1
-        if state is None:
-            return _item(op, index.name, doc_id, 404, _version=1, result="not_found", _shards=SHARDS,
+        # Deleting a missing id still takes a seq_no and leaves a tombstone, as in ES.
+        self._remember(index, doc_id, Current(version, seq_no, deleted=True))
+        self.sources.pop((index.name, doc_id), None)
+        if state is None or state.deleted:
+            return _item(op, index.name, doc_id, 404, _version=version, result="not_found", _shards=SHARDS,
                          _seq_no=seq_no, _primary_term=PRIMARY_TERM)
         self.pending.append((f"DELETE FROM {quote(index.table)} WHERE _id = ?", (doc_id,)))
-        self.known[(index.name, doc_id)] = None
-        return _item(op, index.name, doc_id, 200, _version=state[0] + 1, result="deleted", _shards=SHARDS,
+        return _item(op, index.name, doc_id, 200, _version=version, result="deleted", _shards=SHARDS,
                      _seq_no=seq_no, _primary_term=PRIMARY_TERM)
 
     async def _update(self, op: BulkOp, index: Index, doc_id: str) -> dict[str, Any]:
         body = op.source or {}
         state = await self._lookup(index, doc_id)
         partial = body.get("doc")
-        if state is None:
+        if state is None or state.deleted:
             if body.get("doc_as_upsert") and isinstance(partial, dict):
                 upsert = partial
             elif isinstance(body.get("upsert"), dict):
                 upsert = body["upsert"]
             else:
                 raise ServiceError(f"[{doc_id}]: document missing", status=404, type="document_missing_exception")
-            return await self._write(op, index, doc_id, upsert, None, None)
-        current = orjson.loads(await self._source_of(index, doc_id, state))
+            # ES upserts as op_type create; validation keeps if_seq_no away from upserts.
+            version = NO_VERSIONING.resolve(doc_id, state, create=True)
+            return await self._write(op, index, doc_id, upsert, None, state, version)
+        # ES checks if_seq_no when it reads the document, before noop detection.
+        version = op.versioning.resolve(doc_id, state)
+        current = orjson.loads(await self._source_of(index, doc_id))
         merged = _deep_merge(current, partial or {})
         if merged == current and body.get("detect_noop", True):
-            return _item(op, index.name, doc_id, 200, _version=state[0], result="noop",
-                         _shards={"total": 0, "successful": 0, "failed": 0}, _seq_no=state[1],
+            return _item(op, index.name, doc_id, 200, _version=state.version, result="noop",
+                         _shards={"total": 0, "successful": 0, "failed": 0}, _seq_no=state.seq_no,
                          _primary_term=PRIMARY_TERM)
-        return await self._write(op, index, doc_id, merged, None, state)
+        return await self._write(op, index, doc_id, merged, None, state, version)
 
     def _start_flush(self) -> None:
         pending, self.pending = self.pending, []
