@@ -7,6 +7,7 @@ Every refused write is checked to leave the stored document exactly as it was.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -73,6 +74,25 @@ async def test_read_modify_write_loses_no_update(es: AsyncElasticsearch) -> None
     error = info.value.body["error"]
     assert error["index"] == "cas" and error["shard"] == "0" and error["root_cause"][0]["reason"] == reason(info)
     assert await stored(es, "cas", "c") == before
+
+
+async def test_concurrent_writers_with_the_same_seq_no_exactly_one_wins(es: AsyncElasticsearch) -> None:
+    await es.index(index="cas", id="hot", document={"writer": None})
+    seen = await es.get(index="cas", id="hot")
+
+    async def write(n: int) -> int:
+        try:
+            await es.index(index="cas", id="hot", document={"writer": n},
+                           if_seq_no=seen["_seq_no"], if_primary_term=seen["_primary_term"])
+        except ConflictError:
+            return -1
+        return n
+
+    results = await asyncio.gather(*(write(n) for n in range(8)))
+    winners = [n for n in results if n >= 0]
+    assert len(winners) == 1
+    assert await stored(es, "cas", "hot") == {"_version": 2, "_seq_no": 1, "_primary_term": 1,
+                                              "_source": {"writer": winners[0]}}
 
 
 async def test_a_wrong_primary_term_conflicts(es: AsyncElasticsearch) -> None:
@@ -315,6 +335,28 @@ async def test_bulk_versioning_values_are_read_as_es_reads_them(es: AsyncElastic
     assert item(resp, 2)["_version"] == 20
 
 
+async def test_bulk_delete_and_update_need_an_id(es: AsyncElasticsearch) -> None:
+    await es.index(index="bk", id="1", document={"n": 1})
+    state = await index_state(es, "bk")
+    with pytest.raises(BadRequestError) as info:
+        await es.bulk(operations=[{"delete": {"_index": "bk"}}, {"update": {"_index": "bk"}}, {"doc": {"n": 2}}])
+    assert reason(info) == validation("id is missing", "id is missing")
+    assert await index_state(es, "bk") == state
+
+
+async def test_bulk_update_body_if_seq_no_and_upsert_over_a_delete(es: AsyncElasticsearch) -> None:
+    await es.index(index="bk", id="1", document={"n": 1})
+    resp = await es.bulk(operations=[
+        {"update": {"_index": "bk", "_id": "1"}}, {"doc": {"n": 2}, "if_seq_no": 7, "if_primary_term": 1},
+        {"delete": {"_index": "bk", "_id": "1"}},
+        {"update": {"_index": "bk", "_id": "1"}}, {"doc": {"n": 3}, "doc_as_upsert": True},
+    ])
+    assert item(resp, 0)["error"]["reason"] == (CAS_REASON.format(id="1", seq=7, term=1)
+                                                + "current document has seqNo [0] and primary term [1]")
+    assert (item(resp, 1)["_version"], item(resp, 2)["result"], item(resp, 2)["_version"]) == (2, "created", 3)
+    assert await stored(es, "bk", "1") == {"_version": 3, "_seq_no": 2, "_primary_term": 1, "_source": {"n": 3}}
+
+
 async def test_bulk_update_refuses_versions(es: AsyncElasticsearch) -> None:
     await es.index(index="bk", id="1", document={"n": 1})
     before = await stored(es, "bk", "1")
@@ -406,6 +448,21 @@ async def test_update_validation(es: AsyncElasticsearch, params: dict[str, Any],
     assert info.value.error == "action_request_validation_exception"
     assert reason(info) == validation(*problems)
     assert await stored(es, "val", "1") == before
+
+
+async def test_if_match_header_is_the_version(es: AsyncElasticsearch) -> None:
+    await es.index(index="val", id="1", document={"n": 1})
+    before = await stored(es, "val", "1")
+    with pytest.raises(BadRequestError) as info:
+        await es.options(headers={"If-Match": "1"}).index(index="val", id="1", document={"n": 2})
+    assert reason(info) == validation(INTERNAL_CAS)
+    with pytest.raises(BadRequestError) as info:
+        await es.options(headers={"If-Match": '"1"'}).delete(index="val", id="1")
+    assert (info.value.error, reason(info)) == ("number_format_exception", 'For input string: ""1""')
+    assert await stored(es, "val", "1") == before
+    resp = await es.options(headers={"If-Match": "7"}).index(index="val", id="1", document={"n": 2},
+                                                             version_type="external")
+    assert resp["_version"] == 7
 
 
 # --- parameter values ----------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Every write request is one transaction on the writer connection, committed before the
 response is sent: an acknowledged write is never lost. Documents are parsed against
 the index mapping; dynamic mapping adds columns (``ALTER TABLE ... ADD COLUMN``) the
-first time a field appears, inside the same transaction as the document.
+first time a field appears, inside the same transaction as the document. Versions and
+sequence numbers follow Elasticsearch's optimistic concurrency rules (``versioning.py``).
 """
 
 from __future__ import annotations
@@ -420,7 +421,7 @@ class _WriteSession:
         self.known: dict[tuple[str, str], Current | None] = {}
         # (index name, id) -> the source this transaction wrote, so an update need not read it back
         self.sources: dict[tuple[str, str], bytes] = {}
-        # (index uuid, id) -> last state written, handed to the tombstones once committed
+        # (index uuid, id) -> tombstones made or cleared, handed to the store once committed
         self.changes: dict[tuple[str, str], Current] = {}
         self.touched: dict[str, Index] = {}
         self.parsers: dict[str, DocumentParser] = {}
@@ -458,9 +459,10 @@ class _WriteSession:
             self.known[key] = state
         return state  # type: ignore[return-value]
 
-    def _remember(self, index: Index, doc_id: str, state: Current) -> None:
-        self.known[(index.name, doc_id)] = state
-        self.changes[(index.uuid, doc_id)] = state
+    def _remember(self, index: Index, doc_id: str, before: Current | None, after: Current) -> None:
+        self.known[(index.name, doc_id)] = after
+        if after.deleted or (before is not None and before.deleted):  # a tombstone made or cleared
+            self.changes[(index.uuid, doc_id)] = after
 
     async def _source_of(self, index: Index, doc_id: str) -> bytes:
         source = self.sources.get((index.name, doc_id))
@@ -486,7 +488,9 @@ class _WriteSession:
             self.touched[name] = index
             doc_id = op.id or ""  # index and create got theirs above
             if op.action in ("index", "create"):
-                state = None if op.auto_id else await self._lookup(index, doc_id)
+                if op.auto_id:  # ES appends these without any version check
+                    return await self._write(op, index, doc_id, op.source or {}, op.raw, None, 1)
+                state = await self._lookup(index, doc_id)
                 version = op.versioning.resolve(doc_id, state, create=op.action == "create")
                 return await self._write(op, index, doc_id, op.source or {}, op.raw, state, version)
             if op.action == "delete":
@@ -527,7 +531,7 @@ class _WriteSession:
         if len(self.pending) >= _FLUSH_ROWS:
             self._start_flush()
         if not op.auto_id:
-            self._remember(index, doc_id, Current(version, seq_no))
+            self._remember(index, doc_id, state, Current(version, seq_no))
             self.sources[(index.name, doc_id)] = source
         created = state is None or state.deleted
         return {op.action: {"_index": index.name, "_id": doc_id, "_version": version,
@@ -540,7 +544,7 @@ class _WriteSession:
         seq_no = index.next_seq_no
         index.next_seq_no += 1
         # Deleting a missing id still takes a seq_no and leaves a tombstone, as in ES.
-        self._remember(index, doc_id, Current(version, seq_no, deleted=True))
+        self._remember(index, doc_id, state, Current(version, seq_no, deleted=True))
         self.sources.pop((index.name, doc_id), None)
         if state is None or state.deleted:
             return _item(op, index.name, doc_id, 404, _version=version, result="not_found", _shards=SHARDS,

@@ -191,6 +191,8 @@ def problems(action: str, doc_id: str | None, versioning: Versioning, *, retry_o
     """The versioning problems ES's ``validate()`` finds in one index, create, delete or
     update request, in its order (an empty list when there are none)."""
     v = versioning
+    if v == NO_VERSIONING:  # the common case, and nothing below can object to it
+        return [] if doc_id or action in ("index", "create") else ["id is missing"]
     if action in ("index", "create"):
         version = v.version
         if action == "create":
@@ -234,6 +236,8 @@ class Tombstones:
 
     def get(self, index_uuid: str, doc_id: str) -> Current | None:
         """The tombstone of a delete of ``doc_id`` within the last ``GC_DELETES_S``, if any."""
+        if not self._deleted:
+            return None
         entry = self._deleted.get((index_uuid, doc_id))
         if entry is None or self.clock() - entry[1] > GC_DELETES_S:
             return None
@@ -245,7 +249,7 @@ class Tombstones:
         now = self.clock()
         deleted = self._deleted
         for key, state in changes.items():
-            deleted.pop(key, None)
+            deleted.pop(key, None)  # so the newest delete moves to the end
             if state.deleted:
                 deleted[key] = (state, now)
         while deleted:
