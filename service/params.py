@@ -7,6 +7,7 @@ how a failure is wrapped (body fields become ``x_content_parse_exception``).
 from __future__ import annotations
 
 import re
+import unicodedata
 from decimal import Decimal
 
 from .errors import BadRequest, ParseError, ServiceError, XContentParseError
@@ -102,7 +103,12 @@ def java_long(text: str, low: int = LONG_MIN, high: int = LONG_MAX) -> int | Non
     """Java's ``Long.parseLong`` (``Integer.parseInt`` with int bounds): None when it would throw."""
     if not _JAVA_INTEGER.fullmatch(text):
         return None
-    value = int(text)
+    # Past 19 significant digits it cannot fit, and int() would refuse a string past 4300 digits.
+    digits = text.lstrip("+-")
+    significant = len(digits) - next((i for i, c in enumerate(digits) if unicodedata.digit(c) != 0), len(digits))
+    if significant > 19:
+        return None
+    value = int(text[: len(text) - len(digits)] + (digits[len(digits) - significant:] or "0"))
     return value if low <= value <= high else None
 
 
@@ -159,9 +165,9 @@ def _string_long(text: str) -> int:
     if not _DECIMAL.fullmatch(text):
         raise BadRequest(f'For input string: "{text}"')
     number = Decimal(text)
-    exponent = number.as_tuple().exponent
+    _, coefficient, exponent = number.as_tuple()
     assert isinstance(exponent, int)
-    if exponent > 19:  # more than 19 digits' worth of magnitude
+    if exponent > 19 or len(coefficient) + exponent > 19:  # more digits before the point than a long has
         raise BadRequest(f"Value [{text}] is out of range for a long")
     whole = 0 if exponent < -19 else int(number)
     if not LONG_MIN <= whole <= LONG_MAX:

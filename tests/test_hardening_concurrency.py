@@ -327,7 +327,7 @@ async def test_bulk_versioning_values_are_read_as_es_reads_them(es: AsyncElastic
     """Numeric strings and decimals are coerced to a long, and a null is no value."""
     await es.index(index="bk", id="1", document={"n": 1})
     resp = await es.bulk(operations=[
-        {"index": {"_index": "bk", "_id": "1", "if_seq_no": "0", "if_primary_term": 1.7}}, {"n": 2},
+        {"index": {"_index": "bk", "_id": "1", "if_seq_no": "0" * 5000, "if_primary_term": 1.7}}, {"n": 2},
         {"index": {"_index": "bk", "_id": "1", "if_seq_no": None, "if_primary_term": None}}, {"n": 3},
         {"index": {"_index": "bk", "_id": "1", "version": "20.9", "version_type": "external"}}, {"n": 4},
     ])
@@ -471,6 +471,8 @@ async def test_if_match_header_is_the_version(es: AsyncElasticsearch) -> None:
 @pytest.mark.parametrize("write", ["index", "delete"])
 @pytest.mark.parametrize(("params", "expected"), [
     ({"if_seq_no": "abc", "if_primary_term": 1}, "Failed to parse long parameter [if_seq_no] with value [abc]"),
+    ({"if_seq_no": "9" * 5000, "if_primary_term": 1},
+     f"Failed to parse long parameter [if_seq_no] with value [{'9' * 5000}]"),
     ({"if_seq_no": 1, "if_primary_term": "1.0"}, "Failed to parse long parameter [if_primary_term] with value [1.0]"),
     ({"version": "99999999999999999999", "version_type": "external"},
      "Failed to parse long parameter [version] with value [99999999999999999999]"),
