@@ -13,10 +13,11 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from .api.middleware import EsRunner
 from .app import create_app
 from .client import FORMATS, ClientError, Service, run_query
 from .logs import configure_logging
-from .runtime import tune_gc
+from .runtime import DataDirInUse, tune_gc
 from .settings import LOG_FORMATS, LOG_LEVELS, Settings, SettingsError, load_settings
 
 
@@ -43,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
 async def serve(settings: Settings) -> None:
     log = structlog.get_logger("esquire")
     app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    # The grace is spent twice at most: the app's on_shutdown waits for running queries,
+    # then aiohttp waits for the other requests in flight before it cancels them.
+    runner = EsRunner(app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_grace_seconds)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
@@ -82,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_format, settings.log_level)
     try:
         asyncio.run(serve(settings))
+    except DataDirInUse as exc:
+        print(f"esquire: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"esquire: cannot start: {exc}", file=sys.stderr)
         return 1

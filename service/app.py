@@ -16,6 +16,7 @@ from .core.tasks import TaskManager
 from .api import documents, esql, indices, root, tasks
 from .api.middleware import es_conventions
 from .node import load_node
+from .runtime import DataDirLock
 from .settings import Settings
 from .store.catalog import Catalog
 from .store.db import Database
@@ -26,6 +27,20 @@ log = structlog.get_logger(__name__)
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    # Before the database opens: a second process on the same directory would rewrite the
+    # stored mappings from its own stale catalog.
+    lock = DataDirLock(settings.data_dir)
+    lock.acquire(f"{settings.host}:{settings.port}")
+    try:
+        async with _opened_store(app):
+            yield
+    finally:
+        lock.release()
+
+
+@contextlib.asynccontextmanager
+async def _opened_store(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     db = Database(settings.db_path, synchronous=settings.sqlite_synchronous, readers=settings.read_connections)
     await db.open()
@@ -50,6 +65,16 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         await app[keys.SEARCHES].shutdown()
         await runner.close()
         await db.close()
+
+
+async def _drain(app: web.Application) -> None:
+    """The first step of a shutdown, once the listening socket is closed: async searches are
+    stopped (each stores what it has), every running query gets ``shutdown_grace_seconds``
+    to end, and the rest are cancelled (their clients get ``task_cancelled_exception``)."""
+    if keys.RUNNER not in app:  # the start failed before the store was open
+        return
+    grace = app[keys.SETTINGS].shutdown_grace_seconds
+    await asyncio.gather(app[keys.SEARCHES].shutdown(timeout_s=grace), app[keys.RUNNER].drain(grace))
 
 
 async def _reaper(app: web.Application) -> AsyncIterator[None]:
@@ -127,5 +152,6 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_reaper)
+    app.on_shutdown.append(_drain)
     _routes(app)
     return app

@@ -6,6 +6,7 @@ anything else is logged once and rendered as a 500 without a traceback.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 
@@ -56,6 +57,18 @@ class ServiceError(Exception):
         root = self.root_cause()
         root_dict = {"type": root.type, "reason": root.reason, **root.metadata}
         return {"error": {"root_cause": [root_dict], **self.to_dict()}, "status": self.status}
+
+
+class InternalError(ServiceError):
+    """An unexpected failure as the client sees it: a generic reason and an id, never the
+    exception's text. Whoever raises it logs the traceback with the same ``error_id``."""
+
+    status = 500
+    type = "exception"
+
+    def __init__(self) -> None:
+        self.error_id = secrets.token_hex(4)
+        super().__init__(f"internal server error, error id [{self.error_id}]")
 
 
 class BadRequest(ServiceError):

@@ -41,6 +41,9 @@ class Settings:
     reaper_interval_seconds: int = 60
     # the cap on rows a query returns (Elasticsearch: esql.query.result_truncation_max_size)
     max_result_rows: int = 10000
+    # SIGTERM: in-flight requests get this long to finish; running sync queries are then
+    # cancelled (async ones are stopped at once and store what they have)
+    shutdown_grace_seconds: int = 5
 
     def __post_init__(self) -> None:
         _one_of("log_format", self.log_format, LOG_FORMATS)
@@ -50,7 +53,7 @@ class Settings:
             raise SettingsError(f"port must be between 0 and 65535, got {self.port}")
         if self.read_connections < 1:
             raise SettingsError(f"read_connections must be at least 1, got {self.read_connections}")
-        for name in ("max_running_queries", "reaper_interval_seconds"):
+        for name in ("max_running_queries", "reaper_interval_seconds", "shutdown_grace_seconds"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 1 <= self.max_result_rows <= 1_000_000:

@@ -2,8 +2,10 @@
 
 The product header and the echoed ``X-Opaque-Id`` go on every response, errors and HEAD
 included; ``ServiceError`` becomes ES's error body; routing misses become ES's
-routing errors; unexpected exceptions are logged once and answered with a plain 500.
-Unknown query parameters are rejected as ES rejects them.
+routing errors; unexpected exceptions are logged once, with their traceback and an error
+id, and answered with a generic 500 that carries the same id and nothing of the exception.
+Unknown query parameters are rejected as ES rejects them. What aiohttp's HTTP parser
+rejects before any handler runs is answered the same way, by ``EsRunner``'s protocol.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 import time
 from typing import Awaitable, Callable
 
+import orjson
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
-from ..errors import BadRequest, PlainError, ServiceError
+from ..errors import BadRequest, InternalError, PlainError, ServiceError
 from .wire import GLOBAL_PARAMS, error_response
 
 log = structlog.get_logger("esquire.http")
@@ -74,9 +79,12 @@ async def es_conventions(request: web.Request, handler: Handler) -> web.StreamRe
         response = error_response(request, err)
     except web.HTTPException as exc:
         response = error_response(request, _routing_error(request, exc))
+    except RequestPayloadError as exc:  # the body broke off mid-way: bad chunks, bad gzip, ...
+        response = error_response(request, _http_error(exc.__cause__))
     except Exception:
-        log.exception("request_failed", method=request.method, path=request.path)
-        response = error_response(request, ServiceError("internal server error", status=500, type="exception"))
+        error = InternalError()
+        log.exception("request_failed", method=request.method, path=request.path, error_id=error.error_id)
+        response = error_response(request, error)
     response.headers["X-Elastic-Product"] = "Elasticsearch"
     if opaque_id is not None:
         response.headers["X-Opaque-Id"] = opaque_id
@@ -85,3 +93,60 @@ async def es_conventions(request: web.Request, handler: Handler) -> web.StreamRe
     log.info("request", method=request.method, path=request.path, status=response.status,
              duration_ms=round((time.perf_counter() - started) * 1000, 2))
     return response
+
+
+# --- errors found before any handler runs ----------------------------------------------
+
+def _http_error(exc: BaseException | None) -> ServiceError:
+    """What aiohttp's parser rejected, as Elasticsearch answers a request Netty could not
+    decode: 400 with its error body (aiohttp's own text names the problem, then draws the
+    offending bytes: keep the first line)."""
+    if isinstance(exc, LineTooLong):
+        return ServiceError(f"An HTTP line is larger than {exc.args[1]} bytes.", status=400,
+                            type="too_long_frame_exception")
+    message = exc.message if isinstance(exc, HttpProcessingError) else ""
+    reason = next((line.strip().rstrip(":") for line in message.splitlines() if line.strip()), "")
+    return BadRequest(reason or "malformed HTTP request")
+
+
+class _EsProtocol(RequestHandler):
+    """aiohttp's HTTP/1 protocol, answering its own errors as the middleware answers ours:
+    a malformed request line, bad chunked encoding or a too-long header is a 400 with
+    Elasticsearch's JSON body, and an exception outside every handler a generic 500 whose
+    error id is in the log line, never aiohttp's text or HTML page."""
+
+    __slots__ = ()
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # too late for a response: aiohttp closes the connection
+            return super().handle_error(request, status, exc, message)
+        if 400 <= status < 500:
+            error = _http_error(exc)
+            log.info("bad_http_request", status=error.status, reason=error.reason)
+        else:
+            error = InternalError()
+            log.error("request_failed", status=status, error_id=error.error_id, exc_info=exc or True)
+        response = web.Response(body=orjson.dumps(error.body()), status=error.status,
+                                content_type="application/json")
+        response.headers["X-Elastic-Product"] = "Elasticsearch"
+        response.force_close()
+        return response
+
+
+# aiohttp has no hook for the answers to its own parser's errors; a server whose protocol is
+# ours is the seam. It uses two private attributes of ``web.Server`` (aiohttp is pinned, and
+# tests/test_hardening_process.py sends malformed requests to a real ``serve``).
+
+class _EsServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _EsProtocol(self, loop=self._loop, **self._kwargs)  # as web.Server.__call__ does
+
+
+class EsRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections answer HTTP-level errors as Elasticsearch does."""
+
+    async def _make_server(self) -> web.Server:
+        plain = await super()._make_server()  # starts the app
+        return _EsServer(plain.request_handler, request_factory=plain.request_factory,
+                         handler_cancellation=plain.handler_cancellation, loop=plain._loop, **plain._kwargs)

@@ -42,6 +42,8 @@ Sink = Callable[[Stream], Any]
 
 class Runner:
     CANCEL_GRACE_S = 5.0  # a worker that has not ended a cancelled query by then is killed
+    SHUTDOWN_KILL_S = 1.0  # the same at shutdown, once the grace is over
+    SHUTDOWN_REASON = "the service is shutting down"
 
     def __init__(self, db_path: Path, max_running: int) -> None:
         self.db_path = db_path
@@ -49,19 +51,27 @@ class Runner:
         # One thread per running query consumes its stream; a pool of our own, so that
         # neither starves the event loop's default executor.
         self._threads = ThreadPoolExecutor(max_running, thread_name_prefix="esquire-sink")
+        self._running: dict[asyncio.Future[Any], tuple[Worker, Control]] = {}
+        self._draining = False
 
     async def run(self, job: Job, control: Control, sink: Sink) -> tuple[Any, int]:
         """Run ``job`` and feed its stream to ``sink``; returns the sink's value and the
         time taken in ms. Raises the query's error, or ``Cancelled``."""
-        control.check()
+        self._refuse_if_draining(control)
         message = pack(job, self.db_path, control)
         worker = await self.pool.acquire()
+        try:
+            self._refuse_if_draining(control)  # it was queued while the shutdown began
+        except Cancelled:
+            self.pool.release(worker)
+            raise
         control.attach(worker.state)  # here, not on the sink's thread: a stop must not slip between
         started = time.perf_counter()
         context = contextvars.copy_context()  # the request's log context, on the sink's thread
         work = asyncio.get_running_loop().run_in_executor(
             self._threads, context.run, self._work, worker, message, control, sink)
-        work.add_done_callback(lambda _: self._release(worker, control))
+        self._running[work] = worker, control
+        work.add_done_callback(lambda _: self._release(work, worker, control))
         control.on_cancel = self._enforcer(worker, work)
         try:
             value = await asyncio.shield(work)
@@ -69,12 +79,17 @@ class Runner:
             control.cancel("the request was closed")
             raise
         except Cancelled as exc:
-            log.info("query cancelled", action=job.action, reason=exc.reason, rows_scanned=control.rows_scanned)
+            log.info("query cancelled", action=job.action, reason=exc.cancel_reason, rows_scanned=control.rows_scanned)
             raise
         took = int((time.perf_counter() - started) * 1000)
         log.info("query finished", action=job.action, took_ms=took, rows_scanned=control.rows_scanned,
                  partial=control.cut_short)
         return value, took
+
+    def _refuse_if_draining(self, control: Control) -> None:
+        if self._draining:
+            control.cancel(self.SHUTDOWN_REASON)
+        control.check()
 
     def _work(self, worker: Worker, message: bytes, control: Control, sink: Sink) -> Any:
         stream = worker.start(message, control)
@@ -98,11 +113,32 @@ class Runner:
                 loop.call_soon_threadsafe(loop.call_later, self.CANCEL_GRACE_S, kill)
         return enforce
 
-    def _release(self, worker: Worker, control: Control) -> None:
+    def _release(self, work: asyncio.Future[Any], worker: Worker, control: Control) -> None:
+        del self._running[work]
         control.on_cancel = None
         control.detach()
         control.phase = "done"
         self.pool.release(worker)
+
+    async def drain(self, grace_s: float) -> None:
+        """At shutdown: give the running queries ``grace_s`` to end, then cancel the rest;
+        a worker that has not ended its cancelled query ``SHUTDOWN_KILL_S`` later is killed,
+        which ends its query cancelled too. Queries that start from now on are refused."""
+        self._draining = True
+        running = dict(self._running)
+        if not running:
+            return
+        _, pending = await asyncio.wait(running, timeout=grace_s)
+        for work in pending:
+            running[work][1].cancel(self.SHUTDOWN_REASON)
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=self.SHUTDOWN_KILL_S)
+        for work in pending:
+            worker = running[work][0]
+            log.warning("query_worker_killed", pid=worker.process.pid, reason="ignored a cancel at shutdown")
+            worker.kill()
+        if pending:
+            await asyncio.wait(pending, timeout=self.SHUTDOWN_KILL_S)
 
     async def close(self) -> None:
         await self.pool.close()

@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable
 
 import structlog
 
-from ..errors import BadRequest, ServiceError
+from ..errors import BadRequest, InternalError, ServiceError
 from ..query.control import Control
 from ..store.searches import SearchStore
 from .runner import Job, Runner
@@ -201,9 +201,9 @@ class AsyncSearches:
             _, took = await self.runner.run(search.job, search.control, self._sink(search))
         except ServiceError as exc:
             search.error = exc
-        except Exception as exc:  # noqa: BLE001 - a query bug must still end the search
-            log.exception("query failed", search_id=search.id)
-            search.error = ServiceError(f"{type(exc).__name__}: {exc}", status=500, type="exception")
+        except Exception:  # noqa: BLE001 - a query bug must still end the search
+            search.error = InternalError()
+            log.exception("query_failed", search_id=search.id, error_id=search.error.error_id)
         finally:
             self.tasks.unregister(compute)
         if search.frame is not None:

@@ -10,10 +10,17 @@ one starts in milliseconds; workers are started on first use and then reused. Ea
 pipe and a small shared-memory array that holds its current query's ``Control`` state
 (stop, cancel, progress), so watching a query costs no messages.
 
+No worker outlives the server: on Linux the kernel kills the forkserver when the server
+exits and each worker when the forkserver does (``die_with_parent``), even a worker that
+is stopped or deep in one C call; everywhere, a worker that sees EOF on its pipe (idle, or
+between slices) exits, and the forkserver exits once no worker is left.
+
 The protocol, parent -> worker: ``(job, db_path, pause_s)`` (see ``pack``) to run a job, ``None`` to exit.
 Worker -> parent, per job: ``("frame", frame)``, then ``("rows", [...])`` batches, then
 ``("end", frame)``; or, at any point, ``("error", status, error)``, ``("cancelled",)`` or
 ``("failed", summary, traceback)``. The job is pickled: it must carry everything it needs.
+A failure is logged by the parent, with the worker's traceback and an error id; the client
+gets only the id (``InternalError``).
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import multiprocessing
+import multiprocessing.forkserver
+import os
 import signal
 import sqlite3
 import traceback
@@ -31,16 +40,16 @@ from typing import Any, Iterator, MutableSequence
 
 import structlog
 
-from ..errors import ServiceError
+from ..errors import InternalError, ServiceError
 from ..query.control import STATE_FIELDS, Cancelled, Control
-from ..runtime import tune_gc
+from ..runtime import FORKSERVER_PARENT_ENV, die_with_parent, tune_gc
 from ..store.db import query_connection
 
 log = structlog.get_logger(__name__)
 ROW_BATCH = 1000
 
 _context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload([__name__, "service.query.esql"])
+_context.set_forkserver_preload(["service.core.forkserver", __name__, "service.query.esql"])
 
 
 class WorkerDied(ServiceError):
@@ -51,6 +60,8 @@ class WorkerDied(ServiceError):
 # --- in the worker process ----------------------------------------------------------------
 
 def _serve(conn: Connection, state: MutableSequence[int]) -> None:
+    from . import forkserver  # imported by the forkserver already: this is its pid
+    die_with_parent(forkserver.PID)
     # The parent decides when queries end: a Ctrl-C or a SIGTERM sent to the whole process
     # group must let it stop them and store what they have.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -99,18 +110,22 @@ def _run(conn: Connection, job: Any, db_path: Path, control: Control) -> None:
         conn.send(("end", job.frame(result, 0)))
     except Cancelled:
         conn.send(("cancelled",))
-    except sqlite3.OperationalError as exc:
-        if control.cancelled:
-            conn.send(("cancelled",))
-        else:
-            conn.send(("error", 500, ServiceError(str(exc)).to_dict()))
     except ServiceError as exc:
         conn.send(("error", exc.status, exc.to_dict()))
+    except sqlite3.OperationalError as exc:
+        if control.cancelled:  # the progress handler interrupted the statement
+            conn.send(("cancelled",))
+        else:
+            _send_failure(conn, exc)
     except Exception as exc:  # noqa: BLE001 - a query bug must reach the parent, which logs it
-        conn.send(("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        _send_failure(conn, exc)
     finally:
         if db is not None:
             db.close()
+
+
+def _send_failure(conn: Connection, exc: Exception) -> None:
+    conn.send(("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
 
 
 # --- in the server --------------------------------------------------------------------------
@@ -147,8 +162,9 @@ class Stream:
             raise Cancelled(self.control.cancel_reason or "cancelled")
         if kind == "error":
             raise ServiceError.from_dict(message[2], message[1])
-        log.error("query failed", error=message[1], traceback=message[2])
-        raise ServiceError(message[1], status=500, type="exception")
+        error = InternalError()
+        log.error("query_failed", error_id=error.error_id, error=message[1], traceback=message[2])
+        raise error
 
     @property
     def batches(self) -> Iterator[list[list[Any]]]:
@@ -181,8 +197,17 @@ def pack(job: Any, db_path: Path, control: Control) -> bytes:
     return bytes(ForkingPickler.dumps((job, db_path, control.pause_s)))
 
 
+def ensure_forkserver() -> None:
+    """Start the workers' forkserver unless it is running. Call it from a thread that lives
+    as long as the process (the event loop's): on Linux the forkserver dies with the
+    *thread* that started it, not only with the process."""
+    os.environ[FORKSERVER_PARENT_ENV] = str(os.getpid())
+    multiprocessing.forkserver.ensure_running()
+
+
 class Worker:
     def __init__(self) -> None:
+        ensure_forkserver()  # a no-op when the pool started it, as it should, on the loop's thread
         self.state = _context.RawArray("q", STATE_FIELDS)
         self.conn, child = _context.Pipe()
         self.process = _context.Process(target=_serve, args=(child, self.state), name="esquire-query", daemon=True)
@@ -242,6 +267,7 @@ class WorkerPool:
                     return worker
                 self._all.discard(worker)
                 await asyncio.to_thread(worker.close)
+            ensure_forkserver()
             worker = await asyncio.to_thread(Worker)
         except BaseException:
             self._free.release()

@@ -28,8 +28,8 @@ class Cancelled(ServiceError):
     type = "task_cancelled_exception"
 
     def __init__(self, reason: str) -> None:
-        super().__init__(f"task cancelled [{reason}]")
-        self.reason = reason
+        super().__init__(f"task cancelled [{reason}]")  # Elasticsearch's wording
+        self.cancel_reason = reason  # not ``reason``: that is the error's whole reason, as rendered
 
 
 class _Field:
