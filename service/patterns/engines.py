@@ -20,6 +20,7 @@ from .lucene import ANY, EMPTY, EPS, MAX_CODE_POINT, TOO_COMPLEX, Node, PatternE
 Match = Callable[[str], bool]
 
 MAX_DFA_STATES = 10_000       # Lucene's Operations.DEFAULT_DETERMINIZE_WORK_LIMIT
+MAX_DFA_WORK = 2_000_000      # tree nodes visited while deriving: about a second of Python
 MAX_RE2_PATTERN = 1_000_000   # characters of RE2 syntax; past it the program would be huge
 RE2_MAX_REPEAT = 1000         # RE2 refuses larger counts, and nested counts whose product is larger
 
@@ -161,8 +162,12 @@ def _nullable(node: Node) -> bool:
     return node[2] == 0 or _nullable(node[1])  # rep
 
 
-def _derive(node: Node, c: int) -> Node:
-    """The strings ``s`` such that ``chr(c) + s`` is in ``node``."""
+def _derive(node: Node, c: int, work: list[int]) -> Node:
+    """The strings ``s`` such that ``chr(c) + s`` is in ``node``; ``work`` counts the nodes
+    visited, so that no pattern can make the construction run long."""
+    work[0] += 1
+    if work[0] > MAX_DFA_WORK:
+        raise PatternError(TOO_COMPLEX)
     kind = node[0]
     if kind in ("empty", "eps"):
         return EMPTY
@@ -174,16 +179,16 @@ def _derive(node: Node, c: int) -> Node:
         return string(node[1][1:]) if ord(node[1][0]) == c else EMPTY
     if kind == "cat":
         head, rest = node[1][0], cat(*node[1][1:])
-        first = cat(_derive(head, c), rest)
-        return alt(first, _derive(rest, c)) if _nullable(head) else first
+        first = cat(_derive(head, c, work), rest)
+        return alt(first, _derive(rest, c, work)) if _nullable(head) else first
     if kind == "alt":
-        return alt(*(_derive(p, c) for p in node[1]))
+        return alt(*(_derive(p, c, work) for p in node[1]))
     if kind == "and":
-        return both(*(_derive(p, c) for p in node[1]))
+        return both(*(_derive(p, c, work) for p in node[1]))
     if kind == "not":
-        return complement(_derive(node[1], c))
+        return complement(_derive(node[1], c, work))
     inner, lo, hi = node[1], node[2], node[3]
-    return cat(_derive(inner, c), repeat(inner, max(lo - 1, 0), None if hi is None else hi - 1))
+    return cat(_derive(inner, c, work), repeat(inner, max(lo - 1, 0), None if hi is None else hi - 1))
 
 
 def _boundaries(node: Node, out: set[int]) -> None:
@@ -208,16 +213,17 @@ def _boundaries(node: Node, out: set[int]) -> None:
 
 def dfa_matcher(node: Node) -> Match:
     """A whole-value matcher over a DFA built in full now; more than Lucene's limit of
-    states fails as Lucene does (``Pattern was too complex to determinize``)."""
+    states, or than a bounded amount of work, fails as Lucene does (``Pattern was too
+    complex to determinize``)."""
     index: dict[Node, int] = {node: 0}
-    states, table = [node], []
+    states, table, work = [node], [], [0]
     for state in states:  # grows while we walk it: a breadth-first construction
         points: set[int] = {0}
         _boundaries(state, points)
         bounds = sorted(p for p in points if p <= MAX_CODE_POINT)
         targets = []
         for start in bounds:
-            target = _derive(state, start)
+            target = _derive(state, start, work)
             if target not in index:
                 if len(states) >= MAX_DFA_STATES:
                     raise PatternError(TOO_COMPLEX)
