@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +11,7 @@ from .. import keys
 from ..core.tasks import Task, TaskManager
 from ..errors import BadRequest, ServiceError
 from ..params import parse_bool, parse_time_ms
+from ..patterns import wildcard
 from .middleware import accepts
 from .wire import respond, task_headers
 
@@ -26,14 +26,9 @@ def parse_task_id(value: str) -> tuple[str, int]:
     return node, int(number)
 
 
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    """Elasticsearch's simple wildcards: only ``*`` is special (``[a]`` is literal)."""
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
-
-
 def _matches(task: Task, actions: list[str], parent: str | None, nodes: list[str], node_id: str,
              node_name: str) -> bool:
-    if actions and not any(_wildcard(a).fullmatch(task.action) for a in actions):
+    if actions and not any(wildcard(a)(task.action) for a in actions):
         return False
     if parent and (task.parent is None or task.parent.task_id != parent):
         return False

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import re
 from typing import Any, AsyncIterator
 
@@ -16,6 +15,7 @@ import orjson
 from aiohttp import web
 
 from ..errors import BadRequest, PlainError, ServiceError, XContentParseError
+from ..patterns import wildcard
 from ..query.control import Control
 
 VENDOR_JSON = "application/vnd.elasticsearch+json;compatible-with=9"
@@ -100,70 +100,101 @@ def empty_response(status: int) -> web.Response:
 
 
 def filter_path(body: Any, expression: str) -> Any:
-    """Apply ES's ``filter_path``: ``a.b``, ``*`` one level, ``**`` any depth, ``-x`` excludes."""
-    includes = [p.split(".") for p in expression.split(",") if p and not p.startswith("-")]
-    excludes = [p[1:].split(".") for p in expression.split(",") if p.startswith("-") and len(p) > 1]
+    """Apply ES's ``filter_path``: ``a.b``, ``*`` wildcards in a name, ``**`` one or more
+    levels, ``\\.`` a dot inside a name, ``-x`` excludes. Each path is followed as a set
+    of positions (an NFA), so the work is bounded by keys x total path length."""
+    filters = [f.strip() for f in expression.split(",")]
+    includes = _Paths([f for f in filters if f and not f.startswith("-")])
+    excludes = _Paths([f[1:].strip() for f in filters if f.startswith("-") and len(f) > 1])
     if includes:
-        body = _include(body, includes)
+        body = _include(body, includes, includes.start)
         if body is _NOTHING:
             body = {}
     if excludes:
-        body = _exclude(body, excludes)
+        body = _exclude(body, excludes, excludes.start)
     return body
 
 
 _NOTHING = object()
+_States = frozenset[tuple[int, int]]
 
 
-def _advance(key: str, patterns: list[list[str]]) -> tuple[bool, list[list[str]]]:
-    """Whether ``key`` completes a pattern, and the patterns that continue below it."""
-    full, below = False, []
-    for p in patterns:
-        if p[0] == "**":
-            if len(p) == 1:
-                full = True
-                continue
-            below.append(p)
-            f, b = _advance(key, [p[1:]])
-            full |= f
-            below.extend(b)
-        elif fnmatch.fnmatchcase(key, p[0]):
-            if len(p) == 1:
-                full = True
-            else:
-                below.append(p[1:])
-    return full, below
+class _Paths:
+    """Filter paths as name matchers; a state ``(p, j)`` has matched the first ``j``
+    names of path ``p``."""
+
+    def __init__(self, filters: list[str]) -> None:
+        self.names = [_segments(f) for f in filters if f]
+        self.matchers = [[wildcard(n) if "*" in n else n.__eq__ for n in names] for names in self.names]
+        self.start: _States = frozenset((p, 0) for p in range(len(self.names)))
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+    def advance(self, key: str, states: _States) -> tuple[bool, _States]:
+        """Whether ``key`` completes a path, and the states that continue below it
+        (as ES: a ``**`` matches the key and also stays, for one or more levels)."""
+        below = set()
+        for p, j in states:
+            if self.matchers[p][j](key):
+                if j + 1 == len(self.matchers[p]):
+                    return True, frozenset()
+                below.add((p, j + 1))
+            if j > 0 and self.names[p][j - 1] == "**":
+                below.add((p, j))
+        return False, frozenset(below)
 
 
-def _include(node: Any, patterns: list[list[str]]) -> Any:
+def _segments(path: str) -> list[str]:
+    """ES's FilterPath split: at each ``.`` that is not escaped as ``\\.``; in a name with an
+    escape every backslash-and-character becomes a dot, as ES's ``replaceAll`` does."""
+    out = []
+    while True:
+        split, escaped, i = -1, False, 0
+        while i < len(path):
+            if path[i] == ".":
+                split = i
+                break
+            if path[i] == "\\" and i + 1 < len(path) and path[i + 1] == ".":
+                i += 1
+                escaped = True
+            i += 1
+        name = path[:split] if split > 0 else path
+        out.append(re.sub(r"\\.", ".", name) if escaped else name)
+        if split <= 0:
+            return out
+        path = path[split + 1:]
+
+
+def _include(node: Any, paths: _Paths, states: _States) -> Any:
     if isinstance(node, list):
-        kept = [v for v in (_include(item, patterns) for item in node) if v is not _NOTHING]
+        kept = [v for v in (_include(item, paths, states) for item in node) if v is not _NOTHING]
         return kept if kept else _NOTHING
     if not isinstance(node, dict):
         return _NOTHING
     out = {}
     for key, value in node.items():
-        full, below = _advance(key, patterns)
+        full, below = paths.advance(key, states)
         if full:
             out[key] = value
         elif below:
-            kept = _include(value, below)
+            kept = _include(value, paths, below)
             if kept is not _NOTHING:
                 out[key] = kept
     return out if out else _NOTHING
 
 
-def _exclude(node: Any, patterns: list[list[str]]) -> Any:
+def _exclude(node: Any, paths: _Paths, states: _States) -> Any:
     if isinstance(node, list):
-        return [_exclude(item, patterns) for item in node]
+        return [_exclude(item, paths, states) for item in node]
     if not isinstance(node, dict):
         return node
     out = {}
     for key, value in node.items():
-        full, below = _advance(key, patterns)
+        full, below = paths.advance(key, states)
         if full:
             continue
-        out[key] = _exclude(value, below) if below else value
+        out[key] = _exclude(value, paths, below) if below else value
     return out
 
 

@@ -7,10 +7,10 @@ overflow and division by zero do the same with their Java exception texts.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Callable
 
+from .. import patterns
 from ..errors import ServiceError
 from . import types as T
 from .expr import Binary, Call, Cast, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src, Star
@@ -421,32 +421,14 @@ def _ordinal(n: int) -> str:
     return {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}.get(n, f"{n}th")
 
 
-def _translate(pattern: str, special: Callable[[str], str]) -> re.Pattern[str]:
-    """A whole-value regex from a pattern where ``\\`` escapes the next character and every
-    other character is mapped by ``special``."""
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        out.append(special(c))
-        i += 1
-    return re.compile("".join(out), re.DOTALL)
-
-
-_LIKE = {"*": ".*", "?": "."}
-# Lucene regexps are anchored and have no shorthand classes; most syntax carries over.
-_LUCENE = {"^": re.escape("^"), "$": re.escape("$"), "@": ".*", "#": "(?!)"}
-
-
-def like_regex(pattern: str) -> re.Pattern[str]:
-    return _translate(pattern, lambda c: _LIKE.get(c) or re.escape(c))
-
-
-def lucene_regex(pattern: str) -> re.Pattern[str]:
-    return _translate(pattern, lambda c: _LUCENE.get(c, c))
+def _pattern(text: str, expr: Like) -> patterns.Matcher:
+    """The compiled LIKE or RLIKE pattern; a malformed one is ES's parsing_exception."""
+    try:
+        return patterns.lucene_regex(text) if expr.regex else patterns.like(text)
+    except patterns.PatternError as exc:
+        kind = "Invalid regex pattern for RLIKE" if expr.regex else "Invalid pattern for LIKE"
+        raise ServiceError(f"line {expr.src.line}:{expr.src.col}: {kind} [{text}]: [{exc}]", status=400,
+                           type="parsing_exception") from None
 
 
 def fold(expr: Expr, scope: Scope) -> tuple[bool, Any]:
@@ -477,22 +459,24 @@ def _like(expr: Like, scope: Scope) -> tuple[Fn, str]:
     if not T.is_string(vt) and vt != "null":
         raise verify_fail(expr.src, f"argument of [{expr.src.text}] must be [string], found value "
                                     f"[{expr.value.src.text}] type [{vt}]")
-    patterns = []
+    texts = []
     for pattern in expr.patterns:
         constant, text = fold(pattern, scope)
         if not constant or not isinstance(text, str):
             raise verify_fail(pattern.src, f"pattern must be a constant string, found [{pattern.src.text}]")
-        patterns.append(text)
+        texts.append(text)
     negated = expr.negated
-    if "*" in patterns if not expr.regex else ".*" in patterns:
+    matchers = [_pattern(t, expr) for t in texts]
+    if any(m.total for m in matchers):
         # Elasticsearch rewrites a match-everything pattern to IS NOT NULL (so NOT gives IS NULL)
         return (lambda row: (value(row) is not None) != negated), "boolean"
-    try:
-        regexes = [lucene_regex(p) if expr.regex else like_regex(p) for p in patterns]
-    except re.error as exc:
-        raise ServiceError(f"Invalid regex pattern: {exc}", status=400, type="illegal_argument_exception") from None
+    tests = [m.match for m in matchers]
+    if len(tests) == 1:
+        test = tests[0]
+        if negated:
+            return guarded(lambda v: not test(v), expr.src, scope.warnings, [value]), "boolean"
+        return guarded(test, expr.src, scope.warnings, [value]), "boolean"
 
     def match(v: str) -> bool:
-        hit = any(r.fullmatch(v) for r in regexes)
-        return hit != negated
+        return any(t(v) for t in tests) != negated
     return guarded(match, expr.src, scope.warnings, [value]), "boolean"

@@ -10,9 +10,7 @@ per slice when no grouping field holds a multi-value.
 
 from __future__ import annotations
 
-import fnmatch
 import itertools
-import re
 import sqlite3
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Iterable, Iterator
@@ -21,6 +19,7 @@ import orjson
 
 from ..errors import IndexNotFound, ServiceError
 from ..node import ES_VERSION
+from ..patterns import PatternError, dissect, wildcard
 from ..store.catalog import Catalog, Index
 from ..store.sql import quote
 from . import aggregates
@@ -393,8 +392,8 @@ def _match(patterns: tuple[str, ...], names: list[str], src_name: str) -> list[l
     out = []
     for pattern in patterns:
         if "*" in pattern:
-            regex = re.compile(fnmatch.translate(pattern))
-            out.append([n for n in names if regex.match(n)])
+            matches = wildcard(pattern)
+            out.append([n for n in names if matches(n)])
         else:
             out.append([pattern] if pattern in names else [])
     return out
@@ -457,9 +456,6 @@ def run_mv_expand(step: p.MvExpand, rel: Relation) -> Relation:
     return Relation(rel.names, rel.types, expand(rel.rows))
 
 
-_DISSECT_KEY = re.compile(r"%\{([^}]*)\}")
-
-
 def _text_input(step: p.Dissect | p.Grok, rel: Relation, warnings: Warnings, command: str) -> Callable[..., Any]:
     fn, kind = compile_expr(step.input, rel.scope(warnings))
     if not T.is_string(kind) and kind != "null":
@@ -495,44 +491,21 @@ def _extract(rel: Relation, fn: Callable[..., Any], out: list[tuple[str, str]],
 
 def run_dissect(step: p.Dissect, rel: Relation, warnings: Warnings) -> Relation:
     fn = _text_input(step, rel, warnings, "Dissect")
-    parts = _DISSECT_KEY.split(step.pattern)
-    regex, keys = ["^"], []
-    for i, part in enumerate(parts):
-        if i % 2 == 0:
-            regex.append(re.escape(part))
-            continue
-        name, pad = part, False
-        if name.endswith("->"):
-            name, pad = name[:-2], True
-        greedy = i == len(parts) - 2 and parts[-1] == ""
-        regex.append("(.*)" if greedy else "(.*?)")
-        if pad:
-            next_literal = parts[i + 1][:1] if i + 1 < len(parts) else ""
-            if next_literal:
-                regex.append(f"(?:{re.escape(next_literal)})*")
-        keys.append(name)
-    compiled = re.compile("".join(regex) + "$", re.DOTALL)
+    try:
+        parser = dissect(step.pattern, step.append_separator)
+    except PatternError:
+        raise _parsing_error(step, f"Invalid pattern for dissect: [{step.pattern}]") from None
+    if parser.references:
+        raise _parsing_error(step, f"Reference keys not supported in dissect patterns: [%{{*{parser.references[0]}}}]")
     out_names: list[str] = []
-    for name in keys:
-        base = name.lstrip("+?&").split("/")[0]
-        if name and not name.startswith("?") and base not in out_names:
-            out_names.append(base)
+    for key in parser.keys:
+        if not key.skip and key.name not in out_names:
+            out_names.append(key.name)
+    return _extract(rel, fn, [(n, "keyword") for n in out_names], parser.parse)
 
-    def dissect(value: str) -> dict[str, Any] | None:
-        m = compiled.match(value)
-        if not m:
-            return None
-        pieces: dict[str, list[tuple[int, int, str]]] = {}
-        for position, (key, captured) in enumerate(zip(keys, m.groups())):
-            if not key or key.startswith("?"):
-                continue
-            base, _, order = key.lstrip("+").partition("/")
-            if not key.startswith("+"):
-                pieces[base] = []  # a plain key starts the value afresh
-            pieces.setdefault(base, []).append((int(order) if order.isdigit() else 0, position, captured))
-        return {base: step.append_separator.join(c for _, _, c in sorted(found)) for base, found in pieces.items()}
 
-    return _extract(rel, fn, [(n, "keyword") for n in out_names], dissect)
+def _parsing_error(step: p.Step, message: str) -> ServiceError:
+    return ServiceError(f"line {step.src.line}:{step.src.col}: {message}", status=400, type="parsing_exception")
 
 
 def run_grok(step: p.Grok, rel: Relation, warnings: Warnings) -> Relation:

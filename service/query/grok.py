@@ -1,9 +1,15 @@
-"""Grok: named regular-expression patterns, compiled to one Python regex per grok expression.
+"""Grok: named regular-expression patterns, compiled to one regex per grok expression.
 
 The bank is the classic (non-ECS) set Elasticsearch ships as its legacy grok patterns.
 ``%{NAME}`` inlines a pattern, ``%{NAME:field}`` also captures it, ``%{NAME:field:type}``
 converts the capture (int, long, float, double, boolean); ``(?<field>...)`` captures
-with an inline regex. Python 3.11's ``re`` has the atomic groups the bank relies on.
+with an inline regex.
+
+The expanded pattern runs on the ``regex`` module: like Oniguruma (which Elasticsearch's grok
+uses) it has the named groups, atomic groups and lookbehind of the bank, and Unicode-aware word classes
+and boundaries, which RE2 lacks. It backtracks, so each match is bounded as Elasticsearch bounds
+it (``esql.grok.watchdog.max_execution_time``, 1000 ms): past it the query fails with ES's
+``grok pattern matching was interrupted after [1000] ms``, and the worker is free again.
 """
 
 from __future__ import annotations
@@ -11,6 +17,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
+
+import regex
+
+from ..errors import ServiceError
 
 PATTERNS: dict[str, str] = {
     "USERNAME": r"[a-zA-Z0-9._-]+",
@@ -106,21 +116,37 @@ TYPES = {"int": "integer", "integer": "integer", "long": "long", "float": "doubl
 _REFERENCE = re.compile(r"%\{(\w+)(?::([\w.@\[\]-]+))?(?::(\w+))?\}|\(\?<([A-Za-z][\w.@-]*)>")
 
 
+MAX_EXECUTION_MS = 1000
+
+
 class GrokError(ValueError):
     pass
+
+
+class GrokInterrupted(ServiceError):
+    """A match that ran past the watchdog's bound: the query fails, as in Elasticsearch."""
+
+    status = 500
+    type = "runtime_exception"
+
+    def __init__(self) -> None:
+        super().__init__(f"grok pattern matching was interrupted after [{MAX_EXECUTION_MS}] ms")
 
 
 @dataclass(frozen=True)
 class Grok:
     """One compiled grok expression: ``fields`` in order of appearance, with their types."""
 
-    regex: re.Pattern[str]
+    regex: Any  # a compiled ``regex`` pattern
     groups: tuple[tuple[str, str], ...]  # (python group name, field name)
     fields: tuple[tuple[str, str], ...]  # (field name, ES|QL type), first appearance order
 
     def match(self, text: str) -> dict[str, Any] | None:
         """The captures of the first match (a field captured twice becomes a list), or None."""
-        m = self.regex.search(text)
+        try:
+            m = self.regex.search(text, timeout=MAX_EXECUTION_MS / 1000)
+        except TimeoutError:
+            raise GrokInterrupted() from None
         if m is None:
             return None
         types = dict(self.fields)
@@ -181,10 +207,10 @@ def compile_grok(pattern: str) -> Grok:
         return _REFERENCE.sub(replace, text)
 
     try:
-        regex = re.compile(expand(pattern, 0))
-    except re.error as exc:
+        compiled = regex.compile(expand(pattern, 0))
+    except regex.error as exc:
         raise GrokError(f"Invalid regex pattern found in: [{pattern}]. {exc}") from None
-    return Grok(regex, tuple(groups), tuple(fields.items()))
+    return Grok(compiled, tuple(groups), tuple(fields.items()))
 
 
 Extractor = Callable[[str], dict[str, Any] | None]

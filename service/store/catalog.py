@@ -6,8 +6,6 @@ memory never holds a mapping that the database does not.
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +13,7 @@ import aiosqlite
 import orjson
 
 from ..errors import IndexNotFound, ServiceError
+from ..patterns import wildcard
 from .mapping import FLOAT_TYPES, INTEGER_RANGES, Field, iter_fields, object_paths
 from .sql import quote
 
@@ -145,7 +144,7 @@ class Catalog:
         everything = any(p in ("_all", "*") for p in patterns)
         part = Catalog()
         part.indices = {n: ix for n, ix in self.indices.items()
-                        if everything or any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+                        if everything or any(wildcard(p)(n) for p in patterns)}
         return part
 
     def resolve(self, expression: str, *, allow_no_indices: bool = True,
@@ -159,16 +158,15 @@ class Catalog:
         parts = [p.strip() for p in expression.split(",") if p.strip()] or ["_all"]
         for i, part in enumerate(parts):
             if part.startswith("-") and i > 0:
-                pattern = part[1:]
-                for name in [n for n in selected if fnmatch.fnmatchcase(n, pattern)]:
+                excluded = wildcard(part[1:])
+                for name in [n for n in selected if excluded(n)]:
                     del selected[name]
             elif part in ("_all", "*"):
                 selected.update(self.indices)
             elif "*" in part:
-                regex = re.compile(fnmatch.translate(part))
-                selected.update({n: ix for n, ix in self.indices.items()
-                                 if regex.match(n) and not n.startswith(".")})
-                if not allow_no_indices and not any(regex.match(n) for n in self.indices):
+                matches = wildcard(part)
+                selected.update({n: ix for n, ix in self.indices.items() if matches(n) and not n.startswith(".")})
+                if not allow_no_indices and not any(matches(n) for n in self.indices):
                     raise IndexNotFound(part)
             elif part in self.indices:
                 selected[part] = self.indices[part]
