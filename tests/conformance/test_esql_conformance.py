@@ -145,6 +145,9 @@ async def _load(http: Any) -> None:
         assert resp.status == 200 and not result["errors"], json.dumps(result)[:1000]
 
 
+# One test runs the whole reference suite (about a thousand queries): the default per-test
+# timeout guards a single request, not this.
+@pytest.mark.timeout(900)
 async def test_esql_reference_suite(http: Any, capsys: pytest.CaptureFixture[str]) -> None:
     await _load(http)
     per_file: dict[str, Counter[str]] = {}
