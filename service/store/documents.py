@@ -4,30 +4,39 @@ Every write request is one transaction on the writer connection, committed befor
 response is sent: an acknowledged write is never lost. Documents are parsed against
 the index mapping; dynamic mapping adds columns (``ALTER TABLE ... ADD COLUMN``) the
 first time a field appears, inside the same transaction as the document.
+
+Nothing of a rejected action is kept. Limits are checked on a copy of the mapping before
+any column is added, and an action that changes the schema (a new index, new fields) runs
+inside a savepoint with the in-memory index restored if it fails, so a rejected document
+leaves mapping, columns and catalog exactly as they were, and a failed write creates no index.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import copy
 import itertools
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, AsyncIterator
 
 import aiosqlite
 import orjson
 
-from ..errors import ServiceError
+from ..errors import IndexNotFound, ServiceError
 from .catalog import (
     TIMESTAMP_FIELD, Catalog, Index, column_affinity, save_index, validate_index_name,
 )
 from .db import Database
+from .index_settings import setting_int, validate_settings
+from .jsonenc import dumps
 from .mapping import (
-    FIELDS_LIMIT, METADATA_FIELDS, Field, ValueConversionError, add_field, converter, dynamic_spec,
-    iter_fields, merge_mappings, validate_mapping,
+    METADATA_FIELDS, Field, ValueConversionError, add_field, converter, dynamic_spec, iter_fields, merge_mappings,
 )
+from .mapping_parser import DEPTH_LIMIT, FIELDS_LIMIT, check_limits, check_object_depth, count_fields, parse_mapping
 from .sql import quote
 
 SHARDS = {"total": 2, "successful": 1, "failed": 0}
@@ -70,34 +79,49 @@ class BulkOp:
 # --- document parsing -----------------------------------------------------------------
 
 
-def _flatten(obj: dict[str, Any], prefix: str, out: dict[str, list[Any]], objs: list[str]) -> None:
-    for key, value in obj.items():
-        if not key:
-            raise DocumentError("field name cannot be an empty string")
-        path = f"{prefix}.{key}" if prefix else key
-        if type(value) is dict:
-            objs.append(path)
-            _flatten(value, path, out, objs)
-        elif type(value) is list:
-            _flatten_list(value, path, out, objs)
+# Jackson's StreamReadConstraints default, which ES keeps: the root object counts 1.
+MAX_NESTING_DEPTH = 1000
+
+
+def _too_deep() -> DocumentError:
+    return DocumentError("Error parsing document", caused_by=ServiceError(
+        f"Document nesting depth ({MAX_NESTING_DEPTH + 1}) exceeds the maximum allowed ({MAX_NESTING_DEPTH}, "
+        "from `StreamReadConstraints.getMaxNestingDepth()`)", status=400, type="stream_constraints_exception"))
+
+
+def _flatten(doc: dict[str, Any]) -> tuple[dict[str, list[Any]], list[str]]:
+    """``{field path: [values]}`` in document order, and the paths that hold objects.
+
+    A stack rather than recursion: a document may nest a thousand levels, as ES accepts.
+    """
+    out: dict[str, list[Any]] = {}
+    objs: list[str] = []
+    stack: list[tuple[Any, str, int]] = [(doc, "", 1)]
+    while stack:
+        node, path, depth = stack.pop()
+        if type(node) is dict:
+            if depth > MAX_NESTING_DEPTH:
+                raise _too_deep()
+            if path:
+                objs.append(path)
+            children = []
+            for key, value in node.items():
+                if not key:
+                    raise DocumentError("field name cannot be an empty string")
+                children.append((value, f"{path}.{key}" if path else key, depth + 1))
+            stack.extend(reversed(children))
+        elif type(node) is list:
+            if depth > MAX_NESTING_DEPTH:
+                raise _too_deep()
+            out.setdefault(path, [])
+            stack.extend((value, path, depth + 1) for value in reversed(node))
         else:
             bucket = out.get(path)
             if bucket is None:
-                out[path] = [value]
+                out[path] = [node]
             else:
-                bucket.append(value)
-
-
-def _flatten_list(values: list[Any], path: str, out: dict[str, list[Any]], objs: list[str]) -> None:
-    bucket = out.setdefault(path, [])
-    for value in values:
-        if type(value) is dict:
-            objs.append(path)
-            _flatten(value, path, out, objs)
-        elif type(value) is list:
-            _flatten_list(value, path, out, objs)
-        else:
-            bucket.append(value)
+                bucket.append(node)
+    return out, objs
 
 
 def encode_values(values: list[Any], kind: str) -> Any:
@@ -155,13 +179,11 @@ class DocumentParser:
     def parse(self, doc: dict[str, Any], doc_id: str) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
         """Return ``{field path: column value}`` and the new dynamic fields the document needs."""
         index = self.index
-        flat: dict[str, list[Any]] = {}
-        objs: list[str] = []
         for key in doc:
             if key in METADATA_FIELDS:
                 raise DocumentError(f"Field [{key}] is a metadata field and cannot be added inside a document. "
                                     "Use the index API request parameters.")
-        _flatten(doc, "", flat, objs)
+        flat, objs = _flatten(doc)
         for path in objs:
             if path in index.fields:
                 f = index.fields[path]
@@ -266,8 +288,14 @@ class DocumentStore:
         async with self.db.read() as conn:
             await self.catalog.load(conn)
 
-    async def create_index(self, name: str, settings: dict[str, Any], mappings: dict[str, Any]) -> Index:
-        validate_mapping(mappings)
+    async def create_index(self, name: str, settings: Any, mappings: Any) -> Index:
+        """``PUT /<index>``: settings, then mappings, are validated as ES validates them before
+        anything is stored."""
+        flat = validate_settings(settings)
+        depth_limit = setting_int(flat, "index.mapping.depth.limit", DEPTH_LIMIT)
+        mapping = parse_mapping(mappings, depth_limit=depth_limit)
+        check_limits(mapping, fields_limit=setting_int(flat, "index.mapping.total_fields.limit", FIELDS_LIMIT),
+                     depth_limit=depth_limit)
         try:
             async with self.db.write() as conn:
                 if name in self.catalog.indices:
@@ -275,7 +303,7 @@ class DocumentStore:
                     raise ServiceError(f"index [{name}/{existing.uuid}] already exists", status=400,
                                        type="resource_already_exists_exception", index_uuid=existing.uuid,
                                        index=name)
-                return await _insert_index(conn, self.catalog, name, settings, mappings)
+                return await _insert_index(conn, self.catalog, name, flat, mapping)
         except BaseException:
             await self.reload_catalog()
             raise
@@ -291,15 +319,23 @@ class DocumentStore:
             await self.reload_catalog()
             raise
 
-    async def put_mapping(self, indices: list[Index], update: dict[str, Any]) -> None:
-        validate_mapping(update)
+    async def put_mapping(self, indices: list[Index], update: Any) -> None:
+        """``PUT /<index>/_mapping``: the update is merged into each index's mapping and every
+        merged mapping checked (parse, type changes, limits) before any is stored; then all are
+        stored in one transaction."""
         try:
             async with self.db.write() as conn:
-                for index in indices:
-                    merged = merge_mappings(index.mapping, update)
-                    new_paths = {f.path for f in iter_fields(merged)} - set(index.columns)
+                plans = []
+                for stale in indices:
+                    index = self.catalog.indices.get(stale.name)
+                    if index is None:
+                        raise IndexNotFound(stale.name)
+                    merged = merge_mappings(index.mapping, parse_mapping(update, depth_limit=index.depth_limit))
+                    check_limits(merged, fields_limit=index.fields_limit, depth_limit=index.depth_limit)
+                    plans.append((index, merged))
+                for index, merged in plans:
                     index.mapping = merged
-                    await _add_columns(conn, index, [f for f in iter_fields(merged) if f.path in new_paths])
+                    await _add_columns(conn, index, [f for f in iter_fields(merged) if f.path not in index.columns])
                     await save_index(conn, index)
         except BaseException:
             await self.reload_catalog()
@@ -345,7 +381,7 @@ async def _insert_index(conn: aiosqlite.Connection, catalog: Catalog, name: str,
     async with conn.execute(
         "INSERT INTO indices (name, uuid, table_name, created_ms, settings, mappings, columns) "
         "VALUES (?, ?, ?, ?, ?, ?, '{}') RETURNING id",
-        (name, uuid, table, created, orjson.dumps(settings).decode(), orjson.dumps(mappings).decode()),
+        (name, uuid, table, created, orjson.dumps(settings).decode(), dumps(mappings).decode()),
     ) as cur:
         (index_id,) = await cur.fetchone()  # type: ignore[misc]
     await conn.execute(
@@ -360,13 +396,11 @@ async def _insert_index(conn: aiosqlite.Connection, catalog: Catalog, name: str,
 
 
 async def _add_columns(conn: aiosqlite.Connection, index: Index, fields: list[Field]) -> None:
-    """Give each new leaf field a column (and ``@timestamp`` an index), then rebuild."""
+    """Give each new leaf field a column (and ``@timestamp`` an index), then rebuild. The
+    caller has checked the mapping's limits."""
     for f in fields:
         if f.target is not None or f.path in index.columns:
             continue
-        if len(index.columns) >= FIELDS_LIMIT:
-            raise ServiceError(f"Limit of total fields [{FIELDS_LIMIT}] has been exceeded", status=400,
-                               type="illegal_argument_exception")
         column = f"c{len(index.columns) + 1}"
         await conn.execute(f"ALTER TABLE {quote(index.table)} ADD COLUMN {quote(column)} {column_affinity(f.type)}")
         if f.path == TIMESTAMP_FIELD and f.type in ("date", "date_nanos"):
@@ -375,8 +409,69 @@ async def _add_columns(conn: aiosqlite.Connection, index: Index, fields: list[Fi
     index.rebuild()
 
 
+@contextlib.asynccontextmanager
+async def _savepoint(conn: aiosqlite.Connection) -> AsyncIterator[None]:
+    """A nested transaction: if the block raises, everything it did is undone."""
+    await conn.execute("SAVEPOINT action")
+    try:
+        yield
+    except BaseException:
+        # Cancelled or not, the statements already handed to the connection's thread run
+        # in order, so the rollback still comes after them.
+        await asyncio.shield(conn.execute("ROLLBACK TO action"))
+        await asyncio.shield(conn.execute("RELEASE action"))
+        raise
+    await conn.execute("RELEASE action")
+
+
+def _limit_failure(reason: str) -> DocumentError:
+    """How ES's document parser reports a limit hit while mapping a document's fields."""
+    return DocumentError(f"failed to parse: {reason}",
+                         caused_by=ServiceError(reason, status=400, type="illegal_argument_exception"))
+
+
+def _plan_dynamic_update(index: Index, new_fields: list[tuple[str, dict[str, Any]]]
+                         ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    """The index's mapping with a document's new fields added (a copy), and the fields added.
+
+    As ES checks each new mapper in document order: an object deeper than
+    ``index.mapping.depth.limit``, or more fields than ``index.mapping.total_fields.limit``,
+    refuses the document, unless ``ignore_dynamic_beyond_limit`` is set, which leaves the
+    fields that do not fit unmapped.
+    """
+    room = index.fields_limit - count_fields(index.mapping)
+    ignore = index.ignore_dynamic_beyond_limit
+    mapping = copy.deepcopy(index.mapping)
+    added, created, accepted = 0, set(), []
+    for path, spec in new_fields:
+        parts = path.split(".")
+        objects = [p for p in (".".join(parts[:i]) for i in range(1, len(parts)))
+                   if p not in index.objects and p not in created]
+        for obj in objects:
+            try:
+                check_object_depth(obj, index.depth_limit)
+            except ServiceError as err:
+                raise _limit_failure(err.reason or "") from None
+        cost = len(objects) + 1 + len(spec.get("fields", {}))
+        if added + cost > room:
+            if ignore:
+                continue
+            # ES counts each new object as it meets it, then the field with its multi-fields
+            extra = next((k + 1 for k in range(len(objects)) if added + k + 1 > room), cost)
+            raise _limit_failure(f"Limit of total fields [{index.fields_limit}] has been exceeded while adding "
+                                 f"new fields [{added + extra}]")
+        added += cost
+        created.update(objects)
+        add_field(mapping, path, spec)
+        accepted.append((path, spec))
+    return mapping, accepted
+
+
 def _item(op: BulkOp, index_name: str, doc_id: str | None, status: int, **body: Any) -> dict[str, Any]:
     return {op.action: {"_index": index_name, "_id": doc_id, **body, "status": status}}
+
+
+_INDEX_LEVEL_ERRORS = ("index_not_found_exception", "invalid_index_name_exception")
 
 
 def _error_item(op: BulkOp, index: Index | None, index_name: str, doc_id: str | None,
@@ -384,7 +479,19 @@ def _error_item(op: BulkOp, index: Index | None, index_name: str, doc_id: str | 
     error = err.to_dict()
     if index is not None:
         error.update(index_uuid=index.uuid, shard="0", index=index.name)
+    elif err.type not in _INDEX_LEVEL_ERRORS:
+        error.update(index_uuid="_na_", shard="0", index=index_name)  # the index was not created
     return _item(op, index_name, doc_id, err.status, error=error)
+
+
+def _document_missing(doc_id: str) -> ServiceError:
+    return ServiceError(f"[{doc_id}]: document missing", status=404, type="document_missing_exception")
+
+
+def _upserts(body: dict[str, Any] | None) -> bool:
+    """Whether an update creates the document when it is missing."""
+    body = body or {}
+    return bool(body.get("doc_as_upsert")) and isinstance(body.get("doc"), dict) or isinstance(body.get("upsert"), dict)
 
 
 _MISSING = object()
@@ -452,26 +559,66 @@ class _WriteSession:
         name = op.index or ""
         if op.id is None and op.action in ("index", "create"):
             op.id, op.auto_id = auto_id(), True
-        if op.error is not None:
-            return _error_item(op, None, name, op.id, op.error)
         index = self.catalog.indices.get(name)
+        if op.error is not None:
+            return _error_item(op, index, name, op.id, op.error)
         try:
             if index is None:
-                index = await self._create_index(name)
+                return await self._apply_to_new_index(op, name)
             self.touched[name] = index
-            if op.action in ("index", "create"):
-                state = None if op.auto_id else await self._lookup(index, op.id)  # type: ignore[arg-type]
-                return await self._write(op, index, op.id, op.source or {}, op.raw, state)  # type: ignore[arg-type]
-            if op.action == "delete":
-                return await self._delete(op, index, op.id or "")
-            return await self._update(op, index, op.id or "")
+            return await self._dispatch(op, index)
         except ServiceError as err:
-            return _error_item(op, index, name, op.id, err)
+            return _error_item(op, self.catalog.indices.get(name), name, op.id, err)
 
-    async def _create_index(self, name: str) -> Index:
+    async def _dispatch(self, op: BulkOp, index: Index) -> dict[str, Any]:
+        if op.action in ("index", "create"):
+            state = None if op.auto_id else await self._lookup(index, op.id)  # type: ignore[arg-type]
+            return await self._write(op, index, op.id, op.source or {}, op.raw, state)  # type: ignore[arg-type]
+        if op.action == "delete":
+            return await self._delete(op, index, op.id or "")
+        return await self._update(op, index, op.id or "")
+
+    async def _apply_to_new_index(self, op: BulkOp, name: str) -> dict[str, Any]:
+        """A write to a missing index creates it, but only if the write succeeds: a delete is
+        ``index_not_found_exception``, an update without upsert a missing document, and any
+        other failure undoes the creation with the rest of the action."""
+        if op.action == "delete":
+            raise IndexNotFound(name)
+        if op.action == "update" and not _upserts(op.source):
+            raise _document_missing(op.id or "")
         validate_index_name(name)
         await self._flush()
-        return await _insert_index(self.conn, self.catalog, name, {}, {})
+        try:
+            async with _savepoint(self.conn):
+                index = await _insert_index(self.conn, self.catalog, name, {}, {})
+                self.touched[name] = index
+                return await self._dispatch(op, index)
+        except BaseException:
+            self.catalog.indices.pop(name, None)
+            self.touched.pop(name, None)
+            self.parsers.pop(name, None)
+            raise
+
+    async def _extend_mapping(self, index: Index, new_fields: list[tuple[str, dict[str, Any]]],
+                              values: dict[str, Any]) -> None:
+        """Map a document's new fields and give them columns, all or nothing: the limits are
+        checked on a copy of the mapping first, and a failure part-way restores the index."""
+        mapping, accepted = _plan_dynamic_update(index, new_fields)
+        for path, spec in new_fields:
+            if (path, spec) not in accepted:  # left unmapped (ignore_dynamic_beyond_limit)
+                values.pop(path, None)
+                for sub in spec.get("fields", {}):
+                    values.pop(f"{path}.{sub}", None)
+        await self._flush()
+        old_mapping, old_columns = index.mapping, dict(index.columns)
+        try:
+            async with _savepoint(self.conn):
+                index.mapping = mapping
+                await _add_columns(self.conn, index, [f for f in iter_fields(mapping) if f.path not in index.columns])
+        except BaseException:
+            index.mapping, index.columns = old_mapping, old_columns
+            index.rebuild()
+            raise
 
     async def _write(self, op: BulkOp, index: Index, doc_id: str, doc: dict[str, Any], raw: bytes | None,
                      state: tuple[int, int, bytes | None] | None) -> dict[str, Any]:
@@ -485,11 +632,7 @@ class _WriteSession:
                 parser = self.parsers[index.name] = DocumentParser(index)
             values, new_fields = parser.parse(doc, doc_id)
             if new_fields:
-                await self._flush()
-                for path, spec in new_fields:
-                    add_field(index.mapping, path, spec)
-                await _add_columns(self.conn, index,
-                                   [f for f in iter_fields(index.mapping) if f.path not in index.columns])
+                await self._extend_mapping(index, new_fields, values)
             row = [None] * (4 + len(index.columns))
             positions = index.positions
             for path, value in values.items():
@@ -497,7 +640,7 @@ class _WriteSession:
         version = 1 if state is None else state[0] + 1
         seq_no = index.next_seq_no
         index.next_seq_no = seq_no + 1
-        source = raw if raw is not None else orjson.dumps(doc)
+        source = raw if raw is not None else dumps(doc)
         row[0], row[1], row[2], row[3] = doc_id, version, seq_no, source
         self.pending.append((index.upsert_sql, tuple(row)))
         if len(self.pending) >= _FLUSH_ROWS:
@@ -531,11 +674,11 @@ class _WriteSession:
             elif isinstance(body.get("upsert"), dict):
                 upsert = body["upsert"]
             else:
-                raise ServiceError(f"[{doc_id}]: document missing", status=404, type="document_missing_exception")
+                raise _document_missing(doc_id)
             return await self._write(op, index, doc_id, upsert, None, None)
         current = orjson.loads(await self._source_of(index, doc_id, state))
-        merged = _deep_merge(current, partial or {})
-        if merged == current and body.get("detect_noop", True):
+        merged, changed = _deep_merge(current, partial or {})
+        if not changed and body.get("detect_noop", True):
             return _item(op, index.name, doc_id, 200, _version=state[0], result="noop",
                          _shards={"total": 0, "successful": 0, "failed": 0}, _seq_no=state[1],
                          _primary_term=PRIMARY_TERM)
@@ -568,11 +711,20 @@ class _WriteSession:
         await asyncio.gather(*self.inflight, return_exceptions=True)
 
 
-def _deep_merge(current: dict[str, Any], partial: dict[str, Any]) -> dict[str, Any]:
+def _deep_merge(current: dict[str, Any], partial: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """``partial`` merged into a copy of ``current``, objects key by key, and whether that
+    changed anything (with a stack, not recursion: both may nest a thousand levels)."""
     out = dict(current)
-    for key, value in partial.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+    changed = False
+    stack = [(out, partial)]
+    while stack:
+        target, updates = stack.pop()
+        for key, value in updates.items():
+            existing = target.get(key, _MISSING)
+            if isinstance(value, dict) and isinstance(existing, dict):
+                target[key] = merged = dict(existing)
+                stack.append((merged, value))
+            else:
+                changed = changed or existing is _MISSING or type(existing) is not type(value) or existing != value
+                target[key] = value
+    return out, changed
