@@ -48,6 +48,15 @@ def _unparsable_body(cause: ServiceError) -> ServiceError:
     return ParseError("could not parse bulk request body", caused_by=cause)
 
 
+def _json_failure(exc: orjson.JSONDecodeError) -> ServiceError:
+    """A line of a bulk body that is not JSON, as ES's parser fails on it."""
+    if too_deep(exc):
+        return _unparsable_body(ServiceError(NESTING_DEPTH_MESSAGE, status=400, type="stream_constraints_exception"))
+    if "end of data" in exc.msg:
+        return XContentParseError(f"[1:{exc.colno}] Unexpected end of file", type="x_content_e_o_f_exception")
+    return XContentParseError(f"[1:{exc.colno}] {exc.msg}")
+
+
 def _source_of(raw: bytes) -> tuple[dict[str, Any] | None, ServiceError | None]:
     """An index/create document line: the document, or the error its item fails with."""
     if not raw.strip():
@@ -58,9 +67,7 @@ def _source_of(raw: bytes) -> tuple[dict[str, Any] | None, ServiceError | None]:
         return None, _too_deep_document() if too_deep(exc) else _doc_failure(1, raw)
     if not isinstance(source, dict):
         return None, _doc_failure(1, raw)
-    if nesting_depth_exceeded(source):
-        return None, _too_deep_document()
-    return source, None
+    return source, None  # a document nested over 1000 levels is refused by the store's parser
 
 
 def parse_bulk(body: bytes, default_index: str | None) -> list[BulkOp]:
@@ -143,10 +150,7 @@ def _parse_action(line: bytes, line_no: int) -> tuple[str, dict[str, Any]]:
     try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        if too_deep(exc):
-            raise _unparsable_body(ServiceError(NESTING_DEPTH_MESSAGE, status=400,
-                                                type="stream_constraints_exception")) from None
-        raise XContentParseError(f"[1:{exc.colno}] {exc.msg}") from None
+        raise _json_failure(exc) from None
     if not isinstance(data, dict):
         raise _malformed(line_no, f"expected START_OBJECT but found [{token(data)}]")
     if not data:
@@ -287,10 +291,7 @@ def parse_update_body(raw: bytes, *, bulk: bool = False) -> dict[str, Any]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        if too_deep(exc):
-            raise _unparsable_body(ServiceError(NESTING_DEPTH_MESSAGE, status=400,
-                                                type="stream_constraints_exception")) from None
-        raise XContentParseError(f"[1:{exc.colno}] {exc.msg}") from None
+        raise _json_failure(exc) from None
     if not isinstance(body, dict):
         if bulk:
             raise XContentParseError(f"[1:1] [UpdateRequest] Expected START_OBJECT but was: {token(body)}")

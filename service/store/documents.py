@@ -92,36 +92,81 @@ def _too_deep() -> DocumentError:
 def _flatten(doc: dict[str, Any]) -> tuple[dict[str, list[Any]], list[str]]:
     """``{field path: [values]}`` in document order, and the paths that hold objects.
 
-    A stack rather than recursion: a document may nest a thousand levels, as ES accepts.
+    Recursion for the common shallow document; below ``_RECURSION_BOUND`` levels the rest is
+    walked with a stack, since a document may nest the thousand levels ES accepts.
     """
     out: dict[str, list[Any]] = {}
     objs: list[str] = []
-    stack: list[tuple[Any, str, int]] = [(doc, "", 1)]
+    _flatten_dict(doc, "", 1, out, objs)
+    return out, objs
+
+
+_RECURSION_BOUND = 64
+
+
+def _flatten_dict(obj: dict[str, Any], prefix: str, depth: int, out: dict[str, list[Any]], objs: list[str]) -> None:
+    if depth >= _RECURSION_BOUND:
+        _flatten_deep(obj, prefix, depth, out, objs)
+        return
+    for key, value in obj.items():
+        if not key:
+            raise DocumentError("field name cannot be an empty string")
+        path = f"{prefix}.{key}" if prefix else key
+        if type(value) is dict:
+            objs.append(path)
+            _flatten_dict(value, path, depth + 1, out, objs)
+        elif type(value) is list:
+            _flatten_list(value, path, depth + 1, out, objs)
+        else:
+            bucket = out.get(path)
+            if bucket is None:
+                out[path] = [value]
+            else:
+                bucket.append(value)
+
+
+def _flatten_list(values: list[Any], path: str, depth: int, out: dict[str, list[Any]], objs: list[str]) -> None:
+    if depth >= _RECURSION_BOUND:
+        _flatten_deep(values, path, depth, out, objs)
+        return
+    bucket = out.setdefault(path, [])
+    for value in values:
+        if type(value) is dict:
+            objs.append(path)
+            _flatten_dict(value, path, depth + 1, out, objs)
+        elif type(value) is list:
+            _flatten_list(value, path, depth + 1, out, objs)
+        else:
+            bucket.append(value)
+
+
+def _flatten_deep(node: Any, path: str, depth: int, out: dict[str, list[Any]], objs: list[str]) -> None:
+    """The same walk with a stack, from an object or array at ``depth`` (the root is 1)."""
+    stack: list[tuple[Any, str, int, bool]] = [(node, path, depth, False)]
     while stack:
-        node, path, depth = stack.pop()
+        node, path, depth, is_object_value = stack.pop()
         if type(node) is dict:
             if depth > MAX_NESTING_DEPTH:
                 raise _too_deep()
-            if path:
+            if is_object_value:
                 objs.append(path)
             children = []
             for key, value in node.items():
                 if not key:
                     raise DocumentError("field name cannot be an empty string")
-                children.append((value, f"{path}.{key}" if path else key, depth + 1))
+                children.append((value, f"{path}.{key}" if path else key, depth + 1, True))
             stack.extend(reversed(children))
         elif type(node) is list:
             if depth > MAX_NESTING_DEPTH:
                 raise _too_deep()
             out.setdefault(path, [])
-            stack.extend((value, path, depth + 1) for value in reversed(node))
+            stack.extend((value, path, depth + 1, True) for value in reversed(node))
         else:
             bucket = out.get(path)
             if bucket is None:
                 out[path] = [node]
             else:
                 bucket.append(node)
-    return out, objs
 
 
 def encode_values(values: list[Any], kind: str) -> Any:
@@ -636,7 +681,9 @@ class _WriteSession:
             row = [None] * (4 + len(index.columns))
             positions = index.positions
             for path, value in values.items():
-                row[positions[path]] = value
+                position = positions.get(path)
+                if position is not None:  # fields inside nested objects live in _source only
+                    row[position] = value
         version = 1 if state is None else state[0] + 1
         seq_no = index.next_seq_no
         index.next_seq_no = seq_no + 1
