@@ -150,6 +150,8 @@ def _parse_action(line: bytes, line_no: int) -> tuple[str, dict[str, Any]]:
     try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
+        if "after document" in exc.msg:
+            raise _malformed(line_no, "unexpected data after the closing brace") from None
         raise _json_failure(exc) from None
     if not isinstance(data, dict):
         raise _malformed(line_no, f"expected START_OBJECT but found [{token(data)}]")

@@ -19,10 +19,13 @@ to a whole (merged) mapping, as ES does after parsing.
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 from typing import Any, Callable
 
 from ..errors import MapperParsingError, ServiceError
+from .java_values import (
+    java_class, java_double, java_str, number_format, parse_java_boolean, parse_java_double, parse_java_int,
+    simple_class,
+)
 from .mapping import (
     ALL_TYPES, COMMON_PARAMS, INTEGER_RANGES, LEAF_TYPES, METADATA_FIELDS, OBJECT_PARAMS, OBJECT_TYPES,
     ROOT_PARAMS, TYPE_PARAMS, ValueConversionError, converter,
@@ -48,117 +51,11 @@ _STRING_PARAMS = frozenset({
 })
 
 
-# --- how ES prints a value in its messages ---------------------------------------------
-
-
-def java_str(value: Any, _depth: int = 0) -> str:
-    """A parsed JSON value as Java's ``toString`` prints it (``{a=1}``, ``[1, 2]``, ``true``,
-    ``5.0``): ES quotes values this way in its messages and stores string parameters so."""
-    if _depth > 32:
-        return "..."  # ES would print it all; a bound keeps hostile nesting cheap
-    if value is None:
-        return "null"
-    if value is True or value is False:
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return java_double(value)
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={java_str(v, _depth + 1)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(java_str(v, _depth + 1) for v in value) + "]"
-    return str(value)
-
-
-def java_double(value: float) -> str:
-    """Java's ``Double.toString``: shortest digits, plain from 1e-3 to 1e7, else ``1.5E20``."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if value == 0:
-        return "-0.0" if math.copysign(1, value) < 0 else "0.0"
-    sign = "-" if value < 0 else ""
-    magnitude = abs(value)
-    if 1e-3 <= magnitude < 1e7:
-        text = format(Decimal(repr(magnitude)), "f")
-        return sign + (text if "." in text else text + ".0")
-    _, digits, exponent = Decimal(repr(magnitude)).as_tuple()
-    text = "".join(map(str, digits)).rstrip("0") or "0"
-    power = len(digits) + int(exponent) - 1
-    return f"{sign}{text[0]}.{text[1:] or '0'}E{power}"
-
-
-def java_class(value: Any) -> str:
-    """The Java class ES's JSON map parser gives a value (``java.lang.Integer`` ...)."""
-    if isinstance(value, bool):
-        return "java.lang.Boolean"
-    if isinstance(value, int):
-        return "java.lang.Integer" if -(2**31) <= value < 2**31 else (
-            "java.lang.Long" if -(2**63) <= value < 2**63 else "java.math.BigInteger")
-    if isinstance(value, float):
-        return "java.lang.Double"
-    if isinstance(value, str):
-        return "java.lang.String"
-    if isinstance(value, list):
-        return "java.util.ArrayList"
-    return "java.util.LinkedHashMap"
-
-
-def _simple_class(value: Any) -> str:
-    return java_class(value).rpartition(".")[2]
-
-
 # --- value parsers, with the errors ES's parsers raise ----------------------------------
 
 
 def _failed(cause: ServiceError) -> MapperParsingError:
     return MapperParsingError(f"Failed to parse mapping: {cause.reason}", caused_by=cause)
-
-
-def _number_format(text: str) -> ServiceError:
-    return ServiceError(f'For input string: "{text}"', status=400, type="number_format_exception")
-
-
-def parse_java_boolean(value: Any) -> bool:
-    """``XContentMapValues.nodeBooleanValue``: a boolean, or exactly ``"true"``/``"false"``."""
-    if isinstance(value, bool):
-        return value
-    text = java_str(value)
-    if text in ("true", "false"):
-        return text == "true"
-    raise ServiceError(f"Failed to parse value [{text}] as only [true] or [false] are allowed.", status=400,
-                       type="illegal_argument_exception")
-
-
-def parse_java_int(value: Any, lo: int = -(2**31), hi: int = 2**31 - 1) -> int:
-    """``XContentMapValues.nodeIntegerValue``: a whole number, or a string ``Integer.parseInt`` reads."""
-    if isinstance(value, float) and not isinstance(value, bool):
-        if not math.isfinite(value) or value != round(value):
-            raise ServiceError(f"{java_double(value)} is not an integer value", status=400,
-                               type="illegal_argument_exception")
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        if not lo <= value <= hi:
-            raise ServiceError("integer overflow", status=400, type="arithmetic_exception")
-        return value
-    text = java_str(value)
-    body = text[1:] if text[:1] in ("+", "-") else text
-    if not body or not body.isascii() or not body.isdigit() or not lo <= int(text) <= hi:
-        raise _number_format(text)
-    return int(text)
-
-
-def parse_java_double(value: Any) -> float:
-    """``XContentMapValues.nodeDoubleValue``: a number, or a string ``Double.parseDouble`` reads."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    text = java_str(value)
-    try:
-        if text.strip().lower().lstrip("+-") in ("inf", "infinity", "nan"):
-            raise ValueError(text)  # Java spells these Infinity / NaN only
-        return float(text)
-    except ValueError:
-        raise _number_format(text) from None
 
 
 def _named_boolean(name: str, value: Any) -> bool:
@@ -462,7 +359,7 @@ def _multi_fields(path: str, value: Any, within_multi_field: bool) -> Any:
 
 def _meta(path: str, value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
-        raise MapperParsingError(f"[meta] must be an object, got {_simple_class(value)}[{java_str(value)}] for "
+        raise MapperParsingError(f"[meta] must be an object, got {simple_class(value)}[{java_str(value)}] for "
                                  f"field [{path}]")
     if len(value) > 5:
         raise MapperParsingError(f"[meta] can't have more than 5 entries, but got {len(value)} on field [{path}]")
@@ -473,7 +370,7 @@ def _meta(path: str, value: Any) -> dict[str, str]:
         if entry is None:
             raise MapperParsingError(f"[meta] values can't be null (field [{path}])")
         if not isinstance(entry, str):
-            raise MapperParsingError(f"[meta] values can only be strings, but got {_simple_class(entry)}"
+            raise MapperParsingError(f"[meta] values can only be strings, but got {simple_class(entry)}"
                                      f"[{java_str(entry)}] for field [{path}]")
         if len(entry) > 50:
             raise MapperParsingError(f"[meta] values can't be longer than 50 chars, but got [{entry}] for field "
@@ -488,21 +385,43 @@ def _check_null_value(type_: str, spec: dict[str, Any]) -> None:
         return
     if isinstance(value, (dict, list, bool)) and (type_ in INTEGER_RANGES or type_ in ("float", "double",
                                                                                         "half_float", "scaled_float")):
-        raise _failed(_number_format(java_str(value)))
+        raise _failed(number_format(java_str(value)))
     try:
         converter(type_, spec)(value)
     except ValueConversionError as exc:
         raise MapperParsingError(f"Failed to parse mapping: {exc}") from None
 
 
-def _check_date_format(path: str, fmt: str) -> None:
-    from .dates import date_parser
+# The pattern letters of Java's DateTimeFormatter; any other letter is an error there.
+_JAVA_PATTERN_LETTERS = frozenset("GuyDMLdQqYwWEecFaBhKkHmsSAnNVvzOXxZp")
 
-    try:
-        date_parser(fmt)
-    except (ValueError, KeyError) as exc:  # a pattern the date parser cannot compile
-        raise _failed(ServiceError(f"Invalid format: [{fmt}]: {exc}", status=400,
-                                   type="illegal_argument_exception")) from None
+
+def _check_date_format(path: str, fmt: str) -> None:
+    """A date ``format`` as ``DateFormatter.forPattern`` reads it: named formats or Java
+    patterns joined by ``||``."""
+    from .dates import _NAMED
+
+    for part in fmt.split("||"):
+        if part.strip() in _NAMED or part.strip() in ("epoch_millis", "epoch_second"):
+            continue
+        problem = _java_pattern_problem(part)
+        if problem:
+            reason = f"Error parsing [format] on field [{path.rpartition('.')[2]}]: Invalid format: [{fmt}]: {problem}"
+            raise _failed(ServiceError(reason, status=400, type="illegal_argument_exception"))
+
+
+def _java_pattern_problem(pattern: str) -> str | None:
+    quoted = False
+    for c in pattern:
+        if c == "'":
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif c in "{}#":
+            return f"Pattern includes reserved character: '{c}'"
+        elif c.isascii() and c.isalpha() and c not in _JAVA_PATTERN_LETTERS:
+            return f"Unknown pattern letter: {c}"
+    return None
 
 
 # --- limits on a whole mapping -------------------------------------------------------
