@@ -295,10 +295,7 @@ def parse_update_body(raw: bytes, *, bulk: bool = False) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise _json_failure(exc) from None
     if not isinstance(body, dict):
-        if bulk:
-            raise XContentParseError(f"[1:1] [UpdateRequest] Expected START_OBJECT but was: {token(body)}")
-        raise ParseError("request body or source parameter is required" if body is None else
-                         f"Unknown key for a {token(body)} in [{type(body).__name__}].")
+        raise XContentParseError(f"[1:1] [UpdateRequest] Expected START_OBJECT but was: {token(body)}")
     if nesting_depth_exceeded(body):
         error = ServiceError(NESTING_DEPTH_MESSAGE, status=400, type="stream_constraints_exception")
         raise _unparsable_body(error) if bulk else ParseError("Failed to parse content to map", caused_by=error)

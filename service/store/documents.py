@@ -31,9 +31,9 @@ from .catalog import (
     TIMESTAMP_FIELD, Catalog, Index, column_affinity, save_index, validate_index_name,
 )
 from .db import Database
+from .document_parser import DocumentError, DocumentParser, fill_row
 from .index_settings import setting_int, validate_settings
 from .jsonenc import dumps
-from .document_parser import DocumentError, DocumentParser, fill_row
 from .mapping import Field, add_field, iter_fields, merge_mappings
 from .mapping_parser import DEPTH_LIMIT, FIELDS_LIMIT, check_limits, check_object_depth, count_fields, parse_mapping
 from .sql import quote
@@ -269,12 +269,12 @@ _INDEX_LEVEL_ERRORS = ("index_not_found_exception", "invalid_index_name_exceptio
 
 
 def _error_item(op: BulkOp, index: Index | None, index_name: str, doc_id: str | None,
-                err: ServiceError) -> dict[str, Any]:
+                err: ServiceError, *, on_shard: bool = True) -> dict[str, Any]:
+    """A failed item. Errors raised on the shard name it, as ES's do (``_na_`` for the uuid
+    of an index that a failed write did not create)."""
     error = err.to_dict()
-    if index is not None:
-        error.update(index_uuid=index.uuid, shard="0", index=index.name)
-    elif err.type not in _INDEX_LEVEL_ERRORS:
-        error.update(index_uuid="_na_", shard="0", index=index_name)  # the index was not created
+    if on_shard and err.type not in _INDEX_LEVEL_ERRORS:
+        error.update(index_uuid=index.uuid if index is not None else "_na_", shard="0", index=index_name)
     return _item(op, index_name, doc_id, err.status, error=error)
 
 
@@ -354,8 +354,9 @@ class _WriteSession:
         if op.id is None and op.action in ("index", "create"):
             op.id, op.auto_id = auto_id(), True
         index = self.catalog.indices.get(name)
-        if op.error is not None:
-            return _error_item(op, index, name, op.id, op.error)
+        if op.error is not None:  # found while parsing: only a bad document is the shard's error
+            return _error_item(op, index, name, op.id, op.error,
+                               on_shard=op.error.type == "document_parsing_exception")
         try:
             if index is None:
                 return await self._apply_to_new_index(op, name)
@@ -398,11 +399,13 @@ class _WriteSession:
         """Map a document's new fields and give them columns, all or nothing: the limits are
         checked on a copy of the mapping first, and a failure part-way restores the index."""
         mapping, accepted = _plan_dynamic_update(index, new_fields)
-        for path, spec in new_fields:
-            if (path, spec) not in accepted:  # left unmapped (ignore_dynamic_beyond_limit)
-                values.pop(path, None)
-                for sub in spec.get("fields", {}):
-                    values.pop(f"{path}.{sub}", None)
+        if len(accepted) < len(new_fields):  # the rest stay unmapped (ignore_dynamic_beyond_limit)
+            mapped = {path for path, _ in accepted}
+            for path, spec in new_fields:
+                if path not in mapped:
+                    values.pop(path, None)
+                    for sub in spec.get("fields", {}):
+                        values.pop(f"{path}.{sub}", None)
         await self._flush()
         old_mapping, old_columns = index.mapping, dict(index.columns)
         try:
