@@ -195,6 +195,58 @@ def test_a_rejected_document_leaves_an_index_that_serves_after_restart(server_pr
     assert server_process.stop() == 0
 
 
+@pytest.fixture
+async def typed(es: AsyncElasticsearch) -> AsyncElasticsearch:
+    await es.indices.create(index="typed", mappings={"properties": {
+        "n": {"type": "long"}, "al": {"type": "alias", "path": "n"},
+        "o": {"dynamic": "strict", "properties": {"x": {"type": "keyword"}}},
+    }})
+    await es.index(index="typed", id="1", document={"n": 1}, refresh=True)
+    return es
+
+
+# Each document maps a new field and is then refused for another reason: none of it may stay.
+REJECTED_DOCUMENTS = [  # (document, status, type, refused by any index, not only this mapping)
+    ({"new": "2024-05-01", "n": "abc"}, 400, "document_parsing_exception", False),
+    ({"new": 1, "o": {"y": 1}}, 400, "strict_dynamic_mapping_exception", False),
+    ({"new": 1, "al": 5}, 400, "document_parsing_exception", False),
+    ({"new": 1, "n": {"x": 1}}, 400, "document_parsing_exception", False),
+    ({"new": 1, "o": 5}, 400, "document_parsing_exception", False),
+    ({"new": 1, "n.x": 1}, 400, "document_parsing_exception", False),
+    ({"new": 1, "_source": {}}, 400, "document_parsing_exception", True),
+    ({"new": 1, "": 1}, 400, "document_parsing_exception", True),
+    ({"new": 1, "deep": json.loads(nested_objects(25))}, 400, "document_parsing_exception", True),
+    ({"new": 1, **{f"w{i}": i for i in range(1000)}}, 400, "document_parsing_exception", True),
+]
+
+
+@pytest.mark.parametrize("document,status,error_type,anywhere", REJECTED_DOCUMENTS)
+async def test_every_rejected_document_leaves_the_index_as_it_was(
+        typed: AsyncElasticsearch, settings: Settings, document: dict[str, Any], status: int, error_type: str,
+        anywhere: bool) -> None:
+    before, cols = await index_state(typed, "typed"), columns(settings, "typed")
+    with pytest.raises(BadRequestError) as info:
+        await typed.index(index="typed", id="2", document=document)
+    assert (info.value.meta.status, info.value.error) == (status, error_type)
+    resp = await typed.bulk(operations=[{"index": {"_index": "typed", "_id": "3"}}, document,
+                                        {"update": {"_index": "typed", "_id": "1"}}, {"doc": document}])
+    assert [next(iter(item.values()))["status"] for item in resp["items"]] == [status, status]
+    assert await index_state(typed, "typed") == before
+    assert columns(settings, "typed") == cols
+    if anywhere:  # a new index written with it is not created either
+        with pytest.raises(BadRequestError):
+            await typed.index(index="fresh", document=document)
+        assert not await typed.indices.exists(index="fresh")
+
+
+async def test_a_conflicting_create_keeps_its_new_fields_out(typed: AsyncElasticsearch, settings: Settings) -> None:
+    before, cols = await index_state(typed, "typed"), columns(settings, "typed")
+    resp = await typed.bulk(operations=[{"create": {"_index": "typed", "_id": "1"}}, {"brand_new": "field"}])
+    assert resp["items"][0]["create"]["status"] == 409
+    assert await index_state(typed, "typed") == before
+    assert columns(settings, "typed") == cols
+
+
 # --- 2. settings are validated before anything is stored -----------------------------------------
 
 
