@@ -275,6 +275,8 @@ def add_field(mapping: dict[str, Any], path: str, spec: dict[str, Any]) -> None:
     node = mapping.setdefault("properties", {})
     for part in parts[:-1]:
         child = node.setdefault(part, {"properties": {}})
+        if child.get("type") == "object":
+            del child["type"]  # ES shows an object's type only while it has no fields
         node = child.setdefault("properties", {})
     node[parts[-1]] = spec
 
@@ -318,6 +320,8 @@ def _merge_properties(current: dict[str, Any], update: dict[str, Any], prefix: s
             out[name] = {**existing, **{k: v for k, v in spec.items() if k != "properties"},
                          "properties": _merge_properties(existing.get("properties", {}),
                                                          spec.get("properties", {}), f"{prefix}{name}.")}
+            if out[name].get("type") == "object" and out[name]["properties"]:
+                del out[name]["type"]  # as ES shows objects: the type only while they have no fields
         else:
             out[name] = {**existing, **spec, "fields": {**existing.get("fields", {}), **spec.get("fields", {})}}
             if not out[name]["fields"]:
