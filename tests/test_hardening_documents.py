@@ -379,6 +379,26 @@ async def test_mapping_parameters_of_the_wrong_type(es: AsyncElasticsearch, http
     await assert_live(http)
 
 
+@pytest.mark.parametrize("properties,reason", [
+    ({"a": {"type": "alias", "path": "missing"}},
+     "Invalid [path] value [missing] for field alias [a]: an alias must refer to an existing field in the mappings."),
+    ({"a": {"type": "alias", "path": "a"}},
+     "Invalid [path] value [a] for field alias [a]: an alias cannot refer to itself."),
+    ({"n": {"type": "long"}, "b": {"type": "alias", "path": "n"}, "a": {"type": "alias", "path": "b"}},
+     "Invalid [path] value [b] for field alias [a]: an alias cannot refer to another alias."),
+    ({"o": {"properties": {"x": {"type": "long"}}}, "a": {"type": "alias", "path": "o"}},
+     "Invalid [path] value [o] for field alias [a]: an alias must refer to an existing field in the mappings."),
+])
+async def test_field_aliases_must_point_at_a_field(es: AsyncElasticsearch, properties: dict[str, Any],
+                                                   reason: str) -> None:
+    with pytest.raises(BadRequestError) as info:
+        await es.indices.create(index="bad", mappings={"properties": properties})
+    assert (info.value.error, info.value.body["error"]["reason"]) == ("mapper_parsing_exception", reason)
+    assert not await es.indices.exists(index="bad")
+    await es.indices.create(index="good", mappings={"properties": {"t": {"type": "text", "fields": {
+        "k": {"type": "keyword"}}}, "a": {"type": "alias", "path": "t.k"}}})
+
+
 async def test_the_same_checks_apply_to_put_mapping(keep: AsyncElasticsearch, settings: Settings) -> None:
     before, cols = await index_state(keep, "keep"), columns(settings, "keep")
     for properties in ({"f": {"type": 5}}, {"f": {"type": "keyword", "ignore_above": "abc"}},

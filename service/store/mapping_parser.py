@@ -441,7 +441,9 @@ def count_fields(mapping: dict[str, Any]) -> int:
 
 def check_limits(mapping: dict[str, Any], *, fields_limit: int = FIELDS_LIMIT,
                  depth_limit: int = DEPTH_LIMIT) -> None:
-    """ES's checks of a merged mapping: the total field limit, then the object depth limit."""
+    """ES's checks of a whole (merged) mapping: field aliases, then the total field limit,
+    then the object depth limit."""
+    check_aliases(mapping)
     if count_fields(mapping) > fields_limit:
         raise ServiceError(f"Limit of total fields [{fields_limit}] has been exceeded", status=400,
                            type="illegal_argument_exception")
@@ -453,3 +455,27 @@ def check_limits(mapping: dict[str, Any], *, fields_limit: int = FIELDS_LIMIT,
                 path = prefix + name
                 check_object_depth(path, depth_limit)
                 stack.append((spec.get("properties", {}), path + "."))
+
+
+def check_aliases(mapping: dict[str, Any]) -> None:
+    """Every field alias must point at a field of the mapping that is not an alias."""
+    fields: dict[str, str] = {}
+    aliases: list[tuple[str, str]] = []
+    stack = [(mapping.get("properties", {}), "")]
+    while stack:
+        properties, prefix = stack.pop()
+        for name, spec in properties.items():
+            path, type_ = prefix + name, _type_of(spec)
+            if type_ in OBJECT_TYPES:
+                stack.append((spec.get("properties", {}), path + "."))
+                continue
+            fields[path] = type_
+            fields.update({f"{path}.{sub}": "multi-field" for sub in spec.get("fields") or {}})
+            if type_ == "alias":
+                aliases.append((path, spec["path"]))
+    for path, target in sorted(aliases):
+        problem = ("an alias cannot refer to itself." if target == path else
+                   "an alias must refer to an existing field in the mappings." if target not in fields else
+                   "an alias cannot refer to another alias." if fields[target] == "alias" else None)
+        if problem:
+            raise MapperParsingError(f"Invalid [path] value [{target}] for field alias [{path}]: {problem}")
