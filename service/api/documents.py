@@ -10,25 +10,26 @@ import orjson
 from aiohttp import web
 
 from .. import keys
-from ..errors import BadRequest, IndexNotFound, ServiceError, ValidationError, XContentParseError
+from ..errors import BadRequest, IndexNotFound, ParseError, ServiceError, ValidationError, XContentParseError
 from ..params import content_int, content_long, java_long, query_int, query_long
-from ..store.documents import PRIMARY_TERM, BulkOp
+from ..store.documents import PRIMARY_TERM, BulkOp, DocumentError
 from ..store.versioning import (
     MATCH_ANY, NO_VERSIONING, UNASSIGNED_PRIMARY_TERM, UNASSIGNED_SEQ_NO, Versioning, VersionType,
-    check_primary_term, check_seq_no, problems,
+    check_primary_term, check_seq_no,
 )
+from ..store.versioning import problems as version_problems
 from .middleware import accepts
-from .wire import parse_json_object, read_body, respond
+from .wire import read_body, respond
+from .xcontent import NESTING_DEPTH_MESSAGE, locate, nesting_depth_exceeded, token, too_deep
+from .xcontent import text as xtext
 
 _WRITE_PARAMS = ("refresh", "routing", "timeout", "wait_for_active_shards", "pipeline", "require_alias",
                  "require_data_stream", "version", "version_type", "if_seq_no", "if_primary_term",
                  "include_source_on_error")
 _BULK_PARAMS = (*_WRITE_PARAMS, "_source", "_source_includes", "_source_excludes", "list_executed_pipelines")
 _ACTIONS = ("create", "delete", "index", "update")
-_META_KEYS = {"_index", "_id", "routing", "_routing", "if_seq_no", "if_primary_term", "version", "version_type",
-              "pipeline", "require_alias", "require_data_stream", "dynamic_templates", "retry_on_conflict",
-              "op_type", "list_executed_pipelines", "_source"}
 _REFRESH_VALUES = ("", "true", "false", "wait_for")
+MAX_ID_BYTES = 512
 
 
 def _check_refresh(request: web.Request) -> None:
@@ -115,7 +116,7 @@ def _body_cas(body: dict[str, Any], versioning: Versioning) -> Versioning:
 def _validate(op: BulkOp, retry_on_conflict: int = 0) -> list[str]:
     """ES's versioning validation of one request (an update also looks at its body)."""
     body = op.source if op.action == "update" and op.source is not None else {}
-    return problems(op.action, op.id, op.versioning, retry_on_conflict=retry_on_conflict,
+    return version_problems(op.action, op.id, op.versioning, retry_on_conflict=retry_on_conflict,
                     doc_as_upsert=bool(body.get("doc_as_upsert")), upsert="upsert" in body)
 
 
@@ -125,16 +126,54 @@ def _doc_failure(line_no: int, raw: bytes) -> ServiceError:
                                                type="json_parse_exception"))
 
 
+def _too_deep_document() -> ServiceError:
+    """ES's document parser on a source nested deeper than its JSON parser reads."""
+    return ServiceError("Error parsing document", status=400, type="document_parsing_exception",
+                        caused_by=ServiceError(NESTING_DEPTH_MESSAGE, status=400, type="stream_constraints_exception"))
+
+
+def _unparsable_body(cause: ServiceError) -> ServiceError:
+    """A failure of ES's bulk parser that is not an IllegalArgumentException."""
+    return ParseError("could not parse bulk request body", caused_by=cause)
+
+
+def _json_failure(exc: orjson.JSONDecodeError) -> ServiceError:
+    """A line of a bulk body that is not JSON, as ES's parser fails on it."""
+    if too_deep(exc):
+        return _unparsable_body(ServiceError(NESTING_DEPTH_MESSAGE, status=400, type="stream_constraints_exception"))
+    if "end of data" in exc.msg:
+        return XContentParseError(f"[1:{exc.colno}] Unexpected end of file", type="x_content_e_o_f_exception")
+    return XContentParseError(f"[1:{exc.colno}] {exc.msg}")
+
+
+def _source_of(raw: bytes) -> tuple[dict[str, Any] | None, ServiceError | None]:
+    """An index/create document line: the document, or the error its item fails with."""
+    if not raw.strip():
+        return None, DocumentError("[0:0] failed to parse, document is empty")
+    try:
+        source = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return None, _too_deep_document() if too_deep(exc) else _doc_failure(1, raw)
+    if not isinstance(source, dict):
+        return None, _doc_failure(1, raw)
+    return source, None  # a document nested over 1000 levels is refused by the store's parser
+
+
 def parse_bulk(body: bytes, default_index: str | None) -> list[BulkOp]:
-    """Split an NDJSON bulk body into actions. Malformed action lines fail the request;
-    a bad document fails only its own item."""
+    """Split an NDJSON bulk body into actions as ES's bulk parser does.
+
+    A malformed action line or an update body ES cannot read fails the whole request; then
+    ES's validation of every action (index and id present, ids of at most 512 bytes, an
+    update with a ``doc``) fails it with every problem listed. A bad document fails only its
+    own item. An action left without its document line at the end is dropped, as ES drops it.
+    """
     if not body.strip():
         raise ValidationError("no requests added")
     if not body.endswith(b"\n"):
         raise BadRequest("The bulk request must be terminated by a newline [\\n]")
     lines = body.split(b"\n")
     ops: list[BulkOp] = []
-    invalid: list[str] = []  # ES validates every item once the whole body is parsed
+    problems: list[str] = []
     # Bulk bodies repeat the same action line ({"index":{}}) thousands of times.
     seen_actions: dict[bytes, tuple[str, dict[str, Any]]] = {}
     i = 0
@@ -150,73 +189,244 @@ def parse_bulk(body: bytes, default_index: str | None) -> list[BulkOp]:
             if len(seen_actions) < 64:
                 seen_actions[line] = parsed
         action, meta = parsed
-        index = meta.get("_index", default_index)
-        doc_id = meta.get("_id")
-        if doc_id is not None:
-            doc_id = str(doc_id)
-            if not doc_id:
-                raise ValidationError("if _id is specified it must not be empty")
         versioning, retry_on_conflict = _meta_versioning(meta, line_no)
         if action == "index" and meta.get("op_type") == "create":
             action = "create"
-        op = BulkOp(action, index, doc_id, versioning=versioning)
+        op = BulkOp(action, meta.get("_index", default_index), meta.get("_id"), versioning=versioning)
         if action != "delete":
-            if i >= len(lines) or (not lines[i].strip() and i == len(lines) - 1):
-                raise BadRequest(f"Malformed action/metadata line [{line_no}], expected a source line for "
-                                 f"[{action}] action")
+            if i >= len(lines) - 1:
+                break  # no document line follows: ES drops the action
             raw = lines[i]
             i += 1
-            try:
-                source = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                source = None
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]  # as ES trims a carriage return before the newline
             if action == "update":
                 if versioning.version != MATCH_ANY or versioning.version_type is not VersionType.INTERNAL:
                     raise BadRequest("Update requests do not support versioning. "
                                      "Please use `if_seq_no` and `if_primary_term` instead")
-                if not isinstance(source, dict):
-                    raise XContentParseError(f"[{i}:1] [UpdateRequest] failed to parse update request body")
-                op.source = source
-                op.versioning = _body_cas(source, versioning)
-            elif not isinstance(source, dict):
-                op.error = _doc_failure(i, raw)
+                op.source = parse_update_body(raw, bulk=True)
+                op.versioning = _body_cas(op.source, versioning)
+                if op.source.get("script") is not None:
+                    op.error = BadRequest("scripted updates are not supported")
             else:
-                op.source, op.raw = source, raw
+                op.source, op.error = _source_of(raw)
+                op.raw = raw if op.error is None else None
         op.versioning.checked()
-        if index is None:
-            invalid.append("index is missing")
-        invalid += _validate(op, retry_on_conflict)
+        if op.id == "" and action in ("index", "create"):
+            op.error = BadRequest("if _id is specified it must not be empty")
+        problems.extend(_problems(op))
+        problems.extend(p for p in _validate(op, retry_on_conflict) if p not in problems)
         ops.append(op)
-    if invalid:
-        raise ValidationError(*invalid)
     if not ops:
-        raise ValidationError("no requests added")
+        problems.append("no requests added")
+    if problems:
+        raise ValidationError(*problems)
     return ops
 
 
+def _problems(op: BulkOp) -> list[str]:
+    """ES's validation of one action (``IndexRequest.validate`` and its kin)."""
+    problems = []
+    if op.index is None:
+        problems.append("index is missing")
+    if op.action in ("delete", "update") and not op.id:
+        problems.append("id is missing")
+    if op.id is not None and len(op.id.encode()) > MAX_ID_BYTES:
+        problems.append(f"id [{op.id}] is too long, must be no longer than {MAX_ID_BYTES} bytes but was: "
+                        f"{len(op.id.encode())}")
+    if op.action == "update" and op.source is not None:
+        problems.extend(_update_problems(op.source))
+    return problems
+
+
+def _malformed(line_no: int, detail: str) -> BadRequest:
+    return BadRequest(f"Malformed action/metadata line [{line_no}], {detail}")
+
+
 def _parse_action(line: bytes, line_no: int) -> tuple[str, dict[str, Any]]:
+    """An action line, as ES's bulk parser reads it: ``{"<action>": {<metadata>}}``."""
     try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        raise XContentParseError(f"[{line_no}:1] Malformed action/metadata line [{line_no}]: {exc}") from None
+        if "after document" in exc.msg:
+            raise _malformed(line_no, "unexpected data after the closing brace") from None
+        raise _json_failure(exc) from None
     if not isinstance(data, dict):
-        found = "START_ARRAY" if isinstance(data, list) else "VALUE_STRING" if isinstance(data, str) else "VALUE_NUMBER"
-        raise BadRequest(f"Malformed action/metadata line [{line_no}], expected START_OBJECT but found [{found}]")
-    if len(data) != 1:
-        raise BadRequest(f"Malformed action/metadata line [{line_no}], expected field [create], [delete], [index] "
-                         f"or [update] but found [{next(iter(data), '')}]" if data else
-                         f"Malformed action/metadata line [{line_no}], expected FIELD_NAME but found [END_OBJECT]")
-    (action, meta), = data.items()
+        raise _malformed(line_no, f"expected START_OBJECT but found [{token(data)}]")
+    if not data:
+        raise _malformed(line_no, "expected FIELD_NAME but found [END_OBJECT]")
+    action, meta = next(iter(data.items()))
     if action not in _ACTIONS:
-        raise BadRequest(f"Malformed action/metadata line [{line_no}], expected field [create], [delete], [index] "
-                         f"or [update] but found [{action}]")
+        raise _malformed(line_no, f"expected field [create], [delete], [index] or [update] but found [{action}]")
     if not isinstance(meta, dict):
-        raise BadRequest(f"Malformed action/metadata line [{line_no}], expected START_OBJECT but found "
-                         f"[VALUE_STRING]")
-    for key in meta:
-        if key not in _META_KEYS:
+        raise _malformed(line_no, f"expected START_OBJECT or END_OBJECT but found [{token(meta)}]")
+    parsed = _parse_meta(action, meta, line, line_no)
+    if len(data) > 1:
+        raise _malformed(line_no, "expected END_OBJECT but found [FIELD_NAME]")
+    if meta.get("dynamic_templates") and action in ("delete", "update"):
+        raise BadRequest(f"{action.capitalize()} request in line [{line_no}] does not accept dynamic_templates")
+    if action == "update" and parsed.get("require_data_stream"):
+        raise BadRequest("Update requests do not support the `require_data_stream` flag, as data streams do not "
+                         "support update operations")
+    return action, parsed
+
+
+# Metadata ES reads from an action line, by how it reads the value.
+_TEXT_META = frozenset({"_index", "_id", "routing", "op_type", "pipeline", "version_type"})
+_LONG_META = frozenset({"version", "if_seq_no", "if_primary_term"})
+_BOOLEAN_META = frozenset({"require_alias", "require_data_stream", "list_executed_pipelines"})
+
+
+def _parse_meta(action: str, meta: dict[str, Any], line: bytes, line_no: int) -> dict[str, Any]:
+    """Each metadata value, checked as ES's bulk parser reads it. ``_index``, ``_id`` and the
+    other text values become the text of their JSON token (``5`` -> ``"5"``)."""
+    out: dict[str, Any] = {}
+    for key, value in meta.items():
+        if value is None:
+            continue  # ES skips null metadata values
+        if isinstance(value, list) or isinstance(value, dict) and key not in ("dynamic_templates", "_source"):
+            raise _malformed(line_no, f"expected a simple value for field [{key}] but found [{token(value)}]")
+        if key in _TEXT_META:
+            out[key] = xtext(value, line, [action, key])
+        elif key in _LONG_META:
+            out[key] = value  # read by the write path that uses it
+        elif key in _BOOLEAN_META:
+            out[key] = _meta_boolean(value, line, [action, key])
+        elif key == "retry_on_conflict":
+            out[key] = _meta_int(value, line, [action, key])
+        elif key == "_source":
+            out[key] = _meta_source(value, line, [action, key])
+        elif key == "dynamic_templates" and isinstance(value, dict):
+            out[key] = _meta_strings(value, line, [action, key])
+        else:
             raise BadRequest(f"Action/metadata line [{line_no}] contains an unknown parameter [{key}]")
-    return action, meta
+    return out
+
+
+def _meta_boolean(value: Any, line: bytes, path: list[str]) -> bool:
+    """``XContentParser.booleanValue()``: a boolean, or ``"true"``/``"false"`` (``""`` is false)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if value in ("true", "false", ""):
+            return value == "true"
+        raise BadRequest(f"Failed to parse value [{value}] as only [true] or [false] are allowed.")
+    raise XContentParseError(f"[{locate(line, path)}] Current token ({_jackson_token(value)}) not of boolean type")
+
+
+def _meta_int(value: Any, line: bytes, path: list[str]) -> int:
+    """``XContentParser.intValue()``: a number (truncated), or a string holding one."""
+    if isinstance(value, bool):
+        raise XContentParseError(f"[{locate(line, path)}] Current token ({_jackson_token(value)}) not numeric, "
+                                 "can not use numeric value accessors")
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise ServiceError(f'For input string: "{value}"', status=400, type="number_format_exception") from None
+        if not -(2**31) <= number <= 2**31 - 1:
+            raise BadRequest(f"Value [{value}] is out of range for an integer")
+        return int(number)
+    if not -(2**31) <= value <= 2**31 - 1:
+        raise XContentParseError(f"[{locate(line, path)}] Numeric value ({xtext(value, line, path)}) out of range "
+                                 f"of int (-2147483648 - 2147483647)")
+    return int(value)
+
+
+def _meta_source(value: Any, line: bytes, path: list[str]) -> Any:
+    """``FetchSourceContext.fromXContent``: a boolean, a string, or ``{"includes": ..., "excludes": ...}``."""
+    if isinstance(value, (bool, str)):
+        return value
+    if not isinstance(value, dict):
+        raise _unparsable_body(ServiceError(f"Expected one of [VALUE_BOOLEAN, START_OBJECT] but found "
+                                            f"[{token(value)}]", status=400, type="parsing_exception"))
+    for key, item in value.items():
+        items = item if isinstance(item, list) else [item]
+        if key not in ("includes", "excludes") or not all(isinstance(i, str) for i in items):
+            bad = next((i for i in items if not isinstance(i, str)), item)
+            raise _unparsable_body(ServiceError(f"Unknown key for a {token(bad)} in [{key}].", status=400,
+                                                type="parsing_exception"))
+    return value
+
+
+def _meta_strings(value: dict[str, Any], line: bytes, path: list[str]) -> dict[str, str]:
+    """``XContentParser.mapStrings()``: every value read as text."""
+    out = {}
+    for key, item in value.items():
+        if item is None or isinstance(item, (dict, list)):
+            raise BadRequest(f"Expected text at {locate(line, [*path, key])} but found {token(item)}")
+        out[key] = xtext(item, line, [*path, key])
+    return out
+
+
+def _jackson_token(value: Any) -> str:
+    """Jackson's own token names, which its messages use (``VALUE_TRUE``, ``VALUE_NUMBER_INT``)."""
+    if isinstance(value, bool):
+        return "VALUE_TRUE" if value else "VALUE_FALSE"
+    if isinstance(value, int):
+        return "VALUE_NUMBER_INT"
+    return "VALUE_NUMBER_FLOAT" if isinstance(value, float) else token(value)
+
+
+# --- update bodies -------------------------------------------------------------------------
+
+# The fields of an update body and the tokens ES's UpdateRequest parser takes for each.
+_UPDATE_FIELDS: dict[str, tuple[str, ...]] = {
+    "doc": ("START_OBJECT",),
+    "upsert": ("START_OBJECT",),
+    "script": ("START_OBJECT", "VALUE_STRING"),
+    "doc_as_upsert": ("VALUE_BOOLEAN", "VALUE_STRING"),
+    "detect_noop": ("VALUE_BOOLEAN", "VALUE_STRING"),
+    "scripted_upsert": ("VALUE_BOOLEAN", "VALUE_STRING"),
+    "_source": ("START_OBJECT", "START_ARRAY", "VALUE_BOOLEAN", "VALUE_STRING"),
+    # read by _body_cas, which gives ES's messages for every other kind of value
+    "if_seq_no": ("VALUE_NUMBER", "VALUE_STRING", "VALUE_NULL", "VALUE_BOOLEAN", "START_ARRAY", "START_OBJECT"),
+    "if_primary_term": ("VALUE_NUMBER", "VALUE_STRING", "VALUE_NULL", "VALUE_BOOLEAN", "START_ARRAY",
+                        "START_OBJECT"),
+}
+
+
+def parse_update_body(raw: bytes, *, bulk: bool = False) -> dict[str, Any]:
+    """An update request body, checked as ES's ``UpdateRequest`` parser reads it: unknown
+    fields and values of the wrong kind are ``x_content_parse_exception`` with their location.
+    Booleans given as ``"true"``/``"false"`` are read as booleans."""
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _json_failure(exc) from None
+    if not isinstance(body, dict):
+        raise XContentParseError(f"[1:1] [UpdateRequest] Expected START_OBJECT but was: {token(body)}")
+    if nesting_depth_exceeded(body):
+        error = ServiceError(NESTING_DEPTH_MESSAGE, status=400, type="stream_constraints_exception")
+        raise _unparsable_body(error) if bulk else ParseError("Failed to parse content to map", caused_by=error)
+    for key, value in body.items():
+        accepted = _UPDATE_FIELDS.get(key)
+        if accepted is None:
+            raise XContentParseError(f"[{locate(raw, [key], key=True)}] [UpdateRequest] unknown field [{key}]")
+        if token(value) not in accepted:
+            raise XContentParseError(f"[{locate(raw, [key])}] [UpdateRequest] {key} doesn't support values of "
+                                     f"type: {token(value)}")
+        if isinstance(value, str) and "VALUE_BOOLEAN" in accepted:
+            if value not in ("true", "false", ""):
+                raise XContentParseError(
+                    f"[{locate(raw, [key])}] [UpdateRequest] failed to parse field [{key}]",
+                    caused_by=BadRequest(f"Failed to parse value [{value}] as only [true] or [false] are allowed."))
+            body[key] = value == "true"
+    return body
+
+
+def _update_problems(body: dict[str, Any]) -> list[str]:
+    """``UpdateRequest.validate``, for its body."""
+    problems = []
+    if body.get("script") is None and body.get("doc") is None:
+        problems.append("script or doc is missing")
+    if body.get("script") is not None and body.get("doc") is not None:
+        problems.append("can't provide both script and doc")
+    if body.get("doc") is None and body.get("doc_as_upsert"):
+        problems.append("doc must be specified if doc_as_upsert is enabled")
+    return problems
 
 
 @accepts(*_BULK_PARAMS)
@@ -232,6 +442,9 @@ async def bulk(request: web.Request) -> web.Response:
 
 
 async def _single(request: web.Request, op: BulkOp) -> web.Response:
+    problems = _problems(op)
+    if problems:
+        raise ValidationError(*problems)
     (item,) = await request.app[keys.DOCUMENTS].bulk([op])
     result = dict(next(iter(item.values())))
     status = result.pop("status")
@@ -254,14 +467,8 @@ async def _document_op(request: web.Request, doc_id: str | None, op_type: str) -
         raise BadRequest(f"opType must be 'create' or 'index', found: [{request.query['op_type']}]")
     op = BulkOp(action, request.match_info["index"], doc_id, versioning=versioning)
     _raise_invalid(op)
-    try:
-        source = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        source = None
-    if isinstance(source, dict):
-        op.source, op.raw = source, raw
-    else:
-        op.error = _doc_failure(1, raw)
+    op.source, op.error = _source_of(raw)
+    op.raw = raw if op.error is None else None
     return await _single(request, op)
 
 
@@ -290,10 +497,6 @@ async def create_doc(request: web.Request) -> web.Response:
     return await _document_op(request, request.match_info["id"], "create")
 
 
-_UPDATE_FIELDS = ("doc", "upsert", "doc_as_upsert", "detect_noop", "scripted_upsert", "_source", "script",
-                  "if_seq_no", "if_primary_term")
-
-
 @accepts(*_WRITE_PARAMS, "retry_on_conflict", "lang", "_source", "_source_includes", "_source_excludes")
 async def update_doc(request: web.Request) -> web.Response:
     _check_refresh(request)
@@ -302,11 +505,11 @@ async def update_doc(request: web.Request) -> web.Response:
         raise ValidationError("internal versioning can not be used for optimistic concurrency control. "
                               "Please use `if_seq_no` and `if_primary_term` instead")
     versioning = Versioning(MATCH_ANY, VersionType.INTERNAL, *_query_cas(request))
-    body = parse_json_object(await read_body(request))
-    for key in body:
-        if key not in _UPDATE_FIELDS:
-            raise XContentParseError(f"[1:2] [UpdateRequest] unknown field [{key}]")
-    if "script" in body:
+    raw = await read_body(request)
+    if not raw.strip():
+        raise ParseError("request body is required")
+    body = parse_update_body(raw)
+    if body.get("script") is not None:
         raise BadRequest("scripted updates are not supported")
     op = BulkOp("update", request.match_info["index"], request.match_info["id"], source=body,
                 versioning=_body_cas(body, versioning))

@@ -10,6 +10,7 @@ from .. import keys
 from ..errors import IndexNotFound, ParseError
 from ..params import query_bool
 from ..store.catalog import Index, validate_index_name
+from ..store.index_settings import nested
 from .middleware import accepts
 from .wire import read_json, respond
 
@@ -34,10 +35,11 @@ async def create(request: web.Request) -> web.Response:
     for key in body:
         if key not in _CREATE_FIELDS:
             raise ParseError(f"unknown key [{key}] for create index")
-    settings = body.get("settings") or {}
-    if not isinstance(settings, dict):
+    settings = body.get("settings")
+    if settings is not None and not isinstance(settings, dict):
         raise ParseError("key [settings] must be an object")
-    await request.app[keys.DOCUMENTS].create_index(name, settings, body.get("mappings") or {})
+    mappings = body.get("mappings")
+    await request.app[keys.DOCUMENTS].create_index(name, settings or {}, {} if mappings is None else mappings)
     return respond(request, {"acknowledged": True, "shards_acknowledged": True, "index": name})
 
 
@@ -69,20 +71,21 @@ def _sorted_properties(node: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _settings_of(index: Index, flat: bool) -> dict[str, object]:
+    """The index's settings as ES shows them: what was set, with the ones ES always shows,
+    sorted by key, nested unless ``flat_settings``."""
+    shown = {"index.creation_date": str(index.created_ms), "index.number_of_replicas": "1",
+             "index.number_of_shards": "1", "index.provided_name": index.name, "index.uuid": index.uuid,
+             "index.version.created": "9039000", **index.settings}
+    shown = dict(sorted(shown.items()))
+    return shown if flat else nested(shown)
+
+
 @accepts("local", "flat_settings", "include_defaults", "features", "master_timeout", *_RESOLVE_PARAMS)
 async def get(request: web.Request) -> web.Response:
-    out = {}
-    for index in _resolve(request):
-        settings = {
-            "index": {
-                "number_of_shards": "1", "number_of_replicas": "1", "uuid": index.uuid,
-                "provided_name": index.name, "creation_date": str(index.created_ms),
-                "version": {"created": "9039000"},
-                **index.settings.get("index", {}),
-                **{k: v for k, v in index.settings.items() if k != "index"},
-            }
-        }
-        out[index.name] = {"aliases": {}, "mappings": _mapping_of(index), "settings": settings}
+    flat = query_bool(request.query, "flat_settings", False)
+    out = {index.name: {"aliases": {}, "mappings": _mapping_of(index), "settings": _settings_of(index, flat)}
+           for index in _resolve(request)}
     return respond(request, out)
 
 

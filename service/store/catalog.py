@@ -14,7 +14,10 @@ import orjson
 
 from ..errors import IndexNotFound, ServiceError
 from ..patterns import wildcard
+from .index_settings import setting_bool, setting_int, stored_settings
+from .jsonenc import dumps
 from .mapping import FLOAT_TYPES, INTEGER_RANGES, Field, iter_fields, object_paths
+from .mapping_parser import DEPTH_LIMIT, FIELDS_LIMIT
 from .sql import quote
 
 DOC_COLUMNS = ("_id", "_version", "_seq_no", "_source")
@@ -94,25 +97,49 @@ class Index:
     def dynamic(self) -> str:
         return self.objects.get("", "true")
 
+    @property
+    def fields_limit(self) -> int:
+        """``index.mapping.total_fields.limit``."""
+        return setting_int(self.settings, "index.mapping.total_fields.limit", FIELDS_LIMIT)
 
-_INVALID_CHARS = set('\\/*?"<>| ,#:')
+    @property
+    def depth_limit(self) -> int:
+        """``index.mapping.depth.limit``."""
+        return setting_int(self.settings, "index.mapping.depth.limit", DEPTH_LIMIT)
+
+    @property
+    def ignore_dynamic_beyond_limit(self) -> bool:
+        """``index.mapping.total_fields.ignore_dynamic_beyond_limit``."""
+        return setting_bool(self.settings, "index.mapping.total_fields.ignore_dynamic_beyond_limit", False)
+
+
+_INVALID_CHARS = '\\/*?"<>| ,'
+# as ES prints Strings.INVALID_FILENAME_CHARS in its message
+_INVALID_LISTED = '[ , ", *, \\, <, |, ,, >, /, ?]'
 
 
 def validate_index_name(name: str) -> None:
+    """ES's checks of a new index name, in ES's order, with its messages."""
     def invalid(reason: str) -> ServiceError:
         return ServiceError(f"Invalid index name [{name}], {reason}", status=400,
                             type="invalid_index_name_exception", index_uuid="_na_", index=name)
 
+    if any(c in _INVALID_CHARS for c in name):
+        raise invalid(f"must not contain the following characters {_INVALID_LISTED}")
+    if not name:
+        raise invalid("must not be empty")
+    if "#" in name:
+        raise invalid("must not contain '#'")
+    if ":" in name:
+        raise invalid("must not contain ':'")
+    if name[0] in ("_", "-", "+"):
+        raise invalid("must not start with '_', '-', or '+'")
+    if len(name.encode()) > 255:
+        raise invalid(f"index name is too long, ({len(name.encode())} > 255)")
     if name in (".", ".."):
         raise invalid("must not be '.' or '..'")
     if name != name.lower():
         raise invalid("must be lowercase")
-    if name[:1] in ("_", "-", "+"):
-        raise invalid("must not start with '_', '-', or '+'")
-    if any(c in _INVALID_CHARS for c in name):
-        raise invalid('must not contain the following characters [ , ", *, \\, <, |, ,, >, /, ?]')
-    if len(name.encode()) > 255:
-        raise invalid(f"index name is too long, ({len(name.encode())} > 255)")
 
 
 class Catalog:
@@ -126,7 +153,7 @@ class Catalog:
             "FROM indices ORDER BY name"
         ) as cur:
             async for row in cur:
-                index = Index(row[0], row[1], row[2], row[3], row[4], orjson.loads(row[5]),
+                index = Index(row[0], row[1], row[2], row[3], row[4], stored_settings(orjson.loads(row[5])),
                               orjson.loads(row[6]), orjson.loads(row[7]), row[8])
                 index.rebuild()
                 loaded[index.name] = index
@@ -178,6 +205,5 @@ class Catalog:
 async def save_index(conn: aiosqlite.Connection, index: Index) -> None:
     await conn.execute(
         "UPDATE indices SET mappings = ?, columns = ?, next_seq_no = ? WHERE id = ?",
-        (orjson.dumps(index.mapping).decode(), orjson.dumps(index.columns).decode(), index.next_seq_no,
-         index.id),
+        (dumps(index.mapping).decode(), orjson.dumps(index.columns).decode(), index.next_seq_no, index.id),
     )

@@ -5,30 +5,38 @@ response is sent: an acknowledged write is never lost. Documents are parsed agai
 the index mapping; dynamic mapping adds columns (``ALTER TABLE ... ADD COLUMN``) the
 first time a field appears, inside the same transaction as the document. Versions and
 sequence numbers follow Elasticsearch's optimistic concurrency rules (``versioning.py``).
+
+Nothing of a rejected action is kept. Limits are checked on a copy of the mapping before
+any column is added, and an action that changes the schema (a new index, new fields) runs
+inside a savepoint with the in-memory index restored if it fails, so a rejected document
+leaves mapping, columns and catalog exactly as they were, and a failed write creates no index.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import copy
 import itertools
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, AsyncIterator
 
 import aiosqlite
 import orjson
 
-from ..errors import ServiceError
+from ..errors import IndexNotFound, ServiceError
 from .catalog import (
     TIMESTAMP_FIELD, Catalog, Index, column_affinity, save_index, validate_index_name,
 )
 from .db import Database
-from .mapping import (
-    FIELDS_LIMIT, METADATA_FIELDS, Field, ValueConversionError, add_field, converter, dynamic_spec,
-    iter_fields, merge_mappings, validate_mapping,
-)
+from .document_parser import DocumentError, DocumentParser, fill_row
+from .index_settings import setting_int, validate_settings
+from .jsonenc import dumps
+from .mapping import Field, add_field, iter_fields, merge_mappings
+from .mapping_parser import DEPTH_LIMIT, FIELDS_LIMIT, check_limits, check_object_depth, count_fields, parse_mapping
 from .sql import quote
 from .versioning import (
     MATCH_ANY, NO_VERSIONING, PRIMARY_TERM, Current, Tombstones, Versioning, VersionType, conflict,
@@ -52,11 +60,6 @@ def auto_id() -> str:
     return base64.urlsafe_b64encode(raw + _ID_NODE).decode()
 
 
-class DocumentError(ServiceError):
-    status = 400
-    type = "document_parsing_exception"
-
-
 @dataclass(slots=True)
 class BulkOp:
     """One action of a bulk request, already split from its NDJSON lines."""
@@ -69,193 +72,6 @@ class BulkOp:
     error: ServiceError | None = None  # a problem found while parsing the request
     auto_id: bool = False  # the id was generated here, so no earlier version can exist
     versioning: Versioning = NO_VERSIONING  # version, version_type, if_seq_no, if_primary_term
-
-
-# --- document parsing -----------------------------------------------------------------
-
-
-def _flatten(obj: dict[str, Any], prefix: str, out: dict[str, list[Any]], objs: list[str]) -> None:
-    for key, value in obj.items():
-        if not key:
-            raise DocumentError("field name cannot be an empty string")
-        path = f"{prefix}.{key}" if prefix else key
-        if type(value) is dict:
-            objs.append(path)
-            _flatten(value, path, out, objs)
-        elif type(value) is list:
-            _flatten_list(value, path, out, objs)
-        else:
-            bucket = out.get(path)
-            if bucket is None:
-                out[path] = [value]
-            else:
-                bucket.append(value)
-
-
-def _flatten_list(values: list[Any], path: str, out: dict[str, list[Any]], objs: list[str]) -> None:
-    bucket = out.setdefault(path, [])
-    for value in values:
-        if type(value) is dict:
-            objs.append(path)
-            _flatten(value, path, out, objs)
-        elif type(value) is list:
-            _flatten_list(value, path, out, objs)
-        else:
-            bucket.append(value)
-
-
-def encode_values(values: list[Any], kind: str) -> Any:
-    """Column value of a field: a scalar, ``None``, or a multi-value as a JSON BLOB.
-
-    Multi-values are stored as doc values are: sorted (keyword-like de-duplicated). The
-    BLOB storage class marks them unambiguously, whatever the column's type.
-    """
-    if len(values) == 1:
-        return values[0]
-    if not values:
-        return None
-    if kind == "dedup":
-        values = sorted(set(values))
-        if len(values) == 1:
-            return values[0]
-    elif kind == "sort":
-        values = sorted(values)
-    return orjson.dumps(values)
-
-
-def fill_row(obj: dict[str, Any], tree: dict[str, Any], row: list[Any]) -> bool:
-    """The common case in one pass: every key already mapped, single non-null values that
-    convert cleanly, written straight into the row. Anything else (arrays, nulls, new or
-    dotted keys, bad values) returns False, and the document goes through the general
-    parser, which also reports the errors."""
-    for key, value in obj.items():
-        entry = tree.get(key)
-        if entry is None:
-            return False
-        if type(entry) is dict:
-            if type(value) is not dict or not fill_row(value, entry, row):
-                return False
-            continue
-        if value is None or type(value) is dict or type(value) is list:
-            return False
-        try:
-            for position, convert in entry:
-                row[position] = convert(value)
-        except ValueConversionError:
-            return False
-    return True
-
-
-def _preview(value: Any) -> str:
-    return "true" if value is True else "false" if value is False else str(value)
-
-
-class DocumentParser:
-    """Turns one JSON document into the column values of its index's table."""
-
-    def __init__(self, index: Index) -> None:
-        self.index = index
-
-    def parse(self, doc: dict[str, Any], doc_id: str) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
-        """Return ``{field path: column value}`` and the new dynamic fields the document needs."""
-        index = self.index
-        flat: dict[str, list[Any]] = {}
-        objs: list[str] = []
-        for key in doc:
-            if key in METADATA_FIELDS:
-                raise DocumentError(f"Field [{key}] is a metadata field and cannot be added inside a document. "
-                                    "Use the index API request parameters.")
-        _flatten(doc, "", flat, objs)
-        for path in objs:
-            if path in index.fields:
-                f = index.fields[path]
-                raise DocumentError(self._failed(f, doc_id, "{...}"), caused_by=ServiceError(
-                    f"Can't get text on a START_OBJECT", status=400, type="illegal_state_exception"))
-        values = {}
-        new_fields: list[tuple[str, dict[str, Any]]] = []
-        for path, raw in flat.items():
-            f = index.fields.get(path)
-            if f is None:
-                if path in index.objects:
-                    if any(v is not None for v in raw):
-                        raise DocumentError(f"object mapping for [{path}] tried to parse field [{path}] as object, "
-                                            f"but found a concrete value")
-                    continue
-                spec = self._dynamic(path, raw)
-                if spec is None:
-                    continue
-                new_fields.append((path, spec))
-                f = Field(path, spec["type"], spec, convert=converter(spec["type"], spec))
-                subs = [Field(f"{path}.{n}", s["type"], s, parent=path, convert=converter(s["type"], s))
-                        for n, s in spec.get("fields", {}).items()]
-            else:
-                if f.target is not None:
-                    raise DocumentError(f"Cannot write to a field alias [{path}].")
-                subs = index.subfields.get(path, ())
-            values[path] = self._convert(f, raw, doc_id)
-            for sub in subs:
-                values[sub.path] = self._convert(sub, raw, doc_id)
-        return values, new_fields
-
-    def _dynamic(self, path: str, raw: list[Any]) -> dict[str, Any] | None:
-        index = self.index
-        parts = path.split(".")
-        for i in range(1, len(parts)):
-            prefix = ".".join(parts[:i])
-            if prefix in index.fields:
-                existing = index.fields[prefix]
-                raise DocumentError(f"Could not dynamically add mapping for field [{path}]. Existing mapping for "
-                                    f"[{prefix}] must be of type object but found [{existing.type}].")
-        parent = ".".join(parts[:-1])
-        while parent not in index.objects:
-            parent = parent.rpartition(".")[0]
-        dynamic = index.objects[parent]
-        first = next((v for v in raw if v is not None), None)
-        if first is None:
-            return None
-        if dynamic == "strict":
-            raise ServiceError(f"[{path.rpartition('.')[0] or '_doc'}] mapping set to strict, dynamic introduction "
-                               f"of [{parts[-1]}] within [{parent or '_doc'}] is not allowed",
-                               status=400, type="strict_dynamic_mapping_exception")
-        if dynamic in ("false", "runtime"):
-            return None
-        return dynamic_spec(first)
-
-    def _convert(self, f: Field, raw: list[Any], doc_id: str) -> Any:
-        if len(raw) == 1 and f.fast:
-            value = raw[0]
-            if value is not None:
-                try:
-                    return f.convert(value)
-                except ValueConversionError:
-                    pass  # the general path below reports it
-        params = f.params
-        null_value = params.get("null_value")
-        ignore_above = params.get("ignore_above")
-        convert = f.convert
-        out = []
-        for value in raw:
-            if value is None:
-                if null_value is None:
-                    continue
-                value = null_value
-            try:
-                converted = convert(value)
-            except ValueConversionError as exc:
-                if params.get("ignore_malformed"):
-                    continue
-                raise DocumentError(self._failed(f, doc_id, _preview(value)), caused_by=ServiceError(
-                    str(exc), status=400, type="illegal_argument_exception")) from None
-            if ignore_above is not None and isinstance(converted, str) and len(converted) > ignore_above:
-                continue
-            if converted is not None:
-                out.append(converted)
-        return encode_values(out, f.sort_kind)
-
-    @staticmethod
-    def _failed(f: Field, doc_id: str, preview: str) -> str:
-        return (f"failed to parse field [{f.path}] of type [{f.type}] in document with id '{doc_id}'. "
-                f"Preview of field's value: '{preview}'")
 
 
 # --- the store ------------------------------------------------------------------------
@@ -271,8 +87,14 @@ class DocumentStore:
         async with self.db.read() as conn:
             await self.catalog.load(conn)
 
-    async def create_index(self, name: str, settings: dict[str, Any], mappings: dict[str, Any]) -> Index:
-        validate_mapping(mappings)
+    async def create_index(self, name: str, settings: Any, mappings: Any) -> Index:
+        """``PUT /<index>``: settings, then mappings, are validated as ES validates them before
+        anything is stored."""
+        flat = validate_settings(settings)
+        depth_limit = setting_int(flat, "index.mapping.depth.limit", DEPTH_LIMIT)
+        mapping = parse_mapping(mappings, depth_limit=depth_limit)
+        check_limits(mapping, fields_limit=setting_int(flat, "index.mapping.total_fields.limit", FIELDS_LIMIT),
+                     depth_limit=depth_limit)
         try:
             async with self.db.write() as conn:
                 if name in self.catalog.indices:
@@ -280,7 +102,7 @@ class DocumentStore:
                     raise ServiceError(f"index [{name}/{existing.uuid}] already exists", status=400,
                                        type="resource_already_exists_exception", index_uuid=existing.uuid,
                                        index=name)
-                return await _insert_index(conn, self.catalog, name, settings, mappings)
+                return await _insert_index(conn, self.catalog, name, flat, mapping)
         except BaseException:
             await self.reload_catalog()
             raise
@@ -296,15 +118,23 @@ class DocumentStore:
             await self.reload_catalog()
             raise
 
-    async def put_mapping(self, indices: list[Index], update: dict[str, Any]) -> None:
-        validate_mapping(update)
+    async def put_mapping(self, indices: list[Index], update: Any) -> None:
+        """``PUT /<index>/_mapping``: the update is merged into each index's mapping and every
+        merged mapping checked (parse, type changes, limits) before any is stored; then all are
+        stored in one transaction."""
         try:
             async with self.db.write() as conn:
-                for index in indices:
-                    merged = merge_mappings(index.mapping, update)
-                    new_paths = {f.path for f in iter_fields(merged)} - set(index.columns)
+                plans = []
+                for stale in indices:
+                    index = self.catalog.indices.get(stale.name)
+                    if index is None:
+                        raise IndexNotFound(stale.name)
+                    merged = merge_mappings(index.mapping, parse_mapping(update, depth_limit=index.depth_limit))
+                    check_limits(merged, fields_limit=index.fields_limit, depth_limit=index.depth_limit)
+                    plans.append((index, merged))
+                for index, merged in plans:
                     index.mapping = merged
-                    await _add_columns(conn, index, [f for f in iter_fields(merged) if f.path in new_paths])
+                    await _add_columns(conn, index, [f for f in iter_fields(merged) if f.path not in index.columns])
                     await save_index(conn, index)
         except BaseException:
             await self.reload_catalog()
@@ -360,7 +190,7 @@ async def _insert_index(conn: aiosqlite.Connection, catalog: Catalog, name: str,
     async with conn.execute(
         "INSERT INTO indices (name, uuid, table_name, created_ms, settings, mappings, columns) "
         "VALUES (?, ?, ?, ?, ?, ?, '{}') RETURNING id",
-        (name, uuid, table, created, orjson.dumps(settings).decode(), orjson.dumps(mappings).decode()),
+        (name, uuid, table, created, orjson.dumps(settings).decode(), dumps(mappings).decode()),
     ) as cur:
         (index_id,) = await cur.fetchone()  # type: ignore[misc]
     await conn.execute(
@@ -375,13 +205,11 @@ async def _insert_index(conn: aiosqlite.Connection, catalog: Catalog, name: str,
 
 
 async def _add_columns(conn: aiosqlite.Connection, index: Index, fields: list[Field]) -> None:
-    """Give each new leaf field a column (and ``@timestamp`` an index), then rebuild."""
+    """Give each new leaf field a column (and ``@timestamp`` an index), then rebuild. The
+    caller has checked the mapping's limits."""
     for f in fields:
         if f.target is not None or f.path in index.columns:
             continue
-        if len(index.columns) >= FIELDS_LIMIT:
-            raise ServiceError(f"Limit of total fields [{FIELDS_LIMIT}] has been exceeded", status=400,
-                               type="illegal_argument_exception")
         column = f"c{len(index.columns) + 1}"
         await conn.execute(f"ALTER TABLE {quote(index.table)} ADD COLUMN {quote(column)} {column_affinity(f.type)}")
         if f.path == TIMESTAMP_FIELD and f.type in ("date", "date_nanos"):
@@ -390,16 +218,89 @@ async def _add_columns(conn: aiosqlite.Connection, index: Index, fields: list[Fi
     index.rebuild()
 
 
+@contextlib.asynccontextmanager
+async def _savepoint(conn: aiosqlite.Connection) -> AsyncIterator[None]:
+    """A nested transaction: if the block raises, everything it did is undone."""
+    await conn.execute("SAVEPOINT action")
+    try:
+        yield
+    except BaseException:
+        # Cancelled or not, the statements already handed to the connection's thread run
+        # in order, so the rollback still comes after them.
+        await asyncio.shield(conn.execute("ROLLBACK TO action"))
+        await asyncio.shield(conn.execute("RELEASE action"))
+        raise
+    await conn.execute("RELEASE action")
+
+
+def _limit_failure(reason: str) -> DocumentError:
+    """How ES's document parser reports a limit hit while mapping a document's fields."""
+    return DocumentError(f"failed to parse: {reason}",
+                         caused_by=ServiceError(reason, status=400, type="illegal_argument_exception"))
+
+
+def _plan_dynamic_update(index: Index, new_fields: list[tuple[str, dict[str, Any]]]
+                         ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    """The index's mapping with a document's new fields added (a copy), and the fields added.
+
+    As ES checks each new mapper in document order: an object deeper than
+    ``index.mapping.depth.limit``, or more fields than ``index.mapping.total_fields.limit``,
+    refuses the document, unless ``ignore_dynamic_beyond_limit`` is set, which leaves the
+    fields that do not fit unmapped.
+    """
+    room = index.fields_limit - count_fields(index.mapping)
+    ignore = index.ignore_dynamic_beyond_limit
+    mapping = copy.deepcopy(index.mapping)
+    added, created, accepted = 0, set(), []
+    for path, spec in new_fields:
+        parts = path.split(".")
+        objects = [p for p in (".".join(parts[:i]) for i in range(1, len(parts)))
+                   if p not in index.objects and p not in created]
+        for obj in objects:
+            try:
+                check_object_depth(obj, index.depth_limit)
+            except ServiceError as err:
+                raise _limit_failure(err.reason or "") from None
+        cost = len(objects) + 1 + len(spec.get("fields", {}))
+        if added + cost > room:
+            if ignore:
+                continue
+            # ES counts each new object as it meets it, then the field with its multi-fields
+            extra = next((k + 1 for k in range(len(objects)) if added + k + 1 > room), cost)
+            raise _limit_failure(f"Limit of total fields [{index.fields_limit}] has been exceeded while adding "
+                                 f"new fields [{added + extra}]")
+        added += cost
+        created.update(objects)
+        add_field(mapping, path, spec)
+        accepted.append((path, spec))
+    return mapping, accepted
+
+
 def _item(op: BulkOp, index_name: str, doc_id: str | None, status: int, **body: Any) -> dict[str, Any]:
     return {op.action: {"_index": index_name, "_id": doc_id, **body, "status": status}}
 
 
+_INDEX_LEVEL_ERRORS = ("index_not_found_exception", "invalid_index_name_exception")
+
+
 def _error_item(op: BulkOp, index: Index | None, index_name: str, doc_id: str | None,
-                err: ServiceError) -> dict[str, Any]:
+                err: ServiceError, *, on_shard: bool = True) -> dict[str, Any]:
+    """A failed item. Errors raised on the shard name it, as ES's do (``_na_`` for the uuid
+    of an index that a failed write did not create)."""
     error = err.to_dict()
-    if index is not None:
-        error.update(index_uuid=index.uuid, shard="0", index=index.name)
+    if on_shard and err.type not in _INDEX_LEVEL_ERRORS:
+        error.update(index_uuid=index.uuid if index is not None else "_na_", shard="0", index=index_name)
     return _item(op, index_name, doc_id, err.status, error=error)
+
+
+def _document_missing(doc_id: str) -> ServiceError:
+    return ServiceError(f"[{doc_id}]: document missing", status=404, type="document_missing_exception")
+
+
+def _upserts(body: dict[str, Any] | None) -> bool:
+    """Whether an update creates the document when it is missing."""
+    body = body or {}
+    return bool(body.get("doc_as_upsert")) and isinstance(body.get("doc"), dict) or isinstance(body.get("upsert"), dict)
 
 
 _MISSING = object()
@@ -479,30 +380,73 @@ class _WriteSession:
         name = op.index or ""
         if op.id is None and op.action in ("index", "create"):
             op.id, op.auto_id = auto_id(), True
-        if op.error is not None:
-            return _error_item(op, None, name, op.id, op.error)
         index = self.catalog.indices.get(name)
+        if op.error is not None:  # found while parsing: only a bad document is the shard's error
+            return _error_item(op, index, name, op.id, op.error,
+                               on_shard=op.error.type == "document_parsing_exception")
         try:
             if index is None:
-                index = await self._create_index(name)
+                return await self._apply_to_new_index(op, name)
             self.touched[name] = index
-            doc_id = op.id or ""  # index and create got theirs above
-            if op.action in ("index", "create"):
-                if op.auto_id:  # ES appends these without any version check
-                    return await self._write(op, index, doc_id, op.source or {}, op.raw, None, 1)
-                state = await self._lookup(index, doc_id)
-                version = op.versioning.resolve(doc_id, state, create=op.action == "create")
-                return await self._write(op, index, doc_id, op.source or {}, op.raw, state, version)
-            if op.action == "delete":
-                return await self._delete(op, index, doc_id)
-            return await self._update(op, index, doc_id)
+            return await self._dispatch(op, index)
         except ServiceError as err:
-            return _error_item(op, index, name, op.id, err)
+            return _error_item(op, self.catalog.indices.get(name), name, op.id, err)
 
-    async def _create_index(self, name: str) -> Index:
+    async def _dispatch(self, op: BulkOp, index: Index) -> dict[str, Any]:
+        doc_id = op.id or ""  # index and create got theirs in apply()
+        if op.action in ("index", "create"):
+            if op.auto_id:  # ES appends these without any version check
+                return await self._write(op, index, doc_id, op.source or {}, op.raw, None, 1)
+            state = await self._lookup(index, doc_id)
+            version = op.versioning.resolve(doc_id, state, create=op.action == "create")
+            return await self._write(op, index, doc_id, op.source or {}, op.raw, state, version)
+        if op.action == "delete":
+            return await self._delete(op, index, doc_id)
+        return await self._update(op, index, doc_id)
+
+    async def _apply_to_new_index(self, op: BulkOp, name: str) -> dict[str, Any]:
+        """A write to a missing index creates it, but only if the write succeeds: a delete is
+        ``index_not_found_exception``, an update without upsert a missing document, and any
+        other failure undoes the creation with the rest of the action."""
+        if op.action == "delete":
+            raise IndexNotFound(name)
+        if op.action == "update" and not _upserts(op.source):
+            raise _document_missing(op.id or "")
         validate_index_name(name)
         await self._flush()
-        return await _insert_index(self.conn, self.catalog, name, {}, {})
+        try:
+            async with _savepoint(self.conn):
+                index = await _insert_index(self.conn, self.catalog, name, {}, {})
+                self.touched[name] = index
+                return await self._dispatch(op, index)
+        except BaseException:
+            self.catalog.indices.pop(name, None)
+            self.touched.pop(name, None)
+            self.parsers.pop(name, None)
+            raise
+
+    async def _extend_mapping(self, index: Index, new_fields: list[tuple[str, dict[str, Any]]],
+                              values: dict[str, Any]) -> None:
+        """Map a document's new fields and give them columns, all or nothing: the limits are
+        checked on a copy of the mapping first, and a failure part-way restores the index."""
+        mapping, accepted = _plan_dynamic_update(index, new_fields)
+        if len(accepted) < len(new_fields):  # the rest stay unmapped (ignore_dynamic_beyond_limit)
+            mapped = {path for path, _ in accepted}
+            for path, spec in new_fields:
+                if path not in mapped:
+                    values.pop(path, None)
+                    for sub in spec.get("fields", {}):
+                        values.pop(f"{path}.{sub}", None)
+        await self._flush()
+        old_mapping, old_columns = index.mapping, dict(index.columns)
+        try:
+            async with _savepoint(self.conn):
+                index.mapping = mapping
+                await _add_columns(self.conn, index, [f for f in iter_fields(mapping) if f.path not in index.columns])
+        except BaseException:
+            index.mapping, index.columns = old_mapping, old_columns
+            index.rebuild()
+            raise
 
     async def _write(self, op: BulkOp, index: Index, doc_id: str, doc: dict[str, Any], raw: bytes | None,
                      state: Current | None, version: int) -> dict[str, Any]:
@@ -514,18 +458,16 @@ class _WriteSession:
                 parser = self.parsers[index.name] = DocumentParser(index)
             values, new_fields = parser.parse(doc, doc_id)
             if new_fields:
-                await self._flush()
-                for path, spec in new_fields:
-                    add_field(index.mapping, path, spec)
-                await _add_columns(self.conn, index,
-                                   [f for f in iter_fields(index.mapping) if f.path not in index.columns])
+                await self._extend_mapping(index, new_fields, values)
             row = [None] * (4 + len(index.columns))
             positions = index.positions
             for path, value in values.items():
-                row[positions[path]] = value
+                position = positions.get(path)
+                if position is not None:  # fields inside nested objects live in _source only
+                    row[position] = value
         seq_no = index.next_seq_no
         index.next_seq_no = seq_no + 1
-        source = raw if raw is not None else orjson.dumps(doc)
+        source = raw if raw is not None else dumps(doc)
         row[0], row[1], row[2], row[3] = doc_id, version, seq_no, source
         self.pending.append((index.upsert_sql, tuple(row)))
         if len(self.pending) >= _FLUSH_ROWS:
@@ -563,15 +505,15 @@ class _WriteSession:
             elif isinstance(body.get("upsert"), dict):
                 upsert = body["upsert"]
             else:
-                raise ServiceError(f"[{doc_id}]: document missing", status=404, type="document_missing_exception")
+                raise _document_missing(doc_id)
             # ES upserts as op_type create; validation keeps if_seq_no away from upserts.
             version = NO_VERSIONING.resolve(doc_id, state, create=True)
             return await self._write(op, index, doc_id, upsert, None, state, version)
         # ES checks if_seq_no when it reads the document, before noop detection.
         version = op.versioning.resolve(doc_id, state)
         current = orjson.loads(await self._source_of(index, doc_id))
-        merged = _deep_merge(current, partial or {})
-        if merged == current and body.get("detect_noop", True):
+        merged, changed = _deep_merge(current, partial or {})
+        if not changed and body.get("detect_noop", True):
             return _item(op, index.name, doc_id, 200, _version=state.version, result="noop",
                          _shards={"total": 0, "successful": 0, "failed": 0}, _seq_no=state.seq_no,
                          _primary_term=PRIMARY_TERM)
@@ -604,11 +546,20 @@ class _WriteSession:
         await asyncio.gather(*self.inflight, return_exceptions=True)
 
 
-def _deep_merge(current: dict[str, Any], partial: dict[str, Any]) -> dict[str, Any]:
+def _deep_merge(current: dict[str, Any], partial: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """``partial`` merged into a copy of ``current``, objects key by key, and whether that
+    changed anything (with a stack, not recursion: both may nest a thousand levels)."""
     out = dict(current)
-    for key, value in partial.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+    changed = False
+    stack = [(out, partial)]
+    while stack:
+        target, updates = stack.pop()
+        for key, value in updates.items():
+            existing = target.get(key, _MISSING)
+            if isinstance(value, dict) and isinstance(existing, dict):
+                target[key] = merged = dict(existing)
+                stack.append((merged, value))
+            else:
+                changed = changed or existing is _MISSING or type(existing) is not type(value) or existing != value
+                target[key] = value
+    return out, changed

@@ -1,6 +1,7 @@
 """Index mappings: validation, the field list they imply, and value conversion.
 
-A mapping is kept in Elasticsearch's own JSON shape (what ``GET _mapping`` returns).
+A mapping is kept in Elasticsearch's own JSON shape (what ``GET _mapping`` returns), as
+``mapping_parser.parse_mapping`` checked and normalised it.
 Every leaf field that has doc values gets its own SQLite column; multi-fields
 (``message.keyword``, ``height.float``) get columns of their own, derived from the
 parent value at index time with the sub-field's own conversion, as ES does.
@@ -14,7 +15,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import MapperParsingError, ServiceError
+from ..errors import ServiceError
 from .dates import date_parser, detect_date
 
 STRING_TYPES = {"keyword", "constant_keyword", "wildcard", "text", "match_only_text", "version"}
@@ -65,7 +66,6 @@ ROOT_PARAMS = OBJECT_PARAMS | {"_source", "_meta", "_routing", "date_detection",
 METADATA_FIELDS = {"_id", "_index", "_source", "_routing", "_version", "_seq_no", "_primary_term",
                    "_ignored", "_field_names", "_doc_count", "_tier", "_data_stream_timestamp",
                    "_nested_path", "_feature", "_ignored_source"}
-FIELDS_LIMIT = 1000
 
 
 @dataclass(slots=True)
@@ -226,73 +226,7 @@ def converter(type_: str, params: dict[str, Any]) -> Callable[[Any], Any]:
     return _opaque
 
 
-# --- mapping validation and the field list -------------------------------------------
-
-
-def _check_params(path: str, type_: str, spec: dict[str, Any]) -> None:
-    allowed = COMMON_PARAMS | TYPE_PARAMS.get(type_, set())
-    if type_ == "alias":
-        allowed = {"type", "path"}
-    for name in spec:
-        if name not in allowed:
-            raise MapperParsingError(f"unknown parameter [{name}] on mapper [{path}] of type [{type_}]")
-
-
-def validate_mapping(mapping: Any) -> dict[str, Any]:
-    """Check a ``mappings`` object as ``PUT /<index>`` receives it; return it unchanged."""
-    if not isinstance(mapping, dict):
-        raise MapperParsingError("Failed to parse mapping: Expected map for property [mappings] on field "
-                                 "[mappings] but got a class java.lang.String")
-    for key in mapping:
-        if key not in ROOT_PARAMS:
-            raise MapperParsingError(f"Root mapping definition has unsupported parameters:  [{key} : "
-                                     f"{mapping[key]}]")
-    dynamic = mapping.get("dynamic", True)
-    if str(dynamic).lower() not in ("true", "false", "strict", "runtime"):
-        raise MapperParsingError(f"Could not convert [dynamic] to boolean")
-    _validate_properties(mapping.get("properties", {}), "")
-    return mapping
-
-
-def _validate_properties(properties: Any, prefix: str) -> None:
-    if not isinstance(properties, dict):
-        raise MapperParsingError(f"Expected map for property [properties] on field [{prefix or '_doc'}]")
-    for name, spec in properties.items():
-        path = prefix + name
-        if not name or name.startswith(".") or name.endswith("."):
-            raise MapperParsingError(f"field name cannot be an empty string" if not name
-                                     else f"field name cannot contain only whitespace: ['{path}']")
-        if path in METADATA_FIELDS:
-            raise MapperParsingError(f"Field [{path}] is defined more than once")
-        if not isinstance(spec, dict):
-            raise MapperParsingError(f"Expected map for property [fields] on field [{path}] but got a "
-                                     f"class java.lang.String")
-        type_ = spec.get("type", "object" if "properties" in spec or not spec else None)
-        if type_ is None:
-            raise MapperParsingError(f"No type specified for field [{path}]")
-        if type_ not in ALL_TYPES:
-            raise MapperParsingError(f"No handler for type [{type_}] declared on field [{name}]")
-        if type_ in OBJECT_TYPES:
-            for key in spec:
-                if key not in OBJECT_PARAMS:
-                    raise MapperParsingError(f"unknown parameter [{key}] on mapper [{path}] of type [{type_}]")
-            _validate_properties(spec.get("properties", {}), path + ".")
-            continue
-        _check_params(path, type_, spec)
-        if type_ == "alias" and not isinstance(spec.get("path"), str):
-            raise MapperParsingError(f"The [path] property must be specified for field [{path}].")
-        if type_ == "scaled_float" and "scaling_factor" not in spec:
-            raise MapperParsingError(f"Field [scaling_factor] is required")
-        if "null_value" in spec and spec["null_value"] is not None:
-            try:
-                converter(type_, spec)(spec["null_value"])
-            except ValueConversionError as exc:
-                raise MapperParsingError(f"Failed to parse mapping: {exc}") from None
-        for sub_name, sub in (spec.get("fields") or {}).items():
-            sub_type = sub.get("type") if isinstance(sub, dict) else None
-            if sub_type not in LEAF_TYPES:
-                raise MapperParsingError(f"No handler for type [{sub_type}] declared on field [{sub_name}]")
-            _check_params(f"{path}.{sub_name}", sub_type, sub)
+# --- the field list -------------------------------------------------------------------
 
 
 def iter_fields(mapping: dict[str, Any]) -> list[Field]:
@@ -341,6 +275,8 @@ def add_field(mapping: dict[str, Any], path: str, spec: dict[str, Any]) -> None:
     node = mapping.setdefault("properties", {})
     for part in parts[:-1]:
         child = node.setdefault(part, {"properties": {}})
+        if child.get("type") == "object":
+            del child["type"]  # ES shows an object's type only while it has no fields
         node = child.setdefault("properties", {})
     node[parts[-1]] = spec
 
@@ -384,6 +320,8 @@ def _merge_properties(current: dict[str, Any], update: dict[str, Any], prefix: s
             out[name] = {**existing, **{k: v for k, v in spec.items() if k != "properties"},
                          "properties": _merge_properties(existing.get("properties", {}),
                                                          spec.get("properties", {}), f"{prefix}{name}.")}
+            if out[name].get("type") == "object" and out[name]["properties"]:
+                del out[name]["type"]  # as ES shows objects: the type only while they have no fields
         else:
             out[name] = {**existing, **spec, "fields": {**existing.get("fields", {}), **spec.get("fields", {})}}
             if not out[name]["fields"]:
