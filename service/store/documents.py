@@ -24,6 +24,7 @@ from .catalog import (
     TIMESTAMP_FIELD, Catalog, Index, column_affinity, save_index, validate_index_name,
 )
 from .db import Database
+from .disk import block_writes
 from .mapping import (
     FIELDS_LIMIT, METADATA_FIELDS, Field, ValueConversionError, add_field, converter, dynamic_spec,
     iter_fields, merge_mappings, validate_mapping,
@@ -269,7 +270,7 @@ class DocumentStore:
     async def create_index(self, name: str, settings: dict[str, Any], mappings: dict[str, Any]) -> Index:
         validate_mapping(mappings)
         try:
-            async with self.db.write() as conn:
+            async with self.db.write(indices=[name]) as conn:
                 if name in self.catalog.indices:
                     existing = self.catalog.indices[name]
                     raise ServiceError(f"index [{name}/{existing.uuid}] already exists", status=400,
@@ -282,7 +283,7 @@ class DocumentStore:
 
     async def delete_indices(self, indices: list[Index]) -> None:
         try:
-            async with self.db.write() as conn:
+            async with self.db.write(grows=False, indices=[i.name for i in indices]) as conn:
                 for index in indices:
                     await conn.execute(f"DROP TABLE IF EXISTS {quote(index.table)}")
                     await conn.execute("DELETE FROM indices WHERE id = ?", (index.id,))
@@ -294,7 +295,7 @@ class DocumentStore:
     async def put_mapping(self, indices: list[Index], update: dict[str, Any]) -> None:
         validate_mapping(update)
         try:
-            async with self.db.write() as conn:
+            async with self.db.write(indices=[i.name for i in indices]) as conn:
                 for index in indices:
                     merged = merge_mappings(index.mapping, update)
                     new_paths = {f.path for f in iter_fields(merged)} - set(index.columns)
@@ -306,9 +307,13 @@ class DocumentStore:
             raise
 
     async def bulk(self, ops: list[BulkOp]) -> list[dict[str, Any]]:
-        """Apply every action in one transaction; return the per-item results in order."""
+        """Apply every action in one transaction; return the per-item results in order.
+        In the flood stage every action but ``delete`` fails with the block, item by item."""
+        if await self.db.flood_stage():
+            block_writes(ops)
+        grows = any(op.action != "delete" and op.error is None for op in ops)
         try:
-            async with self.db.write() as conn:
+            async with self.db.write(grows=grows, indices=[op.index for op in ops if op.index]) as conn:
                 session = _WriteSession(conn, self.catalog)
                 try:
                     await session.prefetch(ops)
