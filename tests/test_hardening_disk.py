@@ -7,6 +7,7 @@ the reason otherwise), where SQLite itself meets ENOSPC.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import subprocess
@@ -22,7 +23,10 @@ from elasticsearch import ApiError, AsyncElasticsearch
 from conftest import ROOT, ServerProcess, assert_live, index_state
 from service.__main__ import main
 from service.app import create_app
+from service.query.control import Control
 from service.settings import Settings
+from service.store.db import Database
+from service.store.disk import FloodStageBlock
 
 BLOCK = "blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];"
 BEYOND_ANY_DISK = "1pb"  # an absolute free size larger than the disk: a real check, always past it
@@ -221,6 +225,32 @@ async def test_a_full_disk_answers_429_rolls_back_and_still_deletes(aiohttp_serv
     conn.close()
 
 
+async def test_a_transaction_sqlite_cancels_on_a_full_disk_leaves_nothing_behind(tiny_disk: Path) -> None:
+    """On SQLITE_FULL in the middle of a statement SQLite rolls the whole transaction back; a
+    statement already queued behind it (as a bulk queues its batches) must not then run in
+    autocommit mode and keep half the request."""
+    db = Database(tiny_disk / "data" / "esquire.db")  # no watermark: only ENOSPC stops it
+    await db.open()
+    try:
+        async with db.write() as conn:
+            await conn.execute("CREATE TABLE t (v BLOB)")
+        await db.writer.execute("PRAGMA cache_size = 8")  # spill to the WAL mid-transaction, as a big bulk does
+        with pytest.raises(FloodStageBlock):
+            async with db.write(indices=["t"]) as conn:
+                queued = [asyncio.ensure_future(conn.executemany("INSERT INTO t VALUES (?)", [(b"x" * 3000,)] * 2000)),
+                          asyncio.ensure_future(conn.executemany("INSERT INTO t VALUES (?)", [(b"late",)] * 10))]
+                first, late = await asyncio.gather(*queued, return_exceptions=True)
+                assert isinstance(late, sqlite3.DatabaseError) and str(late) == "not authorized"
+                raise first
+        async with db.read() as conn:
+            async with conn.execute("SELECT count(*) FROM t") as cur:
+                assert (await cur.fetchone())[0] == 0
+        async with db.write(grows=False) as conn:  # and the writer still works
+            await conn.execute("DELETE FROM t")
+    finally:
+        await db.close()
+
+
 def _serve(data: Path, env: dict[str, str], port: int = 0) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "service", "serve", "--port", str(port), "--data-dir", str(data)],
                           cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
@@ -317,3 +347,20 @@ async def test_a_search_past_the_byte_cap_stores_what_fits_and_ends_partial(
         await es.esql.async_query_delete(id=resp["id"])  # the budget comes back with the delete
         small = await es.esql.async_query(query="ROW a = 1 | LIMIT 1", keep_on_completion=True, wait_for_completion_timeout="10s")
         assert (await es.esql.async_query_get(id=small["id"]))["is_partial"] is False
+
+
+async def test_a_running_search_stops_storing_at_the_byte_cap(aiohttp_server, aiohttp_client, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = base_settings(tmp_path / "data", max_stored_search_bytes=30_000)
+    async with serving(aiohttp_server, aiohttp_client, settings) as (es, http):
+        await es.bulk(operations=docs(5000), index="logs", refresh=True)
+        monkeypatch.setattr(Control, "pause_s", 0.01)  # stored from the start, rows written while it runs
+        resp = await es.esql.async_query(query="FROM logs | KEEP message | LIMIT 5000",
+                                         wait_for_completion_timeout="0s")
+        assert resp["is_running"] is True
+        await assert_live(http)
+        done = await es.esql.async_query_get(id=resp["id"], wait_for_completion_timeout="30s")
+        assert done["is_running"] is False and done["is_partial"] is True
+        assert done["values"] == [[f"event {i:010d}"] for i in range(1500)]  # 30000 bytes of 20-byte rows
+        (failure,) = done["_clusters"]["details"]["(local)"]["failures"]
+        assert failure["reason"]["reason"].startswith("Can't store an async search response larger than [30000]")
