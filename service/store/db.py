@@ -149,8 +149,9 @@ class Database:
         A write that ``grows`` the database is refused with Elasticsearch's flood-stage block
         (429 ``cluster_block_exception`` naming ``indices``) while the disk is past the
         watermark. Deletes and small bookkeeping (``grows=False``) go on, the space reserve
-        given up for them. When SQLite itself finds the disk full, the transaction is rolled
-        back and the same 429 answered; the database stays as it was.
+        given up for them when the disk is that close to full. When SQLite itself finds the
+        disk full, the transaction is rolled back, the reserve given up and the same 429
+        answered; the database stays as it was.
 
         The commit or rollback is shielded: a cancelled caller can neither leave the
         transaction open nor skip the commit of work it already did.
@@ -160,7 +161,7 @@ class Database:
             if await self.flood_stage():
                 if grows:
                     raise FloodStageBlock(indices)
-                self.disk.release_reserve()
+                self.disk.make_room()
             conn = self.writer
             await conn.execute("BEGIN IMMEDIATE")
             try:

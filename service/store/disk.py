@@ -14,8 +14,8 @@ deleting an index does lift the block.
 
 A reserve file (``disk_reserve_bytes``) holds a little space back for the moment the disk is
 truly full: a delete in WAL mode must still append its frames to the WAL. It is given up when
-SQLite meets a full disk and before any write that must go through while blocked, and made
-again once there is room. While it is missing it counts as used space, so the space it gave
+SQLite meets a full disk, or before a write that must go through while blocked once the
+filesystem has less room left than the reserve holds; it is made again once there is room. While it is missing it counts as used space, so the space it gave
 back is never what lets growing writes resume.
 """
 
@@ -202,6 +202,15 @@ class DiskMonitor:
         self.blocked = True
         self._checked = self.clock()
         self.release_reserve()
+
+    def make_room(self) -> None:
+        """Before a write that must go through while blocked (a delete): give up the reserve
+        when the filesystem itself has less room left than the reserve would give."""
+        want = self.policy.reserve_bytes
+        if want and self.reserve.exists():
+            st = os.statvfs(self.directory)
+            if st.f_bavail * st.f_frsize < want:
+                self.release_reserve()
 
     def release_reserve(self) -> bool:
         """Delete the reserve file; True if there was one to give up."""
