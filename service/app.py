@@ -20,6 +20,7 @@ from .runtime import DataDirLock
 from .settings import Settings
 from .store.catalog import Catalog
 from .store.db import Database
+from .store.disk import FloodStageBlock
 from .store.documents import DocumentStore
 from .store.searches import SearchStore
 
@@ -42,8 +43,29 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 @contextlib.asynccontextmanager
 async def _opened_store(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    db = Database(settings.db_path, synchronous=settings.sqlite_synchronous, readers=settings.read_connections)
+    db = Database(settings.db_path, synchronous=settings.sqlite_synchronous, readers=settings.read_connections,
+                  disk=settings.disk_policy)
     await db.open()
+    try:
+        await _load(app, db)
+    except FloodStageBlock:  # a start-up write met a full disk: exit with one line, never half-started
+        await db.close()
+        raise db.disk.no_space() from None
+    except BaseException:
+        await db.close()
+        raise
+    runner = app[keys.RUNNER]
+    try:
+        yield
+    finally:
+        await app[keys.SEARCHES].shutdown()
+        await runner.close()
+        await db.close()
+
+
+async def _load(app: web.Application, db: Database) -> None:
+    """Everything built on the open database: catalog, node ids, the search lifecycle."""
+    settings = app[keys.SETTINGS]
     catalog = Catalog()
     async with db.read() as conn:
         await catalog.load(conn)
@@ -51,7 +73,7 @@ async def _opened_store(app: web.Application) -> AsyncIterator[None]:
     app[keys.CATALOG] = catalog
     app[keys.DOCUMENTS] = DocumentStore(db, catalog)
     node = app[keys.NODE] = await load_node(db, settings)
-    store = SearchStore(db)
+    store = SearchStore(db, max_searches=settings.max_stored_searches, max_bytes=settings.max_stored_search_bytes)
     interrupted = await store.finish_interrupted()
     if interrupted:
         log.warning("searches interrupted by the last shutdown finished as partial", count=interrupted)
@@ -59,12 +81,6 @@ async def _opened_store(app: web.Application) -> AsyncIterator[None]:
     runner = app[keys.RUNNER] = Runner(db.path, settings.max_running_queries)
     runner.pool.warm_up()
     app[keys.SEARCHES] = AsyncSearches(store, runner, manager)
-    try:
-        yield
-    finally:
-        await app[keys.SEARCHES].shutdown()
-        await runner.close()
-        await db.close()
 
 
 async def _drain(app: web.Application) -> None:

@@ -26,8 +26,8 @@ class Node:
 
 
 async def load_node(db: Database, settings: Settings) -> Node:
-    """Read the node and cluster ids, creating them on the first start."""
-    async with db.write() as conn:
+    """Read the node and cluster ids, creating them on the first start (in the flood stage too)."""
+    async with db.write(grows=False) as conn:
         for key in ("node_id", "cluster_uuid"):
             await conn.execute("INSERT OR IGNORE INTO node_info (key, value) VALUES (?, ?)", (key, new_uuid()))
         async with conn.execute("SELECT key, value FROM node_info") as cur:

@@ -72,7 +72,12 @@ class DataDirLock:
         holder = {"pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "address": address}
         os.ftruncate(fd, 0)
-        os.pwrite(fd, orjson.dumps(holder) + b"\n", 0)
+        try:
+            os.pwrite(fd, orjson.dumps(holder) + b"\n", 0)
+        except OSError as exc:  # the lock holds without its note; a full disk is reported by the store
+            if exc.errno != errno.ENOSPC:
+                os.close(fd)
+                raise
         self._fd = fd
 
     def release(self) -> None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from .store.disk import DiskPolicy
+
 LOG_FORMATS = ("json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SYNCHRONOUS = ("normal", "full")
@@ -44,6 +46,17 @@ class Settings:
     # SIGTERM: in-flight requests get this long to finish; running sync queries are then
     # cancelled (async ones are stopped at once and store what they have)
     shutdown_grace_seconds: int = 5
+    # Elasticsearch's disk watermarks on the data directory's filesystem: past the flood stage
+    # (a share used, "95%", or free space left, "500mb") writes answer 429 until free space is
+    # back above the high watermark ("": 90% for a percentage flood stage, else the flood stage)
+    disk_watermark_flood_stage: str = "95%"
+    disk_watermark_high: str = ""
+    disk_check_interval_ms: int = 1000
+    # space held back in the data directory so deletes can still run on a full disk
+    disk_reserve_bytes: int = 16 * 1024 * 1024
+    # stored async searches: beyond these a new one is refused (429), the stored ones are kept
+    max_stored_searches: int = 1000
+    max_stored_search_bytes: int = 1024 * 1024 * 1024
 
     def __post_init__(self) -> None:
         _one_of("log_format", self.log_format, LOG_FORMATS)
@@ -60,6 +73,18 @@ class Settings:
             raise SettingsError(f"max_result_rows must be between 1 and 1000000, got {self.max_result_rows}")
         if self.max_body_bytes < 1024:
             raise SettingsError(f"max_body_bytes must be at least 1024, got {self.max_body_bytes}")
+        for name in ("max_stored_searches", "max_stored_search_bytes"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must not be negative, got {getattr(self, name)}")
+        self.disk_policy  # noqa: B018 - validates the disk settings
+
+    @property
+    def disk_policy(self) -> DiskPolicy:
+        try:
+            return DiskPolicy.parse(self.disk_watermark_flood_stage, self.disk_watermark_high,
+                                    self.disk_reserve_bytes, self.disk_check_interval_ms)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
 
     @property
     def db_path(self) -> Path:

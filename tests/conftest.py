@@ -24,7 +24,8 @@ CONFORMANCE = ROOT.parent / "shared" / "conformance"
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", port=0, log_format="json", log_level="warning")
+    # no 16 MB disk-space reserve file per test database (tests/test_hardening_disk.py covers it)
+    return Settings(data_dir=tmp_path / "data", port=0, log_format="json", log_level="warning", disk_reserve_bytes=0)
 
 
 @pytest.fixture

@@ -510,7 +510,7 @@ async def test_bad_op_type_and_retry_on_conflict(es: AsyncElasticsearch) -> None
     with pytest.raises(BadRequestError) as info:
         await es.update(index="par", id="1", body={"doc": {"n": 2}, "if_seq_no": "x", "if_primary_term": 1})
     assert info.value.error == "x_content_parse_exception"
-    assert reason(info) == "[1:2] [UpdateRequest] failed to parse field [if_seq_no]"
+    assert reason(info) == "[1:28] [UpdateRequest] failed to parse field [if_seq_no]"  # where the value starts
     assert await stored(es, "par", "1") == before
 
 

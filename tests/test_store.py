@@ -15,7 +15,7 @@ EXPECTED_TABLES = {
     "node_info": ["key", "value"],
     "indices": ["id", "name", "uuid", "table_name", "created_ms", "settings", "mappings", "columns", "next_seq_no"],
     "searches": ["id", "kind", "state", "keep_on_completion", "created_ms", "expires_ms", "headers", "response",
-                 "error", "row_count"],
+                 "error", "row_count", "bytes"],
     "search_rows": ["search_id", "seq", "row"],
 }
 

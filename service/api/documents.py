@@ -95,21 +95,18 @@ def _text(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
-def _body_cas(body: dict[str, Any], versioning: Versioning) -> Versioning:
-    """An update body's own ``if_seq_no``/``if_primary_term``, which override the request's."""
+def _body_cas(body: dict[str, Any], versioning: Versioning, raw: bytes) -> Versioning:
+    """An update body's own ``if_seq_no``/``if_primary_term`` (``parse_update_body`` has checked
+    their token kinds), which override the request's."""
     fields = {}
     for key, check in (("if_seq_no", check_seq_no), ("if_primary_term", check_primary_term)):
         if key not in body:
             continue
-        value = body[key]
-        if value is None or isinstance(value, (bool, list, dict)):
-            token = ("VALUE_NULL" if value is None else "VALUE_BOOLEAN" if isinstance(value, bool)
-                     else "START_ARRAY" if isinstance(value, list) else "START_OBJECT")
-            raise XContentParseError(f"[1:2] [UpdateRequest] {key} doesn't support values of type: {token}")
         try:
-            fields[key] = check(content_long(value))
+            fields[key] = check(content_long(body[key]))
         except ServiceError as err:
-            raise XContentParseError(f"[1:2] [UpdateRequest] failed to parse field [{key}]", caused_by=err) from None
+            raise XContentParseError(f"[{locate(raw, [key])}] [UpdateRequest] failed to parse field [{key}]",
+                                     caused_by=err) from None
     return replace(versioning, **fields) if fields else versioning
 
 
@@ -205,7 +202,7 @@ def parse_bulk(body: bytes, default_index: str | None) -> list[BulkOp]:
                     raise BadRequest("Update requests do not support versioning. "
                                      "Please use `if_seq_no` and `if_primary_term` instead")
                 op.source = parse_update_body(raw, bulk=True)
-                op.versioning = _body_cas(op.source, versioning)
+                op.versioning = _body_cas(op.source, versioning, raw)
                 if op.source.get("script") is not None:
                     op.error = BadRequest("scripted updates are not supported")
             else:
@@ -379,10 +376,8 @@ _UPDATE_FIELDS: dict[str, tuple[str, ...]] = {
     "detect_noop": ("VALUE_BOOLEAN", "VALUE_STRING"),
     "scripted_upsert": ("VALUE_BOOLEAN", "VALUE_STRING"),
     "_source": ("START_OBJECT", "START_ARRAY", "VALUE_BOOLEAN", "VALUE_STRING"),
-    # read by _body_cas, which gives ES's messages for every other kind of value
-    "if_seq_no": ("VALUE_NUMBER", "VALUE_STRING", "VALUE_NULL", "VALUE_BOOLEAN", "START_ARRAY", "START_OBJECT"),
-    "if_primary_term": ("VALUE_NUMBER", "VALUE_STRING", "VALUE_NULL", "VALUE_BOOLEAN", "START_ARRAY",
-                        "START_OBJECT"),
+    "if_seq_no": ("VALUE_NUMBER", "VALUE_STRING"),  # read as longs by _body_cas
+    "if_primary_term": ("VALUE_NUMBER", "VALUE_STRING"),
 }
 
 
@@ -512,7 +507,7 @@ async def update_doc(request: web.Request) -> web.Response:
     if body.get("script") is not None:
         raise BadRequest("scripted updates are not supported")
     op = BulkOp("update", request.match_info["index"], request.match_info["id"], source=body,
-                versioning=_body_cas(body, versioning))
+                versioning=_body_cas(body, versioning, raw))
     _raise_invalid(op, retry_on_conflict)
     return await _single(request, op)
 

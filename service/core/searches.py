@@ -5,6 +5,11 @@ result, nothing stored; otherwise the search is stored under an id, its rows wri
 batches while it runs, its final state written once. get / stop / delete / keep_alive act
 on the running search in memory or on the stored one. Expired searches are gone for
 readers at once; the reaper deletes them and cancels expired running ones.
+
+Storing is bounded (see ``SearchStore``): a search that cannot be stored (too many stored,
+their bytes at the cap, the disk in the flood stage) is refused with a 429 and cancelled;
+one whose rows reach the byte cap or the full disk while it runs is stopped, and ends
+partial with the reason among its failures.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import structlog
 
 from ..errors import BadRequest, InternalError, ServiceError
 from ..query.control import Control
-from ..store.searches import SearchStore
+from ..store.searches import ResponseTooLarge, SearchStore
 from .runner import Job, Runner
 from .workers import Stream
 from .tasks import Task, TaskManager
@@ -99,6 +104,7 @@ class Search:
     pending: list[list[Any]] = field(default_factory=list)  # rows not yet stored
     pending_lock: threading.Lock = field(default_factory=threading.Lock)  # the sink's thread appends, the loop takes
     stored_rows: int = 0
+    store_error: ServiceError | None = None  # why rows stopped being stored
     error: ServiceError | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -124,6 +130,8 @@ class AsyncSearches:
     # --- submit -----------------------------------------------------------------------
     async def submit(self, job: Job, *, wait_s: float, keep_alive_ms: int, keep_on_completion: bool,
                      headers: dict[str, str]) -> Answer:
+        if keep_on_completion or wait_s <= 0:  # it will be stored: refuse before running it
+            await self.store.check_room(self.now_ms())
         task = self.tasks.register(f"{job.action}[a]", job.description, headers)
         doc_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
         now = self.now_ms()
@@ -138,7 +146,13 @@ class AsyncSearches:
             pass
         async with search.lock:
             if not search.done.is_set():
-                await self._persist(search)
+                try:
+                    await self._persist(search)
+                except ServiceError:
+                    if not search.persisted:  # refused: nothing stored, nobody can reach it
+                        search.deleted = True
+                        search.control.cancel("the async search could not be stored")
+                    raise
                 return self._running_answer(search)
         if keep_on_completion:
             async with search.lock:
@@ -153,20 +167,31 @@ class AsyncSearches:
                       expires_ms=search.expires_ms)
 
     async def _persist(self, search: Search) -> None:
-        """Store the search (under its lock): from now on its rows and end go to SQLite."""
+        """Store the search (under its lock): from now on its rows and end go to SQLite.
+        Raises, storing nothing, when the store or the disk is full."""
         await self.store.create(search.id, search.job.kind, search.keep_on_completion, search.created_ms,
                                 search.expires_ms, search.headers)
+        search.persisted = True
         if search.frame is not None:
             await self.store.set_frame(search.id, search.frame)
         await self._flush(search)
-        search.persisted = True
 
     async def _flush(self, search: Search) -> None:
+        """Store the pending rows; past the byte cap or on a full disk, stop the search and
+        store no more (the rows that fit are kept)."""
         with search.pending_lock:
             rows, search.pending = search.pending, []
-        if rows:
-            await self.store.append_rows(search.id, search.stored_rows, rows)
-            search.stored_rows += len(rows)
+        if not rows or search.store_error is not None:
+            return
+        try:
+            await self.store.append_rows(search.id, search.stored_rows, rows, self.now_ms())
+        except ServiceError as exc:  # the byte cap (ResponseTooLarge) or the flood-stage block
+            search.stored_rows += exc.stored if isinstance(exc, ResponseTooLarge) else 0
+            search.store_error = exc
+            search.control.stop()
+            log.warning("search_storing_stopped", search_id=search.id, rows=search.stored_rows, reason=exc.reason)
+            return
+        search.stored_rows += len(rows)
 
     def _sink(self, search: Search) -> Callable[[Stream], None]:
         """Consumes the stream on a thread of its own (see ``Runner``): rows go to SQLite in
@@ -212,6 +237,8 @@ class AsyncSearches:
             async with search.lock:
                 if search.persisted and not search.deleted:
                     await self._finish_stored(search)
+        except ServiceError:  # the disk is full even for the final state: a restart closes it
+            log.exception("search_finish_not_stored", search_id=search.id)
         finally:
             self.running.pop(search.id, None)
             self.tasks.unregister(search.task)
@@ -219,6 +246,9 @@ class AsyncSearches:
 
     async def _finish_stored(self, search: Search) -> None:
         await self._flush(search)
+        if search.store_error is not None and search.frame is not None:
+            search.frame = {**search.frame, "is_partial": True,
+                            "failures": [*search.frame.get("failures", []), search.store_error.to_dict()]}
         error = {"status": search.error.status, "error": search.error.to_dict()} if search.error else None
         await self.store.finish(search.id, search.frame, error, search.stored_rows)
 

@@ -34,6 +34,7 @@ from .catalog import (
 from .db import Database
 from .document_parser import DocumentError, DocumentParser, fill_row
 from .index_settings import setting_int, validate_settings
+from .disk import block_writes
 from .jsonenc import dumps
 from .mapping import Field, add_field, iter_fields, merge_mappings
 from .mapping_parser import DEPTH_LIMIT, FIELDS_LIMIT, check_limits, check_object_depth, count_fields, parse_mapping
@@ -96,7 +97,7 @@ class DocumentStore:
         check_limits(mapping, fields_limit=setting_int(flat, "index.mapping.total_fields.limit", FIELDS_LIMIT),
                      depth_limit=depth_limit)
         try:
-            async with self.db.write() as conn:
+            async with self.db.write(indices=[name]) as conn:
                 if name in self.catalog.indices:
                     existing = self.catalog.indices[name]
                     raise ServiceError(f"index [{name}/{existing.uuid}] already exists", status=400,
@@ -109,7 +110,7 @@ class DocumentStore:
 
     async def delete_indices(self, indices: list[Index]) -> None:
         try:
-            async with self.db.write() as conn:
+            async with self.db.write(grows=False, indices=[i.name for i in indices]) as conn:
                 for index in indices:
                     await conn.execute(f"DROP TABLE IF EXISTS {quote(index.table)}")
                     await conn.execute("DELETE FROM indices WHERE id = ?", (index.id,))
@@ -123,7 +124,7 @@ class DocumentStore:
         merged mapping checked (parse, type changes, limits) before any is stored; then all are
         stored in one transaction."""
         try:
-            async with self.db.write() as conn:
+            async with self.db.write(indices=[i.name for i in indices]) as conn:
                 plans = []
                 for stale in indices:
                     index = self.catalog.indices.get(stale.name)
@@ -141,9 +142,13 @@ class DocumentStore:
             raise
 
     async def bulk(self, ops: list[BulkOp]) -> list[dict[str, Any]]:
-        """Apply every action in one transaction; return the per-item results in order."""
+        """Apply every action in one transaction; return the per-item results in order.
+        In the flood stage every action but ``delete`` fails with the block, item by item."""
+        if await self.db.flood_stage():
+            block_writes(ops)
+        grows = any(op.action != "delete" and op.error is None for op in ops)
         try:
-            async with self.db.write() as conn:
+            async with self.db.write(grows=grows, indices=[op.index for op in ops if op.index]) as conn:
                 session = _WriteSession(conn, self.catalog, self.tombstones)
                 try:
                     await session.prefetch(ops)

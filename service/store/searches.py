@@ -1,13 +1,25 @@
-"""Stored async searches: every statement on the ``searches`` and ``search_rows`` tables."""
+"""Stored async searches: every statement on the ``searches`` and ``search_rows`` tables.
+
+What is stored is bounded: at most ``max_searches`` live searches and ``max_bytes`` of result
+rows among them. Beyond either a new search is refused (429) and the stored ones are kept;
+a running search whose rows would pass the byte cap stores what fits and no more.
+"""
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 import orjson
 
+from ..errors import ServiceError
 from .db import Database
+from .disk import FloodStageBlock
+
+# Where Elasticsearch keeps async results: the index its flood-stage block names.
+ASYNC_SEARCH_INDEX = ".async-search"
 
 RESTART_FAILURE = {"type": "node_closed_exception",
                    "reason": "the service restarted while this query was running; the results are partial"}
@@ -36,26 +48,88 @@ def _load(row: Any) -> StoredSearch:
                         orjson.loads(row[8]) if row[8] is not None else None, row[9])
 
 
+class StoreFull(ServiceError):
+    """No room for one more stored search. Elasticsearch's answer when a bounded resource
+    refuses new work (a full queue) is 429 ``es_rejected_execution_exception``: the closest to
+    "refuse new, keep old" (a circuit breaker is about memory a request would take)."""
+
+    status = 429
+    type = "es_rejected_execution_exception"
+
+
+class ResponseTooLarge(ServiceError):
+    """A running search's rows would pass the byte cap: those that fit (``stored``) are kept.
+    Worded as Elasticsearch words an async response past ``search.max_async_search_response_size``."""
+
+    status = 400
+    type = "illegal_argument_exception"
+
+    def __init__(self, stored: int, limit: int, others: int) -> None:
+        shared = f" Other stored searches take [{others}] bytes of it." if others else ""
+        super().__init__(f"Can't store an async search response larger than [{limit}] bytes. This limit can be set "
+                         f"by changing the [max_stored_search_bytes] setting.{shared}")
+        self.stored = stored
+
+
 class SearchStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, max_searches: int = 1000, max_bytes: int = 1 << 30) -> None:
         self.db = db
+        self.max_searches = max_searches
+        self.max_bytes = max_bytes
+
+    async def check_room(self, now_ms: int) -> None:
+        """Raise what ``create`` would raise now: the store is full, or the disk is."""
+        if await self.db.flood_stage():
+            raise FloodStageBlock([ASYNC_SEARCH_INDEX])
+        async with self.db.read() as conn:
+            count, size = await _live_totals(conn, now_ms)
+        self._refuse_if_full(count, size)
+
+    def _refuse_if_full(self, count: int, size: int) -> None:
+        if count >= self.max_searches:
+            raise StoreFull(f"rejected execution of async search: [{count}] async searches are stored, the most "
+                            f"[max_stored_searches] allows; delete some (DELETE /_query/async/<id>) or let them expire")
+        if size >= self.max_bytes:
+            raise StoreFull(f"rejected execution of async search: stored async search results take [{size}] bytes, "
+                            f"the most [max_stored_search_bytes] allows ([{self.max_bytes}]); delete some "
+                            "(DELETE /_query/async/<id>) or let them expire")
 
     async def create(self, search_id: str, kind: str, keep_on_completion: bool, created_ms: int, expires_ms: int,
                      headers: dict[str, str]) -> None:
-        async with self.db.write() as conn:
-            await conn.execute(f"INSERT INTO searches ({_COLUMNS}) VALUES (?, ?, 'running', ?, ?, ?, ?, NULL, NULL, 0)",
-                               (search_id, kind, int(keep_on_completion), created_ms, expires_ms,
-                                orjson.dumps(headers)))
+        """Store a new running search, unless the store is full (``StoreFull``, 429) or the disk
+        is (``FloodStageBlock``, 429); then nothing is stored."""
+        async with self.db.write(indices=[ASYNC_SEARCH_INDEX]) as conn:
+            cur = await conn.execute(
+                f"INSERT INTO searches ({_COLUMNS}, bytes) SELECT ?, ?, 'running', ?, ?, ?, ?, NULL, NULL, 0, 0 "
+                f"WHERE (SELECT count(*) FROM searches WHERE expires_ms > ?) < ? "
+                f"AND (SELECT coalesce(sum(bytes), 0) FROM searches WHERE expires_ms > ?) < ?",
+                (search_id, kind, int(keep_on_completion), created_ms, expires_ms, orjson.dumps(headers),
+                 created_ms, self.max_searches, created_ms, self.max_bytes))
+            if cur.rowcount == 0:
+                self._refuse_if_full(*await _live_totals(conn, created_ms))
 
-    async def append_rows(self, search_id: str, first_seq: int, rows: Iterable[list[Any]]) -> None:
-        async with self.db.write() as conn:
-            await conn.executemany("INSERT INTO search_rows (search_id, seq, row) VALUES (?, ?, ?)",
-                                   [(search_id, first_seq + i, orjson.dumps(r)) for i, r in enumerate(rows)])
+    async def append_rows(self, search_id: str, first_seq: int, rows: list[list[Any]], now_ms: int) -> None:
+        """Store the rows, in order, as far as the byte cap allows: past it, the rows that fit
+        are stored and ``ResponseTooLarge`` says how many."""
+        encoded = [orjson.dumps(r) for r in rows]
+        sizes = list(itertools.accumulate(len(e) for e in encoded))
+        async with self.db.write(indices=[ASYNC_SEARCH_INDEX]) as conn:
+            async with conn.execute("SELECT coalesce(sum(bytes), 0), coalesce(sum(bytes) FILTER (WHERE id = ?), 0) "
+                                    "FROM searches WHERE expires_ms > ?", (search_id, now_ms)) as cur:
+                used, own = await cur.fetchone()  # type: ignore[misc]
+            fit = bisect.bisect_right(sizes, self.max_bytes - used)
+            if fit:
+                await conn.executemany("INSERT INTO search_rows (search_id, seq, row) VALUES (?, ?, ?)",
+                                       [(search_id, first_seq + i, e) for i, e in enumerate(encoded[:fit])])
+                await conn.execute("UPDATE searches SET bytes = bytes + ? WHERE id = ?", (sizes[fit - 1], search_id))
+        if fit < len(encoded):  # raised after the commit: the rows that fit stay stored
+            raise ResponseTooLarge(fit, self.max_bytes - (used - own), used - own)
 
     async def finish(self, search_id: str, response: dict[str, Any] | None, error: dict[str, Any] | None,
                      row_count: int) -> bool:
-        """The final state, written once: False if the search was not running any more."""
-        async with self.db.write() as conn:
+        """The final state, written once: False if the search was not running any more.
+        Written in the flood stage too: a search must not stay running forever."""
+        async with self.db.write(grows=False, indices=[ASYNC_SEARCH_INDEX]) as conn:
             cur = await conn.execute(
                 "UPDATE searches SET state = ?, response = ?, error = ?, row_count = ? WHERE id = ? AND state = 'running'",
                 ("failed" if error is not None else "done", orjson.dumps(response) if response is not None else None,
@@ -76,11 +150,11 @@ class SearchStore:
                 return [orjson.loads(r[0]) for r in await cur.fetchall()]
 
     async def set_expiry(self, search_id: str, expires_ms: int) -> None:
-        async with self.db.write() as conn:
+        async with self.db.write(grows=False, indices=[ASYNC_SEARCH_INDEX]) as conn:
             await conn.execute("UPDATE searches SET expires_ms = ? WHERE id = ?", (expires_ms, search_id))
 
     async def delete(self, search_id: str) -> bool:
-        async with self.db.write() as conn:
+        async with self.db.write(grows=False, indices=[ASYNC_SEARCH_INDEX]) as conn:
             await conn.execute("DELETE FROM search_rows WHERE search_id = ?", (search_id,))
             cur = await conn.execute("DELETE FROM searches WHERE id = ?", (search_id,))
             return cur.rowcount == 1
@@ -92,21 +166,21 @@ class SearchStore:
 
     async def delete_many(self, ids: list[str]) -> None:
         marks = ", ".join("?" * len(ids))
-        async with self.db.write() as conn:
+        async with self.db.write(grows=False, indices=[ASYNC_SEARCH_INDEX]) as conn:
             await conn.execute(f"DELETE FROM search_rows WHERE search_id IN ({marks})", ids)
             await conn.execute(f"DELETE FROM searches WHERE id IN ({marks})", ids)
 
     async def set_frame(self, search_id: str, frame: dict[str, Any]) -> None:
         """The response frame (columns...) as soon as it is known, so rows stored before a
         crash can still be served."""
-        async with self.db.write() as conn:
+        async with self.db.write(grows=False, indices=[ASYNC_SEARCH_INDEX]) as conn:
             await conn.execute("UPDATE searches SET response = ? WHERE id = ? AND state = 'running'",
                                (orjson.dumps(frame), search_id))
 
     async def finish_interrupted(self) -> int:
         """At start-up: searches a previous process left running are finished, partial, with
         a failure saying why; the rows they had stored are kept."""
-        async with self.db.write() as conn:
+        async with self.db.write(grows=False, indices=[ASYNC_SEARCH_INDEX]) as conn:
             async with conn.execute("SELECT id, response, (SELECT count(*) FROM search_rows WHERE search_id = id) "
                                     "FROM searches WHERE state = 'running'") as cur:
                 interrupted = await cur.fetchall()
@@ -116,3 +190,11 @@ class SearchStore:
                 await conn.execute("UPDATE searches SET state = 'done', response = ?, row_count = ? WHERE id = ?",
                                    (orjson.dumps(response), rows, search_id))
             return len(interrupted)
+
+
+async def _live_totals(conn: Any, now_ms: int) -> tuple[int, int]:
+    """(searches, bytes of their rows) among the stored searches that have not expired."""
+    async with conn.execute("SELECT count(*), coalesce(sum(bytes), 0) FROM searches WHERE expires_ms > ?",
+                            (now_ms,)) as cur:
+        count, size = await cur.fetchone()
+    return count, size
