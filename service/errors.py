@@ -128,6 +128,13 @@ class Conflict(ServiceError):
     type = "version_conflict_engine_exception"
 
 
+class Rejected(ServiceError):
+    """A bounded resource refused new work (a full queue): Elasticsearch's 429."""
+
+    status = 429
+    type = "es_rejected_execution_exception"
+
+
 class PlainError(Exception):
     """A routing-level error that Elasticsearch renders outside the standard shape:
     ``{"error": "<text>"}`` with or without a ``status`` field."""

@@ -40,6 +40,9 @@ class Settings:
     cluster_name: str = "esquire"
     # queries running at once (more wait, phase "queued"); async search expiry sweep period
     max_running_queries: int = 4
+    # queries waiting for a worker at most; beyond, a new query is refused (429), as a full
+    # Elasticsearch thread-pool queue refuses it
+    max_queued_queries: int = 1000
     reaper_interval_seconds: int = 60
     # the cap on rows a query returns (Elasticsearch: esql.query.result_truncation_max_size)
     max_result_rows: int = 10000
@@ -66,7 +69,8 @@ class Settings:
             raise SettingsError(f"port must be between 0 and 65535, got {self.port}")
         if self.read_connections < 1:
             raise SettingsError(f"read_connections must be at least 1, got {self.read_connections}")
-        for name in ("max_running_queries", "reaper_interval_seconds", "shutdown_grace_seconds"):
+        for name in ("max_running_queries", "max_queued_queries", "reaper_interval_seconds",
+                     "shutdown_grace_seconds"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 1 <= self.max_result_rows <= 1_000_000:

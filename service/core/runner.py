@@ -19,6 +19,7 @@ from typing import Any, Callable, Protocol
 
 import structlog
 
+from ..errors import Rejected
 from ..query.control import Cancelled, Control
 from .workers import Stream, Worker, WorkerPool, pack
 
@@ -45,9 +46,12 @@ class Runner:
     SHUTDOWN_KILL_S = 1.0  # the same at shutdown, once the grace is over
     SHUTDOWN_REASON = "the service is shutting down"
 
-    def __init__(self, db_path: Path, max_running: int) -> None:
+    def __init__(self, db_path: Path, max_running: int, max_queued: int = 1000) -> None:
         self.db_path = db_path
         self.pool = WorkerPool(max_running)
+        self.max_running = max_running
+        self.max_queued = max_queued
+        self.queued = 0  # runs waiting for a worker
         # One thread per running query consumes its stream; a pool of our own, so that
         # neither starves the event loop's default executor.
         self._threads = ThreadPoolExecutor(max_running, thread_name_prefix="esquire-sink")
@@ -58,8 +62,13 @@ class Runner:
         """Run ``job`` and feed its stream to ``sink``; returns the sink's value and the
         time taken in ms. Raises the query's error, or ``Cancelled``."""
         self._refuse_if_draining(control)
+        self.admit(job)
         message = pack(job, self.db_path, control)
-        worker = await self.pool.acquire()
+        self.queued += 1
+        try:
+            worker = await self.pool.acquire()
+        finally:
+            self.queued -= 1
         try:
             self._refuse_if_draining(control)  # it was queued while the shutdown began
         except Cancelled:
@@ -85,6 +94,14 @@ class Runner:
         log.info("query finished", action=job.action, took_ms=took, rows_scanned=control.rows_scanned,
                  partial=control.cut_short)
         return value, took
+
+    def admit(self, job: Job) -> None:
+        """Refuse ``job`` with Elasticsearch's 429 when ``max_queued`` runs already wait for a
+        worker, as a full thread-pool queue refuses a task (nothing is queued without bound)."""
+        if self.queued >= self.max_queued:
+            raise Rejected(f"rejected execution of [{job.action}] on the query queue [queue capacity = "
+                           f"{self.max_queued}, queued queries = {self.queued}, running queries = "
+                           f"{self.max_running}]")
 
     def _refuse_if_draining(self, control: Control) -> None:
         if self._draining:

@@ -130,6 +130,7 @@ class AsyncSearches:
     # --- submit -----------------------------------------------------------------------
     async def submit(self, job: Job, *, wait_s: float, keep_alive_ms: int, keep_on_completion: bool,
                      headers: dict[str, str]) -> Answer:
+        self.runner.admit(job)  # a full queue refuses the submit itself, before anything is stored
         if keep_on_completion or wait_s <= 0:  # it will be stored: refuse before running it
             await self.store.check_room(self.now_ms())
         task = self.tasks.register(f"{job.action}[a]", job.description, headers)

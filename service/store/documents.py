@@ -152,7 +152,11 @@ class DocumentStore:
                 session = _WriteSession(conn, self.catalog, self.tombstones)
                 try:
                     await session.prefetch(ops)
-                    items = [await session.apply(op) for op in ops]
+                    items = []
+                    for n, op in enumerate(ops, 1):
+                        items.append(await session.apply(op))
+                        if n % _YIELD_EVERY == 0:  # a huge bulk must not hold the event loop
+                            await asyncio.sleep(0)
                     await session.finish()
                 except BaseException:
                     await asyncio.shield(session.abandon())
@@ -310,6 +314,7 @@ def _upserts(body: dict[str, Any] | None) -> bool:
 
 _MISSING = object()
 _FLUSH_ROWS = 1000
+_YIELD_EVERY = 256  # actions applied between turns of the event loop
 
 
 class _WriteSession:

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import orjson
 
-from ..errors import ServiceError
+from ..errors import Rejected, ServiceError
 from .db import Database
 from .disk import FloodStageBlock
 
@@ -48,13 +48,10 @@ def _load(row: Any) -> StoredSearch:
                         orjson.loads(row[8]) if row[8] is not None else None, row[9])
 
 
-class StoreFull(ServiceError):
+class StoreFull(Rejected):
     """No room for one more stored search. Elasticsearch's answer when a bounded resource
     refuses new work (a full queue) is 429 ``es_rejected_execution_exception``: the closest to
     "refuse new, keep old" (a circuit breaker is about memory a request would take)."""
-
-    status = 429
-    type = "es_rejected_execution_exception"
 
 
 class ResponseTooLarge(ServiceError):
