@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from elasticsearch import ApiError, AsyncElasticsearch
 
-from conftest import SLOW, assert_live, load_logs
+from conftest import SLOW, assert_live, index_state, load_logs
 from service.app import create_app
 from service.settings import Settings
 
@@ -78,3 +78,16 @@ async def test_the_location_of_a_created_document_is_url_encoded(es: AsyncElasti
     assert resp.meta.headers["Location"] == location
     assert "Set-Cookie" not in resp.meta.headers
     assert (await es.get(index="ids", id=doc_id))["_source"] == {"x": 1}
+
+
+@pytest.mark.parametrize("doc", [{"a": [{"x": 4.9e16}, 0.0001]}, {"a": [{"x": 1}, "s"]}, {"a": {"b": [{"c": 1}, 2]}}])
+async def test_an_object_and_a_value_under_one_name_are_refused_and_change_nothing(
+        es: AsyncElasticsearch, doc: dict) -> None:
+    await es.index(index="mixed", id="seed", document={"seed": 1}, refresh=True)
+    before = await index_state(es, "mixed")
+    with pytest.raises(ApiError) as info:
+        await es.index(index="mixed", id="x", document=doc)
+    assert info.value.meta.status == 400
+    assert info.value.error == "document_parsing_exception"
+    assert "tried to parse field" in info.value.body["error"]["reason"]
+    assert await index_state(es, "mixed") == before

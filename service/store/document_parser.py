@@ -154,6 +154,11 @@ def fill_row(obj: dict[str, Any], tree: dict[str, Any], row: list[Any]) -> bool:
     return True
 
 
+def _concrete_value_in_object(path: str) -> DocumentError:
+    return DocumentError(f"object mapping for [{path}] tried to parse field [{path}] as object, but found a "
+                         "concrete value")
+
+
 def _preview(value: Any) -> str:
     return "true" if value is True else "false" if value is False else str(value)
 
@@ -177,6 +182,8 @@ class DocumentParser:
                 f = index.fields[path]
                 raise DocumentError(self._failed(f, doc_id, "{...}"), caused_by=ServiceError(
                     f"Can't get text on a START_OBJECT", status=400, type="illegal_state_exception"))
+            if any(v is not None for v in flat.get(path, ())):  # [{"x": 1}, 2]: an object, then a value
+                raise _concrete_value_in_object(path)
         values = {}
         new_fields: list[tuple[str, dict[str, Any]]] = []
         for path, raw in flat.items():
@@ -184,8 +191,7 @@ class DocumentParser:
             if f is None:
                 if path in index.objects:
                     if any(v is not None for v in raw):
-                        raise DocumentError(f"object mapping for [{path}] tried to parse field [{path}] as object, "
-                                            f"but found a concrete value")
+                        raise _concrete_value_in_object(path)
                     continue
                 spec = self._dynamic(path, raw)
                 if spec is None:
