@@ -11,6 +11,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from ...errors import ServiceError
 from .. import plan as p
+from ..numeric import span_amount_problem
 from ..types import TIME_UNITS
 from ..expr import Binary, Call, Cast, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src, Star
 
@@ -150,7 +151,14 @@ class _ToPlan(Transformer):
 
     @v_args(meta=True)
     def limit_command(self, meta: Any, children: list[Any]) -> p.Limit:
-        return p.Limit(int(children[1]), src=self._src(meta))
+        """ES takes any constant here and refuses all but a non-negative integer (so a
+        count beyond 2^31 - 1 is an error, not a limit)."""
+        amount, src = children[1], self._src(meta)
+        if isinstance(amount, Literal) and amount.type == "integer" and amount.value >= 0:
+            return p.Limit(amount.value, src=src)
+        text = "".join(amount.src.text.split()) if amount.type != "keyword" else amount.src.text
+        raise ParsingError(f"line {src.line}:{src.col}: value of [{src.text}] must be a non negative integer, found "
+                           f"value [{text}] type [{amount.type}]")
 
     def keep_command(self, children: list[Any]) -> p.Keep:
         return p.Keep(tuple(children[1:]))
@@ -301,8 +309,11 @@ class _ToPlan(Transformer):
     def time_span(self, meta: Any, c: list[Any]) -> Expr:
         amount, unit = c
         canonical = TIME_UNITS.get(unit.lower())
-        if canonical is None or amount.type not in ("integer", "long"):
+        if canonical is None or amount.type not in ("integer", "long", "unsigned_long"):
             raise ParsingError(f"line {meta.line}:{meta.column}: Unexpected temporal unit: '{unit}'")
+        if span_amount_problem(amount.value, canonical):
+            raise ParsingError(f"line {meta.line}:{meta.column}: Number [{amount.src.text}] outside of "
+                               f"[{unit.lower()}] range")
         kind = "date_period" if canonical in ("w", "mo", "q", "y", "d") and canonical != "d" else "time_duration"
         if canonical == "d":
             kind = "date_period"
