@@ -16,7 +16,7 @@ from . import types as T
 from .evaluate import (
     MV_WARNING, EvalError, Fn, Scope, _checked, compile_expr, guarded, ip_key, sort_key, verify_fail,
 )
-from .expr import Binary, Call, Expr, Literal
+from .expr import Binary, Call, Column, Expr, Literal
 
 AGGREGATES = {"COUNT", "COUNT_DISTINCT", "SUM", "AVG", "MIN", "MAX", "MEDIAN", "PERCENTILE", "STD_DEV", "VARIANCE",
               "VALUES", "TOP", "MEDIAN_ABSOLUTE_DEVIATION", "WEIGHTED_AVG", "FIRST", "LAST", "PRESENT", "ABSENT"}
@@ -1356,10 +1356,11 @@ def aggregate_constants(name: str, call: Call, scope: Scope) -> list[Any]:
 
 
 def _aggregate_constant(call: Call, i: int, scope: Scope, allowed: tuple[str, ...], what: str) -> Any:
-    from .evaluate import fold
+    from .evaluate import fold, walk
     arg, ordinal = call.args[i], ["first", "second", "third", "fourth"][i]
     _, kind = compile_expr(arg, scope)
-    constant, value = fold(arg, scope)
+    # ES checks these while verifying, before it propagates constants: a column is never one
+    constant, value = fold(arg, scope) if not any(isinstance(e, Column) for e in walk(arg)) else (False, None)
     if not constant:
         raise verify_fail(call.src, f"{ordinal} argument of [{call.src.text}] must be a constant, received "
                                     f"[{arg.src.text}]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,18 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from ...errors import ServiceError
 from .. import plan as p
+from .. import types as T
+from ..expr import Binary, Call, Cast, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src, Star
 from ..numeric import span_amount_problem
 from ..types import TIME_UNITS
-from ..expr import Binary, Call, Cast, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src, Star
 
 class ParsingError(ServiceError):
     status = 400
     type = "parsing_exception"
+
+
+class TooLarge(ValueError):
+    """A numeric literal no double can hold."""
 
 
 @lru_cache(maxsize=1)
@@ -27,7 +33,15 @@ def _parser() -> Lark:
 
 
 def integer_literal(text: str) -> Literal:
-    value = int(text)
+    """An integer literal typed as ES types it: integer, long, unsigned_long, else double
+    (a number past every double is refused, as ES refuses it)."""
+    digits = text.lstrip("0") or "0"
+    if len(digits) > 20:  # past 2^64 whatever the digits: read as a double, not an exact int
+        value = float(digits)
+        if math.isinf(value):
+            raise TooLarge(text)
+        return Literal(value, "double")
+    value = int(digits)
     if value <= 2**31 - 1:
         return Literal(value, "integer")
     if value <= 2**63 - 1:
@@ -298,12 +312,18 @@ class _ToPlan(Transformer):
 
     @v_args(meta=True)
     def integer(self, meta: Any, c: list[Token]) -> Expr:
-        lit = integer_literal(c[0])
+        try:
+            lit = integer_literal(c[0])
+        except TooLarge:
+            raise ParsingError(f"line {meta.line}:{meta.column}: Number [{c[0]}] is too large") from None
         return Literal(lit.value, lit.type, src=self._src(meta))
 
     @v_args(meta=True)
     def decimal(self, meta: Any, c: list[Token]) -> Expr:
-        return Literal(float(c[0]), "double", src=self._src(meta))
+        value = float(c[0])
+        if math.isinf(value):
+            raise ParsingError(f"line {meta.line}:{meta.column}: Number [{c[0]}] is too large")
+        return Literal(value, "double", src=self._src(meta))
 
     @v_args(meta=True)
     def time_span(self, meta: Any, c: list[Any]) -> Expr:
@@ -391,9 +411,19 @@ def param_literal(value: Any, src: Src) -> Literal:
     if isinstance(value, str):
         return Literal(value, "keyword", src=src)
     if isinstance(value, list):
-        items = [param_literal(v, src) for v in value]
+        # a multi-value of one type, as a list literal is (numbers widen together)
+        items = [param_literal(v, src) for v in value if v is not None]
+        if any(type(i.value) is list for i in items):
+            raise ServiceError("Failed to parse params: START_ARRAY is not supported as a parameter", status=400,
+                               type="x_content_parse_exception")
         types = {i.type for i in items}
-        return Literal([i.value for i in items], types.pop() if len(types) == 1 else "keyword", src=src)
+        if types <= {"integer", "long", "unsigned_long", "double"} and len(types) > 1:
+            kind = "double" if "double" in types else "unsigned_long" if "unsigned_long" in types else "long"
+            return Literal(T.collapse([float(i.value) if kind == "double" else i.value for i in items]), kind,
+                           src=src)
+        if len(types) > 1:
+            raise _verification(src, "multi-valued literals must have the same type")
+        return Literal(T.collapse([i.value for i in items]), types.pop() if types else "null", src=src)
     raise ServiceError(f"Failed to parse params: unsupported parameter value [{value}]", status=400,
                        type="x_content_parse_exception")
 
