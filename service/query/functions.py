@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from ..errors import ServiceError
 from ..store.dates import DAY_MS, civil_from_days, date_parser, days_from_civil, format_millis
-from . import numeric
+from . import numeric, signatures
 from . import types as T
 from .evaluate import (
     MV_WARNING, EvalError, Fn, Scope, _checked, compile_expr, guarded, ip_key, sort_key, verify_fail,
@@ -159,8 +159,7 @@ CONVERTERS: dict[str, tuple[str, Callable[[Any, str], Any], tuple[str, ...]]] = 
 
 def _converter(name: str, expr: Call, scope: Scope) -> tuple[Fn, str]:
     target, convert, accepted = CONVERTERS[name]
-    if len(expr.args) != 1:
-        raise verify_fail(expr.src, f"error building [{name.lower()}]: expects exactly one argument")
+    signatures.arity(expr, 1, 1, name=name)
     fn, kind = compile_expr(expr.args[0], scope)
     if kind == "null":
         return (lambda row: None), target
@@ -334,20 +333,10 @@ def register(*names: str) -> Callable[[Resolver], Resolver]:
 
 
 def _arity(expr: Call, lo: int, hi: int | None = None) -> None:
-    n = len(expr.args)
-    hi = lo if hi is None else hi
-    if not lo <= n <= hi:
-        raise verify_fail(expr.src, f"error building [{expr.name.lower()}]: expects "
-                                    f"{'exactly ' + str(lo) if lo == hi else 'between ' + str(lo) + ' and ' + str(hi)}"
-                                    f" argument{'s' if hi != 1 else ''}")
+    signatures.arity(expr, lo, lo if hi is None else hi)
 
 
-def _require(expr: Call, i: int, kind: str, allowed: tuple[str, ...], what: str) -> None:
-    if kind != "null" and kind not in allowed:
-        ordinal = ["first", "second", "third", "fourth"][i] if len(expr.args) > 1 else ""
-        prefix = f"{ordinal} argument" if ordinal else "argument"
-        raise verify_fail(expr.src, f"{prefix} of [{expr.src.text}] must be [{what}], found value "
-                                    f"[{expr.args[i].src.text}] type [{kind}]")
+_require = signatures.require
 
 
 def _single(fn: Callable[..., Any], out: str) -> Resolver:
@@ -632,8 +621,6 @@ _string_fn("REPLACE", (3, 3), _replace, "keyword")
 
 @register("CONCAT")
 def _concat(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
-    if len(args) < 2:
-        _arity(expr, 2, 100)
     for i, kind in enumerate(kinds):
         _require(expr, i, kind, STRING, "string")
     return guarded(_concat_values, expr.src, scope.warnings, args), "keyword"
@@ -764,8 +751,14 @@ def _mv(name: str, fn: Callable[[list[Any], str], Any], out: str | None = None) 
             if v is None:
                 return None
             values = v if type(v) is list else [v]
+            options = [e(row) for e in extra]
+            if any(o is None for o in options):
+                return None
+            if any(type(o) is list for o in options):  # the other arguments are single values
+                warnings.failure(src, MV_WARNING)
+                return None
             try:
-                return fn(values, kind, *[e(row) for e in extra])
+                return fn(values, kind, *options)
             except EvalError as exc:
                 warnings.failure(src, exc.java_message)
                 return None
@@ -1009,7 +1002,9 @@ def compile_call(expr: Call, scope: Scope) -> tuple[Fn, str]:
     if resolver is None:
         raise verify_fail(expr.src, f"Unknown function [{expr.name.lower()}]")
     compiled = [compile_expr(a, scope) for a in expr.args]
-    return resolver(expr, [k for _, k in compiled], [f for f, _ in compiled], scope)
+    kinds = [k for _, k in compiled]
+    signatures.check(name, expr, kinds)
+    return resolver(expr, kinds, [f for f, _ in compiled], scope)
 
 
 # --- later additions: clamps, hashes, names, ip prefixes, multi-value statistics ----------
@@ -1045,9 +1040,13 @@ def _copy_sign(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tu
 
 @register("ROUND_TO")
 def _round_to(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
-    if len(args) < 2:
-        _arity(expr, 2, 100)
-    kind = _common_type(expr, kinds) if kinds[0] != "date" else "date"
+    field = kinds[0]
+    family = DATES if field in DATES else NUMERIC
+    if field not in DATES and field != "null":
+        _require(expr, 0, field, NUMERIC, "numeric or date")
+    for i, kind in enumerate(kinds[1:], 1):  # the points are of the field's kind
+        _require(expr, i, kind, family, "date" if family is DATES else "numeric")
+    kind = _common_type(expr, kinds) if field not in DATES else field
 
     def fn(v: Any, *points: Any) -> Any:
         below = [p for p in points if p <= v]
@@ -1109,7 +1108,7 @@ _angles("TO_RADIANS", math.radians)
 def _to_span(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
     _arity(expr, 1)
     arg = expr.args[0]
-    if not isinstance(arg, Literal):
+    if not isinstance(arg, Literal) or type(arg.value) is list:
         raise verify_fail(expr.src, f"argument of [{expr.src.text}] must be a constant, received [{arg.src.text}]")
     kind = "date_period" if expr.name == "TO_DATEPERIOD" else "time_duration"
     value = arg.value
@@ -1154,6 +1153,9 @@ def _mv_zip(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple
     def run(row: list[Any]) -> Any:
         a, b, d = left(row), right(row), delim(row)
         if d is None or (a is None and b is None):
+            return None
+        if type(d) is list:
+            scope.warnings.failure(expr.src, MV_WARNING)
             return None
         xs = [] if a is None else a if type(a) is list else [a]
         ys = [] if b is None else b if type(b) is list else [b]
