@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from typing import Any
@@ -201,17 +202,19 @@ class _Request:
                       extra=extra, headers=headers, delimiter=self.delimiter)
 
 
-def _job(request: web.Request, body: dict[str, Any], parser: str) -> EsqlJob:
+async def _job(request: web.Request, body: dict[str, Any], parser: str) -> EsqlJob:
+    """The request's query, parsed off the event loop: a query of up to a million
+    characters takes seconds to parse, and nothing else may wait for it."""
     text = validate_request(body, parser)
-    return EsqlJob.compile(text, _params(body, parser), body.get("filter"), request.app[keys.CATALOG],
-                           request.app[keys.SETTINGS].max_result_rows)
+    return await asyncio.to_thread(EsqlJob.compile, text, _params(body, parser), body.get("filter"),
+                                   request.app[keys.CATALOG], request.app[keys.SETTINGS].max_result_rows)
 
 
 @accepts(*_QUERY_PARAMS)
 async def query(request: web.Request) -> web.Response:
     body = await read_json(request, "esql/query", QUERY_FIELDS)
     req = _Request(request, body)
-    job = _job(request, body, "esql/query")
+    job = await _job(request, body, "esql/query")
     tasks = request.app[keys.TASKS]
     task = tasks.register(job.action, job.description, task_headers(request))
     structlog.contextvars.bind_contextvars(task_id=task.task_id)
@@ -268,7 +271,7 @@ def _setting(request: web.Request, body: dict[str, Any], name: str) -> Any:
 async def async_query(request: web.Request) -> web.Response:
     body = await read_json(request, "esql/async_query", ASYNC_FIELDS)
     req = _Request(request, body)
-    job = _job(request, body, "esql/async_query")
+    job = await _job(request, body, "esql/async_query")
     wait = _setting(request, body, "wait_for_completion_timeout")
     keep_alive = _setting(request, body, "keep_alive")
     keep = _setting(request, body, "keep_on_completion")

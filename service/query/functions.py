@@ -1340,12 +1340,10 @@ def aggregate_constants(name: str, call: Call, scope: Scope) -> list[Any]:
     planning (arity, constness, type, TOP's limit and order); a percentile outside 0..100
     is kept, as ES keeps it, and gives null."""
     if name == "PERCENTILE":
-        if len(call.args) != 2:
-            raise verify_fail(call.src, "error building [percentile]: expects exactly two arguments")
+        signatures.arity(call, 2, 2, name="PERCENTILE")
         return [_aggregate_constant(call, 1, scope, ("integer", "long", "double"), "numeric except unsigned_long")]
     if name == "TOP":
-        if len(call.args) not in (3, 4):
-            raise verify_fail(call.src, "error building [top]: expects exactly three arguments")
+        signatures.arity(call, 3, 4, name="TOP")
         limit = _aggregate_constant(call, 1, scope, ("integer",), "integer")
         order = _aggregate_constant(call, 2, scope, STRING, "string")
         if limit <= 0:
@@ -1354,6 +1352,9 @@ def aggregate_constants(name: str, call: Call, scope: Scope) -> list[Any]:
             raise verify_fail(call.src, f"Invalid order value in [{call.src.text}], expected [ASC, DESC] but got "
                                         f"[{order}]")
         return [limit, order]
+    if name == "WEIGHTED_AVG" and len(call.args) > 1:
+        _, weight = compile_expr(call.args[1], scope)
+        _require(call, 1, weight, ("integer", "long", "double"), "numeric except unsigned_long or counter types")
     return [a.value for a in call.args[1:] if isinstance(a, Literal)]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -168,7 +169,7 @@ class _ToPlan(Transformer):
         """ES takes any constant here and refuses all but a non-negative integer (so a
         count beyond 2^31 - 1 is an error, not a limit)."""
         amount, src = children[1], self._src(meta)
-        if isinstance(amount, Literal) and amount.type == "integer" and amount.value >= 0:
+        if isinstance(amount, Literal) and amount.type == "integer" and type(amount.value) is int and amount.value >= 0:
             return p.Limit(amount.value, src=src)
         text = "".join(amount.src.text.split()) if amount.type != "keyword" else amount.src.text
         raise ParsingError(f"line {src.line}:{src.col}: value of [{src.text}] must be a non negative integer, found "
@@ -269,7 +270,7 @@ class _ToPlan(Transformer):
     def negate(self, meta: Any, c: list[Any]) -> Expr:
         value = c[1]
         if isinstance(value, Literal) and value.type in ("integer", "long", "unsigned_long", "double") and \
-                not value.src.text.startswith("("):
+                type(value.value) is not list and not value.src.text.startswith("("):
             if value.type == "double":
                 return Literal(-value.value, "double", src=self._src(meta))
             return _neg_integer(value.value, self._src(meta))
@@ -413,7 +414,7 @@ def param_literal(value: Any, src: Src) -> Literal:
     if isinstance(value, list):
         # a multi-value of one type, as a list literal is (numbers widen together)
         items = [param_literal(v, src) for v in value if v is not None]
-        if any(type(i.value) is list for i in items):
+        if any(isinstance(v, list) for v in value):
             raise ServiceError("Failed to parse params: START_ARRAY is not supported as a parameter", status=400,
                                type="x_content_parse_exception")
         types = {i.type for i in items}
@@ -433,8 +434,42 @@ def _verification(src: Src, message: str) -> ServiceError:
                         type="verification_exception")
 
 
+# ES refuses expressions nested deeper than this, pipelines longer than that, and query
+# texts longer than a million characters (its parser would overflow its stack; ours, and
+# every tree walk after it, would too).
+MAX_EXPRESSION_DEPTH = 400
+MAX_QUERY_DEPTH = 500
+MAX_LENGTH = 1_000_000
+# Compiling, pickling (to a query worker) and evaluating an expression take up to four
+# Python frames per level, so a tree as deep as ES allows needs more than CPython's
+# default 1000. Set where the server and every query worker (which preload this module)
+# import the parser.
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 12 * MAX_EXPRESSION_DEPTH))
+_COMMAND_DEPTH = 3  # start -> command -> its fields: the levels above an expression
+
+
+def _check_depth(tree: Tree, text: str) -> None:
+    """Refuse a tree deeper than ES allows, measured without recursion."""
+    commands = tree.children[1:]
+    if len(commands) > MAX_QUERY_DEPTH:
+        last = commands[MAX_QUERY_DEPTH]
+        prefix = text[:last.meta.end_pos] if not last.meta.empty else text
+        raise ParsingError(f"line -1:-1: ESQL statement exceeded the maximum query depth allowed ({MAX_QUERY_DEPTH}): "
+                           f"[{''.join(prefix.split())}]")
+    stack = [(tree, 0, tree)]
+    while stack:
+        node, depth, parent = stack.pop()
+        if depth > MAX_EXPRESSION_DEPTH + _COMMAND_DEPTH:
+            where = text[parent.meta.start_pos:parent.meta.end_pos] if not parent.meta.empty else ""
+            raise ParsingError(f"line -1:-1: ESQL statement exceeded the maximum expression depth allowed "
+                               f"({MAX_EXPRESSION_DEPTH}): [{''.join(where.split())}]")
+        stack.extend((child, depth + 1, node) for child in node.children if isinstance(child, Tree))
+
+
 def parse(text: str, params: list[Any] | dict[str, Any] | None = None) -> p.Plan:
     """Parse an ES|QL query; syntax errors are ES's ``parsing_exception`` with ``line L:C:``."""
+    if len(text) > MAX_LENGTH:
+        raise ParsingError(f"line -1:-1: ESQL statement is too large [{len(text)} characters > {MAX_LENGTH}]")
     try:
         tree = _parser().parse(text)
     except UnexpectedCharacters as exc:
@@ -448,6 +483,7 @@ def parse(text: str, params: list[Any] | dict[str, Any] | None = None) -> p.Plan
         raise ParsingError(f"line {line}:{col}: mismatched input '{found}' expecting {{{expected}}}") from None
     except UnexpectedInput as exc:
         raise ParsingError(f"line {exc.line}:{exc.column}: {exc}") from None
+    _check_depth(tree, text)
     try:
         return _ToPlan(text, params if params is not None else []).transform(tree)
     except VisitError as exc:
