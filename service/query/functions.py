@@ -841,16 +841,6 @@ def check_interval(expr: Expr, scope: Scope) -> None:
         raise ServiceError(ZERO_INTERVAL, status=400, type="illegal_argument_exception")
 
 
-_STRING_ARG = (STRING, "string")
-_DATE_ARG = (DATES, "datetime or date_nanos")
-
-
-def _signature(expr: Call, kinds: list[str], *accepted: tuple[tuple[str, ...], str]) -> None:
-    """Each argument's type against (allowed types, how ES names them)."""
-    for i, (allowed, what) in enumerate(accepted):
-        _require(expr, i, kinds[i], allowed, what)
-
-
 @register("DATE_TRUNC")
 def _date_trunc(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
     _arity(expr, 2)
@@ -862,14 +852,15 @@ def _date_trunc(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> t
 @register("DATE_EXTRACT")
 def _date_extract(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
     _arity(expr, 2)
-    _signature(expr, kinds, _STRING_ARG, _DATE_ARG)
     return _single(lambda part, d: date_extract(part, d), "long")(expr, kinds, args, scope)
 
 
 @register("DATE_FORMAT")
 def _date_format(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
     _arity(expr, 1, 2)
-    _signature(expr, kinds, *((_STRING_ARG,) if len(args) == 2 else ()), _DATE_ARG)
+    if len(args) == 2:
+        _require(expr, 0, kinds[0], STRING, "string")
+    _require(expr, len(args) - 1, kinds[-1], DATES, "datetime or date_nanos")
     if len(args) == 1:
         return _single(format_millis, "keyword")(expr, kinds, args, scope)
     return _single(lambda p, d: date_format(d, p), "keyword")(expr, kinds, args, scope)
@@ -878,7 +869,6 @@ def _date_format(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> 
 @register("DATE_PARSE")
 def _date_parse(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
     _arity(expr, 1, 2)
-    _signature(expr, kinds, *[_STRING_ARG] * len(args))
 
     def fn(*vs: Any) -> int:
         fmt = vs[0] if len(vs) == 2 else "strict_date_optional_time"
@@ -925,7 +915,6 @@ def _date_diff_value(unit: str, a: int, b: int) -> int:
 @register("DATE_DIFF")
 def _date_diff(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
     _arity(expr, 3)
-    _signature(expr, kinds, _STRING_ARG, _DATE_ARG, _DATE_ARG)
     return _single(_date_diff_value, "integer")(expr, kinds, args, scope)
 
 

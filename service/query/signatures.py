@@ -56,7 +56,8 @@ TYPES: dict[str, tuple[tuple[tuple[str, ...], str] | None, ...]] = {
     "MV_SLICE": (ANY, INTEGER, INTEGER), "MV_SORT": (ANY, STRING),
     "MV_CONCAT": (STRING, STRING), "MV_ZIP": (STRING, STRING, STRING), "SPLIT": (STRING, STRING),
     "CIDR_MATCH": (IP, STRING), "IP_PREFIX": (IP, INTEGER, INTEGER),
-    "DATE_TRUNC": (SPAN, DATE),
+    "DATE_TRUNC": (SPAN, (DATE[0], "date_nanos or datetime")), "DATE_EXTRACT": (STRING, DATE), "DATE_PARSE": (STRING, STRING),
+    "DATE_DIFF": (STRING, DATE, DATE),
 }
 
 
