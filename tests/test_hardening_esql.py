@@ -46,7 +46,7 @@ async def raw_warnings(http: TestClient, text: str) -> list[str]:
     """The Warning headers of ``POST /_query`` (the client keeps only the first)."""
     resp = await http.post("/_query", json={"query": text})
     assert resp.status == 200
-    return [re.fullmatch(rf'299 {HEADER} "(.*)"', h).group(1).replace('\\"', '"')
+    return [re.sub(r"\\(.)", r"\1", re.fullmatch(rf'299 {HEADER} "(.*)"', h).group(1))
             for h in resp.headers.getall("Warning", [])]
 
 
@@ -425,3 +425,21 @@ async def test_wrong_body_types_are_client_errors(http: TestClient, body: dict[s
 async def test_wrong_async_settings_are_client_errors(http: TestClient, body: dict[str, Any]) -> None:
     resp = await assert_live_during(http, http.post("/_query/async", json=body))
     assert resp.status == 400, await resp.text()
+
+
+async def test_replace_runs_a_backtracking_pattern_in_linear_time(http: TestClient, es: AsyncElasticsearch) -> None:
+    """``(a|a)*b`` doubles its work per character on a backtracking engine; RE2 does not."""
+    resp, warned = await query(http, es, 'ROW a = REPLACE(REPEAT("a", 5000), "(a|a)*b", "x") | EVAL n = LENGTH(a) '
+                                         '| KEEP n | LIMIT 1')
+    assert resp["values"] == [[5000]] and warned == []
+
+
+async def test_replace_with_a_back_reference_is_bounded(http: TestClient, es: AsyncElasticsearch) -> None:
+    text = 'ROW a = REPLACE(REPEAT("a", 40), "(a|aa)*(?=b)\\\\1", "") | LIMIT 1'
+    resp, _ = await query(http, es, text)
+    assert resp["values"] == [[None]]
+    assert await raw_warnings(http, text) == failure_warnings(
+        'REPLACE(REPEAT("a", 40), "(a|aa)*(?=b)\\\\1", "")', "1:9",
+        "java.lang.IllegalArgumentException: REPLACE pattern matching was interrupted after [1000] ms")
+    resp, _ = await query(http, es, 'ROW a = REPLACE("aaaa", "(a)\\\\1", "x") | LIMIT 1')
+    assert resp["values"] == [["xx"]]

@@ -7,7 +7,11 @@ import itertools
 import math
 import re
 import socket
-from typing import Any, Callable
+from functools import lru_cache
+from typing import Any, Callable, Iterator
+
+import re2
+import regex
 
 from ..errors import ServiceError
 from ..store.dates import DAY_MS, civil_from_days, date_parser, days_from_civil, format_millis
@@ -596,13 +600,37 @@ def _locate(s: str, sub: str, start: int | None = None) -> int:
 _string_fn("LOCATE", (2, 3), _locate, "integer", (STRING, STRING, _INTS))
 
 
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+# How long one REPLACE may search with a backtracking engine: the bound ES|QL's GROK
+# watchdog uses (esql.grok.watchdog.max_execution_time).
+MAX_REGEX_MS = 1000
+
+
+@lru_cache(maxsize=256)
+def _java_regex(pattern: str) -> Callable[[str], Iterator[Any]]:
+    """The matches of a REPLACE pattern in a text, in order. RE2 (linear in the input) runs
+    every pattern it accepts; the ``regex`` module runs what only a backtracking engine has
+    (back-references, lookaround), each search then bounded by ``MAX_REGEX_MS``."""
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS).finditer
+    except re2.error:
+        pass
+    try:
+        compiled = regex.compile(pattern)
+    except regex.error as exc:
+        raise EvalError(f"java.util.regex.PatternSyntaxException: {exc}") from None
+    return lambda text: compiled.finditer(text, timeout=MAX_REGEX_MS / 1000)
+
+
 def _replace(s: str, pattern: str, repl: str) -> str:
     """Java's ``replaceAll`` (``$1`` group references), refusing, before it is built, a
     result of more than 1 MB."""
+    matches = _java_regex(pattern)(s)
     template = re.sub(r"\$(\d)", r"\\\1", repl)
     pieces, size, pos = [], 0, 0
     try:
-        for match in re.finditer(pattern, s):
+        for match in matches:
             piece = s[pos:match.start()] + match.expand(template)
             size += len(piece)
             if size + len(s) - match.end() > MAX_STRING_BYTES:
@@ -610,8 +638,11 @@ def _replace(s: str, pattern: str, repl: str) -> str:
                                 f"[{MAX_STRING_BYTES}] bytes is not supported")
             pieces.append(piece)
             pos = match.end()
-    except re.error as exc:
-        raise EvalError(f"java.util.regex.PatternSyntaxException: {exc}") from None
+    except (re.error, re2.error, regex.error, IndexError) as exc:  # a bad group reference in the replacement
+        raise EvalError(f"java.lang.IndexOutOfBoundsException: {exc}") from None
+    except TimeoutError:
+        raise EvalError(f"java.lang.IllegalArgumentException: REPLACE pattern matching was interrupted after "
+                        f"[{MAX_REGEX_MS}] ms") from None
     pieces.append(s[pos:])
     return "".join(pieces)
 
