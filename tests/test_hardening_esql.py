@@ -151,6 +151,7 @@ async def test_replace_stops_building_at_a_megabyte(http: TestClient, es: AsyncE
 # --- numbers and dates that would grow without bound ----------------------------------------
 
 @pytest.mark.parametrize("text, exception", [
+    ("-(-2147483648)", "java.lang.ArithmeticException: integer overflow"),
     ("POW(2, 99999999)", "java.lang.ArithmeticException: invalid result when computing pow"),
     ("9223372036854775807 * 9223372036854775807", "java.lang.ArithmeticException: long overflow"),
     ("NOW() + 999999999 years", "java.lang.ArithmeticException: long overflow"),

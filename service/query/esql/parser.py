@@ -273,7 +273,8 @@ class _ToPlan(Transformer):
                 type(value.value) is not list and not value.src.text.startswith("("):
             if value.type == "double":
                 return Literal(-value.value, "double", src=self._src(meta))
-            return _neg_integer(value.value, self._src(meta))
+            if value.value >= 0:  # a literal already negated, -(-2147483648), negates at run time
+                return _neg_integer(value.value, self._src(meta))
         return Neg(value, src=self._src(meta))
 
     def positive(self, c: list[Any]) -> Expr:
