@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from typing import Any
+from urllib.parse import unquote_plus
 
 import structlog
 from aiohttp import web
@@ -26,6 +28,9 @@ TEXT_FORMATS = {"csv": "text/csv; charset=utf-8; header=present", "tsv": "text/t
                 "txt": "text/plain; charset=utf-8"}
 _QUERY_PARAMS = ("format", "delimiter", "drop_null_columns", "allow_partial_results")
 DEFAULT_KEEP_ALIVE_MS = 5 * 24 * 3600 * 1000
+# A keep_alive is added to the clock and stored as a 64-bit integer: past this (146
+# million years) it is as good as forever, and the sum can no longer overflow.
+MAX_KEEP_ALIVE_MS = 2**62
 
 
 def _params(body: dict[str, Any], parser: str) -> list[Any] | dict[str, Any] | None:
@@ -81,6 +86,23 @@ def response_format(request: web.Request) -> str:
     return fmt
 
 
+def csv_delimiter(request: web.Request) -> str:
+    """The ``delimiter`` parameter as ES's CSV format takes it: URL-decoded once more, one
+    character, not a quote, line break or tab."""
+    raw = request.query.get("delimiter")
+    if raw is None:
+        return ","
+    delimiter = unquote_plus(raw)
+    if len(delimiter) != 1:
+        raise BadRequest(f"invalid {'multi-character' if delimiter else 'empty'} delimiter [{delimiter}]")
+    if delimiter in '"\n\r':
+        raise BadRequest(f"illegal reserved character specified as delimiter [{delimiter}]")
+    if delimiter == "\t":
+        raise BadRequest("illegal delimiter [TAB] specified as delimiter for the [csv] format; choose the [tsv] "
+                         "format instead")
+    return delimiter
+
+
 def warning_headers(messages: list[str]) -> list[tuple[str, str]]:
     return [("Warning", f'299 Elasticsearch-{ES_VERSION}-esquire "{_quoted(m)}"') for m in messages]
 
@@ -92,7 +114,7 @@ def _quoted(message: str) -> str:
 
 def render(request: web.Request, frame: dict[str, Any], rows: list[list[Any]], *, columnar: bool, fmt: str,
            drop_null_columns: bool, extra: dict[str, Any] | None = None,
-           headers: list[tuple[str, str]] = ()) -> web.Response:
+           headers: list[tuple[str, str]] = (), delimiter: str = ",") -> web.Response:
     """A finished query as Elasticsearch answers it, in any of the formats."""
     names, types = frame.get("names", []), frame.get("types", [])
     rows = [[render_value(v, t) for v, t in zip(r, types)] for r in rows]
@@ -104,7 +126,7 @@ def render(request: web.Request, frame: dict[str, Any], rows: list[list[Any]], *
     rows = [[r[i] for i in keep] for r in rows]
     headers = [*headers, *warning_headers(frame.get("warnings", []))]
     if fmt != "json":
-        response = web.Response(text=_text(fmt, columns, rows, request.query.get("delimiter", ",")))
+        response = web.Response(text=_text(fmt, columns, rows, delimiter))
         response.headers["Content-Type"] = TEXT_FORMATS[fmt]
     else:
         values = [list(c) for c in zip(*rows)] if columnar and rows else \
@@ -166,7 +188,9 @@ class _Request:
 
     def __init__(self, request: web.Request, body: dict[str, Any] | None = None) -> None:
         self.fmt = response_format(request)
-        self.columnar = bool((body or {}).get("columnar", False))
+        # checked before the query runs: a bad delimiter must not cost a query
+        self.delimiter = csv_delimiter(request) if self.fmt == "csv" else ","
+        self.columnar = parse_bool((body or {}).get("columnar", False), "columnar")
         if self.columnar and self.fmt != "json":
             raise BadRequest("Invalid use of [columnar] argument: cannot be used in combination with [txt, csv, tsv] "
                              "formats")
@@ -175,20 +199,22 @@ class _Request:
     def render(self, request: web.Request, frame: dict[str, Any], rows: list[list[Any]],
                extra: dict[str, Any] | None = None, headers: list[tuple[str, str]] = ()) -> web.Response:
         return render(request, frame, rows, columnar=self.columnar, fmt=self.fmt, drop_null_columns=self.drop_null,
-                      extra=extra, headers=headers)
+                      extra=extra, headers=headers, delimiter=self.delimiter)
 
 
-def _job(request: web.Request, body: dict[str, Any], parser: str) -> EsqlJob:
+async def _job(request: web.Request, body: dict[str, Any], parser: str) -> EsqlJob:
+    """The request's query, parsed off the event loop: a query of up to a million
+    characters takes seconds to parse, and nothing else may wait for it."""
     text = validate_request(body, parser)
-    return EsqlJob.compile(text, _params(body, parser), body.get("filter"), request.app[keys.CATALOG],
-                           request.app[keys.SETTINGS].max_result_rows)
+    return await asyncio.to_thread(EsqlJob.compile, text, _params(body, parser), body.get("filter"),
+                                   request.app[keys.CATALOG], request.app[keys.SETTINGS].max_result_rows)
 
 
 @accepts(*_QUERY_PARAMS)
 async def query(request: web.Request) -> web.Response:
     body = await read_json(request, "esql/query", QUERY_FIELDS)
     req = _Request(request, body)
-    job = _job(request, body, "esql/query")
+    job = await _job(request, body, "esql/query")
     tasks = request.app[keys.TASKS]
     task = tasks.register(job.action, job.description, task_headers(request))
     structlog.contextvars.bind_contextvars(task_id=task.task_id)
@@ -233,6 +259,10 @@ def _answer(request: web.Request, req: _Request, answer: Answer) -> web.Response
     return req.render(request, answer.frame, answer.rows, extra=extra, headers=headers)
 
 
+def _keep_alive_ms(raw: object) -> int:
+    return min(parse_time_ms(raw, "keep_alive"), MAX_KEEP_ALIVE_MS)
+
+
 def _setting(request: web.Request, body: dict[str, Any], name: str) -> Any:
     return body.get(name, request.query.get(name))
 
@@ -241,12 +271,12 @@ def _setting(request: web.Request, body: dict[str, Any], name: str) -> Any:
 async def async_query(request: web.Request) -> web.Response:
     body = await read_json(request, "esql/async_query", ASYNC_FIELDS)
     req = _Request(request, body)
-    job = _job(request, body, "esql/async_query")
+    job = await _job(request, body, "esql/async_query")
     wait = _setting(request, body, "wait_for_completion_timeout")
     keep_alive = _setting(request, body, "keep_alive")
     keep = _setting(request, body, "keep_on_completion")
     wait_ms = parse_time_ms(wait, "wait_for_completion_timeout") if wait is not None else 1000
-    keep_alive_ms = parse_time_ms(keep_alive, "keep_alive") if keep_alive is not None else DEFAULT_KEEP_ALIVE_MS
+    keep_alive_ms = _keep_alive_ms(keep_alive) if keep_alive is not None else DEFAULT_KEEP_ALIVE_MS
     if keep_alive_ms <= 0:
         keep_alive_ms = DEFAULT_KEEP_ALIVE_MS
     tasks = request.app[keys.TASKS]
@@ -270,7 +300,7 @@ async def async_get(request: web.Request) -> web.Response:
     wait_ms = parse_time_ms(wait, "wait_for_completion_timeout") if wait is not None else 0
     answer = await request.app[keys.SEARCHES].get(
         request.match_info["id"], wait_s=wait_ms / 1000 if wait_ms > 0 else 0,
-        keep_alive_ms=parse_time_ms(keep_alive, "keep_alive") if keep_alive is not None else 0)
+        keep_alive_ms=_keep_alive_ms(keep_alive) if keep_alive is not None else 0)
     return _answer(request, req, answer)
 
 

@@ -301,6 +301,8 @@ def resolve(name: str, kind: str, extra: list[Any], other: str | None = None) ->
         return (lambda: Extreme(key if kind in ("ip", "version") else None, name == "MIN")), kind
     if name in ("MEDIAN", "PERCENTILE"):
         p = 50.0 if name == "MEDIAN" else float(extra[0])
+        if not 0 <= p <= 100:  # ES's percentile states answer null for one out of range
+            return (lambda: Collect(lambda vs: None)), "double"
         return (lambda: Collect(lambda vs: _percentile(vs, p))), "double"
     if name in ("VARIANCE", "STD_DEV"):
         return (lambda: Variance(name == "STD_DEV")), "double"

@@ -12,9 +12,9 @@ import re
 import time
 from typing import Any, Callable
 
-from ..errors import ParseError
+from ..errors import BadRequest, ParseError, ServiceError
 from ..store.dates import date_parser
-from .evaluate import sort_key
+from .evaluate import EvalError, sort_key
 from .functions import add_span, date_trunc
 
 Predicate = Callable[[list[Any]], bool]
@@ -22,8 +22,19 @@ _UNITS = {"y": "y", "M": "mo", "w": "w", "d": "d", "h": "h", "H": "h", "m": "m",
 _MATH = re.compile(r"([+-]\d+|/)([yMwdhHms])")
 
 
-def _fail(message: str) -> ParseError:
-    return ParseError(message)
+class QueryParsingError(ServiceError):
+    """How ES's query builders refuse a malformed clause (``ParsingException``)."""
+
+    status = 400
+    type = "parsing_exception"
+
+
+def _fail(message: str) -> QueryParsingError:
+    return QueryParsingError(message)
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
 
 
 def compile_filter(query: Any, names: list[str], types: list[str], now_ms: int | None = None) -> Predicate:
@@ -73,16 +84,30 @@ class _Compiler:
             return self._date(value, None)
         if kind == "boolean" and isinstance(value, str):
             return value == "true"
+        if kind in ("keyword", "text", "version", "ip") and value is not None:
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            if kind == "ip":
+                return _ip_text(text)
+            return text
         if kind in ("integer", "long", "double", "unsigned_long") and isinstance(value, str):
             try:
                 return float(value) if kind == "double" else int(value)
             except ValueError:
-                raise _fail(f"failed to create query: For input string: \"{value}\"") from None
+                raise ServiceError(f"failed to create query: For input string: \"{value}\"", status=400,
+                                   type="query_shard_exception") from None
         return value
 
     def q_term(self, body: Any) -> Predicate:
         field, spec = self._field(body, "term")
+        if isinstance(spec, list):
+            raise _fail("[term] query does not support array of values")
+        if isinstance(spec, dict):
+            unknown = [k for k in spec if k not in ("value", "boost", "case_insensitive", "_name")]
+            if unknown:
+                raise _fail(f"[term] query does not support [{unknown[0]}]")
         value = spec.get("value") if isinstance(spec, dict) else spec
+        if not _scalar(value):
+            raise _fail("[term] query does not support [value]")
         target = self._convert(field, value)
         values = self._values(field)
         return lambda row: target in values(row)
@@ -93,6 +118,8 @@ class _Compiler:
             raise _fail("[terms] query does not support multiple fields" if len(fields) > 1 else
                         "[terms] query requires an array of values")
         (field, wanted), = fields.items()
+        if not all(_scalar(v) for v in wanted):
+            raise _fail("[terms] query does not support values that are objects or arrays")
         targets = {self._convert(field, v) for v in wanted}
         values = self._values(field)
         return lambda row: any(v in targets for v in values(row))
@@ -101,8 +128,13 @@ class _Compiler:
         if not isinstance(body, dict) or "field" not in body:
             raise _fail("[exists] must be provided with a [field]")
         pattern = body["field"]
+        if not _scalar(pattern) or pattern is None:
+            token = "START_OBJECT" if isinstance(pattern, dict) else "START_ARRAY" if pattern is not None else \
+                "VALUE_NULL"
+            raise _fail(f"[exists] unknown token [{token}] after [field]")
+        pattern = pattern if isinstance(pattern, str) else str(pattern).lower()
         indices = [i for n, i in self.index.items() if n == pattern or n.startswith(pattern + ".")
-                   or ("*" in pattern and re.fullmatch(pattern.replace(".", r"\.").replace("*", ".*"), n))]
+                   or ("*" in pattern and wildcard_match(pattern, n))]
         return lambda row: any(row[i] is not None for i in indices)
 
     def q_range(self, body: Any) -> Predicate:
@@ -110,6 +142,7 @@ class _Compiler:
         if not isinstance(spec, dict):
             raise _fail("[range] query malformed, no start_object after query name")
         fmt = spec.get("format")
+        fmt = None if fmt is None else fmt if isinstance(fmt, str) else str(fmt)
         kind = self.types.get(field)
         key = sort_key(kind) if kind else None
         checks: list[Callable[[Any], bool]] = []
@@ -120,6 +153,10 @@ class _Compiler:
                 raise _fail(f"[range] query does not support [{op}]")
             if bound is None:
                 continue
+            if not _scalar(bound):
+                # ES reads the bound's first key as the next range parameter
+                inner = next(iter(bound), op) if isinstance(bound, dict) else op
+                raise _fail(f"[range] query does not support [{inner}]")
             rounding_up = op in ("gt", "lte")
             target = self._date(bound, fmt, rounding_up) if kind in ("date", "date_nanos") else \
                 self._convert(field, bound)
@@ -147,9 +184,8 @@ class _Compiler:
                 raise _fail(f"[bool] query does not support [{name}]")
         must = clauses("must") + clauses("filter")
         should, must_not = clauses("should"), clauses("must_not")
-        minimum = body.get("minimum_should_match", 0 if must else 1 if should else 0)
-        minimum = int(str(minimum).rstrip("%")) if not str(minimum).endswith("%") else \
-            len(should) * int(str(minimum)[:-1]) // 100
+        minimum = _minimum_should_match(body.get("minimum_should_match", 0 if must else 1 if should else 0),
+                                        len(should))
 
         def run(row: list[Any]) -> bool:
             if not all(p(row) for p in must) or any(p(row) for p in must_not):
@@ -163,23 +199,59 @@ class _Compiler:
         text = str(value)
         anchor, _, math_part = text.partition("||") if "||" in text else \
             (("now", "", text[3:]) if text.startswith("now") else (text, "", ""))
-        if anchor == "now":
-            ms = self.now
-        else:
-            try:
-                parse = date_parser(fmt or "strict_date_optional_time||epoch_millis")
-                ms = parse(anchor) // 1_000_000
-            except ValueError:
-                raise _fail(f"failed to parse date field [{text}] with format "
-                            f"[{fmt or 'strict_date_optional_time||epoch_millis'}]") from None
-        return _date_math(ms, math_part, round_up, text)
+        fmt = fmt or "strict_date_optional_time||epoch_millis"
+        try:
+            ms = self.now if anchor == "now" else date_parser(fmt)(anchor) // 1_000_000
+            return _date_math(ms, math_part, round_up, text)
+        except (ValueError, EvalError):  # unparsable, or date math past the long range
+            raise ParseError(f"failed to parse date field [{text}] with format [{fmt}]") from None
+
+
+def _ip_text(text: str) -> str:
+    """An IP as the index stores it; a term that is not one fails the query, as in ES."""
+    from ..store.mapping import ValueConversionError, _ip
+    try:
+        return _ip(text)
+    except ValueConversionError:
+        raise ServiceError(f"failed to create query: '{text}' is not an IP string literal.", status=400,
+                           type="query_shard_exception") from None
+
+
+def _minimum_should_match(spec: Any, optional: int) -> int:
+    """A count (``2``, ``-1``) or a percentage (``75%``) of the optional clauses."""
+    text = str(spec).strip()
+    try:
+        if text.endswith("%"):
+            return optional * int(text[:-1]) // 100
+        return int(text)
+    except ValueError:
+        raise BadRequest(f'For input string: "{text.rstrip("%")}"') from None
+
+
+def wildcard_match(pattern: str, text: str) -> bool:
+    """``*`` matches any run of characters, everything else itself. The pieces between
+    stars are found left to right, each at its first place (which is always a safe choice),
+    so the time is linear in the pattern and the text whatever the pattern."""
+    first, *middle_last = pattern.split("*")
+    if not middle_last:
+        return pattern == text
+    *middle, last = middle_last
+    if len(first) + len(last) > len(text) or not text.startswith(first) or not text.endswith(last):
+        return False
+    pos, end = len(first), len(text) - len(last)
+    for piece in middle:
+        found = text.find(piece, pos, end)
+        if found < 0:
+            return False
+        pos = found + len(piece)
+    return True
 
 
 def _date_math(ms: int, expression: str, round_up: bool, original: str) -> int:
     pos = 0
     for m in _MATH.finditer(expression):
         if m.start() != pos:
-            raise _fail(f"operator not supported for date math [{original}]")
+            raise ParseError(f"operator not supported for date math [{original}]")
         pos = m.end()
         op, unit = m.groups()
         span = (1, _UNITS[unit])
@@ -190,5 +262,5 @@ def _date_math(ms: int, expression: str, round_up: bool, original: str) -> int:
         else:
             ms = add_span(ms, span, int(op), "date")
     if pos != len(expression):
-        raise _fail(f"operator not supported for date math [{original}]")
+        raise ParseError(f"operator not supported for date math [{original}]")
     return ms

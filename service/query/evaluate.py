@@ -201,7 +201,10 @@ def version_key(v: str) -> tuple:
     main, _, pre = v.partition("-")
     parts = []
     for p in main.split("."):
-        parts.append((0, int(p), "") if p.isdigit() else (1, 0, p))
+        # numeric parts compare as numbers: by length, then digits (no int(), which a
+        # 5000-digit part would exceed)
+        digits = p.lstrip("0")
+        parts.append((0, len(digits), digits) if p.isascii() and p.isdigit() else (1, 0, p))
     return (tuple(parts), 0 if pre else 1, pre)
 
 

@@ -31,7 +31,7 @@ from .evaluate import (
     EvalError, Scope, VerificationError, Warnings, compile_expr, fold, sort_key, verify_fail, walk,
 )
 from .expr import Call, Column, Expr, Literal, Logical, Star
-from .functions import AGGREGATES, ALIASES
+from .functions import AGGREGATES, ALIASES, aggregate_constants
 from .grok import GrokError, compile_grok, first_match
 
 DEFAULT_LIMIT = 1000
@@ -256,7 +256,7 @@ def run_stats(step: p.Stats, rel: Relation, warnings: Warnings) -> Relation:
         second = args[1] if name in aggregates.TWO_INPUTS and len(args) > 1 else \
             args[3] if name == "TOP" and len(args) > 3 else None
         other_fn, other_kind = compile_expr(second, scope) if second is not None else (None, None)
-        extra = [a.value for a in args[1:] if isinstance(a, Literal)]
+        extra = aggregate_constants(name, call, scope)
         factory, agg_types[call_index] = aggregates.resolve(name, kind, extra, other_kind)
         aggs.append((call_index, fn, other_fn, factory, cond_fn))
     # one pass over the rows, one accumulator per (group, aggregate)

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import math
 import re
 import socket
-from typing import Any, Callable
+from functools import lru_cache
+from typing import Any, Callable, Iterator
 
+import re2
+import regex
+
+from ..errors import ServiceError
 from ..store.dates import DAY_MS, civil_from_days, date_parser, days_from_civil, format_millis
+from . import numeric, signatures
 from . import types as T
 from .evaluate import (
     MV_WARNING, EvalError, Fn, Scope, _checked, compile_expr, guarded, ip_key, sort_key, verify_fail,
 )
-from .expr import Binary, Call, Expr, Literal
+from .expr import Binary, Call, Column, Expr, Literal
 
 AGGREGATES = {"COUNT", "COUNT_DISTINCT", "SUM", "AVG", "MIN", "MAX", "MEDIAN", "PERCENTILE", "STD_DEV", "VARIANCE",
               "VALUES", "TOP", "MEDIAN_ABSOLUTE_DEVIATION", "WEIGHTED_AVG", "FIRST", "LAST", "PRESENT", "ABSENT"}
@@ -35,13 +42,6 @@ def _nf(text: Any) -> EvalError:
 
 # --- conversions (element-wise over multi-values) ------------------------------------
 
-def _java_round(v: float) -> int:
-    """Java's ``Math.round``: the nearest integer, halves up (-2.5 -> -2), as ES converts
-    a double to an integral type."""
-    whole = math.floor(v)
-    return int(whole) + (1 if v - whole >= 0.5 else 0)
-
-
 def _to_long_value(v: Any, kind: str, target: str) -> int:
     lo, hi = T.INT_RANGE[target]
     if kind == "boolean":
@@ -56,12 +56,12 @@ def _to_long_value(v: Any, kind: str, target: str) -> int:
                 raise _nf(v) from None
             if not math.isfinite(f):
                 raise _nf(v)
-            out = _java_round(f)
+            out = numeric.java_round_half_up(f)
     elif kind == "double":
         if not math.isfinite(v) or not lo <= v <= hi:
             raise EvalError(f"org.elasticsearch.xpack.esql.core.InvalidArgumentException: [{_java_double(v)}] out of "
                             f"[{target}] range")
-        out = _java_round(v)
+        out = numeric.java_round_half_up(v)
     else:
         out = int(v)
     if not lo <= out <= hi:
@@ -163,8 +163,7 @@ CONVERTERS: dict[str, tuple[str, Callable[[Any, str], Any], tuple[str, ...]]] = 
 
 def _converter(name: str, expr: Call, scope: Scope) -> tuple[Fn, str]:
     target, convert, accepted = CONVERTERS[name]
-    if len(expr.args) != 1:
-        raise verify_fail(expr.src, f"error building [{name.lower()}]: expects exactly one argument")
+    signatures.arity(expr, 1, 1, name=name)
     fn, kind = compile_expr(expr.args[0], scope)
     if kind == "null":
         return (lambda row: None), target
@@ -210,20 +209,29 @@ def _add_months(ms: int, months: int) -> int:
 
 
 def add_span(date: int, span: tuple[int, str], sign: int, kind: str) -> int:
+    """``date`` (millis, or nanos for ``date_nanos``) plus ``sign`` times ``span``; a result
+    outside the long range is Java's ``long overflow``, as in ES."""
     amount, unit = span
     amount *= sign
     scale = 1_000_000 if kind == "date_nanos" else 1
     if unit in SPAN_MS:
-        return date + amount * SPAN_MS[unit] * scale
-    months = amount * {"mo": 1, "q": 3, "y": 12}[unit]
-    if scale == 1:
-        return _add_months(date, months)
-    ms, sub = divmod(date, scale)
-    return _add_months(ms, months) * scale + sub
+        out = date + amount * SPAN_MS[unit] * scale
+    else:
+        months = amount * {"mo": 1, "q": 3, "y": 12}[unit]
+        ms, sub = divmod(date, scale)
+        out = _add_months(ms, months) * scale + sub
+    if not numeric.LONG_MIN <= out <= numeric.LONG_MAX:
+        raise EvalError("java.lang.ArithmeticException: long overflow")
+    return out
+
+
+ZERO_INTERVAL = "Zero or negative time interval is not supported"
 
 
 def date_trunc(ms: int, span: tuple[int, str]) -> int:
     amount, unit = span
+    if amount <= 0:
+        raise EvalError(f"java.lang.IllegalArgumentException: {ZERO_INTERVAL}")
     if unit in SPAN_MS and unit != "w":
         step = amount * SPAN_MS[unit]
         return ms - ms % step
@@ -329,20 +337,10 @@ def register(*names: str) -> Callable[[Resolver], Resolver]:
 
 
 def _arity(expr: Call, lo: int, hi: int | None = None) -> None:
-    n = len(expr.args)
-    hi = lo if hi is None else hi
-    if not lo <= n <= hi:
-        raise verify_fail(expr.src, f"error building [{expr.name.lower()}]: expects "
-                                    f"{'exactly ' + str(lo) if lo == hi else 'between ' + str(lo) + ' and ' + str(hi)}"
-                                    f" argument{'s' if hi != 1 else ''}")
+    signatures.arity(expr, lo, lo if hi is None else hi)
 
 
-def _require(expr: Call, i: int, kind: str, allowed: tuple[str, ...], what: str) -> None:
-    if kind != "null" and kind not in allowed:
-        ordinal = ["first", "second", "third", "fourth"][i] if len(expr.args) > 1 else ""
-        prefix = f"{ordinal} argument" if ordinal else "argument"
-        raise verify_fail(expr.src, f"{prefix} of [{expr.src.text}] must be [{what}], found value "
-                                    f"[{expr.args[i].src.text}] type [{kind}]")
+_require = signatures.require
 
 
 def _single(fn: Callable[..., Any], out: str) -> Resolver:
@@ -422,30 +420,43 @@ def _signum(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple
     return _single(lambda v: float((v > 0) - (v < 0)), "double")(expr, kinds, args, scope)
 
 
-def _round_half_up(v: float, digits: int) -> float:
-    from decimal import ROUND_HALF_UP, Decimal
-    q = Decimal(1).scaleb(-digits)
-    return float(Decimal(repr(v)).quantize(q, rounding=ROUND_HALF_UP)) if digits >= 0 else \
-        float(Decimal(repr(v)).scaleb(digits).quantize(Decimal(1), rounding=ROUND_HALF_UP).scaleb(-digits))
-
-
 @register("ROUND")
 def _round(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    """ES's ``Maths.round``: half away from zero, in bounded time whatever the digits
+    (``ROUND(123, -99999999)`` is 0 at once, as every long is below 10^19)."""
     _arity(expr, 1, 2)
     _require(expr, 0, kinds[0], NUMERIC, "numeric")
     if len(args) == 2:
         _require(expr, 1, kinds[1], ("integer", "long"), "integer")
-    kind = kinds[0]
-    if kind == "double":
-        fn = (lambda v, d=0: _round_half_up(v, d)) if len(args) == 1 else (lambda v, d: _round_half_up(v, d))
-    else:
-        def fn(v: int, d: int = 0) -> int:
-            if d >= 0:
-                return v
-            q = 10 ** -d
-            r = (abs(v) + q // 2) // q * q
-            return r if v >= 0 else -r
-    return _single(fn, "same")(expr, kinds, args, scope)
+    return _single(_ROUNDERS.get(kinds[0], _round_integer), "same")(expr, kinds, args, scope)
+
+
+def _round_integer(v: int, digits: int = 0) -> int:
+    # ES rounds an integer as a long and keeps the low 32 bits (Java's intValue()), so an
+    # integer that rounds past 2^31 wraps rather than failing
+    r = _round_long_value(v, digits)
+    return (r + 2**31) % 2**32 - 2**31
+
+
+def _round_long_value(v: int, digits: int = 0) -> int:
+    try:
+        return numeric.round_long(v, digits)
+    except numeric.ArithmeticOverflow:
+        raise EvalError("java.lang.ArithmeticException: long overflow") from None
+
+
+def _round_unsigned(v: int, digits: int = 0) -> int:
+    r = numeric.round_unsigned_long(v, digits)
+    if r > T.INT_RANGE["unsigned_long"][1]:
+        raise EvalError(f"org.elasticsearch.xpack.esql.core.InvalidArgumentException: [{r}] out of [unsigned_long] "
+                        f"range")
+    return r
+
+
+_ROUNDERS: dict[str, Callable[..., Any]] = {
+    "double": lambda v, digits=0: numeric.round_double(v, digits), "long": _round_long_value,
+    "unsigned_long": _round_unsigned,
+}
 
 
 @register("POW")
@@ -517,12 +528,55 @@ _string_fn("CONTAINS", (2, 2), lambda s, p: p in s, "boolean")
 _string_fn("LEFT", (2, 2), lambda s, n: s[:max(n, 0)], "keyword", (STRING, _INTS))
 _string_fn("RIGHT", (2, 2), lambda s, n: s[len(s) - n:] if 0 < n <= len(s) else (s if n > 0 else ""), "keyword",
            (STRING, _INTS))
-_string_fn("REPEAT", (2, 2), lambda s, n: s * n if n >= 0 else _neg_repeat(n), "keyword", (STRING, _INTS))
-_string_fn("SPACE", (1, 1), lambda n: " " * n, "keyword", (_INTS,))
+
+# Elasticsearch refuses to build a string of more than 1 MB (ScalarFunction's
+# MAX_BYTES_REF_RESULT_SIZE); each function words the refusal its own way.
+MAX_STRING_BYTES = 1024 * 1024
 
 
-def _neg_repeat(n: int) -> str:
-    raise EvalError(f"java.lang.IllegalArgumentException: Number parameter cannot be negative, found [{n}]")
+def _utf8_length(s: str) -> int:
+    return len(s) if s.isascii() else len(s.encode())
+
+
+def _repeat(s: str, n: int) -> str:
+    if n < 0:
+        raise EvalError(f"java.lang.IllegalArgumentException: Number parameter cannot be negative, found [{n}]")
+    if _utf8_length(s) * n > MAX_STRING_BYTES:
+        raise EvalError(f"java.lang.IllegalArgumentException: Creating repeated strings with more than "
+                        f"[{MAX_STRING_BYTES}] bytes is not supported")
+    return s * n
+
+
+_string_fn("REPEAT", (2, 2), _repeat, "keyword", (STRING, _INTS))
+
+
+def _space_check(n: int) -> str | None:
+    """Why ``SPACE(n)`` is refused, or None."""
+    if n < 0:
+        return f"Number parameter cannot be negative, found [{n}]"
+    if n > MAX_STRING_BYTES:
+        return f"Creating strings longer than [{MAX_STRING_BYTES}] bytes is not supported"
+    return None
+
+
+def _space(n: int) -> str:
+    problem = _space_check(n)
+    if problem:
+        raise EvalError(f"java.lang.IllegalArgumentException: {problem}")
+    return " " * n
+
+
+@register("SPACE")
+def _space_fn(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
+    """A constant count is checked while planning, so a bad one fails the query (400), as
+    ES's evaluator factory does; a computed one gives null and a warning per row."""
+    _arity(expr, 1)
+    _require(expr, 0, kinds[0], _INTS, "integer")
+    from .evaluate import fold
+    constant, value = fold(expr.args[0], scope)
+    if constant and isinstance(value, int) and _space_check(value):
+        raise ServiceError(_space_check(value), status=400, type="illegal_argument_exception")
+    return _single(_space, "keyword")(expr, kinds, args, scope)
 
 
 def _substring(s: str, start: int, length: int | None = None) -> str:
@@ -546,12 +600,51 @@ def _locate(s: str, sub: str, start: int | None = None) -> int:
 _string_fn("LOCATE", (2, 3), _locate, "integer", (STRING, STRING, _INTS))
 
 
-def _replace(s: str, pattern: str, repl: str) -> str:
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+# How long one REPLACE may search with a backtracking engine: the bound ES|QL's GROK
+# watchdog uses (esql.grok.watchdog.max_execution_time).
+MAX_REGEX_MS = 1000
+
+
+@lru_cache(maxsize=256)
+def _java_regex(pattern: str) -> Callable[[str], Iterator[Any]]:
+    """The matches of a REPLACE pattern in a text, in order. RE2 (linear in the input) runs
+    every pattern it accepts; the ``regex`` module runs what only a backtracking engine has
+    (back-references, lookaround), each search then bounded by ``MAX_REGEX_MS``."""
     try:
-        java_repl = re.sub(r"\$(\d)", r"\\\1", repl)
-        return re.sub(pattern, java_repl, s)
-    except re.error as exc:
+        return re2.compile(pattern, _RE2_OPTIONS).finditer
+    except re2.error:
+        pass
+    try:
+        compiled = regex.compile(pattern)
+    except regex.error as exc:
         raise EvalError(f"java.util.regex.PatternSyntaxException: {exc}") from None
+    return lambda text: compiled.finditer(text, timeout=MAX_REGEX_MS / 1000)
+
+
+def _replace(s: str, pattern: str, repl: str) -> str:
+    """Java's ``replaceAll`` (``$1`` group references), refusing, before it is built, a
+    result of more than 1 MB."""
+    matches = _java_regex(pattern)(s)
+    template = re.sub(r"\$(\d)", r"\\\1", repl)
+    pieces, size, pos = [], 0, 0
+    try:
+        for match in matches:
+            piece = s[pos:match.start()] + match.expand(template)
+            size += len(piece)
+            if size + len(s) - match.end() > MAX_STRING_BYTES:
+                raise EvalError(f"java.lang.IllegalArgumentException: Creating strings with more than "
+                                f"[{MAX_STRING_BYTES}] bytes is not supported")
+            pieces.append(piece)
+            pos = match.end()
+    except (re.error, re2.error, regex.error, IndexError) as exc:  # a bad group reference in the replacement
+        raise EvalError(f"java.lang.IndexOutOfBoundsException: {exc}") from None
+    except TimeoutError:
+        raise EvalError(f"java.lang.IllegalArgumentException: REPLACE pattern matching was interrupted after "
+                        f"[{MAX_REGEX_MS}] ms") from None
+    pieces.append(s[pos:])
+    return "".join(pieces)
 
 
 _string_fn("REPLACE", (3, 3), _replace, "keyword")
@@ -559,11 +652,17 @@ _string_fn("REPLACE", (3, 3), _replace, "keyword")
 
 @register("CONCAT")
 def _concat(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
-    if len(args) < 2:
-        _arity(expr, 2, 100)
     for i, kind in enumerate(kinds):
         _require(expr, i, kind, STRING, "string")
-    return guarded(lambda *vs: "".join(vs), expr.src, scope.warnings, args), "keyword"
+    return guarded(_concat_values, expr.src, scope.warnings, args), "keyword"
+
+
+def _concat_values(*values: str) -> str:
+    if sum(_utf8_length(v) for v in values) > MAX_STRING_BYTES:
+        # not a warning: ES fails the whole query (EsqlClientException, 400)
+        raise ServiceError(f"concatenating more than [{MAX_STRING_BYTES}] bytes is not supported", status=400,
+                           type="esql_client_exception")
+    return "".join(values)
 
 
 @register("SPLIT")
@@ -683,8 +782,14 @@ def _mv(name: str, fn: Callable[[list[Any], str], Any], out: str | None = None) 
             if v is None:
                 return None
             values = v if type(v) is list else [v]
+            options = [e(row) for e in extra]
+            if any(o is None for o in options):
+                return None
+            if any(type(o) is list for o in options):  # the other arguments are single values
+                warnings.failure(src, MV_WARNING)
+                return None
             try:
-                return fn(values, kind, *[e(row) for e in extra])
+                return fn(values, kind, *options)
             except EvalError as exc:
                 warnings.failure(src, exc.java_message)
                 return None
@@ -759,10 +864,19 @@ def _now(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn
     return (lambda row: value), "date"
 
 
+def check_interval(expr: Expr, scope: Scope) -> None:
+    """A constant time span must be positive: ES refuses any other while planning (400)."""
+    from .evaluate import fold
+    constant, span = fold(expr, scope)
+    if constant and isinstance(span, tuple) and span[0] <= 0:
+        raise ServiceError(ZERO_INTERVAL, status=400, type="illegal_argument_exception")
+
+
 @register("DATE_TRUNC")
 def _date_trunc(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
     _arity(expr, 2)
     _require(expr, 1, kinds[1], DATES, "date_nanos or datetime")
+    check_interval(expr.args[0], scope)
     return _single(lambda span, d: date_trunc(d, span), kinds[1])(expr, kinds, args, scope)
 
 
@@ -775,6 +889,9 @@ def _date_extract(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) ->
 @register("DATE_FORMAT")
 def _date_format(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
     _arity(expr, 1, 2)
+    if len(args) == 2:
+        _require(expr, 0, kinds[0], STRING, "string")
+    _require(expr, len(args) - 1, kinds[-1], DATES, "datetime or date_nanos")
     if len(args) == 1:
         return _single(format_millis, "keyword")(expr, kinds, args, scope)
     return _single(lambda p, d: date_format(d, p), "keyword")(expr, kinds, args, scope)
@@ -834,7 +951,6 @@ def _date_diff(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tu
 
 @register("CIDR_MATCH")
 def _cidr_match(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
-    import ipaddress
     ip_arg, blocks = args[0], args[1:]
 
     def run(row: list[Any]) -> Any:
@@ -844,13 +960,56 @@ def _cidr_match(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> t
         if type(v) is list:
             scope.warnings.failure(expr.src, MV_WARNING)
             return None
-        addr = ipaddress.ip_address(v)
+        addr = _ip_bytes(v)
         for b in blocks:
             for block in (lambda x: x if type(x) is list else [x])(b(row)):
-                if block is not None and addr in ipaddress.ip_network(block, strict=False):
+                if block is not None and _in_range(addr, *_cidr_range(block)):
                     return True
         return False
     return run, "boolean"
+
+
+_IPV4_MAPPED = b"\x00" * 10 + b"\xff\xff"
+
+
+def _ip_bytes(text: str) -> bytes:
+    try:
+        return ipaddress.ip_address(text).packed
+    except ValueError:
+        raise _bad_cidr(f"'{text}' is not an IP string literal.") from None
+
+
+def _bad_cidr(message: str) -> ServiceError:
+    # ES's CIDR_MATCH does not turn a bad block into a warning: the query fails
+    return ServiceError(message, status=400, type="illegal_argument_exception")
+
+
+def _cidr_range(block: str) -> tuple[bytes, bytes]:
+    """The lowest and highest address of ``block`` (``ip/prefix``, or one address)."""
+    if "/" not in block:
+        one = _ip_bytes(block)
+        return one, one
+    fields = block.split("/")
+    while fields and not fields[-1]:  # Java's split drops trailing empty strings
+        fields.pop()
+    if len(fields) != 2:
+        raise _bad_cidr(f"Expected [ip/prefix] but was [{block}]")
+    address = _ip_bytes(fields[0])
+    try:
+        prefix = int(fields[1])
+    except ValueError:
+        raise _bad_cidr(f'For input string: "{fields[1]}"') from None
+    bits = 8 * len(address)
+    if not 0 <= prefix <= bits:
+        raise _bad_cidr(f"illegal prefixLength '{prefix}'. Must be 0-32 for IPv4 ranges, 0-128 for IPv6 ranges")
+    value, host = int.from_bytes(address, "big"), (1 << (bits - prefix)) - 1
+    return (value & ~host).to_bytes(len(address), "big"), (value | host).to_bytes(len(address), "big")
+
+
+def _in_range(addr: bytes, lower: bytes, upper: bytes) -> bool:
+    if len(addr) != len(lower):  # compare IPv4 and IPv6 as IPv4-mapped IPv6, as ES does
+        addr, lower, upper = (b if len(b) == 16 else _IPV4_MAPPED + b for b in (addr, lower, upper))
+    return lower <= addr <= upper
 
 
 def compile_call(expr: Call, scope: Scope) -> tuple[Fn, str]:
@@ -863,7 +1022,9 @@ def compile_call(expr: Call, scope: Scope) -> tuple[Fn, str]:
     if resolver is None:
         raise verify_fail(expr.src, f"Unknown function [{expr.name.lower()}]")
     compiled = [compile_expr(a, scope) for a in expr.args]
-    return resolver(expr, [k for _, k in compiled], [f for f, _ in compiled], scope)
+    kinds = [k for _, k in compiled]
+    signatures.check(name, expr, kinds)
+    return resolver(expr, kinds, [f for f, _ in compiled], scope)
 
 
 # --- later additions: clamps, hashes, names, ip prefixes, multi-value statistics ----------
@@ -899,9 +1060,13 @@ def _copy_sign(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tu
 
 @register("ROUND_TO")
 def _round_to(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
-    if len(args) < 2:
-        _arity(expr, 2, 100)
-    kind = _common_type(expr, kinds) if kinds[0] != "date" else "date"
+    field = kinds[0]
+    family = DATES if field in DATES else NUMERIC
+    if field not in DATES and field != "null":
+        _require(expr, 0, field, NUMERIC, "numeric or date")
+    for i, kind in enumerate(kinds[1:], 1):  # the points are of the field's kind
+        _require(expr, i, kind, family, "date" if family is DATES else "numeric")
+    kind = _common_type(expr, kinds) if field not in DATES else field
 
     def fn(v: Any, *points: Any) -> Any:
         below = [p for p in points if p <= v]
@@ -963,7 +1128,7 @@ _angles("TO_RADIANS", math.radians)
 def _to_span(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
     _arity(expr, 1)
     arg = expr.args[0]
-    if not isinstance(arg, Literal):
+    if not isinstance(arg, Literal) or type(arg.value) is list:
         raise verify_fail(expr.src, f"argument of [{expr.src.text}] must be a constant, received [{arg.src.text}]")
     kind = "date_period" if expr.name == "TO_DATEPERIOD" else "time_duration"
     value = arg.value
@@ -973,6 +1138,9 @@ def _to_span(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tupl
         if unit is None or (unit in ("w", "mo", "q", "y", "d")) != (kind == "date_period"):
             raise verify_fail(expr.src, f"Cannot convert string [{value}] to [{kind.upper()}], error [Unexpected "
                                         f"temporal unit: '{m.group(2) if m else value}']")
+        problem = numeric.span_amount_problem(int(m.group(1)), unit)
+        if problem:
+            raise verify_fail(expr.src, f"Cannot convert string [{value}] to [{kind.upper()}], error [{problem}]")
         value = (int(m.group(1)), unit)
     elif arg.type != kind:
         raise verify_fail(expr.src, f"argument of [{expr.src.text}] must be [{kind} or string], found value "
@@ -1006,6 +1174,9 @@ def _mv_zip(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple
         a, b, d = left(row), right(row), delim(row)
         if d is None or (a is None and b is None):
             return None
+        if type(d) is list:
+            scope.warnings.failure(expr.src, MV_WARNING)
+            return None
         xs = [] if a is None else a if type(a) is list else [a]
         ys = [] if b is None else b if type(b) is list else [b]
         out = [d.join(p for p in pair if p is not None) for pair in itertools.zip_longest(xs, ys)]
@@ -1032,7 +1203,18 @@ def _mv_mad(values: list[Any], kind: str) -> Any:
 
 
 def _pseries(values: list[Any], kind: str, p: Any) -> float:
-    return sum(v / (i + 1) ** p for i, v in enumerate(sorted(values, reverse=True)))
+    # weights are Java doubles: a huge p makes a weight infinite (a term of 0), a hugely
+    # negative one makes it 0 (an infinite term), never a huge exact power
+    total = 0.0
+    for i, v in enumerate(sorted(values, reverse=True)):
+        weight = numeric.java_pow(i + 1.0, float(p))
+        term = v / weight if weight else math.nan
+        if not math.isfinite(term):
+            raise EvalError("java.lang.ArithmeticException: double overflow")
+        total += term
+    if not math.isfinite(total):
+        raise EvalError("java.lang.ArithmeticException: double overflow")
+    return total
 
 
 _mv("MV_PERCENTILE", _mv_percentile)
@@ -1049,18 +1231,24 @@ _HUMAN_DATE_ROUNDINGS = [(1, "mo"), (1, "w"), (1, "d"), (12, "h"), (3, "h"), (1,
                          (1, "ms")]
 
 
-def _next_rounding(date: int, span: tuple[int, str]) -> int:
-    return add_span(date, span, 1, "date")
+def _steps_to_reach(span: tuple[int, str], start: int, end: int) -> int:
+    """How many roundings after the one holding ``start`` it takes to reach ``end``: counted,
+    not stepped through, so a huge bucket count over a huge range costs nothing."""
+    first = date_trunc(start, span)
+    if end <= first:
+        return 0
+    amount, unit = span
+    if unit in SPAN_MS:
+        return -((first - end) // (amount * SPAN_MS[unit]))  # ceiling division
+    y0, m0, _ = civil_from_days(first // DAY_MS)  # monthly: ``first`` is the 1st, at midnight
+    y1, m1, d1 = civil_from_days(end // DAY_MS)
+    months = (y1 * 12 + m1) - (y0 * 12 + m0)
+    return months if (d1, end % DAY_MS) == (1, 0) else months + 1
 
 
 def _rounding_fits(span: tuple[int, str], buckets: int, start: int, end: int) -> bool:
-    count, date = 1, date_trunc(start, span)
-    while date < end:
-        count += 1
-        if count > buckets:
-            return False
-        date = _next_rounding(date, span)
-    return True
+    steps = _steps_to_reach(span, start, end)
+    return steps == 0 or steps + 1 <= buckets
 
 
 def pick_date_rounding(buckets: int, start: int, end: int) -> tuple[int, str]:
@@ -1072,11 +1260,32 @@ def pick_date_rounding(buckets: int, start: int, end: int) -> tuple[int, str]:
     return chosen
 
 
+def _java_ceil(x: float) -> float:
+    return float(math.ceil(x)) if math.isfinite(x) else x
+
+
 def pick_numeric_rounding(buckets: int, start: float, end: float) -> float:
-    precise = (end - start) / buckets
-    next_power = 10 ** math.ceil(math.log10(precise))
+    """ES's bucket width for ``buckets`` over ``[start, end]``, in Java doubles: a count of
+    zero or an empty range gives an infinite, zero or NaN width, which then fails per row."""
+    span = end - start
+    precise = span / buckets if buckets else (math.copysign(math.inf, span) if span else math.nan)
+    next_power = numeric.java_pow(10.0, _java_ceil(numeric.java_log10(precise)))
     half = next_power / 2
     return half if precise < half else next_power
+
+
+def _bucket_number(step: float) -> Callable[[Any], float]:
+    """``floor(v / step) * step`` as ES evaluates it (a Div, a Floor, a Mul), each step's
+    non-finite result a warning and null."""
+    def bucket(v: Any) -> float:
+        quotient = v / step if step else math.nan
+        if not math.isfinite(quotient):
+            raise EvalError("java.lang.ArithmeticException: / by zero")
+        out = float(math.floor(quotient)) * step
+        if not math.isfinite(out):
+            raise EvalError("java.lang.ArithmeticException: not a finite double number: " + _java_double(out))
+        return out
+    return bucket
 
 
 def _constant_arg(expr: Call, i: int, scope: Scope) -> Any:
@@ -1088,6 +1297,28 @@ def _constant_arg(expr: Call, i: int, scope: Scope) -> Any:
     return value
 
 
+def _date_bound(expr: Call, i: int, kind: str, scope: Scope) -> int:
+    _require(expr, i, kind, (*DATES, *STRING), "datetime, date_nanos or string")
+    bound = _constant_arg(expr, i, scope)
+    if type(bound) is list:
+        raise verify_fail(expr.args[i].src, MV_WARNING)
+    if not isinstance(bound, str):
+        return bound // 1_000_000 if kind == "date_nanos" else bound
+    try:
+        return _to_date_value(bound, "keyword")
+    except EvalError as exc:  # ES parses the bounds while planning: the query fails
+        raise ServiceError(exc.java_message.removeprefix("java.lang.IllegalArgumentException: "), status=400,
+                           type="illegal_argument_exception") from None
+
+
+def _numeric_arg(expr: Call, i: int, kind: str, scope: Scope) -> float:
+    _require(expr, i, kind, NUMERIC, "numeric")
+    value = _constant_arg(expr, i, scope)
+    if type(value) is list:
+        raise verify_fail(expr.args[i].src, MV_WARNING)
+    return float(value)
+
+
 @register("BUCKET")
 def _bucket(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn, str]:
     if len(args) not in (2, 4):
@@ -1095,22 +1326,71 @@ def _bucket(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple
     kind = kinds[0]
     if kind not in DATES and not T.is_numeric(kind):
         _require(expr, 0, kind, (), "datetime or numeric")
-    span = _constant_arg(expr, 1, scope)
     if kind in DATES:
-        if len(args) == 4:
-            bounds = []
-            for i in (2, 3):
-                bound = _constant_arg(expr, i, scope)
-                bounds.append(_to_date_value(bound, "keyword") if isinstance(bound, str) else int(bound))
-            span = pick_date_rounding(int(span), bounds[0], bounds[1])
-        elif not isinstance(span, tuple):
-            raise verify_fail(expr.args[1].src, f"second argument of [{expr.src.text}] must be [date_period or "
-                                                f"time_duration] when the first is a date, found value "
-                                                f"[{expr.args[1].src.text}] type [{kinds[1]}]")
+        span = _date_span(expr, kinds, scope)
         scale = 1_000_000 if kind == "date_nanos" else 1
         return _single(lambda d: date_trunc(d // scale, span) * scale, kind)(expr, kinds[:1], args[:1], scope)
     if len(args) == 4:
-        span = pick_numeric_rounding(int(span), float(_constant_arg(expr, 2, scope)),
-                                     float(_constant_arg(expr, 3, scope)))
-    step = float(span)
-    return _single(lambda v: math.floor(v / step) * step, "double")(expr, kinds[:1], args[:1], scope)
+        _require(expr, 1, kinds[1], _INTS, "integer")
+        step = pick_numeric_rounding(int(_numeric_arg(expr, 1, kinds[1], scope)),
+                                     _numeric_arg(expr, 2, kinds[2], scope), _numeric_arg(expr, 3, kinds[3], scope))
+    else:
+        step = _numeric_arg(expr, 1, kinds[1], scope)
+    return _single(_bucket_number(step), "double")(expr, kinds[:1], args[:1], scope)
+
+
+def _date_span(expr: Call, kinds: list[str], scope: Scope) -> tuple[int, str]:
+    if len(expr.args) == 4:
+        _require(expr, 1, kinds[1], _INTS, "integer")
+        buckets = _constant_arg(expr, 1, scope)
+        start, end = (_date_bound(expr, i, kinds[i], scope) for i in (2, 3))
+        return pick_date_rounding(int(buckets), start, end)
+    if kinds[1] not in ("date_period", "time_duration"):
+        raise verify_fail(expr.args[1].src, f"second argument of [{expr.src.text}] must be [date_period or "
+                                            f"time_duration] when the first is a date, found value "
+                                            f"[{expr.args[1].src.text}] type [{kinds[1]}]")
+    check_interval(expr.args[1], scope)
+    return _constant_arg(expr, 1, scope)
+
+
+# --- constant arguments of aggregates ------------------------------------------------------
+
+def aggregate_constants(name: str, call: Call, scope: Scope) -> list[Any]:
+    """The arguments after the first of aggregate ``name``, checked as ES checks them while
+    planning (arity, constness, type, TOP's limit and order); a percentile outside 0..100
+    is kept, as ES keeps it, and gives null."""
+    if name == "PERCENTILE":
+        signatures.arity(call, 2, 2, name="PERCENTILE")
+        return [_aggregate_constant(call, 1, scope, ("integer", "long", "double"), "numeric except unsigned_long")]
+    if name == "TOP":
+        signatures.arity(call, 3, 4, name="TOP")
+        limit = _aggregate_constant(call, 1, scope, ("integer",), "integer")
+        order = _aggregate_constant(call, 2, scope, STRING, "string")
+        if limit <= 0:
+            raise verify_fail(call.src, f"Limit must be greater than 0 in [{call.src.text}], found [{limit}]")
+        if order.lower() not in ("asc", "desc"):
+            raise verify_fail(call.src, f"Invalid order value in [{call.src.text}], expected [ASC, DESC] but got "
+                                        f"[{order}]")
+        return [limit, order]
+    if name == "WEIGHTED_AVG" and len(call.args) > 1:
+        _, weight = compile_expr(call.args[1], scope)
+        _require(call, 1, weight, ("integer", "long", "double"), "numeric except unsigned_long or counter types")
+    return [a.value for a in call.args[1:] if isinstance(a, Literal)]
+
+
+def _aggregate_constant(call: Call, i: int, scope: Scope, allowed: tuple[str, ...], what: str) -> Any:
+    from .evaluate import fold, walk
+    arg, ordinal = call.args[i], ["first", "second", "third", "fourth"][i]
+    _, kind = compile_expr(arg, scope)
+    # ES checks these while verifying, before it propagates constants: a column is never one
+    constant, value = fold(arg, scope) if not any(isinstance(e, Column) for e in walk(arg)) else (False, None)
+    if not constant:
+        raise verify_fail(call.src, f"{ordinal} argument of [{call.src.text}] must be a constant, received "
+                                    f"[{arg.src.text}]")
+    if value is None:
+        raise verify_fail(call.src, f"{ordinal} argument of [{call.src.text}] cannot be null, received "
+                                    f"[{arg.src.text}]")
+    if kind not in allowed or type(value) is list:
+        raise verify_fail(call.src, f"{ordinal} argument of [{call.src.text}] must be [{what}], found value "
+                                    f"[{arg.src.text}] type [{kind}]")
+    return value

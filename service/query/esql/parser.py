@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -11,12 +13,18 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from ...errors import ServiceError
 from .. import plan as p
-from ..types import TIME_UNITS
+from .. import types as T
 from ..expr import Binary, Call, Cast, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src, Star
+from ..numeric import span_amount_problem
+from ..types import TIME_UNITS
 
 class ParsingError(ServiceError):
     status = 400
     type = "parsing_exception"
+
+
+class TooLarge(ValueError):
+    """A numeric literal no double can hold."""
 
 
 @lru_cache(maxsize=1)
@@ -26,7 +34,15 @@ def _parser() -> Lark:
 
 
 def integer_literal(text: str) -> Literal:
-    value = int(text)
+    """An integer literal typed as ES types it: integer, long, unsigned_long, else double
+    (a number past every double is refused, as ES refuses it)."""
+    digits = text.lstrip("0") or "0"
+    if len(digits) > 20:  # past 2^64 whatever the digits: read as a double, not an exact int
+        value = float(digits)
+        if math.isinf(value):
+            raise TooLarge(text)
+        return Literal(value, "double")
+    value = int(digits)
     if value <= 2**31 - 1:
         return Literal(value, "integer")
     if value <= 2**63 - 1:
@@ -150,7 +166,14 @@ class _ToPlan(Transformer):
 
     @v_args(meta=True)
     def limit_command(self, meta: Any, children: list[Any]) -> p.Limit:
-        return p.Limit(int(children[1]), src=self._src(meta))
+        """ES takes any constant here and refuses all but a non-negative integer (so a
+        count beyond 2^31 - 1 is an error, not a limit)."""
+        amount, src = children[1], self._src(meta)
+        if isinstance(amount, Literal) and amount.type == "integer" and type(amount.value) is int and amount.value >= 0:
+            return p.Limit(amount.value, src=src)
+        text = "".join(amount.src.text.split()) if amount.type != "keyword" else amount.src.text
+        raise ParsingError(f"line {src.line}:{src.col}: value of [{src.text}] must be a non negative integer, found "
+                           f"value [{text}] type [{amount.type}]")
 
     def keep_command(self, children: list[Any]) -> p.Keep:
         return p.Keep(tuple(children[1:]))
@@ -247,10 +270,11 @@ class _ToPlan(Transformer):
     def negate(self, meta: Any, c: list[Any]) -> Expr:
         value = c[1]
         if isinstance(value, Literal) and value.type in ("integer", "long", "unsigned_long", "double") and \
-                not value.src.text.startswith("("):
+                type(value.value) is not list and not value.src.text.startswith("("):
             if value.type == "double":
                 return Literal(-value.value, "double", src=self._src(meta))
-            return _neg_integer(value.value, self._src(meta))
+            if value.value >= 0:  # a literal already negated, -(-2147483648), negates at run time
+                return _neg_integer(value.value, self._src(meta))
         return Neg(value, src=self._src(meta))
 
     def positive(self, c: list[Any]) -> Expr:
@@ -290,19 +314,28 @@ class _ToPlan(Transformer):
 
     @v_args(meta=True)
     def integer(self, meta: Any, c: list[Token]) -> Expr:
-        lit = integer_literal(c[0])
+        try:
+            lit = integer_literal(c[0])
+        except TooLarge:
+            raise ParsingError(f"line {meta.line}:{meta.column}: Number [{c[0]}] is too large") from None
         return Literal(lit.value, lit.type, src=self._src(meta))
 
     @v_args(meta=True)
     def decimal(self, meta: Any, c: list[Token]) -> Expr:
-        return Literal(float(c[0]), "double", src=self._src(meta))
+        value = float(c[0])
+        if math.isinf(value):
+            raise ParsingError(f"line {meta.line}:{meta.column}: Number [{c[0]}] is too large")
+        return Literal(value, "double", src=self._src(meta))
 
     @v_args(meta=True)
     def time_span(self, meta: Any, c: list[Any]) -> Expr:
         amount, unit = c
         canonical = TIME_UNITS.get(unit.lower())
-        if canonical is None or amount.type not in ("integer", "long"):
+        if canonical is None or amount.type not in ("integer", "long", "unsigned_long"):
             raise ParsingError(f"line {meta.line}:{meta.column}: Unexpected temporal unit: '{unit}'")
+        if span_amount_problem(amount.value, canonical):
+            raise ParsingError(f"line {meta.line}:{meta.column}: Number [{amount.src.text}] outside of "
+                               f"[{unit.lower()}] range")
         kind = "date_period" if canonical in ("w", "mo", "q", "y", "d") and canonical != "d" else "time_duration"
         if canonical == "d":
             kind = "date_period"
@@ -380,9 +413,19 @@ def param_literal(value: Any, src: Src) -> Literal:
     if isinstance(value, str):
         return Literal(value, "keyword", src=src)
     if isinstance(value, list):
-        items = [param_literal(v, src) for v in value]
+        # a multi-value of one type, as a list literal is (numbers widen together)
+        items = [param_literal(v, src) for v in value if v is not None]
+        if any(isinstance(v, list) for v in value):
+            raise ServiceError("Failed to parse params: START_ARRAY is not supported as a parameter", status=400,
+                               type="x_content_parse_exception")
         types = {i.type for i in items}
-        return Literal([i.value for i in items], types.pop() if len(types) == 1 else "keyword", src=src)
+        if types <= {"integer", "long", "unsigned_long", "double"} and len(types) > 1:
+            kind = "double" if "double" in types else "unsigned_long" if "unsigned_long" in types else "long"
+            return Literal(T.collapse([float(i.value) if kind == "double" else i.value for i in items]), kind,
+                           src=src)
+        if len(types) > 1:
+            raise _verification(src, "multi-valued literals must have the same type")
+        return Literal(T.collapse([i.value for i in items]), types.pop() if types else "null", src=src)
     raise ServiceError(f"Failed to parse params: unsupported parameter value [{value}]", status=400,
                        type="x_content_parse_exception")
 
@@ -392,8 +435,42 @@ def _verification(src: Src, message: str) -> ServiceError:
                         type="verification_exception")
 
 
+# ES refuses expressions nested deeper than this, pipelines longer than that, and query
+# texts longer than a million characters (its parser would overflow its stack; ours, and
+# every tree walk after it, would too).
+MAX_EXPRESSION_DEPTH = 400
+MAX_QUERY_DEPTH = 500
+MAX_LENGTH = 1_000_000
+# Compiling, pickling (to a query worker) and evaluating an expression take up to four
+# Python frames per level, so a tree as deep as ES allows needs more than CPython's
+# default 1000. Set where the server and every query worker (which preload this module)
+# import the parser.
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 12 * MAX_EXPRESSION_DEPTH))
+_COMMAND_DEPTH = 3  # start -> command -> its fields: the levels above an expression
+
+
+def _check_depth(tree: Tree, text: str) -> None:
+    """Refuse a tree deeper than ES allows, measured without recursion."""
+    commands = tree.children[1:]
+    if len(commands) > MAX_QUERY_DEPTH:
+        last = commands[MAX_QUERY_DEPTH]
+        prefix = text[:last.meta.end_pos] if not last.meta.empty else text
+        raise ParsingError(f"line -1:-1: ESQL statement exceeded the maximum query depth allowed ({MAX_QUERY_DEPTH}): "
+                           f"[{''.join(prefix.split())}]")
+    stack = [(tree, 0, tree)]
+    while stack:
+        node, depth, parent = stack.pop()
+        if depth > MAX_EXPRESSION_DEPTH + _COMMAND_DEPTH:
+            where = text[parent.meta.start_pos:parent.meta.end_pos] if not parent.meta.empty else ""
+            raise ParsingError(f"line -1:-1: ESQL statement exceeded the maximum expression depth allowed "
+                               f"({MAX_EXPRESSION_DEPTH}): [{''.join(where.split())}]")
+        stack.extend((child, depth + 1, node) for child in node.children if isinstance(child, Tree))
+
+
 def parse(text: str, params: list[Any] | dict[str, Any] | None = None) -> p.Plan:
     """Parse an ES|QL query; syntax errors are ES's ``parsing_exception`` with ``line L:C:``."""
+    if len(text) > MAX_LENGTH:
+        raise ParsingError(f"line -1:-1: ESQL statement is too large [{len(text)} characters > {MAX_LENGTH}]")
     try:
         tree = _parser().parse(text)
     except UnexpectedCharacters as exc:
@@ -407,6 +484,7 @@ def parse(text: str, params: list[Any] | dict[str, Any] | None = None) -> p.Plan
         raise ParsingError(f"line {line}:{col}: mismatched input '{found}' expecting {{{expected}}}") from None
     except UnexpectedInput as exc:
         raise ParsingError(f"line {exc.line}:{exc.column}: {exc}") from None
+    _check_depth(tree, text)
     try:
         return _ToPlan(text, params if params is not None else []).transform(tree)
     except VisitError as exc:
