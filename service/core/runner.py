@@ -43,9 +43,9 @@ Sink = Callable[[Stream], Any]
 class Runner:
     CANCEL_GRACE_S = 5.0  # a worker that has not ended a cancelled query by then is killed
 
-    def __init__(self, db_path: Path, max_running: int) -> None:
+    def __init__(self, db_path: Path, max_running: int, memory_limit: int = -1) -> None:
         self.db_path = db_path
-        self.pool = WorkerPool(max_running)
+        self.pool = WorkerPool(max_running, memory_limit)  # memory_limit: bytes per query, -1 for none
         # One thread per running query consumes its stream; a pool of our own, so that
         # neither starves the event loop's default executor.
         self._threads = ThreadPoolExecutor(max_running, thread_name_prefix="esquire-sink")

@@ -21,7 +21,7 @@ from . import types as T
 from .evaluate import MV_WARNING, EvalError, sort_key
 
 
-_POINTER = 8  # a list's slot for each value it keeps
+_POINTER = 16  # a list's slot for each value it keeps, with what the list over-allocates and the allocator rounds up
 _SET_SLOT = 40  # a set's hash slots for each value (about 5 slots per 3 values, 16 bytes each)
 _PAIR = 72  # TOP's (key, value) tuple beside the value itself
 

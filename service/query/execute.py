@@ -305,7 +305,9 @@ def _accumulate(rows: Iterable[list[Any]], group_fns: list[Callable[..., Any]], 
     for the output rows to release."""
     groups: dict[tuple, list[Any]] = {}
     factories = [a[3] for a in aggs]
-    group_bytes = DICT_ENTRY + object_bytes([f() for f in factories]) + 2 * getsizeof([None] * out_width)
+    # a group's table entry, its accumulators, and the three lists and the values its output row is built from
+    group_bytes = (DICT_ENTRY + object_bytes([f() for f in factories]) + 3 * getsizeof([None] * out_width)
+                   + getsizeof(()) + 32 * len(aggs))
     reservation = Reservation(breaker)
     held = 0  # the groups' bytes, without what their accumulators keep
 
