@@ -24,6 +24,9 @@ from .evaluate import MV_WARNING, EvalError, sort_key
 _POINTER = 16  # a list's slot for each value it keeps, with what the list over-allocates and the allocator rounds up
 _SET_SLOT = 40  # a set's hash slots for each value (about 5 slots per 3 values, 16 bytes each)
 _PAIR = 72  # TOP's (key, value) tuple beside the value itself
+# values of these types are small objects of one size (as the allocator rounds them): no need to measure each
+_FIXED_BYTES = {"integer": 32, "long": 32, "double": 32, "date": 32, "date_nanos": 32, "boolean": 32,
+                "unsigned_long": 48}
 
 
 class Meter:
@@ -187,19 +190,22 @@ class Variance:
 
 
 class Collect:
-    """Keeps every value and hands the list to ``finish`` (percentiles, median...)."""
+    """Keeps every value and hands the list to ``finish`` (percentiles, median...); ``each``
+    is the size of one value when they all have the same (0: measure them)."""
 
-    __slots__ = ("values", "finish", "meter")
+    __slots__ = ("values", "finish", "meter", "each")
 
-    def __init__(self, finish: Callable[[list[Any]], Any], meter: Meter) -> None:
+    def __init__(self, finish: Callable[[list[Any]], Any], meter: Meter, each: int) -> None:
         self.values: list[Any] = []
         self.finish = finish
         self.meter = meter
+        self.each = each
 
     def add(self, values: list[Any], others: Any = None) -> None:
         if values:
             self.values.extend(values)
-            self.meter.bytes += _POINTER * len(values) + sum(map(getsizeof, values))
+            self.meter.bytes += (_POINTER + self.each) * len(values) if self.each else \
+                _POINTER * len(values) + sum(map(getsizeof, values))
 
     def result(self) -> Any:
         return self.finish(self.values)
@@ -362,6 +368,7 @@ def resolve(name: str, kind: str, extra: list[Any], other: str | None = None,
     ``meter`` counts what value-keeping accumulators hold."""
     key = sort_key(kind)
     meter = meter if meter is not None else Meter()
+    each = _FIXED_BYTES.get(kind, 0)
     if name == "COUNT":
         return Count, "long"
     if name == "COUNT_DISTINCT":
@@ -376,11 +383,11 @@ def resolve(name: str, kind: str, extra: list[Any], other: str | None = None,
     if name in ("MEDIAN", "PERCENTILE"):
         p = 50.0 if name == "MEDIAN" else float(extra[0])
         finish = functools.partial(_percentile, p=p)
-        return (lambda: Collect(finish, meter)), "double"
+        return (lambda: Collect(finish, meter, each)), "double"
     if name in ("VARIANCE", "STD_DEV"):
         return (lambda: Variance(name == "STD_DEV")), "double"
     if name == "MEDIAN_ABSOLUTE_DEVIATION":
-        return (lambda: Collect(_mad, meter)), "double"
+        return (lambda: Collect(_mad, meter, each)), "double"
     if name == "VALUES":
         return (lambda: Distinct(_values(kind), meter)), kind
     if name == "TOP":

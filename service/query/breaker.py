@@ -22,6 +22,7 @@ from ..errors import ServiceError
 
 LABEL = "<esql_block_factory>"  # the label ES|QL's block factory charges its breaker with
 TOPN_LABEL = "topn"
+_NONE = getsizeof(None)
 _UNITS = (("pb", 1 << 50), ("tb", 1 << 40), ("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10))
 
 
@@ -108,11 +109,12 @@ def released(rows: Iterable[list[Any]], reservation: Reservation) -> Iterator[li
 
 def row_bytes(row: list[Any]) -> int:
     """An estimate of the memory a row holds: the list, its values and the values of its
-    multi-values (shared small objects such as None are counted too: it errs high)."""
-    size = getsizeof(row) + sum(map(getsizeof, row))
-    for v in row:
-        if type(v) is list:
-            size += sum(map(getsizeof, v))
+    multi-values (nulls are one shared object; other shared ones are counted, erring high)."""
+    size = getsizeof(row) + sum(map(getsizeof, row)) - _NONE * row.count(None)
+    if list in map(type, row):
+        for v in row:
+            if type(v) is list:
+                size += sum(map(getsizeof, v))
     return size
 
 

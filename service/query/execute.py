@@ -45,6 +45,8 @@ MAX_LIMIT = 10000
 METADATA = {"_id": "keyword", "_index": "keyword", "_version": "long"}
 STATS_BATCH = 1024  # rows between two charges of a STATS' groups to the breaker
 CHARGE_BYTES = 1 << 20  # a top-N charges the breaker each time it holds this much more
+SAMPLE_STEP = 128  # a full sort measures one row in this many
+KEY_BYTES = 120  # a row's sort key, for each order: the tuple, its value, the sort's slot for it
 DICT_ENTRY = 104  # a dict's entry and index slots for each key, with the room it keeps free
 
 
@@ -416,7 +418,10 @@ def run_sort(step: p.Sort, rel: Relation, warnings: Warnings, breaker: Breaker, 
     """The rows in ``step``'s order. With ``keep``, only that many are wanted (a LIMIT
     follows) and only they are held, as Elasticsearch's TopN operator does."""
     key, reverse = _sort_key(step.orders, rel, warnings)
-    rows, reservation = top_n(rel.rows, key, reverse, keep, breaker)
+    if keep is None:
+        rows, reservation = sort_all(rel.rows, key, reverse, breaker, KEY_BYTES * len(step.orders))
+    else:
+        rows, reservation = top_n(rel.rows, key, reverse, keep, breaker)
     return rel.with_rows(released(rows, reservation))
 
 
@@ -460,19 +465,19 @@ def _sort_key(orders: tuple[p.Order, ...], rel: Relation, warnings: Warnings) ->
     return (lambda row: [k(row) for k in keys]), reverse
 
 
-def top_n(rows: Iterable[list[Any]], key: Callable[[list[Any]], Any], reverse: bool, n: int | None,
+def top_n(rows: Iterable[list[Any]], key: Callable[[list[Any]], Any], reverse: bool, n: int,
           breaker: Breaker) -> tuple[list[list[Any]], Reservation]:
-    """The first ``n`` of ``rows`` (all when None) in the order of a stable sort by ``key``,
-    and the reservation of their bytes on ``breaker``. Only rows that sort before the n-th
-    kept one are kept, and those are cut back to ``n`` when they reach twice as many, so at
-    most ``2n`` rows are ever held."""
-    reservation = Reservation(breaker, LABEL if n is None else TOPN_LABEL)
+    """The first ``n`` of ``rows`` in the order of a stable sort by ``key``, and the
+    reservation of their bytes on ``breaker``. Only rows that sort before the n-th kept one
+    are kept, and those are cut back to ``n`` when they reach twice as many, so at most
+    ``2n`` rows are ever held."""
+    reservation = Reservation(breaker, TOPN_LABEL)
     if n == 0:
         collections.deque(rows, maxlen=0)  # every row is still read, as a sort reads them
         return [], reservation
     sign = -1 if reverse else 1  # descending, the earlier of equal keys still comes first
     kept: list[tuple[Any, int, int, list[Any]]] = []  # (key, ordinal, bytes, row): no two entries are equal
-    room = 2 * n + 64 if n is not None else -1
+    room = 2 * n + 64
     cut: Any = None
     held = entry_bytes = 0
     for ordinal, row in enumerate(rows):
@@ -492,12 +497,27 @@ def top_n(rows: Iterable[list[Any]], key: Callable[[list[Any]], Any], reverse: b
             reservation.hold(held)
         elif held - reservation.bytes > CHARGE_BYTES:
             reservation.hold(held)
-    reservation.hold(held)
     kept.sort(reverse=reverse)
-    if n is not None:
-        reservation.hold(held - sum(e[2] for e in kept[n:]))
-        del kept[n:]
+    reservation.hold(held - sum(e[2] for e in kept[n:]))
+    del kept[n:]
     return [e[3] for e in kept], reservation
+
+
+def sort_all(rows: Iterable[list[Any]], key: Callable[[list[Any]], Any], reverse: bool,
+             breaker: Breaker, key_bytes: int) -> tuple[list[list[Any]], Reservation]:
+    """Every row, stably sorted by ``key``, and their reservation on ``breaker``: charged
+    once per batch, at the size of a sample of the batch's rows plus ``key_bytes`` each."""
+    reservation = Reservation(breaker)
+    out: list[list[Any]] = []
+    held = 0
+    rows = iter(rows)
+    while batch := list(itertools.islice(rows, STATS_BATCH)):
+        sample = batch[::SAMPLE_STEP]
+        held += len(batch) * (key_bytes + sum(map(row_bytes, sample)) // len(sample))
+        reservation.hold(held)
+        out += batch
+    out.sort(key=key, reverse=reverse)
+    return out, reservation
 
 
 def _match(patterns: tuple[str, ...], names: list[str], src_name: str) -> list[list[str]]:
