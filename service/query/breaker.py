@@ -21,7 +21,8 @@ from typing import Any, Iterable, Iterator
 from ..errors import ServiceError
 
 LABEL = "<esql_block_factory>"  # the label ES|QL's block factory charges its breaker with
-TOPN_LABEL = "topn"
+TOPN_LABEL = "topn"  # and its TopN operator
+CHARGE_BYTES = 1 << 20  # an operator that grows within a batch charges again once it holds this much more
 _NONE = getsizeof(None)
 _UNITS = (("pb", 1 << 50), ("tb", 1 << 40), ("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10))
 

@@ -12,7 +12,6 @@ after ``FROM`` runs as SQLite GROUP BYs per slice when no grouping field holds a
 
 from __future__ import annotations
 
-import collections
 import fnmatch
 import itertools
 import re
@@ -27,14 +26,14 @@ from ..errors import IndexNotFound, ServiceError
 from ..node import ES_VERSION
 from ..store.catalog import Catalog, Index
 from ..store.sql import quote
-from . import aggregates
+from . import aggregates, sort
 from . import plan as p
 from . import types as T
-from .breaker import LABEL, TOPN_LABEL, Breaker, Reservation, object_bytes, released, row_bytes
+from .breaker import CHARGE_BYTES, Breaker, Reservation, object_bytes, released
 from .control import Control
 from .dsl import compile_filter
 from .evaluate import (
-    EvalError, Scope, VerificationError, Warnings, compile_expr, fold, sort_key, verify_fail, walk,
+    EvalError, Scope, VerificationError, Warnings, compile_expr, fold, verify_fail, walk,
 )
 from .expr import Call, Column, Expr, Literal, Logical, Star
 from .functions import AGGREGATES, ALIASES
@@ -44,9 +43,6 @@ DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10000
 METADATA = {"_id": "keyword", "_index": "keyword", "_version": "long"}
 STATS_BATCH = 1024  # rows between two charges of a STATS' groups to the breaker
-CHARGE_BYTES = 1 << 20  # a top-N charges the breaker each time it holds this much more
-SAMPLE_STEP = 128  # a full sort measures one row in this many
-KEY_BYTES = 120  # a row's sort key, for each order: the tuple, its value, the sort's slot for it
 DICT_ENTRY = 104  # a dict's entry and index slots for each key, with the room it keeps free
 
 
@@ -300,7 +296,8 @@ def run_stats(step: p.Stats, rel: Relation, warnings: Warnings, breaker: Breaker
 
 
 def _accumulate(rows: Iterable[list[Any]], group_fns: list[Callable[..., Any]], aggs: list[tuple],
-                meter: aggregates.Meter, breaker: Breaker, out_width: int) -> tuple[dict[tuple, list[Any]], Reservation]:
+                meter: aggregates.Meter, breaker: Breaker,
+                out_width: int) -> tuple[dict[tuple, list[Any]], Reservation]:
     """One pass over ``rows``, one accumulator per (group, aggregate). Once per batch of
     rows the groups (keys, accumulators and the output row each will become) and what the
     accumulators keep (``meter``) are charged to ``breaker``; the reservation is returned
@@ -408,116 +405,15 @@ def _picker(idx: list[int]) -> Callable[[list[Any]], list[Any]]:
     return lambda r: [r[i] for i in idx]
 
 
-def _sort_value(v: Any, ascending: bool, key: Any) -> Any:
-    if type(v) is list:
-        v = min(v, key=key) if ascending else max(v, key=key) if key else (min(v) if ascending else max(v))
-    return key(v) if key else v
-
-
 def run_sort(step: p.Sort, rel: Relation, warnings: Warnings, breaker: Breaker, keep: int | None) -> Relation:
     """The rows in ``step``'s order. With ``keep``, only that many are wanted (a LIMIT
     follows) and only they are held, as Elasticsearch's TopN operator does."""
-    key, reverse = _sort_key(step.orders, rel, warnings)
+    key, reverse = sort.row_key(step.orders, rel.scope(warnings))
     if keep is None:
-        rows, reservation = sort_all(rel.rows, key, reverse, breaker, KEY_BYTES * len(step.orders))
+        rows, reservation = sort.sort_all(rel.rows, key, reverse, breaker, len(step.orders))
     else:
-        rows, reservation = top_n(rel.rows, key, reverse, keep, breaker)
+        rows, reservation = sort.top_n(rel.rows, key, reverse, keep, breaker)
     return rel.with_rows(released(rows, reservation))
-
-
-class _Reversed:
-    """A sort key that compares the other way round: an order whose direction is not the sort's."""
-
-    __slots__ = ("key",)
-
-    def __init__(self, key: Any) -> None:
-        self.key = key
-
-    def __lt__(self, other: _Reversed) -> bool:
-        return other.key < self.key
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Reversed) and self.key == other.key
-
-
-def _order_key(order: p.Order, rel: Relation, warnings: Warnings, reverse: bool) -> Callable[[list[Any]], Any]:
-    fn, kind = compile_expr(order.expr, rel.scope(warnings))
-    key = sort_key(kind)
-    own = not order.ascending
-    nulls_first = order.nulls_first if order.nulls_first is not None else own
-    null_flag = (-1 if nulls_first else 1) * (-1 if own else 1)
-    ascending = order.ascending
-
-    def k(row: list[Any]) -> Any:
-        v = fn(row)
-        return (null_flag, 0) if v is None else (0, _sort_value(v, ascending, key))
-    return k if own == reverse else lambda row: _Reversed(k(row))
-
-
-def _sort_key(orders: tuple[p.Order, ...], rel: Relation, warnings: Warnings) -> tuple[Callable[..., Any], bool]:
-    """One key for all of a SORT's orders and whether to sort it descending (as the first
-    order goes): one stable sort by it orders rows as stable sorts by each order in turn,
-    from the last, would."""
-    reverse = not orders[0].ascending
-    keys = [_order_key(order, rel, warnings, reverse) for order in reversed(orders)][::-1]
-    if len(keys) == 1:
-        return keys[0], reverse
-    return (lambda row: [k(row) for k in keys]), reverse
-
-
-def top_n(rows: Iterable[list[Any]], key: Callable[[list[Any]], Any], reverse: bool, n: int,
-          breaker: Breaker) -> tuple[list[list[Any]], Reservation]:
-    """The first ``n`` of ``rows`` in the order of a stable sort by ``key``, and the
-    reservation of their bytes on ``breaker``. Only rows that sort before the n-th kept one
-    are kept, and those are cut back to ``n`` when they reach twice as many, so at most
-    ``2n`` rows are ever held."""
-    reservation = Reservation(breaker, TOPN_LABEL)
-    if n == 0:
-        collections.deque(rows, maxlen=0)  # every row is still read, as a sort reads them
-        return [], reservation
-    sign = -1 if reverse else 1  # descending, the earlier of equal keys still comes first
-    kept: list[tuple[Any, int, int, list[Any]]] = []  # (key, ordinal, bytes, row): no two entries are equal
-    room = 2 * n + 64
-    cut: Any = None
-    held = entry_bytes = 0
-    for ordinal, row in enumerate(rows):
-        k = key(row)
-        if cut is not None and not (cut < k if reverse else k < cut):
-            continue
-        if not entry_bytes:
-            entry_bytes = object_bytes((k, ordinal, 0, None))
-        size = entry_bytes + row_bytes(row)
-        kept.append((k, sign * ordinal, size, row))
-        held += size
-        if len(kept) == room:
-            kept.sort(reverse=reverse)
-            held -= sum(e[2] for e in kept[n:])
-            del kept[n:]
-            cut = kept[-1][0]
-            reservation.hold(held)
-        elif held - reservation.bytes > CHARGE_BYTES:
-            reservation.hold(held)
-    kept.sort(reverse=reverse)
-    reservation.hold(held - sum(e[2] for e in kept[n:]))
-    del kept[n:]
-    return [e[3] for e in kept], reservation
-
-
-def sort_all(rows: Iterable[list[Any]], key: Callable[[list[Any]], Any], reverse: bool,
-             breaker: Breaker, key_bytes: int) -> tuple[list[list[Any]], Reservation]:
-    """Every row, stably sorted by ``key``, and their reservation on ``breaker``: charged
-    once per batch, at the size of a sample of the batch's rows plus ``key_bytes`` each."""
-    reservation = Reservation(breaker)
-    out: list[list[Any]] = []
-    held = 0
-    rows = iter(rows)
-    while batch := list(itertools.islice(rows, STATS_BATCH)):
-        sample = batch[::SAMPLE_STEP]
-        held += len(batch) * (key_bytes + sum(map(row_bytes, sample)) // len(sample))
-        reservation.hold(held)
-        out += batch
-    out.sort(key=key, reverse=reverse)
-    return out, reservation
 
 
 def _match(patterns: tuple[str, ...], names: list[str], src_name: str) -> list[list[str]]:
