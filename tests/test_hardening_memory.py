@@ -73,11 +73,27 @@ async def still_serves(es: AsyncElasticsearch) -> None:
 ])
 async def test_a_query_holding_too_many_rows_gets_429_and_the_next_one_runs(mv: AsyncElasticsearch, http,
                                                                             query: str) -> None:
+    await still_serves(mv)
+    (worker,) = http.app[keys.RUNNER].pool._all
     error = await refused(mv, http, query)
     match = REQUEST_BREAKER.fullmatch(error["reason"])
     assert match, error["reason"]
     assert error["bytes_limit"] == LIMIT
     assert error["bytes_wanted"] == int(match[2]) > LIMIT
+    await still_serves(mv)
+    assert http.app[keys.RUNNER].pool._all == {worker} and worker.process.is_alive()  # the same worker
+    await assert_live(http)
+
+
+async def test_an_async_query_fails_the_same_way(mv: AsyncElasticsearch, http) -> None:
+    client = mv.options(max_retries=0)
+    query = f"{EXPANDED} | STATS c = COUNT(*) BY a, b | LIMIT 1"
+    resp = await client.esql.async_query(query=query, wait_for_completion_timeout="0ms", keep_on_completion=True)
+    with pytest.raises(ApiError) as info:
+        await client.esql.async_query_get(id=resp["id"], wait_for_completion_timeout="30s")
+    assert info.value.status_code == 429
+    assert info.value.body["error"]["type"] == "circuit_breaking_exception"
+    assert REQUEST_BREAKER.fullmatch(info.value.body["error"]["reason"])
     await still_serves(mv)
     await assert_live(http)
 
