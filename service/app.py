@@ -78,7 +78,8 @@ async def _load(app: web.Application, db: Database) -> None:
     if interrupted:
         log.warning("searches interrupted by the last shutdown finished as partial", count=interrupted)
     manager = app[keys.TASKS] = TaskManager(node.id)
-    runner = app[keys.RUNNER] = Runner(db.path, settings.max_running_queries, settings.max_queued_queries)
+    runner = app[keys.RUNNER] = Runner(db.path, settings.max_running_queries, settings.max_queued_queries,
+                                       settings.query_memory_limit)
     runner.pool.warm_up()
     app[keys.SEARCHES] = AsyncSearches(store, runner, manager)
 

@@ -18,6 +18,9 @@ from .store.disk import DiskPolicy
 LOG_FORMATS = ("json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SYNCHRONOUS = ("normal", "full")
+# Of the machine's memory, what running queries may hold by default (Elasticsearch's request
+# breaker allows 60% of its heap; the workers also need room beyond their estimates).
+QUERY_MEMORY_SHARE = 0.4
 
 
 class SettingsError(ValueError):
@@ -60,6 +63,10 @@ class Settings:
     # stored async searches: beyond these a new one is refused (429), the stored ones are kept
     max_stored_searches: int = 1000
     max_stored_search_bytes: int = 1024 * 1024 * 1024
+    # bytes the rows one query holds (SORT, STATS, results) may take before it fails with 429
+    # circuit_breaking_exception; 0: QUERY_MEMORY_SHARE of physical memory, split between
+    # max_running_queries (see query_memory_limit)
+    query_memory_limit_bytes: int = 0
 
     def __post_init__(self) -> None:
         _one_of("log_format", self.log_format, LOG_FORMATS)
@@ -81,6 +88,8 @@ class Settings:
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative, got {getattr(self, name)}")
         self.disk_policy  # noqa: B018 - validates the disk settings
+        if self.query_memory_limit_bytes < 0:
+            raise SettingsError(f"query_memory_limit_bytes must be at least 0, got {self.query_memory_limit_bytes}")
 
     @property
     def disk_policy(self) -> DiskPolicy:
@@ -91,8 +100,25 @@ class Settings:
             raise SettingsError(str(exc)) from None
 
     @property
+    def query_memory_limit(self) -> int:
+        """The memory breaker's limit for each query, in bytes."""
+        if self.query_memory_limit_bytes:
+            return self.query_memory_limit_bytes
+        return int(physical_memory() * QUERY_MEMORY_SHARE) // self.max_running_queries
+
+    @property
     def db_path(self) -> Path:
         return self.data_dir / "esquire.db"
+
+
+def physical_memory() -> int:
+    """The machine's memory in bytes, or the container's limit (cgroup v2) when lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(limit)) if limit.isdigit() else total
 
 
 def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:

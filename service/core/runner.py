@@ -46,9 +46,9 @@ class Runner:
     SHUTDOWN_KILL_S = 1.0  # the same at shutdown, once the grace is over
     SHUTDOWN_REASON = "the service is shutting down"
 
-    def __init__(self, db_path: Path, max_running: int, max_queued: int = 1000) -> None:
+    def __init__(self, db_path: Path, max_running: int, max_queued: int = 1000, memory_limit: int = -1) -> None:
         self.db_path = db_path
-        self.pool = WorkerPool(max_running)
+        self.pool = WorkerPool(max_running, memory_limit)  # memory_limit: bytes per query, -1 for none
         self.max_running = max_running
         self.max_queued = max_queued
         self.queued = 0  # runs waiting for a worker

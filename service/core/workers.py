@@ -15,10 +15,20 @@ exits and each worker when the forkserver does (``die_with_parent``), even a wor
 is stopped or deep in one C call; everywhere, a worker that sees EOF on its pipe (idle, or
 between slices) exits, and the forkserver exits once no worker is left.
 
+Memory: each query gets a ``Breaker`` with the configured limit, which the operators that
+hold rows charge (429 ``circuit_breaking_exception`` past it; the worker carries on). The
+result rows are charged too, as they all end up in the server. Under that, the worker's
+data segment is capped (``RLIMIT_DATA``) at 1.5 times the limit plus room for SQLite's
+cache and the interpreter (the estimates were measured within 0.8 to 1.5 times what the
+rows really take), so an estimate that is wrong ends in a ``MemoryError``, answered with
+the same 429, never in the host running out; the worker then exits and a fresh one
+replaces it.
+
 The protocol, parent -> worker: ``(job, db_path, pause_s)`` (see ``pack``) to run a job, ``None`` to exit.
 Worker -> parent, per job: ``("frame", frame)``, then ``("rows", [...])`` batches, then
 ``("end", frame)``; or, at any point, ``("error", status, error)``, ``("cancelled",)`` or
-``("failed", summary, traceback)``. The job is pickled: it must carry everything it needs.
+``("failed", summary, traceback)``; ``("error", status, error, "exiting")`` when the worker
+exits after it (it ran out of memory). The job is pickled: it must carry everything it needs.
 A failure is logged by the parent, with the worker's traceback and an error id; the client
 gets only the id (``InternalError``).
 """
@@ -26,10 +36,10 @@ gets only the id (``InternalError``).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import resource
 import signal
 import sqlite3
 import traceback
@@ -41,12 +51,16 @@ from typing import Any, Iterator, MutableSequence
 import structlog
 
 from ..errors import InternalError, ServiceError
+from ..query.breaker import Breaker, CircuitBreakingError, Reservation, row_bytes
 from ..query.control import STATE_FIELDS, Cancelled, Control
 from ..runtime import FORKSERVER_PARENT_ENV, die_with_parent, tune_gc
 from ..store.db import query_connection
 
 log = structlog.get_logger(__name__)
 ROW_BATCH = 1000
+BATCH_BYTES = 4 << 20  # a batch of long rows is sent before it has ROW_BATCH rows
+MEMORY_ROOM = 256 << 20  # beyond 1.5 times the breaker's limit: SQLite's page cache, the interpreter
+EXITING = "exiting"
 
 _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(["service.core.forkserver", __name__, "service.query.esql"])
@@ -59,7 +73,7 @@ class WorkerDied(ServiceError):
 
 # --- in the worker process ----------------------------------------------------------------
 
-def _serve(conn: Connection, state: MutableSequence[int]) -> None:
+def _serve(conn: Connection, state: MutableSequence[int], memory_limit: int) -> None:
     from . import forkserver  # imported by the forkserver already: this is its pid
     die_with_parent(forkserver.PID)
     # The parent decides when queries end: a Ctrl-C or a SIGTERM sent to the whole process
@@ -67,6 +81,7 @@ def _serve(conn: Connection, state: MutableSequence[int]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     tune_gc()
+    ceiling = _cap_memory(memory_limit)
     while True:
         try:
             message = conn.recv()
@@ -77,10 +92,31 @@ def _serve(conn: Connection, state: MutableSequence[int]) -> None:
         job, db_path, pause_s = message
         control = _WorkerControl(conn, state)
         control.pause_s = pause_s
+        control.breaker = Breaker(memory_limit)
         try:
-            _run(conn, job, db_path, control)
+            if not _run(conn, job, db_path, control, ceiling):
+                return  # after a MemoryError a fresh process is safer than this one
         except (BrokenPipeError, ConnectionResetError):
             return
+
+
+def _cap_memory(limit: int) -> int:
+    """Cap this process's data segment at 1.5 times the breaker's ``limit`` plus room over
+    what it holds now; the cap, or -1 when there is none (no limit, or a platform without
+    RLIMIT_DATA)."""
+    if limit < 0:
+        return -1
+    try:
+        with open("/proc/self/status") as status:
+            data_kb = next(int(line.split()[1]) for line in status if line.startswith("VmData:"))
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        ceiling = data_kb * 1024 + limit * 3 // 2 + MEMORY_ROOM
+        if hard != resource.RLIM_INFINITY:
+            ceiling = min(ceiling, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (ceiling, hard))
+    except (OSError, ValueError, StopIteration, AttributeError):
+        return -1
+    return ceiling
 
 
 class _WorkerControl(Control):
@@ -97,21 +133,53 @@ class _WorkerControl(Control):
         super().check()
 
 
-def _run(conn: Connection, job: Any, db_path: Path, control: Control) -> None:
+def _run(conn: Connection, job: Any, db_path: Path, control: Control, ceiling: int) -> bool:
+    """Run ``job`` and send its outcome; False when it ran out of memory."""
+    try:
+        _stream(conn, job, db_path, control)
+        return True
+    except MemoryError:
+        pass  # answered below, out of this handler: its traceback holds what the query allocated
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    log.warning("query_out_of_memory", limit=ceiling, peak_rss=peak, estimated=control.breaker.used)
+    conn.send(("error", 429, CircuitBreakingError.out_of_memory(peak, ceiling).to_dict(), EXITING))
+    return False
+
+
+def _batches(rows: Any, breaker: Breaker) -> Any:
+    """The result rows in batches of ROW_BATCH rows or about BATCH_BYTES, every one charged
+    to ``breaker`` for good: the whole result ends up in the server's memory."""
+    reservation = Reservation(breaker)
+    batch: list[Any] = []
+    size = 0
+    for row in rows:
+        batch.append(row)
+        size += row_bytes(row)
+        if len(batch) == ROW_BATCH or size - reservation.bytes >= BATCH_BYTES:
+            reservation.hold(size)
+            yield batch
+            batch = []
+    if batch:
+        reservation.hold(size)
+        yield batch
+
+
+def _stream(conn: Connection, job: Any, db_path: Path, control: Control) -> None:
     db = None
     try:
         db = query_connection(db_path)
         db.set_progress_handler(control.interrupted, 10_000)
         result = job.run(db, control)
         conn.send(("frame", job.frame(result, 0)))
-        rows = iter(result.rows)
-        while batch := list(itertools.islice(rows, ROW_BATCH)):
+        for batch in _batches(result.rows, control.breaker):
             conn.send(("rows", batch))
         conn.send(("end", job.frame(result, 0)))
     except Cancelled:
         conn.send(("cancelled",))
     except ServiceError as exc:
         conn.send(("error", exc.status, exc.to_dict()))
+    except MemoryError:
+        raise
     except sqlite3.OperationalError as exc:
         if control.cancelled:  # the progress handler interrupted the statement
             conn.send(("cancelled",))
@@ -161,6 +229,8 @@ class Stream:
         if kind == "cancelled":
             raise Cancelled(self.control.cancel_reason or "cancelled")
         if kind == "error":
+            if message[3:] == (EXITING,):
+                self.worker.broken = True
             raise ServiceError.from_dict(message[2], message[1])
         error = InternalError()
         log.error("query_failed", error_id=error.error_id, error=message[1], traceback=message[2])
@@ -206,11 +276,12 @@ def ensure_forkserver() -> None:
 
 
 class Worker:
-    def __init__(self) -> None:
+    def __init__(self, memory_limit: int = -1) -> None:
         ensure_forkserver()  # a no-op when the pool started it, as it should, on the loop's thread
         self.state = _context.RawArray("q", STATE_FIELDS)
         self.conn, child = _context.Pipe()
-        self.process = _context.Process(target=_serve, args=(child, self.state), name="esquire-query", daemon=True)
+        self.process = _context.Process(target=_serve, args=(child, self.state, memory_limit), name="esquire-query",
+                                        daemon=True)
         self.process.start()
         child.close()
         self.broken = False
@@ -242,9 +313,11 @@ class Worker:
 
 
 class WorkerPool:
-    """Up to ``size`` workers, started on demand; ``acquire`` waits for a free one."""
+    """Up to ``size`` workers, started on demand; ``acquire`` waits for a free one. Each
+    query's rows may hold ``memory_limit`` bytes (-1: no limit)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, memory_limit: int = -1) -> None:
+        self.memory_limit = memory_limit
         self._free = asyncio.Semaphore(size)
         self._idle: list[Worker] = []
         self._all: set[Worker] = set()
@@ -268,7 +341,7 @@ class WorkerPool:
                 self._all.discard(worker)
                 await asyncio.to_thread(worker.close)
             ensure_forkserver()
-            worker = await asyncio.to_thread(Worker)
+            worker = await asyncio.to_thread(Worker, self.memory_limit)
         except BaseException:
             self._free.release()
             raise

@@ -3,15 +3,47 @@ takes the values of each row as they stream past and gives the result at the end
 
 ``add(values, others)`` receives the row's values of the first argument as a list (empty
 for null, several for a multi-value) and, for two-input aggregates, those of the second.
+
+The accumulators that keep values (percentiles, distinct values, TOP) add what they keep
+to a ``Meter`` shared by the whole STATS, which charges it to the query's breaker once
+per batch of rows; the others hold a fixed size, counted once per group.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
+from sys import getsizeof
 from typing import Any, Callable
 
 from . import types as T
 from .evaluate import MV_WARNING, EvalError, sort_key
+
+
+_POINTER = 16  # a list's slot for each value it keeps, with what the list over-allocates and the allocator rounds up
+_SET_SLOT = 40  # a set's hash slots for each value (about 5 slots per 3 values, 16 bytes each)
+_PAIR = 72  # TOP's (key, value) tuple beside the value itself
+# values of these types are small objects of one size (as the allocator rounds them): no need to measure each
+_FIXED_BYTES = {"integer": 32, "long": 32, "double": 32, "date": 32, "date_nanos": 32, "boolean": 32,
+                "unsigned_long": 48}
+
+
+class Meter:
+    """The bytes the value-keeping accumulators of one STATS hold."""
+
+    __slots__ = ("bytes",)
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+
+def _identity(v: Any) -> Any:
+    return v
+
+
+def _first(pair: tuple[Any, Any]) -> Any:
+    return pair[0]
 
 
 def _percentile(values: list[Any], p: float) -> float | None:
@@ -119,8 +151,8 @@ class Extreme:
 
     def __init__(self, key: Callable[[Any], Any] | None, smallest: bool) -> None:
         self.best: Any = None
-        self.key = key or (lambda v: v)
-        self.better = (lambda a, b: a < b) if smallest else (lambda a, b: a > b)
+        self.key = key or _identity
+        self.better = operator.lt if smallest else operator.gt
 
     def add(self, values: list[Any], others: Any = None) -> None:
         for v in values:
@@ -158,16 +190,44 @@ class Variance:
 
 
 class Collect:
-    """Keeps every value and hands the list to ``finish`` (percentiles, distinct values...)."""
+    """Keeps every value and hands the list to ``finish`` (percentiles, median...); ``each``
+    is the size of one value when they all have the same (0: measure them)."""
 
-    __slots__ = ("values", "finish")
+    __slots__ = ("values", "finish", "meter", "each")
 
-    def __init__(self, finish: Callable[[list[Any]], Any]) -> None:
+    def __init__(self, finish: Callable[[list[Any]], Any], meter: Meter, each: int) -> None:
         self.values: list[Any] = []
         self.finish = finish
+        self.meter = meter
+        self.each = each
 
     def add(self, values: list[Any], others: Any = None) -> None:
-        self.values.extend(values)
+        if values:
+            self.values.extend(values)
+            self.meter.bytes += (_POINTER + self.each) * len(values) if self.each else \
+                _POINTER * len(values) + sum(map(getsizeof, values))
+
+    def result(self) -> Any:
+        return self.finish(self.values)
+
+
+class Distinct:
+    """Keeps each distinct value once and hands the set to ``finish`` (COUNT_DISTINCT, VALUES)."""
+
+    __slots__ = ("values", "finish", "meter")
+
+    def __init__(self, finish: Callable[[set[Any]], Any], meter: Meter) -> None:
+        self.values: set[Any] = set()
+        self.finish = finish
+        self.meter = meter
+
+    def add(self, values: list[Any], others: Any = None) -> None:
+        if values:
+            seen = self.values
+            before = len(seen)
+            seen.update(values)
+            if len(seen) != before:
+                self.meter.bytes += (len(seen) - before) * (_SET_SLOT + getsizeof(values[0]))
 
     def result(self) -> Any:
         return self.finish(self.values)
@@ -238,7 +298,7 @@ class FirstLast:
         self.best_key: Any = None
         self.best: Any = None
         self.fallback: Any = None
-        self.key = key or (lambda v: v)
+        self.key = key or _identity
         self.last = last
 
     def add(self, values: list[Any], others: list[Any]) -> None:
@@ -257,41 +317,62 @@ class FirstLast:
 
 
 class Top:
-    __slots__ = ("pairs", "limit", "desc", "key", "output")
+    """The ``limit`` first values by key. The pairs are cut back to ``limit`` whenever they
+    pass twice that: a stable sort keeps the earlier of equal keys, as one sort at the end."""
 
-    def __init__(self, limit: int, desc: bool, key: Callable[[Any], Any] | None, output: bool) -> None:
+    __slots__ = ("pairs", "limit", "desc", "key", "output", "meter")
+
+    def __init__(self, limit: int, desc: bool, key: Callable[[Any], Any] | None, output: bool,
+                 meter: Meter) -> None:
         self.pairs: list[tuple[Any, Any]] = []
-        self.limit, self.desc, self.key, self.output = limit, desc, key or (lambda v: v), output
+        self.limit, self.desc, self.key, self.output = limit, desc, key or _identity, output
+        self.meter = meter
 
     def add(self, values: list[Any], others: list[Any] | None) -> None:
+        before = len(self.pairs)
         if self.output:
             if len(values) == 1 and others:
                 self.pairs.extend((self.key(values[0]), o) for o in others)
         else:
             self.pairs.extend((self.key(v), v) for v in values)
+        added = len(self.pairs) - before
+        if added:
+            self.meter.bytes += added * (_PAIR + getsizeof(self.pairs[-1][1]))
+            if 0 < self.limit and len(self.pairs) > 2 * self.limit + 64:
+                self._cut()
+
+    def _cut(self) -> None:
+        before = len(self.pairs)
+        self.pairs.sort(key=_first, reverse=self.desc)
+        del self.pairs[self.limit:]
+        self.meter.bytes -= (before - len(self.pairs)) * _PAIR
 
     def result(self) -> Any:
-        chosen = sorted(self.pairs, key=lambda p: p[0], reverse=self.desc)[:self.limit]
+        chosen = sorted(self.pairs, key=_first, reverse=self.desc)[:self.limit]
         return T.collapse([v for _, v in chosen])
 
 
-def _values(kind: str) -> Callable[[list[Any]], Any]:
+def _values(kind: str) -> Callable[[set[Any]], Any]:
     key = sort_key(kind)
-    return lambda vs: T.collapse(sorted(set(vs), key=key) if key else sorted(set(vs)))
+    return lambda vs: T.collapse(sorted(vs, key=key) if key else sorted(vs))
 
 
 Factory = Callable[[], Any]
 TWO_INPUTS = {"WEIGHTED_AVG", "FIRST", "LAST"}
 
 
-def resolve(name: str, kind: str, extra: list[Any], other: str | None = None) -> tuple[Factory, str]:
+def resolve(name: str, kind: str, extra: list[Any], other: str | None = None,
+            meter: Meter | None = None) -> tuple[Factory, str]:
     """A factory of accumulators for ``name`` over values of ``kind``, and the result type.
-    ``extra`` holds the constant arguments; ``other`` is the type of a second input."""
+    ``extra`` holds the constant arguments; ``other`` is the type of a second input;
+    ``meter`` counts what value-keeping accumulators hold."""
     key = sort_key(kind)
+    meter = meter if meter is not None else Meter()
+    each = _FIXED_BYTES.get(kind, 0)
     if name == "COUNT":
         return Count, "long"
     if name == "COUNT_DISTINCT":
-        return (lambda: Collect(lambda vs: len(set(vs)))), "long"
+        return (lambda: Distinct(len, meter)), "long"
     if name == "SUM":
         out = "null" if kind == "null" else "double" if kind == "double" else "long"
         return (lambda: Sum(out == "double")), out
@@ -302,18 +383,19 @@ def resolve(name: str, kind: str, extra: list[Any], other: str | None = None) ->
     if name in ("MEDIAN", "PERCENTILE"):
         p = 50.0 if name == "MEDIAN" else float(extra[0])
         if not 0 <= p <= 100:  # ES's percentile states answer null for one out of range
-            return (lambda: Collect(lambda vs: None)), "double"
-        return (lambda: Collect(lambda vs: _percentile(vs, p))), "double"
+            return (lambda: Collect(lambda vs: None, meter, each)), "double"
+        finish = functools.partial(_percentile, p=p)
+        return (lambda: Collect(finish, meter, each)), "double"
     if name in ("VARIANCE", "STD_DEV"):
         return (lambda: Variance(name == "STD_DEV")), "double"
     if name == "MEDIAN_ABSOLUTE_DEVIATION":
-        return (lambda: Collect(_mad)), "double"
+        return (lambda: Collect(_mad, meter, each)), "double"
     if name == "VALUES":
-        return (lambda: Collect(_values(kind))), kind
+        return (lambda: Distinct(_values(kind), meter)), kind
     if name == "TOP":
         limit, desc = int(extra[0]), str(extra[1]).lower() == "desc"
         output = other is not None
-        return (lambda: Top(limit, desc, key, output)), (other if output else kind)
+        return (lambda: Top(limit, desc, key, output, meter)), (other if output else kind)
     if name in ("PRESENT", "ABSENT"):
         return (lambda: Present(name == "PRESENT")), "boolean"
     if name == "WEIGHTED_AVG":

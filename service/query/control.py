@@ -9,6 +9,9 @@ The fields both sides read (flags and progress) live in ``state``, a list of int
 query running in a worker process gets a shared-memory array there instead (``attach``),
 so stop, cancel and progress cross the process boundary without messages. Each field has
 one writer: the watcher writes the flags, the executor the progress.
+
+``breaker`` is the query's memory breaker (``breaker.py``), which only the executor uses:
+the worker gives each query one with the configured limit; elsewhere it has none.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 from typing import Any, Callable, MutableSequence
 
 from ..errors import ServiceError
+from .breaker import Breaker
 
 PHASES = ("queued", "running", "done")
 STATE_FIELDS = 6
@@ -74,6 +78,7 @@ class Control:
         self.state: MutableSequence[int] = state if state is not None else [0] * STATE_FIELDS
         self.cancel_reason: str | None = None
         self.on_cancel: Callable[[], None] | None = None  # the runner's hook: enforce the cancel
+        self.breaker = Breaker()
         self.slice_rows = slice_rows
         self.adaptive = adaptive
         self._slice_started = 0.0

@@ -4,8 +4,10 @@ A plan runs synchronously (in a query worker process) with its own connection. T
 in rowid slices; between slices the ``Control`` may stop the scan (the rest of the
 pipeline then finishes over the rows read, so STATS over a stopped query are correct for
 the data seen) or cancel it. Rows flow lazily, so nothing holds more than SORT or STATS
-need. ``STATS COUNT(*) BY <fields>`` straight after ``FROM`` runs as SQLite GROUP BYs
-per slice when no grouping field holds a multi-value.
+need: a SORT that a LIMIT follows (and every SORT has one, the implied 1000 at least)
+keeps only that many rows. What SORT and STATS hold is charged to the query's memory
+breaker (``breaker.py``), once per batch of rows. ``STATS COUNT(*) BY <fields>`` straight
+after ``FROM`` runs as SQLite GROUP BYs per slice when no grouping field holds a multi-value.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 from dataclasses import dataclass, field, fields, replace
+from sys import getsizeof
 from typing import Any, Callable, Iterable, Iterator
 
 import orjson
@@ -22,13 +25,14 @@ from ..node import ES_VERSION
 from ..patterns import PatternError, dissect, wildcard
 from ..store.catalog import Catalog, Index
 from ..store.sql import quote
-from . import aggregates
+from . import aggregates, sort
 from . import plan as p
 from . import types as T
+from .breaker import CHARGE_BYTES, Breaker, Reservation, object_bytes, released
 from .control import Control
 from .dsl import compile_filter
 from .evaluate import (
-    EvalError, Scope, VerificationError, Warnings, compile_expr, fold, sort_key, verify_fail, walk,
+    EvalError, Scope, VerificationError, Warnings, compile_expr, fold, verify_fail, walk,
 )
 from .expr import Call, Column, Expr, Literal, Logical, Star
 from .functions import AGGREGATES, ALIASES, aggregate_constants
@@ -37,6 +41,8 @@ from .grok import GrokError, compile_grok, first_match
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10000
 METADATA = {"_id": "keyword", "_index": "keyword", "_version": "long"}
+STATS_BATCH = 1024  # rows between two charges of a STATS' groups to the breaker
+DICT_ENTRY = 104  # a dict's entry and index slots for each key, with the room it keeps free
 
 
 @dataclass
@@ -215,7 +221,7 @@ def _as_list(v: Any) -> list[Any]:
     return [] if v is None else v if type(v) is list else [v]
 
 
-def run_stats(step: p.Stats, rel: Relation, warnings: Warnings) -> Relation:
+def run_stats(step: p.Stats, rel: Relation, warnings: Warnings, breaker: Breaker) -> Relation:
     if any(_is_alias(name, expr) for name, expr in step.groups):
         rel, step = _computed_groups(step, rel, warnings)
     scope = rel.scope(warnings)
@@ -239,6 +245,7 @@ def run_stats(step: p.Stats, rel: Relation, warnings: Warnings) -> Relation:
                 specs.append((int(col.name[4:]), cond_fn))
     aggs = []  # (call index, value fn, second-input fn, factory, filter)
     agg_types = ["null"] * len(calls)
+    meter = aggregates.Meter()
     for call_index, cond_fn in specs:
         call = calls[call_index]
         name = ALIASES.get(call.name, call.name)
@@ -257,24 +264,12 @@ def run_stats(step: p.Stats, rel: Relation, warnings: Warnings) -> Relation:
             args[3] if name == "TOP" and len(args) > 3 else None
         other_fn, other_kind = compile_expr(second, scope) if second is not None else (None, None)
         extra = aggregate_constants(name, call, scope)
-        factory, agg_types[call_index] = aggregates.resolve(name, kind, extra, other_kind)
+        factory, agg_types[call_index] = aggregates.resolve(name, kind, extra, other_kind, meter)
         aggs.append((call_index, fn, other_fn, factory, cond_fn))
-    # one pass over the rows, one accumulator per (group, aggregate)
-    groups: dict[tuple, list[Any]] = {}
-    factories = [a[3] for a in aggs]
-    for row in rel.rows:
-        keys = [_as_list(f(row)) or [None] for f in group_fns]
-        states_list = [groups.get(tuple(combo)) or groups.setdefault(tuple(combo), [f() for f in factories])
-                       for combo in (itertools.product(*keys) if keys else [()])]
-        for slot, (_, fn, other_fn, _, cond_fn) in enumerate(aggs):
-            if cond_fn is not None and cond_fn(row) is not True:
-                continue
-            values = _as_list(fn(row)) if fn is not None else None
-            others = _as_list(other_fn(row)) if other_fn is not None else None
-            for states in states_list:
-                states[slot].add(values, others)
+    out_width = len(step.groups) + len(calls)
+    groups, reservation = _accumulate(rel.rows, group_fns, aggs, meter, breaker, out_width)
     if not step.groups and not groups:
-        groups[()] = [f() for f in factories]
+        groups[()] = [a[3]() for a in aggs]
     if len(step.groups) == 1 and (None,) in groups:  # ES's one-key hashes give the null group id 0
         groups = {(None,): groups.pop((None,)), **groups}
     agg_names = [f"$agg{i}" for i in range(len(calls))]
@@ -295,7 +290,50 @@ def run_stats(step: p.Stats, rel: Relation, warnings: Warnings) -> Relation:
     for key, agg_values in out_rows:
         row = key + agg_values
         result_rows.append([fn(row) for fn, _ in compiled] + key)
-    return _dedupe_names(Relation(names + group_names, [k for _, k in compiled] + group_types, result_rows))
+    return _dedupe_names(Relation(names + group_names, [k for _, k in compiled] + group_types,
+                                  released(result_rows, reservation)))
+
+
+def _accumulate(rows: Iterable[list[Any]], group_fns: list[Callable[..., Any]], aggs: list[tuple],
+                meter: aggregates.Meter, breaker: Breaker,
+                out_width: int) -> tuple[dict[tuple, list[Any]], Reservation]:
+    """One pass over ``rows``, one accumulator per (group, aggregate). Once per batch of
+    rows the groups (keys, accumulators and the output row each will become) and what the
+    accumulators keep (``meter``) are charged to ``breaker``; the reservation is returned
+    for the output rows to release."""
+    groups: dict[tuple, list[Any]] = {}
+    factories = [a[3] for a in aggs]
+    # a group's table entry, its accumulators, and the three lists and the values its output row is built from
+    group_bytes = (DICT_ENTRY + object_bytes([f() for f in factories]) + 3 * getsizeof([None] * out_width)
+                   + getsizeof(()) + 32 * len(aggs))
+    reservation = Reservation(breaker)
+    held = 0  # the groups' bytes, without what their accumulators keep
+
+    def new_group(key: tuple) -> list[Any]:
+        nonlocal held
+        states = groups.get(key)
+        if states is None:  # not merely a group without aggregates, whose empty list is falsy
+            states = groups[key] = [f() for f in factories]
+            held += group_bytes + getsizeof(key) + sum(map(getsizeof, key))
+            if held - reservation.bytes > CHARGE_BYTES:  # one row's multi-values can make many groups
+                reservation.hold(held + meter.bytes)
+        return states
+
+    rows = iter(rows)
+    while batch := list(itertools.islice(rows, STATS_BATCH)):
+        for row in batch:
+            keys = [_as_list(f(row)) or [None] for f in group_fns]
+            states_list = [groups.get(combo) or new_group(combo)
+                           for combo in (itertools.product(*keys) if keys else [()])]
+            for slot, (_, fn, other_fn, _, cond_fn) in enumerate(aggs):
+                if cond_fn is not None and cond_fn(row) is not True:
+                    continue
+                values = _as_list(fn(row)) if fn is not None else None
+                others = _as_list(other_fn(row)) if other_fn is not None else None
+                for states in states_list:
+                    states[slot].add(values, others)
+        reservation.hold(held + meter.bytes)
+    return groups, reservation
 
 
 def _is_alias(name: str, expr: Expr) -> bool:
@@ -366,26 +404,15 @@ def _picker(idx: list[int]) -> Callable[[list[Any]], list[Any]]:
     return lambda r: [r[i] for i in idx]
 
 
-def _sort_value(v: Any, ascending: bool, key: Any) -> Any:
-    if type(v) is list:
-        v = min(v, key=key) if ascending else max(v, key=key) if key else (min(v) if ascending else max(v))
-    return key(v) if key else v
-
-
-def run_sort(step: p.Sort, rel: Relation, warnings: Warnings) -> Relation:
-    rows = list(rel.rows)
-    for order in reversed(step.orders):
-        fn, kind = compile_expr(order.expr, rel.scope(warnings))
-        key = sort_key(kind)
-        nulls_first = order.nulls_first if order.nulls_first is not None else not order.ascending
-        reverse = not order.ascending
-        null_flag = (-1 if nulls_first else 1) * (-1 if reverse else 1)
-
-        def k(row: list[Any], fn: Any = fn, key: Any = key, asc: bool = order.ascending, nf: int = null_flag) -> Any:
-            v = fn(row)
-            return (nf, 0) if v is None else (0, _sort_value(v, asc, key))
-        rows.sort(key=k, reverse=reverse)
-    return rel.with_rows(rows)
+def run_sort(step: p.Sort, rel: Relation, warnings: Warnings, breaker: Breaker, keep: int | None) -> Relation:
+    """The rows in ``step``'s order. With ``keep``, only that many are wanted (a LIMIT
+    follows) and only they are held, as Elasticsearch's TopN operator does."""
+    key, reverse = sort.row_key(step.orders, rel.scope(warnings))
+    if keep is None:
+        rows, reservation = sort.sort_all(rel.rows, key, reverse, breaker, len(step.orders))
+    else:
+        rows, reservation = sort.top_n(rel.rows, key, reverse, keep, breaker)
+    return rel.with_rows(released(rows, reservation))
 
 
 def _match(patterns: tuple[str, ...], names: list[str], src_name: str) -> list[list[str]]:
@@ -536,6 +563,35 @@ def merge_filters(steps: list[p.Step]) -> list[p.Step]:
     return out
 
 
+def push_filters_below_sorts(steps: list[p.Step]) -> list[p.Step]:
+    """``SORT a | WHERE c`` runs as ``WHERE c | SORT a``: the same rows in the same order,
+    and the LIMIT after it then bounds the sort. Elasticsearch's optimizer does the same."""
+    out: list[p.Step] = []
+    for step in steps:
+        at = len(out)
+        if isinstance(step, p.Where):
+            while at and isinstance(out[at - 1], p.Sort):
+                at -= 1
+        out.insert(at, step)
+    return out
+
+
+# Steps that turn each row into one row or more, keeping the order: a LIMIT after them
+# needs no more than that many of the rows before them.
+_ROWS_KEPT = (p.Eval, p.Keep, p.Drop, p.Rename, p.Dissect, p.Grok, p.MvExpand)
+
+
+def sort_bound(rest: list[p.Step], cap: int) -> int | None:
+    """How many rows of a SORT followed by ``rest`` can reach the output (which ``cap``
+    ends), or None when a step between it and the next LIMIT drops or regroups rows."""
+    for step in rest:
+        if isinstance(step, p.Limit):
+            return min(step.count, cap)
+        if not isinstance(step, _ROWS_KEPT):
+            return None
+    return cap
+
+
 def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: Control,
              source_filter: Any = None, max_rows: int = MAX_LIMIT) -> Result:
     """Run ``plan`` over ``conn``; ``control`` can stop or cancel it.
@@ -543,7 +599,7 @@ def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: 
     warnings = Warnings()
     for message in plan.warnings:
         warnings.add(message)
-    steps = merge_filters(list(plan.steps))
+    steps = merge_filters(push_filters_below_sorts(list(plan.steps)))
     source = steps.pop(0)
     if isinstance(source, p.Row):
         rel = run_row(source, warnings)
@@ -569,8 +625,9 @@ def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: 
             rel = Relation(names + list(source.metadata), types + [METADATA[m] for m in source.metadata], rows)
     else:  # pragma: no cover - the grammar only makes these
         raise ServiceError("unknown source command", status=400)
-    limit: int | None = None
-    for step in steps:
+    limited = any(isinstance(step, p.Limit) for step in steps)
+    cap = max_rows if limited else min(DEFAULT_LIMIT, max_rows)
+    for i, step in enumerate(steps):
         if isinstance(step, p.Where):
             fn, kind = compile_expr(step.condition, rel.scope(warnings))
             if kind not in ("boolean", "null"):
@@ -579,11 +636,10 @@ def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: 
         elif isinstance(step, p.Eval):
             rel = run_eval(step.fields, rel, warnings)
         elif isinstance(step, p.Stats):
-            rel = run_stats(step, rel, warnings)
+            rel = run_stats(step, rel, warnings, control.breaker)
         elif isinstance(step, p.Sort):
-            rel = run_sort(step, rel, warnings)
+            rel = run_sort(step, rel, warnings, control.breaker, sort_bound(steps[i + 1:], cap))
         elif isinstance(step, p.Limit):
-            limit = step.count if limit is None else min(limit, step.count)
             rel = rel.with_rows(itertools.islice(rel.rows, step.count))
         elif isinstance(step, p.Keep):
             rel = run_keep(step, rel)
@@ -600,9 +656,8 @@ def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: 
         else:
             raise ServiceError(f"[{type(step).__name__.upper()}] is not supported yet", status=400,
                                type="verification_exception")
-    if limit is None:
+    if not limited:
         warnings.messages.insert(0, f"No limit defined, adding default limit of [{DEFAULT_LIMIT}]")
-    cap = max_rows if limit is not None else min(DEFAULT_LIMIT, max_rows)
     return Result(rel.names, rel.types, itertools.islice(rel.rows, cap), warnings, control)
 
 
@@ -634,20 +689,29 @@ def _try_pushdown(steps: list[p.Step], indices: list[Index], names: list[str], t
     control.phase = "running"
     sql = (f"SELECT {', '.join(quoted)}, count(*), max({blob}) FROM {table} WHERE rowid > ? AND rowid <= ? "
            f"GROUP BY {', '.join(quoted)}")
+    n = len(step.aggregates)
     counts: dict[tuple, int] = {}
+    reservation = Reservation(control.breaker)
+    group_bytes = DICT_ENTRY + getsizeof([None] * (n + len(quoted)))  # and the output row it becomes
+    held = 0
     for after, upto in rowid_slices(control, top, scale=16):  # GROUP BY in SQLite is far cheaper per row
         scanned = 0
-        for *key, n, multi in conn.execute(sql, (after, upto)):
+        for *values, count, multi in conn.execute(sql, (after, upto)):
             if multi:  # a grouping field holds a multi-value: each value is its own group
                 control.rows_scanned = 0
+                reservation.close()
                 return None
-            counts[tuple(key)] = counts.get(tuple(key), 0) + n
-            scanned += n
+            key = tuple(values)
+            previous = counts.get(key)
+            if previous is None:
+                held += group_bytes + getsizeof(key) + sum(map(getsizeof, key))
+            counts[key] = count + (previous or 0)
+            scanned += count
         control.scanned(scanned)
+        reservation.hold(held)
     group_types = [types[names.index(e.name)] for _, e in step.groups]  # type: ignore[union-attr]
     decoders = [_decoder(k) for k in group_types]
-    n = len(step.aggregates)
     rows = [[c] * n + [decoders[i](k[i]) for i in range(len(quoted))] for k, c in counts.items()]
     rel = Relation([name for name, _, _ in step.aggregates] + [name for name, _ in step.groups],
-                   ["long"] * n + group_types, rows)
+                   ["long"] * n + group_types, released(rows, reservation))
     return _dedupe_names(rel)
