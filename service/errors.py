@@ -71,6 +71,14 @@ class InternalError(ServiceError):
         super().__init__(f"internal server error, error id [{self.error_id}]")
 
 
+class OwnRootCause(ServiceError):
+    """An error Elasticsearch reports as its own root cause although it has a cause: an
+    IllegalArgumentException wrapping another, or a failed write item."""
+
+    def root_cause(self) -> ServiceError:
+        return self
+
+
 class BadRequest(ServiceError):
     status = 400
     type = "illegal_argument_exception"
@@ -111,9 +119,9 @@ class IndexNotFound(ServiceError):
     status = 404
     type = "index_not_found_exception"
 
-    def __init__(self, index: str) -> None:
+    def __init__(self, index: str, reason: str | None = None) -> None:
         super().__init__(
-            f"no such index [{index}]",
+            reason or f"no such index [{index}]",
             **{
                 "resource.type": "index_or_alias",
                 "resource.id": index,

@@ -10,7 +10,7 @@ import re
 import unicodedata
 from decimal import Decimal
 
-from .errors import BadRequest, ParseError, ServiceError, XContentParseError
+from .errors import BadRequest, OwnRootCause, ParseError, ServiceError, XContentParseError
 
 _UNITS_MS = {
     "nanos": 1e-6,
@@ -90,11 +90,8 @@ _JAVA_INTEGER = re.compile(r"[+-]?\d+")  # Long.parseLong / Integer.parseInt (an
 _DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
-class _ParamError(BadRequest):
+class _ParamError(OwnRootCause, BadRequest):
     """An IllegalArgumentException with a cause: ES reports it, not its cause, as the root cause."""
-
-    def root_cause(self) -> ServiceError:
-        return self
 
 
 def _number_format(text: str) -> ServiceError:

@@ -91,3 +91,40 @@ async def test_an_object_and_a_value_under_one_name_are_refused_and_change_nothi
     assert info.value.error == "document_parsing_exception"
     assert "tried to parse field" in info.value.body["error"]["reason"]
     assert await index_state(es, "mixed") == before
+
+
+@pytest.mark.parametrize("params, status, error", [
+    ({"timeout": "abc"}, 400, "parse_exception"),
+    ({"wait_for_active_shards": "abc"}, 400, "illegal_argument_exception"),
+    ({"wait_for_active_shards": "-2"}, 400, "illegal_argument_exception"),
+    ({"pipeline": "nope"}, 400, "illegal_argument_exception"),
+    ({"require_alias": "true"}, 404, "index_not_found_exception"),
+])
+async def test_write_parameters_es_refuses_refuse_the_write(http: TestClient, es: AsyncElasticsearch,
+                                                            params: dict, status: int, error: str) -> None:
+    for method, path, body in (("PUT", "/fresh/_doc/1", b'{"a":1}'), ("POST", "/fresh/_doc", b'{"a":1}'),
+                               ("PUT", "/fresh/_create/1", b'{"a":1}'), ("POST", "/fresh/_update/1", b'{"doc":{}}'),
+                               ("POST", "/fresh/_bulk", b'{"index":{}}\n{"a":1}\n')):
+        resp = await http.request(method, path, params=params, data=body,
+                                  headers={"Content-Type": "application/x-ndjson" if "bulk" in path
+                                           else "application/json"})
+        if "bulk" in path and "require_alias" in params:  # item by item in a bulk, as in ES
+            (item,) = (await resp.json())["items"]
+            assert item["index"]["status"] == status
+            assert item["index"]["error"]["type"] == error
+            continue
+        assert resp.status == status, (method, path, await resp.text())
+        assert (await resp.json())["error"]["type"] == error
+    assert not await es.indices.exists(index="fresh")
+
+
+async def test_a_failed_write_answers_its_error_unfiltered(http: TestClient) -> None:
+    await http.put("/f/_doc/1", json={"n": 1})
+    for filter_path in ("-*", "*.*", "error.type"):
+        resp = await http.put("/f/_doc/2", params={"filter_path": filter_path}, json={"n": "not a number"})
+        assert resp.status == 400
+        body = await resp.json()
+        assert body["status"] == 400
+        assert body["error"]["type"] == "document_parsing_exception"
+        assert body["error"]["root_cause"][0]["type"] == "document_parsing_exception"
+        assert body["error"]["caused_by"]["type"] == "illegal_argument_exception"

@@ -12,8 +12,12 @@ import orjson
 from aiohttp import web
 
 from .. import keys
-from ..errors import BadRequest, IndexNotFound, ParseError, ServiceError, ValidationError, XContentParseError
-from ..params import content_int, content_long, java_long, query_int, query_long
+from ..errors import (
+    BadRequest, IndexNotFound, OwnRootCause, ParseError, ServiceError, ValidationError, XContentParseError,
+)
+from ..params import (
+    INT_MAX, content_int, content_long, java_long, parse_time_ms, query_bool, query_int, query_long,
+)
 from ..store.documents import PRIMARY_TERM, BulkOp, DocumentError
 from ..store.versioning import (
     MATCH_ANY, NO_VERSIONING, UNASSIGNED_PRIMARY_TERM, UNASSIGNED_SEQ_NO, Versioning, VersionType,
@@ -34,10 +38,39 @@ _REFRESH_VALUES = ("", "true", "false", "wait_for")
 MAX_ID_BYTES = 512
 
 
-def _check_refresh(request: web.Request) -> None:
-    value = request.query.get("refresh")
+def _check_write_params(request: web.Request) -> None:
+    """The write parameters ES checks before it writes anything: each refused value is a 400
+    and nothing is written (there are no ingest pipelines and no aliases here)."""
+    query = request.query
+    value = query.get("refresh")
     if value is not None and value not in _REFRESH_VALUES:
         raise BadRequest(f"Unknown value for refresh: [{value}].")
+    if "timeout" in query:
+        parse_time_ms(query["timeout"], "timeout")
+    shards = query.get("wait_for_active_shards")
+    if shards is not None and shards.lower() not in ("all", "index-setting"):
+        count = java_long(shards, -1, INT_MAX)
+        if count is None:
+            raise BadRequest(f"Failed to parse int parameter [wait_for_active_shards] with value [{shards}]")
+        if count < 0:
+            raise BadRequest(f"shard count cannot be a negative value but was [{count}]")
+    pipeline = query.get("pipeline")
+    if pipeline not in (None, "_none"):
+        raise BadRequest(f"pipeline with id [{pipeline}] does not exist")
+
+
+
+def _check_single_write(request: web.Request) -> None:
+    """``_check_write_params`` for a write of one document (a bulk checks ``require_alias``
+    item by item)."""
+    _check_write_params(request)
+    if query_bool(request.query, "require_alias", False):
+        raise _not_an_alias(request.match_info["index"])
+
+
+def _not_an_alias(index: str) -> IndexNotFound:
+    return IndexNotFound(index, reason=f"no such index [{index}] and [require_alias] request flag is [true] and "
+                                       f"[{index}] is not an alias")
 
 
 def _query_version(request: web.Request) -> tuple[int, VersionType]:
@@ -158,7 +191,7 @@ def _source_of(raw: bytes) -> tuple[dict[str, Any] | None, ServiceError | None]:
     return source, None  # a document nested over 1000 levels is refused by the store's parser
 
 
-def parse_bulk(body: bytes, default_index: str | None) -> list[BulkOp]:
+def parse_bulk(body: bytes, default_index: str | None, require_alias: bool = False) -> list[BulkOp]:
     """Split an NDJSON bulk body into actions as ES's bulk parser does.
 
     A malformed action line or an update body ES cannot read fails the whole request; then
@@ -213,6 +246,8 @@ def parse_bulk(body: bytes, default_index: str | None) -> list[BulkOp]:
         op.versioning.checked()
         if op.id == "" and action in ("index", "create"):
             op.error = BadRequest("if _id is specified it must not be empty")
+        if op.index and meta.get("require_alias", require_alias) and op.error is None:
+            op.error = _not_an_alias(op.index)  # there are no aliases: such an item always fails
         problems.extend(_problems(op))
         problems.extend(p for p in _validate(op, retry_on_conflict) if p not in problems)
         ops.append(op)
@@ -428,12 +463,13 @@ def _update_problems(body: dict[str, Any]) -> list[str]:
 
 @accepts(*_BULK_PARAMS)
 async def bulk(request: web.Request) -> web.Response:
-    _check_refresh(request)
+    _check_write_params(request)
     started = time.perf_counter()
     body = await read_body(request, ndjson=True)
     # Parsing a body of up to 100 MB is seconds of Python: on a thread, so the event loop
     # keeps answering (the GIL passes between them every few milliseconds).
-    ops = await asyncio.to_thread(parse_bulk, body, request.match_info.get("index"))
+    ops = await asyncio.to_thread(parse_bulk, body, request.match_info.get("index"),
+                                  query_bool(request.query, "require_alias", False))
     items = await request.app[keys.DOCUMENTS].bulk(ops)
     errors = any("error" in next(iter(item.values())) for item in items)
     took = int((time.perf_counter() - started) * 1000)
@@ -453,16 +489,17 @@ async def _single(request: web.Request, op: BulkOp) -> web.Response:
     (item,) = await request.app[keys.DOCUMENTS].bulk([op])
     result = dict(next(iter(item.values())))
     status = result.pop("status")
-    if "error" in result:
+    if "error" in result:  # raised, so it is rendered as every error is: never filtered
         error = result["error"]
-        return respond(request, {"error": {"root_cause": [{k: v for k, v in error.items() if k != "caused_by"}],
-                                           **error}, "status": status}, status=status)
+        cause = ServiceError.from_dict(error["caused_by"], status) if isinstance(error.get("caused_by"), dict) else None
+        extra = {k: v for k, v in error.items() if k not in ("type", "reason", "caused_by")}
+        raise OwnRootCause(error.get("reason"), status=status, type=error.get("type"), caused_by=cause, **extra)
     headers = {"Location": _location(result["_index"], result["_id"])} if status == 201 else None
     return respond(request, result, status=status, headers=headers)
 
 
 async def _document_op(request: web.Request, doc_id: str | None, op_type: str) -> web.Response:
-    _check_refresh(request)
+    _check_single_write(request)
     raw = await read_body(request)
     if not raw.strip():
         raise ServiceError("request body is required", status=400, type="parse_exception")
@@ -504,7 +541,7 @@ async def create_doc(request: web.Request) -> web.Response:
 
 @accepts(*_WRITE_PARAMS, "retry_on_conflict", "lang", "_source", "_source_includes", "_source_excludes")
 async def update_doc(request: web.Request) -> web.Response:
-    _check_refresh(request)
+    _check_single_write(request)
     retry_on_conflict = query_int(request.query, "retry_on_conflict", 0)
     if "version" in request.query or "version_type" in request.query:
         raise ValidationError("internal versioning can not be used for optimistic concurrency control. "
@@ -524,7 +561,7 @@ async def update_doc(request: web.Request) -> web.Response:
 
 @accepts(*_WRITE_PARAMS)
 async def delete_doc(request: web.Request) -> web.Response:
-    _check_refresh(request)
+    _check_single_write(request)
     name = request.match_info["index"]
     op = BulkOp("delete", name, request.match_info["id"], versioning=_query_versioning(request))
     _raise_invalid(op)
