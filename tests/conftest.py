@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from elasticsearch import AsyncElasticsearch, Elasticsearch
 
+from service.api.middleware import EsRunner
 from service.app import create_app
 from service.query.control import Control
 from service.settings import Settings
@@ -28,9 +29,20 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", port=0, log_format="json", log_level="warning", disk_reserve_bytes=0)
 
 
+class EsTestServer(TestServer):
+    """The app on a real socket behind the same HTTP protocol as ``esquire serve``, so what
+    aiohttp's parser refuses (a too-long header, a bad chunk) is answered as in production."""
+
+    async def _make_runner(self, **kwargs: Any) -> EsRunner:
+        return EsRunner(self.app, **kwargs)
+
+
 @pytest.fixture
-async def server(aiohttp_server, settings: Settings) -> TestServer:
-    return await aiohttp_server(create_app(settings))
+async def server(settings: Settings) -> AsyncIterator[TestServer]:
+    server = EsTestServer(create_app(settings))
+    await server.start_server()
+    yield server
+    await server.close()
 
 
 @pytest.fixture

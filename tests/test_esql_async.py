@@ -99,6 +99,7 @@ async def test_a_worker_that_ignores_a_cancel_is_killed(logs: AsyncElasticsearch
     started = time.monotonic()
     await logs.esql.async_query_delete(id=resp["id"])
     assert time.monotonic() - started < 5
+    worker.process.join(5)  # killed: the signal is sent, the process may take a moment to go
     assert not worker.process.is_alive()
     monkeypatch.setattr(Control, "pause_s", 0.0)
     again = await logs.esql.query(query="FROM logs | STATS n = COUNT(*) | LIMIT 1")
