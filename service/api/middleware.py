@@ -20,7 +20,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
 from ..errors import BadRequest, InternalError, PlainError, ServiceError
-from .wire import GLOBAL_PARAMS, error_response
+from .wire import GLOBAL_PARAMS, JsonResponse, error_response
 
 log = structlog.get_logger("esquire.http")
 
@@ -62,6 +62,12 @@ def _routing_error(request: web.Request, exc: web.HTTPException) -> PlainError |
     return ServiceError(exc.reason, status=exc.status)
 
 
+def _options(exc: web.HTTPMethodNotAllowed) -> web.Response:
+    """``OPTIONS`` on a route: ES's RestController answers 200, no body, and the route's
+    methods in ``Allow`` (CORS pre-flights and proxies ask this)."""
+    return web.Response(status=200, headers={"Allow": ",".join(sorted(exc.allowed_methods))})
+
+
 @web.middleware
 async def es_conventions(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
@@ -75,10 +81,15 @@ async def es_conventions(request: web.Request, handler: Handler) -> web.StreamRe
             raise BadRequest("multiple values for single-valued header [X-Opaque-Id].")
         _check_params(request)
         response = await handler(request)
+        if isinstance(response, JsonResponse) and request.method != "HEAD":
+            await response.render()  # here, so a body that cannot be encoded is our logged 500
     except (ServiceError, PlainError) as err:
         response = error_response(request, err)
     except web.HTTPException as exc:
-        response = error_response(request, _routing_error(request, exc))
+        if request.method == "OPTIONS" and isinstance(exc, web.HTTPMethodNotAllowed):
+            response = _options(exc)
+        else:
+            response = error_response(request, _routing_error(request, exc))
     except RequestPayloadError as exc:  # the body broke off mid-way: bad chunks, bad gzip, ...
         response = error_response(request, _http_error(exc.__cause__))
     except Exception:
@@ -88,7 +99,9 @@ async def es_conventions(request: web.Request, handler: Handler) -> web.StreamRe
     response.headers["X-Elastic-Product"] = "Elasticsearch"
     if opaque_id is not None:
         response.headers["X-Opaque-Id"] = opaque_id
-    if request.method == "HEAD" and isinstance(response, web.Response):
+    if request.method == "HEAD" and isinstance(response, JsonResponse):
+        response.drop_body()
+    elif request.method == "HEAD" and isinstance(response, web.Response):
         response.body = None
     log.info("request", method=request.method, path=request.path, status=response.status,
              duration_ms=round((time.perf_counter() - started) * 1000, 2))
