@@ -7,11 +7,18 @@ client cannot send the request); ``assert_live_during`` is the issue's liveness 
 
 from __future__ import annotations
 
+import asyncio
+from typing import AsyncIterator, Awaitable, TypeVar
+
+import aiohttp
 import orjson
 import pytest
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
 
-from conftest import assert_live, assert_live_during
+from conftest import SLOW, ServerProcess, assert_live, assert_live_during, load_logs
+
+T = TypeVar("T")
+pytestmark = pytest.mark.filterwarnings("ignore::elasticsearch.exceptions.GeneralAvailabilityWarning")  # tasks.*
 
 DOCS = 10_000
 
@@ -90,3 +97,75 @@ async def test_options_answers_200_with_the_routes_methods(http, path: str, allo
     resp = await http.patch(path)
     assert resp.status == 405 and resp.headers["Allow"] == allowed
     await assert_live(http)
+
+
+# --- _tasks?wait_for_completion ------------------------------------------------------------------
+
+@pytest.fixture
+async def queued(es: AsyncElasticsearch, slow: None, http) -> AsyncIterator[list[str]]:
+    """Twelve async queries mid-scan or queued behind the four workers; deleted at the end
+    (``http`` first: closing it closes the server)."""
+    await load_logs(es)
+    ids = [(await es.esql.async_query(query=SLOW, wait_for_completion_timeout="0ms"))["id"] for _ in range(12)]
+    yield ids
+    await es.tasks.cancel(actions="*esql*")
+    for search_id in ids:
+        try:
+            await es.esql.async_query_delete(id=search_id)
+        except NotFoundError:
+            pass
+
+
+async def test_a_task_list_never_waits_for_another_task_list(es: AsyncElasticsearch, queued: list[str],
+                                                              http) -> None:
+    # As ES: waiting for a list of tasks skips the task lists, which may be waiting for this one.
+    first = asyncio.ensure_future(es.tasks.list(wait_for_completion=True, timeout="30s"))
+    await asyncio.sleep(0.2)  # the first is now a task list waiting for the queries
+    lists = await assert_live_during(http, es.tasks.list(wait_for_completion=True, timeout="5s",
+                                                         actions="cluster:monitor/tasks/lists*", group_by="none"))
+    assert len(lists["tasks"]) == 2  # the first and itself; it waited for neither
+    await es.tasks.cancel(actions="*esql*")
+    assert (await first)["nodes"]
+
+
+def _storm(url: str, n: int, path: str, params: dict[str, str]) -> list[tuple[int, str | None]]:
+    """``n`` concurrent GETs from a thread of their own (its own loop), so the liveness probe
+    in the test's loop measures the server, not this client; (status, error type) each."""
+    async def main() -> list[tuple[int, str | None]]:
+        async with aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(limit=0)) as session:
+            async def one() -> tuple[int, str | None]:
+                async with session.get(path, params=params) as resp:
+                    return resp.status, (await resp.json()).get("error", {}).get("type")
+            return await asyncio.gather(*(one() for _ in range(n)))
+    return asyncio.run(main())
+
+
+async def _live_throughout(live: aiohttp.ClientSession, attack: Awaitable[T]) -> T:
+    """``assert_live`` again and again while ``attack`` runs (its stall may come late, as
+    when a thousand waits time out together), and once after."""
+    task = asyncio.ensure_future(attack)
+    while not task.done():
+        await assert_live(live)  # type: ignore[arg-type]  # a ClientSession with a base URL
+        await asyncio.sleep(0.1)
+    await assert_live(live)  # type: ignore[arg-type]
+    return await task
+
+
+@pytest.mark.slow
+async def test_a_storm_of_waiting_task_lists_keeps_the_service_live(server_process: ServerProcess) -> None:
+    # Was one future per waiter per task: 1000 waiters on 300 tasks took 1 GB and GET / 12 s.
+    client = server_process.start(slice_pause_s=0.02)
+    client.bulk(index="logs", operations=[op for i in range(20000) for op in ({"index": {}}, {"bytes": i})],
+                refresh=True)
+    for _ in range(200):
+        client.esql.async_query(query=SLOW, wait_for_completion_timeout="0ms")
+    async with aiohttp.ClientSession(server_process.url) as live:
+        answers = await _live_throughout(live, asyncio.to_thread(
+            _storm, server_process.url, 1000, "/_tasks", {"wait_for_completion": "true", "timeout": "1s"}))
+    # ES's timeout while the queries still run, or the list once they are done; nothing else
+    assert set(answers) <= {(500, "elasticsearch_timeout_exception"), (200, None)}
+    assert (500, "elasticsearch_timeout_exception") in answers
+    lists = [t for t in client.tasks.list(group_by="none")["tasks"] if t["action"] == "cluster:monitor/tasks/lists"]
+    assert len(lists) == 1  # every waiter is gone
+    client.tasks.cancel(actions="*esql*")
+    assert server_process.stop() == 0

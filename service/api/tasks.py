@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -75,13 +74,9 @@ def _grouped(request: web.Request, tasks: list[Task], group_by: str, detailed: b
 
 
 async def _wait_all(tasks: list[Task], timeout_ms: int, what: str) -> None:
-    if not tasks:
-        return
-    waits = [asyncio.ensure_future(t.done.wait()) for t in tasks]
-    done, pending = await asyncio.wait(waits, timeout=timeout_ms / 1000)
-    for w in pending:
-        w.cancel()
-    if pending:
+    # As ES: never wait for a task list, which could be waiting for this one.
+    waited = [t for t in tasks if not t.action.startswith(LIST_ACTION)]
+    if not await TaskManager.wait_done(waited, timeout_ms / 1000):
         raise ServiceError(f"Timed out waiting for completion of task [{what}]", status=500,
                            type="elasticsearch_timeout_exception")
 

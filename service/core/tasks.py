@@ -84,6 +84,19 @@ class TaskManager:
     def __iter__(self) -> Iterator[Task]:
         return iter(list(self.tasks.values()))
 
+    @staticmethod
+    async def wait_done(tasks: list[Task], timeout_s: float) -> bool:
+        """Wait until every one of ``tasks`` has ended, at most ``timeout_s``; whether they all
+        did. One at a time, so a waiter holds one wake-up at a time however many tasks it
+        waits for (a thousand waiters on a thousand tasks must not cost a million futures)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                for task in tasks:
+                    await task.done.wait()
+        except TimeoutError:
+            return False
+        return True
+
     def cancel(self, task: Task, reason: str) -> None:
         """Cancel ``task`` and its children (they share or derive from its control)."""
         task.control.cancel(reason)
