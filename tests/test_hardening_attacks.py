@@ -8,6 +8,7 @@ client cannot send the request); ``assert_live_during`` is the issue's liveness 
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import AsyncIterator, Awaitable, TypeVar
 
 import aiohttp
@@ -169,3 +170,21 @@ async def test_a_storm_of_waiting_task_lists_keeps_the_service_live(server_proce
     assert len(lists) == 1  # every waiter is gone
     client.tasks.cancel(actions="*esql*")
     assert server_process.stop() == 0
+
+
+# --- clients that leave mid-request --------------------------------------------------------------
+
+@pytest.mark.slow
+def test_clients_that_leave_mid_body_are_not_logged_as_server_errors(server_process: ServerProcess) -> None:
+    # Each was an error-level traceback with an error id: an attacker could fill the disk with logs.
+    client = server_process.start()
+    for _ in range(50):
+        with socket.create_connection(("127.0.0.1", server_process.port)) as sock:
+            sock.sendall(b"POST /logs/_doc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n{")
+    assert client.info()["tagline"] == "You Know, for Search"
+    assert not client.indices.exists(index="logs")  # nothing was written
+    assert server_process.stop() == 0
+    log = server_process.log.read_text()
+    assert "request_failed" not in log and "Traceback" not in log
+    assert log.count('"client_disconnected"') == 50

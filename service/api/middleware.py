@@ -90,6 +90,9 @@ async def es_conventions(request: web.Request, handler: Handler) -> web.StreamRe
             response = _options(exc)
         else:
             response = error_response(request, _routing_error(request, exc))
+    except ConnectionResetError:  # the client left mid-body: no one to answer, and not our error
+        log.info("client_disconnected", method=request.method, path=request.path)
+        response = error_response(request, BadRequest("the client closed the connection"))
     except RequestPayloadError as exc:  # the body broke off mid-way: bad chunks, bad gzip, ...
         response = error_response(request, _http_error(exc.__cause__))
     except Exception:
