@@ -188,3 +188,32 @@ def test_clients_that_leave_mid_body_are_not_logged_as_server_errors(server_proc
     log = server_process.log.read_text()
     assert "request_failed" not in log and "Traceback" not in log
     assert log.count('"client_disconnected"') == 50
+
+
+# --- a body declared too big ---------------------------------------------------------------------
+
+async def test_a_body_declared_over_the_limit_is_413_before_it_is_read(server, http) -> None:
+    # Was: the server waited for (and read up to) 100 MB before answering.
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(b"PUT /logs/_doc/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 200000000\r\n\r\n{}")
+        answer = await asyncio.to_thread(_read_answer, sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413") and b"Connection: close" in head
+    error = orjson.loads(body)["error"]
+    assert error["type"] == "content_too_long_exception"
+    assert "104857600" in error["reason"]
+    assert (await http.head("/logs")).status == 404  # nothing was written
+    await assert_live(http)
+
+
+def _read_answer(sock: socket.socket) -> bytes:
+    """One whole HTTP answer (head and its Content-Length of body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body

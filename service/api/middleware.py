@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
+from .. import keys
 from ..errors import BadRequest, InternalError, PlainError, ServiceError
 from .wire import GLOBAL_PARAMS, JsonResponse, error_response
 
@@ -46,6 +47,16 @@ def _check_params(request: web.Request) -> None:
         listed = ", ".join(f"[{n}]" for n in unknown)
         noun = "parameter" if len(unknown) == 1 else "parameters"
         raise BadRequest(f"request [{request.path}] contains unrecognized {noun}: {listed}")
+
+
+def _check_declared_length(request: web.Request) -> None:
+    """A body declared bigger than ``max_body_bytes`` is refused before a byte of it is read,
+    as Netty's aggregator refuses it from its Content-Length (aiohttp would read up to the
+    limit first: 100 MB of an attacker's bandwidth and time per request)."""
+    limit = request.app[keys.SETTINGS].max_body_bytes
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=declared)
 
 
 def _routing_error(request: web.Request, exc: web.HTTPException) -> PlainError | ServiceError:
@@ -80,6 +91,7 @@ async def es_conventions(request: web.Request, handler: Handler) -> web.StreamRe
         if len(opaque_ids) > 1:
             raise BadRequest("multiple values for single-valued header [X-Opaque-Id].")
         _check_params(request)
+        _check_declared_length(request)
         response = await handler(request)
         if isinstance(response, JsonResponse) and request.method != "HEAD":
             await response.render()  # here, so a body that cannot be encoded is our logged 500
@@ -102,6 +114,8 @@ async def es_conventions(request: web.Request, handler: Handler) -> web.StreamRe
     response.headers["X-Elastic-Product"] = "Elasticsearch"
     if opaque_id is not None:
         response.headers["X-Opaque-Id"] = opaque_id
+    if response.status == 413:  # the unread body must not be taken for the next request
+        response.force_close()
     if request.method == "HEAD" and isinstance(response, JsonResponse):
         response.drop_body()
     elif request.method == "HEAD" and isinstance(response, web.Response):
