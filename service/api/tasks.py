@@ -60,12 +60,15 @@ def _grouped(request: web.Request, tasks: list[Task], group_by: str, detailed: b
         body["tasks"] = [t.info(detailed) for t in tasks]
     elif group_by == "parents":
         chosen = {t.id for t in tasks}
+        children: dict[int, list[Task]] = {}  # built once: thousands of tasks must not cost millions of steps
+        for t in tasks:
+            if t.parent is not None:
+                children.setdefault(t.parent.id, []).append(t)
 
         def tree(task: Task) -> dict[str, Any]:
             info = task.info(detailed)
-            children = [tree(c) for c in tasks if c.parent is task]
-            if children:
-                info["children"] = children
+            if task.id in children:
+                info["children"] = [tree(c) for c in children[task.id]]
             return info
         body["tasks"] = {t.task_id: tree(t) for t in tasks if t.parent is None or t.parent.id not in chosen}
     else:
