@@ -241,3 +241,13 @@ async def test_thousands_of_tasks_list_as_a_tree_and_cancel_in_linear_time(serve
     for task in children + parents:
         manager.unregister(task)
     assert not manager.tasks or all(t.action.startswith("cluster:") for t in manager)
+
+
+async def test_filter_path_reaches_inside_a_stored_source(es: AsyncElasticsearch) -> None:
+    # The stored _source is sent pre-encoded; filter_path answered {} for any path into it (ES filters it too).
+    await es.index(index="fp", id="1", document={"a": [[1]], "b": {"c": 1, "d": 2}}, refresh=True)
+    assert (await es.get(index="fp", id="1", filter_path="_source.a")).body == {"_source": {"a": [[1]]}}
+    assert (await es.get(index="fp", id="1", filter_path="**.c")).body == {"_source": {"b": {"c": 1}}}
+    assert (await es.get(index="fp", id="1", filter_path=["_id", "-_source.b.d"])).body == {"_id": "1"}
+    assert (await es.get(index="fp", id="1", filter_path="-_source.b.d"))["_source"] == {"a": [[1]], "b": {"c": 1}}
+    assert (await es.get(index="fp", id="1", filter_path="_source"))["_source"] == {"a": [[1]], "b": {"c": 1, "d": 2}}

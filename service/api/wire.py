@@ -321,7 +321,14 @@ def _segments(path: str) -> list[str]:
         path = path[split + 1:]
 
 
+def _opened(node: Any) -> Any:
+    """A pre-encoded part of an answer (``orjson.Fragment``, as a stored ``_source``) as
+    values, for a path that goes inside it."""
+    return orjson.loads(orjson.dumps(node)) if isinstance(node, orjson.Fragment) else node
+
+
 def _include(node: Any, paths: _Paths, states: _States) -> Any:
+    node = _opened(node)
     if isinstance(node, list):
         kept = [v for v in (_include(item, paths, states) for item in node) if v is not _NOTHING]
         return kept if kept else _NOTHING
@@ -340,6 +347,7 @@ def _include(node: Any, paths: _Paths, states: _States) -> Any:
 
 
 def _exclude(node: Any, paths: _Paths, states: _States) -> Any:
+    node = _opened(node)
     if isinstance(node, list):
         return [_exclude(item, paths, states) for item in node]
     if not isinstance(node, dict):
