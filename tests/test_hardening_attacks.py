@@ -251,3 +251,20 @@ async def test_filter_path_reaches_inside_a_stored_source(es: AsyncElasticsearch
     assert (await es.get(index="fp", id="1", filter_path=["_id", "-_source.b.d"])).body == {"_id": "1"}
     assert (await es.get(index="fp", id="1", filter_path="-_source.b.d"))["_source"] == {"a": [[1]], "b": {"c": 1}}
     assert (await es.get(index="fp", id="1", filter_path="_source"))["_source"] == {"a": [[1]], "b": {"c": 1, "d": 2}}
+
+
+# --- repeated query parameters -------------------------------------------------------------------
+
+async def test_a_repeated_query_parameter_takes_its_last_value_as_in_es(http) -> None:
+    # ES's RestUtils.decodeQueryString keeps the last value; the first one was used, so a bad value
+    # after a good one wrote the document.
+    resp = await http.put("/logs/_doc/1", params=[("refresh", "wait_for"), ("refresh", "bogus")], json={"a": 1})
+    assert resp.status == 400
+    assert (await resp.json())["error"]["reason"] == "Unknown value for refresh: [bogus]."
+    assert (await http.head("/logs")).status == 404  # nothing was written
+    resp = await http.get("/", params=[("pretty", "true"), ("pretty", "false"), ("filter_path", "name"),
+                                       ("filter_path", "tagline")])
+    assert await resp.read() == b'{"tagline":"You Know, for Search"}'
+    resp = await http.put("/logs/_doc/1", params=[("refresh", "bogus"), ("refresh", "true")], json={"a": 1})
+    assert resp.status == 201
+    assert (await (await http.get("/logs/_doc/1")).json())["_source"] == {"a": 1}

@@ -49,6 +49,16 @@ def _check_params(request: web.Request) -> None:
         raise BadRequest(f"request [{request.path}] contains unrecognized {noun}: {listed}")
 
 
+def _last_values(request: web.Request) -> web.Request:
+    """The request as handlers see it: a repeated query parameter has its last value, as ES's
+    ``RestUtils.decodeQueryString`` keeps it (aiohttp's ``query.get`` gives the first)."""
+    query = request.rel_url.query
+    if len(query) == len(set(query)):
+        return request
+    last = {name: value for name, value in query.items()}  # later pairs overwrite earlier ones
+    return request.clone(rel_url=request.rel_url.with_query(last))
+
+
 def _check_declared_length(request: web.Request) -> None:
     """A body declared bigger than ``max_body_bytes`` is refused before a byte of it is read,
     as Netty's aggregator refuses it from its Content-Length (aiohttp would read up to the
@@ -92,7 +102,7 @@ async def es_conventions(request: web.Request, handler: Handler) -> web.StreamRe
             raise BadRequest("multiple values for single-valued header [X-Opaque-Id].")
         _check_params(request)
         _check_declared_length(request)
-        response = await handler(request)
+        response = await handler(_last_values(request))
         if isinstance(response, JsonResponse) and request.method != "HEAD":
             await response.render()  # here, so a body that cannot be encoded is our logged 500
     except (ServiceError, PlainError) as err:
