@@ -243,14 +243,16 @@ class _Paths:
     step is remembered: an answer repeats its keys, so most steps are one lookup, and a
     step costs the wildcard names, never every path."""
 
-    _MEMO_LIMIT = 65536  # steps and plans remembered per request (past it, recomputed)
+    _MEMO_LIMIT = 65536  # steps remembered per request (past it, recomputed)
+    _STATES_LIMIT = 262144  # states held in remembered sets and plans, so memory stays bounded too
 
     def __init__(self, filters: list[str]) -> None:
         self.names = [_segments(f) for f in filters if f]
-        self.start: _States = frozenset((p, 0) for p in range(len(self.names)))
         self._memo: dict[tuple[str, _States], tuple[bool, _States]] = {}
         self._plans: dict[_States, _Plan] = {}
         self._sets: dict[_States, _States] = {}
+        self._held = 0  # states in self._sets and self._plans
+        self.start: _States = self._interned(frozenset((p, 0) for p in range(len(self.names))))
 
     def __bool__(self) -> bool:
         return bool(self.names)
@@ -261,7 +263,8 @@ class _Paths:
         step = self._memo.get((key, states))
         if step is None:
             step = self._step(key, self._plan(states))
-            if len(self._memo) < self._MEMO_LIMIT:
+            # only steps between held sets: a remembered step must not keep a set of its own alive
+            if len(self._memo) < self._MEMO_LIMIT and all(not s or s in self._sets for s in (states, step[1])):
                 self._memo[(key, states)] = step
         return step
 
@@ -277,9 +280,10 @@ class _Paths:
 
     def _interned(self, states: _States) -> _States:
         """One object per distinct set, so remembered steps compare by identity."""
-        if len(self._sets) >= self._MEMO_LIMIT:
-            return states
-        return self._sets.setdefault(states, states)
+        known = self._sets.get(states)
+        if known is None and self._room(states):
+            known = self._sets[states] = states
+        return known if known is not None else states
 
     def _plan(self, states: _States) -> _Plan:
         plan = self._plans.get(states)
@@ -295,9 +299,16 @@ class _Paths:
                 if j > 0 and self.names[p][j - 1] == "**":
                     stay.append((p, j))
             plan = (literal, wild, self._interned(frozenset(stay)))
-            if len(self._plans) < self._MEMO_LIMIT:
+            if self._room(states):
                 self._plans[states] = plan
         return plan
+
+    def _room(self, states: _States) -> bool:
+        """Whether ``states`` may be remembered (and counts it if so)."""
+        if self._held + len(states) > self._STATES_LIMIT:
+            return False
+        self._held += len(states)
+        return True
 
 
 def _segments(path: str) -> list[str]:
