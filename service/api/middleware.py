@@ -19,8 +19,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
+from .. import keys
 from ..errors import BadRequest, InternalError, PlainError, ServiceError
-from .wire import GLOBAL_PARAMS, error_response
+from .wire import GLOBAL_PARAMS, JsonResponse, error_response
 
 log = structlog.get_logger("esquire.http")
 
@@ -48,6 +49,26 @@ def _check_params(request: web.Request) -> None:
         raise BadRequest(f"request [{request.path}] contains unrecognized {noun}: {listed}")
 
 
+def _last_values(request: web.Request) -> web.Request:
+    """The request as handlers see it: a repeated query parameter has its last value, as ES's
+    ``RestUtils.decodeQueryString`` keeps it (aiohttp's ``query.get`` gives the first)."""
+    query = request.rel_url.query
+    if len(query) == len(set(query)):
+        return request
+    last = {name: value for name, value in query.items()}  # later pairs overwrite earlier ones
+    return request.clone(rel_url=request.rel_url.with_query(last))
+
+
+def _check_declared_length(request: web.Request) -> None:
+    """A body declared bigger than ``max_body_bytes`` is refused before a byte of it is read,
+    as Netty's aggregator refuses it from its Content-Length (aiohttp would read up to the
+    limit first: 100 MB of an attacker's bandwidth and time per request)."""
+    limit = request.app[keys.SETTINGS].max_body_bytes
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=declared)
+
+
 def _routing_error(request: web.Request, exc: web.HTTPException) -> PlainError | ServiceError:
     if isinstance(exc, web.HTTPMethodNotAllowed):
         allowed = ",".join(sorted(exc.allowed_methods))
@@ -62,6 +83,12 @@ def _routing_error(request: web.Request, exc: web.HTTPException) -> PlainError |
     return ServiceError(exc.reason, status=exc.status)
 
 
+def _options(exc: web.HTTPMethodNotAllowed) -> web.Response:
+    """``OPTIONS`` on a route: ES's RestController answers 200, no body, and the route's
+    methods in ``Allow`` (CORS pre-flights and proxies ask this)."""
+    return web.Response(status=200, headers={"Allow": ",".join(sorted(exc.allowed_methods))})
+
+
 @web.middleware
 async def es_conventions(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
@@ -74,11 +101,20 @@ async def es_conventions(request: web.Request, handler: Handler) -> web.StreamRe
         if len(opaque_ids) > 1:
             raise BadRequest("multiple values for single-valued header [X-Opaque-Id].")
         _check_params(request)
-        response = await handler(request)
+        _check_declared_length(request)
+        response = await handler(_last_values(request))
+        if isinstance(response, JsonResponse) and request.method != "HEAD":
+            await response.render()  # here, so a body that cannot be encoded is our logged 500
     except (ServiceError, PlainError) as err:
         response = error_response(request, err)
     except web.HTTPException as exc:
-        response = error_response(request, _routing_error(request, exc))
+        if request.method == "OPTIONS" and isinstance(exc, web.HTTPMethodNotAllowed):
+            response = _options(exc)
+        else:
+            response = error_response(request, _routing_error(request, exc))
+    except ConnectionResetError:  # the client left mid-body: no one to answer, and not our error
+        log.info("client_disconnected", method=request.method, path=request.path)
+        response = error_response(request, BadRequest("the client closed the connection"))
     except RequestPayloadError as exc:  # the body broke off mid-way: bad chunks, bad gzip, ...
         response = error_response(request, _http_error(exc.__cause__))
     except Exception:
@@ -88,7 +124,11 @@ async def es_conventions(request: web.Request, handler: Handler) -> web.StreamRe
     response.headers["X-Elastic-Product"] = "Elasticsearch"
     if opaque_id is not None:
         response.headers["X-Opaque-Id"] = opaque_id
-    if request.method == "HEAD" and isinstance(response, web.Response):
+    if response.status == 413:  # the unread body must not be taken for the next request
+        response.force_close()
+    if request.method == "HEAD" and isinstance(response, JsonResponse):
+        response.drop_body()
+    elif request.method == "HEAD" and isinstance(response, web.Response):
         response.body = None
     log.info("request", method=request.method, path=request.path, status=response.status,
              duration_ms=round((time.perf_counter() - started) * 1000, 2))

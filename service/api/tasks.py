@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -61,12 +60,15 @@ def _grouped(request: web.Request, tasks: list[Task], group_by: str, detailed: b
         body["tasks"] = [t.info(detailed) for t in tasks]
     elif group_by == "parents":
         chosen = {t.id for t in tasks}
+        children: dict[int, list[Task]] = {}  # built once: thousands of tasks must not cost millions of steps
+        for t in tasks:
+            if t.parent is not None:
+                children.setdefault(t.parent.id, []).append(t)
 
         def tree(task: Task) -> dict[str, Any]:
             info = task.info(detailed)
-            children = [tree(c) for c in tasks if c.parent is task]
-            if children:
-                info["children"] = children
+            if task.id in children:
+                info["children"] = [tree(c) for c in children[task.id]]
             return info
         body["tasks"] = {t.task_id: tree(t) for t in tasks if t.parent is None or t.parent.id not in chosen}
     else:
@@ -75,13 +77,9 @@ def _grouped(request: web.Request, tasks: list[Task], group_by: str, detailed: b
 
 
 async def _wait_all(tasks: list[Task], timeout_ms: int, what: str) -> None:
-    if not tasks:
-        return
-    waits = [asyncio.ensure_future(t.done.wait()) for t in tasks]
-    done, pending = await asyncio.wait(waits, timeout=timeout_ms / 1000)
-    for w in pending:
-        w.cancel()
-    if pending:
+    # As ES: never wait for a task list, which could be waiting for this one.
+    waited = [t for t in tasks if not t.action.startswith(LIST_ACTION)]
+    if not await TaskManager.wait_done(waited, timeout_ms / 1000):
         raise ServiceError(f"Timed out waiting for completion of task [{what}]", status=500,
                            type="elasticsearch_timeout_exception")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from typing import Any, AsyncIterator
 
 import orjson
@@ -30,9 +31,87 @@ def _flag(request: web.Request, name: str) -> bool:
 
 
 def dumps(request: web.Request, body: Any) -> bytes:
-    if _flag(request, "pretty"):
-        return orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n"
-    return orjson.dumps(body)
+    return encode(body, pretty=_flag(request, "pretty"))
+
+
+def encode(body: Any, *, pretty: bool = False) -> bytes:
+    """``body`` as JSON bytes (orjson's, indented by two with a final newline when
+    ``pretty``), built from many small ``orjson.dumps`` calls when it is big, so that no
+    single call holds the GIL for long and the event loop's thread keeps running."""
+    parts: list[bytes] = []
+    _encode_into(parts, body, pretty, 0)
+    if pretty:
+        parts.append(b"\n")
+    return b"".join(parts)
+
+
+_SMALL_NODES = 2000  # a container up to this many values is encoded by one orjson call
+_INDENT = b"  "
+
+
+def _small(node: Any, limit: int = _SMALL_NODES) -> bool:
+    """Whether ``node`` holds at most ``limit`` values; stops counting past the limit, so
+    the answer costs at most ``limit`` steps."""
+    stack, seen = [node], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > limit:
+            return False
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return True
+
+
+def _encode_into(parts: list[bytes], node: Any, pretty: bool, depth: int) -> None:
+    if not isinstance(node, (dict, list, tuple)) or _small(node):
+        parts.append(_dump(node, pretty, depth))
+        return
+    newline = b"\n" + _INDENT * (depth + 1) if pretty else b""
+    if isinstance(node, dict):
+        parts.append(b"{")
+        for i, (key, value) in enumerate(node.items()):
+            if not isinstance(key, str):
+                raise TypeError("Dict key must be str")  # as orjson says
+            parts.append((b"," + newline if i else newline) + orjson.dumps(key) + (b": " if pretty else b":"))
+            _encode_into(parts, value, pretty, depth + 1)
+        parts.append((b"\n" + _INDENT * depth if pretty else b"") + b"}")
+        return
+    parts.append(b"[")
+    _encode_items(parts, node, pretty, depth, newline)
+    parts.append((b"\n" + _INDENT * depth if pretty else b"") + b"]")
+
+
+_RUN_S = 0.005  # aim for orjson calls of about this long: the GIL passes between them
+
+
+def _encode_items(parts: list[bytes], items: list[Any] | tuple[Any, ...], pretty: bool, depth: int,
+                  newline: bytes) -> None:
+    """A big list's items, in runs encoded by one orjson call each, the run length adapted
+    so a call stays short; a big item alone is encoded piecewise."""
+    i, run = 0, 1
+    while i < len(items):
+        parts.append(b"," + newline if i else newline)
+        if run == 1 and not _small(items[i]):
+            _encode_into(parts, items[i], pretty, depth + 1)
+            i += 1
+            continue
+        chunk = items[i:i + run]
+        started = time.perf_counter()
+        text = orjson.dumps(chunk, option=orjson.OPT_INDENT_2 if pretty else 0)
+        elapsed = time.perf_counter() - started
+        # "[a,b]" -> "a,b"; pretty "[\n  a,\n  b\n]" -> "a,\n  b", re-indented to this depth
+        parts.append(text[4:-2].replace(b"\n", b"\n" + _INDENT * depth) if pretty else text[1:-1])
+        i += len(chunk)
+        run = min(run * 2, 65536) if elapsed < _RUN_S else max(run // 2, 1)
+
+
+def _dump(node: Any, pretty: bool, depth: int) -> bytes:
+    data = orjson.dumps(node, option=orjson.OPT_INDENT_2 if pretty else 0)
+    # orjson indents from column 0; JSON text has no raw newline inside a string.
+    return data.replace(b"\n", b"\n" + _INDENT * depth) if pretty and depth else data
 
 
 def _json_type(request: web.Request) -> str:
@@ -68,18 +147,53 @@ async def cancelled_on_disconnect(request: web.Request, control: Control,
         watcher.cancel()
 
 
-def respond(request: web.Request, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    """A JSON response as ES sends it: ``filter_path`` and ``pretty`` applied."""
-    paths = request.query.get("filter_path")
-    if paths:
-        body = filter_path(body, paths)
-    return _json_response(request, body, status, headers)
+class JsonResponse(web.Response):
+    """A JSON answer whose body is built by ``render()`` (the middleware calls it; ``prepare``
+    does if nobody did). A big body, or any with ``filter_path``, is filtered and encoded on
+    a worker thread: that work grows with the answer times the filter paths, and on the
+    event loop it would stall every other request (ES filters while it serialises, on a
+    transport thread, never on the HTTP loop)."""
+
+    def __init__(self, request: web.Request, body: Any, status: int, headers: dict[str, str] | None,
+                 paths: str | None) -> None:
+        super().__init__(status=status, headers=headers)
+        self.headers["Content-Type"] = _json_type(request)
+        self._pending: tuple[Any, str | None, bool] | None = (body, paths or None, _flag(request, "pretty"))
+
+    async def render(self) -> None:
+        """Build the body, once; off the event loop unless it is small and unfiltered."""
+        if self._pending is None:
+            return
+        body, paths, pretty = self._pending
+        self._pending = None
+        if paths is None and _small(body):
+            self.body = encode(body, pretty=pretty)
+        else:
+            self.body = await asyncio.to_thread(_filtered, body, paths, pretty)
+
+    def drop_body(self) -> None:
+        """A HEAD answer: no body, and none is built."""
+        self._pending = None
+        self.body = None
+
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        await self.render()
+        return await super().prepare(request)
 
 
-def _json_response(request: web.Request, body: Any, status: int, headers: dict[str, str] | None) -> web.Response:
-    response = web.Response(body=dumps(request, body), status=status, headers=headers)
-    response.headers["Content-Type"] = _json_type(request)
-    return response
+def _filtered(body: Any, paths: str | None, pretty: bool) -> bytes:
+    return encode(filter_path(body, paths) if paths else body, pretty=pretty)
+
+
+def respond(request: web.Request, body: Any, status: int = 200,
+            headers: dict[str, str] | None = None) -> JsonResponse:
+    """A JSON response as ES sends it: ``filter_path`` and ``pretty`` applied (when it is
+    rendered, see ``JsonResponse``)."""
+    return JsonResponse(request, body, status, headers, request.query.get("filter_path"))
+
+
+def _json_response(request: web.Request, body: Any, status: int, headers: dict[str, str] | None) -> JsonResponse:
+    return JsonResponse(request, body, status, headers, None)
 
 
 def error_response(request: web.Request, err: ServiceError | PlainError) -> web.Response:
@@ -119,14 +233,26 @@ _NOTHING = object()
 _States = frozenset[tuple[int, int]]
 
 
+_Plan = tuple[dict[str, list[tuple[int, int]]], list[tuple[tuple[int, int], Any]], _States]
+
+
 class _Paths:
     """Filter paths as name matchers; a state ``(p, j)`` has matched the first ``j``
-    names of path ``p``."""
+    names of path ``p``. A set of states is compiled once into a plan (literal names in a
+    dict, wildcard names in a list, the states a ``**`` keeps), and each (key, states)
+    step is remembered: an answer repeats its keys, so most steps are one lookup, and a
+    step costs the wildcard names, never every path."""
+
+    _MEMO_LIMIT = 65536  # steps remembered per request (past it, recomputed)
+    _STATES_LIMIT = 262144  # states held in remembered sets and plans, so memory stays bounded too
 
     def __init__(self, filters: list[str]) -> None:
         self.names = [_segments(f) for f in filters if f]
-        self.matchers = [[wildcard(n) if "*" in n else n.__eq__ for n in names] for names in self.names]
-        self.start: _States = frozenset((p, 0) for p in range(len(self.names)))
+        self._memo: dict[tuple[str, _States], tuple[bool, _States]] = {}
+        self._plans: dict[_States, _Plan] = {}
+        self._sets: dict[_States, _States] = {}
+        self._held = 0  # states in self._sets and self._plans
+        self.start: _States = self._interned(frozenset((p, 0) for p in range(len(self.names))))
 
     def __bool__(self) -> bool:
         return bool(self.names)
@@ -134,15 +260,55 @@ class _Paths:
     def advance(self, key: str, states: _States) -> tuple[bool, _States]:
         """Whether ``key`` completes a path, and the states that continue below it
         (as ES: a ``**`` matches the key and also stays, for one or more levels)."""
-        below = set()
-        for p, j in states:
-            if self.matchers[p][j](key):
-                if j + 1 == len(self.matchers[p]):
-                    return True, frozenset()
-                below.add((p, j + 1))
-            if j > 0 and self.names[p][j - 1] == "**":
-                below.add((p, j))
-        return False, frozenset(below)
+        step = self._memo.get((key, states))
+        if step is None:
+            step = self._step(key, self._plan(states))
+            # only steps between held sets: a remembered step must not keep a set of its own alive
+            if len(self._memo) < self._MEMO_LIMIT and all(not s or s in self._sets for s in (states, step[1])):
+                self._memo[(key, states)] = step
+        return step
+
+    def _step(self, key: str, plan: _Plan) -> tuple[bool, _States]:
+        literal, wild, stay = plan
+        matched = list(literal.get(key, ()))
+        matched.extend(state for state, match in wild if match(key))
+        if not matched:
+            return False, stay
+        if any(j + 1 == len(self.names[p]) for p, j in matched):
+            return True, frozenset()
+        return False, self._interned(stay.union((p, j + 1) for p, j in matched))
+
+    def _interned(self, states: _States) -> _States:
+        """One object per distinct set, so remembered steps compare by identity."""
+        known = self._sets.get(states)
+        if known is None and self._room(states):
+            known = self._sets[states] = states
+        return known if known is not None else states
+
+    def _plan(self, states: _States) -> _Plan:
+        plan = self._plans.get(states)
+        if plan is None:
+            literal: dict[str, list[tuple[int, int]]] = {}
+            wild, stay = [], []
+            for p, j in states:
+                name = self.names[p][j]
+                if "*" in name:
+                    wild.append(((p, j), wildcard(name)))
+                else:
+                    literal.setdefault(name, []).append((p, j))
+                if j > 0 and self.names[p][j - 1] == "**":
+                    stay.append((p, j))
+            plan = (literal, wild, self._interned(frozenset(stay)))
+            if self._room(states):
+                self._plans[states] = plan
+        return plan
+
+    def _room(self, states: _States) -> bool:
+        """Whether ``states`` may be remembered (and counts it if so)."""
+        if self._held + len(states) > self._STATES_LIMIT:
+            return False
+        self._held += len(states)
+        return True
 
 
 def _segments(path: str) -> list[str]:
@@ -166,7 +332,14 @@ def _segments(path: str) -> list[str]:
         path = path[split + 1:]
 
 
+def _opened(node: Any) -> Any:
+    """A pre-encoded part of an answer (``orjson.Fragment``, as a stored ``_source``) as
+    values, for a path that goes inside it."""
+    return orjson.loads(orjson.dumps(node)) if isinstance(node, orjson.Fragment) else node
+
+
 def _include(node: Any, paths: _Paths, states: _States) -> Any:
+    node = _opened(node)
     if isinstance(node, list):
         kept = [v for v in (_include(item, paths, states) for item in node) if v is not _NOTHING]
         return kept if kept else _NOTHING
@@ -185,6 +358,7 @@ def _include(node: Any, paths: _Paths, states: _States) -> Any:
 
 
 def _exclude(node: Any, paths: _Paths, states: _States) -> Any:
+    node = _opened(node)
     if isinstance(node, list):
         return [_exclude(item, paths, states) for item in node]
     if not isinstance(node, dict):

@@ -66,16 +66,24 @@ class TaskManager:
         self.node_id = node_id
         self._numbers = itertools.count(1)
         self.tasks: dict[int, Task] = {}
+        self._children: dict[int, dict[int, Task]] = {}  # parent id -> its children, for cancel
 
     def register(self, action: str, description: str, headers: dict[str, str], control: Control | None = None,
                  parent: Task | None = None, cancellable: bool = True) -> Task:
         task = Task(self.node_id, next(self._numbers), action, description, headers,
                     control or (parent.control if parent else Control()), parent, cancellable=cancellable)
         self.tasks[task.id] = task
+        if parent is not None:
+            self._children.setdefault(parent.id, {})[task.id] = task
         return task
 
     def unregister(self, task: Task) -> None:
         self.tasks.pop(task.id, None)
+        if task.parent is not None:
+            siblings = self._children.get(task.parent.id, {})
+            siblings.pop(task.id, None)
+            if not siblings:
+                self._children.pop(task.parent.id, None)
         task.done.set()
 
     def get(self, number: int) -> Task | None:
@@ -84,9 +92,21 @@ class TaskManager:
     def __iter__(self) -> Iterator[Task]:
         return iter(list(self.tasks.values()))
 
+    @staticmethod
+    async def wait_done(tasks: list[Task], timeout_s: float) -> bool:
+        """Wait until every one of ``tasks`` has ended, at most ``timeout_s``; whether they all
+        did. One at a time, so a waiter holds one wake-up at a time however many tasks it
+        waits for (a thousand waiters on a thousand tasks must not cost a million futures)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                for task in tasks:
+                    await task.done.wait()
+        except TimeoutError:
+            return False
+        return True
+
     def cancel(self, task: Task, reason: str) -> None:
         """Cancel ``task`` and its children (they share or derive from its control)."""
         task.control.cancel(reason)
-        for child in self:
-            if child.parent is task:
-                child.control.cancel(reason)
+        for child in list(self._children.get(task.id, {}).values()):
+            child.control.cancel(reason)
