@@ -122,8 +122,8 @@ class Runner:
 
         def kill() -> None:
             if not work.done():
-                log.warning("query worker ignored a cancel, killing it", pid=worker.process.pid)
-                worker.kill()
+                worker.kill()  # first: nothing, not even a failing log line, may keep it alive
+                log.warning("query_worker_killed", pid=worker.process.pid, reason="ignored a cancel")
 
         def enforce() -> None:  # from any thread
             with contextlib.suppress(RuntimeError):  # the loop is closed: so is everything
