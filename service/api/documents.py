@@ -18,6 +18,7 @@ from ..errors import (
 from ..params import (
     INT_MAX, content_int, content_long, java_long, parse_time_ms, query_bool, query_int, query_long,
 )
+from ..store.document_parser import NESTING_DEPTH_MESSAGE, too_deep_document
 from ..store.documents import PRIMARY_TERM, BulkOp, DocumentError
 from ..store.versioning import (
     MATCH_ANY, NO_VERSIONING, UNASSIGNED_PRIMARY_TERM, UNASSIGNED_SEQ_NO, Versioning, VersionType,
@@ -26,7 +27,7 @@ from ..store.versioning import (
 from ..store.versioning import problems as version_problems
 from .middleware import accepts
 from .wire import read_body, respond
-from .xcontent import NESTING_DEPTH_MESSAGE, locate, nesting_depth_exceeded, token, too_deep
+from .xcontent import locate, nesting_depth_exceeded, token, too_deep
 from .xcontent import text as xtext
 
 _WRITE_PARAMS = ("refresh", "routing", "timeout", "wait_for_active_shards", "pipeline", "require_alias",
@@ -158,12 +159,6 @@ def _doc_failure(line_no: int, raw: bytes) -> ServiceError:
                                                type="json_parse_exception"))
 
 
-def _too_deep_document() -> ServiceError:
-    """ES's document parser on a source nested deeper than its JSON parser reads."""
-    return ServiceError("Error parsing document", status=400, type="document_parsing_exception",
-                        caused_by=ServiceError(NESTING_DEPTH_MESSAGE, status=400, type="stream_constraints_exception"))
-
-
 def _unparsable_body(cause: ServiceError) -> ServiceError:
     """A failure of ES's bulk parser that is not an IllegalArgumentException."""
     return ParseError("could not parse bulk request body", caused_by=cause)
@@ -185,7 +180,7 @@ def _source_of(raw: bytes) -> tuple[dict[str, Any] | None, ServiceError | None]:
     try:
         source = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return None, _too_deep_document() if too_deep(exc) else _doc_failure(1, raw)
+        return None, too_deep_document() if too_deep(exc) else _doc_failure(1, raw)
     if not isinstance(source, dict):
         return None, _doc_failure(1, raw)
     return source, None  # a document nested over 1000 levels is refused by the store's parser

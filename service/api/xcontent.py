@@ -12,10 +12,9 @@ from typing import Any
 
 import orjson
 
-# Jackson's StreamReadConstraints default, which ES keeps: the root object counts 1.
-MAX_NESTING_DEPTH = 1000
-NESTING_DEPTH_MESSAGE = (f"Document nesting depth ({MAX_NESTING_DEPTH + 1}) exceeds the maximum allowed "
-                         f"({MAX_NESTING_DEPTH}, from `StreamReadConstraints.getMaxNestingDepth()`)")
+from ..store.document_parser import MAX_NESTING_DEPTH
+from ..store.mapping_parser import json_depth
+
 
 
 def token(value: Any) -> str:
@@ -54,19 +53,7 @@ def too_deep(exc: orjson.JSONDecodeError) -> bool:
 
 def nesting_depth_exceeded(value: Any) -> bool:
     """Whether a parsed value nests deeper than ES's parser reads (1000 levels, the root is 1)."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        if depth > MAX_NESTING_DEPTH:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
+    return json_depth(value, MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH
 
 
 def locate(raw: bytes, path: list[str], *, key: bool = False) -> str:

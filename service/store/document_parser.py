@@ -26,10 +26,14 @@ class DocumentError(ServiceError):
 MAX_NESTING_DEPTH = 1000
 
 
-def _too_deep() -> DocumentError:
+NESTING_DEPTH_MESSAGE = (f"Document nesting depth ({MAX_NESTING_DEPTH + 1}) exceeds the maximum allowed "
+                         f"({MAX_NESTING_DEPTH}, from `StreamReadConstraints.getMaxNestingDepth()`)")
+
+
+def too_deep_document() -> DocumentError:
+    """ES's document parser on a source nested deeper than its JSON parser reads."""
     return DocumentError("Error parsing document", caused_by=ServiceError(
-        f"Document nesting depth ({MAX_NESTING_DEPTH + 1}) exceeds the maximum allowed ({MAX_NESTING_DEPTH}, "
-        "from `StreamReadConstraints.getMaxNestingDepth()`)", status=400, type="stream_constraints_exception"))
+        NESTING_DEPTH_MESSAGE, status=400, type="stream_constraints_exception"))
 
 
 def _flatten(doc: dict[str, Any]) -> tuple[dict[str, list[Any]], list[str]]:
@@ -90,7 +94,7 @@ def _flatten_deep(node: Any, path: str, depth: int, out: dict[str, list[Any]], o
         node, path, depth, is_object_value = stack.pop()
         if type(node) is dict:
             if depth > MAX_NESTING_DEPTH:
-                raise _too_deep()
+                raise too_deep_document()
             if is_object_value:
                 objs.append(path)
             children = []
@@ -101,7 +105,7 @@ def _flatten_deep(node: Any, path: str, depth: int, out: dict[str, list[Any]], o
             stack.extend(reversed(children))
         elif type(node) is list:
             if depth > MAX_NESTING_DEPTH:
-                raise _too_deep()
+                raise too_deep_document()
             out.setdefault(path, [])
             stack.extend((value, path, depth + 1, True) for value in reversed(node))
         else:
