@@ -8,7 +8,9 @@ client cannot send the request); ``assert_live_during`` is the issue's liveness 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import socket
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any, AsyncIterator, Awaitable, TypeVar
 
 import aiohttp
@@ -131,8 +133,9 @@ async def test_a_task_list_never_waits_for_another_task_list(es: AsyncElasticsea
 
 
 def _storm(url: str, n: int, path: str, params: dict[str, str]) -> list[tuple[int, str | None]]:
-    """``n`` concurrent GETs from a thread of their own (its own loop), so the liveness probe
-    in the test's loop measures the server, not this client; (status, error type) each."""
+    """``n`` concurrent GETs, (status, error type) each. Run in a process of its own
+    (``_in_a_process``): in a thread it would hold the GIL the liveness probe needs, and the
+    probe would measure this client instead of the server."""
     async def main() -> list[tuple[int, str | None]]:
         async with aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(limit=0)) as session:
             async def one() -> tuple[int, str | None]:
@@ -140,6 +143,11 @@ def _storm(url: str, n: int, path: str, params: dict[str, str]) -> list[tuple[in
                     return resp.status, (await resp.json()).get("error", {}).get("type")
             return await asyncio.gather(*(one() for _ in range(n)))
     return asyncio.run(main())
+
+
+async def _in_a_process(fn: Any, *args: Any) -> Any:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
 
 async def _live_throughout(live: aiohttp.ClientSession | Any, attack: Awaitable[T]) -> T:
@@ -162,7 +170,7 @@ async def test_a_storm_of_waiting_task_lists_keeps_the_service_live(server_proce
     for _ in range(200):
         client.esql.async_query(query=SLOW, wait_for_completion_timeout="0ms")
     async with aiohttp.ClientSession(server_process.url) as live:
-        answers = await _live_throughout(live, asyncio.to_thread(
+        answers = await _live_throughout(live, _in_a_process(
             _storm, server_process.url, 1000, "/_tasks", {"wait_for_completion": "true", "timeout": "1s"}))
     # ES's timeout while the queries still run, or the list once they are done; nothing else
     assert set(answers) <= {(500, "elasticsearch_timeout_exception"), (200, None)}
