@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 
 import aiosqlite
 import structlog
@@ -31,22 +32,23 @@ class Migration:
     sql: str
 
 
-def migrations_dir() -> Path:
-    """``migrations/`` beside the package in a checkout, or inside it in an installed wheel."""
-    package = Path(__file__).resolve().parent.parent
-    for candidate in (package.parent / "migrations", package / "migrations"):
-        if candidate.is_dir():
-            return candidate
-    raise MigrationError("cannot find the migrations directory")
+def migrations_dir() -> Traversable:
+    """The SQL files as package data (``service/migrations`` links to the repository's
+    top-level ``migrations/``), read the same way from a checkout, an editable install
+    and an installed wheel."""
+    return resources.files("service") / "migrations"
 
 
-def load_migrations(directory: Path | None = None) -> list[Migration]:
+def load_migrations(directory: Traversable | None = None) -> list[Migration]:
+    directory = directory or migrations_dir()
+    if not directory.is_dir():  # a wheel built without its package data
+        raise MigrationError(f"cannot find the migrations directory {directory}")
     found = []
-    for path in sorted((directory or migrations_dir()).glob("*.sql")):
+    for path in sorted((e for e in directory.iterdir() if e.name.endswith(".sql")), key=lambda e: e.name):
         match = _NAME.match(path.name)
         if not match:
             raise MigrationError(f"migration file name not of the form NNNN_name.sql: {path.name}")
-        found.append(Migration(int(match[1]), match[2], path.read_text()))
+        found.append(Migration(int(match[1]), match[2], path.read_text(encoding="utf-8")))
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
         raise MigrationError(f"migrations must be numbered 1..N without gaps, found {versions}")
