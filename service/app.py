@@ -77,7 +77,7 @@ async def _load(app: web.Application, db: Database) -> None:
     interrupted = await store.finish_interrupted()
     if interrupted:
         log.warning("searches interrupted by the last shutdown finished as partial", count=interrupted)
-    manager = app[keys.TASKS] = TaskManager(node.id)
+    manager = app[keys.TASKS] = TaskManager(node.id, node.name)
     runner = app[keys.RUNNER] = Runner(db.path, settings.max_running_queries, settings.max_queued_queries,
                                        settings.query_memory_limit)
     runner.pool.warm_up()

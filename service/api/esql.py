@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 from typing import Any
-from urllib.parse import unquote_plus
 
 import structlog
 from aiohttp import web
@@ -18,14 +15,13 @@ from ..core.searches import Answer
 from ..params import parse_bool, parse_time_ms
 from ..core.workers import Stream
 from ..query.esql import EsqlJob, render_value
+from .formats import Column, columnar as columnar_values, csv_delimiter, media_type, response_format, text_response
 from .middleware import accepts
 from .wire import cancelled_on_disconnect, read_json, respond, task_headers
 
 QUERY_FIELDS = frozenset({"query", "columnar", "params", "filter", "locale", "time_zone", "profile",
                           "include_ccs_metadata", "include_execution_metadata", "tables", "settings",
                           "project_routing", "pragma", "accept_pragma_risks"})
-TEXT_FORMATS = {"csv": "text/csv; charset=utf-8; header=present", "tsv": "text/tab-separated-values; charset=utf-8",
-                "txt": "text/plain; charset=utf-8"}
 _QUERY_PARAMS = ("format", "delimiter", "drop_null_columns", "allow_partial_results")
 DEFAULT_KEEP_ALIVE_MS = 5 * 24 * 3600 * 1000
 # A keep_alive is added to the clock and stored as a 64-bit integer: past this (146
@@ -70,39 +66,6 @@ def validate_request(body: dict[str, Any], parser: str) -> str:
     return query
 
 
-def response_format(request: web.Request) -> str:
-    fmt = request.query.get("format")
-    if fmt is None:
-        accept = request.headers.get("Accept", "")
-        for name, media in (("csv", "text/csv"), ("tsv", "text/tab-separated-values"), ("txt", "text/plain")):
-            if media in accept:
-                return name
-        return "json"
-    if fmt not in ("json", "csv", "tsv", "txt"):
-        raise BadRequest(f"Invalid format [{fmt}]; supported formats are json, csv, tsv, txt")
-    delimiter = request.query.get("delimiter")
-    if delimiter is not None and fmt != "csv":
-        raise BadRequest(f"parameter: [delimiter] can only be used with the format [csv] for request [{request.path}]")
-    return fmt
-
-
-def csv_delimiter(request: web.Request) -> str:
-    """The ``delimiter`` parameter as ES's CSV format takes it: URL-decoded once more, one
-    character, not a quote, line break or tab."""
-    raw = request.query.get("delimiter")
-    if raw is None:
-        return ","
-    delimiter = unquote_plus(raw)
-    if len(delimiter) != 1:
-        raise BadRequest(f"invalid {'multi-character' if delimiter else 'empty'} delimiter [{delimiter}]")
-    if delimiter in '"\n\r':
-        raise BadRequest(f"illegal reserved character specified as delimiter [{delimiter}]")
-    if delimiter == "\t":
-        raise BadRequest("illegal delimiter [TAB] specified as delimiter for the [csv] format; choose the [tsv] "
-                         "format instead")
-    return delimiter
-
-
 def warning_headers(messages: list[str]) -> list[tuple[str, str]]:
     return [("Warning", f'299 Elasticsearch-{ES_VERSION}-esquire "{_quoted(m)}"') for m in messages]
 
@@ -118,7 +81,7 @@ def render(request: web.Request, frame: dict[str, Any], rows: list[list[Any]], *
     """A finished query as Elasticsearch answers it, in any of the formats."""
     names, types = frame.get("names", []), frame.get("types", [])
     rows = [[render_value(v, t) for v, t in zip(r, types)] for r in rows]
-    all_columns = [{"name": n, "type": t} for n, t in zip(names, types)]
+    all_columns = [Column(n, t) for n, t in zip(names, types)]
     keep = list(range(len(names)))
     if drop_null_columns:
         keep = [i for i in keep if any(r[i] is not None for r in rows)]
@@ -126,11 +89,9 @@ def render(request: web.Request, frame: dict[str, Any], rows: list[list[Any]], *
     rows = [[r[i] for i in keep] for r in rows]
     headers = [*headers, *warning_headers(frame.get("warnings", []))]
     if fmt != "json":
-        response = web.Response(text=_text(fmt, columns, rows, delimiter))
-        response.headers["Content-Type"] = TEXT_FORMATS[fmt]
+        response = text_response(fmt, columns, rows, delimiter)
     else:
-        values = [list(c) for c in zip(*rows)] if columnar and rows else \
-            ([[] for _ in columns] if columnar else rows)
+        values = columnar_values(columns, rows) if columnar else rows
         body: dict[str, Any] = {**(extra or {}), "took": frame.get("took", 0),
                                 "is_partial": bool(frame.get("is_partial")),
                                 "documents_found": frame.get("documents_found", 0),
@@ -138,8 +99,8 @@ def render(request: web.Request, frame: dict[str, Any], rows: list[list[Any]], *
         if frame.get("failures"):
             body["_clusters"] = _partial_clusters(frame["failures"])
         if drop_null_columns:
-            body["all_columns"] = all_columns
-        body["columns"] = columns
+            body["all_columns"] = [c._asdict() for c in all_columns]
+        body["columns"] = [c._asdict() for c in columns]
         body["values"] = values
         response = respond(request, body)
     for name, value in headers:
@@ -152,35 +113,6 @@ def _partial_clusters(failures: list[dict[str, Any]]) -> dict[str, Any]:
     return {"total": 1, "successful": 0, "running": 0, "skipped": 0, "partial": 1, "failed": 0,
             "details": {"(local)": {"status": "partial", "indices": "*", "failures": [
                 {"shard": -1, "index": None, "reason": f} for f in failures]}}}
-
-
-def _cell(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, list):
-        return "[" + ", ".join(_cell(x) for x in v) + "]"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
-
-
-def _text(fmt: str, columns: list[dict[str, str]], rows: list[list[Any]], delimiter: str) -> str:
-    names = [c["name"] for c in columns]
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
-        writer.writerow(names)
-        writer.writerows([[_cell(v) for v in r] for r in rows])
-        return out.getvalue()
-    if fmt == "tsv":
-        esc = lambda s: s.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")  # noqa: E731
-        return "".join("\t".join(esc(_cell(v)) for v in line) + "\n" for line in [names, *rows])
-    cells = [[_cell(v) for v in r] for r in rows]
-    widths = [max([len(n), 15] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
-    header = "|".join(n.center(w) for n, w in zip(names, widths))
-    separator = "+".join("-" * w for w in widths)
-    lines = [header, separator] + ["|".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines) + "\n"
 
 
 class _Request:
@@ -247,7 +179,7 @@ def _answer(request: web.Request, req: _Request, answer: Answer) -> web.Response
     headers = _async_headers(answer)
     if answer.is_running:
         if req.fmt != "json":
-            response = web.Response(text="", content_type=TEXT_FORMATS[req.fmt].split(";")[0])
+            response = web.Response(text="", content_type=media_type(req.fmt))
             for name, value in headers:
                 response.headers.add(name, value)
             return response

@@ -7,14 +7,12 @@ from typing import Any
 from aiohttp import web
 
 from .. import keys
-from ..core.tasks import Task, TaskManager
+from ..core.tasks import LIST_ACTION, Task, TaskFilter, TaskManager
 from ..errors import BadRequest, ServiceError
 from ..params import parse_bool, parse_time_ms
-from ..patterns import wildcard
 from .middleware import accepts
 from .wire import respond, task_headers
 
-LIST_ACTION = "cluster:monitor/tasks/lists"
 DEFAULT_TIMEOUT_MS = 30_000
 
 
@@ -25,26 +23,15 @@ def parse_task_id(value: str) -> tuple[str, int]:
     return node, int(number)
 
 
-def _matches(task: Task, actions: list[str], parent: str | None, nodes: list[str], node_id: str,
-             node_name: str) -> bool:
-    if actions and not any(wildcard(a)(task.action) for a in actions):
-        return False
-    if parent and (task.parent is None or task.parent.task_id != parent):
-        return False
-    if nodes and not any(n in ("_all", "_local", node_id, node_name, "*") for n in nodes):
-        return False
-    return True
-
-
-def _filters(request: web.Request) -> tuple[list[str], str | None, list[str]]:
-    actions = [a for a in request.query.get("actions", "").split(",") if a]
+def _filter(request: web.Request) -> TaskFilter:
+    actions = tuple(a for a in request.query.get("actions", "").split(",") if a)
     parent = request.query.get("parent_task_id")
     if parent in ("", "-1", "unset"):
         parent = None
     if parent is not None:
         parse_task_id(parent)
-    nodes = [n for n in request.query.get("nodes", "").split(",") if n]
-    return actions, parent, nodes
+    nodes = tuple(n for n in request.query.get("nodes", "").split(",") if n)
+    return TaskFilter(actions, parent, nodes)
 
 
 def _node_entry(request: web.Request, tasks: dict[str, Any]) -> dict[str, Any]:
@@ -76,14 +63,6 @@ def _grouped(request: web.Request, tasks: list[Task], group_by: str, detailed: b
     return body
 
 
-async def _wait_all(tasks: list[Task], timeout_ms: int, what: str) -> None:
-    # As ES: never wait for a task list, which could be waiting for this one.
-    waited = [t for t in tasks if not t.action.startswith(LIST_ACTION)]
-    if not await TaskManager.wait_done(waited, timeout_ms / 1000):
-        raise ServiceError(f"Timed out waiting for completion of task [{what}]", status=500,
-                           type="elasticsearch_timeout_exception")
-
-
 def _group_by(request: web.Request) -> str:
     group_by = request.query.get("group_by", "nodes")
     if group_by not in ("nodes", "parents", "none"):
@@ -91,26 +70,24 @@ def _group_by(request: web.Request) -> str:
     return group_by
 
 
-def _timeout(request: web.Request) -> int:
+def _timeout_s(request: web.Request) -> float:
     raw = request.query.get("timeout")
-    return parse_time_ms(raw, "timeout") if raw is not None else DEFAULT_TIMEOUT_MS
+    return (parse_time_ms(raw, "timeout") if raw is not None else DEFAULT_TIMEOUT_MS) / 1000
 
 
 @accepts("actions", "detailed", "group_by", "nodes", "parent_task_id", "timeout", "wait_for_completion",
          "master_timeout")
 async def list_tasks(request: web.Request) -> web.Response:
     manager: TaskManager = request.app[keys.TASKS]
-    actions, parent, nodes = _filters(request)
+    which = _filter(request)
     detailed = parse_bool(request.query.get("detailed", "false"), "detailed")
     group_by = _group_by(request)
-    node = request.app[keys.NODE]
     me = manager.register(LIST_ACTION, "", task_headers(request), cancellable=False)
     try:
         if parse_bool(request.query.get("wait_for_completion", "false"), "wait_for_completion"):
-            waiting = [t for t in manager if t is not me and _matches(t, actions, parent, nodes, node.id, node.name)]
-            await _wait_all(waiting, _timeout(request), ",".join(actions) or "*")
-        chosen = [t for t in manager if _matches(t, actions, parent, nodes, node.id, node.name)]
-        return respond(request, _grouped(request, chosen, group_by, detailed))
+            # this list's own task is among them, and never waited for (a task list)
+            await manager.wait(manager.select(which), _timeout_s(request), ",".join(which.actions) or "*")
+        return respond(request, _grouped(request, manager.select(which), group_by, detailed))
     finally:
         manager.unregister(me)
 
@@ -132,7 +109,7 @@ def _lookup(request: web.Request, task_id: str) -> Task:
 async def get_task(request: web.Request) -> web.Response:
     task = _lookup(request, request.match_info["task_id"])
     if parse_bool(request.query.get("wait_for_completion", "false"), "wait_for_completion"):
-        await _wait_all([task], _timeout(request), task.task_id)
+        await request.app[keys.TASKS].wait([task], _timeout_s(request), task.task_id)
         return respond(request, {"completed": True, "task": task.info(True)})
     return respond(request, {"completed": False, "task": task.info(True)})
 
@@ -157,12 +134,10 @@ async def cancel_tasks(request: web.Request) -> web.Response:
                        "caused_by": {"type": "illegal_argument_exception",
                                      "reason": f"task [{task_id}] doesn't support cancellation"}}
             return respond(request, {"node_failures": [failure], "nodes": {}})
+        manager.cancel(task, "by user request")
         chosen = [task]
     else:
-        actions, parent, nodes = _filters(request)
-        chosen = [t for t in manager if t.cancellable and _matches(t, actions, parent, nodes, node.id, node.name)]
-    for task in chosen:
-        manager.cancel(task, "by user request")
+        chosen = manager.cancel_matching(_filter(request), "by user request")
     if parse_bool(request.query.get("wait_for_completion", "false"), "wait_for_completion"):
-        await _wait_all(chosen, _timeout(request), ",".join(t.task_id for t in chosen))
+        await manager.wait(chosen, _timeout_s(request), ",".join(t.task_id for t in chosen))
     return respond(request, _grouped(request, chosen, group_by, False, extra))

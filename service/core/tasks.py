@@ -8,9 +8,13 @@ import asyncio
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
+from ..errors import ServiceError
+from ..patterns import wildcard
 from ..query.control import Control
+
+LIST_ACTION = "cluster:monitor/tasks/lists"  # the task of a task list, never waited for
 
 
 @dataclass
@@ -61,9 +65,20 @@ class Task:
         return out
 
 
+@dataclass(frozen=True)
+class TaskFilter:
+    """Which tasks a list or cancel names, as Elasticsearch's ``actions``, ``parent_task_id``
+    and ``nodes``: a field left empty names every task."""
+
+    actions: tuple[str, ...] = ()  # simple wildcards (only ``*`` is special), any may match
+    parent: str | None = None      # a parent's ``node:number``
+    nodes: tuple[str, ...] = ()    # ``_all``, ``_local``, ``*``, a node id or name
+
+
 class TaskManager:
-    def __init__(self, node_id: str) -> None:
+    def __init__(self, node_id: str, node_name: str = "") -> None:
         self.node_id = node_id
+        self.node_name = node_name
         self._numbers = itertools.count(1)
         self.tasks: dict[int, Task] = {}
         self._children: dict[int, dict[int, Task]] = {}  # parent id -> its children, for cancel
@@ -91,6 +106,33 @@ class TaskManager:
 
     def __iter__(self) -> Iterator[Task]:
         return iter(list(self.tasks.values()))
+
+    def select(self, which: TaskFilter = TaskFilter(), *, cancellable: bool = False) -> list[Task]:
+        """The running tasks ``which`` names, oldest first; only those that can be cancelled if
+        ``cancellable``. Nodes that do not name this one select nothing."""
+        if which.nodes and not any(n in ("_all", "_local", "*", self.node_id, self.node_name) for n in which.nodes):
+            return []
+        actions = [wildcard(a) for a in which.actions]  # compiled once, not once per task
+        return [t for t in self.tasks.values()
+                if (t.cancellable or not cancellable)
+                and (not actions or any(match(t.action) for match in actions))
+                and (not which.parent or (t.parent is not None and t.parent.task_id == which.parent))]
+
+    async def wait(self, tasks: Iterable[Task], timeout_s: float, what: str) -> None:
+        """Wait until ``tasks`` have ended, or raise Elasticsearch's timeout error naming ``what``
+        after ``timeout_s``. As Elasticsearch, never waits for a task list: it could be waiting
+        for this very waiter."""
+        waited = [t for t in tasks if not t.action.startswith(LIST_ACTION)]
+        if not await self.wait_done(waited, timeout_s):
+            raise ServiceError(f"Timed out waiting for completion of task [{what}]", status=500,
+                               type="elasticsearch_timeout_exception")
+
+    def cancel_matching(self, which: TaskFilter, reason: str) -> list[Task]:
+        """Cancel every cancellable task ``which`` names, with its children; the tasks cancelled."""
+        chosen = self.select(which, cancellable=True)
+        for task in chosen:
+            self.cancel(task, reason)
+        return chosen
 
     @staticmethod
     async def wait_done(tasks: list[Task], timeout_s: float) -> bool:
