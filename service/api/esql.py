@@ -19,7 +19,7 @@ from ..params import parse_bool, parse_time_ms
 from ..core.workers import Stream
 from ..query.esql import EsqlJob, render_value
 from .middleware import accepts
-from .wire import JsonText, ListWriter, cancelled_on_disconnect, read_json, respond, task_headers
+from .wire import JsonText, ListWriter, cancelled_on_disconnect, is_pretty, read_json, respond, task_headers
 
 QUERY_FIELDS = frozenset({"query", "columnar", "params", "filter", "locale", "time_zone", "profile",
                           "include_ccs_metadata", "include_execution_metadata", "tables", "settings",
@@ -137,14 +137,13 @@ async def render(request: web.Request, frame: dict[str, Any], rows: Batches, *, 
     headers = [*headers, *warning_headers(frame.get("warnings", []))]
     if fmt != "json":
         names = [c["name"] for c in columns]
-        chunks = [_text_lines(fmt, [names], widths, delimiter, header=True)]
+        chunks = [_text_lines(fmt, [names], widths, delimiter, header=True).encode()]
         async for batch in _rendered(rows, types, keep):
-            chunks.append(_text_lines(fmt, batch, widths, delimiter))
-        response = web.Response(body="".join(chunks).encode())
+            chunks.append(_text_lines(fmt, batch, widths, delimiter).encode())
+        response = web.Response(body=b"".join(chunks))
         response.headers["Content-Type"] = TEXT_FORMATS[fmt]
     else:
-        values, loaded = await _values(rows, types, keep, columnar, pretty=request.query.get("pretty") not in
-                                       (None, "false"))
+        values, loaded = await _values(rows, types, keep, columnar, pretty=is_pretty(request))
         body: dict[str, Any] = {**(extra or {}), "took": frame.get("took", 0),
                                 "is_partial": bool(frame.get("is_partial")),
                                 "documents_found": frame.get("documents_found", 0),

@@ -30,6 +30,11 @@ def _flag(request: web.Request, name: str) -> bool:
     return value is not None and value != "false"
 
 
+def is_pretty(request: web.Request) -> bool:
+    """Whether the answer is to be pretty-printed (``?pretty``)."""
+    return _flag(request, "pretty")
+
+
 def dumps(request: web.Request, body: Any) -> bytes:
     return encode(body, pretty=_flag(request, "pretty"))
 
