@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, AsyncIterator
 
 import structlog
 from aiohttp import web
@@ -11,13 +11,13 @@ from aiohttp import web
 from .. import keys
 from ..errors import BadRequest, ValidationError, XContentParseError
 from ..node import ES_VERSION
-from ..core.searches import Answer
+from ..core.searches import Answer, Batches, in_batches
 from ..params import parse_bool, parse_time_ms
 from ..core.workers import Stream
 from ..query.esql import EsqlJob, render_value
-from .formats import Column, columnar as columnar_values, csv_delimiter, media_type, response_format, text_response
+from .formats import TEXT_FORMATS, Column, cell, csv_delimiter, media_type, response_format, text_lines
 from .middleware import accepts
-from .wire import cancelled_on_disconnect, read_json, respond, task_headers
+from .wire import JsonText, ListWriter, cancelled_on_disconnect, is_pretty, read_json, respond, task_headers
 
 QUERY_FIELDS = frozenset({"query", "columnar", "params", "filter", "locale", "time_zone", "profile",
                           "include_ccs_metadata", "include_execution_metadata", "tables", "settings",
@@ -75,27 +75,41 @@ def _quoted(message: str) -> str:
     return message.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def render(request: web.Request, frame: dict[str, Any], rows: list[list[Any]], *, columnar: bool, fmt: str,
-           drop_null_columns: bool, extra: dict[str, Any] | None = None,
-           headers: list[tuple[str, str]] = (), delimiter: str = ",") -> web.Response:
-    """A finished query as Elasticsearch answers it, in any of the formats."""
+async def render(request: web.Request, frame: dict[str, Any], rows: Batches, *, columnar: bool, fmt: str,
+                 drop_null_columns: bool, extra: dict[str, Any] | None = None,
+                 headers: list[tuple[str, str]] = (), delimiter: str = ",") -> web.Response:
+    """A finished query as Elasticsearch answers it, in any of the formats. The rows are
+    encoded into the body a batch at a time (after a first pass when the columns kept or
+    the txt widths depend on every row), so no more than one batch of them is held."""
     names, types = frame.get("names", []), frame.get("types", [])
-    rows = [[render_value(v, t) for v, t in zip(r, types)] for r in rows]
     all_columns = [Column(n, t) for n, t in zip(names, types)]
     keep = list(range(len(names)))
-    if drop_null_columns:
-        keep = [i for i in keep if any(r[i] is not None for r in rows)]
+    widths: list[int] = []
+    if drop_null_columns or fmt == "txt":
+        seen, widths = [False] * len(names), [max(len(n), 15) for n in names]
+        async for batch in _rendered(rows, types, keep):
+            for r in batch:
+                for i, v in enumerate(r):
+                    seen[i] = seen[i] or v is not None
+                    if fmt == "txt":
+                        widths[i] = max(widths[i], len(cell(v)))
+        if drop_null_columns:
+            keep = [i for i in keep if seen[i]]
+        widths = [widths[i] for i in keep]
     columns = [all_columns[i] for i in keep]
-    rows = [[r[i] for i in keep] for r in rows]
     headers = [*headers, *warning_headers(frame.get("warnings", []))]
     if fmt != "json":
-        response = text_response(fmt, columns, rows, delimiter)
+        chunks = [text_lines(fmt, [[c.name for c in columns]], widths, delimiter, header=True).encode()]
+        async for batch in _rendered(rows, types, keep):
+            chunks.append(text_lines(fmt, batch, widths, delimiter).encode())
+        response = web.Response(body=b"".join(chunks))
+        response.headers["Content-Type"] = TEXT_FORMATS[fmt]
     else:
-        values = columnar_values(columns, rows) if columnar else rows
+        values, loaded = await _values(rows, types, keep, columnar, pretty=is_pretty(request))
         body: dict[str, Any] = {**(extra or {}), "took": frame.get("took", 0),
                                 "is_partial": bool(frame.get("is_partial")),
                                 "documents_found": frame.get("documents_found", 0),
-                                "values_loaded": sum(1 for r in rows for v in r if v is not None)}
+                                "values_loaded": loaded}
         if frame.get("failures"):
             body["_clusters"] = _partial_clusters(frame["failures"])
         if drop_null_columns:
@@ -106,6 +120,33 @@ def render(request: web.Request, frame: dict[str, Any], rows: list[list[Any]], *
     for name, value in headers:
         response.headers.add(name, value)
     return response
+
+
+async def _rendered(rows: Batches, types: list[str], keep: list[int]) -> AsyncIterator[list[list[Any]]]:
+    """The rows, batch by batch, with values as the wire shows them, in the ``keep`` columns."""
+    async for batch in rows():
+        rendered = [[render_value(v, t) for v, t in zip(r, types)] for r in batch]
+        yield [[r[i] for i in keep] for r in rendered]
+
+
+async def _values(rows: Batches, types: list[str], keep: list[int], columnar: bool,
+                  pretty: bool) -> tuple[JsonText, int]:
+    """``values`` (row by row, or column by column when ``columnar``), encoded as the rows
+    are read, and how many of them are not null."""
+    loaded = 0
+    by_row, by_column = ListWriter(pretty), [ListWriter(pretty) for _ in keep]
+    async for batch in _rendered(rows, types, keep):
+        loaded += sum(1 for r in batch for v in r if v is not None)
+        if not columnar:
+            by_row.extend(batch)
+            continue
+        for j, writer in enumerate(by_column):
+            writer.extend([r[j] for r in batch])
+    if not columnar:
+        return by_row.finish(), loaded
+    for writer in by_column:
+        by_row.append_text(writer.finish())
+    return by_row.finish(), loaded
 
 
 def _partial_clusters(failures: list[dict[str, Any]]) -> dict[str, Any]:
@@ -128,9 +169,9 @@ class _Request:
                              "formats")
         self.drop_null = parse_bool(request.query.get("drop_null_columns", "false"), "drop_null_columns")
 
-    def render(self, request: web.Request, frame: dict[str, Any], rows: list[list[Any]],
-               extra: dict[str, Any] | None = None, headers: list[tuple[str, str]] = ()) -> web.Response:
-        return render(request, frame, rows, columnar=self.columnar, fmt=self.fmt, drop_null_columns=self.drop_null,
+    async def render(self, request: web.Request, frame: dict[str, Any], rows: Batches,
+                     extra: dict[str, Any] | None = None, headers: list[tuple[str, str]] = ()) -> web.Response:
+        return await render(request, frame, rows, columnar=self.columnar, fmt=self.fmt, drop_null_columns=self.drop_null,
                       extra=extra, headers=headers, delimiter=self.delimiter)
 
 
@@ -163,7 +204,7 @@ async def query(request: web.Request) -> web.Response:
         tasks.unregister(compute)
         tasks.unregister(task)
     frame["took"] = took
-    return req.render(request, frame, rows)
+    return await req.render(request, frame, in_batches(rows))
 
 
 ASYNC_FIELDS = QUERY_FIELDS | {"wait_for_completion_timeout", "keep_alive", "keep_on_completion"}
@@ -175,7 +216,7 @@ def _async_headers(answer: Answer) -> list[tuple[str, str]]:
     return headers + [("X-Elasticsearch-Async-Is-Running", "?1" if answer.is_running else "?0")]
 
 
-def _answer(request: web.Request, req: _Request, answer: Answer) -> web.Response:
+async def _answer(request: web.Request, req: _Request, answer: Answer) -> web.Response:
     headers = _async_headers(answer)
     if answer.is_running:
         if req.fmt != "json":
@@ -188,7 +229,7 @@ def _answer(request: web.Request, req: _Request, answer: Answer) -> web.Response
         return respond(request, body, headers=dict(headers))
     extra: dict[str, Any] = {"id": answer.id} if answer.id else {}
     extra["is_running"] = False
-    return req.render(request, answer.frame, answer.rows, extra=extra, headers=headers)
+    return await req.render(request, answer.frame, answer.rows, extra=extra, headers=headers)
 
 
 def _keep_alive_ms(raw: object) -> int:
@@ -221,7 +262,7 @@ async def async_query(request: web.Request) -> web.Response:
             headers=task_headers(request))
     finally:
         tasks.unregister(wrapper)
-    return _answer(request, req, answer)
+    return await _answer(request, req, answer)
 
 
 @accepts("wait_for_completion_timeout", "keep_alive", "drop_null_columns", "format", "delimiter")
@@ -233,14 +274,14 @@ async def async_get(request: web.Request) -> web.Response:
     answer = await request.app[keys.SEARCHES].get(
         request.match_info["id"], wait_s=wait_ms / 1000 if wait_ms > 0 else 0,
         keep_alive_ms=_keep_alive_ms(keep_alive) if keep_alive is not None else 0)
-    return _answer(request, req, answer)
+    return await _answer(request, req, answer)
 
 
 @accepts("drop_null_columns", "format", "delimiter")
 async def async_stop(request: web.Request) -> web.Response:
     req = _Request(request)
     answer = await request.app[keys.SEARCHES].stop(request.match_info["id"])
-    return _answer(request, req, answer)
+    return await _answer(request, req, answer)
 
 
 @accepts()

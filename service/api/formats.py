@@ -84,22 +84,46 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+def text_lines(fmt: str, rows: Sequence[Sequence[Any]], widths: Sequence[int] = (), delimiter: str = ",", *,
+               header: bool = False) -> str:
+    """Lines of text format ``fmt``: ``rows`` of values, or with ``header`` the column names
+    (``rows`` is then ``[names]``; txt adds the separator line). txt pads to ``widths``
+    (``txt_widths``)."""
+    if fmt == "csv":
+        out = io.StringIO()
+        csv.writer(out, delimiter=delimiter, lineterminator="\r\n").writerows(
+            rows if header else [[cell(v) for v in r] for r in rows])
+        return out.getvalue()
+    if fmt == "tsv":
+        return "".join("\t".join(_tsv_escape(v if header else cell(v)) for v in line) + "\n" for line in rows)
+    if fmt != "txt":
+        raise ValueError(f"not a text format: {fmt}")
+    if header:
+        return "|".join(n.center(w) for n, w in zip(rows[0], widths)) + "\n" + "+".join("-" * w for w in widths) + "\n"
+    return "".join("|".join(cell(v).ljust(w) for v, w in zip(r, widths)) + "\n" for r in rows)
+
+
+def txt_widths(names: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[int]:
+    """txt's column widths: the longest cell or name, at least 15."""
+    widths = [max(len(n), 15) for n in names]
+    for r in rows:
+        widths = [max(w, len(cell(v))) for w, v in zip(widths, r)]
+    return widths
+
+
 def text_chunks(fmt: str, columns: Sequence[Column], rows: Iterable[Sequence[Any]],
                 delimiter: str = ",") -> Iterator[str]:
-    """The result in text format ``fmt``, header first, as chunks to write in turn: csv and tsv
-    a batch of rows at a time; txt all at once, after reading every row."""
+    """The result in text format ``fmt``, header first, as chunks to write in turn, a batch of
+    rows at a time (txt reads every row first, for its column widths)."""
     names = [c.name for c in columns]
-    if fmt == "csv":
-        yield from _csv(names, iter(rows), delimiter)
-    elif fmt == "tsv":
-        yield _tsv_line(names)
-        it = iter(rows)
-        while batch := list(islice(it, BATCH_ROWS)):
-            yield "".join(_tsv_line(r) for r in batch)
-    elif fmt == "txt":
-        yield _txt(names, rows)
-    else:
-        raise ValueError(f"not a text format: {fmt}")
+    widths: list[int] = []
+    if fmt == "txt":
+        rows = list(rows)
+        widths = txt_widths(names, rows)
+    yield text_lines(fmt, [names], widths, delimiter, header=True)
+    it = iter(rows)
+    while batch := list(islice(it, BATCH_ROWS)):
+        yield text_lines(fmt, batch, widths, delimiter)
 
 
 def render_text(fmt: str, columns: Sequence[Column], rows: Iterable[Sequence[Any]], delimiter: str = ",") -> str:
@@ -119,29 +143,5 @@ def columnar(columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> list[l
     return [list(c) for c in zip(*rows)] if rows else [[] for _ in columns]
 
 
-def _csv(names: list[str], rows: Iterator[Sequence[Any]], delimiter: str) -> Iterator[str]:
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
-    writer.writerow(names)
-    while True:
-        batch = list(islice(rows, BATCH_ROWS))
-        writer.writerows([[cell(v) for v in r] for r in batch])
-        if chunk := out.getvalue():
-            yield chunk
-        if not batch:
-            return
-        out.seek(0)
-        out.truncate()
-
-
-def _tsv_line(values: Sequence[Any]) -> str:
-    return "\t".join(cell(v).replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t") for v in values) + "\n"
-
-
-def _txt(names: list[str], rows: Iterable[Sequence[Any]]) -> str:
-    cells = [[cell(v) for v in r] for r in rows]
-    widths = [max([len(n), 15] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
-    header = "|".join(n.center(w) for n, w in zip(names, widths))
-    separator = "+".join("-" * w for w in widths)
-    lines = [header, separator] + ["|".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines) + "\n"
+def _tsv_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")

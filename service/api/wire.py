@@ -30,6 +30,11 @@ def _flag(request: web.Request, name: str) -> bool:
     return value is not None and value != "false"
 
 
+def is_pretty(request: web.Request) -> bool:
+    """Whether the answer is to be pretty-printed (``?pretty``)."""
+    return _flag(request, "pretty")
+
+
 def dumps(request: web.Request, body: Any) -> bytes:
     return encode(body, pretty=_flag(request, "pretty"))
 
@@ -56,7 +61,7 @@ def _small(node: Any, limit: int = _SMALL_NODES) -> bool:
     while stack:
         item = stack.pop()
         seen += 1
-        if seen > limit:
+        if seen > limit or isinstance(item, JsonText):
             return False
         if isinstance(item, dict):
             stack.extend(item.values())
@@ -65,7 +70,48 @@ def _small(node: Any, limit: int = _SMALL_NODES) -> bool:
     return True
 
 
+class JsonText:
+    """Part of an answer already encoded as ``encode`` would encode it at the top level
+    (pretty or not, as the request asks): placed as is, re-indented to its depth."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class ListWriter:
+    """A JSON list written a run of items at a time, as ``encode`` writes the whole list:
+    a big answer's values are encoded as they are read, never all held as objects."""
+
+    def __init__(self, pretty: bool) -> None:
+        self.pretty = pretty
+        self.parts: list[bytes] = [b"["]
+
+    def extend(self, items: list[Any]) -> None:
+        if items:
+            text = orjson.dumps(items, option=orjson.OPT_INDENT_2 if self.pretty else 0)
+            self._add(text[4:-2] if self.pretty else text[1:-1])
+
+    def append_text(self, item: JsonText) -> None:
+        """An item already encoded (a list of its own, for columnar values)."""
+        self._add(item.data.replace(b"\n", b"\n" + _INDENT) if self.pretty else item.data)
+
+    def _add(self, text: bytes) -> None:
+        newline = b"\n" + _INDENT if self.pretty else b""
+        self.parts.append((b"," if len(self.parts) > 1 else b"") + newline + text)
+
+    def finish(self) -> JsonText:
+        self.parts.append(b"\n]" if self.pretty and len(self.parts) > 1 else b"]")
+        data = b"".join(self.parts)
+        self.parts = []
+        return JsonText(data)
+
+
 def _encode_into(parts: list[bytes], node: Any, pretty: bool, depth: int) -> None:
+    if isinstance(node, JsonText):
+        parts.append(node.data.replace(b"\n", b"\n" + _INDENT * depth) if pretty and depth else node.data)
+        return
     if not isinstance(node, (dict, list, tuple)) or _small(node):
         parts.append(_dump(node, pretty, depth))
         return
@@ -335,6 +381,8 @@ def _segments(path: str) -> list[str]:
 def _opened(node: Any) -> Any:
     """A pre-encoded part of an answer (``orjson.Fragment``, as a stored ``_source``) as
     values, for a path that goes inside it."""
+    if isinstance(node, JsonText):
+        return orjson.loads(node.data)
     return orjson.loads(orjson.dumps(node)) if isinstance(node, orjson.Fragment) else node
 
 

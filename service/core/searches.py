@@ -21,7 +21,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import structlog
 
@@ -76,14 +76,28 @@ def decode_id(search_id: str) -> tuple[str, str]:
 
 # --- answers ----------------------------------------------------------------------------
 
+Batches = Callable[[], AsyncIterator[list[list[Any]]]]
+
+
+def in_batches(rows: list[list[Any]]) -> Batches:
+    """Rows held in memory as ``Batches``: slices of at most ``ROW_BATCH``."""
+    async def batches() -> AsyncIterator[list[list[Any]]]:
+        for i in range(0, len(rows), ROW_BATCH):
+            yield rows[i:i + ROW_BATCH]
+    return batches
+
+
 @dataclass
 class Answer:
-    """What the API renders: a running frame, a result (frame + rows) or an error."""
+    """What the API renders: a running frame, a result (frame + rows) or an error.
+
+    ``rows`` gives the result's rows in batches, each call a new pass from the first row: a
+    stored result is read from disk batch by batch, so rendering it holds one batch."""
 
     id: str | None
     is_running: bool
     frame: dict[str, Any] = field(default_factory=dict)
-    rows: list[list[Any]] = field(default_factory=list)
+    rows: Batches = field(default_factory=lambda: in_batches([]))
     error: ServiceError | None = None
     start_ms: int = 0
     expires_ms: int = 0
@@ -164,7 +178,7 @@ class AsyncSearches:
             return await self.get(search.id, wait_s=0, keep_alive_ms=0)
         if search.error is not None:
             raise search.error
-        return Answer(None, False, search.frame or {}, search.pending, start_ms=search.created_ms,
+        return Answer(None, False, search.frame or {}, in_batches(search.pending), start_ms=search.created_ms,
                       expires_ms=search.expires_ms)
 
     async def _persist(self, search: Search) -> None:
@@ -285,8 +299,20 @@ class AsyncSearches:
             return Answer(search_id, True, start_ms=stored.created_ms, expires_ms=stored.expires_ms)
         if stored.error is not None:
             raise ServiceError.from_dict(stored.error["error"], stored.error["status"])
-        return Answer(search_id, False, stored.response or {}, await self.store.rows(search_id),
+        return Answer(search_id, False, stored.response or {}, self._stored_rows(search_id, stored.row_count),
                       start_ms=stored.created_ms, expires_ms=stored.expires_ms)
+
+    def _stored_rows(self, search_id: str, count: int) -> Batches:
+        """A finished search's rows, streamed from the store. Fewer than it finished with
+        means it was deleted (or reaped) mid-read: answered as if the GET came after."""
+        async def batches() -> AsyncIterator[list[list[Any]]]:
+            seen = 0
+            async for batch in self.store.iter_rows(search_id, ROW_BATCH):
+                seen += len(batch)
+                yield batch
+            if seen < count:
+                raise SearchNotFound(search_id)
+        return batches
 
     async def stop(self, search_id: str) -> Answer:
         decode_id(search_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, AsyncIterator, Iterable
 
 import orjson
 
@@ -141,10 +141,34 @@ class SearchStore:
                 row = await cur.fetchone()
         return _load(row) if row else None
 
-    async def rows(self, search_id: str) -> list[list[Any]]:
+    async def rows(self, search_id: str, start: int, stop: int) -> list[list[Any]]:
+        """Rows ``[start, stop)`` of a search, in order, read in one range scan of the primary
+        key: clamped to the rows stored (so far, for a running search); empty when the range
+        is, or when the search is not stored (never was, or was deleted)."""
+        start = max(start, 0)
+        if stop <= start:
+            return []
         async with self.db.read() as conn:
-            async with conn.execute("SELECT row FROM search_rows WHERE search_id = ? ORDER BY seq", (search_id,)) as cur:
+            async with conn.execute("SELECT row FROM search_rows WHERE search_id = ? AND seq >= ? AND seq < ? "
+                                    "ORDER BY seq", (search_id, start, stop)) as cur:
                 return [orjson.loads(r[0]) for r in await cur.fetchall()]
+
+    async def iter_rows(self, search_id: str, batch: int = 1000) -> AsyncIterator[list[list[Any]]]:
+        """Every stored row of a search, in order, in lists of at most ``batch``: one short
+        range read per list (a reader is borrowed only while it runs), so memory stays one
+        batch whatever the size of the result."""
+        seq = 0
+        while True:
+            async with self.db.read() as conn:
+                async with conn.execute("SELECT seq, row FROM search_rows WHERE search_id = ? AND seq >= ? "
+                                        "ORDER BY seq LIMIT ?", (search_id, seq, batch)) as cur:
+                    fetched = await cur.fetchall()
+            if not fetched:
+                return
+            yield [orjson.loads(r[1]) for r in fetched]
+            if len(fetched) < batch:
+                return
+            seq = fetched[-1][0] + 1
 
     async def set_expiry(self, search_id: str, expires_ms: int) -> None:
         async with self.db.write(grows=False, indices=[ASYNC_SEARCH_INDEX]) as conn:
