@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Awaitable, TypeVar
 import aiohttp
 import orjson
 import pytest
-from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
+from elasticsearch import AsyncElasticsearch, NotFoundError
 
 from service import keys
 from conftest import SLOW, ServerProcess, assert_live, assert_live_during, load_logs

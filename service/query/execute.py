@@ -34,7 +34,7 @@ from .dsl import compile_filter
 from .evaluate import (
     EvalError, Scope, VerificationError, Warnings, compile_expr, fold, verify_fail, walk,
 )
-from .expr import Call, Column, Expr, Literal, Logical, Star
+from .expr import Call, Column, Expr, Logical, Star
 from .functions import AGGREGATES, ALIASES, aggregate_constants
 from .grok import GrokError, compile_grok, first_match
 
