@@ -57,7 +57,7 @@ from service.app import create_app
 from service.settings import Settings
 
 BOUND_S = 5.0  # generous: CI machines are noisy; a healthy answer here takes milliseconds
-FUZZ_EXAMPLES = int(os.environ.get("ESQUIRE_FUZZ_EXAMPLES", "25"))
+FUZZ_EXAMPLES = int(os.environ.get("ESQUIRE_FUZZ_EXAMPLES", "50"))
 FAILURES_FILE = os.environ.get("ESQUIRE_FUZZ_FAILURES")
 
 _COMMON = dict(
