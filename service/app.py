@@ -10,12 +10,14 @@ import structlog
 from aiohttp import web
 
 from . import keys
+from .core.languages import Language, Languages
 from .core.runner import Runner
 from .core.searches import AsyncSearches
 from .core.tasks import TaskManager
 from .api import documents, esql, indices, root, tasks
 from .api.middleware import es_conventions
 from .node import load_node
+from .query import esql as esql_language
 from .runtime import DataDirLock
 from .settings import Settings
 from .store.catalog import Catalog
@@ -25,6 +27,11 @@ from .store.documents import DocumentStore
 from .store.searches import SearchStore
 
 log = structlog.get_logger(__name__)
+
+# The query languages, handed to the core (which knows none): EQL and SML join here.
+LANGUAGES = Languages.of([
+    Language("esql", esql_language.__name__, esql_language.interrupted_frame),
+])
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
@@ -74,12 +81,12 @@ async def _load(app: web.Application, db: Database) -> None:
     app[keys.DOCUMENTS] = DocumentStore(db, catalog)
     node = app[keys.NODE] = await load_node(db, settings)
     store = SearchStore(db, max_searches=settings.max_stored_searches, max_bytes=settings.max_stored_search_bytes)
-    interrupted = await store.finish_interrupted()
+    interrupted = await store.finish_interrupted(LANGUAGES.interrupted_frame)
     if interrupted:
         log.warning("searches interrupted by the last shutdown finished as partial", count=interrupted)
     manager = app[keys.TASKS] = TaskManager(node.id, node.name)
     runner = app[keys.RUNNER] = Runner(db.path, settings.max_running_queries, settings.max_queued_queries,
-                                       settings.query_memory_limit)
+                                       settings.query_memory_limit, LANGUAGES)
     runner.pool.warm_up()
     app[keys.SEARCHES] = AsyncSearches(store, runner, manager)
 

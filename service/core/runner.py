@@ -15,15 +15,24 @@ import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 import structlog
 
 from ..errors import Rejected
 from ..query.control import Cancelled, Control
+from .languages import Languages
 from .workers import Stream, Worker, WorkerPool, pack
 
 log = structlog.get_logger(__name__)
+
+
+class Result(Protocol):
+    """What a job's ``run`` returns, in the worker: its rows, streamed to the server, and
+    whatever its ``frame`` reads (the job's own type: ``Result`` declares only the rows)."""
+
+    @property
+    def rows(self) -> Iterable[list[Any]]: ...
 
 
 class Job(Protocol):
@@ -31,7 +40,7 @@ class Job(Protocol):
     action: str        # the task action, e.g. "indices:data/read/esql"
     description: str   # the query text, shown in task listings
 
-    def run(self, conn: sqlite3.Connection, control: Control) -> Any:
+    def run(self, conn: sqlite3.Connection, control: Control) -> Result:
         """Start the query (in the worker); the returned result streams its ``rows``."""
 
     def frame(self, result: Any, took_ms: int) -> dict[str, Any]:
@@ -46,9 +55,12 @@ class Runner:
     SHUTDOWN_KILL_S = 1.0  # the same at shutdown, once the grace is over
     SHUTDOWN_REASON = "the service is shutting down"
 
-    def __init__(self, db_path: Path, max_running: int, max_queued: int = 1000, memory_limit: int = -1) -> None:
+    def __init__(self, db_path: Path, max_running: int, max_queued: int = 1000, memory_limit: int = -1,
+                 languages: Languages | None = None) -> None:
         self.db_path = db_path
-        self.pool = WorkerPool(max_running, memory_limit)  # memory_limit: bytes per query, -1 for none
+        self.languages = languages = languages or Languages()
+        # memory_limit: bytes per query, -1 for none; the workers start with the languages loaded
+        self.pool = WorkerPool(max_running, memory_limit, languages.modules)
         self.max_running = max_running
         self.max_queued = max_queued
         self.queued = 0  # runs waiting for a worker

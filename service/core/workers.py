@@ -46,7 +46,7 @@ import traceback
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
-from typing import Any, Iterator, MutableSequence
+from typing import TYPE_CHECKING, Any, Iterator, MutableSequence, Sequence
 
 import structlog
 
@@ -56,6 +56,9 @@ from ..query.control import STATE_FIELDS, Cancelled, Control
 from ..runtime import FORKSERVER_PARENT_ENV, die_with_parent, tune_gc
 from ..store.db import query_connection
 
+if TYPE_CHECKING:
+    from .runner import Result
+
 log = structlog.get_logger(__name__)
 ROW_BATCH = 1000
 BATCH_BYTES = 4 << 20  # a batch of long rows is sent before it has ROW_BATCH rows
@@ -63,7 +66,8 @@ MEMORY_ROOM = 256 << 20  # beyond 1.5 times the breaker's limit: SQLite's page c
 EXITING = "exiting"
 
 _context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(["service.core.forkserver", __name__, "service.query.esql"])
+_PRELOAD = ["service.core.forkserver", __name__]  # then the languages' modules (``WorkerPool``)
+_context.set_forkserver_preload(_PRELOAD)
 
 
 class WorkerDied(ServiceError):
@@ -169,7 +173,7 @@ def _stream(conn: Connection, job: Any, db_path: Path, control: Control) -> None
     try:
         db = query_connection(db_path)
         db.set_progress_handler(control.interrupted, 10_000)
-        result = job.run(db, control)
+        result: Result = job.run(db, control)
         conn.send(("frame", job.frame(result, 0)))
         for batch in _batches(result.rows, control.breaker):
             conn.send(("rows", batch))
@@ -314,10 +318,12 @@ class Worker:
 
 class WorkerPool:
     """Up to ``size`` workers, started on demand; ``acquire`` waits for a free one. Each
-    query's rows may hold ``memory_limit`` bytes (-1: no limit)."""
+    query's rows may hold ``memory_limit`` bytes (-1: no limit). The forkserver preloads the
+    ``preload`` modules (the languages' engines) once it starts, which the first pool does."""
 
-    def __init__(self, size: int, memory_limit: int = -1) -> None:
+    def __init__(self, size: int, memory_limit: int = -1, preload: Sequence[str] = ()) -> None:
         self.memory_limit = memory_limit
+        _context.set_forkserver_preload([*_PRELOAD, *preload])  # no effect once the forkserver runs
         self._free = asyncio.Semaphore(size)
         self._idle: list[Worker] = []
         self._all: set[Worker] = set()

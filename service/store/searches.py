@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import orjson
 
@@ -198,15 +198,16 @@ class SearchStore:
             await conn.execute("UPDATE searches SET response = ? WHERE id = ? AND state = 'running'",
                                (orjson.dumps(frame), search_id))
 
-    async def finish_interrupted(self) -> int:
+    async def finish_interrupted(self, empty_frame: Callable[[str], dict[str, Any]] = lambda kind: {}) -> int:
         """At start-up: searches a previous process left running are finished, partial, with
-        a failure saying why; the rows they had stored are kept."""
+        a failure saying why; the rows they had stored are kept. A search whose query had sent
+        no frame gets ``empty_frame(kind)``, its language's (``Languages.interrupted_frame``)."""
         async with self.db.write(grows=False, indices=[ASYNC_SEARCH_INDEX]) as conn:
-            async with conn.execute("SELECT id, response, (SELECT count(*) FROM search_rows WHERE search_id = id) "
-                                    "FROM searches WHERE state = 'running'") as cur:
+            async with conn.execute("SELECT id, kind, response, (SELECT count(*) FROM search_rows "
+                                    "WHERE search_id = id) FROM searches WHERE state = 'running'") as cur:
                 interrupted = await cur.fetchall()
-            for search_id, frame, rows in interrupted:
-                response = {**(orjson.loads(frame) if frame else {"columns": []}), "is_partial": True,
+            for search_id, kind, frame, rows in interrupted:
+                response = {**(orjson.loads(frame) if frame else empty_frame(kind)), "is_partial": True,
                             "failures": [RESTART_FAILURE]}
                 await conn.execute("UPDATE searches SET state = 'done', response = ?, row_count = ? WHERE id = ?",
                                    (orjson.dumps(response), rows, search_id))

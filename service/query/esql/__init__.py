@@ -13,7 +13,7 @@ from ..execute import Result, run_plan
 from ..plan import From, Plan
 from .parser import parse
 
-__all__ = ["EsqlJob", "Result", "render_value"]
+__all__ = ["EsqlJob", "Result", "interrupted_frame", "render_value"]
 
 
 @dataclass
@@ -48,6 +48,11 @@ class EsqlJob:
     def frame(self, result: Result, took_ms: int) -> dict[str, Any]:
         return {"names": result.names, "types": result.types, "warnings": list(result.warnings.messages),
                 "documents_found": result.documents_found, "is_partial": result.is_partial, "took": took_ms}
+
+
+def interrupted_frame() -> dict[str, Any]:
+    """The frame of an async search a restart cut before its query sent one: no columns."""
+    return {"columns": []}
 
 
 def _one(value: Any, kind: str) -> Any:
