@@ -15,7 +15,7 @@ from typing import Any, Callable
 from ..errors import BadRequest, ParseError, ServiceError
 from ..store.dates import date_parser
 from .evaluate import EvalError, sort_key
-from .functions import add_span, date_trunc
+from .spans import add_span, date_trunc
 
 Predicate = Callable[[list[Any]], bool]
 _UNITS = {"y": "y", "M": "mo", "w": "w", "d": "d", "h": "h", "H": "h", "m": "m", "s": "s"}  # date math -> span units

@@ -14,18 +14,12 @@ from .. import patterns
 from ..errors import ServiceError
 from . import types as T
 from .expr import Binary, Call, Cast, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src, Star
+from .rowerror import EvalError
+from .spans import add_span
 
 Fn = Callable[[list[Any]], Any]
 MV_WARNING = "java.lang.IllegalArgumentException: single-value function encountered multi-value"
 MAX_RECORDED = 20
-
-
-class EvalError(Exception):
-    """A per-row failure: the value becomes null and a warning is recorded."""
-
-    def __init__(self, java_message: str) -> None:
-        super().__init__(java_message)
-        self.java_message = java_message
 
 
 class VerificationError(ServiceError):
@@ -355,11 +349,9 @@ def _binary(expr: Binary, scope: Scope) -> tuple[Fn, str]:
         return guarded(_compare(op, sort_key(lt if lt != "null" else rt)), expr.src, scope.warnings,
                        [left, right]), "boolean"
     if lt in ("date", "date_nanos") and rt in ("time_duration", "date_period") and op in "+-":
-        from .functions import add_span
         sign = 1 if op == "+" else -1
         return guarded(lambda d, s: add_span(d, s, sign, lt), expr.src, scope.warnings, [left, right]), lt
     if rt in ("date", "date_nanos") and lt in ("time_duration", "date_period") and op == "+":
-        from .functions import add_span
         return guarded(lambda s, d: add_span(d, s, 1, rt), expr.src, scope.warnings, [left, right]), rt
     for side, kind in ((expr.left, lt), (expr.right, rt)):
         if not T.is_numeric(kind) and kind != "null":
