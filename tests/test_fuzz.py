@@ -28,14 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import io
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,18 +42,17 @@ from elasticsearch import AsyncElasticsearch
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
-from multidict import CIMultiDict
-from yarl import URL
 
-from conftest import ROOT, assert_live, free_port, index_state
-from fuzz_strategies import (BASELINE_DOCS, BASELINE_MAPPINGS, MAX_BODY_BYTES, PATH_PARAMS, QUERY_PARAM_KINDS,
-                             ROUTES, SEEDS, FuzzRequest, Raw, protocol_extras, requests_for,
-                             with_protocol)
+from conftest import assert_live, index_state
+from fuzz_seeds import SEEDS
+from fuzz_server import FuzzServer, State, http_exchange
+from fuzz_strategies import PATH_PARAMS, ROUTES, FuzzRequest, protocol_extras, requests_for, with_protocol
+from fuzz_values import BASELINE_DOCS, BASELINE_MAPPINGS, QUERY_PARAM_KINDS, Raw
 from service.app import create_app
 from service.settings import Settings
 
 BOUND_S = 5.0  # generous: CI machines are noisy; a healthy answer here takes milliseconds
-FUZZ_EXAMPLES = int(os.environ.get("ESQUIRE_FUZZ_EXAMPLES", "25"))
+FUZZ_EXAMPLES = int(os.environ.get("ESQUIRE_FUZZ_EXAMPLES", "50"))
 FAILURES_FILE = os.environ.get("ESQUIRE_FUZZ_FAILURES")
 
 _COMMON = dict(
@@ -112,84 +105,7 @@ def test_every_route_has_a_strategy() -> None:
     assert [name for name, r in SEEDS.items() if (r.method, r.template) not in ROUTER] == [], "seeds of no route"
 
 
-State = dict[str, tuple[Any, int]]  # index name -> (mapping, document count)
-
-
 # --- the server process --------------------------------------------------------------------------
-
-# The server dies with the test process (PR_SET_PDEATHSIG on Linux), so an interrupted run
-# leaves no server behind; its process group lets a hung one be killed with its workers.
-_BOOT = ("import signal, sys\n"
-         "if sys.platform == 'linux':\n"
-         "    import ctypes; ctypes.CDLL(None).prctl(1, signal.SIGKILL)\n"
-         "from service.__main__ import main; sys.exit(main(sys.argv[1:]))")
-
-
-class FuzzServer:
-    """A ``python -m service serve`` process in a process group of its own, so a hung one
-    is killed with its query workers."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.data_dir = root / "data"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        self.log = root / "server.log"
-        self.baseline: State | None = None  # every index's state once built, the same on every start
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, *, fresh: bool = False) -> None:
-        self.stop()
-        if fresh:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-        self.port = free_port()
-        env = {**os.environ, "ESQUIRE_MAX_BODY_BYTES": str(MAX_BODY_BYTES), "ESQUIRE_SQLITE_SYNCHRONOUS": "normal",
-               "ESQUIRE_LOG_LEVEL": "warning"}
-        args = ["-c", _BOOT, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
-                "--log-format", "json"]
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=log, stderr=log, env=env,
-                                         start_new_session=True)
-        deadline = time.monotonic() + 30
-        while not self._listening():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"fuzz server did not start: {self.log.read_text()[-3000:]}")
-            time.sleep(0.05)
-
-    def _listening(self) -> bool:
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", self.port)) == 0
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self.proc = None
-
-    def log_offset(self) -> int:
-        return self.log.stat().st_size if self.log.exists() else 0
-
-    def log_since(self, offset: int, limit: int = 4000) -> str:
-        """The warnings and errors the server logged since ``offset``, tracebacks included."""
-        with open(self.log, "rb") as f:
-            f.seek(offset)
-            lines = f.read().decode(errors="replace").splitlines()
-        kept = []
-        for line in lines:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                kept.append(line)
-                continue
-            if event.get("level") in ("warning", "error", "critical"):
-                fields = {k: v for k, v in event.items() if k not in ("event", "exception", "timestamp", "level")}
-                kept.append(f"{event.get('event')} {fields} {event.get('exception', '')}".strip())
-        text = "\n".join(kept)
-        return text if len(text) <= limit else "..." + text[-limit:]
-
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzServer]:
@@ -265,19 +181,16 @@ class Fuzzer:
         self.dirty = True      # the state may differ from the baseline: restore it first
         self.suspect = False   # the server may be hung: restart it first
         self.settle = False    # a query may still run: wait for the tasks to end first
-        self.raw: aiohttp.ClientSession | None = None
         self.http: aiohttp.ClientSession | None = None
         self.es: AsyncElasticsearch | None = None
 
     async def connect(self) -> None:
         await self.close()
-        # Fuzzed requests go out byte for byte: no base_url (it would normalise "..").
-        self.raw = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
         self.http = aiohttp.ClientSession(base_url=self.server.url)
         self.es = AsyncElasticsearch(self.server.url, request_timeout=BOUND_S, max_retries=0)
 
     async def close(self) -> None:
-        for client in (self.raw, self.http, self.es):
+        for client in (self.http, self.es):
             if client is not None:
                 await client.close()
 
@@ -314,7 +227,7 @@ class Fuzzer:
         await self._restart(fresh=False)
 
     async def _restore(self) -> None:
-        """Put the baseline indices back (through the API; on any failure, on a fresh data
+        """Put the baseline indices back (through the API; if that fails, on a fresh data
         directory) and make sure a stored async search exists."""
         try:
             await self._put_back()
@@ -323,20 +236,17 @@ class Fuzzer:
             await self._put_back()
 
     async def _put_back(self) -> None:
+        """Every index deleted, the baseline ones created again: a successful write may have
+        changed documents without changing the count, so nothing is kept."""
         es = self.es
-        current = await self.state()
-        for name, state in current.items():
-            if name not in BASELINE_MAPPINGS or (self.server.baseline is not None
-                                                 and state != self.server.baseline.get(name)):
-                await es.indices.delete(index=name)
-                current.pop(name)
+        names = list(await self.state())
+        if names:  # by name: Elasticsearch refuses wildcard deletes (destructive_requires_name)
+            await es.indices.delete(index=",".join(names))
         for name, mapping in BASELINE_MAPPINGS.items():
-            if name not in current:
-                await es.indices.create(index=name, mappings=mapping)
-                ops = [line for doc_id, doc in BASELINE_DOCS[name].items()
-                       for line in ({"index": {"_id": doc_id}}, doc)]
-                resp = await es.bulk(index=name, operations=ops, refresh=True)
-                assert not resp["errors"], resp
+            await es.indices.create(index=name, mappings=mapping)
+            ops = [line for doc_id, doc in BASELINE_DOCS[name].items() for line in ({"index": {"_id": doc_id}}, doc)]
+            resp = await es.bulk(index=name, operations=ops, refresh=True)
+            assert not resp["errors"], resp
         state = await self.state()
         if self.server.baseline is None:
             self.server.baseline = state
@@ -369,22 +279,16 @@ class Fuzzer:
         return Raw(out) if isinstance(value, Raw) else out
 
     async def send(self, request: FuzzRequest) -> tuple[Answer | None, str]:
-        url = URL(self.server.url + request.url(self.fill), encoded=True)
-        headers = CIMultiDict((k, v) for k, v in request.headers if v is not None)
-        skip = () if "Content-Type" in headers else ("Content-Type",)
-        # Bodies past 1 MiB go as a stream (aiohttp warns about big raw bytes), still with a length.
-        body = io.BytesIO(request.body) if len(request.body) > 1024 * 1024 else request.body or None
         started = time.monotonic()
         try:
             async with asyncio.timeout(BOUND_S):
-                async with self.raw.request(request.method, url, data=body, headers=headers,
-                                            skip_auto_headers=skip, allow_redirects=False) as resp:
-                    body = await resp.read()
+                status, headers, body = await http_exchange(self.server.port, request.method,
+                                                            request.url(self.fill), request.headers, request.body)
         except TimeoutError:
             return None, f"no answer within {BOUND_S}s"
-        except aiohttp.ClientError as exc:
+        except (OSError, ValueError) as exc:
             return None, f"the connection failed: {type(exc).__name__}: {exc}"
-        return Answer(resp.status, resp.headers, body, time.monotonic() - started), ""
+        return Answer(status, headers, body, time.monotonic() - started), ""
 
     async def check(self, request: FuzzRequest) -> None:
         """Send ``request`` and assert every property of the suite."""
@@ -445,9 +349,9 @@ class Fuzzer:
     async def _get(self, path: str) -> tuple[int, bytes]:
         try:
             async with asyncio.timeout(BOUND_S):
-                async with self.raw.get(URL(self.server.url + path, encoded=True)) as resp:
-                    return resp.status, await resp.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
+                status, _, body = await http_exchange(self.server.port, "GET", path, (), b"")
+                return status, body
+        except (TimeoutError, OSError, ValueError) as exc:
             return 599, type(exc).__name__.encode()
 
     async def async_query_ends(self, answer: Answer) -> bool:
