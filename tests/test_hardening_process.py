@@ -306,3 +306,56 @@ def test_malformed_http_gets_elasticsearchs_json_400(server_process: ServerProce
     finally:
         client.close()
     assert server_process.stop() == 0
+
+
+@pytest.mark.slow
+def test_a_rejected_request_whose_body_is_still_coming_gets_its_whole_400(
+        server_process: ServerProcess) -> None:
+    """The parser rejects the header line while the client is still sending a 2 MB body:
+    the server keeps draining it until the answer is read, so no reset destroys the answer."""
+    client = server_process.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server_process.port), timeout=10) as sock:
+            sock.sendall(b"PUT /logs/_bulk HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+                         b"X-Opaque-Id: " + b"a" * 20_000 + b"\r\nContent-Length: 2000000\r\n\r\n")
+            try:  # all of the body before reading: unread bytes at the server's close would reset
+                for _ in range(200):
+                    sock.sendall(b"x" * 10_000)
+            except OSError:  # the server closed after its answer: the rest has nowhere to go
+                pass
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        assert head.split(b" ")[1] == b"400", head
+        assert b"\r\ncontent-type: application/json" in head.lower(), head
+        reason = "An HTTP line is larger than 8190 bytes."
+        assert json.loads(body) == {"error": {"root_cause": [{"type": "too_long_frame_exception", "reason": reason}],
+                                              "type": "too_long_frame_exception", "reason": reason}, "status": 400}
+        _assert_live(client)
+    finally:
+        client.close()
+    assert server_process.stop() == 0
+
+
+@pytest.mark.slow
+def test_a_client_that_keeps_sending_after_a_rejected_request_is_cut_off(server_process: ServerProcess) -> None:
+    """The lingering close is bounded: a client that trickles its body and never closes is
+    closed on by the server (well within the 10 s this test allows), and the service stays live."""
+    client = server_process.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server_process.port), timeout=10) as sock:
+            sock.sendall(b"PUT /logs/_bulk HTTP/1.1\r\nHost: x\r\nX-Opaque-Id: " + b"a" * 20_000
+                         + b"\r\nContent-Length: 2000000\r\n\r\n")
+            received = b""
+            while chunk := sock.recv(65536):  # the answer, then the server's half-close
+                received += chunk
+            assert received.split(b" ")[1] == b"400", received[:80]
+            with pytest.raises(OSError):  # once the server has closed, a send is reset
+                for _ in range(100):
+                    sock.sendall(b"x")
+                    time.sleep(0.1)
+        _assert_live(client)
+    finally:
+        client.close()
+    assert server_process.stop() == 0

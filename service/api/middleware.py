@@ -10,6 +10,7 @@ rejects before any handler runs is answered the same way, by ``EsRunner``'s prot
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Awaitable, Callable
 
@@ -153,15 +154,61 @@ class _EsProtocol(RequestHandler):
     """aiohttp's HTTP/1 protocol, answering its own errors as the middleware answers ours:
     a malformed request line, bad chunked encoding or a too-long header is a 400 with
     Elasticsearch's JSON body, and an exception outside every handler a generic 500 whose
-    error id is in the log line, never aiohttp's text or HTML page."""
+    error id is in the log line, never aiohttp's text or HTML page.
 
-    __slots__ = ()
+    After the answer to a parser error the connection closes lingering: the client may still
+    be sending the body, and closing with its bytes unread makes the kernel reset the
+    connection, which can destroy the answer before the client reads it. So the server
+    half-closes, reads and drops whatever arrives until the client closes or
+    ``LINGER_SECONDS`` pass, then closes (aiohttp does the same for a parsed request whose
+    body was left unread, but a request it could not parse has no body to read)."""
+
+    LINGER_SECONDS = 2.0
+
+    __slots__ = ("_discarding", "_peer_gone")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._discarding = False  # a parser error was answered: what arrives is dropped
+        self._peer_gone: asyncio.Future[None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if not self._discarding:
+            super().data_received(data)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._peer_gone is not None and not self._peer_gone.done():
+            self._peer_gone.set_result(None)
+        super().connection_lost(exc)
+
+    async def finish_response(self, request: web.BaseRequest, resp: web.StreamResponse,
+                              start_time: float | None) -> tuple[web.StreamResponse, bool]:
+        finished = await super().finish_response(request, resp, start_time)
+        if self._discarding:
+            await self._linger()
+        return finished
+
+    async def _linger(self) -> None:
+        """Half-close, then drain until the peer closes or ``LINGER_SECONDS`` pass."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        self._peer_gone = asyncio.get_running_loop().create_future()
+        if transport.can_write_eof():
+            transport.write_eof()
+        transport.resume_reading()  # aiohttp may have paused it under queued (error) messages
+        try:
+            async with asyncio.timeout(self.LINGER_SECONDS):
+                await self._peer_gone
+        except TimeoutError:
+            pass
 
     def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
         if request.writer.output_size > 0:  # too late for a response: aiohttp closes the connection
             return super().handle_error(request, status, exc, message)
-        if 400 <= status < 500:
+        if 400 <= status < 500:  # only aiohttp's parser answers 4xx here
+            self._discarding = True
             error = _http_error(exc)
             log.info("bad_http_request", status=error.status, reason=error.reason)
         else:
