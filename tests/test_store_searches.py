@@ -1,5 +1,6 @@
 """Stored async results read from disk: pages of rows (``SearchStore.rows``), streaming in
-batches (``iter_rows``), and the async GET that renders from the stream."""
+batches (``iter_rows``), the async GET that renders from the stream, and the frame each
+language gives a search a restart interrupted."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 
 from service import keys
+from service.core.languages import Language, Languages
 from service.core.searches import SearchNotFound
 from service.store.db import Database
-from service.store.searches import SearchStore
+from service.store.searches import RESTART_FAILURE, SearchStore
 
 NOW = 1_000_000
 
@@ -127,3 +129,17 @@ async def test_a_search_deleted_while_its_rows_are_read_is_not_found(logs: Async
     await searches.delete(resp["id"])
     with pytest.raises(SearchNotFound):
         [b async for b in answer.rows()]
+
+
+async def test_an_interrupted_search_without_a_frame_gets_its_languages(store: SearchStore) -> None:
+    languages = Languages.of([Language("esql", "m", lambda: {"columns": []}), Language("eql", "m", lambda: {"x": 1})])
+    await store.create("a", "esql", True, NOW, NOW + 60_000, {})
+    await store.create("b", "eql", True, NOW, NOW + 60_000, {})
+    await store.create("c", "sml", True, NOW, NOW + 60_000, {})
+    await store.create("d", "eql", True, NOW, NOW + 60_000, {})
+    await store.set_frame("d", {"y": 2})
+    assert await store.finish_interrupted(languages.interrupted_frame) == 4
+    partial = {"is_partial": True, "failures": [RESTART_FAILURE]}
+    responses = {i: (await store.get(i, NOW)).response for i in "abcd"}  # type: ignore[union-attr]
+    assert responses == {"a": {"columns": [], **partial}, "b": {"x": 1, **partial}, "c": partial,
+                         "d": {"y": 2, **partial}}
