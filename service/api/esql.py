@@ -15,7 +15,7 @@ from ..core.searches import Answer, Batches, in_batches
 from ..params import parse_bool, parse_time_ms
 from ..core.workers import Stream
 from ..query.esql import EsqlJob, render_value
-from .formats import TEXT_FORMATS, Column, cell, csv_delimiter, media_type, response_format, text_lines
+from .formats import TEXT_FORMATS, Column, csv_delimiter, media_type, response_format, text_lines, txt_widths
 from .middleware import accepts
 from .wire import JsonText, ListWriter, cancelled_on_disconnect, is_pretty, read_json, respond, task_headers
 
@@ -86,16 +86,16 @@ async def render(request: web.Request, frame: dict[str, Any], rows: Batches, *, 
     keep = list(range(len(names)))
     widths: list[int] = []
     if drop_null_columns or fmt == "txt":
-        seen, widths = [False] * len(names), [max(len(n), 15) for n in names]
+        seen, all_widths = [False] * len(names), txt_widths(names, []) if fmt == "txt" else None
         async for batch in _rendered(rows, types, keep):
             for r in batch:
-                for i, v in enumerate(r):
-                    seen[i] = seen[i] or v is not None
-                    if fmt == "txt":
-                        widths[i] = max(widths[i], len(cell(v)))
+                seen = [s or v is not None for s, v in zip(seen, r)]
+            if fmt == "txt":
+                all_widths = txt_widths(names, batch, all_widths)
         if drop_null_columns:
             keep = [i for i in keep if seen[i]]
-        widths = [widths[i] for i in keep]
+        if all_widths is not None:
+            widths = [all_widths[i] for i in keep]
     columns = [all_columns[i] for i in keep]
     headers = [*headers, *warning_headers(frame.get("warnings", []))]
     if fmt != "json":

@@ -103,9 +103,11 @@ def text_lines(fmt: str, rows: Sequence[Sequence[Any]], widths: Sequence[int] = 
     return "".join("|".join(cell(v).ljust(w) for v, w in zip(r, widths)) + "\n" for r in rows)
 
 
-def txt_widths(names: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[int]:
-    """txt's column widths: the longest cell or name, at least 15."""
-    widths = [max(len(n), 15) for n in names]
+def txt_widths(names: Sequence[str], rows: Iterable[Sequence[Any]],
+               widths: Sequence[int] | None = None) -> list[int]:
+    """txt's column widths: the longest cell or name, at least 15; ``widths`` carries on
+    from earlier rows, for a result read batch by batch."""
+    widths = [max(len(n), 15) for n in names] if widths is None else list(widths)
     for r in rows:
         widths = [max(w, len(cell(v))) for w, v in zip(widths, r)]
     return widths
