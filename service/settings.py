@@ -67,6 +67,9 @@ class Settings:
     # circuit_breaking_exception; 0: QUERY_MEMORY_SHARE of physical memory, split between
     # max_running_queries (see query_memory_limit)
     query_memory_limit_bytes: int = 0
+    # run what a query can as SQL inside SQLite (``query/pushdown``); off, every row is read
+    # and the whole pipeline runs in Python: the reference the pushed-down path is tested against
+    query_pushdown: bool = True
 
     def __post_init__(self) -> None:
         _one_of("log_format", self.log_format, LOG_FORMATS)
@@ -127,7 +130,13 @@ def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 def _coerce(name: str, kind: Any, raw: Any) -> Any:
-    target = {"int": int, "str": str, "Path": Path}[kind if isinstance(kind, str) else kind.__name__]
+    target = {"int": int, "str": str, "Path": Path, "bool": bool}[kind if isinstance(kind, str) else kind.__name__]
+    if target is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
     if target is int and isinstance(raw, str):
         try:
             return int(raw)

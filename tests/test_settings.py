@@ -20,10 +20,19 @@ def test_precedence_defaults_file_env_flags(tmp_path: Path) -> None:
     assert load_settings({}, {}).port == 9200
 
 
+def test_boolean_settings_from_env_and_file(tmp_path: Path) -> None:
+    assert load_settings({}, {}).query_pushdown is True
+    assert load_settings({}, {"ESQUIRE_QUERY_PUSHDOWN": "false"}).query_pushdown is False
+    config = tmp_path / "esquire.toml"
+    config.write_text("query_pushdown = false\n")
+    assert load_settings({}, {}, config).query_pushdown is False
+
+
 @pytest.mark.parametrize("env,message", [
     ({"ESQUIRE_PORT": "nine"}, "port must be a whole number"),
     ({"ESQUIRE_PORT": "70000"}, "port must be between 0 and 65535"),
     ({"ESQUIRE_LOG_FORMAT": "xml"}, "log_format must be one of json, console"),
+    ({"ESQUIRE_QUERY_PUSHDOWN": "maybe"}, "query_pushdown must be true or false"),
 ])
 def test_bad_settings_fail_with_one_line(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):

@@ -37,9 +37,9 @@ from .evaluate import (
 from .expr import Call, Column, Expr, Logical, Star
 from .functions import AGGREGATES, ALIASES, aggregate_constants
 from .grok import GrokError, compile_grok, first_match
+from .options import QueryOptions
 
 DEFAULT_LIMIT = 1000
-MAX_LIMIT = 10000
 METADATA = {"_id": "keyword", "_index": "keyword", "_version": "long"}
 STATS_BATCH = 1024  # rows between two charges of a STATS' groups to the breaker
 DICT_ENTRY = 104  # a dict's entry and index slots for each key, with the room it keeps free
@@ -593,9 +593,10 @@ def sort_bound(rest: list[p.Step], cap: int) -> int | None:
 
 
 def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: Control,
-             source_filter: Any = None, max_rows: int = MAX_LIMIT) -> Result:
+             source_filter: Any = None, options: QueryOptions = QueryOptions()) -> Result:
     """Run ``plan`` over ``conn``; ``control`` can stop or cancel it.
     ``source_filter`` is a Query DSL filter applied to the documents before the plan."""
+    max_rows = options.max_rows
     warnings = Warnings()
     for message in plan.warnings:
         warnings.add(message)
@@ -612,7 +613,7 @@ def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: 
         for m in source.metadata:
             if m not in METADATA:
                 raise verify_fail(_src_at(1, 1), f"unsupported metadata field [{m}]")
-        pushed = None if source_filter is not None else \
+        pushed = None if source_filter is not None or not options.pushdown else \
             _try_pushdown(steps, indices, names, types, conn, source, control)
         if pushed is not None:
             rel = pushed

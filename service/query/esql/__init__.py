@@ -10,6 +10,7 @@ from ...store.catalog import Catalog
 from ...store.dates import format_millis, format_nanos
 from ..control import Control
 from ..execute import Result, run_plan
+from ..options import QueryOptions
 from ..plan import From, Plan
 from .parser import parse
 
@@ -23,14 +24,14 @@ class EsqlJob:
     plan: Plan
     catalog: Catalog
     source_filter: Any
-    max_rows: int
+    options: QueryOptions
     kind = "esql"
     action = "indices:data/read/esql"
 
     @classmethod
     def compile(cls, text: str, params: list[Any] | dict[str, Any] | None, source_filter: Any, catalog: Catalog,
-                max_rows: int) -> EsqlJob:
-        return cls(parse(text, params), catalog, source_filter, max_rows)
+                options: QueryOptions) -> EsqlJob:
+        return cls(parse(text, params), catalog, source_filter, options)
 
     @property
     def description(self) -> str:
@@ -43,7 +44,7 @@ class EsqlJob:
         return {**self.__dict__, "catalog": self.catalog.subset(patterns)}
 
     def run(self, conn: sqlite3.Connection, control: Control) -> Result:
-        return run_plan(self.plan, self.catalog, conn, control, self.source_filter, self.max_rows)
+        return run_plan(self.plan, self.catalog, conn, control, self.source_filter, self.options)
 
     def frame(self, result: Result, took_ms: int) -> dict[str, Any]:
         return {"names": result.names, "types": result.types, "warnings": list(result.warnings.messages),
