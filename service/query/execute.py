@@ -85,7 +85,7 @@ class Relation:
 
 # --- the source -------------------------------------------------------------------------
 
-def resolve_indices(catalog: Catalog, step: p.From) -> list[Index]:
+def resolve_indices(catalog: Catalog, step: p.Source) -> list[Index]:
     missing = [n for n in step.indices if "*" not in n and not n.startswith("-") and n not in catalog.indices]
     if missing and len(missing) == len([n for n in step.indices if not n.startswith("-")]):
         raise VerificationError([(step.src if step.src.line else _src_at(1, 6),
@@ -195,7 +195,7 @@ def observed_columns(steps: list[p.Step], names: list[str]) -> set[str] | None:
             seen.update(n for matched in _match(step.patterns, names, "") for n in matched)
             return seen
         seen.update(e.name for e in walk(step) if isinstance(e, Column))
-        if isinstance(step, p.Stats):
+        if isinstance(step, p.Aggregate):
             return seen
     return None
 
@@ -221,7 +221,7 @@ def _as_list(v: Any) -> list[Any]:
     return [] if v is None else v if type(v) is list else [v]
 
 
-def run_stats(step: p.Stats, rel: Relation, warnings: Warnings, breaker: Breaker) -> Relation:
+def run_stats(step: p.Aggregate, rel: Relation, warnings: Warnings, breaker: Breaker) -> Relation:
     if any(_is_alias(name, expr) for name, expr in step.groups):
         rel, step = _computed_groups(step, rel, warnings)
     scope = rel.scope(warnings)
@@ -340,7 +340,7 @@ def _is_alias(name: str, expr: Expr) -> bool:
     return not (isinstance(expr, Column) and expr.name == name)
 
 
-def _computed_groups(step: p.Stats, rel: Relation, warnings: Warnings) -> tuple[Relation, p.Stats]:
+def _computed_groups(step: p.Aggregate, rel: Relation, warnings: Warnings) -> tuple[Relation, p.Aggregate]:
     """``BY l = languages + 1``: the aggregates and their filters see ``l``. Every grouping
     expression is evaluated over the input rows (``BY l = l + 1, l = l + 1`` adds one,
     once), a repeated name keeps its last; each becomes a column the groups refer to."""
@@ -357,7 +357,7 @@ def _computed_groups(step: p.Stats, rel: Relation, warnings: Warnings) -> tuple[
     return rel, replace(step, groups=groups)
 
 
-def _only_groups(expr: Expr, step: p.Stats) -> bool:
+def _only_groups(expr: Expr, step: p.Aggregate) -> bool:
     group_names = {name for name, _ in step.groups}
     cols = [e for e in walk(expr) if isinstance(e, Column)]
     return bool(cols) and all(c.name in group_names for c in cols)
@@ -556,9 +556,9 @@ def merge_filters(steps: list[p.Step]) -> list[p.Step]:
     (so the warnings of every condition are seen)."""
     out: list[p.Step] = []
     for step in steps:
-        if isinstance(step, p.Where) and out and isinstance(out[-1], p.Where):
+        if isinstance(step, p.Filter) and out and isinstance(out[-1], p.Filter):
             previous = out.pop()
-            step = p.Where(Logical("AND", previous.condition, step.condition, src=step.condition.src), src=step.src)
+            step = p.Filter(Logical("AND", previous.condition, step.condition, src=step.condition.src), src=step.src)
         out.append(step)
     return out
 
@@ -569,7 +569,7 @@ def push_filters_below_sorts(steps: list[p.Step]) -> list[p.Step]:
     out: list[p.Step] = []
     for step in steps:
         at = len(out)
-        if isinstance(step, p.Where):
+        if isinstance(step, p.Filter):
             while at and isinstance(out[at - 1], p.Sort):
                 at -= 1
         out.insert(at, step)
@@ -607,7 +607,7 @@ def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: 
     elif isinstance(source, p.ShowInfo):
         rel = Relation(["version", "date", "hash"], ["keyword"] * 3, [[ES_VERSION, "2025-10-21T10:06:21.288Z",
                                                                          "esquire"]])
-    elif isinstance(source, p.From):
+    elif isinstance(source, p.Source):
         indices = resolve_indices(catalog, source)
         names, types = source_columns(indices)
         for m in source.metadata:
@@ -629,14 +629,14 @@ def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: 
     limited = any(isinstance(step, p.Limit) for step in steps)
     cap = max_rows if limited else min(DEFAULT_LIMIT, max_rows)
     for i, step in enumerate(steps):
-        if isinstance(step, p.Where):
+        if isinstance(step, p.Filter):
             fn, kind = compile_expr(step.condition, rel.scope(warnings))
             if kind not in ("boolean", "null"):
                 raise verify_fail(step.condition.src, f"Condition expression needs to be boolean, found [{kind}]")
             rel = rel.with_rows(filter(_accepts(fn), rel.rows))
         elif isinstance(step, p.Eval):
             rel = run_eval(step.fields, rel, warnings)
-        elif isinstance(step, p.Stats):
+        elif isinstance(step, p.Aggregate):
             rel = run_stats(step, rel, warnings, control.breaker)
         elif isinstance(step, p.Sort):
             rel = run_sort(step, rel, warnings, control.breaker, sort_bound(steps[i + 1:], cap))
@@ -667,10 +667,10 @@ def _accepts(fn: Callable[[list[Any]], Any]) -> Callable[[list[Any]], bool]:
 
 
 def _try_pushdown(steps: list[p.Step], indices: list[Index], names: list[str], types: list[str],
-                  conn: sqlite3.Connection, source: p.From, control: Control) -> Relation | None:
+                  conn: sqlite3.Connection, source: p.Source, control: Control) -> Relation | None:
     """``FROM x | STATS c = COUNT(*) BY f1, f2`` as SQLite GROUP BYs over rowid slices whose
     partial counts are merged, so a stop still answers over the slices read."""
-    if not steps or not isinstance(steps[0], p.Stats) or len(indices) != 1 or source.metadata:
+    if not steps or not isinstance(steps[0], p.Aggregate) or len(indices) != 1 or source.metadata:
         return None
     step = steps[0]
     if not step.groups or any(not isinstance(e, Column) or e.name not in names for _, e in step.groups):

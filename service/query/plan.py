@@ -13,7 +13,7 @@ class Step:
 
 
 @dataclass(frozen=True)
-class From(Step):
+class Source(Step):
     indices: tuple[str, ...]
     metadata: tuple[str, ...] = ()
 
@@ -29,7 +29,7 @@ class ShowInfo(Step):
 
 
 @dataclass(frozen=True)
-class Where(Step):
+class Filter(Step):
     condition: Expr
 
 
@@ -39,7 +39,7 @@ class Eval(Step):
 
 
 @dataclass(frozen=True)
-class Stats(Step):
+class Aggregate(Step):
     aggregates: tuple[tuple[str, Expr, Expr | None], ...]  # name, expression, per-aggregate filter
     groups: tuple[tuple[str, Expr], ...]
 

@@ -11,7 +11,7 @@ from ...store.dates import format_millis, format_nanos
 from ..control import Control
 from ..execute import Result, run_plan
 from ..options import QueryOptions
-from ..plan import From, Plan
+from ..plan import Plan, Source
 from .parser import parse
 
 __all__ = ["EsqlJob", "Result", "interrupted_frame", "render_value"]
@@ -40,7 +40,7 @@ class EsqlJob:
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for a query worker with only the indices its FROM can name."""
         source = self.plan.steps[0]
-        patterns = list(source.indices) if isinstance(source, From) else []
+        patterns = list(source.indices) if isinstance(source, Source) else []
         return {**self.__dict__, "catalog": self.catalog.subset(patterns)}
 
     def run(self, conn: sqlite3.Connection, control: Control) -> Result:

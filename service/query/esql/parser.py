@@ -90,10 +90,10 @@ class _ToPlan(Transformer):
     def start(self, meta: Any, children: list[Any]) -> p.Plan:
         return p.Plan(tuple(children), self.text, tuple(self.warnings))
 
-    def from_command(self, children: list[Any]) -> p.From:
+    def from_command(self, children: list[Any]) -> p.Source:
         indices = tuple(c for c in children[1:] if isinstance(c, str))
         metadata = next((c for c in children[1:] if isinstance(c, tuple)), ())
-        return p.From(indices, metadata)
+        return p.Source(indices, metadata)
 
     def metadata(self, children: list[Any]) -> tuple[str, ...]:
         return tuple(children[1:])
@@ -109,14 +109,14 @@ class _ToPlan(Transformer):
         return p.ShowInfo()
 
     @v_args(meta=True)
-    def where_command(self, meta: Any, children: list[Any]) -> p.Where:
-        return p.Where(children[1], src=self._src(meta))
+    def where_command(self, meta: Any, children: list[Any]) -> p.Filter:
+        return p.Filter(children[1], src=self._src(meta))
 
     def eval_command(self, children: list[Any]) -> p.Eval:
         return p.Eval(_pairs(children[1]))
 
     @v_args(meta=True)
-    def stats_command(self, meta: Any, children: list[Any]) -> p.Stats:
+    def stats_command(self, meta: Any, children: list[Any]) -> p.Aggregate:
         aggregates: tuple = ()
         groups: tuple = ()
         rest = children[1:]
@@ -127,7 +127,7 @@ class _ToPlan(Transformer):
             groups = rest[1]
         self._shadowing([(name, src) for name, _, _, src in aggregates] + [(name, src) for name, _, src in groups],
                         winner_from=len(aggregates))
-        return p.Stats(tuple((name, expr, cond) for name, expr, cond, _ in aggregates),
+        return p.Aggregate(tuple((name, expr, cond) for name, expr, cond, _ in aggregates),
                        tuple((name, expr) for name, expr, _ in groups), src=self._src(meta))
 
     def _shadowing(self, outputs: list[tuple[str, Src]], winner_from: int) -> None:
