@@ -1,19 +1,30 @@
-"""The query package's module layout: span arithmetic is neutral, the function library is one registry."""
+"""The query package's module layout: the shared engine imports no language, span arithmetic
+is neutral, ES|QL's function library is one registry."""
 
 import subprocess
 import sys
 
 import pytest
 
-from service.query import functions, spans
+from service.query import spans
+from service.query.esql import functions
 from service.query.evaluate import EvalError
 
 
-def test_spans_import_neither_the_compiler_nor_the_library():
-    code = ("import sys, service.query.spans; "
-            "print(sorted(m for m in ('service.query.evaluate', 'service.query.functions') if m in sys.modules))")
+def _loaded(imports: str, watched: tuple[str, ...]) -> list[str]:
+    """Which of the ``watched`` modules a fresh interpreter has loaded after ``imports``."""
+    code = f"import sys, {imports}; print(sorted(m for m in {watched!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    return eval(out)  # noqa: S307 - our own subprocess prints a list literal
+
+
+def test_spans_import_neither_the_compiler_nor_the_library():
+    assert _loaded("service.query.spans", ("service.query.evaluate", "service.query.esql.functions")) == []
+
+
+def test_the_shared_engine_imports_no_language():
+    core = "service.query.plan, service.query.evaluate, service.query.execute, service.query.dialect"
+    assert _loaded(core, ("service.query.esql",)) == []
 
 
 def test_add_span_and_date_trunc():

@@ -1,14 +1,17 @@
-"""Compiling expressions into Python closures over rows, with ES|QL's semantics.
+"""Compiling expressions into Python closures over rows, with a language's semantics.
 
-A row is a list of values; a multi-value is a Python list; null is None. Single-value
-operations on a multi-value give null plus Elasticsearch's two warnings; arithmetic
-overflow and division by zero do the same with their Java exception texts.
+A row is a list of values; a multi-value is a Python list; null is None. The operators
+(arithmetic, comparison, boolean logic, IN, LIKE) are compiled here; what a function
+name means, how literals are cast, and what a single-value operation does with null, a
+multi-value or an error, the scope's dialect says (``dialect.py``). ``guarded`` is the
+rule Elasticsearch's languages share: null in, null out; a multi-value, an arithmetic
+overflow or a division by zero give null plus a warning with the Java exception's text.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .. import patterns
 from ..errors import ServiceError
@@ -16,6 +19,9 @@ from . import types as T
 from .expr import Binary, Call, Cast, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src, Star
 from .rowerror import EvalError
 from .spans import add_span
+
+if TYPE_CHECKING:
+    from .dialect import Dialect
 
 Fn = Callable[[list[Any]], Any]
 MV_WARNING = "java.lang.IllegalArgumentException: single-value function encountered multi-value"
@@ -67,6 +73,7 @@ class Scope:
     names: list[str]
     types: list[str]
     warnings: Warnings
+    dialect: Dialect
     constants: dict[str, Any] = field(default_factory=dict)  # columns known to hold one constant value
 
     def index(self, name: str) -> int | None:
@@ -232,8 +239,6 @@ def _compare(op: str, key: Callable[[Any], Any] | None) -> Callable[[Any, Any], 
 
 def compile_expr(expr: Expr, scope: Scope) -> tuple[Fn, str]:
     """Compile ``expr`` against the columns in ``scope``; return the closure and its type."""
-    from . import functions  # the function library imports this module
-
     if isinstance(expr, Literal):
         value = expr.value
         return (lambda row: value), expr.type
@@ -253,10 +258,10 @@ def compile_expr(expr: Expr, scope: Scope) -> tuple[Fn, str]:
                                         f"time_duration], found value [{expr.value.src.text}] type [{kind}]")
         neg = (lambda v: _finite(-v)) if kind == "double" else (lambda v: _checked(kind)(-v)) \
             if kind != "null" else (lambda v: None)
-        return guarded(neg, expr.src, scope.warnings, [fn]), kind
+        return scope.dialect.single(neg, expr.src, scope.warnings, [fn]), kind
     if isinstance(expr, Not):
         fn, kind = _boolean_operand(expr.value, scope, expr)
-        return guarded(lambda v: not v, expr.src, scope.warnings, [fn]), "boolean"
+        return scope.dialect.single(lambda v: not v, expr.src, scope.warnings, [fn]), "boolean"
     if isinstance(expr, Logical):
         return _logical(expr, scope)
     if isinstance(expr, IsNull):
@@ -272,9 +277,9 @@ def compile_expr(expr: Expr, scope: Scope) -> tuple[Fn, str]:
         target = T.CAST_NAMES.get(expr.type)
         if target is None:
             raise verify_fail(expr.src, f"Unsupported conversion to type [{expr.type.upper()}]")
-        return functions.compile_call(Call(functions.CAST_FUNCTIONS[target], (expr.value,), src=expr.src), scope)
+        return scope.dialect.cast(expr.value, target, scope)
     if isinstance(expr, Call):
-        return functions.compile_call(expr, scope)
+        return scope.dialect.call(expr, scope)
     if isinstance(expr, Star):
         raise verify_fail(expr.src, "Using wildcards [*] in this context is not allowed")
     raise verify_fail(expr.src, f"unsupported expression [{expr.src.text}]")
@@ -295,11 +300,11 @@ def _boolean_operand(expr: Expr, scope: Scope, parent: Expr) -> tuple[Fn, str]:
 def _logical(expr: Logical, scope: Scope) -> tuple[Fn, str]:
     left, _ = _boolean_operand(expr.left, scope, expr)
     right, _ = _boolean_operand(expr.right, scope, expr)
-    warnings, src = scope.warnings, expr.src
+    warnings, src, multi_value = scope.warnings, expr.src, scope.dialect.multi_value_warning
 
     def single(v: Any) -> Any:
         if type(v) is list:
-            warnings.failure(src, MV_WARNING)
+            warnings.failure(src, multi_value)
             return None
         return v
 
@@ -320,39 +325,31 @@ def _logical(expr: Logical, scope: Scope) -> tuple[Fn, str]:
     return or_, "boolean"
 
 
-def coerce_literal(expr: Expr, target: str, scope: Scope) -> tuple[Fn, str] | None:
-    """A string literal compared with a date/ip/version column is cast implicitly."""
-    from . import functions
-
-    if isinstance(expr, Literal) and expr.type == "keyword" and target in ("date", "ip", "version", "date_nanos",
-                                                                           "boolean"):
-        return functions.compile_call(Call(functions.CAST_FUNCTIONS[target], (expr,), src=expr.src), scope)
-    return None
-
-
 def _binary(expr: Binary, scope: Scope) -> tuple[Fn, str]:
     left, lt = compile_expr(expr.left, scope)
     right, rt = compile_expr(expr.right, scope)
     op = expr.op
     if op in ("==", "!=", "<", "<=", ">", ">="):
-        coerced = coerce_literal(expr.right, lt, scope)
+        coerced = scope.dialect.coerce(expr.right, lt, scope)
         if coerced:
             right, rt = coerced
-        coerced = coerce_literal(expr.left, rt, scope)
+        coerced = scope.dialect.coerce(expr.left, rt, scope)
         if coerced:
             left, lt = coerced
         if not T.comparable(lt, rt):
             raise verify_fail(expr.src, f"first argument of [{expr.src.text}] is [{_kind_word(lt)}] so second "
                                         f"argument must also be [{_kind_word(lt)}] but was [{rt}]")
         if T.is_numeric(lt) and T.is_numeric(rt) and lt != rt:
-            return guarded(_compare(op, None), expr.src, scope.warnings, [left, right]), "boolean"
-        return guarded(_compare(op, sort_key(lt if lt != "null" else rt)), expr.src, scope.warnings,
-                       [left, right]), "boolean"
+            return scope.dialect.single(_compare(op, None), expr.src, scope.warnings, [left, right]), "boolean"
+        return scope.dialect.single(_compare(op, sort_key(lt if lt != "null" else rt)), expr.src, scope.warnings,
+                                    [left, right]), "boolean"
     if lt in ("date", "date_nanos") and rt in ("time_duration", "date_period") and op in "+-":
         sign = 1 if op == "+" else -1
-        return guarded(lambda d, s: add_span(d, s, sign, lt), expr.src, scope.warnings, [left, right]), lt
+        return scope.dialect.single(lambda d, s: add_span(d, s, sign, lt), expr.src, scope.warnings,
+                                    [left, right]), lt
     if rt in ("date", "date_nanos") and lt in ("time_duration", "date_period") and op == "+":
-        return guarded(lambda s, d: add_span(d, s, 1, rt), expr.src, scope.warnings, [left, right]), rt
+        return scope.dialect.single(lambda s, d: add_span(d, s, 1, rt), expr.src, scope.warnings,
+                                    [left, right]), rt
     for side, kind in ((expr.left, lt), (expr.right, rt)):
         if not T.is_numeric(kind) and kind != "null":
             raise verify_fail(expr.src, f"{'first' if side is expr.left else 'second'} argument of "
@@ -368,7 +365,7 @@ def _binary(expr: Binary, scope: Scope) -> tuple[Fn, str]:
     if kind == "double":
         inner = fn
         fn = lambda a, b: inner(float(a), float(b))  # noqa: E731
-    return guarded(fn, expr.src, scope.warnings, [left, right]), kind
+    return scope.dialect.single(fn, expr.src, scope.warnings, [left, right]), kind
 
 
 def _kind_word(kind: str) -> str:
@@ -379,21 +376,21 @@ def _in(expr: In, scope: Scope) -> tuple[Fn, str]:
     value, vt = compile_expr(expr.value, scope)
     items = []
     for item in expr.items:
-        coerced = coerce_literal(item, vt, scope)
+        coerced = scope.dialect.coerce(item, vt, scope)
         fn, it = coerced if coerced else compile_expr(item, scope)
         if not T.comparable(vt, it):
             raise verify_fail(expr.src, f"{_ordinal(len(items) + 2)} argument of [{expr.src.text}] must be "
                                         f"[{vt}], found value [{item.src.text}] type [{it}]")
         items.append(fn)
     key = sort_key(vt) if vt in ("ip", "version") else None
-    warnings, src, negated = scope.warnings, expr.src, expr.negated
+    warnings, src, negated, multi_value = scope.warnings, expr.src, expr.negated, scope.dialect.multi_value_warning
 
     def run(row: list[Any]) -> Any:
         v = value(row)
         if v is None:
             return None
         if type(v) is list:
-            warnings.failure(src, MV_WARNING)
+            warnings.failure(src, multi_value)
             return None
         saw_null = False
         kv = key(v) if key else v
@@ -403,7 +400,7 @@ def _in(expr: In, scope: Scope) -> tuple[Fn, str]:
                 saw_null = True
                 continue
             if type(x) is list:
-                warnings.failure(src, MV_WARNING)
+                warnings.failure(src, multi_value)
                 saw_null = True
                 continue
             if (key(x) if key else x) == kv:
@@ -469,9 +466,9 @@ def _like(expr: Like, scope: Scope) -> tuple[Fn, str]:
     if len(tests) == 1:
         test = tests[0]
         if negated:
-            return guarded(lambda v: not test(v), expr.src, scope.warnings, [value]), "boolean"
-        return guarded(test, expr.src, scope.warnings, [value]), "boolean"
+            return scope.dialect.single(lambda v: not test(v), expr.src, scope.warnings, [value]), "boolean"
+        return scope.dialect.single(test, expr.src, scope.warnings, [value]), "boolean"
 
     def match(v: str) -> bool:
         return any(t(v) for t in tests) != negated
-    return guarded(match, expr.src, scope.warnings, [value]), "boolean"
+    return scope.dialect.single(match, expr.src, scope.warnings, [value]), "boolean"

@@ -1,6 +1,7 @@
 """Running a logical plan: rows come from SQLite, the pipeline runs over them in Python.
 
-A plan runs synchronously (in a query worker process) with its own connection. The source is read
+The executor knows no language: the query's dialect (``dialect.py``) resolves functions,
+aggregates and indices and brings the steps only its language has. A plan runs synchronously (in a query worker process) with its own connection. The source is read
 in rowid slices; between slices the ``Control`` may stop the scan (the rest of the
 pipeline then finishes over the rows read, so STATS over a stopped query are correct for
 the data seen) or cancel it. Rows flow lazily, so nothing holds more than SORT or STATS
@@ -20,9 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
-from ..errors import IndexNotFound, ServiceError
-from ..node import ES_VERSION
-from ..patterns import PatternError, dissect, wildcard
+from ..errors import ServiceError
 from ..store.catalog import Catalog, Index
 from ..store.sql import quote
 from . import aggregates, sort
@@ -30,16 +29,12 @@ from . import plan as p
 from . import types as T
 from .breaker import CHARGE_BYTES, Breaker, Reservation, object_bytes, released
 from .control import Control
+from .dialect import Dialect
 from .dsl import compile_filter
-from .evaluate import (
-    EvalError, Scope, VerificationError, Warnings, compile_expr, fold, verify_fail, walk,
-)
-from .expr import Call, Column, Expr, Logical, Star
-from .functions import AGGREGATES, ALIASES, aggregate_constants
-from .grok import GrokError, compile_grok, first_match
+from .evaluate import EvalError, Scope, Warnings, compile_expr, fold, verify_fail, walk
+from .expr import Call, Column, Expr, Logical, Src, Star
 from .options import QueryOptions
 
-DEFAULT_LIMIT = 1000
 METADATA = {"_id": "keyword", "_index": "keyword", "_version": "long"}
 STATS_BATCH = 1024  # rows between two charges of a STATS' groups to the breaker
 DICT_ENTRY = 104  # a dict's entry and index slots for each key, with the room it keeps free
@@ -75,33 +70,36 @@ class Relation:
     rows: Iterable[list[Any]] = field(default_factory=list)
     constants: dict[str, Any] = field(default_factory=dict)  # columns that hold one constant value
 
-    def scope(self, warnings: Warnings) -> Scope:
-        return Scope(self.names, self.types, warnings, self.constants)
-
     def with_rows(self, rows: Iterable[list[Any]]) -> Relation:
         """The same columns over other rows (a filter, sort or limit)."""
         return Relation(self.names, self.types, rows, self.constants)
 
 
+@dataclass
+class Context:
+    """What the steps of one running query share."""
+
+    catalog: Catalog
+    conn: sqlite3.Connection
+    control: Control
+    dialect: Dialect
+    options: QueryOptions = QueryOptions()
+    source_filter: Any = None  # a Query DSL filter the source's documents must match
+    warnings: Warnings = field(default_factory=Warnings)
+
+    def scope(self, rel: Relation) -> Scope:
+        """Expressions over ``rel``'s columns, compiled with this query's dialect."""
+        return Scope(rel.names, rel.types, self.warnings, self.dialect, rel.constants)
+
+
+# A step that transforms its input: (the step, its input, the query, the steps after it).
+Operator = Callable[[Any, Relation, Context, list[p.Step]], Relation]
+# A source step: (the step, the steps after it, the query) -> its rows, and how many of the
+# steps after it it ran itself (the SQL pushdown runs a prefix of them inside SQLite).
+SourceRunner = Callable[[Any, list[p.Step], Context], tuple[Relation, int]]
+
+
 # --- the source -------------------------------------------------------------------------
-
-def resolve_indices(catalog: Catalog, step: p.Source) -> list[Index]:
-    missing = [n for n in step.indices if "*" not in n and not n.startswith("-") and n not in catalog.indices]
-    if missing and len(missing) == len([n for n in step.indices if not n.startswith("-")]):
-        raise VerificationError([(step.src if step.src.line else _src_at(1, 6),
-                                  f"Unknown index [{','.join(step.indices)}]")])
-    if missing:
-        raise IndexNotFound(missing[0])
-    indices = catalog.resolve(",".join(step.indices))
-    if not indices:
-        raise VerificationError([(_src_at(1, 6), f"Unknown index [{','.join(step.indices)}]")])
-    return indices
-
-
-def _src_at(line: int, col: int) -> Any:
-    from .expr import Src
-    return Src(line, col, "")
-
 
 def source_columns(indices: list[Index]) -> tuple[list[str], list[str]]:
     """Every mapped leaf field of the indices, sorted by name; conflicting types are ``unsupported``."""
@@ -182,38 +180,32 @@ def scan(conn: sqlite3.Connection, indices: list[Index], names: list[str], types
 
 
 def observed_columns(steps: list[p.Step], names: list[str]) -> set[str] | None:
-    """The source columns (of ``names``) a plan can observe, when a STATS or KEEP ends what
-    the source shows (after it, only its output and what the steps name); None when every
-    column may reach the output."""
+    """The source columns (of ``names``) a plan can observe, when a step such as STATS or
+    KEEP ends what the source shows (after it, only its output and what the steps name);
+    None when every column may reach the output."""
     seen: set[str] = set()
     for step in steps:
-        if isinstance(step, p.Rename):
-            seen.update(old for old, _ in step.pairs)
-        elif isinstance(step, p.MvExpand):
-            seen.add(step.column)
-        elif isinstance(step, p.Keep):
-            seen.update(n for matched in _match(step.patterns, names, "") for n in matched)
-            return seen
-        seen.update(e.name for e in walk(step) if isinstance(e, Column))
-        if isinstance(step, p.Aggregate):
+        reads, ends = step.observes(names)
+        seen |= reads
+        if ends:
             return seen
     return None
 
 
 # --- processing steps ------------------------------------------------------------------
 
-def _aggregate_calls(expr: Expr, found: list[Call]) -> Expr:
+def _aggregate_calls(expr: Expr, found: list[Call], dialect: Dialect) -> Expr:
     """Replace every aggregate call inside ``expr`` by a column ``$aggN``, collecting the calls."""
-    if isinstance(expr, Call) and ALIASES.get(expr.name, expr.name) in AGGREGATES:
+    if isinstance(expr, Call) and dialect.is_aggregate(expr.name):
         found.append(expr)
         return Column(f"$agg{len(found) - 1}", src=expr.src)
     changes = {}
     for f in fields(expr):
         value = getattr(expr, f.name)
         if isinstance(value, Expr):
-            changes[f.name] = _aggregate_calls(value, found)
+            changes[f.name] = _aggregate_calls(value, found, dialect)
         elif isinstance(value, tuple) and value and all(isinstance(v, Expr) for v in value):
-            changes[f.name] = tuple(_aggregate_calls(v, found) for v in value)
+            changes[f.name] = tuple(_aggregate_calls(v, found, dialect) for v in value)
     return replace(expr, **changes) if changes else expr
 
 
@@ -221,17 +213,18 @@ def _as_list(v: Any) -> list[Any]:
     return [] if v is None else v if type(v) is list else [v]
 
 
-def run_stats(step: p.Aggregate, rel: Relation, warnings: Warnings, breaker: Breaker) -> Relation:
+def run_aggregate(step: p.Aggregate, rel: Relation, ctx: Context, rest: list[p.Step]) -> Relation:
     if any(_is_alias(name, expr) for name, expr in step.groups):
-        rel, step = _computed_groups(step, rel, warnings)
-    scope = rel.scope(warnings)
+        rel, step = _computed_groups(step, rel, ctx)
+    scope = ctx.scope(rel)
+    warnings = ctx.warnings
     group_fns, group_types = [], []
     for name, expr in step.groups:
         fn, kind = compile_expr(expr, scope)
         group_fns.append(fn)
         group_types.append(kind)
     calls: list[Call] = []
-    outer = [(name, _aggregate_calls(expr, calls), cond) for name, expr, cond in step.aggregates]
+    outer = [(name, _aggregate_calls(expr, calls, ctx.dialect), cond) for name, expr, cond in step.aggregates]
     for name, expr, cond in outer:
         if not any(isinstance(e, Column) and e.name.startswith("$agg") for e in walk(expr)) and \
                 not _only_groups(expr, step):
@@ -247,27 +240,10 @@ def run_stats(step: p.Aggregate, rel: Relation, warnings: Warnings, breaker: Bre
     agg_types = ["null"] * len(calls)
     meter = aggregates.Meter()
     for call_index, cond_fn in specs:
-        call = calls[call_index]
-        name = ALIASES.get(call.name, call.name)
-        args = call.args
-        if name == "COUNT" and (not args or isinstance(args[0], Star)):
-            aggs.append((call_index, None, None, aggregates.CountRows, cond_fn))
-            agg_types[call_index] = "long"
-            continue
-        if not args:
-            raise verify_fail(call.src, f"error building [{name.lower()}]: expects at least one argument")
-        fn, kind = compile_expr(args[0], scope)
-        if not aggregates.accepts(name, kind):
-            raise verify_fail(call.src, f"argument of [{call.src.text}] must be [numeric except unsigned_long or "
-                                        f"counter types], found value [{args[0].src.text}] type [{kind}]")
-        second = args[1] if name in aggregates.TWO_INPUTS and len(args) > 1 else \
-            args[3] if name == "TOP" and len(args) > 3 else None
-        other_fn, other_kind = compile_expr(second, scope) if second is not None else (None, None)
-        extra = aggregate_constants(name, call, scope)
-        factory, agg_types[call_index] = aggregates.resolve(name, kind, extra, other_kind, meter)
+        fn, other_fn, factory, agg_types[call_index] = ctx.dialect.aggregate(calls[call_index], scope, meter)
         aggs.append((call_index, fn, other_fn, factory, cond_fn))
     out_width = len(step.groups) + len(calls)
-    groups, reservation = _accumulate(rel.rows, group_fns, aggs, meter, breaker, out_width)
+    groups, reservation = _accumulate(rel.rows, group_fns, aggs, meter, ctx.control.breaker, out_width)
     if not step.groups and not groups:
         groups[()] = [a[3]() for a in aggs]
     if len(step.groups) == 1 and (None,) in groups:  # ES's one-key hashes give the null group id 0
@@ -283,7 +259,7 @@ def run_stats(step: p.Aggregate, rel: Relation, warnings: Warnings, breaker: Bre
             except EvalError as exc:
                 warnings.failure(calls[call_index].src, exc.java_message)
         out_rows.append((list(key), agg_values))
-    inner = Scope(group_names + agg_names, group_types + agg_types, warnings)
+    inner = ctx.scope(Relation(group_names + agg_names, group_types + agg_types))
     compiled = [compile_expr(expr, inner) for _, expr, _ in outer]
     names = [name for name, _, _ in step.aggregates]
     result_rows = []
@@ -340,11 +316,11 @@ def _is_alias(name: str, expr: Expr) -> bool:
     return not (isinstance(expr, Column) and expr.name == name)
 
 
-def _computed_groups(step: p.Aggregate, rel: Relation, warnings: Warnings) -> tuple[Relation, p.Aggregate]:
+def _computed_groups(step: p.Aggregate, rel: Relation, ctx: Context) -> tuple[Relation, p.Aggregate]:
     """``BY l = languages + 1``: the aggregates and their filters see ``l``. Every grouping
     expression is evaluated over the input rows (``BY l = l + 1, l = l + 1`` adds one,
     once), a repeated name keeps its last; each becomes a column the groups refer to."""
-    scope = rel.scope(warnings)
+    scope = ctx.scope(rel)
     final = {name: expr for name, expr in step.groups if _is_alias(name, expr)}
     compiled = {name: compile_expr(expr, scope) for name, expr in final.items()}
     keep = [i for i, n in enumerate(rel.names) if n not in final]
@@ -369,17 +345,17 @@ def _dedupe_names(rel: Relation) -> Relation:
     keep = [i for i, name in enumerate(rel.names) if last[name] == i]
     if len(keep) == len(rel.names):
         return rel
-    return Relation([rel.names[i] for i in keep], [rel.types[i] for i in keep], map(_picker(keep), rel.rows))
+    return Relation([rel.names[i] for i in keep], [rel.types[i] for i in keep], map(picker(keep), rel.rows))
 
 
-def run_eval(fields: tuple[tuple[str, Expr], ...], rel: Relation, warnings: Warnings) -> Relation:
-    for name, expr in fields:
-        scope = rel.scope(warnings)
+def run_eval(step: p.Eval, rel: Relation, ctx: Context, rest: list[p.Step]) -> Relation:
+    for name, expr in step.fields:
+        scope = ctx.scope(rel)
         fn, kind = compile_expr(expr, scope)
         keep = [i for i, n in enumerate(rel.names) if n != name]
         constants = {n: v for n, v in rel.constants.items() if n != name}
         if not any(isinstance(e, Call) and e.name == "NOW" for e in walk(expr)):
-            constant, value = fold(expr, Scope(scope.names, scope.types, Warnings(), scope.constants))
+            constant, value = fold(expr, Scope(scope.names, scope.types, Warnings(), ctx.dialect, scope.constants))
             if constant:
                 constants[name] = value
         rel = Relation([rel.names[i] for i in keep] + [name], [rel.types[i] for i in keep] + [kind],
@@ -387,27 +363,20 @@ def run_eval(fields: tuple[tuple[str, Expr], ...], rel: Relation, warnings: Warn
     return rel
 
 
-def run_row(step: p.Row, warnings: Warnings) -> Relation:
-    """ROW's fields are independent constants; a repeated name keeps every column, as in ES."""
-    empty = Scope([], [], warnings)
-    compiled = [compile_expr(expr, empty) for _, expr in step.fields]
-    values = [fn([]) for fn, _ in compiled]
-    return Relation([name for name, _ in step.fields], [kind for _, kind in compiled], [values],
-                    dict(zip((name for name, _ in step.fields), values)))
-
-
 def _appender(keep: list[int], fn: Callable[[list[Any]], Any]) -> Callable[[list[Any]], list[Any]]:
     return lambda r: [r[i] for i in keep] + [fn(r)]
 
 
-def _picker(idx: list[int]) -> Callable[[list[Any]], list[Any]]:
+def picker(idx: list[int]) -> Callable[[list[Any]], list[Any]]:
     return lambda r: [r[i] for i in idx]
 
 
-def run_sort(step: p.Sort, rel: Relation, warnings: Warnings, breaker: Breaker, keep: int | None) -> Relation:
-    """The rows in ``step``'s order. With ``keep``, only that many are wanted (a LIMIT
-    follows) and only they are held, as Elasticsearch's TopN operator does."""
-    key, reverse = sort.row_key(step.orders, rel.scope(warnings))
+def run_sort(step: p.Sort, rel: Relation, ctx: Context, rest: list[p.Step]) -> Relation:
+    """The rows in ``step``'s order. When a LIMIT bounds how many can reach the output,
+    only that many are held, as Elasticsearch's TopN operator does."""
+    key, reverse = sort.row_key(step.orders, ctx.scope(rel))
+    keep = sort_bound(rest, ctx.options.max_rows)
+    breaker = ctx.control.breaker
     if keep is None:
         rows, reservation = sort.sort_all(rel.rows, key, reverse, breaker, len(step.orders))
     else:
@@ -415,61 +384,9 @@ def run_sort(step: p.Sort, rel: Relation, warnings: Warnings, breaker: Breaker, 
     return rel.with_rows(released(rows, reservation))
 
 
-def _match(patterns: tuple[str, ...], names: list[str], src_name: str) -> list[list[str]]:
-    out = []
-    for pattern in patterns:
-        if "*" in pattern:
-            matches = wildcard(pattern)
-            out.append([n for n in names if matches(n)])
-        else:
-            out.append([pattern] if pattern in names else [])
-    return out
-
-
-def run_keep(step: p.Keep, rel: Relation) -> Relation:
-    order: list[str] = []
-    exact = {pat for pat in step.patterns if "*" not in pat}
-    for pattern, matched in zip(step.patterns, _match(step.patterns, rel.names, "keep")):
-        if not matched and "*" not in pattern:
-            raise verify_fail(_src_at(1, 1), f"Unknown column [{pattern}]")
-        for name in matched:
-            if name in order:
-                if "*" in pattern and name in exact:
-                    continue
-                order.remove(name)
-            order.append(name)
-    idx = [rel.names.index(n) for n in order]
-    return Relation(order, [rel.types[i] for i in idx], map(_picker(idx), rel.rows))
-
-
-def run_drop(step: p.Drop, rel: Relation) -> Relation:
-    dropped: set[str] = set()
-    for pattern, matched in zip(step.patterns, _match(step.patterns, rel.names, "drop")):
-        if not matched and "*" not in pattern:
-            raise verify_fail(_src_at(1, 1), f"Unknown column [{pattern}]")
-        dropped.update(matched)
-    idx = [i for i, n in enumerate(rel.names) if n not in dropped]
-    return Relation([rel.names[i] for i in idx], [rel.types[i] for i in idx], map(_picker(idx), rel.rows))
-
-
-def run_rename(step: p.Rename, rel: Relation) -> Relation:
-    names, types, rows = list(rel.names), list(rel.types), rel.rows
-    for old, new in step.pairs:
-        if old not in names:
-            raise verify_fail(_src_at(1, 1), f"Unknown column [{old}]")
-        i = names.index(old)
-        if new in names and new != old:
-            j = names.index(new)
-            del names[j], types[j]
-            rows = map(_picker([k for k in range(len(names) + 1) if k != j]), rows)
-            i = names.index(old)
-        names[i] = new
-    return Relation(names, types, rows)
-
-
-def run_mv_expand(step: p.MvExpand, rel: Relation) -> Relation:
+def run_mv_expand(step: p.MvExpand, rel: Relation, ctx: Context, rest: list[p.Step]) -> Relation:
     if step.column not in rel.names:
-        raise verify_fail(_src_at(1, 1), f"Unknown column [{step.column}]")
+        raise verify_fail(Src(1, 1, ""), f"Unknown column [{step.column}]")
     i = rel.names.index(step.column)
 
     def expand(rows: Iterable[list[Any]]) -> Iterable[list[Any]]:
@@ -483,16 +400,8 @@ def run_mv_expand(step: p.MvExpand, rel: Relation) -> Relation:
     return Relation(rel.names, rel.types, expand(rel.rows))
 
 
-def _text_input(step: p.Dissect | p.Grok, rel: Relation, warnings: Warnings, command: str) -> Callable[..., Any]:
-    fn, kind = compile_expr(step.input, rel.scope(warnings))
-    if not T.is_string(kind) and kind != "null":
-        raise verify_fail(step.input.src, f"{command} only supports KEYWORD or TEXT values, found expression "
-                                          f"[{step.input.src.text}] type [{kind}]")
-    return fn
-
-
-def _extract(rel: Relation, fn: Callable[..., Any], out: list[tuple[str, str]],
-             extractor: Callable[[str], dict[str, Any] | None]) -> Relation:
+def extract(rel: Relation, fn: Callable[..., Any], out: list[tuple[str, str]],
+            extractor: Callable[[str], dict[str, Any] | None]) -> Relation:
     """Append the columns ``out`` filled by ``extractor`` from each value of ``fn``; a
     multi-valued input is matched value by value and the captures are collected."""
     names = [n for n, _ in out]
@@ -514,39 +423,6 @@ def _extract(rel: Relation, fn: Callable[..., Any], out: list[tuple[str, str]],
     keep = [i for i, n in enumerate(rel.names) if n not in names]
     rows = map(lambda r: [r[i] for i in keep] + extract(fn(r)), rel.rows)
     return Relation([rel.names[i] for i in keep] + names, [rel.types[i] for i in keep] + [k for _, k in out], rows)
-
-
-def run_dissect(step: p.Dissect, rel: Relation, warnings: Warnings) -> Relation:
-    fn = _text_input(step, rel, warnings, "Dissect")
-    try:
-        parser = dissect(step.pattern, step.append_separator)
-    except PatternError:
-        raise _parsing_error(step, f"Invalid pattern for dissect: [{step.pattern}]") from None
-    if parser.references:
-        raise _parsing_error(step, f"Reference keys not supported in dissect patterns: [%{{*{parser.references[0]}}}]")
-    out_names: list[str] = []
-    for key in parser.keys:
-        if not key.skip and key.name not in out_names:
-            out_names.append(key.name)
-    return _extract(rel, fn, [(n, "keyword") for n in out_names], parser.parse)
-
-
-def _parsing_error(step: p.Step, message: str) -> ServiceError:
-    return ServiceError(f"line {step.src.line}:{step.src.col}: {message}", status=400, type="parsing_exception")
-
-
-def run_grok(step: p.Grok, rel: Relation, warnings: Warnings) -> Relation:
-    fn = _text_input(step, rel, warnings, "Grok")
-    try:
-        groks = [compile_grok(pattern) for pattern in step.patterns]
-    except GrokError as exc:
-        raise verify_fail(step.src, str(exc)) from None
-    out: dict[str, str] = {}
-    for g in groks:
-        for name, kind in g.fields:
-            if out.setdefault(name, kind) != kind:
-                raise verify_fail(step.src, f"Invalid GROK patterns: conflicting types for [{name}]")
-    return _extract(rel, fn, list(out.items()), first_match(groks))
 
 
 # --- the whole plan ---------------------------------------------------------------------
@@ -576,94 +452,119 @@ def push_filters_below_sorts(steps: list[p.Step]) -> list[p.Step]:
     return out
 
 
-# Steps that turn each row into one row or more, keeping the order: a LIMIT after them
-# needs no more than that many of the rows before them.
-_ROWS_KEPT = (p.Eval, p.Keep, p.Drop, p.Rename, p.Dissect, p.Grok, p.MvExpand)
-
-
 def sort_bound(rest: list[p.Step], cap: int) -> int | None:
     """How many rows of a SORT followed by ``rest`` can reach the output (which ``cap``
     ends), or None when a step between it and the next LIMIT drops or regroups rows."""
     for step in rest:
         if isinstance(step, p.Limit):
             return min(step.count, cap)
-        if not isinstance(step, _ROWS_KEPT):
+        if not step.keeps_rows:
             return None
     return cap
 
 
-def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: Control,
-             source_filter: Any = None, options: QueryOptions = QueryOptions()) -> Result:
-    """Run ``plan`` over ``conn``; ``control`` can stop or cancel it.
-    ``source_filter`` is a Query DSL filter applied to the documents before the plan."""
-    max_rows = options.max_rows
-    warnings = Warnings()
-    for message in plan.warnings:
-        warnings.add(message)
-    steps = merge_filters(push_filters_below_sorts(list(plan.steps)))
-    source = steps.pop(0)
-    if isinstance(source, p.Row):
-        rel = run_row(source, warnings)
-    elif isinstance(source, p.ShowInfo):
-        rel = Relation(["version", "date", "hash"], ["keyword"] * 3, [[ES_VERSION, "2025-10-21T10:06:21.288Z",
-                                                                         "esquire"]])
-    elif isinstance(source, p.Source):
-        indices = resolve_indices(catalog, source)
-        names, types = source_columns(indices)
-        for m in source.metadata:
-            if m not in METADATA:
-                raise verify_fail(_src_at(1, 1), f"unsupported metadata field [{m}]")
-        pushed = None if source_filter is not None or not options.pushdown else \
-            _try_pushdown(steps, indices, names, types, conn, source, control)
-        if pushed is not None:
-            rel = pushed
-            steps.pop(0)
-        else:
-            read = None if source_filter is not None else observed_columns(steps, names)
-            rows: Iterable[list[Any]] = scan(conn, indices, names, types, source.metadata, control, read)
-            if source_filter is not None:
-                rows = filter(compile_filter(source_filter, names, types), rows)
-            rel = Relation(names + list(source.metadata), types + [METADATA[m] for m in source.metadata], rows)
-    else:  # pragma: no cover - the grammar only makes these
-        raise ServiceError("unknown source command", status=400)
-    limited = any(isinstance(step, p.Limit) for step in steps)
-    cap = max_rows if limited else min(DEFAULT_LIMIT, max_rows)
-    for i, step in enumerate(steps):
-        if isinstance(step, p.Filter):
-            fn, kind = compile_expr(step.condition, rel.scope(warnings))
-            if kind not in ("boolean", "null"):
-                raise verify_fail(step.condition.src, f"Condition expression needs to be boolean, found [{kind}]")
-            rel = rel.with_rows(filter(_accepts(fn), rel.rows))
-        elif isinstance(step, p.Eval):
-            rel = run_eval(step.fields, rel, warnings)
-        elif isinstance(step, p.Aggregate):
-            rel = run_stats(step, rel, warnings, control.breaker)
-        elif isinstance(step, p.Sort):
-            rel = run_sort(step, rel, warnings, control.breaker, sort_bound(steps[i + 1:], cap))
-        elif isinstance(step, p.Limit):
-            rel = rel.with_rows(itertools.islice(rel.rows, step.count))
-        elif isinstance(step, p.Keep):
-            rel = run_keep(step, rel)
-        elif isinstance(step, p.Drop):
-            rel = run_drop(step, rel)
-        elif isinstance(step, p.Rename):
-            rel = run_rename(step, rel)
-        elif isinstance(step, p.MvExpand):
-            rel = run_mv_expand(step, rel)
-        elif isinstance(step, p.Dissect):
-            rel = run_dissect(step, rel, warnings)
-        elif isinstance(step, p.Grok):
-            rel = run_grok(step, rel, warnings)
-        else:
-            raise ServiceError(f"[{type(step).__name__.upper()}] is not supported yet", status=400,
-                               type="verification_exception")
-    if not limited:
-        warnings.messages.insert(0, f"No limit defined, adding default limit of [{DEFAULT_LIMIT}]")
-    return Result(rel.names, rel.types, itertools.islice(rel.rows, cap), warnings, control)
+def run_filter(step: p.Filter, rel: Relation, ctx: Context, rest: list[p.Step]) -> Relation:
+    fn, kind = compile_expr(step.condition, ctx.scope(rel))
+    if kind not in ("boolean", "null"):
+        raise verify_fail(step.condition.src, f"Condition expression needs to be boolean, found [{kind}]")
+    return rel.with_rows(filter(_accepts(fn), rel.rows))
 
 
 def _accepts(fn: Callable[[list[Any]], Any]) -> Callable[[list[Any]], bool]:
     return lambda r: fn(r) is True
+
+
+def run_limit(step: p.Limit, rel: Relation, ctx: Context, rest: list[p.Step]) -> Relation:
+    return rel.with_rows(itertools.islice(rel.rows, step.count))
+
+
+OPERATORS: dict[type[p.Step], Operator] = {
+    p.Filter: run_filter, p.Eval: run_eval, p.Aggregate: run_aggregate, p.Sort: run_sort, p.Limit: run_limit,
+    p.MvExpand: run_mv_expand,
+}
+
+
+def run_source(step: p.Source, rest: list[p.Step], ctx: Context) -> tuple[Relation, int]:
+    """The documents of the step's indices, with as many of the steps after it as can run
+    inside SQLite already applied."""
+    indices = ctx.dialect.indices(ctx.catalog, step)
+    names, types = source_columns(indices)
+    for m in step.metadata:
+        if m not in METADATA:
+            raise verify_fail(Src(1, 1, ""), f"unsupported metadata field [{m}]")
+    pushed = None if ctx.source_filter is not None or not ctx.options.pushdown else \
+        _try_pushdown(rest, indices, names, types, ctx.conn, step, ctx.control)
+    if pushed is not None:
+        return pushed, 1
+    read = None if ctx.source_filter is not None else observed_columns(rest, names)
+    rows: Iterable[list[Any]] = scan(ctx.conn, indices, names, types, step.metadata, ctx.control, read)
+    if ctx.source_filter is not None:
+        rows = filter(compile_filter(ctx.source_filter, names, types), rows)
+    return Relation(names + list(step.metadata), types + [METADATA[m] for m in step.metadata], rows), 0
+
+
+def run_combine(step: p.Combine, rest: list[p.Step], ctx: Context) -> tuple[Relation, int]:
+    """Each input pipeline runs to a relation (lazily: a combiner may stop reading one), then
+    the step's combiner makes them one."""
+    return step.combiner([run_pipeline(list(steps), ctx) for steps in step.inputs], ctx), 0
+
+
+SOURCES: dict[type[p.Step], SourceRunner] = {p.Source: run_source, p.Combine: run_combine}
+
+
+def append(inputs: list[Relation], ctx: Context) -> Relation:
+    """A ``Combiner``: the rows of every input, one input after the other. Columns are the
+    union of the inputs' by name, in the order first seen; a row lacks (null) the columns its
+    input does not have; a name with two types is ``unsupported`` and null."""
+    names: list[str] = []
+    kinds: dict[str, str] = {}
+    for rel in inputs:
+        for name, kind in zip(rel.names, rel.types):
+            if name not in kinds:
+                names.append(name)
+                kinds[name] = kind
+            elif kinds[name] != kind:
+                kinds[name] = "unsupported"
+    supported = {n for n in names if kinds[n] != "unsupported"}
+
+    def rows() -> Iterator[list[Any]]:
+        for rel in inputs:
+            at = {n: i for i, n in enumerate(rel.names)}
+            where = [at.get(n) if n in supported else None for n in names]
+            for row in rel.rows:
+                yield [None if i is None else row[i] for i in where]
+    return Relation(names, [kinds[n] for n in names], rows())
+
+
+def run_pipeline(steps: list[p.Step], ctx: Context) -> Relation:
+    """The rows of a source step and the steps after it."""
+    steps = merge_filters(push_filters_below_sorts(steps))
+    source, rest = steps[0], steps[1:]
+    runner = SOURCES.get(type(source)) or ctx.dialect.sources.get(type(source))
+    if runner is None:
+        raise ServiceError(f"[{type(source).__name__.upper()}] cannot start a query", status=400,
+                           type="verification_exception")
+    rel, done = runner(source, rest, ctx)
+    for i in range(done, len(rest)):
+        step = rest[i]
+        operator = OPERATORS.get(type(step)) or ctx.dialect.steps.get(type(step))
+        if operator is None:
+            raise ServiceError(f"[{type(step).__name__.upper()}] is not supported yet", status=400,
+                               type="verification_exception")
+        rel = operator(step, rel, ctx, rest[i + 1:])
+    return rel
+
+
+def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: Control, dialect: Dialect,
+             source_filter: Any = None, options: QueryOptions = QueryOptions()) -> Result:
+    """Run ``plan`` over ``conn`` with ``dialect``'s rules; ``control`` can stop or cancel it.
+    ``source_filter`` is a Query DSL filter applied to the documents before the plan.
+    At most ``options.max_rows`` rows are returned."""
+    ctx = Context(catalog, conn, control, dialect, options, source_filter)
+    for message in plan.warnings:
+        ctx.warnings.add(message)
+    rel = run_pipeline(list(plan.steps), ctx)
+    return Result(rel.names, rel.types, itertools.islice(rel.rows, options.max_rows), ctx.warnings, control)
 
 
 def _try_pushdown(steps: list[p.Step], indices: list[Index], names: list[str], types: list[str],

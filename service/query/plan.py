@@ -1,31 +1,69 @@
-"""The logical plan: a source followed by processing steps, shared by the query languages."""
+"""The logical plan every query language compiles to.
+
+A plan is a pipeline: a source step, then the steps that transform its rows, in order.
+The source is a ``Source`` (documents of indices) or a ``Combine`` of other pipelines
+(EQL sequences and samples, SML append and join), or a step a language adds itself
+(ES|QL's ``ROW``). The steps here are the language-neutral operators; a language's own
+steps (ES|QL's KEEP, DISSECT...) subclass ``Step`` beside its parser and come with its
+dialect (``dialect.py``), which tells the executor how to run them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from .expr import Expr, Src
+from .expr import Column, Expr, Src
+
+if TYPE_CHECKING:
+    from .execute import Context, Relation
+
+
+def columns_in(node: Any) -> set[str]:
+    """The names of the columns ``node`` (a step, an expression, tuples of them) refers to."""
+    if isinstance(node, Column):
+        return {node.name}
+    if isinstance(node, tuple):
+        return set().union(*map(columns_in, node)) if node else set()
+    if is_dataclass(node) and not isinstance(node, (Src, type)):
+        return set().union(*(columns_in(getattr(node, f.name)) for f in fields(node)))
+    return set()
 
 
 @dataclass(frozen=True)
 class Step:
     src: Src = field(default=Src(), compare=False, kw_only=True)
+    # Each input row becomes one row or more, in order: a LIMIT after the step needs no
+    # more than that many of the rows before it.
+    keeps_rows: ClassVar[bool] = False
+
+    def observes(self, names: list[str]) -> tuple[set[str], bool]:
+        """The input columns (of ``names``) this step reads, and whether it ends what its
+        input shows (after it, only its output and what later steps name can be seen)."""
+        return columns_in(self), False
 
 
 @dataclass(frozen=True)
 class Source(Step):
+    """The documents of ``indices`` (names or patterns) with the ``metadata`` columns
+    (``_id``, ``_index``, ``_version``) after the fields."""
+
     indices: tuple[str, ...]
     metadata: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Row(Step):
-    fields: tuple[tuple[str, Expr], ...]
+class Combiner(Protocol):
+    """How a ``Combine`` makes one relation of its inputs' (an EQL sequence matcher, SML append)."""
+
+    def __call__(self, inputs: list[Relation], ctx: Context) -> Relation: ...
 
 
 @dataclass(frozen=True)
-class ShowInfo(Step):
-    pass
+class Combine(Step):
+    """A source made of other pipelines: each input runs to a relation, ``combiner`` merges them."""
+
+    inputs: tuple[tuple[Step, ...], ...]
+    combiner: Combiner = field(compare=False)
 
 
 @dataclass(frozen=True)
@@ -36,12 +74,16 @@ class Filter(Step):
 @dataclass(frozen=True)
 class Eval(Step):
     fields: tuple[tuple[str, Expr], ...]
+    keeps_rows: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
 class Aggregate(Step):
     aggregates: tuple[tuple[str, Expr, Expr | None], ...]  # name, expression, per-aggregate filter
     groups: tuple[tuple[str, Expr], ...]
+
+    def observes(self, names: list[str]) -> tuple[set[str], bool]:
+        return columns_in(self), True
 
 
 @dataclass(frozen=True)
@@ -62,40 +104,16 @@ class Limit(Step):
 
 
 @dataclass(frozen=True)
-class Keep(Step):
-    patterns: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Drop(Step):
-    patterns: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Rename(Step):
-    pairs: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class Dissect(Step):
-    input: Expr
-    pattern: str
-    append_separator: str = ""
-
-
-@dataclass(frozen=True)
-class Grok(Step):
-    input: Expr
-    patterns: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class MvExpand(Step):
     column: str
+    keeps_rows: ClassVar[bool] = True
+
+    def observes(self, names: list[str]) -> tuple[set[str], bool]:
+        return {self.column}, False
 
 
 @dataclass(frozen=True)
 class Plan:
-    steps: tuple[Step, ...]
+    steps: tuple[Step, ...]  # the source, then the steps over its rows
     text: str = ""
     warnings: tuple[str, ...] = ()  # found while parsing, reported with the result

@@ -11,8 +11,11 @@ from ...store.dates import format_millis, format_nanos
 from ..control import Control
 from ..execute import Result, run_plan
 from ..options import QueryOptions
-from ..plan import Plan, Source
+from ..plan import Limit, Plan, Source
+from .dialect import ESQL
 from .parser import parse
+
+DEFAULT_LIMIT = 1000
 
 __all__ = ["EsqlJob", "Result", "interrupted_frame", "render_value"]
 
@@ -44,11 +47,20 @@ class EsqlJob:
         return {**self.__dict__, "catalog": self.catalog.subset(patterns)}
 
     def run(self, conn: sqlite3.Connection, control: Control) -> Result:
-        return run_plan(self.plan, self.catalog, conn, control, self.source_filter, self.options)
+        return run_plan(with_default_limit(self.plan), self.catalog, conn, control, ESQL, self.source_filter,
+                        self.options)
 
     def frame(self, result: Result, took_ms: int) -> dict[str, Any]:
         return {"names": result.names, "types": result.types, "warnings": list(result.warnings.messages),
                 "documents_found": result.documents_found, "is_partial": result.is_partial, "took": took_ms}
+
+
+def with_default_limit(plan: Plan) -> Plan:
+    """ES|QL returns at most DEFAULT_LIMIT rows of a query without a LIMIT, and says so first."""
+    if any(isinstance(step, Limit) for step in plan.steps):
+        return plan
+    return Plan((*plan.steps, Limit(DEFAULT_LIMIT)), plan.text,
+                (f"No limit defined, adding default limit of [{DEFAULT_LIMIT}]", *plan.warnings))
 
 
 def interrupted_frame() -> dict[str, Any]:

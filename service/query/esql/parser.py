@@ -13,6 +13,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from ...errors import ServiceError
 from .. import plan as p
+from . import plan as ep
 from .. import types as T
 from ..expr import Binary, Call, Cast, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src, Star
 from ..numeric import span_amount_problem
@@ -102,11 +103,11 @@ class _ToPlan(Transformer):
         token = children[0]
         return unquote_string(token) if token.type == "STRING" else str(token)
 
-    def row_command(self, children: list[Any]) -> p.Row:
-        return p.Row(_pairs(children[1]))
+    def row_command(self, children: list[Any]) -> ep.Row:
+        return ep.Row(_pairs(children[1]))
 
-    def show_command(self, children: list[Any]) -> p.ShowInfo:
-        return p.ShowInfo()
+    def show_command(self, children: list[Any]) -> ep.ShowInfo:
+        return ep.ShowInfo()
 
     @v_args(meta=True)
     def where_command(self, meta: Any, children: list[Any]) -> p.Filter:
@@ -175,14 +176,14 @@ class _ToPlan(Transformer):
         raise ParsingError(f"line {src.line}:{src.col}: value of [{src.text}] must be a non negative integer, found "
                            f"value [{text}] type [{amount.type}]")
 
-    def keep_command(self, children: list[Any]) -> p.Keep:
-        return p.Keep(tuple(children[1:]))
+    def keep_command(self, children: list[Any]) -> ep.Keep:
+        return ep.Keep(tuple(children[1:]))
 
-    def drop_command(self, children: list[Any]) -> p.Drop:
-        return p.Drop(tuple(children[1:]))
+    def drop_command(self, children: list[Any]) -> ep.Drop:
+        return ep.Drop(tuple(children[1:]))
 
-    def rename_command(self, children: list[Any]) -> p.Rename:
-        return p.Rename(tuple(children[1:]))
+    def rename_command(self, children: list[Any]) -> ep.Rename:
+        return ep.Rename(tuple(children[1:]))
 
     def rename_as(self, children: list[Any]) -> tuple[str, str]:
         return children[0], children[2]
@@ -191,17 +192,17 @@ class _ToPlan(Transformer):
         return children[1], children[0]
 
     @v_args(meta=True)
-    def dissect_command(self, meta: Any, children: list[Any]) -> p.Dissect:
+    def dissect_command(self, meta: Any, children: list[Any]) -> ep.Dissect:
         separator = ""
         if len(children) > 3:
             if children[3].lower() != "append_separator":
                 raise ParsingError(f"line {meta.line}:{meta.column}: Invalid option for dissect: [{children[3]}]")
             separator = unquote_string(children[4])
-        return p.Dissect(children[1], unquote_string(children[2]), separator, src=self._src(meta))
+        return ep.Dissect(children[1], unquote_string(children[2]), separator, src=self._src(meta))
 
     @v_args(meta=True)
-    def grok_command(self, meta: Any, children: list[Any]) -> p.Grok:
-        return p.Grok(children[1], tuple(unquote_string(s) for s in children[2:]), src=self._src(meta))
+    def grok_command(self, meta: Any, children: list[Any]) -> ep.Grok:
+        return ep.Grok(children[1], tuple(unquote_string(s) for s in children[2:]), src=self._src(meta))
 
     def mv_expand_command(self, children: list[Any]) -> p.MvExpand:
         return p.MvExpand(children[1].name)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ...errors import ServiceError
-from ...store.dates import DAY_MS, civil_from_days, date_parser, days_from_civil, format_millis
-from ..evaluate import EvalError, Fn, Scope
-from ..expr import Call, Expr
-from ..spans import ZERO_INTERVAL, date_trunc
+from ....errors import ServiceError
+from ....store.dates import DAY_MS, civil_from_days, date_parser, days_from_civil, format_millis
+from ...evaluate import EvalError, Fn, Scope
+from ...expr import Call, Expr
+from ...spans import ZERO_INTERVAL, date_trunc
 from ._base import _arity, _require, _single, register
 from .strings import STRING
 
@@ -104,7 +104,7 @@ def _now(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tuple[Fn
 
 def check_interval(expr: Expr, scope: Scope) -> None:
     """A constant time span must be positive: ES refuses any other while planning (400)."""
-    from ..evaluate import fold
+    from ...evaluate import fold
     constant, span = fold(expr, scope)
     if constant and isinstance(span, tuple) and span[0] <= 0:
         raise ServiceError(ZERO_INTERVAL, status=400, type="illegal_argument_exception")

@@ -6,11 +6,11 @@ import math
 import re
 from typing import Any, Callable
 
-from ...store.dates import date_parser, format_millis
-from .. import numeric, signatures
-from .. import types as T
-from ..evaluate import EvalError, Fn, Scope, compile_expr, verify_fail
-from ..expr import Call, Literal
+from ....store.dates import date_parser, format_millis
+from ... import numeric, signatures
+from ... import types as T
+from ...evaluate import EvalError, Fn, Scope, compile_expr, verify_fail
+from ...expr import Call, Literal
 from ._base import ConversionError, _arity, _nf, register
 
 
@@ -104,7 +104,7 @@ def _to_date_value(v: Any, kind: str) -> int:
 
 
 def _to_ip_value(v: Any, kind: str) -> str:
-    from ...store.mapping import ValueConversionError, _ip
+    from ....store.mapping import ValueConversionError, _ip
     try:
         return _ip(v)
     except ValueConversionError:

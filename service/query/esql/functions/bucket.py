@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from ...errors import ServiceError
-from ...store.dates import DAY_MS, civil_from_days
-from .. import numeric
-from .. import types as T
-from ..evaluate import EvalError, Fn, MV_WARNING, Scope, verify_fail
-from ..expr import Call
-from ..spans import SPAN_MS, date_trunc
+from ....errors import ServiceError
+from ....store.dates import DAY_MS, civil_from_days
+from ... import numeric
+from ... import types as T
+from ...evaluate import EvalError, Fn, MV_WARNING, Scope, verify_fail
+from ...expr import Call
+from ...spans import SPAN_MS, date_trunc
 from ._base import NUMERIC, _require, _single, register
 from .conversion import _java_double, _to_date_value
 from .dates import DATES, check_interval
@@ -85,7 +85,7 @@ def _bucket_number(step: float) -> Callable[[Any], float]:
 
 
 def _constant_arg(expr: Call, i: int, scope: Scope) -> Any:
-    from ..evaluate import fold
+    from ...evaluate import fold
     constant, value = fold(expr.args[i], scope)
     if not constant or value is None:
         raise verify_fail(expr.args[i].src, f"{['first', 'second', 'third', 'fourth'][i]} argument of "

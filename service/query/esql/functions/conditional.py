@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import types as T
-from ..evaluate import Fn, MV_WARNING, Scope, sort_key, verify_fail
-from ..expr import Binary, Call, Literal
+from ... import types as T
+from ...evaluate import Fn, MV_WARNING, Scope, sort_key, verify_fail
+from ...expr import Binary, Call, Literal
 from ._base import register
 
 

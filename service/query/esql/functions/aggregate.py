@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import signatures
-from ..evaluate import Scope, compile_expr, verify_fail
-from ..expr import Call, Column, Literal
+from ... import signatures
+from ...evaluate import Scope, compile_expr, verify_fail
+from ...expr import Call, Column, Literal
 from ._base import _require
 from .strings import STRING
 
@@ -37,7 +37,7 @@ def aggregate_constants(name: str, call: Call, scope: Scope) -> list[Any]:
 
 
 def _aggregate_constant(call: Call, i: int, scope: Scope, allowed: tuple[str, ...], what: str) -> Any:
-    from ..evaluate import fold, walk
+    from ...evaluate import fold, walk
     arg, ordinal = call.args[i], ["first", "second", "third", "fourth"][i]
     _, kind = compile_expr(arg, scope)
     # ES checks these while verifying, before it propagates constants: a column is never one

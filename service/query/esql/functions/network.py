@@ -5,9 +5,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from ...errors import ServiceError
-from ..evaluate import EvalError, Fn, MV_WARNING, Scope
-from ..expr import Call
+from ....errors import ServiceError
+from ...evaluate import EvalError, Fn, MV_WARNING, Scope
+from ...expr import Call
 from ._base import _arity, _single, register
 
 

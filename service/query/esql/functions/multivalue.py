@@ -6,10 +6,10 @@ import itertools
 import math
 from typing import Any, Callable
 
-from .. import numeric
-from .. import types as T
-from ..evaluate import EvalError, Fn, MV_WARNING, Scope, _checked, sort_key
-from ..expr import Call
+from ... import numeric
+from ... import types as T
+from ...evaluate import EvalError, Fn, MV_WARNING, Scope, _checked, sort_key
+from ...expr import Call
 from ._base import REGISTRY, _arity, register
 from .conditional import _common_type
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..evaluate import EvalError
+from ...evaluate import EvalError
 from .strings import _string_fn
 
 

@@ -9,10 +9,10 @@ from typing import Any, Callable, Iterator
 import re2
 import regex
 
-from ...errors import ServiceError
-from .. import types as T
-from ..evaluate import EvalError, Fn, Scope, guarded
-from ..expr import Call
+from ....errors import ServiceError
+from ... import types as T
+from ...evaluate import EvalError, Fn, Scope, guarded
+from ...expr import Call
 from ._base import REGISTRY, _arity, _require, _single, register
 
 
@@ -92,7 +92,7 @@ def _space_fn(expr: Call, kinds: list[str], args: list[Fn], scope: Scope) -> tup
     ES's evaluator factory does; a computed one gives null and a warning per row."""
     _arity(expr, 1)
     _require(expr, 0, kinds[0], _INTS, "integer")
-    from ..evaluate import fold
+    from ...evaluate import fold
     constant, value = fold(expr.args[0], scope)
     if constant and isinstance(value, int) and _space_check(value):
         raise ServiceError(_space_check(value), status=400, type="illegal_argument_exception")

@@ -5,12 +5,12 @@ Split by family into sibling modules; each adds its functions to the one registr
 
 from __future__ import annotations
 
-from .. import signatures
-from ..evaluate import Fn, Scope, compile_expr, verify_fail
-from ..expr import Call
+from ... import signatures
+from ...evaluate import Fn, Scope, compile_expr, verify_fail
+from ...expr import Call
 from . import bucket, conditional, dates, hashing, maths, multivalue, network, strings  # noqa: F401  (they register)
-from ._base import AGGREGATES, ALIASES, CAST_FUNCTIONS, REGISTRY  # noqa: F401  (CAST_FUNCTIONS: for evaluate)
-from .aggregate import aggregate_constants  # noqa: F401  (for execute)
+from ._base import AGGREGATES, ALIASES, CAST_FUNCTIONS, REGISTRY  # noqa: F401  (CAST_FUNCTIONS: for the dialect)
+from .aggregate import aggregate_constants  # noqa: F401  (for the dialect)
 from .conversion import CONVERTERS, _converter
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from .. import numeric
-from .. import types as T
-from ..evaluate import EvalError, Fn, Scope, _checked, sort_key
-from ..expr import Call
+from ... import numeric
+from ... import types as T
+from ...evaluate import EvalError, Fn, Scope, _checked, sort_key
+from ...expr import Call
 from ._base import NUMERIC, REGISTRY, _arity, _require, _single, register
 from .conditional import _common_type, _widen_value
 from .dates import DATES

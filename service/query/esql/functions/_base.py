@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .. import signatures
-from .. import types as T
-from ..evaluate import EvalError, Fn, Scope, guarded
-from ..expr import Call
+from ... import signatures
+from ... import types as T
+from ...evaluate import EvalError, Fn, Scope, guarded
+from ...expr import Call
 
 
 AGGREGATES = {"COUNT", "COUNT_DISTINCT", "SUM", "AVG", "MIN", "MAX", "MEDIAN", "PERCENTILE", "STD_DEV", "VARIANCE",

@@ -1,0 +1,48 @@
+"""A language's rules, handed to the shared expression compiler and executor.
+
+The compiler (``evaluate.py``) and the executor (``execute.py``) know no language: what a
+function name means, how a literal compared with a typed column is cast, what a
+single-value operation does with a null or a multi-value, how unknown indices are
+reported and which steps only one language has, they ask the query's dialect.
+ES|QL's is ``esql.dialect.ESQL``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+if TYPE_CHECKING:
+    from ..store.catalog import Catalog, Index
+    from .aggregates import Meter
+    from .evaluate import Fn, Scope, Warnings
+    from .expr import Call, Expr, Src
+    from .plan import Source, Step
+
+    Compiled = tuple[Fn, str]
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    # A function call (a cast is a call of the dialect's conversion function for that type).
+    call: Callable[[Call, Scope], Compiled]
+    cast: Callable[[Expr, str, Scope], Compiled]
+    # An operand compared with (or listed in IN against) a value of ``kind``: the compiled,
+    # implicitly cast operand, or None to compare it as it is.
+    coerce: Callable[[Expr, str, Scope], Compiled | None]
+    # A single-value operation over ``args``: what null, a multi-value and an evaluation
+    # error give (ES|QL: null; a multi-value or error also records a warning).
+    single: Callable[[Callable[..., Any], Src, Warnings, list[Fn]], Fn]
+    # The warning of a multi-value met by a boolean operator or IN, which then sees null.
+    multi_value_warning: str
+    is_aggregate: Callable[[str], bool]
+    # One aggregate call of an Aggregate step: (the value it reads, a second input or None,
+    # the accumulator factory, the result type); see esql.dialect.aggregate.
+    aggregate: Callable[[Call, Scope, Meter], tuple[Fn | None, Fn | None, Callable[[], Any], str]]
+    # The indices a Source names, with the language's errors for names that match nothing.
+    indices: Callable[[Catalog, Source], list[Index]]
+    # Steps only this language has, and how each runs (see execute.Operator).
+    steps: Mapping[type[Step], Callable[..., Any]] = field(default_factory=dict)
+    # Source steps only this language has (``ROW``, ``SHOW INFO``), see execute.SourceRunner.
+    sources: Mapping[type[Step], Callable[..., Any]] = field(default_factory=dict)
