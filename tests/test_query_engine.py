@@ -59,3 +59,53 @@ async def test_append_marks_a_column_of_two_types_unsupported(es, server) -> Non
     as_text = (p.Source(("auth",)), p.Eval((("bytes", Literal("big", "keyword")),)))
     names, types, rows = _run(server, (p.Combine(((p.Source(("web",)),), as_text), append), p.Limit(1)))
     assert types[names.index("bytes")] == "unsupported" and rows[0][names.index("bytes")] is None
+
+
+async def _load_events(es: AsyncElasticsearch) -> None:
+    mappings = {"properties": {"@timestamp": {"type": "date"}, "seq": {"type": "long"}, "kind": {"type": "keyword"}}}
+    for index in ("ev1", "ev2"):
+        await es.indices.create(index=index, mappings=mappings)
+    # (index, time, tiebreaker, kind): written out of time order, ties on time across indices
+    events = [("ev1", 30, 1, "x"), ("ev1", 10, 2, "y"), ("ev2", 20, 1, "x"), ("ev2", 10, 1, "x"),
+              ("ev1", 20, None, "y"), ("ev2", 40, 5, "y"), ("ev1", 10, 2, "x")]
+    ops: list[dict[str, Any]] = []
+    for i, (index, ts, seq, kind) in enumerate(events):
+        doc = {"@timestamp": ts, "kind": kind, **({"seq": seq} if seq is not None else {})}
+        ops += [{"index": {"_index": index, "_id": f"e{i}"}}, doc]
+    ops += [{"index": {"_index": "ev1", "_id": "no-time"}}, {"kind": "x"}]
+    await es.bulk(operations=ops, refresh=True)
+
+
+def _ids(server: Any, source: p.Source, slice_rows: int = 2) -> list[str]:
+    settings = server.app[keys.SETTINGS]
+    with sqlite3.connect(settings.db_path) as conn:
+        control = Control(slice_rows=slice_rows, adaptive=False)
+        result = run_plan(p.Plan((source,)), server.app[keys.CATALOG], conn, control, ESQL)
+        names = result.names
+        return [row[names.index("_id")] for row in result.rows]
+
+
+async def test_time_ordered_scan_merges_indices_by_time_tiebreaker_then_insertion(es, server) -> None:
+    await _load_events(es)
+    order = p.ScanOrder("@timestamp", tiebreaker="seq")
+    source = p.Source(("ev*",), ("_id",), order=order)
+    # t=10: e3 (seq 1), then seq 2: e1 before e6 (same index, insertion order); t=20: seq 1, then null
+    assert _ids(server, source) == ["e3", "e1", "e6", "e2", "e4", "e0", "e5"]
+    descending = p.Source(("ev*",), ("_id",), order=p.ScanOrder("@timestamp", descending=True, tiebreaker="seq"))
+    assert _ids(server, descending) == ["e5", "e0", "e2", "e4", "e6", "e1", "e3"]
+
+
+async def test_source_time_range_predicate_and_whole_documents(es, server) -> None:
+    await _load_events(es)
+    source = p.Source(("ev*",), ("_id",), with_source=True, order=p.ScanOrder("@timestamp"),
+                      predicate=Binary("==", Column("kind"), Literal("x", "keyword")),
+                      time_range=p.TimeRange("@timestamp", gte=10, lt=30))
+    settings = server.app[keys.SETTINGS]
+    with sqlite3.connect(settings.db_path) as conn:
+        result = run_plan(p.Plan((source,)), server.app[keys.CATALOG], conn, Control(), ESQL)
+        rows = list(result.rows)
+    assert result.names[-2:] == ["_id", "_source"] and result.types[-1] == "_source"
+    # no tiebreaker: equal times go by index (ev1 before ev2)
+    assert [(r[-2], r[-1]) for r in rows] == [("e6", {"@timestamp": 10, "kind": "x", "seq": 2}),
+                                              ("e3", {"@timestamp": 10, "kind": "x", "seq": 1}),
+                                              ("e2", {"@timestamp": 20, "kind": "x", "seq": 1})]

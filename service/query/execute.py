@@ -13,6 +13,7 @@ after ``FROM`` runs as SQLite GROUP BYs per slice when no grouping field holds a
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import sqlite3
 from dataclasses import dataclass, field, fields, replace
@@ -147,36 +148,139 @@ def rowid_slices(control: Control, top: int, scale: int = 1) -> Iterator[tuple[i
         last = end
 
 
+@dataclass
+class _Reader:
+    """How one index's rows are selected and turned into the query's rows: which columns
+    are read (``read``; the others are null), the metadata after them, the time range."""
+
+    names: list[str]
+    types: list[str]
+    metadata: tuple[str, ...]
+    with_source: bool
+    read: set[str] | None
+    time_range: p.TimeRange | None
+
+    def __post_init__(self) -> None:
+        self.wanted = [i for i, n in enumerate(self.names)
+                       if (self.read is None or n in self.read) and self.types[i] != "unsupported"]
+        self.decoders = [(i, _decoder(self.types[i])) for i in self.wanted]
+        self.blank = [None] * len(self.names)
+        self.tail = len(self.wanted) + 1  # metadata columns follow rowid and the wanted ones
+
+    def select(self, index: Index, *extra: str) -> tuple[str, list[Any]]:
+        """``SELECT rowid, <columns>, <metadata>[, <extra>] FROM <table> WHERE <time range>``
+        (the caller appends its own conditions with AND), its leading and trailing parameters."""
+        exprs = [quote(index.columns[self.names[i]]) if self.names[i] in index.columns else "NULL"
+                 for i in self.wanted]
+        meta = [{"_id": "_id", "_version": "_version", "_index": "?"}[m] for m in self.metadata]
+        meta += ["_source"] if self.with_source else []
+        lead = [index.name] if "_index" in self.metadata else []
+        where, args = ["1"], []
+        if self.time_range is not None:
+            column = index.columns.get(self.time_range.field)
+            if column is None:
+                where = ["0"]
+            else:
+                for op, bound in ((">=", self.time_range.gte), ("<", self.time_range.lt)):
+                    if bound is not None:
+                        where.append(f"{quote(column)} {op} ?")
+                        args.append(bound)
+        sql = f"SELECT {', '.join(['rowid', *exprs, *meta, *extra])} FROM {quote(index.table)} WHERE {' AND '.join(where)}"
+        return sql, lead + args
+
+    def row(self, raw: tuple[Any, ...], end: int | None = None) -> list[Any]:
+        row = self.blank.copy()
+        for j, (i, decode) in enumerate(self.decoders, 1):
+            row[i] = decode(raw[j])
+        row += raw[self.tail:end]
+        if self.with_source:
+            row[-1] = orjson.loads(row[-1])
+        return row
+
+
 def scan(conn: sqlite3.Connection, indices: list[Index], names: list[str], types: list[str],
-         metadata: tuple[str, ...], control: Control, read: set[str] | None = None) -> Iterator[list[Any]]:
+         metadata: tuple[str, ...], control: Control, read: set[str] | None = None, *, with_source: bool = False,
+         time_range: p.TimeRange | None = None) -> Iterator[list[Any]]:
     """Every document of ``indices`` as a row, read in rowid slices; between slices the
     control may end the scan (stop) or abort it (cancel). Only the columns in ``read``
     (all when None) are read and decoded; the others are null."""
-    width = len(names)
-    wanted = [i for i, n in enumerate(names) if (read is None or n in read) and types[i] != "unsupported"]
-    decoders = [(i, _decoder(types[i])) for i in wanted]
-    blank = [None] * width
-    tail = len(wanted) + 1  # metadata columns follow rowid and the wanted ones
+    reader = _Reader(names, types, metadata, with_source, read, time_range)
     bounds = [_bounds(conn, index) for index in indices]
     control.rows_total = sum(count for count, _ in bounds)
     control.phase = "running"
     for index, (_, top) in zip(indices, bounds):
-        exprs = [quote(index.columns[names[i]]) if names[i] in index.columns else "NULL" for i in wanted]
-        meta = [{"_id": "_id", "_version": "_version", "_index": "?"}[m] for m in metadata]
-        sql = (f"SELECT {', '.join(['rowid', *exprs, *meta])} FROM {quote(index.table)} "
-               f"WHERE rowid > ? AND rowid <= ? ORDER BY rowid")
-        extra = [index.name] if "_index" in metadata else []
+        select, lead = reader.select(index)
+        sql = f"{select} AND rowid > ? AND rowid <= ? ORDER BY rowid"
         for after, upto in rowid_slices(control, top):
-            batch = conn.execute(sql, [*extra, after, upto]).fetchall()
+            batch = conn.execute(sql, [*lead, after, upto]).fetchall()
             control.scanned(len(batch))
             for raw in batch:
-                row = blank.copy()
-                for j, (i, decode) in enumerate(decoders, 1):
-                    row[i] = decode(raw[j])
-                row += raw[tail:]
-                yield row
+                yield reader.row(raw)
         if control.cut_short:
             return
+
+
+def ordered_scan(conn: sqlite3.Connection, indices: list[Index], names: list[str], types: list[str],
+                 metadata: tuple[str, ...], control: Control, order: p.ScanOrder, read: set[str] | None = None, *,
+                 with_source: bool = False, time_range: p.TimeRange | None = None) -> Iterator[list[Any]]:
+    """The documents of ``indices`` in ``order``: each index is read in pages along the
+    order field's index (keyset pagination on the field and the rowid), and the indices'
+    streams are merged. Between pages the control may stop or cancel the scan."""
+    reader = _Reader(names, types, metadata, with_source, read, time_range)
+    control.rows_total = sum(_bounds(conn, index)[0] for index in indices)
+    control.phase = "running"
+    sign = -1 if order.descending else 1
+
+    def pages(position: int, index: Index) -> Iterator[list[Any]]:
+        column = index.columns.get(order.field)
+        if column is None:
+            return
+        tie = index.columns.get(order.tiebreaker) if order.tiebreaker else None
+        key_sql = quote(column)
+        select, lead = reader.select(index, key_sql, quote(tie) if tie else "NULL")
+        direction = "DESC" if order.descending else "ASC"
+        compare = "<" if order.descending else ">"
+        head = f"{select} AND typeof({key_sql}) = 'integer'"
+        tail = f"ORDER BY {key_sql} {direction}, rowid {direction} LIMIT ?"
+        first, after = f"{head} {tail}", f"{head} AND ({key_sql}, rowid) {compare} (?, ?) {tail}"
+        last: tuple[int, int] | None = None
+        while True:
+            if not control.proceed():
+                control.cut_short = True
+                return
+            sql, args = (first, lead) if last is None else (after, [*lead, *last])
+            batch = conn.execute(sql, [*args, control.slice_rows]).fetchall()
+            control.scanned(len(batch))
+            for raw in batch:
+                key, tiebreak = raw[-2], raw[-1]
+                # the merge key: the order field, the tiebreaker (nulls last), the index, the rowid
+                yield [(sign * key, tiebreak is None, _Directed(tiebreak, sign), position, sign * raw[0]),
+                       reader.row(raw, -2)]
+            if len(batch) < control.slice_rows:
+                return
+            last = (batch[-1][-2], batch[-1][0])
+
+    streams = [pages(position, index) for position, index in enumerate(indices)]
+    for _, row in heapq.merge(*streams, key=lambda pair: pair[0]):
+        yield row
+
+
+class _Directed:
+    """A tiebreaker value that sorts the scan's way (descending scans reverse it); nulls are
+    handled beside it, so it never compares None."""
+
+    __slots__ = ("value", "sign")
+
+    def __init__(self, value: Any, sign: int) -> None:
+        self.value, self.sign = value, sign
+
+    def __lt__(self, other: _Directed) -> bool:
+        if self.value is None or other.value is None:
+            return False
+        return self.value < other.value if self.sign > 0 else other.value < self.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Directed) and self.value == other.value
 
 
 def observed_columns(steps: list[p.Step], names: list[str]) -> set[str] | None:
@@ -492,15 +596,21 @@ def run_source(step: p.Source, rest: list[p.Step], ctx: Context) -> tuple[Relati
     for m in step.metadata:
         if m not in METADATA:
             raise verify_fail(Src(1, 1, ""), f"unsupported metadata field [{m}]")
-    pushed = None if ctx.source_filter is not None or not ctx.options.pushdown else \
+    plain = step.order is None and step.time_range is None and not step.with_source
+    pushed = None if ctx.source_filter is not None or not ctx.options.pushdown or not plain else \
         _try_pushdown(rest, indices, names, types, ctx.conn, step, ctx.control)
     if pushed is not None:
         return pushed, 1
     read = None if ctx.source_filter is not None else observed_columns(rest, names)
-    rows: Iterable[list[Any]] = scan(ctx.conn, indices, names, types, step.metadata, ctx.control, read)
+    options = {"with_source": step.with_source, "time_range": step.time_range}
+    rows: Iterable[list[Any]] = \
+        scan(ctx.conn, indices, names, types, step.metadata, ctx.control, read, **options) if step.order is None else \
+        ordered_scan(ctx.conn, indices, names, types, step.metadata, ctx.control, step.order, read, **options)
     if ctx.source_filter is not None:
         rows = filter(compile_filter(ctx.source_filter, names, types), rows)
-    return Relation(names + list(step.metadata), types + [METADATA[m] for m in step.metadata], rows), 0
+    out_names = names + list(step.metadata) + (["_source"] if step.with_source else [])
+    out_types = types + [METADATA[m] for m in step.metadata] + (["_source"] if step.with_source else [])
+    return Relation(out_names, out_types, rows), 0
 
 
 def run_combine(step: p.Combine, rest: list[p.Step], ctx: Context) -> tuple[Relation, int]:
@@ -538,6 +648,9 @@ def append(inputs: list[Relation], ctx: Context) -> Relation:
 
 def run_pipeline(steps: list[p.Step], ctx: Context) -> Relation:
     """The rows of a source step and the steps after it."""
+    source = steps[0]
+    if isinstance(source, p.Source) and source.predicate is not None:
+        steps = [source, p.Filter(source.predicate, src=source.predicate.src), *steps[1:]]
     steps = merge_filters(push_filters_below_sorts(steps))
     source, rest = steps[0], steps[1:]
     runner = SOURCES.get(type(source)) or ctx.dialect.sources.get(type(source))

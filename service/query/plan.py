@@ -44,12 +44,39 @@ class Step:
 
 
 @dataclass(frozen=True)
+class ScanOrder:
+    """Read documents by ``field`` (the time field: EQL reads events in time order), then by
+    ``tiebreaker`` (nulls last), then in insertion order. Documents without a single
+    value of ``field`` are not read."""
+
+    field: str
+    descending: bool = False
+    tiebreaker: str | None = None
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """Only documents whose ``field`` lies in ``[gte, lt)`` (epoch milliseconds; None: open)."""
+
+    field: str
+    gte: int | None = None
+    lt: int | None = None
+
+
+@dataclass(frozen=True)
 class Source(Step):
-    """The documents of ``indices`` (names or patterns) with the ``metadata`` columns
-    (``_id``, ``_index``, ``_version``) after the fields."""
+    """The documents of ``indices`` (names or patterns): a row per document with every
+    mapped field, then the ``metadata`` columns (``_id``, ``_index``, ``_version``), then
+    with ``with_source`` the document as stored (a ``_source`` column). ``predicate`` is a
+    condition the language puts on the documents themselves (EQL's event category, SML's
+    search terms): it runs as a Filter right after the source, where pushdown can take it."""
 
     indices: tuple[str, ...]
     metadata: tuple[str, ...] = ()
+    with_source: bool = False
+    order: ScanOrder | None = None  # None: insertion (rowid) order, read in rowid slices
+    predicate: Expr | None = None
+    time_range: TimeRange | None = None
 
 
 class Combiner(Protocol):
