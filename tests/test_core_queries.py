@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator
 import pytest
 
 from count_language import CountJob
+from service.app import LANGUAGES
 from service.core.languages import Language, Languages
 from service.core.queries import (
     DEFAULT_KEEP_ALIVE_MS, FOREVER_S, MAX_KEEP_ALIVE_MS, GetOptions, Queries, SubmitOptions, replayable,
@@ -29,7 +30,10 @@ HEADERS = {"X-Opaque-Id": "trace-7"}
 async def queries(tmp_path: Path) -> AsyncIterator[Queries]:
     db = tmp_path / "events.db"
     sqlite3.connect(db).close()
-    runner = Runner(db, max_running=1, languages=Languages.of([Language("count", "count_language")]))
+    # The app's languages too: the workers' forkserver is one per process and keeps the
+    # preloads of whoever starts it, and later tests time queries on workers with ES|QL loaded.
+    languages = Languages.of([*LANGUAGES.entries, Language("count", "count_language")])
+    runner = Runner(db, max_running=1, languages=languages)
     yield Queries(TaskManager("n1"), runner)
     await runner.close()
 

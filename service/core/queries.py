@@ -14,7 +14,8 @@ import contextlib
 import pickle
 import tempfile
 from dataclasses import dataclass, field
-from typing import IO, Any, AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import IO, Any, AsyncIterator, Awaitable, Callable, Mapping
 
 import structlog
 
@@ -116,13 +117,50 @@ def in_batches(rows: list[list[Any]]) -> Batches:
     return batches
 
 
+class _Handoff:
+    """Hands a query's frame and row batches from the sink's thread to the event loop, at
+    most ``_HANDOFF_BATCHES`` in flight: a consumer that falls behind holds the worker back."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(_HANDOFF_BATCHES)
+        self.abandoned = False
+
+    def sink(self, stream: Stream) -> dict[str, Any]:
+        """The runner's sink (on its thread): the first frame, the batches, then the end; the
+        final frame is its value."""
+        try:
+            self._put(stream.frame)
+            for batch in stream.batches:
+                if self.abandoned:
+                    break
+                self._put(batch)
+            return stream.frame
+        finally:
+            self._put(_END)
+
+    def _put(self, item: Any) -> None:
+        if not self.abandoned:
+            asyncio.run_coroutine_threadsafe(self.queue.put(item), self.loop).result()
+
+    async def get(self) -> Any:
+        return await self.queue.get()
+
+    def abandon(self) -> None:
+        """The consumer reads no more: a sink waiting to hand a batch over is freed, and
+        hands over nothing from now on (the runner then drains the worker)."""
+        self.abandoned = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+
 class StreamedRows:
     """A running query's rows, batch by batch as the worker sends them: one pass only
     (``replayable`` gives more). Exhausting them waits for the query's end, so its error, if
     any, is raised here and its frame is then final."""
 
-    def __init__(self, queue: asyncio.Queue[Any], finish: Callable[[], Any], spool_dir: str | None) -> None:
-        self._queue = queue
+    def __init__(self, handoff: _Handoff, finish: Callable[[], Awaitable[None]], spool_dir: Path) -> None:
+        self._handoff = handoff
         self._finish = finish
         self._spool_dir = spool_dir
         self._read = False
@@ -132,7 +170,7 @@ class StreamedRows:
         if self._read:
             raise RuntimeError("streamed rows are read once")
         self._read = True
-        while (batch := await self._queue.get()) is not _END:
+        while (batch := await self._handoff.get()) is not _END:
             yield batch
         await self._finish()
 
@@ -151,6 +189,10 @@ class StreamedRows:
                 await asyncio.to_thread(pickle.dump, batch, self.spool, pickle.HIGHEST_PROTOCOL)
                 yield batch
         return batches
+
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
 
 
 def _unspooled(spool: IO[bytes]) -> list[list[Any]] | None:
@@ -218,59 +260,37 @@ class Queries:
         read to their end cancels the query."""
         task = self.tasks.register(job.action, job.description, headers)
         structlog.contextvars.bind_contextvars(task_id=task.task_id)
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue(_HANDOFF_BATCHES)
-        abandoned = False
-
-        def put(item: Any) -> None:  # on the sink's thread: waits while the consumer is behind
-            if not abandoned:
-                asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
-
-        def sink(stream: Stream) -> dict[str, Any]:
-            try:
-                put(stream.frame)
-                for batch in stream.batches:
-                    if abandoned:
-                        break
-                    put(batch)
-                return stream.frame
-            finally:
-                put(_END)
+        handoff = _Handoff()
 
         async def execute() -> tuple[dict[str, Any], int]:
             try:
                 async with cancelled_when(gone, task):
-                    return await self.compute(job, task, sink)
+                    return await self.compute(job, task, handoff.sink)
             finally:
                 self.tasks.unregister(task)
-
-        frame: dict[str, Any] = {}
 
         async def finish() -> None:
             final, took = await running
             frame.update(final, took=took)
 
         running = asyncio.create_task(execute(), name=f"query-{task.task_id}")
-        rows = StreamedRows(queue, finish, str(self.runner.db_path.parent))
+        rows = StreamedRows(handoff, finish, self.runner.db_path.parent)
         try:
-            frame.update(await _first(queue, running))
+            frame = await _first(handoff, running)
             yield Streamed(frame, rows)
         finally:
             if not running.done():  # the caller left early, or was cancelled: so is the query
-                abandoned = True
-                while not queue.empty():  # frees a sink waiting to hand a batch over
-                    queue.get_nowait()
+                handoff.abandon()
                 running.cancel()
             await asyncio.wait([running])  # a second cancel of the caller leaves it to end alone
             if not running.cancelled():
                 running.exception()  # raised to the caller already (or moot): retrieved
-            if rows.spool is not None:
-                rows.spool.close()
+            rows.close()
 
 
-async def _first(queue: asyncio.Queue[Any], running: asyncio.Task[Any]) -> dict[str, Any]:
+async def _first(handoff: _Handoff, running: asyncio.Task[Any]) -> dict[str, Any]:
     """The query's first frame, or its error if it ends without sending one."""
-    getter = asyncio.ensure_future(queue.get())
+    getter = asyncio.ensure_future(handoff.get())
     try:
         await asyncio.wait((getter, running), return_when=asyncio.FIRST_COMPLETED)
     finally:
