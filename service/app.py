@@ -11,6 +11,7 @@ from aiohttp import web
 
 from . import keys
 from .core.languages import Language, Languages
+from .core.queries import Queries
 from .core.runner import Runner
 from .core.searches import AsyncSearches
 from .core.tasks import TaskManager
@@ -88,7 +89,8 @@ async def _load(app: web.Application, db: Database) -> None:
     runner = app[keys.RUNNER] = Runner(db.path, settings.max_running_queries, settings.max_queued_queries,
                                        settings.query_memory_limit, LANGUAGES)
     runner.pool.warm_up()
-    app[keys.SEARCHES] = AsyncSearches(store, runner, manager)
+    queries = app[keys.QUERIES] = Queries(manager, runner)
+    app[keys.SEARCHES] = AsyncSearches(store, queries)
 
 
 async def _drain(app: web.Application) -> None:

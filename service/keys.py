@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .core.queries import Queries
 from .core.runner import Runner
 from .core.searches import AsyncSearches
 from .core.tasks import TaskManager
@@ -20,4 +21,5 @@ DOCUMENTS = web.AppKey("documents", DocumentStore)
 NODE = web.AppKey("node", Node)
 TASKS = web.AppKey("tasks", TaskManager)
 RUNNER = web.AppKey("runner", Runner)
+QUERIES = web.AppKey("queries", Queries)
 SEARCHES = web.AppKey("searches", AsyncSearches)

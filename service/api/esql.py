@@ -5,30 +5,25 @@ from __future__ import annotations
 import asyncio
 from typing import Any, AsyncIterator
 
-import structlog
 from aiohttp import web
 
 from .. import keys
 from ..errors import BadRequest, ValidationError, XContentParseError
 from ..node import ES_VERSION
-from ..core.searches import Answer, Batches, in_batches
-from ..params import parse_bool, parse_time_ms
-from ..core.workers import Stream
+from ..core.queries import Batches, GetOptions, SubmitOptions, replayable
+from ..core.searches import Answer
+from ..params import parse_bool
 from ..query.esql import EsqlJob, render_value
 from ..query.options import QueryOptions
 from ..settings import Settings
 from .formats import TEXT_FORMATS, Column, csv_delimiter, media_type, response_format, text_lines, txt_widths
 from .middleware import accepts
-from .wire import JsonText, ListWriter, cancelled_on_disconnect, is_pretty, read_json, respond, task_headers
+from .wire import JsonText, ListWriter, client_gone, is_pretty, read_json, respond, task_headers
 
 QUERY_FIELDS = frozenset({"query", "columnar", "params", "filter", "locale", "time_zone", "profile",
                           "include_ccs_metadata", "include_execution_metadata", "tables", "settings",
                           "project_routing", "pragma", "accept_pragma_risks"})
 _QUERY_PARAMS = ("format", "delimiter", "drop_null_columns", "allow_partial_results")
-DEFAULT_KEEP_ALIVE_MS = 5 * 24 * 3600 * 1000
-# A keep_alive is added to the clock and stored as a 64-bit integer: past this (146
-# million years) it is as good as forever, and the sum can no longer overflow.
-MAX_KEEP_ALIVE_MS = 2**62
 
 
 def _params(body: dict[str, Any], parser: str) -> list[Any] | dict[str, Any] | None:
@@ -82,12 +77,14 @@ async def render(request: web.Request, frame: dict[str, Any], rows: Batches, *, 
                  headers: list[tuple[str, str]] = (), delimiter: str = ",") -> web.Response:
     """A finished query as Elasticsearch answers it, in any of the formats. The rows are
     encoded into the body a batch at a time (after a first pass when the columns kept or
-    the txt widths depend on every row), so no more than one batch of them is held."""
+    the txt widths depend on every row), so no more than one batch of them is held. The
+    frame's columns are known at once, the rest of it once the rows are read."""
     names, types = frame.get("names", []), frame.get("types", [])
     all_columns = [Column(n, t) for n, t in zip(names, types)]
     keep = list(range(len(names)))
     widths: list[int] = []
     if drop_null_columns or fmt == "txt":
+        rows = replayable(rows)
         seen, all_widths = [False] * len(names), txt_widths(names, []) if fmt == "txt" else None
         async for batch in _rendered(rows, types, keep):
             for r in batch:
@@ -99,7 +96,6 @@ async def render(request: web.Request, frame: dict[str, Any], rows: Batches, *, 
         if all_widths is not None:
             widths = [all_widths[i] for i in keep]
     columns = [all_columns[i] for i in keep]
-    headers = [*headers, *warning_headers(frame.get("warnings", []))]
     if fmt != "json":
         chunks = [text_lines(fmt, [[c.name for c in columns]], widths, delimiter, header=True).encode()]
         async for batch in _rendered(rows, types, keep):
@@ -119,6 +115,7 @@ async def render(request: web.Request, frame: dict[str, Any], rows: Batches, *, 
         body["columns"] = [c._asdict() for c in columns]
         body["values"] = values
         response = respond(request, body)
+    headers = [*headers, *warning_headers(frame.get("warnings", []))]
     for name, value in headers:
         response.headers.add(name, value)
     return response
@@ -194,23 +191,8 @@ async def query(request: web.Request) -> web.Response:
     body = await read_json(request, "esql/query", QUERY_FIELDS)
     req = _Request(request, body)
     job = await _job(request, body, "esql/query")
-    tasks = request.app[keys.TASKS]
-    task = tasks.register(job.action, job.description, task_headers(request))
-    structlog.contextvars.bind_contextvars(task_id=task.task_id)
-    compute = tasks.register(f"{job.action}/compute", job.description, task.headers, parent=task)
-
-    def collect(stream: Stream) -> tuple[dict[str, Any], list[list[Any]]]:
-        rows = list(stream.rows)
-        return stream.frame, rows
-
-    try:
-        async with cancelled_on_disconnect(request, task.control):
-            (frame, rows), took = await request.app[keys.RUNNER].run(job, task.control, collect)
-    finally:
-        tasks.unregister(compute)
-        tasks.unregister(task)
-    frame["took"] = took
-    return await req.render(request, frame, in_batches(rows))
+    async with request.app[keys.QUERIES].run(job, task_headers(request), client_gone(request)) as answer:
+        return await req.render(request, answer.frame, answer.rows)
 
 
 ASYNC_FIELDS = QUERY_FIELDS | {"wait_for_completion_timeout", "keep_alive", "keep_on_completion"}
@@ -238,48 +220,22 @@ async def _answer(request: web.Request, req: _Request, answer: Answer) -> web.Re
     return await req.render(request, answer.frame, answer.rows, extra=extra, headers=headers)
 
 
-def _keep_alive_ms(raw: object) -> int:
-    return min(parse_time_ms(raw, "keep_alive"), MAX_KEEP_ALIVE_MS)
-
-
-def _setting(request: web.Request, body: dict[str, Any], name: str) -> Any:
-    return body.get(name, request.query.get(name))
-
-
 @accepts(*_ASYNC_PARAMS)
 async def async_query(request: web.Request) -> web.Response:
     body = await read_json(request, "esql/async_query", ASYNC_FIELDS)
     req = _Request(request, body)
     job = await _job(request, body, "esql/async_query")
-    wait = _setting(request, body, "wait_for_completion_timeout")
-    keep_alive = _setting(request, body, "keep_alive")
-    keep = _setting(request, body, "keep_on_completion")
-    wait_ms = parse_time_ms(wait, "wait_for_completion_timeout") if wait is not None else 1000
-    keep_alive_ms = _keep_alive_ms(keep_alive) if keep_alive is not None else DEFAULT_KEEP_ALIVE_MS
-    if keep_alive_ms <= 0:
-        keep_alive_ms = DEFAULT_KEEP_ALIVE_MS
-    tasks = request.app[keys.TASKS]
-    wrapper = tasks.register(job.action, job.description, task_headers(request))
-    structlog.contextvars.bind_contextvars(task_id=wrapper.task_id)
-    try:
-        answer = await request.app[keys.SEARCHES].submit(
-            job, wait_s=wait_ms / 1000 if wait_ms >= 0 else 1e9, keep_alive_ms=keep_alive_ms,
-            keep_on_completion=parse_bool(keep, "keep_on_completion") if keep is not None else False,
-            headers=task_headers(request))
-    finally:
-        tasks.unregister(wrapper)
+    options = SubmitOptions.parse(body, request.query)
+    answer = await request.app[keys.SEARCHES].submit(job, options, task_headers(request))
     return await _answer(request, req, answer)
 
 
 @accepts("wait_for_completion_timeout", "keep_alive", "drop_null_columns", "format", "delimiter")
 async def async_get(request: web.Request) -> web.Response:
     req = _Request(request)
-    wait = request.query.get("wait_for_completion_timeout")
-    keep_alive = request.query.get("keep_alive")
-    wait_ms = parse_time_ms(wait, "wait_for_completion_timeout") if wait is not None else 0
-    answer = await request.app[keys.SEARCHES].get(
-        request.match_info["id"], wait_s=wait_ms / 1000 if wait_ms > 0 else 0,
-        keep_alive_ms=_keep_alive_ms(keep_alive) if keep_alive is not None else 0)
+    options = GetOptions.parse(request.query)
+    answer = await request.app[keys.SEARCHES].get(request.match_info["id"], wait_s=options.wait_s,
+                                                  keep_alive_ms=options.keep_alive_ms)
     return await _answer(request, req, answer)
 
 

@@ -7,17 +7,15 @@ applies ``pretty`` and ``filter_path`` and picks the content type the client ask
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
-from typing import Any, AsyncIterator
+from typing import Any, Callable
 
 import orjson
 from aiohttp import web
 
 from ..errors import BadRequest, PlainError, ServiceError, XContentParseError
 from ..patterns import wildcard
-from ..query.control import Control
 
 VENDOR_JSON = "application/vnd.elasticsearch+json;compatible-with=9"
 GLOBAL_PARAMS = frozenset({"pretty", "human", "error_trace", "filter_path"})
@@ -173,24 +171,13 @@ def task_headers(request: web.Request) -> dict[str, str]:
     return {"X-Opaque-Id": opaque} if opaque else {}
 
 
-@contextlib.asynccontextmanager
-async def cancelled_on_disconnect(request: web.Request, control: Control,
-                                  interval_s: float = 0.1) -> AsyncIterator[None]:
-    """While inside, a client that closes its connection cancels the query under
-    ``control``, as Elasticsearch cancels a request's tasks when its HTTP channel closes."""
-    async def watch() -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                control.cancel("http channel closed")
-                return
-
-    watcher = asyncio.create_task(watch())
-    try:
-        yield
-    finally:
-        watcher.cancel()
+def client_gone(request: web.Request) -> Callable[[], bool]:
+    """Whether the client of ``request`` has closed its connection (for the core, which
+    cancels a query whose client is gone, as Elasticsearch does when the channel closes)."""
+    def gone() -> bool:
+        transport = request.transport
+        return transport is None or transport.is_closing()
+    return gone
 
 
 class JsonResponse(web.Response):

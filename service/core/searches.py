@@ -28,12 +28,12 @@ import structlog
 from ..errors import BadRequest, InternalError, ServiceError
 from ..query.control import Control
 from ..store.searches import ResponseTooLarge, SearchStore
-from .runner import Job, Runner
+from .queries import ROW_BATCH, Batches, Queries, SubmitOptions, in_batches
+from .runner import Job
 from .workers import Stream
-from .tasks import Task, TaskManager
+from .tasks import Task
 
 log = structlog.get_logger(__name__)
-ROW_BATCH = 1000
 
 
 class SearchNotFound(ServiceError):
@@ -75,17 +75,6 @@ def decode_id(search_id: str) -> tuple[str, str]:
 
 
 # --- answers ----------------------------------------------------------------------------
-
-Batches = Callable[[], AsyncIterator[list[list[Any]]]]
-
-
-def in_batches(rows: list[list[Any]]) -> Batches:
-    """Rows held in memory as ``Batches``: slices of at most ``ROW_BATCH``."""
-    async def batches() -> AsyncIterator[list[list[Any]]]:
-        for i in range(0, len(rows), ROW_BATCH):
-            yield rows[i:i + ROW_BATCH]
-    return batches
-
 
 @dataclass
 class Answer:
@@ -130,11 +119,11 @@ class Search:
 
 
 class AsyncSearches:
-    def __init__(self, store: SearchStore, runner: Runner, tasks: TaskManager,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: SearchStore, queries: Queries, clock: Callable[[], float] = time.time) -> None:
         self.store = store
-        self.runner = runner
-        self.tasks = tasks
+        self.queries = queries
+        self.runner = queries.runner
+        self.tasks = queries.tasks
         self.clock = clock
         self.running: dict[str, Search] = {}
 
@@ -142,16 +131,27 @@ class AsyncSearches:
         return int(self.clock() * 1000)
 
     # --- submit -----------------------------------------------------------------------
-    async def submit(self, job: Job, *, wait_s: float, keep_alive_ms: int, keep_on_completion: bool,
-                     headers: dict[str, str]) -> Answer:
+    async def submit(self, job: Job, options: SubmitOptions, headers: dict[str, str]) -> Answer:
+        """Run ``job`` as an async search for a request with ``headers``; the submit request
+        is a task of its own while it waits, bound to the request's log context."""
+        request = self.tasks.register(job.action, job.description, headers)
+        structlog.contextvars.bind_contextvars(task_id=request.task_id)
+        try:
+            return await self._submit(job, options, headers)
+        finally:
+            self.tasks.unregister(request)
+
+    async def _submit(self, job: Job, options: SubmitOptions, headers: dict[str, str]) -> Answer:
+        wait_s = options.wait_s or 0.0  # None (not given, and no default): no wait
+        keep_on_completion = options.keep_on_completion
         self.runner.admit(job)  # a full queue refuses the submit itself, before anything is stored
         if keep_on_completion or wait_s <= 0:  # it will be stored: refuse before running it
             await self.store.check_room(self.now_ms())
         task = self.tasks.register(f"{job.action}[a]", job.description, headers)
         doc_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
         now = self.now_ms()
-        search = Search(encode_id(doc_id, task.task_id), job, task, keep_on_completion, now, now + keep_alive_ms,
-                        headers)
+        search = Search(encode_id(doc_id, task.task_id), job, task, keep_on_completion, now,
+                        now + options.keep_alive_ms, headers)
         task.request_id = search.id
         self.running[search.id] = search
         search.runner_task = asyncio.create_task(self._execute(search))
@@ -234,18 +234,14 @@ class AsyncSearches:
         return sink
 
     async def _execute(self, search: Search) -> None:
-        compute = self.tasks.register(f"{search.job.action}/compute", search.job.description, search.headers,
-                                      parent=search.task)
         took = 0
         try:
-            _, took = await self.runner.run(search.job, search.control, self._sink(search))
+            _, took = await self.queries.compute(search.job, search.task, self._sink(search))
         except ServiceError as exc:
             search.error = exc
         except Exception:  # noqa: BLE001 - a query bug must still end the search
             search.error = InternalError()
             log.exception("query_failed", search_id=search.id, error_id=search.error.error_id)
-        finally:
-            self.tasks.unregister(compute)
         if search.frame is not None:
             search.frame["took"] = took
         try:
