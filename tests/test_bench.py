@@ -1,0 +1,23 @@
+"""scripts/bench.py's query section at a tiny size, so the benchmark does not rot: it runs, starts
+both servers, and every answer matches raw SQLite. Timings are not asserted: they mean nothing here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_bench_queries_match_raw_sqlite() -> None:
+    done = subprocess.run([sys.executable, "scripts/bench.py", "--docs", "2000", "--runs", "1", "--only", "queries"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "MISMATCH" not in done.stdout
+    assert "answers: all 10 match raw sqlite3" in done.stdout
+    table = [line for line in done.stdout.splitlines() if line.startswith("| ") and "`FROM logs" in line]
+    assert len(table) == 5
