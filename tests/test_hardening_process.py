@@ -25,6 +25,7 @@ from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, Elastic
 
 from conftest import ROOT, SLOW, ServerProcess, assert_live, free_port, load_logs
 from service import keys
+from service.core.workers import WORKER_NICENESS
 from service.logs import configure_logging
 
 pytestmark = pytest.mark.filterwarnings("ignore::elasticsearch.exceptions.GeneralAvailabilityWarning")  # tasks.list
@@ -191,6 +192,22 @@ def test_workers_and_their_forkserver_die_with_a_killed_server(server_process: S
         for pid in descendants:  # never leave a stray process behind, whatever happened
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_query_workers_run_below_the_service_process(server_process: ServerProcess) -> None:
+    client = server_process.start(slice_pause_s=0.5)
+    try:
+        _load(client)
+        client.esql.async_query(query=SLOW, keep_on_completion=True, wait_for_completion_timeout="0ms")
+        (forkserver,) = [pid for pid in _children(server_process.proc.pid) if "forkserver" in _cmdline(pid)]
+        deadline = time.monotonic() + 10
+        while not (workers := _children(forkserver)):
+            assert time.monotonic() < deadline, "no worker started"
+            time.sleep(0.05)
+        service = os.getpriority(os.PRIO_PROCESS, server_process.proc.pid)
+        assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in workers] == [service + WORKER_NICENESS] * len(workers)
+    finally:
+        client.close()
 
 
 # --- unexpected errors: a generic 500 with an error id that is in the log ---------------------

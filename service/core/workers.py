@@ -36,6 +36,7 @@ gets only the id (``InternalError``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import multiprocessing.forkserver
 import os
@@ -85,6 +86,7 @@ def _serve(conn: Connection, state: MutableSequence[int], memory_limit: int) -> 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     tune_gc()
+    _yield_cpu()
     ceiling = _cap_memory(memory_limit)
     while True:
         try:
@@ -102,6 +104,18 @@ def _serve(conn: Connection, state: MutableSequence[int], memory_limit: int) -> 
                 return  # after a MemoryError a fresh process is safer than this one
         except (BrokenPipeError, ConnectionResetError):
             return
+
+
+WORKER_NICENESS = 5
+
+
+def _yield_cpu() -> None:
+    """Run below the service process: when queries take every core, the event loop still gets
+    one at once, so status polls, stops and ``_bulk`` acknowledgements do not wait behind
+    them (Elasticsearch keeps its search pool apart from its transport threads the same way).
+    The queries lose nothing when the service is idle."""
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
 
 
 def _cap_memory(limit: int) -> int:
