@@ -4,9 +4,10 @@ run directly on the real SQLite file a real server wrote."""
 from __future__ import annotations
 
 import sqlite3
+import warnings
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import AsyncElasticsearch, ElasticsearchWarning
 
 from service import keys
 from service.query import plan as p
@@ -109,3 +110,29 @@ async def test_source_time_range_predicate_and_whole_documents(es, server) -> No
     assert [(r[-2], r[-1]) for r in rows] == [("e6", {"@timestamp": 10, "kind": "x", "seq": 2}),
                                               ("e3", {"@timestamp": 10, "kind": "x", "seq": 1}),
                                               ("e2", {"@timestamp": 20, "kind": "x", "seq": 1})]
+
+
+async def _warnings(es: AsyncElasticsearch, query: str) -> tuple[list[list[Any]], str]:
+    """The values of ``query`` and the warnings the client saw (it raises them as Python warnings)."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", ElasticsearchWarning)
+        resp = await es.esql.query(query=query + " | LIMIT 10")
+    return resp["values"], " ".join(str(w.message) for w in seen)
+
+
+async def test_unused_eval_columns_are_not_computed_nor_warn(es, server) -> None:
+    await es.index(index="big", document={"n": 2**63 - 1, "k": "a"}, refresh=True)
+    values, warning = await _warnings(es, "FROM big | EVAL x = n + 1, y = 2 | STATS c = COUNT(*)")
+    assert values == [[1]] and "n + 1" not in warning
+    # a kept column is computed, with the columns it reads from the same EVAL
+    values, warning = await _warnings(es, "FROM big | EVAL x = n + 1, y = 2, z = y | KEEP z, x")
+    assert values == [[2, None]] and "evaluation of [n + 1] failed" in warning
+
+
+async def test_a_where_runs_before_an_eval_it_does_not_read(es, server) -> None:
+    await es.index(index="big", document={"n": 2**63 - 1, "k": "a"}, refresh=True)
+    await es.index(index="big", document={"n": 1, "k": "b"}, refresh=True)
+    values, warning = await _warnings(es, 'FROM big | EVAL x = n + 1 | WHERE k == "b" | KEEP x')
+    assert values == [[2]] and "n + 1" not in warning
+    values, warning = await _warnings(es, "FROM big | EVAL x = n + 1 | WHERE x > 0 | KEEP x")
+    assert values == [[2]] and "evaluation of [n + 1] failed" in warning

@@ -543,16 +543,47 @@ def merge_filters(steps: list[p.Step]) -> list[p.Step]:
     return out
 
 
-def push_filters_below_sorts(steps: list[p.Step]) -> list[p.Step]:
-    """``SORT a | WHERE c`` runs as ``WHERE c | SORT a``: the same rows in the same order,
-    and the LIMIT after it then bounds the sort. Elasticsearch's optimizer does the same."""
+def push_filters_down(steps: list[p.Step]) -> list[p.Step]:
+    """A WHERE runs before the SORTs and EVALs in front of it that it does not depend on
+    (``SORT a | WHERE c`` as ``WHERE c | SORT a``; ``EVAL x = f(b) | WHERE c`` as
+    ``WHERE c | EVAL x = f(b)`` when ``c`` reads no ``x``): the same rows in the same order,
+    a LIMIT after it then bounds the sort, and an EVAL is not computed (nor warns) for the
+    rows the WHERE drops. Elasticsearch's optimizer does the same."""
     out: list[p.Step] = []
     for step in steps:
         at = len(out)
         if isinstance(step, p.Filter):
-            while at and isinstance(out[at - 1], p.Sort):
+            reads = p.columns_in(step.condition)
+            while at and (isinstance(out[at - 1], p.Sort) or
+                          isinstance(out[at - 1], p.Eval) and not reads & {n for n, _ in out[at - 1].fields}):
                 at -= 1
         out.insert(at, step)
+    return out
+
+
+def prune_evals(steps: list[p.Step]) -> list[p.Step]:
+    """EVAL columns that nothing after them can observe (a STATS or KEEP ends what reaches
+    the output, and no step in between names them) are not computed, nor do they warn, as
+    Elasticsearch's optimizer prunes them; an EVAL left with no column goes."""
+    out = list(steps)
+    for i in range(len(out) - 1, -1, -1):
+        step = out[i]
+        if not isinstance(step, p.Eval):
+            continue
+        needed = observed_columns(out[i + 1:], [name for name, _ in step.fields])
+        if needed is None:
+            continue
+        kept = []
+        for name, expr in reversed(step.fields):  # a later field may read an earlier one
+            if name in needed:
+                kept.append((name, expr))
+                needed = (needed - {name}) | p.columns_in(expr)
+        if len(kept) == len(step.fields):
+            continue
+        if kept:
+            out[i] = replace(step, fields=tuple(reversed(kept)))
+        else:
+            del out[i]
     return out
 
 
@@ -651,7 +682,7 @@ def run_pipeline(steps: list[p.Step], ctx: Context) -> Relation:
     source = steps[0]
     if isinstance(source, p.Source) and source.predicate is not None:
         steps = [source, p.Filter(source.predicate, src=source.predicate.src), *steps[1:]]
-    steps = merge_filters(push_filters_below_sorts(steps))
+    steps = prune_evals(merge_filters(push_filters_down(steps)))
     source, rest = steps[0], steps[1:]
     runner = SOURCES.get(type(source)) or ctx.dialect.sources.get(type(source))
     if runner is None:
