@@ -56,21 +56,12 @@ class Pushed:
     sql: str
 
 
-def multi_valued(index: Index) -> set[str] | None:
-    """The fields of ``index`` that may hold a multi-value; None: any may.
-
-    TEMPORARY until branch i11/store (which builds ``Index.multi_valued``) is merged: the
-    one place that reads the attribute with a default of "every column"."""
-    return getattr(index, "multi_valued", None)
-
-
 def source_columns(indices: list[Index], names: list[str], types: list[str],
                    metadata: tuple[str, ...]) -> list[Col]:
     """The source relation as SQL sees it: field ``i`` is ``f<i>`` of ``runner.source_sql``."""
-    sets = [multi_valued(index) for index in indices]
     columns = []
     for i, (name, kind) in enumerate(zip(names, types)):
-        multi = any(s is None or name in s for s in sets)
+        multi = any(name in index.multi_valued for index in indices)
         columns.append(Col(name, kind, None if kind == "unsupported" else f"f{i}", multi))
     from ..execute import METADATA
     columns += [Col(m, METADATA[m], meta_alias(m)) for m in metadata]
