@@ -219,6 +219,9 @@ class Compiler:
             return out if zero_free else self._guard(out, f"{right} = 0")
         out = f"({left} {op} {right})"
         if kind == "double":
+            factor = divisor if divisor[0] else self.constant(expr.left)
+            if op == "*" and factor[0] and factor[1] is not None and abs(factor[1]) <= 1:
+                return out  # a finite double times at most 1 in magnitude stays finite
             return self._guard(out, d.not_finite(out))
         return self._guard(out, d.outside(out, *T.INT_RANGE[kind]))
 
