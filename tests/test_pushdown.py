@@ -87,6 +87,8 @@ PUSHED = [
     "FROM logs | EVAL x = bytes * 3 - status, y = bytes % 7 | STATS SUM(x), SUM(y), COUNT(x) BY ok",
     "FROM logs | WHERE tags IS NOT NULL | KEEP tags, bytes | LIMIT 15",
     "FROM logs | STATS s = SUM(bytes), a = AVG(bytes), n = COUNT(*)",
+    "FROM logs | STATS COUNT_DISTINCT(ratio), COUNT_DISTINCT(ok), COUNT_DISTINCT(host.name) BY status",
+    "FROM logs | STATS COUNT_DISTINCT(bytes), COUNT_DISTINCT(@timestamp), COUNT_DISTINCT(message)",
     "FROM logs* | STATS COUNT(*), SUM(bytes) BY host.name",
     "FROM logs | WHERE bytes > 1000000 | STATS COUNT(*), SUM(bytes), AVG(bytes)",
     "FROM logs | EVAL half = ratio * 0.5 | WHERE half > 0 | LIMIT 0",

@@ -28,7 +28,8 @@ GROUPABLE = (*ORDERED, "ip", "version")  # grouped by stored value: equal values
 @dataclass
 class Agg:
     """One pushed aggregate. ``func`` is what the slices compute: ``rows`` (COUNT(*)),
-    ``count``, ``distinct``, ``sum`` (of integers), ``dyadic`` (SUM or AVG of integers
+    ``count``, ``distinct`` (a JSON array of a slice's values), ``grouped`` (COUNT_DISTINCT
+    of doubles: its argument is grouped on too), ``sum`` (of integers), ``dyadic`` (SUM or AVG of integers
     times ``2**scale``, summed exactly), ``min``, ``max``."""
 
     name: str
@@ -181,7 +182,7 @@ def _grouping(step: p.Aggregate, comp: Compiler) -> Grouping:
         final = {c.name for c in computed}
         comp.columns[:] = [c for c in comp.columns if c.name not in final] + computed
     aggs = [_agg(name, expr, cond, comp) for name, expr, cond in step.aggregates]
-    distinct = {a.sql for a in aggs if a.func == "distinct"}
+    distinct = {a.sql for a in aggs if a.func == "grouped"}
     if len(distinct) > 1:
         raise NotPushable(step)
     return Grouping(keys, aggs, distinct.pop() if distinct else None)
@@ -214,7 +215,9 @@ def _agg(name: str, expr: Expr, cond: Expr | None, comp: Compiler) -> Agg:
     if func == "COUNT_DISTINCT":
         if kind not in GROUPABLE:
             raise NotPushable(expr)
-        return Agg(name, "distinct", text, "long", expr)
+        # the distinct values of each slice's group as a JSON array; doubles would not
+        # survive SQLite's JSON text exactly, so they are grouped on instead
+        return Agg(name, "grouped" if kind == "double" else "distinct", text, "long", expr)
     if kind not in ORDERED:
         raise NotPushable(expr)
     return Agg(name, func.lower(), text, kind, expr)

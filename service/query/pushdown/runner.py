@@ -11,8 +11,8 @@ counts as scanned every row it holds, matched or not, as the Python scan does.
 - topn: each slice's first ``limit`` rows by the orders then rowid, merged: the ties keep
   scan order, as the Python top-N's stable sort does;
 - aggregate: a GROUP BY per slice whose partial states are merged in Python (counts and
-  sums add, MIN / MAX compare, COUNT_DISTINCT collects the values its argument is also
-  grouped by). Groups come out in the order the Python STATS meets them (each slice's
+  sums add, MIN / MAX compare, COUNT_DISTINCT collects each slice's distinct values,
+  read from a JSON array, or for doubles from a GROUP BY on the argument too). Groups come out in the order the Python STATS meets them (each slice's
   groups by their first rowid), so a stop answers exactly over the slices read.
 """
 
@@ -22,6 +22,8 @@ import math
 import sqlite3
 from sys import getsizeof
 from typing import Any, Iterator
+
+import orjson
 
 from ...store.catalog import Index
 from ...store.sql import quote
@@ -79,7 +81,8 @@ def statement_sql(st: Statement, source: str, wanted: list[int]) -> str:
 def partials(a: Agg) -> list[str]:
     """The per-slice columns of one aggregate's partial state."""
     x = a.sql
-    return {"rows": [], "distinct": [], "count": [f"count({x})"], "sum": [f"sum({x})", f"count({x})"],
+    return {"rows": [], "grouped": [], "distinct": [f"json_group_array(DISTINCT {x})"], "count": [f"count({x})"],
+            "sum": [f"sum({x})", f"count({x})"],
             "dyadic": [f"sum({x})", f"sum(abs({x}))", f"count({x})"], "min": [f"min({x})"],
             "max": [f"max({x})"]}[a.func]
 
@@ -190,7 +193,7 @@ def _groups(reader: Reader, g: Grouping, warnings: Warnings,
     nkeys = len(g.keys)
     split = nkeys + (1 if g.distinct else 0)
     groups: dict[tuple, list[Any]] = {}
-    distinct: dict[tuple, set[Any]] = {}
+    grouped = [slot for slot, a in enumerate(g.aggs) if a.func == "grouped"]
     held = 0
     for _, rows, _, _ in reader.slices():
         rows.sort(key=lambda raw: raw[split])
@@ -203,12 +206,12 @@ def _groups(reader: Reader, g: Grouping, warnings: Warnings,
             if states is None:
                 states = groups[key] = [_empty(a) for a in g.aggs]
                 held += GROUP_BYTES + getsizeof(key) + sum(map(getsizeof, key))
-            _merge(states, g.aggs, raw, split + 2, n)
-            if g.distinct and raw[nkeys] is not None:
-                seen = distinct.setdefault(key, set())
-                if raw[nkeys] not in seen:
-                    seen.add(raw[nkeys])
-                    held += VALUE_BYTES + getsizeof(raw[nkeys])
+            held += _merge(states, g.aggs, raw, split + 2, n)
+            if grouped and raw[nkeys] is not None:
+                for slot in grouped:
+                    if raw[nkeys] not in states[slot]:
+                        states[slot].add(raw[nkeys])
+                        held += VALUE_BYTES + 24
         reservation.hold(held)
     if not g.keys and not groups:
         groups[()] = [_empty(a) for a in g.aggs]
@@ -218,7 +221,7 @@ def _groups(reader: Reader, g: Grouping, warnings: Warnings,
     agg_decoders = decoders([a.type for a in g.aggs])
     out = []
     for key, states in groups.items():
-        values = [_final(a, s, len(distinct.get(key, ())), warnings, dec) for a, s, dec in
+        values = [_final(a, s, warnings, dec) for a, s, dec in
                   zip(g.aggs, states, agg_decoders)]
         out.append(values + [dec(k) for dec, k in zip(key_decoders, key)])
     names = [a.name for a in g.aggs] + [name for name, _, _ in g.keys]
@@ -227,13 +230,24 @@ def _groups(reader: Reader, g: Grouping, warnings: Warnings,
 
 
 def _empty(a: Agg) -> Any:
-    return [0, 0, 0] if a.func in ("sum", "dyadic") else None if a.func in ("min", "max") else 0
+    f = a.func
+    return [0, 0, 0] if f in ("sum", "dyadic") else None if f in ("min", "max") else set() \
+        if f in ("distinct", "grouped") else 0
 
 
-def _merge(states: list[Any], aggs: list[Agg], raw: tuple, at: int, n: int) -> None:
+def _merge(states: list[Any], aggs: list[Agg], raw: tuple, at: int, n: int) -> int:
+    """Add one slice's partial states of a group; returns the bytes the distinct sets grew by."""
+    grew = 0
     for slot, a in enumerate(aggs):
         f = a.func
-        if f == "rows":
+        if f == "distinct":
+            seen = states[slot]
+            before = len(seen)
+            seen.update(orjson.loads(raw[at]))
+            seen.discard(None)
+            grew += (len(seen) - before) * (VALUE_BYTES + 24)
+            at += 1
+        elif f == "rows":
             states[slot] += n
         elif f == "count":
             states[slot] += raw[at]
@@ -254,12 +268,13 @@ def _merge(states: list[Any], aggs: list[Agg], raw: tuple, at: int, n: int) -> N
             if v is not None and (best is None or (v < best if f == "min" else v > best)):
                 states[slot] = v
             at += 1
+    return grew
 
 
-def _final(a: Agg, state: Any, distinct: int, warnings: Warnings, decode: Any) -> Any:
+def _final(a: Agg, state: Any, warnings: Warnings, decode: Any) -> Any:
     f = a.func
-    if f == "distinct":
-        return distinct
+    if f in ("distinct", "grouped"):
+        return len(state)
     if f == "sum":
         if not state[2]:
             return None
