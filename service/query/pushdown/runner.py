@@ -82,7 +82,7 @@ def partials(a: Agg) -> list[str]:
     """The per-slice columns of one aggregate's partial state."""
     x = a.sql
     return {"rows": [], "grouped": [], "distinct": [f"json_group_array(DISTINCT {x})"], "count": [f"count({x})"],
-            "sum": [f"sum({x})", f"count({x})"],
+            "sum": [f"sum({x})"],
             "dyadic": [f"sum({x})", f"sum(abs({x}))", f"count({x})"], "min": [f"min({x})"],
             "max": [f"max({x})"]}[a.func]
 
@@ -252,11 +252,12 @@ def _merge(states: list[Any], aggs: list[Agg], raw: tuple, at: int, n: int) -> i
         elif f == "count":
             states[slot] += raw[at]
             at += 1
-        elif f == "sum":
-            s = states[slot]
-            s[0] += raw[at] or 0
-            s[2] += raw[at + 1]
-            at += 2
+        elif f == "sum":  # SQL's sum() is NULL when it saw no value
+            if raw[at] is not None:
+                s = states[slot]
+                s[0] += raw[at]
+                s[2] = 1
+            at += 1
         elif f == "dyadic":
             s = states[slot]
             s[0] += raw[at] or 0
