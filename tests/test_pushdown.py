@@ -59,10 +59,11 @@ async def store(server: TestServer, es: AsyncElasticsearch, settings: Settings) 
     conn.close()
 
 
-def _run(store: Any, query: str, pushdown: bool, control: Control | None = None) -> tuple[Any, ...]:
+def _run(store: Any, query: str, pushdown: bool, control: Control | None = None,
+         source_filter: Any = None) -> tuple[Any, ...]:
     catalog, conn = store
     control = control or Control()
-    result = run_plan(parse(query, None), catalog, conn, control, None, QueryOptions(pushdown=pushdown))
+    result = run_plan(parse(query, None), catalog, conn, control, source_filter, QueryOptions(pushdown=pushdown))
     rows = list(result.rows)
     first = result.profile["drivers"][0]["operators"][0]["operator"]
     return (result.names, result.types, rows, result.warnings.messages, result.documents_found,
@@ -186,6 +187,37 @@ async def test_a_cancel_interrupts_the_running_statement(store: Any) -> None:
             control.proceed()
     finally:
         conn.set_progress_handler(None, 0)
+
+
+DSL_PUSHED = [
+    {"term": {"host.name": "h3"}},
+    {"terms": {"status": [500, "503"]}},
+    {"range": {"bytes": {"gte": 0, "lt": 5000}}},
+    {"range": {"@timestamp": {"gte": "1970-01-01||+1h", "lte": "1970-01-01T05:00:00Z"}}},
+    {"range": {"host.name": {"gt": "h2"}}},
+    {"exists": {"field": "host"}},
+    {"exists": {"field": "tags"}},
+    {"bool": {"must": [{"term": {"ok": True}}], "must_not": [{"terms": {"host.name": ["h1", "h2"]}}],
+              "should": [{"term": {"status": 500}}, {"range": {"bytes": {"lt": 0}}}], "minimum_should_match": 1}},
+    {"bool": {"must_not": [{"term": {"message": "ok"}}]}},
+    {"match_none": {}},
+]
+
+
+@pytest.mark.parametrize("dsl", DSL_PUSHED)
+async def test_a_query_dsl_filter_is_pushed_exactly(store: Any, dsl: Any) -> None:
+    query = "FROM logs | STATS n = COUNT(*), s = SUM(bytes) BY host.name"
+    pushed, first = _run(store, query, True, source_filter=dsl)
+    python, _ = _run(store, query, False, source_filter=dsl)
+    assert first.startswith("SqliteQueryOperator") and pushed == python
+
+
+async def test_a_query_dsl_filter_on_a_multi_valued_field_runs_in_python(store: Any) -> None:
+    dsl = {"term": {"tags": "a"}}
+    pushed, first = _run(store, "FROM logs | STATS COUNT(*)", True, source_filter=dsl)
+    assert first.startswith("ScanOperator")
+    assert pushed == _run(store, "FROM logs | STATS COUNT(*)", False, source_filter=dsl)[0]
+    assert pushed[2] == [[N // 10]]
 
 
 # --- through the HTTP API, with the official client --------------------------------------

@@ -617,8 +617,9 @@ def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: 
         for m in source.metadata:
             if m not in METADATA:
                 raise verify_fail(_src_at(1, 1), f"unsupported metadata field [{m}]")
-        if options.pushdown and source_filter is None:
-            pushed = pushdown.push(steps, indices, names, types, source.metadata, conn, control, warnings, cap)
+        if options.pushdown:
+            pushed = pushdown.push(steps, indices, names, types, source.metadata, conn, control, warnings, cap,
+                                   source_filter)
         if pushed is not None:
             rel, steps = pushed.relation, pushed.rest
         else:

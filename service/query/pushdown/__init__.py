@@ -41,7 +41,8 @@ from ...store.catalog import Index
 from .. import plan as p
 from ..control import Control
 from ..evaluate import Warnings
-from .compiler import Col
+from .compiler import Col, Compiler, NotPushable
+from .dsl import filter_sql
 from .dialect import SqliteDialect
 from .planner import plan_prefix
 from .runner import Fallback, Reader, meta_alias, read_groups, read_rows, read_top
@@ -69,9 +70,11 @@ def source_columns(indices: list[Index], names: list[str], types: list[str],
 
 
 def push(steps: list[p.Step], indices: list[Index], names: list[str], types: list[str], metadata: tuple[str, ...],
-         conn: sqlite3.Connection, control: Control, warnings: Warnings, cap: int) -> Pushed | None:
-    """Run the pushable prefix of ``steps`` (after the source) as SQL, or None when there
-    is none (or SQL met a surprise: the control's counters are then as before)."""
+         conn: sqlite3.Connection, control: Control, warnings: Warnings, cap: int,
+         source_filter: Any = None) -> Pushed | None:
+    """Run the pushable prefix of ``steps`` (after the source, and the request's Query DSL
+    ``source_filter``) as SQL, or None when there is none (or SQL met a surprise: the
+    control's counters are then as before)."""
     from ..execute import Relation, _dedupe_names, observed_columns
 
     if any(m in names for m in metadata):
@@ -79,7 +82,13 @@ def push(steps: list[p.Step], indices: list[Index], names: list[str], types: lis
     dialect = SqliteDialect()
     columns = source_columns(indices, names, types, metadata)
     st = plan_prefix(steps, columns, dialect, cap)
-    if not st.consumed:
+    if source_filter is not None:
+        try:
+            st.where.insert(0, filter_sql(source_filter, names, types, columns,
+                                          Compiler(dialect, columns, st.params, eager=False)))
+        except NotPushable:
+            return None
+    elif not st.consumed:
         return None
     rest = steps[st.consumed:]
     cols = st.columns
