@@ -54,6 +54,8 @@ async def store(server: TestServer, es: AsyncElasticsearch, settings: Settings) 
     await _load(es, "logs", [_doc(i) for i in range(N)])
     await _load(es, "logs2", [{"host": {"name": "h1"}, "bytes": 5, "status": 500}])
     await _load(es, "wide", [{"big": b} for b in (2**62, 2**62, -(2**62), -(2**62))])
+    await es.indices.create(index="other", mappings={"properties": {"host": {"properties": {"name": {"type": "long"}}}}})
+    await es.index(index="other", document={"host": {"name": 7}, "bytes": 12}, refresh=True)
     conn = query_connection(settings.db_path)
     yield server.app[keys.CATALOG], conn
     conn.close()
@@ -91,6 +93,8 @@ PUSHED = [
     "FROM logs | STATS COUNT_DISTINCT(ratio), COUNT_DISTINCT(ok), COUNT_DISTINCT(host.name) BY status",
     "FROM logs | STATS COUNT_DISTINCT(bytes), COUNT_DISTINCT(@timestamp), COUNT_DISTINCT(message)",
     "FROM logs* | STATS COUNT(*), SUM(bytes) BY host.name",
+    "FROM logs,other | WHERE bytes > 10 | STATS COUNT(*), MAX(bytes)",  # host.name: conflicting types
+    "FROM logs,other | WHERE bytes < 20 | SORT bytes DESC | LIMIT 3",
     "FROM logs | WHERE bytes > 1000000 | STATS COUNT(*), SUM(bytes), AVG(bytes)",
     "FROM logs | EVAL half = ratio * 0.5 | WHERE half > 0 | LIMIT 0",
     "FROM logs METADATA _id | WHERE bytes < 0 | SORT bytes | KEEP _id, bytes | LIMIT 5",
@@ -114,6 +118,7 @@ FALLBACKS = [
     "FROM logs | EVAL d = bytes / zero | STATS SUM(d)",  # division by zero: null and a warning
     "FROM logs | EVAL d = bytes % zero | STATS MAX(d) BY ok",
     "FROM logs | EVAL d = bytes / (status - 200) | STATS SUM(d) BY status",
+    "FROM logs,other | STATS COUNT(*) BY host.name",  # an unsupported (conflicting) field stays in Python
     "FROM wide | STATS SUM(big)",  # SQLite's sum() overflows on the way; ES|QL's final sum fits
     "FROM logs | WHERE big > 0 | STATS SUM(big)",  # the final sum overflows: null and a warning
     "FROM logs | STATS SUM(ratio)",  # doubles: compensated summation in Python
