@@ -17,7 +17,10 @@ What is pushed, and why it is exact:
   ip or version: stored as text, they order differently.
 - AND / OR / NOT / IN: on single values SQL's three-valued logic is ES|QL's, and WHERE
   keeps only TRUE, as the Python filter does.
-- LIKE as GLOB; RLIKE through a registered function on the same matcher.
+- LIKE as GLOB (both case-sensitive whole-value matches; GLOB's ``[`` ``*`` ``?`` taken
+  literally are bracketed). RLIKE through a registered deterministic function on the same
+  RE2-based matcher: still a Python call per row, but it skips decoding every row (measured
+  over 100k documents: 155 ms against 317 ms for the Python path).
 - Arithmetic. Where SQLite's answer can differ from Java's (integer overflow, which SQLite
   turns into a REAL; division or modulo by zero, which SQLite makes NULL; a double
   overflowing to infinity) the operation is wrapped in a guard (``dialect.guard``) that
