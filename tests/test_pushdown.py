@@ -86,6 +86,9 @@ PUSHED = [
     'FROM logs | WHERE host.name IN ("h1", "h2", null) AND NOT ok | LIMIT 50',
     "FROM logs | WHERE host.name IS NULL OR bytes IS NULL | KEEP host.name, bytes | LIMIT 100",
     'FROM logs | WHERE @timestamp >= "1970-01-01T00:00:00Z" AND @timestamp < "1970-01-01T06:00:00.000Z" | LIMIT 5',
+    'FROM logs | WHERE @timestamp > "1970-01-01T01:00:00Z" AND @timestamp <= "1970-01-01T09:00:00Z" AND bytes > 0'
+    ' | STATS COUNT(*), SUM(bytes)',
+    'FROM logs | WHERE "2000-01-01" <= @timestamp | STATS COUNT(*)',  # no row in range: every slice skipped
     "FROM logs | WHERE ok == true | STATS MIN(ratio), MAX(ratio), MIN(ok), MAX(host.name)",
     "FROM logs | EVAL x = bytes * 3 - status, y = bytes % 7 | STATS SUM(x), SUM(y), COUNT(x) BY ok",
     "FROM logs | WHERE tags IS NOT NULL | KEEP tags, bytes | LIMIT 15",

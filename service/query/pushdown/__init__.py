@@ -37,7 +37,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from ...store.catalog import Index
+from ...store.catalog import TIMESTAMP_FIELD, Index
 from .. import plan as p
 from ..control import Control
 from ..evaluate import Warnings
@@ -81,7 +81,8 @@ def push(steps: list[p.Step], indices: list[Index], names: list[str], types: lis
         return None
     dialect = SqliteDialect()
     columns = source_columns(indices, names, types, metadata)
-    st = plan_prefix(steps, columns, dialect, cap)
+    time_sql = next((c.sql for c in columns if c.name == TIMESTAMP_FIELD), None)
+    st = plan_prefix(steps, columns, dialect, cap, time_sql)
     if source_filter is not None:
         try:
             st.where.insert(0, filter_sql(source_filter, names, types, columns,

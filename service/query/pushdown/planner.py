@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import plan as p
 from ..evaluate import walk
-from ..expr import Binary, Call, Column, Expr, Star
+from ..expr import Binary, Call, Column, Expr, Logical, Star
 from ..functions import ALIASES
 from .compiler import ORDERED, Col, Compiler, NotPushable
 from .dialect import SqliteDialect
@@ -61,17 +61,18 @@ class Statement:
 
     columns: list[Col]  # the relation after the prefix (rows and top-N modes)
     constants: dict[str, Any]
-    where: list[str]
+    where: list[str]  # conjuncts
     params: dict[str, Any]
     consumed: int  # steps of the plan the statement replaces
     mode: str = "rows"  # rows | aggregate | topn
     limit: int | None = None
     orders: list[Order] = field(default_factory=list)
     grouping: Grouping | None = None
+    ranges: list[str] = field(default_factory=list)  # the conjuncts bounding the time field (its index finds them)
 
 
 def plan_prefix(steps: list[p.Step], columns: list[Col], dialect: SqliteDialect, cap: int,
-                eager: bool = True) -> Statement:
+                time_sql: str | None = None, eager: bool = True) -> Statement:
     """The statement for the longest pushable prefix of ``steps``. Guards are allowed only
     when the statement reads every slice before answering: if the prefix ends in plain rows,
     it is planned again without them."""
@@ -84,7 +85,10 @@ def plan_prefix(steps: list[p.Step], columns: list[Col], dialect: SqliteDialect,
             if isinstance(step, p.Filter):
                 if comp.kind(step.condition) not in ("boolean", "null"):
                     raise NotPushable(step)
-                st.where.append(comp.sql(step.condition)[0])
+                # all of a WHERE or none: a condition left to Python would warn on fewer rows
+                parts = [(comp.sql(c)[0], _time_bound(c, comp, time_sql)) for c in _conjuncts(step.condition)]
+                st.where += [text for text, _ in parts]
+                st.ranges += [text for text, bound in parts if bound]
             elif isinstance(step, p.Eval):
                 _eval(step, comp)
             elif isinstance(step, (p.Keep, p.Drop, p.Rename)):
@@ -106,8 +110,24 @@ def plan_prefix(steps: list[p.Step], columns: list[Col], dialect: SqliteDialect,
         if st.mode != "rows" or st.limit is not None:
             break
     if st.mode == "rows" and eager and any(dialect.SURPRISE in text for text in _texts(st)):
-        return plan_prefix(steps, columns, dialect, cap, eager=False)
+        return plan_prefix(steps, columns, dialect, cap, time_sql, eager=False)
     return st
+
+
+def _conjuncts(expr: Expr) -> list[Expr]:
+    if isinstance(expr, Logical) and expr.op == "AND":
+        return _conjuncts(expr.left) + _conjuncts(expr.right)
+    return [expr]
+
+
+def _time_bound(expr: Expr, comp: Compiler, time_sql: str | None) -> bool:
+    """Whether ``expr`` compares the source's time field with a constant."""
+    if time_sql is None or not isinstance(expr, Binary) or expr.op not in ("<", "<=", ">", ">=", "=="):
+        return False
+    for column, other in ((expr.left, expr.right), (expr.right, expr.left)):
+        if isinstance(column, Column) and comp.column(column.name).sql == time_sql and comp.constant(other)[0]:
+            return True
+    return False
 
 
 def _texts(st: Statement) -> list[str]:

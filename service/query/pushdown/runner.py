@@ -94,7 +94,8 @@ class Reader:
                  metadata: tuple[str, ...], st: Statement, control: Control, dialect: SqliteDialect,
                  wanted: list[int]) -> None:
         self.conn, self.indices, self.st, self.control, self.dialect = conn, indices, st, control, dialect
-        self.sqls = [statement_sql(st, source_sql(name_index, ix, metadata), wanted) for ix in indices]
+        self.sources = [source_sql(name_index, ix, metadata) for ix in indices]
+        self.sqls = [statement_sql(st, source, wanted) for source in self.sources]
         self.limit = st.limit  # rows mode: what a LIMIT still lets through
 
     def slices(self) -> Iterator[tuple[int, Any, int, int]]:
@@ -109,7 +110,12 @@ class Reader:
         for pos, (index, (count, top)) in enumerate(zip(self.indices, bounds)):
             params = {**self.st.params, "ix": index.name}
             dense = count == top  # no rowid is missing: a slice holds as many rows as its range
+            first, last = self._span(pos, params, top)
             for after, upto in rowid_slices(self.control, top):
+                if upto < first or after >= last:  # no row here is in the time range
+                    self.control.scanned(upto - after if dense else self._count(index, after, upto))
+                    yield pos, [], after, upto
+                    continue
                 try:
                     rows = self.conn.execute(self.sqls[pos], {**params, "lo": after, "hi": upto, "n": self.limit}).fetchall()
                 except sqlite3.Error as exc:
@@ -120,6 +126,16 @@ class Reader:
                 yield pos, rows, after, upto
             if self.control.cut_short:
                 return
+
+    def _span(self, pos: int, params: dict[str, Any], top: int) -> tuple[int, int]:
+        """The rowids from the first to the last row in the WHERE's time range, found
+        through the time field's index (1..top when the WHERE bounds no time): the slices
+        outside hold no match, and are counted as scanned without being read."""
+        if not self.st.ranges:
+            return 1, top
+        first, last = self.conn.execute(f"SELECT min(r), max(r) FROM {self.sources[pos]} WHERE "
+                                        f"{' AND '.join(self.st.ranges)}", params).fetchone()
+        return (1, 0) if first is None else (first, last)
 
     def _count(self, index: Index, after: int, upto: int) -> int:
         return self.conn.execute(f"SELECT count(*) FROM {quote(index.table)} WHERE rowid > ? AND rowid <= ?",
