@@ -37,6 +37,8 @@ class Dialect:
     # The warning of a multi-value met by a boolean operator or IN, which then sees null.
     multi_value_warning: str
     is_aggregate: Callable[[str], bool]
+    # A function's canonical name (ES|QL: TO_INT is TO_INTEGER): what pushdown translates by.
+    canonical: Callable[[str], str]
     # One aggregate call of an Aggregate step: (the value it reads, a second input or None,
     # the accumulator factory, the result type); see esql.dialect.aggregate.
     aggregate: Callable[[Call, Scope, Meter], tuple[Fn | None, Fn | None, Callable[[], Any], str]]

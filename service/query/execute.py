@@ -7,8 +7,8 @@ pipeline then finishes over the rows read, so STATS over a stopped query are cor
 the data seen) or cancel it. Rows flow lazily, so nothing holds more than SORT or STATS
 need: a SORT that a LIMIT follows (and every SORT has one, the implied 1000 at least)
 keeps only that many rows. What SORT and STATS hold is charged to the query's memory
-breaker (``breaker.py``), once per batch of rows. ``STATS COUNT(*) BY <fields>`` straight
-after ``FROM`` runs as SQLite GROUP BYs per slice when no grouping field holds a multi-value.
+breaker (``breaker.py``), once per batch of rows. What SQLite can run exactly at the front of
+the plan (filters, evals, STATS, top-N) runs there instead: see ``pushdown``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import orjson
 from ..errors import ServiceError
 from ..store.catalog import Catalog, Index
 from ..store.sql import quote
-from . import aggregates, sort
+from . import aggregates, pushdown, sort
 from . import plan as p
 from . import types as T
 from .breaker import CHARGE_BYTES, Breaker, Reservation, object_bytes, released
@@ -33,7 +33,7 @@ from .control import Control
 from .dialect import Dialect
 from .dsl import compile_filter
 from .evaluate import EvalError, Scope, Warnings, compile_expr, fold, verify_fail, walk
-from .expr import Call, Column, Expr, Logical, Src, Star
+from .expr import Call, Column, Expr, Logical, Src
 from .options import QueryOptions
 
 METADATA = {"_id": "keyword", "_index": "keyword", "_version": "long"}
@@ -51,6 +51,7 @@ class Result:
     rows: Iterable[list[Any]]
     warnings: Warnings
     control: Control
+    profile: dict[str, Any] | None = None  # what ran: the SQL pushed down, the Python operators after it
 
     @property
     def documents_found(self) -> int:
@@ -87,6 +88,7 @@ class Context:
     options: QueryOptions = QueryOptions()
     source_filter: Any = None  # a Query DSL filter the source's documents must match
     warnings: Warnings = field(default_factory=Warnings)
+    profile: dict[str, Any] | None = None  # the plan's pipeline: what ran as SQL, what in Python
 
     def scope(self, rel: Relation) -> Scope:
         """Expressions over ``rel``'s columns, compiled with this query's dialect."""
@@ -628,10 +630,12 @@ def run_source(step: p.Source, rest: list[p.Step], ctx: Context) -> tuple[Relati
         if m not in METADATA:
             raise verify_fail(Src(1, 1, ""), f"unsupported metadata field [{m}]")
     plain = step.order is None and step.time_range is None and not step.with_source
-    pushed = None if ctx.source_filter is not None or not ctx.options.pushdown or not plain else \
-        _try_pushdown(rest, indices, names, types, ctx.conn, step, ctx.control)
+    pushed = pushdown.push(rest, indices, names, types, step.metadata, ctx) \
+        if ctx.options.pushdown and plain else None
+    if ctx.profile is None:
+        ctx.profile = pushdown.profile(pushed, rest[len(rest) - len(pushed.rest):] if pushed else rest)
     if pushed is not None:
-        return pushed, 1
+        return pushed.relation, len(rest) - len(pushed.rest)
     read = None if ctx.source_filter is not None else observed_columns(rest, names)
     options = {"with_source": step.with_source, "time_range": step.time_range}
     rows: Iterable[list[Any]] = \
@@ -708,56 +712,5 @@ def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: 
     for message in plan.warnings:
         ctx.warnings.add(message)
     rel = run_pipeline(list(plan.steps), ctx)
-    return Result(rel.names, rel.types, itertools.islice(rel.rows, options.max_rows), ctx.warnings, control)
-
-
-def _try_pushdown(steps: list[p.Step], indices: list[Index], names: list[str], types: list[str],
-                  conn: sqlite3.Connection, source: p.Source, control: Control) -> Relation | None:
-    """``FROM x | STATS c = COUNT(*) BY f1, f2`` as SQLite GROUP BYs over rowid slices whose
-    partial counts are merged, so a stop still answers over the slices read."""
-    if not steps or not isinstance(steps[0], p.Aggregate) or len(indices) != 1 or source.metadata:
-        return None
-    step = steps[0]
-    if not step.groups or any(not isinstance(e, Column) or e.name not in names for _, e in step.groups):
-        return None
-    if any(cond is not None or not (isinstance(e, Call) and e.name == "COUNT" and len(e.args) == 1 and
-                                    isinstance(e.args[0], Star)) for _, e, cond in step.aggregates):
-        return None
-    index = indices[0]
-    columns = [index.columns.get(e.name) for _, e in step.groups]  # type: ignore[union-attr]
-    if any(c is None for c in columns):
-        return None
-    quoted = [quote(c) for c in columns]  # type: ignore[arg-type]
-    table = quote(index.table)
-    blob = " OR ".join(f"typeof({c}) = 'blob'" for c in quoted)
-    total, top = _bounds(conn, index)
-    control.rows_total = total
-    control.phase = "running"
-    sql = (f"SELECT {', '.join(quoted)}, count(*), max({blob}) FROM {table} WHERE rowid > ? AND rowid <= ? "
-           f"GROUP BY {', '.join(quoted)}")
-    n = len(step.aggregates)
-    counts: dict[tuple, int] = {}
-    reservation = Reservation(control.breaker)
-    group_bytes = DICT_ENTRY + getsizeof([None] * (n + len(quoted)))  # and the output row it becomes
-    held = 0
-    for after, upto in rowid_slices(control, top, scale=16):  # GROUP BY in SQLite is far cheaper per row
-        scanned = 0
-        for *values, count, multi in conn.execute(sql, (after, upto)):
-            if multi:  # a grouping field holds a multi-value: each value is its own group
-                control.rows_scanned = 0
-                reservation.close()
-                return None
-            key = tuple(values)
-            previous = counts.get(key)
-            if previous is None:
-                held += group_bytes + getsizeof(key) + sum(map(getsizeof, key))
-            counts[key] = count + (previous or 0)
-            scanned += count
-        control.scanned(scanned)
-        reservation.hold(held)
-    group_types = [types[names.index(e.name)] for _, e in step.groups]  # type: ignore[union-attr]
-    decoders = [_decoder(k) for k in group_types]
-    rows = [[c] * n + [decoders[i](k[i]) for i in range(len(quoted))] for k, c in counts.items()]
-    rel = Relation([name for name, _, _ in step.aggregates] + [name for name, _ in step.groups],
-                   ["long"] * n + group_types, released(rows, reservation))
-    return _dedupe_names(rel)
+    return Result(rel.names, rel.types, itertools.islice(rel.rows, options.max_rows), ctx.warnings, control,
+                  ctx.profile or pushdown.profile(None, list(plan.steps[1:])))

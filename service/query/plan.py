@@ -36,6 +36,9 @@ class Step:
     # Each input row becomes one row or more, in order: a LIMIT after the step needs no
     # more than that many of the rows before it.
     keeps_rows: ClassVar[bool] = False
+    # Only picks, orders or renames columns (its operator never looks at a value), so SQL
+    # can select what it gives (see pushdown.planner).
+    projection: ClassVar[bool] = False
 
     def observes(self, names: list[str]) -> tuple[set[str], bool]:
         """The input columns (of ``names``) this step reads, and whether it ends what its

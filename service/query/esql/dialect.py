@@ -60,6 +60,7 @@ ESQL = Dialect(
     single=guarded,
     multi_value_warning=MV_WARNING,
     is_aggregate=is_aggregate,
+    canonical=lambda name: ALIASES.get(name, name),
     aggregate=aggregate,
     indices=operators.resolve_indices,
     steps=operators.STEPS,

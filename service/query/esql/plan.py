@@ -37,6 +37,7 @@ class ShowInfo(Step):
 class Keep(Step):
     patterns: tuple[str, ...]
     keeps_rows: ClassVar[bool] = True
+    projection: ClassVar[bool] = True
 
     def observes(self, names: list[str]) -> tuple[set[str], bool]:
         return {n for matched in matching(self.patterns, names) for n in matched}, True
@@ -46,12 +47,14 @@ class Keep(Step):
 class Drop(Step):
     patterns: tuple[str, ...]
     keeps_rows: ClassVar[bool] = True
+    projection: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
 class Rename(Step):
     pairs: tuple[tuple[str, str], ...]
     keeps_rows: ClassVar[bool] = True
+    projection: ClassVar[bool] = True
 
     def observes(self, names: list[str]) -> tuple[set[str], bool]:
         return {old for old, _ in self.pairs}, False
