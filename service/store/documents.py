@@ -324,7 +324,9 @@ class _WriteSession:
         self.conn = conn
         self.catalog = catalog
         self.tombstones = tombstones
-        self.pending: list[tuple[str, tuple[Any, ...]]] = []
+        # Statements to run, in order: an index's upserts (batched by ``Index.upserts``) or
+        # SQL; runs of the same one (the same object) go to one executemany.
+        self.pending: list[tuple[Index | str, tuple[Any, ...]]] = []
         # Statements handed to the connection's thread but not yet awaited: aiosqlite runs
         # them in order, so parsing the next documents overlaps SQLite writing these.
         self.inflight: list[asyncio.Future[Any]] = []
@@ -481,7 +483,7 @@ class _WriteSession:
         index.next_seq_no = seq_no + 1
         source = raw if raw is not None else dumps(doc)
         row[0], row[1], row[2], row[3] = doc_id, version, seq_no, source
-        self.pending.append((index.upsert_sql, tuple(row)))
+        self.pending.append((index, tuple(row)))
         if len(self.pending) >= _FLUSH_ROWS:
             self._start_flush()
         if not op.auto_id:
@@ -503,7 +505,7 @@ class _WriteSession:
         if state is None or state.deleted:
             return _item(op, index.name, doc_id, 404, _version=version, result="not_found", _shards=SHARDS,
                          _seq_no=seq_no, _primary_term=PRIMARY_TERM)
-        self.pending.append((f"DELETE FROM {quote(index.table)} WHERE _id = ?", (doc_id,)))
+        self.pending.append((index.delete_sql, (doc_id,)))
         return _item(op, index.name, doc_id, 200, _version=version, result="deleted", _shards=SHARDS,
                      _seq_no=seq_no, _primary_term=PRIMARY_TERM)
 
@@ -535,12 +537,14 @@ class _WriteSession:
         pending, self.pending = self.pending, []
         i = 0
         while i < len(pending):
-            sql = pending[i][0]
+            statement = pending[i][0]
             j = i
-            while j < len(pending) and pending[j][0] == sql:
+            while j < len(pending) and pending[j][0] is statement:
                 j += 1
             rows = [params for _, params in pending[i:j]]
-            self.inflight.append(asyncio.ensure_future(self.conn.executemany(sql, rows)))
+            batches = statement.upserts(rows) if isinstance(statement, Index) else [(statement, rows)]
+            for sql, params in batches:
+                self.inflight.append(asyncio.ensure_future(self.conn.executemany(sql, params)))
             i = j
 
     async def _flush(self) -> None:
