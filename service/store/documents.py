@@ -325,7 +325,8 @@ class _WriteSession:
         self.catalog = catalog
         self.tombstones = tombstones
         # Statements to run, in order: an index's upserts (batched by ``Index.upserts``) or
-        # SQL; runs of the same one (the same object) go to one executemany.
+        # SQL; runs of the same one (the same object) go to one executemany. New columns are
+        # added only after a flush, so every row pending for an index has its current columns.
         self.pending: list[tuple[Index | str, tuple[Any, ...]]] = []
         # Statements handed to the connection's thread but not yet awaited: aiosqlite runs
         # them in order, so parsing the next documents overlaps SQLite writing these.
