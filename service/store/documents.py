@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import contextlib
 import copy
 import itertools
@@ -58,7 +59,10 @@ def auto_id() -> str:
     """A 20-character URL-safe id like Elasticsearch's: time first, so ids arrive in
     order and inserts into the ``_id`` index stay at its right edge."""
     raw = (time.time_ns() // 1_000_000).to_bytes(6, "big") + (next(_ID_SEQUENCE) & 0xFFFFFF).to_bytes(3, "big")
-    return base64.urlsafe_b64encode(raw + _ID_NODE).decode()
+    return binascii.b2a_base64(raw + _ID_NODE, newline=False).translate(_URL_SAFE).decode()
+
+
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")  # base64.urlsafe_b64encode's alphabet, without its two calls
 
 
 @dataclass(slots=True)
@@ -154,7 +158,8 @@ class DocumentStore:
                     await session.prefetch(ops)
                     items = []
                     for n, op in enumerate(ops, 1):
-                        items.append(await session.apply(op))
+                        item = session.apply_mapped(op)
+                        items.append(item if item is not None else await session.apply(op))
                         if n % _YIELD_EVERY == 0:  # a huge bulk must not hold the event loop
                             await asyncio.sleep(0)
                     await session.finish()
@@ -480,9 +485,29 @@ class _WriteSession:
                     row[position] = value
                     if type(value) is bytes:  # only a multi-value is a BLOB (encode_values)
                         index.multi_valued.add(path)
+        return self._store(op, index, doc_id, row, raw if raw is not None else dumps(doc), state, version)
+
+    def apply_mapped(self, op: BulkOp) -> dict[str, Any] | None:
+        """The common action without a turn through coroutines: an index or create with a
+        generated id (no version to check) into an existing index, whose document ``fill_row``
+        maps whole. None: the action needs ``apply``."""
+        if op.id is not None or op.error is not None or op.source is None or op.action not in ("index", "create"):
+            return None
+        index = self.catalog.indices.get(op.index or "")
+        if index is None:
+            return None
+        row: list[Any] = [None] * (4 + len(index.columns))
+        if not fill_row(op.source, index.tree, row):
+            return None
+        op.id, op.auto_id = auto_id(), True
+        self.touched[index.name] = index
+        return self._store(op, index, op.id, row, op.raw if op.raw is not None else dumps(op.source), None, 1)
+
+    def _store(self, op: BulkOp, index: Index, doc_id: str, row: list[Any], source: bytes,
+               state: Current | None, version: int) -> dict[str, Any]:
+        """Queue the row (its field columns filled) and answer the item."""
         seq_no = index.next_seq_no
         index.next_seq_no = seq_no + 1
-        source = raw if raw is not None else dumps(doc)
         row[0], row[1], row[2], row[3] = doc_id, version, seq_no, source
         self.pending.append((index, tuple(row)))
         if len(self.pending) >= _FLUSH_ROWS:
