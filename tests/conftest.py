@@ -23,10 +23,22 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFORMANCE = ROOT.parent / "shared" / "conformance"
 
 
+# Run a test over both query paths: SQL pushdown (the default) and the Python operators alone,
+# the reference pushdown is held to. ``@BOTH_PATHS`` overrides the ``query_pushdown`` fixture,
+# so ``settings`` and every server built from it follow.
+BOTH_PATHS = pytest.mark.parametrize("query_pushdown", [True, False], ids=["pushdown", "python"])
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def query_pushdown() -> bool:
+    return True
+
+
+@pytest.fixture
+def settings(tmp_path: Path, query_pushdown: bool) -> Settings:
     # no 16 MB disk-space reserve file per test database (tests/test_hardening_disk.py covers it)
-    return Settings(data_dir=tmp_path / "data", port=0, log_format="json", log_level="warning", disk_reserve_bytes=0)
+    return Settings(data_dir=tmp_path / "data", port=0, log_format="json", log_level="warning", disk_reserve_bytes=0,
+                    query_pushdown=query_pushdown)
 
 
 class EsTestServer(TestServer):
