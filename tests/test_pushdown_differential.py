@@ -585,3 +585,223 @@ NOT_MERGED = pytest.mark.xfail(strict=True, reason="pushdown not merged yet")
 @pytest.mark.parametrize("case", [pytest.param(c, marks=NOT_MERGED) for c in CASES if c.pushed], ids=_id)
 def test_pushed_down(pair: Pair, case: Case) -> None:
     assert_pushed(pair, case.request(), case.pushed)
+
+
+# --- random well-typed pipelines over the same schema ---------------------------------------
+
+NUMERIC = ("integer", "long", "double")
+SCHEMA = {  # field -> ES|QL type, over diff-* (region: diff-b only; late: diff-a only)
+    "id": "integer", "status": "integer", "i32": "integer", "codes": "integer", "bytes": "long", "big": "long",
+    "late": "long", "score": "double", "host": "keyword", "name": "keyword", "message.keyword": "keyword",
+    "tags": "keyword", "region": "keyword", "message": "text", "@timestamp": "date", "ok": "boolean", "ip": "ip",
+    "ver": "version",
+}
+SOURCES = {"diff-a": set(SCHEMA) - {"region"}, "diff-b": set(SCHEMA) - {"late"}, "diff-*": set(SCHEMA)}
+
+
+def _string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+LITERALS = {
+    "integer": [str(v) for v in STATUS + I32 + [3, 1000]],
+    "long": [str(v) for v in BIG + [0, 100000, -500000, 2**31]],
+    "double": ["0.1", "-0.0", "0.0", "1.5", "-2.5", "3.14", "1e308", "1e-10", "123456789.123"],
+    "keyword": [_string(v) for v in HOSTS + NAMES + ["a", "b", "eu", "us", "ok", "Access DENIED"]],
+    "date": [_string(v) for v in TIMES + ["2024-01-01", "2024-01-02T12:00:00Z"]],
+    "boolean": ["true", "false"],
+    "ip": [_string(v) for v in IPS],
+    "version": [_string(v) for v in VERSIONS],
+}
+LITERALS["text"] = LITERALS["keyword"]
+LIKE = ["a*", "*e*", "?", "??", "web*", "*1", "é*", "x\\\\*y", "*%*", "[br]", "*_*", "A*", "*", "what\\\\?", "*line"]
+RLIKE = ["[a-z]+", ".*e.*", "web-.", "é|ß", ".", "(a|A)lice", "x\\\\*y", ".*[Dd][Ee].*", "multi.line"]
+SPANS = ["1 hour", "1 day", "1 month", "1 year", "15 minutes"]
+
+
+@dataclass
+class Pipeline:
+    """A query being drawn: the columns it has now (name -> type) and what its answer's order is."""
+    source: str
+    columns: dict[str, str]
+    parts: list[str] = field(default_factory=list)
+    ordered: bool = False
+    approx: set[str] = field(default_factory=set)
+    fresh: int = 0
+
+    def name(self) -> str:
+        self.fresh += 1
+        return f"e{self.fresh}"
+
+    def of(self, *kinds: str) -> list[str]:
+        return sorted(c for c, k in self.columns.items() if k in kinds)
+
+    def text(self) -> str:
+        return " | ".join([f"FROM {self.source}", *self.parts])
+
+
+@st.composite
+def numeric_expr(draw: st.DrawFn, p: Pipeline, depth: int = 2) -> tuple[str, str]:
+    """A numeric expression and its type (int, long and double mixed; overflow and / 0 included)."""
+    choice = draw(st.sampled_from([0, 1, 1, 1, 2, 3, 4, 4] if depth else [0, 1, 1, 1]))  # mostly columns
+    if choice == 0 or not p.of(*NUMERIC):
+        kind = draw(st.sampled_from(NUMERIC))
+        return draw(st.sampled_from(LITERALS[kind] + ["0", "2", "7"])), kind
+    if choice == 1:
+        column = draw(st.sampled_from(p.of(*NUMERIC)))
+        return column, p.columns[column]
+    if choice == 2:
+        fn = draw(st.sampled_from(["ABS", "MV_MIN", "MV_MAX", "ROUND", "-"]))
+        inner, kind = draw(numeric_expr(p, depth - 1))
+        return (f"-({inner})" if fn == "-" else f"{fn}({inner})"), kind
+    if choice == 3:
+        inner, kind = draw(numeric_expr(p, depth - 1))
+        other = draw(st.sampled_from(LITERALS[kind]))
+        return f"COALESCE({inner}, {other})", kind
+    left, lk = draw(numeric_expr(p, depth - 1))
+    right, rk = draw(numeric_expr(p, depth - 1))
+    op = draw(st.sampled_from(["+", "-", "*", "/", "%"]))
+    kind = "double" if "double" in (lk, rk) else "long" if "long" in (lk, rk) else "integer"
+    return f"({left} {op} {right})", kind
+
+
+@st.composite
+def condition(draw: st.DrawFn, p: Pipeline, depth: int = 2) -> str:
+    """A boolean expression: comparisons of every type, IN, IS [NOT] NULL, LIKE / RLIKE, AND / OR / NOT."""
+    choice = draw(st.integers(0, 8 if depth else 5))
+    columns = sorted(p.columns)
+    column = draw(st.sampled_from(columns))
+    kind = p.columns[column]
+    if choice == 0:
+        return f"{column} IS {draw(st.sampled_from(['', 'NOT ']))}NULL"
+    if choice == 1 and kind in LITERALS:
+        values = draw(st.lists(st.sampled_from(LITERALS[kind] + ["null"]), min_size=1, max_size=3))
+        return f"{column} {draw(st.sampled_from(['', 'NOT ']))}IN ({', '.join(values)})"
+    if choice == 2 and p.of("keyword", "text"):
+        column = draw(st.sampled_from(p.of("keyword", "text")))
+        op, patterns = draw(st.sampled_from([("LIKE", LIKE), ("RLIKE", RLIKE), ("NOT LIKE", LIKE)]))
+        return f'{column} {op} "{draw(st.sampled_from(patterns))}"'
+    if choice == 3 and p.of("boolean"):
+        return draw(st.sampled_from(p.of("boolean") + ["NOT ok"] * ("ok" in p.columns)))
+    if choice == 4 and p.of(*NUMERIC):
+        left, _ = draw(numeric_expr(p, 1))
+        right, _ = draw(numeric_expr(p, 1))
+        return f"{left} {draw(st.sampled_from(['==', '!=', '<', '<=', '>', '>=']))} {right}"
+    if choice <= 5 and kind in LITERALS:
+        op = draw(st.sampled_from(["==", "!="] if kind == "boolean" else ["==", "!=", "<", "<=", ">", ">="]))
+        return f"{column} {op} {draw(st.sampled_from(LITERALS[kind]))}"
+    if choice == 6:
+        return f"NOT ({draw(condition(p, depth - 1))})"
+    if choice in (7, 8):
+        left, right = draw(condition(p, depth - 1)), draw(condition(p, depth - 1))
+        return f"({left}) {'AND' if choice == 7 else 'OR'} ({right})"
+    return f"{column} IS NOT NULL"
+
+
+@st.composite
+def evals(draw: st.DrawFn, p: Pipeline) -> None:
+    """``EVAL`` of one to three new columns: arithmetic, string and date functions."""
+    fields = []
+    for _ in range(draw(st.integers(1, 3))):
+        name = p.name()
+        choice = draw(st.integers(0, 3))
+        strings = p.of("keyword", "text")
+        if choice == 1 and strings:
+            s = draw(st.sampled_from(strings))
+            expr, kind = draw(st.sampled_from([
+                (f"TO_LOWER({s})", "keyword"), (f"TO_UPPER({s})", "keyword"), (f"LENGTH({s})", "integer"),
+                (f'CONCAT({s}, "/", {s})', "keyword"), (f"SUBSTRING({s}, 2, 3)", "keyword"),
+                (f"LEFT({s}, 2)", "keyword"), (f"MV_COUNT({s})", "integer")]))
+        elif choice == 2 and "@timestamp" in p.columns:
+            span = draw(st.sampled_from(SPANS))
+            expr, kind = draw(st.sampled_from([
+                (f"DATE_TRUNC({span}, @timestamp)", "date"), ('DATE_EXTRACT("hour_of_day", @timestamp)', "long"),
+                ("@timestamp + 1 hour", "date")]))
+        else:
+            expr, kind = draw(numeric_expr(p))
+        fields.append(f"{name} = {expr}")
+        p.columns[name] = kind
+    p.parts.append("EVAL " + ", ".join(fields))
+
+
+@st.composite
+def sort_keep_limit(draw: st.DrawFn, p: Pipeline) -> None:
+    """``SORT`` on any columns (multi-valued, null-bearing, every type) then the unique id, so
+    the order is total; then maybe KEEP or DROP; then a LIMIT."""
+    keys = draw(st.lists(st.sampled_from(sorted(set(p.columns) - {"message", "id"})), max_size=3, unique=True))
+    spec = [f"{k}{draw(st.sampled_from(['', ' ASC', ' DESC']))}{draw(st.sampled_from(['', ' NULLS FIRST', ' NULLS LAST']))}"
+            for k in keys]
+    p.parts.append("SORT " + ", ".join(spec + ["id"]))
+    p.ordered = True
+    if draw(st.booleans()):
+        kept = draw(st.lists(st.sampled_from(sorted(p.columns)), min_size=1, max_size=4, unique=True))
+        p.parts.append(f"{draw(st.sampled_from(['KEEP', 'DROP']))} {', '.join(kept)}")
+    p.parts.append(f"LIMIT {draw(st.sampled_from([1, 5, 20, 1000]))}")
+
+
+@st.composite
+def stats(draw: st.DrawFn, p: Pipeline) -> None:
+    """``STATS`` of one to four aggregates, maybe BY one or two keys (multi-valued and
+    null-bearing fields, DATE_TRUNC, BUCKET), sorted on every key, so the order is total."""
+    aggregates, groups = [], []
+    orderable = sorted(set(p.columns) - {"message"})
+    for _ in range(draw(st.integers(1, 4))):
+        name = p.name()
+        fn = draw(st.sampled_from(["COUNT(*)", "COUNT", "COUNT_DISTINCT", "SUM", "AVG", "MIN", "MAX"]))
+        if fn == "COUNT(*)":
+            agg = fn
+        elif fn in ("SUM", "AVG") and p.of(*NUMERIC):
+            column = draw(st.sampled_from(p.of(*NUMERIC)))
+            agg = f"{fn}({column})"
+            if p.columns[column] == "double":
+                p.approx.add(name)
+        else:
+            fn = "COUNT" if fn in ("SUM", "AVG") else fn
+            agg = f"{fn}({draw(st.sampled_from(orderable))})"
+        if draw(st.integers(0, 5)) == 0:
+            agg += f" WHERE {draw(condition(p, 1))}"
+        aggregates.append(f"{name} = {agg}")
+    for _ in range(draw(st.integers(0, 2))):
+        choice = draw(st.integers(0, 3))
+        if choice == 1 and "@timestamp" in p.columns:
+            expr = f"{p.name()} = DATE_TRUNC({draw(st.sampled_from(SPANS))}, @timestamp)"
+        elif choice == 2 and "@timestamp" in p.columns:
+            expr = f"{p.name()} = BUCKET(@timestamp, {draw(st.sampled_from(['1 hour', '1 day']))})"
+        elif choice == 3 and p.of(*NUMERIC):
+            expr = f"{p.name()} = BUCKET({draw(st.sampled_from(p.of(*NUMERIC)))}, 1000.)"
+        else:
+            expr = draw(st.sampled_from(orderable))
+        if expr not in groups:
+            groups.append(expr)
+    p.parts.append(f"STATS {', '.join(aggregates)}" + (f" BY {', '.join(groups)}" if groups else ""))
+    keys = [g.split(" = ")[0] for g in groups]
+    if keys:
+        p.parts.append("SORT " + ", ".join(keys))
+    p.ordered = True
+    if draw(st.booleans()):
+        p.parts.append(f"LIMIT {draw(st.sampled_from([1, 3, 50]))}")
+
+
+@st.composite
+def pipelines(draw: st.DrawFn) -> Pipeline:
+    source = draw(st.sampled_from(sorted(SOURCES)))
+    p = Pipeline(source, {c: SCHEMA[c] for c in sorted(SOURCES[source])})
+    for _ in range(draw(st.integers(0, 2))):
+        p.parts.append(f"WHERE {draw(condition(p))}")
+    if draw(st.booleans()):
+        draw(evals(p))
+        if draw(st.booleans()):
+            p.parts.append(f"WHERE {draw(condition(p))}")
+    draw(st.one_of(stats(p), sort_keep_limit(p)))
+    return p
+
+
+@settings(max_examples=DIFF_EXAMPLES, derandomize=DIFF_EXAMPLES <= 150, deadline=None, database=None,
+          phases=[Phase.explicit, Phase.generate] + ([Phase.shrink] if DIFF_SHRINK else []),
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(pipeline=pipelines())
+def test_random_pipelines(pair: Pair, pipeline: Pipeline) -> None:
+    request = {"query": pipeline.text()}
+    note(request["query"])
+    on, off = pair.ask(request)
+    compare(request, on, off, pipeline.ordered, frozenset(pipeline.approx))
