@@ -619,12 +619,42 @@ RLIKE = ["[a-z]+", ".*e.*", "web-.", "é|ß", ".", "(a|A)lice", "x\\\\*y", ".*[D
 SPANS = ["1 hour", "1 day", "1 month", "1 year", "15 minutes"]
 
 
+VALUES = {  # what a Query DSL filter compares a field with, as JSON
+    "integer": STATUS + I32, "long": BIG + [0, 100000, -500000], "double": [0.0, -0.0, 1.5, -2.5, 1e308],
+    "keyword": HOSTS + NAMES + ["a", "b", "eu"], "text": MESSAGES, "boolean": [True, False], "ip": IPS,
+    "version": VERSIONS, "date": TIMES + ["2024-01-01", "now-1d/d"],
+}
+
+
+@st.composite
+def dsl_filter(draw: st.DrawFn, columns: dict[str, str], depth: int = 2) -> dict[str, Any]:
+    """A request ``filter``: term, terms, range, exists, and bool of them (a multi-valued field
+    matches when any value does, as in Lucene: unlike ES|QL's WHERE)."""
+    column = draw(st.sampled_from(sorted(c for c in columns if columns[c] != "text")))
+    values = VALUES[columns[column]]
+    kind = draw(st.sampled_from(["term", "terms", "range", "exists"] + ["bool"] * (depth > 0)))
+    if kind == "term":
+        return {"term": {column: draw(st.sampled_from(values))}}
+    if kind == "terms":
+        return {"terms": {column: draw(st.lists(st.sampled_from(values), min_size=1, max_size=3))}}
+    if kind == "range":
+        bounds = draw(st.lists(st.sampled_from(["gt", "gte", "lt", "lte"]), min_size=1, max_size=2, unique=True))
+        return {"range": {column: {b: draw(st.sampled_from(values)) for b in bounds}}}
+    if kind == "exists":
+        return {"exists": {"field": column}}
+    clauses = {c: draw(st.lists(dsl_filter(columns, depth - 1), min_size=1, max_size=2))
+               for c in draw(st.lists(st.sampled_from(["must", "filter", "should", "must_not"]), min_size=1,
+                                      max_size=2, unique=True))}
+    return {"bool": clauses}
+
+
 @dataclass
 class Pipeline:
     """A query being drawn: the columns it has now (name -> type) and what its answer's order is."""
     source: str
     columns: dict[str, str]
     parts: list[str] = field(default_factory=list)
+    filter: dict[str, Any] | None = None
     ordered: bool = False
     approx: set[str] = field(default_factory=set)
     fresh: int = 0
@@ -636,8 +666,9 @@ class Pipeline:
     def of(self, *kinds: str) -> list[str]:
         return sorted(c for c, k in self.columns.items() if k in kinds)
 
-    def text(self) -> str:
-        return " | ".join([f"FROM {self.source}", *self.parts])
+    def request(self) -> dict[str, Any]:
+        query = " | ".join([f"FROM {self.source}", *self.parts])
+        return {"query": query} | ({"filter": self.filter} if self.filter is not None else {})
 
 
 @st.composite
@@ -786,6 +817,8 @@ def stats(draw: st.DrawFn, p: Pipeline) -> None:
 def pipelines(draw: st.DrawFn) -> Pipeline:
     source = draw(st.sampled_from(sorted(SOURCES)))
     p = Pipeline(source, {c: SCHEMA[c] for c in sorted(SOURCES[source])})
+    if draw(st.integers(0, 3)) == 0:
+        p.filter = draw(dsl_filter(p.columns))
     for _ in range(draw(st.integers(0, 2))):
         p.parts.append(f"WHERE {draw(condition(p))}")
     if draw(st.booleans()):
@@ -801,7 +834,7 @@ def pipelines(draw: st.DrawFn) -> Pipeline:
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(pipeline=pipelines())
 def test_random_pipelines(pair: Pair, pipeline: Pipeline) -> None:
-    request = {"query": pipeline.text()}
-    note(request["query"])
+    request = pipeline.request()
+    note(json.dumps(request, ensure_ascii=False))
     on, off = pair.ask(request)
     compare(request, on, off, pipeline.ordered, frozenset(pipeline.approx))
