@@ -200,28 +200,31 @@ def _close(a: Any, b: Any) -> bool:
 
 
 def compare(query: dict[str, Any], on: Answer, off: Answer, ordered: bool, approx: frozenset[str] = frozenset()) -> None:
-    """Fail unless the two answers are the same (``approx``: column names compared to 1e-12)."""
-    where = f"query {json.dumps(query)}\n pushdown: {_show(on)}\n python:   {_show(off)}"
+    """Fail unless the two answers are the same (``approx``: column names compared to 1e-12).
+    Rows first, the body's counters (``documents_found``, ``values_loaded``...) last, so a
+    wrong row is what a failure shows when both differ."""
+    where = f"query {json.dumps(query, ensure_ascii=False)}\n pushdown: {_show(on)}\n python:   {_show(off)}"
     assert on.status == off.status, where
     assert on.warnings == off.warnings, where
     if on.status != 200:
         assert on.body == off.body, where
         return
-    rest_on = {k: v for k, v in on.body.items() if k not in ("took", "values")}
-    rest_off = {k: v for k, v in off.body.items() if k not in ("took", "values")}
-    assert rest_on == rest_off, where
+    assert on.body["columns"] == off.body["columns"], where
     names = [c["name"] for c in on.body["columns"]]
-    loose = [i for i, n in enumerate(names) if n in approx]
+    loose = {i for i, n in enumerate(names) if n in approx}
     rows_on, rows_off = on.body["values"], off.body["values"]
     assert len(rows_on) == len(rows_off), where
     if not ordered:
         def key(row: list[Any]) -> tuple[bytes, ...]:
             return tuple(_exact(None if i in loose else v) for i, v in enumerate(row)) + \
-                tuple(_exact(row[i]) for i in loose)
+                tuple(_exact(row[i]) for i in sorted(loose))
         rows_on, rows_off = sorted(rows_on, key=key), sorted(rows_off, key=key)
     for row_on, row_off in zip(rows_on, rows_off):
         ok = all(_close(a, b) if i in loose else _exact(a) == _exact(b) for i, (a, b) in enumerate(zip(row_on, row_off)))
         assert ok and len(row_on) == len(row_off), f"row {row_on} != {row_off}\n{where}"
+    rest_on = {k: v for k, v in on.body.items() if k not in ("took", "values")}
+    rest_off = {k: v for k, v in off.body.items() if k not in ("took", "values")}
+    assert rest_on == rest_off, where
 
 
 def _show(answer: Answer) -> str:
