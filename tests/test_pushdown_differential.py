@@ -841,3 +841,42 @@ def test_random_pipelines(pair: Pair, pipeline: Pipeline) -> None:
     note(json.dumps(request, ensure_ascii=False))
     on, off = pair.ask(request)
     compare(request, on, off, pipeline.ordered, frozenset(pipeline.approx))
+
+
+# --- the comparison itself ------------------------------------------------------------------
+
+def _answer(values: list[list[Any]], warnings: tuple[str, ...] = (), kind: str = "double") -> Answer:
+    return Answer(200, {"took": 1, "is_partial": False, "columns": [{"name": "x", "type": kind}], "values": values},
+                  list(warnings))
+
+
+@pytest.mark.parametrize(("on", "off", "ordered", "approx"), [
+    ([[-0.0]], [[0.0]], True, ()),
+    ([[1]], [[1.0]], True, ()),
+    ([[0.1 + 0.2]], [[0.3]], True, ()),
+    ([[1.0], [2.0]], [[2.0], [1.0]], True, ()),
+    ([[[1, 2]]], [[[2, 1]]], False, ()),
+    ([[1.0]], [[1.0 + 1e-9]], True, ("x",)),
+    ([[1.0], [1.0]], [[1.0]], False, ()),
+], ids=["negative zero", "int vs double", "last bit", "order", "multi-value order", "beyond 1e-12", "row count"])
+def test_compare_tells_apart(on: list[list[Any]], off: list[list[Any]], ordered: bool, approx: tuple[str, ...]) -> None:
+    with pytest.raises(AssertionError):
+        compare({}, _answer(on), _answer(off), ordered, frozenset(approx))
+
+
+def test_compare_accepts() -> None:
+    compare({}, _answer([[1.0], [2.0]]), _answer([[2.0], [1.0]]), ordered=False)
+    compare({}, _answer([[0.1 + 0.2]]), _answer([[0.3]]), ordered=True, approx=frozenset({"x"}))
+    with pytest.raises(AssertionError):  # warnings compare as a list, order included
+        compare({}, _answer([], ("a", "b")), _answer([], ("b", "a")), ordered=True)
+
+
+def test_pushed_sql_reads_the_statements_without_their_slices() -> None:
+    body = {"profile": {"drivers": [{"operators": [
+        {"operator": 'SqliteSource[sql=SELECT "c1", count(*) FROM "diff-a" WHERE rowid > ? AND rowid <= ? '
+                     'GROUP BY "c1"]'}, {"operator": "Output"}]}]}}
+    [sql] = pushed_sql(body)
+    assert re.search(GROUP, sql) and not re.search(FILTER, sql) and not re.search(ARITHMETIC, sql)
+    [sql] = pushed_sql({"profile": ['SELECT "c2" * ? FROM "t-1" WHERE "c3" IN (?, ?) AND rowid > ? ORDER BY 1 LIMIT ?']})
+    assert all(re.search(f, sql) for f in (FILTER, ARITHMETIC, TOP_N))
+    assert pushed_sql({"took": 1}) == [] and pushed_sql("text") == []
