@@ -170,9 +170,12 @@ class _Request:
             raise BadRequest("Invalid use of [columnar] argument: cannot be used in combination with [txt, csv, tsv] "
                              "formats")
         self.drop_null = parse_bool(request.query.get("drop_null_columns", "false"), "drop_null_columns")
+        self.profile = (body or {}).get("profile") is True  # show what ran (pushdown.profile)
 
     async def render(self, request: web.Request, frame: dict[str, Any], rows: Batches,
                      extra: dict[str, Any] | None = None, headers: list[tuple[str, str]] = ()) -> web.Response:
+        if self.profile and frame.get("profile"):
+            extra = {**(extra or {}), "profile": frame["profile"]}
         return await render(request, frame, rows, columnar=self.columnar, fmt=self.fmt, drop_null_columns=self.drop_null,
                       extra=extra, headers=headers, delimiter=self.delimiter)
 

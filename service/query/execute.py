@@ -6,8 +6,8 @@ pipeline then finishes over the rows read, so STATS over a stopped query are cor
 the data seen) or cancel it. Rows flow lazily, so nothing holds more than SORT or STATS
 need: a SORT that a LIMIT follows (and every SORT has one, the implied 1000 at least)
 keeps only that many rows. What SORT and STATS hold is charged to the query's memory
-breaker (``breaker.py``), once per batch of rows. ``STATS COUNT(*) BY <fields>`` straight
-after ``FROM`` runs as SQLite GROUP BYs per slice when no grouping field holds a multi-value.
+breaker (``breaker.py``), once per batch of rows. What SQLite can run exactly at the front of
+the plan (filters, evals, STATS, top-N) runs there instead: see ``pushdown``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ..node import ES_VERSION
 from ..patterns import PatternError, dissect, wildcard
 from ..store.catalog import Catalog, Index
 from ..store.sql import quote
-from . import aggregates, sort
+from . import aggregates, pushdown, sort
 from . import plan as p
 from . import types as T
 from .breaker import CHARGE_BYTES, Breaker, Reservation, object_bytes, released
@@ -55,6 +55,7 @@ class Result:
     rows: Iterable[list[Any]]
     warnings: Warnings
     control: Control
+    profile: dict[str, Any] | None = None  # what ran: the SQL pushed down, the Python operators after it
 
     @property
     def documents_found(self) -> int:
@@ -602,6 +603,9 @@ def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: 
         warnings.add(message)
     steps = merge_filters(push_filters_below_sorts(list(plan.steps)))
     source = steps.pop(0)
+    limited = any(isinstance(step, p.Limit) for step in steps)
+    cap = max_rows if limited else min(DEFAULT_LIMIT, max_rows)
+    pushed: pushdown.Pushed | None = None
     if isinstance(source, p.Row):
         rel = run_row(source, warnings)
     elif isinstance(source, p.ShowInfo):
@@ -613,11 +617,10 @@ def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: 
         for m in source.metadata:
             if m not in METADATA:
                 raise verify_fail(_src_at(1, 1), f"unsupported metadata field [{m}]")
-        pushed = None if source_filter is not None or not options.pushdown else \
-            _try_pushdown(steps, indices, names, types, conn, source, control)
+        if options.pushdown and source_filter is None:
+            pushed = pushdown.push(steps, indices, names, types, source.metadata, conn, control, warnings, cap)
         if pushed is not None:
-            rel = pushed
-            steps.pop(0)
+            rel, steps = pushed.relation, pushed.rest
         else:
             read = None if source_filter is not None else observed_columns(steps, names)
             rows: Iterable[list[Any]] = scan(conn, indices, names, types, source.metadata, control, read)
@@ -626,8 +629,6 @@ def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: 
             rel = Relation(names + list(source.metadata), types + [METADATA[m] for m in source.metadata], rows)
     else:  # pragma: no cover - the grammar only makes these
         raise ServiceError("unknown source command", status=400)
-    limited = any(isinstance(step, p.Limit) for step in steps)
-    cap = max_rows if limited else min(DEFAULT_LIMIT, max_rows)
     for i, step in enumerate(steps):
         if isinstance(step, p.Filter):
             fn, kind = compile_expr(step.condition, rel.scope(warnings))
@@ -659,60 +660,9 @@ def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: 
                                type="verification_exception")
     if not limited:
         warnings.messages.insert(0, f"No limit defined, adding default limit of [{DEFAULT_LIMIT}]")
-    return Result(rel.names, rel.types, itertools.islice(rel.rows, cap), warnings, control)
+    return Result(rel.names, rel.types, itertools.islice(rel.rows, cap), warnings, control,
+                  pushdown.profile(pushed, steps))
 
 
 def _accepts(fn: Callable[[list[Any]], Any]) -> Callable[[list[Any]], bool]:
     return lambda r: fn(r) is True
-
-
-def _try_pushdown(steps: list[p.Step], indices: list[Index], names: list[str], types: list[str],
-                  conn: sqlite3.Connection, source: p.Source, control: Control) -> Relation | None:
-    """``FROM x | STATS c = COUNT(*) BY f1, f2`` as SQLite GROUP BYs over rowid slices whose
-    partial counts are merged, so a stop still answers over the slices read."""
-    if not steps or not isinstance(steps[0], p.Aggregate) or len(indices) != 1 or source.metadata:
-        return None
-    step = steps[0]
-    if not step.groups or any(not isinstance(e, Column) or e.name not in names for _, e in step.groups):
-        return None
-    if any(cond is not None or not (isinstance(e, Call) and e.name == "COUNT" and len(e.args) == 1 and
-                                    isinstance(e.args[0], Star)) for _, e, cond in step.aggregates):
-        return None
-    index = indices[0]
-    columns = [index.columns.get(e.name) for _, e in step.groups]  # type: ignore[union-attr]
-    if any(c is None for c in columns):
-        return None
-    quoted = [quote(c) for c in columns]  # type: ignore[arg-type]
-    table = quote(index.table)
-    blob = " OR ".join(f"typeof({c}) = 'blob'" for c in quoted)
-    total, top = _bounds(conn, index)
-    control.rows_total = total
-    control.phase = "running"
-    sql = (f"SELECT {', '.join(quoted)}, count(*), max({blob}) FROM {table} WHERE rowid > ? AND rowid <= ? "
-           f"GROUP BY {', '.join(quoted)}")
-    n = len(step.aggregates)
-    counts: dict[tuple, int] = {}
-    reservation = Reservation(control.breaker)
-    group_bytes = DICT_ENTRY + getsizeof([None] * (n + len(quoted)))  # and the output row it becomes
-    held = 0
-    for after, upto in rowid_slices(control, top, scale=16):  # GROUP BY in SQLite is far cheaper per row
-        scanned = 0
-        for *values, count, multi in conn.execute(sql, (after, upto)):
-            if multi:  # a grouping field holds a multi-value: each value is its own group
-                control.rows_scanned = 0
-                reservation.close()
-                return None
-            key = tuple(values)
-            previous = counts.get(key)
-            if previous is None:
-                held += group_bytes + getsizeof(key) + sum(map(getsizeof, key))
-            counts[key] = count + (previous or 0)
-            scanned += count
-        control.scanned(scanned)
-        reservation.hold(held)
-    group_types = [types[names.index(e.name)] for _, e in step.groups]  # type: ignore[union-attr]
-    decoders = [_decoder(k) for k in group_types]
-    rows = [[c] * n + [decoders[i](k[i]) for i in range(len(quoted))] for k, c in counts.items()]
-    rel = Relation([name for name, _, _ in step.aggregates] + [name for name, _ in step.groups],
-                   ["long"] * n + group_types, released(rows, reservation))
-    return _dedupe_names(rel)

@@ -45,6 +45,10 @@ class Index:
     mapping: dict[str, Any]
     columns: dict[str, str]  # field path -> column name
     next_seq_no: int = 0
+    # Field paths whose column has ever held a multi-value (an orjson array BLOB, written by
+    # ``document_parser.encode_values``). Sticky: a column outside it holds only scalars or
+    # NULL, which is what lets a query take SQL's answer for it as exact.
+    multi_valued: set[str] = field(default_factory=set)
     fields: dict[str, Field] = field(default_factory=dict)
     subfields: dict[str, list[Field]] = field(default_factory=dict)
     objects: dict[str, str] = field(default_factory=dict)
@@ -55,7 +59,8 @@ class Index:
     # (the field itself, then its multi-fields). Fields needing more care are left out.
     tree: dict[str, Any] = field(default_factory=dict)
 
-    _STORED = ("id", "name", "uuid", "table", "created_ms", "settings", "mapping", "columns", "next_seq_no")
+    _STORED = ("id", "name", "uuid", "table", "created_ms", "settings", "mapping", "columns", "next_seq_no",
+               "multi_valued")
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (to a query worker) as its stored definition: the rest holds closures."""
@@ -149,14 +154,19 @@ class Catalog:
     async def load(self, conn: aiosqlite.Connection) -> None:
         loaded: dict[str, Index] = {}
         async with conn.execute(
-            "SELECT id, name, uuid, table_name, created_ms, settings, mappings, columns, next_seq_no "
+            "SELECT id, name, uuid, table_name, created_ms, settings, mappings, columns, next_seq_no, multi_valued "
             "FROM indices ORDER BY name"
         ) as cur:
-            async for row in cur:
-                index = Index(row[0], row[1], row[2], row[3], row[4], stored_settings(orjson.loads(row[5])),
-                              orjson.loads(row[6]), orjson.loads(row[7]), row[8])
-                index.rebuild()
-                loaded[index.name] = index
+            rows = await cur.fetchall()
+        for row in rows:
+            index = Index(row[0], row[1], row[2], row[3], row[4], stored_settings(orjson.loads(row[5])),
+                          orjson.loads(row[6]), orjson.loads(row[7]), row[8])
+            # NULL only if the database was never opened by a writer since 0004 (see
+            # ``record_multi_valued``): the table itself says, never a guess.
+            index.multi_valued = (set(orjson.loads(row[9])) if row[9] is not None
+                                  else await multi_valued_in_table(conn, index.table, index.columns))
+            index.rebuild()
+            loaded[index.name] = index
         self.indices = loaded
 
     def get(self, name: str) -> Index:
@@ -203,7 +213,52 @@ class Catalog:
 
 
 async def save_index(conn: aiosqlite.Connection, index: Index) -> None:
+    """Store what a write changed (mapping, columns, seq_no, multi-value flags), inside the
+    write's own transaction, so the flags are durable exactly when the rows are."""
     await conn.execute(
-        "UPDATE indices SET mappings = ?, columns = ?, next_seq_no = ? WHERE id = ?",
-        (dumps(index.mapping).decode(), orjson.dumps(index.columns).decode(), index.next_seq_no, index.id),
+        "UPDATE indices SET mappings = ?, columns = ?, next_seq_no = ?, multi_valued = ? WHERE id = ?",
+        (dumps(index.mapping).decode(), orjson.dumps(index.columns).decode(), index.next_seq_no,
+         _multi_valued_json(index.multi_valued), index.id),
     )
+
+
+def _multi_valued_json(paths: set[str]) -> str:
+    return orjson.dumps(sorted(paths)).decode()
+
+
+async def multi_valued_in_table(conn: aiosqlite.Connection, table: str, columns: dict[str, str]) -> set[str]:
+    """The field paths whose column holds a multi-value now: one scan of the table.
+
+    Only multi-values are stored as BLOBs (scalars are integers, reals or text), so
+    ``typeof = 'blob'`` finds exactly them.
+    """
+    paths, found = list(columns), set()
+    for start in range(0, len(paths), _COLUMNS_PER_SCAN):
+        chunk = paths[start:start + _COLUMNS_PER_SCAN]
+        tests = ", ".join(f"max(typeof({quote(columns[p])}) = 'blob')" for p in chunk)
+        async with conn.execute(f"SELECT {tests} FROM {quote(table)}") as cur:
+            row = await cur.fetchone()
+        found.update(p for p, held in zip(chunk, row or ()) if held)
+    return found
+
+
+_COLUMNS_PER_SCAN = 500  # well inside SQLite's 2,000 result columns
+
+
+async def record_multi_valued(conn: aiosqlite.Connection) -> None:
+    """Give indices made before the flags were kept (``multi_valued`` NULL) theirs, computed
+    from their tables once, at start-up, on the writer."""
+    async with conn.execute("SELECT id, table_name, columns FROM indices WHERE multi_valued IS NULL") as cur:
+        unknown = await cur.fetchall()
+    if not unknown:
+        return
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        for index_id, table, columns in unknown:
+            paths = await multi_valued_in_table(conn, table, orjson.loads(columns))
+            await conn.execute("UPDATE indices SET multi_valued = ? WHERE id = ?",
+                               (_multi_valued_json(paths), index_id))
+        await conn.commit()
+    except BaseException:
+        await conn.rollback()
+        raise

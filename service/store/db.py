@@ -20,6 +20,7 @@ import aiosqlite
 import structlog
 
 from .disk import DiskMonitor, DiskPolicy, FloodStageBlock, is_disk_full
+from .catalog import record_multi_valued
 from .migrations import migrate
 
 log = structlog.get_logger(__name__)
@@ -107,6 +108,7 @@ class Database:
     async def _connect(self) -> None:
         self.writer = await _open(self.path, self.synchronous, readonly=False)
         await migrate(self.writer)
+        await record_multi_valued(self.writer)
         writer = self.writer
         await writer.set_authorizer(lambda action, *_: sqlite3.SQLITE_DENY
                                     if action in _CHANGES and not writer.in_transaction else sqlite3.SQLITE_OK)

@@ -197,8 +197,8 @@ async def _insert_index(conn: aiosqlite.Connection, catalog: Catalog, name: str,
     table = "docs_" + uuid.replace("-", "_")
     created = int(time.time() * 1000)
     async with conn.execute(
-        "INSERT INTO indices (name, uuid, table_name, created_ms, settings, mappings, columns) "
-        "VALUES (?, ?, ?, ?, ?, ?, '{}') RETURNING id",
+        "INSERT INTO indices (name, uuid, table_name, created_ms, settings, mappings, columns, multi_valued) "
+        "VALUES (?, ?, ?, ?, ?, ?, '{}', '[]') RETURNING id",
         (name, uuid, table, created, orjson.dumps(settings).decode(), dumps(mappings).decode()),
     ) as cur:
         (index_id,) = await cur.fetchone()  # type: ignore[misc]
@@ -475,6 +475,8 @@ class _WriteSession:
                 position = positions.get(path)
                 if position is not None:  # fields inside nested objects live in _source only
                     row[position] = value
+                    if type(value) is bytes:  # only a multi-value is a BLOB (encode_values)
+                        index.multi_valued.add(path)
         seq_no = index.next_seq_no
         index.next_seq_no = seq_no + 1
         source = raw if raw is not None else dumps(doc)

@@ -48,7 +48,8 @@ class EsqlJob:
 
     def frame(self, result: Result, took_ms: int) -> dict[str, Any]:
         return {"names": result.names, "types": result.types, "warnings": list(result.warnings.messages),
-                "documents_found": result.documents_found, "is_partial": result.is_partial, "took": took_ms}
+                "documents_found": result.documents_found, "is_partial": result.is_partial, "took": took_ms,
+                "profile": result.profile}
 
 
 def interrupted_frame() -> dict[str, Any]:
