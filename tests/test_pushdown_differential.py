@@ -15,14 +15,15 @@ Each answer is compared whole: status, columns (names, types), rows, every other
 but ``took``, and the ``Warning`` headers as a list, in order. Rows compare in order where
 the query fixes one (a SORT ending on the unique ``id``, or over every group key after
 STATS), else as a multiset. Values compare exactly (``-0.0`` is not ``0.0``, ``1`` is not
-``1.0``), except SUM/AVG over doubles (``APPROX``).
+``1.0``), except SUM/AVG over doubles (``APPROX_REL``).
 
 Two halves: ``CASES``, every construct the issue pushes down and its traps, each also
 checked to be really pushed down (``assert_pushed``: the SQL ``profile`` names, or the test
 proves nothing); and a hypothesis generator of random well-typed pipelines over the same
 schema, for the cases nobody listed. ``ESQUIRE_DIFF_EXAMPLES`` (default 150, derandomized:
 the same pipelines every run) sets how many; ``ESQUIRE_DIFF_SHRINK=1`` shrinks a failure to
-a minimal pipeline.
+a minimal pipeline; ``ESQUIRE_DIFF_FAILURES=<file>`` writes every mismatch as a JSON line and
+goes on, to triage many at once.
 """
 
 from __future__ import annotations
@@ -50,10 +51,13 @@ pytestmark = pytest.mark.slow
 
 DIFF_EXAMPLES = int(os.environ.get("ESQUIRE_DIFF_EXAMPLES", "150"))
 DIFF_SHRINK = os.environ.get("ESQUIRE_DIFF_SHRINK") == "1"
-# SUM and AVG over doubles may add in another order (SQLite's sum() is Kahan-Babuska
-# compensated, Python's a plain left-to-right fold; a pushed-down plan also merges partial sums
-# per slice), so their last bits may differ: 1e-12 relative. Everything else is exact.
-APPROX_REL = 1e-12
+DIFF_FAILURES = os.environ.get("ESQUIRE_DIFF_FAILURES")  # triage: append each mismatch here and go on
+# SUM and AVG over doubles could add in another order when pushed down (SQLite's sum() is
+# Kahan-Babuska compensated, Python's a left-to-right fold, and a pushed plan merges partial sums
+# per slice), so their columns are marked ``approx``: compared to APPROX_REL relative. Measured on
+# the pushdown as merged: it keeps SUM/AVG over doubles in Python, and they match exactly, so the
+# tolerance is 0 (exact); were they pushed, 1e-12 here is the most a different order may cost.
+APPROX_REL = 0.0
 
 # --- the data -------------------------------------------------------------------------------
 
@@ -194,13 +198,13 @@ def _exact(value: Any) -> bytes:
 
 
 def _close(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
+    if APPROX_REL and isinstance(a, float) and isinstance(b, float):
         return a == b or math.isclose(a, b, rel_tol=APPROX_REL, abs_tol=0.0)
     return _exact(a) == _exact(b)
 
 
 def compare(query: dict[str, Any], on: Answer, off: Answer, ordered: bool, approx: frozenset[str] = frozenset()) -> None:
-    """Fail unless the two answers are the same (``approx``: column names compared to 1e-12).
+    """Fail unless the two answers are the same (``approx``: column names compared to APPROX_REL).
     Rows first, the body's counters (``documents_found``, ``values_loaded``...) last, so a
     wrong row is what a failure shows when both differ."""
     where = f"query {json.dumps(query, ensure_ascii=False)}\n pushdown: {_show(on)}\n python:   {_show(off)}"
@@ -237,8 +241,9 @@ def _show(answer: Answer) -> str:
 # --- proof that pushdown happened -----------------------------------------------------------
 
 SELECT = re.compile(r"\bSELECT\b", re.I)
-# a rowid slice bound (``rowid > ? AND rowid <= ?``), which every scan has, pushed down or not
-_SLICE = re.compile(r"(\bAND\s+)?\(?\s*(\w+\.)?\"?rowid\"?\s*(>=|>|<=|<)\s*\?\s*\)?(\s+AND\b)?", re.I)
+# a rowid slice bound (``rowid > ? AND rowid <= ?``, or over an alias ``r > :lo``), which every
+# scan has, pushed down or not
+_SLICE = re.compile(r"(\bAND\s+)?\(?\s*(\w+\.)?\"?\b(rowid|r)\b\"?\s*(>=|>|<=|<)\s*(\?|:\w+)\s*\)?(\s+AND\b)?", re.I)
 _IDENTIFIER = re.compile(r'"[^"]*"')  # identifiers are quoted (store/sql.quote): a table name may hold a "-"
 # What shows each construct went to SQL, searched in the pushed statements without their slice
 # bounds, identifiers blanked: a condition left in WHERE, a GROUP BY, an ORDER BY with a LIMIT,
@@ -246,7 +251,8 @@ _IDENTIFIER = re.compile(r'"[^"]*"')  # identifiers are quoted (store/sql.quote)
 FILTER = r"\bWHERE\s++(?!GROUP\b|ORDER\b|LIMIT\b|\)|$)"
 GROUP = r"\bGROUP\s+BY\b"
 TOP_N = r"\bORDER\s+BY\b.*\bLIMIT\b"
-ARITHMETIC = r'(\b(?!SELECT\b)\w+|[)"?])\s*[-+*/%]\s*[\w("?]'
+ARITHMETIC = (r'(\b(?!(SELECT|BETWEEN|AND|OR|NOT|WHEN|THEN|ELSE|CASE|WHERE|BY|IN|IS|LIMIT|AS)\b)\w+|[)"?])'
+              r'\s*[-+*/%]\s*[\w("?:]')
 SUM = r"\b(SUM|TOTAL)\s*\("
 
 
@@ -292,6 +298,7 @@ class Case:
     pushed: tuple[str, ...] = ()  # a claim that pushdown runs it: what its SQL must do (assert_pushed)
     filter: dict[str, Any] | None = None  # the Query DSL ``filter`` of the request
     unpushed: str = ""  # why a construct the issue names is not pushed down yet (a strict xfail)
+    mismatch: str = ""  # a known difference between the two paths, reported, not yet fixed (a strict xfail)
 
     def request(self) -> dict[str, Any]:
         return {"query": self.query} | ({"filter": self.filter} if self.filter is not None else {})
@@ -578,14 +585,39 @@ KEEP_DROP = [
     Case("FROM diff-a | DROP id"),
 ]
 
-CASES = WHERE + FILTER_DSL + EVAL + STATS + SORT + KEEP_DROP
+# What the differential found against the pushdown as merged: warnings the Python path gives and
+# the pushed SQL does not, because SQL never evaluates the expression on those rows. Each is a
+# strict xfail, so it is seen until fixed (the lead decides which path is right: Elasticsearch
+# prunes unused EVAL columns and pushes filters below EVALs as (A) and (B) do).
+UNUSED_EVAL = "pushdown: an EVAL column nothing reads is never computed, so its overflow warnings are missing"
+FILTERED_EVAL = ("pushdown: an EVAL is computed only on rows a later WHERE keeps, so warnings from the rows "
+                 "it drops are missing")
+SHORT_CIRCUIT = ("pushdown: SQLite's AND/OR skips the guard of an operand it need not read, so its division-by-"
+                 "zero warnings are missing (the Python path evaluates both operands, as ES|QL does)")
+MISMATCHES = [
+    Case("FROM diff-a | EVAL x = big + 1 | STATS c = COUNT(*)", ordered=True, mismatch=UNUSED_EVAL),
+    Case("FROM diff-b | EVAL e1 = 500 + big, e2 = 200 | STATS c = COUNT(*)", ordered=True, mismatch=UNUSED_EVAL),
+    Case("FROM diff-a | EVAL x = big + 1 | WHERE big < 0 | SORT id | KEEP id, x | LIMIT 100", ordered=True,
+         mismatch=FILTERED_EVAL),
+    Case('FROM diff-a | WHERE host == "nobody" AND bytes % 0 > 0 | SORT id | LIMIT 5', ordered=True,
+         mismatch=SHORT_CIRCUIT),
+    Case('FROM diff-b | WHERE message.keyword LIKE "web*" AND 0 < bytes % score | SORT id | LIMIT 1', ordered=True,
+         mismatch=SHORT_CIRCUIT),
+]
+
+CASES = WHERE + FILTER_DSL + EVAL + STATS + SORT + KEEP_DROP + MISMATCHES
 
 
 def _id(case: Case) -> str:
     return case.query.removeprefix("FROM ")[:90] + (f" filter={json.dumps(case.filter)}" if case.filter else "")
 
 
-@pytest.mark.parametrize("case", CASES, ids=_id)
+def _known(case: Case) -> Any:
+    marks = [pytest.mark.xfail(strict=True, reason=case.mismatch)] if case.mismatch else []
+    return pytest.param(case, marks=marks)
+
+
+@pytest.mark.parametrize("case", [_known(c) for c in CASES], ids=_id)
 def test_same_answer(pair: Pair, case: Case) -> None:
     on, off = pair.ask(case.request())
     compare(case.request(), on, off, case.ordered, frozenset(case.approx))
@@ -851,7 +883,13 @@ def test_random_pipelines(pair: Pair, pipeline: Pipeline) -> None:
     request = pipeline.request()
     note(json.dumps(request, ensure_ascii=False))
     on, off = pair.ask(request)
-    compare(request, on, off, pipeline.ordered, frozenset(pipeline.approx))
+    try:
+        compare(request, on, off, pipeline.ordered, frozenset(pipeline.approx))
+    except AssertionError as exc:
+        if DIFF_FAILURES is None:
+            raise
+        with open(DIFF_FAILURES, "a") as out:
+            out.write(json.dumps({"request": request, "problem": str(exc)[:6000]}, ensure_ascii=False) + "\n")
 
 
 # --- the comparison itself ------------------------------------------------------------------
@@ -867,9 +905,9 @@ def _answer(values: list[list[Any]], warnings: tuple[str, ...] = (), kind: str =
     ([[0.1 + 0.2]], [[0.3]], True, ()),
     ([[1.0], [2.0]], [[2.0], [1.0]], True, ()),
     ([[[1, 2]]], [[[2, 1]]], False, ()),
-    ([[1.0]], [[1.0 + 1e-9]], True, ("x",)),
+    ([[1.0]], [[1.0 + 2e-16]], True, ("x",)),
     ([[1.0], [1.0]], [[1.0]], False, ()),
-], ids=["negative zero", "int vs double", "last bit", "order", "multi-value order", "beyond 1e-12", "row count"])
+], ids=["negative zero", "int vs double", "last bit", "order", "multi-value order", "beyond APPROX_REL", "row count"])
 def test_compare_tells_apart(on: list[list[Any]], off: list[list[Any]], ordered: bool, approx: tuple[str, ...]) -> None:
     with pytest.raises(AssertionError):
         compare({}, _answer(on), _answer(off), ordered, frozenset(approx))
@@ -877,7 +915,7 @@ def test_compare_tells_apart(on: list[list[Any]], off: list[list[Any]], ordered:
 
 def test_compare_accepts() -> None:
     compare({}, _answer([[1.0], [2.0]]), _answer([[2.0], [1.0]]), ordered=False)
-    compare({}, _answer([[0.1 + 0.2]]), _answer([[0.3]]), ordered=True, approx=frozenset({"x"}))
+    compare({}, _answer([[0.3]]), _answer([[0.3]]), ordered=True, approx=frozenset({"x"}))
     with pytest.raises(AssertionError):  # warnings compare as a list, order included
         compare({}, _answer([], ("a", "b")), _answer([], ("b", "a")), ordered=True)
 
@@ -886,6 +924,9 @@ def test_pushed_sql_reads_the_statements_without_their_slices() -> None:
     body = {"profile": {"drivers": [{"operators": [
         {"operator": 'SqliteSource[sql=SELECT "c1", count(*) FROM "diff-a" WHERE rowid > ? AND rowid <= ? '
                      'GROUP BY "c1"]'}, {"operator": "Output"}]}]}}
+    [sql] = pushed_sql({"profile": ['SELECT min(r), count(*) FROM (SELECT rowid AS r FROM "q") WHERE r > :lo AND '
+                                    'r <= :hi']})
+    assert not re.search(FILTER, sql)
     [sql] = pushed_sql(body)
     assert re.search(GROUP, sql) and not re.search(FILTER, sql) and not re.search(ARITHMETIC, sql)
     [sql] = pushed_sql({"profile": ['SELECT "c2" * ? FROM "t-1" WHERE "c3" IN (?, ?) AND rowid > ? ORDER BY 1 LIMIT ?']})
