@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
@@ -23,10 +24,22 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFORMANCE = ROOT.parent / "shared" / "conformance"
 
 
+# Run a test over both query paths: SQL pushdown (the default) and the Python operators alone,
+# the reference pushdown is held to. ``@BOTH_PATHS`` overrides the ``query_pushdown`` fixture,
+# so ``settings`` and every server built from it follow.
+BOTH_PATHS = pytest.mark.parametrize("query_pushdown", [True, False], ids=["pushdown", "python"])
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def query_pushdown() -> bool:
+    return True
+
+
+@pytest.fixture
+def settings(tmp_path: Path, query_pushdown: bool) -> Settings:
     # no 16 MB disk-space reserve file per test database (tests/test_hardening_disk.py covers it)
-    return Settings(data_dir=tmp_path / "data", port=0, log_format="json", log_level="warning", disk_reserve_bytes=0)
+    return Settings(data_dir=tmp_path / "data", port=0, log_format="json", log_level="warning", disk_reserve_bytes=0,
+                    query_pushdown=query_pushdown)
 
 
 class EsTestServer(TestServer):
@@ -77,14 +90,15 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, slice_pause_s: float = 0.0) -> Elasticsearch:
+    def start(self, slice_pause_s: float = 0.0, env: dict[str, str] | None = None) -> Elasticsearch:
         """Start the server; ``slice_pause_s`` sets the test-only ``Control.pause_s`` in it,
-        so its queries stay mid-scan."""
+        so its queries stay mid-scan; ``env`` adds ``ESQUIRE_*`` settings."""
         args = ["serve", "--port", str(self.port), "--data-dir", str(self.data_dir), "--log-format", "json"]
         boot = ("import sys; from service.query.control import Control; from service.__main__ import main; "
                 f"Control.pause_s = {slice_pause_s!r}; sys.exit(main(sys.argv[1:]))")
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-c", boot, *args], cwd=ROOT, stdout=log, stderr=log)
+            self.proc = subprocess.Popen([sys.executable, "-c", boot, *args], cwd=ROOT, stdout=log, stderr=log,
+                                         env={**os.environ, **(env or {})})
         client = Elasticsearch(self.url, request_timeout=30)
         deadline = time.monotonic() + 30
         while not client.ping():

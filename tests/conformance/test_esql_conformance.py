@@ -3,7 +3,9 @@
 The data sets are loaded through the HTTP API; every runnable test is compared on
 columns, types, rows and warnings. ``esql_known_failures.txt`` lists the tests known to
 fail: a failure outside it fails the suite, and so does a listed test that now passes
-(so the list only shrinks). ``ESQUIRE_UPDATE_KNOWN_FAILURES=1`` rewrites the list.
+(so the list only shrinks). The suite runs twice, with SQL pushdown and without it, against
+the one list: a test that passes one way only is a pushdown bug. ``ESQUIRE_UPDATE_KNOWN_FAILURES=1``
+rewrites the list from the pushdown run; the run without pushdown is still checked against it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from conftest import CONFORMANCE
+from conftest import BOTH_PATHS, CONFORMANCE
 from service.node import ES_VERSION
 from tests.conformance.csv_spec import SpecTest, load_csv_dataset, parse_cell, parse_spec_file
 
@@ -148,7 +150,8 @@ async def _load(http: Any) -> None:
 # One test runs the whole reference suite (about a thousand queries): the default per-test
 # timeout guards a single request, not this.
 @pytest.mark.timeout(900)
-async def test_esql_reference_suite(http: Any, capsys: pytest.CaptureFixture[str]) -> None:
+@BOTH_PATHS
+async def test_esql_reference_suite(http: Any, query_pushdown: bool, capsys: pytest.CaptureFixture[str]) -> None:
     await _load(http)
     per_file: dict[str, Counter[str]] = {}
     failures: dict[str, str] = {}
@@ -183,13 +186,15 @@ async def test_esql_reference_suite(http: Any, capsys: pytest.CaptureFixture[str
     lines.append(f"{'total':<16} passed {total['passed']:>4}  failed {total['failed']:>4}  "
                  f"skipped {total['skipped']:>4}  ({100 * total['passed'] / max(runnable, 1):.1f}%)")
     with capsys.disabled():
-        print("\nES|QL conformance\n" + "\n".join(lines))
-    if os.environ.get("ESQUIRE_UPDATE_KNOWN_FAILURES") == "1":
+        print(f"\nES|QL conformance, pushdown {'on' if query_pushdown else 'off'}\n" + "\n".join(lines))
+    if query_pushdown and os.environ.get("ESQUIRE_UPDATE_KNOWN_FAILURES") == "1":
         KNOWN.write_text("".join(f"{tid}\t{failures[tid][:200]}\n".replace("\n", " ").rstrip() + "\n"
                                  for tid in sorted(failures)))
     known = {line.split("\t")[0] for line in KNOWN.read_text().splitlines() if line.strip()} if KNOWN.exists() else set()
     new_failures = {tid: failures[tid] for tid in failures if tid not in known}
     fixed = sorted(known & passed)
-    assert not new_failures, "tests failing that are not in esql_known_failures.txt:\n" + "\n".join(
+    path = "with pushdown" if query_pushdown else "without pushdown"
+    assert not new_failures, f"tests failing {path} that are not in esql_known_failures.txt:\n" + "\n".join(
         f"{tid}: {why}" for tid, why in sorted(new_failures.items())[:50])
-    assert not fixed, "tests now passing, remove them from esql_known_failures.txt:\n" + "\n".join(fixed)
+    assert not fixed, f"tests now passing {path}, remove them from esql_known_failures.txt (if they pass both " \
+                      "ways):\n" + "\n".join(fixed)
