@@ -340,7 +340,6 @@ def sorted_(source: str, sort: str, keep: str, limit: int = 1000, pushed: tuple[
 
 
 UNPUSHED_VERSION = "version comparisons stay in Python: stored as text, which orders differently"
-UNPUSHED_DSL = "the Query DSL filter is not pushed down: any request with one runs in Python"
 UNPUSHED_GUARD = ("an EVAL that may overflow (a guarded operation) is pushed only under STATS or SORT + LIMIT, "
                   "not as plain rows")
 
@@ -454,9 +453,9 @@ WHERE = [
 ]
 
 FILTER_DSL = [
-    Case("FROM diff-* | STATS n = COUNT(*) BY host | SORT host", ordered=True, pushed=(FILTER,), unpushed=UNPUSHED_DSL,
+    Case("FROM diff-* | STATS n = COUNT(*) BY host | SORT host", ordered=True, pushed=(FILTER,),
          filter={"range": {"@timestamp": {"gte": "2024-01-01T00:00:00Z", "lt": "2024-01-02T00:00:00Z"}}}),
-    Case("FROM diff-a | SORT id | KEEP id, host", ordered=True, pushed=(FILTER,), unpushed=UNPUSHED_DSL,
+    Case("FROM diff-a | SORT id | KEEP id, host", ordered=True, pushed=(FILTER,),
          filter={"term": {"host": "web-1"}}),
     Case("FROM diff-* | STATS c = COUNT(*)", filter={"bool": {"must_not": [{"exists": {"field": "status"}}]}}),
     Case("FROM diff-a | WHERE bytes > 0 | SORT id | KEEP id, status, bytes", ordered=True,
@@ -586,27 +585,23 @@ KEEP_DROP = [
     Case("FROM diff-a | DROP id"),
 ]
 
-# What the differential found against the pushdown as merged: warnings the Python path gives and
-# the pushed SQL does not, because SQL never evaluates the expression on those rows. Each is a
-# strict xfail, so it is seen until fixed (the lead decides which path is right: Elasticsearch
-# prunes unused EVAL columns and pushes filters below EVALs as (A) and (B) do).
-UNUSED_EVAL = "pushdown: an EVAL column nothing reads is never computed, so its overflow warnings are missing"
-FILTERED_EVAL = ("pushdown: an EVAL is computed only on rows a later WHERE keeps, so warnings from the rows "
-                 "it drops are missing")
-SHORT_CIRCUIT = ("pushdown: SQLite's AND/OR skips the guard of an operand it need not read, so its division-by-"
-                 "zero warnings are missing (the Python path evaluates both operands, as ES|QL does)")
+# What the differential found. Each known difference is a strict xfail, so it is seen until
+# fixed. (Both paths now share Elasticsearch's optimizer rules: unused EVAL columns are pruned
+# and a WHERE runs before the EVALs it does not read, so neither computes nor warns there.)
+SHORT_CIRCUIT = ("pushdown: SQLite's AND/OR skips an operand it need not read, so that operand's division-by-zero "
+                 "warnings are missing; the Python path evaluates both operands, as Elasticsearch evaluates a "
+                 "block; Elasticsearch itself skips them too when the other operand is pushed to Lucene")
 MISMATCHES = [
-    Case("FROM diff-a | EVAL x = big + 1 | STATS c = COUNT(*)", ordered=True, mismatch=UNUSED_EVAL),
-    Case("FROM diff-b | EVAL e1 = 500 + big, e2 = 200 | STATS c = COUNT(*)", ordered=True, mismatch=UNUSED_EVAL),
-    Case("FROM diff-a | EVAL x = big + 1 | WHERE big < 0 | SORT id | KEEP id, x | LIMIT 100", ordered=True,
-         mismatch=FILTERED_EVAL),
+    Case("FROM diff-a | EVAL x = big + 1 | STATS c = COUNT(*)", ordered=True),
+    Case("FROM diff-b | EVAL e1 = 500 + big, e2 = 200 | STATS c = COUNT(*)", ordered=True),
+    Case("FROM diff-a | EVAL x = big + 1 | WHERE big < 0 | SORT id | KEEP id, x | LIMIT 100", ordered=True),
     Case('FROM diff-a | WHERE host == "nobody" AND bytes % 0 > 0 | SORT id | LIMIT 5', ordered=True,
          mismatch=SHORT_CIRCUIT),
     Case('FROM diff-b | WHERE message.keyword LIKE "web*" AND 0 < bytes % score | SORT id | LIMIT 1', ordered=True,
          mismatch=SHORT_CIRCUIT),
-    # not pushdown's: both paths answer 500 (evaluate._fmod: math.fmod of the infinite big / 5e-324)
-    Case("FROM diff-b | EVAL e1 = (big / score) % score | KEEP id, e1 | SORT id", ordered=True,
-         mismatch="both paths: HTTP 500, ValueError: math domain error (a double % with an infinite dividend)"),
+    # both paths once answered 500 (math.fmod of the infinite big / 5e-324): a non-finite
+    # quotient is now null with ES|QL's warning
+    Case("FROM diff-b | EVAL e1 = (big / score) % score | KEEP id, e1 | SORT id", ordered=True),
 ]
 
 CASES = WHERE + FILTER_DSL + EVAL + STATS + SORT + KEEP_DROP + MISMATCHES

@@ -10,6 +10,7 @@ overflow or a division by zero give null plus a warning with the Java exception'
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -170,13 +171,14 @@ def _java_mod(a: int, b: int) -> int:
 def _fdiv(a: float, b: float) -> float:
     if b == 0:
         raise EvalError("java.lang.ArithmeticException: / by zero")
-    return a / b
+    return _finite(a / b)
 
 
 def _fmod(a: float, b: float) -> float:
     if b == 0:
         raise EvalError("java.lang.ArithmeticException: / by zero")
-    import math
+    if a in (float("inf"), float("-inf")):  # Java's % gives NaN, which ES|QL refuses as it refuses any
+        raise EvalError("java.lang.ArithmeticException: not a finite double number: NaN")
     return math.fmod(a, b)
 
 
