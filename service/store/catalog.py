@@ -7,7 +7,8 @@ memory never holds a mapping that the database does not.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import chain
+from typing import Any, Iterator, Sequence
 
 import aiosqlite
 import orjson
@@ -21,6 +22,8 @@ from .mapping_parser import DEPTH_LIMIT, FIELDS_LIMIT
 from .sql import quote
 
 DOC_COLUMNS = ("_id", "_version", "_seq_no", "_source")
+# Within every SQLite's limit on bound parameters (999 before 3.32).
+_VARIABLES_PER_STATEMENT = 999
 TIMESTAMP_FIELD = "@timestamp"
 
 
@@ -53,7 +56,10 @@ class Index:
     subfields: dict[str, list[Field]] = field(default_factory=dict)
     objects: dict[str, str] = field(default_factory=dict)
     positions: dict[str, int] = field(default_factory=dict)
-    upsert_sql: str = ""
+    upsert_sql: str = ""  # INSERT OR REPLACE ... VALUES, without the rows
+    upsert_row: str = ""  # one row's placeholders
+    rows_per_upsert: int = 1
+    delete_sql: str = ""
     # Field names nested as documents nest them, for the parser's one-pass fast path:
     # name -> dict for an object; name -> ((row position, converter), ...) for a leaf
     # (the field itself, then its multi-fields). Fields needing more care are left out.
@@ -93,10 +99,28 @@ class Index:
                 node = node.setdefault(part, {})
             node[leaf] = tuple((self.positions[t.path], t.convert) for t in targets)
         names = [*DOC_COLUMNS, *self.columns.values()]
-        self.upsert_sql = (
-            f"INSERT OR REPLACE INTO {quote(self.table)} ({', '.join(map(quote, names))}) "
-            f"VALUES ({', '.join('?' * len(names))})"
-        )
+        self.upsert_sql = f"INSERT OR REPLACE INTO {quote(self.table)} ({', '.join(map(quote, names))}) VALUES "
+        self.upsert_row = f"({', '.join('?' * len(names))})"
+        self.rows_per_upsert = max(1, _VARIABLES_PER_STATEMENT // len(names))
+        self.delete_sql = f"DELETE FROM {quote(self.table)} WHERE _id = ?"
+
+    def upserts(self, rows: list[tuple[Any, ...]]) -> Iterator[tuple[str, list[Sequence[Any]]]]:
+        """``rows`` as ``(sql, [parameters, ...])`` for ``executemany``, many rows to a statement.
+
+        Each statement inserts ``rows_per_upsert`` rows: the sqlite3 module takes the GIL back
+        after every ``sqlite3_step``, once per statement, so one step per row would hand
+        the GIL to and fro with the event loop thousands of times a bulk (it is several times
+        slower whenever another thread is busy, and slower even when none is). Later rows replace
+        earlier ones with the same ``_id`` in order, as separate statements would.
+        """
+        per = self.rows_per_upsert
+        whole = len(rows) - len(rows) % per
+        if whole:
+            yield (self.upsert_sql + ", ".join([self.upsert_row] * per),
+                   [list(chain.from_iterable(rows[i:i + per])) for i in range(0, whole, per)])
+        if whole < len(rows):
+            rest = rows[whole:]
+            yield self.upsert_sql + ", ".join([self.upsert_row] * len(rest)), [list(chain.from_iterable(rest))]
 
     @property
     def dynamic(self) -> str:

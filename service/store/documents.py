@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import contextlib
 import copy
 import itertools
@@ -58,7 +59,10 @@ def auto_id() -> str:
     """A 20-character URL-safe id like Elasticsearch's: time first, so ids arrive in
     order and inserts into the ``_id`` index stay at its right edge."""
     raw = (time.time_ns() // 1_000_000).to_bytes(6, "big") + (next(_ID_SEQUENCE) & 0xFFFFFF).to_bytes(3, "big")
-    return base64.urlsafe_b64encode(raw + _ID_NODE).decode()
+    return binascii.b2a_base64(raw + _ID_NODE, newline=False).translate(_URL_SAFE).decode()
+
+
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")  # base64.urlsafe_b64encode's alphabet, without its two calls
 
 
 @dataclass(slots=True)
@@ -154,7 +158,8 @@ class DocumentStore:
                     await session.prefetch(ops)
                     items = []
                     for n, op in enumerate(ops, 1):
-                        items.append(await session.apply(op))
+                        item = session.apply_mapped(op)
+                        items.append(item if item is not None else await session.apply(op))
                         if n % _YIELD_EVERY == 0:  # a huge bulk must not hold the event loop
                             await asyncio.sleep(0)
                     await session.finish()
@@ -324,7 +329,10 @@ class _WriteSession:
         self.conn = conn
         self.catalog = catalog
         self.tombstones = tombstones
-        self.pending: list[tuple[str, tuple[Any, ...]]] = []
+        # Statements to run, in order: an index's upserts (batched by ``Index.upserts``) or
+        # SQL; runs of the same one (the same object) go to one executemany. New columns are
+        # added only after a flush, so every row pending for an index has its current columns.
+        self.pending: list[tuple[Index | str, tuple[Any, ...]]] = []
         # Statements handed to the connection's thread but not yet awaited: aiosqlite runs
         # them in order, so parsing the next documents overlaps SQLite writing these.
         self.inflight: list[asyncio.Future[Any]] = []
@@ -477,11 +485,31 @@ class _WriteSession:
                     row[position] = value
                     if type(value) is bytes:  # only a multi-value is a BLOB (encode_values)
                         index.multi_valued.add(path)
+        return self._store(op, index, doc_id, row, raw if raw is not None else dumps(doc), state, version)
+
+    def apply_mapped(self, op: BulkOp) -> dict[str, Any] | None:
+        """The common action without a turn through coroutines: an index or create with a
+        generated id (no version to check) into an existing index, whose document ``fill_row``
+        maps whole. None: the action needs ``apply``."""
+        if op.id is not None or op.error is not None or op.source is None or op.action not in ("index", "create"):
+            return None
+        index = self.catalog.indices.get(op.index or "")
+        if index is None:
+            return None
+        row: list[Any] = [None] * (4 + len(index.columns))
+        if not fill_row(op.source, index.tree, row):
+            return None
+        op.id, op.auto_id = auto_id(), True
+        self.touched[index.name] = index
+        return self._store(op, index, op.id, row, op.raw if op.raw is not None else dumps(op.source), None, 1)
+
+    def _store(self, op: BulkOp, index: Index, doc_id: str, row: list[Any], source: bytes,
+               state: Current | None, version: int) -> dict[str, Any]:
+        """Queue the row (its field columns filled) and answer the item."""
         seq_no = index.next_seq_no
         index.next_seq_no = seq_no + 1
-        source = raw if raw is not None else dumps(doc)
         row[0], row[1], row[2], row[3] = doc_id, version, seq_no, source
-        self.pending.append((index.upsert_sql, tuple(row)))
+        self.pending.append((index, tuple(row)))
         if len(self.pending) >= _FLUSH_ROWS:
             self._start_flush()
         if not op.auto_id:
@@ -503,7 +531,7 @@ class _WriteSession:
         if state is None or state.deleted:
             return _item(op, index.name, doc_id, 404, _version=version, result="not_found", _shards=SHARDS,
                          _seq_no=seq_no, _primary_term=PRIMARY_TERM)
-        self.pending.append((f"DELETE FROM {quote(index.table)} WHERE _id = ?", (doc_id,)))
+        self.pending.append((index.delete_sql, (doc_id,)))
         return _item(op, index.name, doc_id, 200, _version=version, result="deleted", _shards=SHARDS,
                      _seq_no=seq_no, _primary_term=PRIMARY_TERM)
 
@@ -535,12 +563,14 @@ class _WriteSession:
         pending, self.pending = self.pending, []
         i = 0
         while i < len(pending):
-            sql = pending[i][0]
+            statement = pending[i][0]
             j = i
-            while j < len(pending) and pending[j][0] == sql:
+            while j < len(pending) and pending[j][0] is statement:
                 j += 1
             rows = [params for _, params in pending[i:j]]
-            self.inflight.append(asyncio.ensure_future(self.conn.executemany(sql, rows)))
+            batches = statement.upserts(rows) if isinstance(statement, Index) else [(statement, rows)]
+            for sql, params in batches:
+                self.inflight.append(asyncio.ensure_future(self.conn.executemany(sql, params)))
             i = j
 
     async def _flush(self) -> None:
