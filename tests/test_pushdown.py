@@ -258,3 +258,6 @@ async def test_the_profile_names_the_pushed_sql_and_the_python_operators_after_i
     assert "profile" not in (await es.esql.query(query=query)).body
     for key in ("columns", "values", "documents_found", "is_partial"):
         assert pushed[key] == python[key]
+    row = (await es.esql.query(query="ROW a = 1 | EVAL b = a + 1 | LIMIT 1", profile=True)).body
+    assert [o["operator"] for o in row["profile"]["drivers"][0]["operators"]] == \
+        ["RowOperator", "EvalOperator", "LimitOperator"]

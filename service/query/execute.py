@@ -1,7 +1,8 @@
 """Running a logical plan: rows come from SQLite, the pipeline runs over them in Python.
 
 The executor knows no language: the query's dialect (``dialect.py``) resolves functions,
-aggregates and indices and brings the steps only its language has. A plan runs synchronously (in a query worker process) with its own connection. The source is read
+aggregates and indices and brings the steps only its language has. A plan runs
+synchronously (in a query worker process) with its own connection. The source is read
 in rowid slices; between slices the ``Control`` may stop the scan (the rest of the
 pipeline then finishes over the rows read, so STATS over a stopped query are correct for
 the data seen) or cancel it. Rows flow lazily, so nothing holds more than SORT or STATS
@@ -187,7 +188,8 @@ class _Reader:
                     if bound is not None:
                         where.append(f"{quote(column)} {op} ?")
                         args.append(bound)
-        sql = f"SELECT {', '.join(['rowid', *exprs, *meta, *extra])} FROM {quote(index.table)} WHERE {' AND '.join(where)}"
+        selected = ", ".join(["rowid", *exprs, *meta, *extra])
+        sql = f"SELECT {selected} FROM {quote(index.table)} WHERE {' AND '.join(where)}"
         return sql, lead + args
 
     def row(self, raw: tuple[Any, ...], end: int | None = None) -> list[Any]:
@@ -633,7 +635,7 @@ def run_source(step: p.Source, rest: list[p.Step], ctx: Context) -> tuple[Relati
     pushed = pushdown.push(rest, indices, names, types, step.metadata, ctx) \
         if ctx.options.pushdown and plain else None
     if ctx.profile is None:
-        ctx.profile = pushdown.profile(pushed, rest[len(rest) - len(pushed.rest):] if pushed else rest)
+        ctx.profile = pushdown.profile(pushed, pushed.rest if pushed else rest)
     if pushed is not None:
         return pushed.relation, len(rest) - len(pushed.rest)
     read = None if ctx.source_filter is not None else observed_columns(rest, names)
@@ -712,5 +714,5 @@ def run_plan(plan: p.Plan, catalog: Catalog, conn: sqlite3.Connection, control: 
     for message in plan.warnings:
         ctx.warnings.add(message)
     rel = run_pipeline(list(plan.steps), ctx)
-    return Result(rel.names, rel.types, itertools.islice(rel.rows, options.max_rows), ctx.warnings, control,
-                  ctx.profile or pushdown.profile(None, list(plan.steps[1:])))
+    profile = ctx.profile or pushdown.profile(None, list(plan.steps[1:]), f"{type(plan.steps[0]).__name__}Operator")
+    return Result(rel.names, rel.types, itertools.islice(rel.rows, options.max_rows), ctx.warnings, control, profile)

@@ -113,10 +113,10 @@ def push(steps: list[p.Step], indices: list[Index], names: list[str], types: lis
     return Pushed(rel, rest, reader.sqls[0] if reader.sqls else "")
 
 
-def profile(pushed: Pushed | None, rest: list[p.Step]) -> dict[str, Any]:
+def profile(pushed: Pushed | None, rest: list[p.Step], source: str = "ScanOperator[rowid slices]") -> dict[str, Any]:
     """What ran, as Elasticsearch's profile shows drivers and their operators: the SQL
-    statement (or the Python scan), then each Python step after it."""
-    first = f"SqliteQueryOperator[sql={pushed.sql}]" if pushed else "ScanOperator[rowid slices]"
+    statement (or the Python ``source``), then each Python step after it."""
+    first = f"SqliteQueryOperator[sql={pushed.sql}]" if pushed else source
     operators = [{"operator": first}] + [{"operator": f"{type(step).__name__}Operator"} for step in rest]
     return {"drivers": [{"description": "main", "operators": operators}]}
 
