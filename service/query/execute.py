@@ -248,25 +248,37 @@ def ordered_scan(conn: sqlite3.Connection, indices: list[Index], names: list[str
         tail = f"ORDER BY {key_sql} {direction}, rowid {direction} LIMIT ?"
         first, after = f"{head} {tail}", f"{head} AND ({key_sql}, rowid) {compare} (?, ?) {tail}"
         last: tuple[int, int] | None = None
+        run: list[list[Any]] = []  # rows with one value of the order field, to order by the tiebreaker
         while True:
             if not control.proceed():
                 control.cut_short = True
+                yield from _by_tiebreaker(run, tie)
                 return
             sql, args = (first, lead) if last is None else (after, [*lead, *last])
             batch = conn.execute(sql, [*args, control.slice_rows]).fetchall()
             control.scanned(len(batch))
             for raw in batch:
                 key, tiebreak = raw[-2], raw[-1]
+                if run and run[0][0][0] != sign * key:
+                    yield from _by_tiebreaker(run, tie)
+                    run = []
                 # the merge key: the order field, the tiebreaker (nulls last), the index, the rowid
-                yield [(sign * key, tiebreak is None, _Directed(tiebreak, sign), position, sign * raw[0]),
-                       reader.row(raw, -2)]
+                run.append([(sign * key, tiebreak is None, _Directed(tiebreak, sign), position, sign * raw[0]),
+                            reader.row(raw, -2)])
             if len(batch) < control.slice_rows:
+                yield from _by_tiebreaker(run, tie)
                 return
             last = (batch[-1][-2], batch[-1][0])
 
     streams = [pages(position, index) for position, index in enumerate(indices)]
     for _, row in heapq.merge(*streams, key=lambda pair: pair[0]):
         yield row
+
+
+def _by_tiebreaker(run: list[list[Any]], tiebreaker: str | None) -> list[list[Any]]:
+    """Rows of one order-field value (read in rowid order) in merge-key order: by the
+    tiebreaker when there is one."""
+    return sorted(run, key=lambda pair: pair[0]) if tiebreaker is not None and len(run) > 1 else run
 
 
 class _Directed:

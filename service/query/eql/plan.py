@@ -1,0 +1,68 @@
+"""EQL's own steps over the shared plan: what to keep of the matching events, and the
+sequence and sample matchers. Each runs over one time-ordered (or, for samples,
+insertion-ordered) scan of the target indices whose predicate is any stage's filter;
+``operators.py`` runs them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..expr import Expr
+from ..plan import Step
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which of the ordered matches a query keeps (spec/eql.md §6): the first ``size`` when
+    ``position`` is head, the last when tail, then each head/tail pipe over the previous."""
+
+    size: int
+    position: str = "tail"
+    pipes: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def first(self) -> str:
+        """The kind of the selection applied to all the matches: the first pipe's, or the position."""
+        return self.pipes[0][0] if self.pipes else self.position
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a sequence or sample (or the ``until`` term): its filter and join keys."""
+
+    condition: Expr
+    keys: tuple[Expr, ...] = ()
+    optional: tuple[bool, ...] = ()  # per key: an optional (``?k``) key joins on null
+    missing: bool = False
+
+
+@dataclass(frozen=True)
+class _EqlStep(Step):
+    timestamp: str | None
+    fields: tuple[object, ...]  # the request's ``fields``: names, patterns or {"field", "format"}
+
+    def observes(self, names: list[str]) -> tuple[set[str], bool]:
+        # the whole row: the hits carry ``fields``, and the time field orders sequences
+        return set(names), True
+
+
+@dataclass(frozen=True)
+class Events(_EqlStep):
+    """The events of the scan (its predicate is the query's filter), kept as ``window`` says."""
+
+    window: Window
+
+
+@dataclass(frozen=True)
+class Sequences(_EqlStep):
+    stages: tuple[Stage, ...]
+    until: Stage | None
+    maxspan: int | None  # in the time field's unit
+    window: Window
+
+
+@dataclass(frozen=True)
+class Samples(_EqlStep):
+    stages: tuple[Stage, ...]
+    size: int
+    max_samples_per_key: int
