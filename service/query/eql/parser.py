@@ -7,6 +7,7 @@ is the verifier's job.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -16,6 +17,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from ...errors import ServiceError
 from ..errors import ParsingError
+from ..evaluate import verify_fail
 from ..expr import Binary, Call, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src
 from .ast import EventFilter, EventQuery, Optional, Pipe, Query, SampleQuery, SequenceQuery, Term
 
@@ -44,7 +46,10 @@ def _error(line: int, col: int, message: str) -> ParsingError:
 
 
 def _at(src: Src, message: str) -> ParsingError:
-    return _error(src.line, src.col, message)
+    """An error about a piece of the query. ES reports these one column to the right of
+    the piece (its source locations are 1-based and its message adds 1 again); errors
+    from the lexer and the grammar itself (``_error``) have the exact column."""
+    return _error(src.line, src.col + 1, message)
 
 
 def integer_literal(text: str, src: Src) -> Literal:
@@ -75,27 +80,25 @@ def unquote(text: str, src: Src) -> str:
             out.append(c)
             i += 1
         elif body[i + 1] == "u":
-            i = _unicode_escape(body, i, out, src)
-        elif body[i + 1] in _ESCAPES:
+            end = body.index("}", i)
+            out.append(_code_point(body[i + 3:end], body[i:end + 1], src))
+            i = end + 1
+        else:  # the lexer lets only known escapes through
             out.append(_ESCAPES[body[i + 1]])
             i += 2
-        else:
-            raise _at(src, f"Illegal escape sequence [\\{body[i + 1]}] in [{text}]")
     return "".join(out)
 
 
-def _unicode_escape(body: str, i: int, out: list[str], src: Src) -> int:
-    """``\\u{XXXX}``: 2 to 8 hex digits naming a code point."""
-    end = body.find("}", i)
-    digits = body[i + 3:end] if body.startswith("\\u{", i) and end > 0 else ""
-    if not 2 <= len(digits) <= 8 or any(c not in "0123456789abcdefABCDEF" for c in digits):
-        raise _at(src, f"Unicode sequence must be in the format \\u{{XXXX}} with 2 to 8 hex digits, found "
-                       f"[{body[i:end + 1] if end > 0 else body[i:]}]")
+def _code_point(digits: str, written: str, src: Src) -> str:
+    """``\\u{XXXX}``: 2 to 8 hex digits naming a code point that is not a surrogate."""
+    if not 2 <= len(digits) <= 8:
+        raise _at(src, f"Unicode sequence should use [2-8] hex digits, [{written}] has [{len(digits)}]")
     code = int(digits, 16)
-    if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+    if 0xD800 <= code <= 0xDFFF:
+        raise _at(src, f"Invalid unicode character code, [{digits}] is a surrogate code")
+    if code > 0x10FFFF:
         raise _at(src, f"Invalid unicode character code [{digits}]")
-    out.append(chr(code))
-    return end + 1
+    return chr(code)
 
 
 def _ident(token: str) -> str:
@@ -175,6 +178,112 @@ class _Builder(Transformer):
             raise _at(count.src, f"Pipe [{name}] expects a positive integer but found [{count.src.text}]")
         return Pipe(str(name), count.value, src)
 
+    # --- sequences and samples ---
+    @v_args(meta=True)
+    def sequence(self, meta: Any, c: list[Any]) -> SequenceQuery:
+        src, keys, maxspan = self._src(meta), (), None
+        if isinstance(c[1], _Head):
+            if c[1].keys_after:
+                raise _at(src, "Please specify sequence [by] before [with] not after")
+            keys, maxspan = c[1].keys, c[1].maxspan_ms
+        parts = [x for x in c if isinstance(x, _Term)]
+        has_until = any(isinstance(x, Token) and x.type == "UNTIL" for x in c)
+        stages, until = (parts[:-1], parts[-1]) if has_until else (parts, None)
+        terms = tuple(t for stage in stages for t in stage.expand(keys))
+        _check_keys(stages + ([until] if until else []))
+        if len(terms) < 2:
+            raise _at(src, f"A sequence requires a minimum of 2 queries, found [{len(terms)}]")
+        if all(t.missing for t in terms):
+            raise _at(src, "A sequence requires at least one positive event query; found none")
+        if maxspan is None and any(t.missing for t in terms):
+            raise _at(src, "[maxspan] is required for sequences with missing events")
+        if until is not None and until.missing:
+            raise _at(until.src, "[until] cannot be a missing event query")
+        if until is not None and until.runs is not None:
+            raise _at(until.src, "[until] does not support [runs]")
+        return SequenceQuery(terms, until.expand(keys)[0] if until else None, maxspan)
+
+    def keys_first(self, c: list[Any]) -> _Head:
+        return _Head(c[0], c[1] if len(c) > 1 else None, False)
+
+    def maxspan_first(self, c: list[Any]) -> _Head:
+        return _Head(c[1] if len(c) > 1 else (), c[0], len(c) > 1)
+
+    @v_args(meta=True)
+    def maxspan(self, meta: Any, c: list[Any]) -> int:
+        """``with maxspan=<positive integer><unit>``, in milliseconds."""
+        amount, unit = c[3], (c[4] if len(c) > 4 else None)
+        written = amount.src.text + (str(unit) if unit is not None else "")
+        if amount.type == "double":
+            raise _at(amount.src, f"Decimal time interval [{amount.src.text}] not supported; please use an positive "
+                                  f"integer")
+        if amount.value <= 0:
+            raise _at(amount.src, f"A positive maxspan value is required; found [{amount.value}]")
+        if unit is None:
+            raise _at(amount.src, f"No time unit specified, did you mean [s] as in [{written}s]?")
+        if unit not in _UNIT_MS:
+            raise _at(self._token_src(unit), f"Unrecognized time unit [{unit}] in [{written}], please specify one of "
+                                             f"[ms, s, m, h, d]")
+        return amount.value * _UNIT_MS[unit]
+
+    @v_args(meta=True)
+    def sequence_term(self, meta: Any, c: list[Any]) -> _Term:
+        subquery, rest = c[0], c[1:]
+        keys = next((x for x in rest if isinstance(x, tuple)), ())
+        runs = next((x for x in rest if isinstance(x, int)), None)
+        return _Term(subquery[0], keys, subquery[1], runs, self._src(meta), _keys_src(rest, self._src(meta)))
+
+    @v_args(meta=True)
+    def runs(self, meta: Any, c: list[Any]) -> int:
+        option, amount = c[1], c[3]
+        if option != "runs":
+            raise _at(self._token_src(option), f"Unrecognized option [{option}], expecting [runs]")
+        if amount.type == "double":
+            raise _at(amount.src, f"Decimal runs value [{amount.src.text}] not supported; please use an positive "
+                                  f"integer")
+        if not 1 <= amount.value <= MAX_RUNS:
+            raise _at(amount.src, f"A query cannot be repeated less than 1 or more than {MAX_RUNS} times; "
+                                  f"found [{amount.value}]")
+        return amount.value
+
+    @v_args(meta=True)
+    def sample(self, meta: Any, c: list[Any]) -> SampleQuery:
+        src = self._src(meta)
+        keys = next((x for x in c if isinstance(x, tuple)), ())
+        stages = [x for x in c if isinstance(x, _Term)]
+        _check_keys(stages)
+        missing = next((t for t in stages if t.missing), None)
+        if missing is not None:
+            raise _at(missing.src, "Samples do not support missing events")
+        if len(stages) < 2:
+            raise _at(src, f"A sample requires a minimum of 2 queries, found [{len(stages)}]")
+        terms = tuple(t for stage in stages for t in stage.expand(keys))
+        if not terms[0].keys:
+            raise _at(src, "A sample must have at least one join key, found none")
+        return SampleQuery(terms)
+
+    @v_args(meta=True)
+    def join_term(self, meta: Any, c: list[Any]) -> _Term:
+        keys = c[1] if len(c) > 1 else ()
+        return _Term(c[0][0], keys, c[0][1], None, self._src(meta), _keys_src(c[1:], self._src(meta)))
+
+    def join(self, c: list[Any]) -> Query:
+        """ES parses ``join`` and refuses it when verifying the plan (since 8.16)."""
+        raise verify_fail(self._token_src(c[0]), "JOIN command is not supported")
+
+    def subquery(self, c: list[Any]) -> tuple[EventFilter, bool]:
+        return c[1], False
+
+    def missing_subquery(self, c: list[Any]) -> tuple[EventFilter, bool]:
+        return c[1], True
+
+    def join_keys(self, c: list[Any]) -> tuple[Expr, ...]:
+        keys = tuple(x for x in c if isinstance(x, Expr))
+        for key in keys:
+            if not isinstance(key, (Column, Optional)):
+                raise _at(key.src, f"Join keys must be fields, found [{key.src.text}]")
+        return _Keys(keys, c[0])
+
     # --- expressions ---
     @v_args(meta=True)
     def logical(self, meta: Any, c: list[Any]) -> Expr:
@@ -185,7 +294,7 @@ class _Builder(Transformer):
         return Not(c[1], src=self._src(meta))
 
     def lineage(self, c: list[Any]) -> Expr:
-        raise _at(self._token_src(c[0]), "Process relationships are not supported")
+        raise _error(c[0].line, c[0].column, "Process relationships are not supported")
 
     @v_args(meta=True)
     def comparison(self, meta: Any, c: list[Any]) -> Expr:
@@ -277,6 +386,53 @@ class _Builder(Transformer):
         return Literal(float(c[0]), "double", src=self._src(meta))
 
 
+class _Keys(tuple):
+    """The keys of a ``by`` clause, remembering where the clause starts."""
+
+    def __new__(cls, keys: tuple[Expr, ...], by: Token) -> _Keys:
+        made = super().__new__(cls, keys)
+        made.by = by
+        return made
+
+
+@dataclass(frozen=True)
+class _Head:
+    """What comes between ``sequence`` and its first term."""
+
+    keys: tuple[Expr, ...]
+    maxspan_ms: int | None
+    keys_after: bool  # `with maxspan=.. by k`: refused
+
+
+@dataclass(frozen=True)
+class _Term:
+    """A term as written, before ``runs`` expansion and before the query-level keys."""
+
+    filter: EventFilter
+    keys: tuple[Expr, ...]
+    missing: bool
+    runs: int | None
+    src: Src
+    keys_src: Src
+
+    def expand(self, query_keys: tuple[Expr, ...]) -> list[Term]:
+        term = Term(self.filter, tuple(query_keys) + tuple(self.keys), self.missing)
+        return [term] * (self.runs or 1)
+
+
+def _keys_src(rest: list[Any], term: Src) -> Src:
+    by = next((x.by for x in rest if isinstance(x, _Keys)), None)
+    return Src(by.line, by.column, str(by)) if by is not None else term
+
+
+def _check_keys(terms: list[_Term]) -> None:
+    """Every term (and ``until``) must name as many keys as the first."""
+    for term in terms[1:]:
+        if len(term.keys) != len(terms[0].keys):
+            raise _at(term.keys_src, f"Inconsistent number of join keys specified; expected [{len(terms[0].keys)}] "
+                                     f"but found [{len(term.keys)}]")
+
+
 def _is_null(expr: Expr) -> bool:
     return isinstance(expr, Literal) and expr.type == "null"
 
@@ -293,15 +449,55 @@ def _expected(names: set[str]) -> str:
 
 
 def _syntax_error(text: str, exc: UnexpectedInput) -> ParsingError:
-    """Lark's errors in ANTLR's words: ``mismatched input 'x' expecting {...}``."""
+    """Lark's errors in ANTLR's words: ``token recognition error at: '...'``, ``no viable
+    alternative at input '...'`` (the first token), ``mismatched input 'x' expecting {...}``."""
     if isinstance(exc, UnexpectedCharacters):
-        return _error(exc.line, exc.column, f"token recognition error at: '{text[exc.pos_in_stream]}'")
+        return _error(exc.line, exc.column, f"token recognition error at: '{_unlexable(text, exc.pos_in_stream)}'")
     # LALR merges look-aheads: ask the parser which tokens it would really take here
     expected = exc.interactive_parser.accepts() if isinstance(exc, UnexpectedToken) else set(exc.expected)
     if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
+        if exc.token.start_pos == _first_token(text):
+            return _error(exc.line, exc.column, f"no viable alternative at input '{exc.token}'")
         return _error(exc.line, exc.column, f"mismatched input '{exc.token}' expecting {_expected(expected)}")
     lines = text.split("\n")
     return _error(len(lines), len(lines[-1]) + 1, f"mismatched input '<EOF>' expecting {_expected(expected)}")
+
+
+def _first_token(text: str) -> int:
+    lexer = _parser().lex(text)
+    return next(lexer).start_pos
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _unlexable(text: str, pos: int) -> str:
+    """What ANTLR shows of a token it cannot lex: from its start through the character
+    that breaks it (an unclosed quote runs to the end of the line or text)."""
+    if text[pos] == "`":
+        return text[pos:]
+    if text[pos] != '"':
+        return text[pos]
+    i = pos + 3 if text.startswith('"""', pos) else pos + 1
+    while i < len(text) and text[i] not in "\r\n":
+        if text[i] == "\\" and text.startswith("u", i + 1):
+            i = _broken_unicode(text, i + 2)
+            if i is not None:
+                return text[pos:i + 1]
+        elif text[i] == "\\" and text[i + 1:i + 2] not in tuple('btnfr"\'\\'):
+            return text[pos:i + 2]
+        i += 1
+    return text[pos:i + 1]
+
+
+def _broken_unicode(text: str, i: int) -> int | None:
+    """The index of the character that breaks ``{hex+}`` at ``i``, or None."""
+    if not text.startswith("{", i):
+        return i
+    j = i + 1
+    while j < len(text) and text[j] in _HEX:
+        j += 1
+    return None if j > i + 1 and text.startswith("}", j) else j
 
 
 def parse(text: str) -> Query:
