@@ -13,16 +13,12 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from ...errors import ServiceError
 from .. import plan as p
+from ..errors import ParsingError
 from . import plan as ep
 from .. import types as T
 from ..expr import Binary, Call, Cast, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src, Star
 from ..numeric import span_amount_problem
 from ..types import TIME_UNITS
-
-class ParsingError(ServiceError):
-    status = 400
-    type = "parsing_exception"
-
 
 class TooLarge(ValueError):
     """A numeric literal no double can hold."""
