@@ -71,6 +71,7 @@ class In(Expr):
     value: Expr
     items: tuple[Expr, ...]
     negated: bool = False
+    insensitive: bool = False  # EQL's `in~`: strings compare lowercased
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ class Like(Expr):
     patterns: tuple[Expr, ...]  # constant expressions
     negated: bool = False
     regex: bool = False
+    insensitive: bool = False  # EQL's `:`, `like~`, `regex~`: value and patterns lowercased
 
 
 @dataclass(frozen=True, slots=True)
