@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from .. import patterns
+from .evaluate import arithmetic
 
 if TYPE_CHECKING:
     from ..store.catalog import Catalog, Index
@@ -58,3 +59,6 @@ class Dialect:
     pushdown: bool = True
     # A LIKE pattern's matcher (ES|QL's: ``*``, ``?`` and ``\\`` escaping them).
     wildcard: Callable[[str], patterns.Matcher] = patterns.like
+    # ``+ - * / %`` over two values of a numeric type: (op, type) -> function (ES|QL's:
+    # Java's integer rules, and a non-finite double is an error).
+    arithmetic: Callable[[str, str], Callable[[Any, Any], Any]] = arithmetic

@@ -263,6 +263,8 @@ def compile_expr(expr: Expr, scope: Scope) -> tuple[Fn, str]:
         return scope.dialect.single(neg, expr.src, scope.warnings, [fn]), kind
     if isinstance(expr, Not):
         fn, kind = _boolean_operand(expr.value, scope, expr)
+        if scope.dialect.any_value:  # NOT of a multi-valued boolean: true when no value is
+            return (lambda row: None if (v := fn(row)) is None else not any(_values(v))), "boolean"
         return scope.dialect.single(lambda v: not v, expr.src, scope.warnings, [fn]), "boolean"
     if isinstance(expr, Logical):
         return _logical(expr, scope)
@@ -303,9 +305,12 @@ def _logical(expr: Logical, scope: Scope) -> tuple[Fn, str]:
     left, _ = _boolean_operand(expr.left, scope, expr)
     right, _ = _boolean_operand(expr.right, scope, expr)
     warnings, src, multi_value = scope.warnings, expr.src, scope.dialect.multi_value_warning
+    any_value = scope.dialect.any_value
 
     def single(v: Any) -> Any:
         if type(v) is list:
+            if any_value:  # a multi-valued boolean holds when any of its values does
+                return any(v)
             warnings.failure(src, multi_value)
             return None
         return v
@@ -363,7 +368,7 @@ def _binary(expr: Binary, scope: Scope) -> tuple[Fn, str]:
     if "unsigned_long" in (lt, rt) and kind != "double" and {lt, rt} - {"unsigned_long", "null"}:
         raise verify_fail(expr.src, f"first argument of [{expr.src.text}] is [{lt}] and second is [{rt}]. "
                                     f"[unsigned_long] can only be operated on together with another [unsigned_long]")
-    fn = arithmetic(op, kind)
+    fn = scope.dialect.arithmetic(op, kind)
     if kind == "double":
         inner = fn
         fn = lambda a, b: inner(float(a), float(b))  # noqa: E731
