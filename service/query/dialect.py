@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from .. import patterns
+from .evaluate import arithmetic
+
 if TYPE_CHECKING:
     from ..store.catalog import Catalog, Index
     from .aggregates import Meter
@@ -48,3 +51,14 @@ class Dialect:
     steps: Mapping[type[Step], Callable[..., Any]] = field(default_factory=dict)
     # Source steps only this language has (``ROW``, ``SHOW INFO``), see execute.SourceRunner.
     sources: Mapping[type[Step], Callable[..., Any]] = field(default_factory=dict)
+    # A comparison, IN or LIKE over a multi-value is true when any value satisfies it, and
+    # ``!=`` / ``NOT IN`` when none does, without a warning (Lucene's rule, EQL's); else the
+    # multi-value is a single-value operation's (ES|QL: null and a warning).
+    any_value: bool = False
+    # Whether steps may run inside SQLite (``pushdown``), which knows ES|QL's rules only.
+    pushdown: bool = True
+    # A LIKE pattern's matcher (ES|QL's: ``*``, ``?`` and ``\\`` escaping them).
+    wildcard: Callable[[str], patterns.Matcher] = patterns.like
+    # ``+ - * / %`` over two values of a numeric type: (op, type) -> function (ES|QL's:
+    # Java's integer rules, and a non-finite double is an error).
+    arithmetic: Callable[[str, str], Callable[[Any, Any], Any]] = arithmetic

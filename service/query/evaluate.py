@@ -263,6 +263,8 @@ def compile_expr(expr: Expr, scope: Scope) -> tuple[Fn, str]:
         return scope.dialect.single(neg, expr.src, scope.warnings, [fn]), kind
     if isinstance(expr, Not):
         fn, kind = _boolean_operand(expr.value, scope, expr)
+        if scope.dialect.any_value:  # NOT of a multi-valued boolean: true when no value is
+            return (lambda row: None if (v := fn(row)) is None else not any(_values(v))), "boolean"
         return scope.dialect.single(lambda v: not v, expr.src, scope.warnings, [fn]), "boolean"
     if isinstance(expr, Logical):
         return _logical(expr, scope)
@@ -303,9 +305,12 @@ def _logical(expr: Logical, scope: Scope) -> tuple[Fn, str]:
     left, _ = _boolean_operand(expr.left, scope, expr)
     right, _ = _boolean_operand(expr.right, scope, expr)
     warnings, src, multi_value = scope.warnings, expr.src, scope.dialect.multi_value_warning
+    any_value = scope.dialect.any_value
 
     def single(v: Any) -> Any:
         if type(v) is list:
+            if any_value:  # a multi-valued boolean holds when any of its values does
+                return any(v)
             warnings.failure(src, multi_value)
             return None
         return v
@@ -341,10 +346,10 @@ def _binary(expr: Binary, scope: Scope) -> tuple[Fn, str]:
         if not T.comparable(lt, rt):
             raise verify_fail(expr.src, f"first argument of [{expr.src.text}] is [{_kind_word(lt)}] so second "
                                         f"argument must also be [{_kind_word(lt)}] but was [{rt}]")
-        if T.is_numeric(lt) and T.is_numeric(rt) and lt != rt:
-            return scope.dialect.single(_compare(op, None), expr.src, scope.warnings, [left, right]), "boolean"
-        return scope.dialect.single(_compare(op, sort_key(lt if lt != "null" else rt)), expr.src, scope.warnings,
-                                    [left, right]), "boolean"
+        key = None if T.is_numeric(lt) and T.is_numeric(rt) and lt != rt else sort_key(lt if lt != "null" else rt)
+        if scope.dialect.any_value:
+            return _any_comparison(op, key, left, right), "boolean"
+        return scope.dialect.single(_compare(op, key), expr.src, scope.warnings, [left, right]), "boolean"
     if lt in ("date", "date_nanos") and rt in ("time_duration", "date_period") and op in "+-":
         sign = 1 if op == "+" else -1
         return scope.dialect.single(lambda d, s: add_span(d, s, sign, lt), expr.src, scope.warnings,
@@ -363,11 +368,32 @@ def _binary(expr: Binary, scope: Scope) -> tuple[Fn, str]:
     if "unsigned_long" in (lt, rt) and kind != "double" and {lt, rt} - {"unsigned_long", "null"}:
         raise verify_fail(expr.src, f"first argument of [{expr.src.text}] is [{lt}] and second is [{rt}]. "
                                     f"[unsigned_long] can only be operated on together with another [unsigned_long]")
-    fn = arithmetic(op, kind)
+    fn = scope.dialect.arithmetic(op, kind)
     if kind == "double":
         inner = fn
         fn = lambda a, b: inner(float(a), float(b))  # noqa: E731
     return scope.dialect.single(fn, expr.src, scope.warnings, [left, right]), kind
+
+
+def _values(v: Any) -> list[Any] | tuple[Any]:
+    return v if type(v) is list else (v,)
+
+
+def _any_comparison(op: str, key: Callable[[Any], Any] | None, left: Fn, right: Fn) -> Fn:
+    """A comparison under the any-value rule: true when some pair of values satisfies ``op``;
+    ``!=`` is the negation of ``==`` (true when no value equals); a null side gives null."""
+    negated = op == "!="
+    test = _compare("==" if negated else op, key)
+
+    def run(row: list[Any]) -> Any:
+        a = left(row)
+        if a is None:
+            return None
+        b = right(row)
+        if b is None:
+            return None
+        return any(test(x, y) for x in _values(a) for y in _values(b)) != negated
+    return run
 
 
 def _kind_word(kind: str) -> str:
@@ -384,18 +410,19 @@ def _in(expr: In, scope: Scope) -> tuple[Fn, str]:
             raise verify_fail(expr.src, f"{_ordinal(len(items) + 2)} argument of [{expr.src.text}] must be "
                                         f"[{vt}], found value [{item.src.text}] type [{it}]")
         items.append(fn)
-    key = sort_key(vt) if vt in ("ip", "version") else None
+    key = _in_key(vt, expr.insensitive)
     warnings, src, negated, multi_value = scope.warnings, expr.src, expr.negated, scope.dialect.multi_value_warning
+    any_value = scope.dialect.any_value
 
     def run(row: list[Any]) -> Any:
         v = value(row)
         if v is None:
             return None
-        if type(v) is list:
+        if type(v) is list and not any_value:
             warnings.failure(src, multi_value)
             return None
         saw_null = False
-        kv = key(v) if key else v
+        wanted = [key(x) if key else x for x in _values(v)]
         for f in items:
             x = f(row)
             if x is None:
@@ -405,20 +432,30 @@ def _in(expr: In, scope: Scope) -> tuple[Fn, str]:
                 warnings.failure(src, multi_value)
                 saw_null = True
                 continue
-            if (key(x) if key else x) == kv:
+            if (key(x) if key else x) in wanted:
                 return not negated
         return None if saw_null else negated
     return run, "boolean"
+
+
+def _in_key(kind: str, insensitive: bool) -> Callable[[Any], Any] | None:
+    """What IN compares: ip and version values by their order key; ``in~`` strings lowercased
+    (Java's ``toLowerCase(Locale.ROOT)`` is ``str.lower``, not ``casefold``)."""
+    if kind in ("ip", "version"):
+        return sort_key(kind)
+    if insensitive:
+        return lambda v: v.lower() if type(v) is str else v
+    return None
 
 
 def _ordinal(n: int) -> str:
     return {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}.get(n, f"{n}th")
 
 
-def _pattern(text: str, expr: Like) -> patterns.Matcher:
+def _pattern(text: str, expr: Like, dialect: Dialect) -> patterns.Matcher:
     """The compiled LIKE or RLIKE pattern; a malformed one is ES's parsing_exception."""
     try:
-        return patterns.lucene_regex(text) if expr.regex else patterns.like(text)
+        return patterns.lucene_regex(text) if expr.regex else dialect.wildcard(text)
     except patterns.PatternError as exc:
         kind = "Invalid regex pattern for RLIKE" if expr.regex else "Invalid pattern for LIKE"
         raise ServiceError(f"line {expr.src.line}:{expr.src.col}: {kind} [{text}]: [{exc}]", status=400,
@@ -460,17 +497,29 @@ def _like(expr: Like, scope: Scope) -> tuple[Fn, str]:
             raise verify_fail(pattern.src, f"pattern must be a constant string, found [{pattern.src.text}]")
         texts.append(text)
     negated = expr.negated
-    matchers = [_pattern(t, expr) for t in texts]
+    matchers = [_pattern(t.lower() if expr.insensitive else t, expr, scope.dialect) for t in texts]
     if any(m.total for m in matchers):
         # Elasticsearch rewrites a match-everything pattern to IS NOT NULL (so NOT gives IS NULL)
         return (lambda row: (value(row) is not None) != negated), "boolean"
-    tests = [m.match for m in matchers]
-    if len(tests) == 1:
-        test = tests[0]
-        if negated:
-            return scope.dialect.single(lambda v: not test(v), expr.src, scope.warnings, [value]), "boolean"
-        return scope.dialect.single(test, expr.src, scope.warnings, [value]), "boolean"
+    positive = _matches([m.match for m in matchers], expr.insensitive)
+    if scope.dialect.any_value:
+        return _any_match(value, positive, negated), "boolean"
+    test = (lambda v: not positive(v)) if negated else positive
+    return scope.dialect.single(test, expr.src, scope.warnings, [value]), "boolean"
 
-    def match(v: str) -> bool:
-        return any(t(v) for t in tests) != negated
-    return scope.dialect.single(match, expr.src, scope.warnings, [value]), "boolean"
+
+def _matches(tests: list[patterns.Match], insensitive: bool) -> patterns.Match:
+    """Whether a value matches any of the patterns; lowercased first when case-insensitive
+    (the patterns are lowercased already)."""
+    test = tests[0] if len(tests) == 1 else (lambda v: any(t(v) for t in tests))
+    return (lambda v: test(v.lower())) if insensitive else test
+
+
+def _any_match(value: Fn, positive: patterns.Match, negated: bool) -> Fn:
+    """LIKE under the any-value rule: true when some value matches (NOT LIKE: when none does)."""
+    def run(row: list[Any]) -> Any:
+        v = value(row)
+        if v is None:
+            return None
+        return any(positive(x) for x in _values(v)) != negated
+    return run

@@ -645,7 +645,7 @@ def run_source(step: p.Source, rest: list[p.Step], ctx: Context) -> tuple[Relati
             raise verify_fail(Src(1, 1, ""), f"unsupported metadata field [{m}]")
     plain = step.order is None and step.time_range is None and not step.with_source
     pushed = pushdown.push(rest, indices, names, types, step.metadata, ctx) \
-        if ctx.options.pushdown and plain else None
+        if ctx.options.pushdown and ctx.dialect.pushdown and plain else None
     if ctx.profile is None:
         ctx.profile = pushdown.profile(pushed, pushed.rest if pushed else rest)
     if pushed is not None:

@@ -159,6 +159,8 @@ class Compiler:
         if isinstance(expr, IsNull):
             value = self._any_values(expr.value)
             return f"({value} IS {'NOT ' if expr.negated else ''}NULL)"
+        if isinstance(expr, (In, Like)) and expr.insensitive:
+            raise NotPushable(expr)  # EQL's case-insensitive forms run in Python
         if isinstance(expr, In):
             return self._in(expr)
         if isinstance(expr, Like):
