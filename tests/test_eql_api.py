@@ -7,6 +7,7 @@ check the API around a job, and are replaced by tests of real queries once it la
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -301,3 +302,30 @@ async def test_an_esql_search_is_not_found_as_eql(events: AsyncElasticsearch) ->
         await events.eql.get(id=resp["id"])
     with pytest.raises(NotFoundError):
         await events.eql.get_status(id=resp["id"])
+
+
+@pytest.mark.filterwarnings("ignore::elasticsearch.exceptions.GeneralAvailabilityWarning")  # tasks.*
+async def test_cancelling_the_task_ends_the_search_with_its_error(many: AsyncElasticsearch, slow: None) -> None:
+    resp = await many.eql.search(index="events", query=QUERY, size=EVENTS, wait_for_completion_timeout="50ms",
+                                 keep_alive="10m")
+    tasks = await many.tasks.list(actions="indices:data/read/eql[a]", group_by="none")
+    (task,) = tasks["tasks"]
+    cancelled = await many.tasks.cancel(task_id=f"{task['node']}:{task['id']}", wait_for_completion=True)
+    assert [t["cancelled"] for n in cancelled["nodes"].values() for t in n["tasks"].values()] == [True]
+    with pytest.raises(BadRequestError) as info:
+        await many.eql.get(id=resp["id"], wait_for_completion_timeout="10s")
+    assert info.value.body["error"]["type"] == "task_cancelled_exception"
+    status = await many.eql.get_status(id=resp["id"])
+    assert status["is_running"] is False and status["completion_status"] == 400
+
+
+@pytest.mark.filterwarnings("ignore::elasticsearch.exceptions.GeneralAvailabilityWarning")  # tasks.list
+async def test_a_sync_search_is_a_task_while_it_runs(many: AsyncElasticsearch, slow: None) -> None:
+    search = asyncio.ensure_future(many.options(opaque_id="eql-1").eql.search(index="events", query=QUERY,
+                                                                              size=EVENTS))
+    listed: list[dict[str, Any]] = []
+    while not listed and not search.done():
+        await asyncio.sleep(0.01)
+        listed = (await many.tasks.list(actions="indices:data/read/eql", detailed=True, group_by="none"))["tasks"]
+    assert [(t["description"], t["headers"]) for t in listed] == [(QUERY, {"X-Opaque-Id": "eql-1"})]
+    assert (await search)["hits"]["total"]["value"] == EVENTS
