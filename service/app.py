@@ -15,9 +15,10 @@ from .core.queries import Queries
 from .core.runner import Runner
 from .core.searches import AsyncSearches
 from .core.tasks import TaskManager
-from .api import documents, esql, indices, root, tasks
+from .api import documents, eql, esql, indices, root, tasks
 from .api.middleware import es_conventions
 from .node import load_node
+from .query import eql as eql_language
 from .query import esql as esql_language
 from .runtime import DataDirLock
 from .settings import Settings
@@ -32,6 +33,7 @@ log = structlog.get_logger(__name__)
 # The query languages, handed to the core (which knows none): EQL and SML join here.
 LANGUAGES = Languages.of([
     Language("esql", esql_language.__name__, esql_language.interrupted_frame),
+    Language("eql", eql_language.__name__, lambda: eql_language.interrupted_frame()),
 ])
 
 
@@ -139,6 +141,9 @@ def _routes(app: web.Application) -> None:
     r.add_get("/_query/async/{id}", esql.async_get, allow_head=False)
     r.add_post("/_query/async/{id}/stop", esql.async_stop)
     r.add_delete("/_query/async/{id}", esql.async_delete)
+    r.add_get("/_eql/search/status/{id}", eql.status, allow_head=False)
+    r.add_get("/_eql/search/{id}", eql.get, allow_head=False)
+    r.add_delete("/_eql/search/{id}", eql.delete)
     r.add_get("/_tasks", tasks.list_tasks, allow_head=False)
     r.add_post("/_tasks/_cancel", tasks.cancel_tasks)
     r.add_get("/_tasks/{task_id}", tasks.get_task, allow_head=False)
@@ -160,6 +165,8 @@ def _routes(app: web.Application) -> None:
     r.add_get("/{index}/_refresh", indices.refresh, allow_head=False)
     r.add_get("/{index}/_count", indices.count, allow_head=False)
     r.add_post("/{index}/_count", indices.count)
+    r.add_get("/{index}/_eql/search", eql.search, allow_head=False)
+    r.add_post("/{index}/_eql/search", eql.search)
     r.add_post("/{index}/_bulk", documents.bulk)
     r.add_put("/{index}/_bulk", documents.bulk)
     r.add_post("/{index}/_doc", documents.index_auto_id)

@@ -16,8 +16,8 @@ from service.query.esql import EsqlJob
 CORE = Path(runner.__file__).parent
 
 
-def test_the_app_registers_esql_with_its_module_and_interrupted_frame() -> None:
-    assert LANGUAGES.modules == ["service.query.esql"]
+def test_the_app_registers_its_languages_with_their_modules_and_interrupted_frames() -> None:
+    assert LANGUAGES.modules == ["service.query.esql", "service.query.eql"]
     assert LANGUAGES.interrupted_frame(EsqlJob.kind) == {"columns": []}
 
 

@@ -27,7 +27,7 @@ import structlog
 
 from ..errors import BadRequest, InternalError, ServiceError
 from ..query.control import Control
-from ..store.searches import ResponseTooLarge, SearchStore
+from ..store.searches import ResponseTooLarge, SearchStore, StoredSearch
 from .queries import ROW_BATCH, Batches, Queries, SubmitOptions, in_batches
 from .runner import Job
 from .workers import Stream
@@ -90,6 +90,18 @@ class Answer:
     error: ServiceError | None = None
     start_ms: int = 0
     expires_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Status:
+    """A search's state without its result, as a status API reports it."""
+
+    id: str
+    is_running: bool
+    is_partial: bool
+    start_ms: int
+    expires_ms: int
+    completion_status: int | None = None  # the HTTP status it finished with; None while it runs
 
 
 @dataclass
@@ -266,18 +278,13 @@ class AsyncSearches:
     def _running_answer(self, search: Search) -> Answer:
         return Answer(search.id, True, start_ms=search.created_ms, expires_ms=search.expires_ms)
 
-    # --- get / stop / delete ----------------------------------------------------------
-    async def get(self, search_id: str, *, wait_s: float, keep_alive_ms: int) -> Answer:
+    # --- get / status / stop / delete -------------------------------------------------
+    async def get(self, search_id: str, *, wait_s: float, keep_alive_ms: int, kind: str | None = None) -> Answer:
+        """The search's answer (``kind``: only a search of that language; another is not found)."""
         decode_id(search_id)
         search = self.running.get(search_id)
-        now = self.now_ms()
         if search is not None:
-            if search.expires_ms <= now:
-                raise SearchNotFound(search_id)
-            if keep_alive_ms > 0:
-                search.expires_ms = now + keep_alive_ms
-                if search.persisted:
-                    await self.store.set_expiry(search_id, search.expires_ms)
+            await self._touch(search, keep_alive_ms, kind)
             if wait_s > 0:
                 try:
                     await asyncio.wait_for(asyncio.shield(search.done.wait()), timeout=wait_s)
@@ -285,18 +292,50 @@ class AsyncSearches:
                     pass
             if not search.done.is_set():
                 return self._running_answer(search)
-        stored = await self.store.get(search_id, self.now_ms())
-        if stored is None:
-            raise SearchNotFound(search_id)
-        if keep_alive_ms > 0:
-            stored.expires_ms = self.now_ms() + keep_alive_ms
-            await self.store.set_expiry(search_id, stored.expires_ms)
+        stored = await self._stored(search_id, keep_alive_ms, kind)
         if stored.state == "running":  # finishing right now on another path
             return Answer(search_id, True, start_ms=stored.created_ms, expires_ms=stored.expires_ms)
         if stored.error is not None:
             raise ServiceError.from_dict(stored.error["error"], stored.error["status"])
         return Answer(search_id, False, stored.response or {}, self._stored_rows(search_id, stored.row_count),
                       start_ms=stored.created_ms, expires_ms=stored.expires_ms)
+
+    async def _touch(self, search: Search, keep_alive_ms: int, kind: str | None) -> None:
+        """A read of a search in memory: gone once expired; ``keep_alive_ms`` > 0 moves its
+        expiry to now + that (stored too, once it is stored)."""
+        now = self.now_ms()
+        if search.expires_ms <= now or kind not in (None, search.job.kind):
+            raise SearchNotFound(search.id)
+        if keep_alive_ms > 0:
+            search.expires_ms = now + keep_alive_ms
+            if search.persisted:
+                await self.store.set_expiry(search.id, search.expires_ms)
+
+    async def _stored(self, search_id: str, keep_alive_ms: int, kind: str | None) -> StoredSearch:
+        """A read of a stored search, as ``_touch`` for one in memory."""
+        stored = await self.store.get(search_id, self.now_ms())
+        if stored is None or kind not in (None, stored.kind):
+            raise SearchNotFound(search_id)
+        if keep_alive_ms > 0:
+            stored.expires_ms = self.now_ms() + keep_alive_ms
+            await self.store.set_expiry(search_id, stored.expires_ms)
+        return stored
+
+    async def status(self, search_id: str, *, keep_alive_ms: int = 0, kind: str | None = None) -> Status:
+        """Where the search stands, without its rows (``keep_alive_ms`` and ``kind`` as for
+        ``get``): a running one is partial; a finished one has the HTTP status it ended with."""
+        decode_id(search_id)
+        search = self.running.get(search_id)
+        if search is not None and not search.done.is_set():
+            await self._touch(search, keep_alive_ms, kind)
+            return Status(search_id, True, True, search.created_ms, search.expires_ms)
+        stored = await self._stored(search_id, keep_alive_ms, kind)
+        if stored.state == "running":  # finishing right now on another path
+            return Status(search_id, True, True, stored.created_ms, stored.expires_ms)
+        if stored.error is not None:
+            return Status(search_id, False, False, stored.created_ms, stored.expires_ms, stored.error["status"])
+        partial = bool((stored.response or {}).get("is_partial"))
+        return Status(search_id, False, partial, stored.created_ms, stored.expires_ms, 200)
 
     def _stored_rows(self, search_id: str, count: int) -> Batches:
         """A finished search's rows, streamed from the store. Fewer than it finished with
