@@ -38,6 +38,7 @@ from ..evaluate import EvalError, Fn, Scope, VerificationError, Warnings, verify
 from ..expr import Call, Expr, Literal, Src
 from ..plan import Source
 from .functions import compile_call
+from .operators import STEPS
 
 MAX_COMBINATIONS = 1_000_000  # Painless's loop limit, which a per-value script would hit first
 _LOOP_LIMIT = ("The maximum number of statements that can be executed in a loop has been reached.")
@@ -253,4 +254,5 @@ EQL = Dialect(
     pushdown=False,
     wildcard=_wildcard,
     arithmetic=arithmetic,
+    steps=STEPS,
 )

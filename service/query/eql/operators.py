@@ -20,7 +20,7 @@ from ..execute import Context, Relation
 from ..plan import Step
 from . import plan as ep
 from .samples import match_samples
-from .sequences import UNTIL, Event, Found, Match, key_tuples, match_sequences, select
+from .sequences import UNTIL, Event, Found, Match, key_tuples, match_sequences
 
 MISSING_HIT = {"_index": "", "_id": "", "_source": {}, "missing": True}
 
@@ -71,23 +71,19 @@ def _renderer(kind: str, fmt: Any) -> Callable[[Any], Any]:
 
 def _window_rows(window: ep.Window, rows: Iterable[Any], descending: bool) -> list[Any]:
     """The rows a window keeps, ascending. ``rows`` come descending when the window's first
-    selection is a tail (the scan then reads from the end and stops early)."""
-    if window.pipes:
-        kind, count = window.pipes[0]
-        first, rest = (kind, min(count, window.size)), window.pipes[1:]
-    else:
-        first, rest = (window.position, window.size), ()
-    kept = list(itertools.islice(rows, first[1]))
+    selection is a tail (the scan then reads from the end and stops once it has them)."""
+    kind, count = window.first
+    kept = list(itertools.islice(rows, count))
     if descending:
         kept.reverse()
-    elif first[0] == "tail":  # an ascending stream that a tail keeps the end of
-        kept = list(deque(itertools.chain(kept, rows), maxlen=first[1]))
-    return select(kept, len(kept), "head", rest)
+    elif kind == "tail":  # an ascending stream whose end a tail keeps
+        kept = list(deque(itertools.chain(kept, rows), maxlen=count)) if count else []
+    return window.rest(kept)
 
 
 def run_events(step: ep.Events, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
     hits = _Hits(rel, step.fields)
-    descending = step.window.first == "tail"
+    descending = step.window.first[0] == "tail"
     kept = _window_rows(step.window, rel.rows, descending)
     return Relation(["hit"], ["object"], ([hits(row)] for row in kept))
 
@@ -163,7 +159,7 @@ def run_sequences(step: ep.Sequences, rel: Relation, ctx: Context, rest: list[St
     timestamp = rel.names.index(step.timestamp)
     found = match_sequences(_stream(rel.rows, stages, timestamp), [s.missing for s in step.stages], step.maxspan,
                             stages.key_order())
-    kept = select(found, step.window.size, step.window.position, step.window.pipes)
+    kept = step.window.select(found)
     return Relation(["hit"], ["object"], _sequence_hits(kept, stages, _Hits(rel, step.fields), _iso_key))
 
 

@@ -6,9 +6,12 @@ insertion-ordered) scan of the target indices whose predicate is any stage's fil
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ..expr import Expr
 from ..plan import Step
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -21,9 +24,25 @@ class Window:
     pipes: tuple[tuple[str, int], ...] = ()
 
     @property
-    def first(self) -> str:
-        """The kind of the selection applied to all the matches: the first pipe's, or the position."""
-        return self.pipes[0][0] if self.pipes else self.position
+    def first(self) -> tuple[str, int]:
+        """The selection applied to all the matches: the first pipe's, within ``size``, or
+        ``size`` at the position."""
+        if self.pipes:
+            kind, count = self.pipes[0]
+            return kind, min(count, self.size)
+        return self.position, self.size
+
+    def rest(self, kept: list[T]) -> list[T]:
+        """What the pipes after the first keep of what the first selection kept."""
+        for kind, count in self.pipes[1:]:
+            kept = kept[:count] if kind == "head" else kept[len(kept) - count:] if count else []
+        return kept
+
+    def select(self, items: list[T]) -> list[T]:
+        """What the window keeps of all the matches, in order."""
+        kind, count = self.first
+        kept = items[:count] if kind == "head" else items[len(items) - count:] if count else []
+        return self.rest(kept)
 
 
 @dataclass(frozen=True)

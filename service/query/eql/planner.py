@@ -117,7 +117,7 @@ def plan(query: ast.Query, request: EqlRequest, catalog: Catalog) -> Plan:
             window = _window(request, query.pipes)
             conditions = [_condition(query.filter, category, mapping, scope)]
             step = ep.Events(timestamp=timestamp, window=window, **common)
-            order = ScanOrder(timestamp, window.first == "tail", tiebreaker)
+            order = ScanOrder(timestamp, window.first[0] == "tail", tiebreaker)
         else:
             conditions = [s.condition for s in stages] + ([until.condition] if until else [])
             unit = NANOS_PER_MILLI if mapping.kind(timestamp) == "date_nanos" else 1
