@@ -18,7 +18,7 @@ from typing import Any
 from ...store.catalog import Catalog, Index
 from ..evaluate import Scope, VerificationError, Warnings, compile_expr, verify_fail
 from ..execute import source_columns
-from ..expr import Binary, Column, Expr, Literal, Logical, Src
+from ..expr import Binary, Column, Expr, IsNull, Literal, Logical, Src
 from ..plan import Plan, ScanOrder, Source, Step
 from . import ast
 from . import plan as ep
@@ -51,7 +51,8 @@ class _Mapping:
         if isinstance(node, tuple):
             return tuple(self.resolved(n) for n in node)
         if isinstance(node, Expr):
-            return type(node)(**{f: self.resolved(getattr(node, f)) for f in node.__dataclass_fields__})
+            node = type(node)(**{f: self.resolved(getattr(node, f)) for f in node.__dataclass_fields__})
+            return _null_test(node) if isinstance(node, Binary) else node
         return node
 
     def column(self, name: str, what: str) -> str:
@@ -60,6 +61,17 @@ class _Mapping:
         if resolved not in self.names:
             raise verify_fail(Src(-1, -1, name), f"Unknown {what} [{name}]" if what else f"Unknown column [{name}]")
         return resolved
+
+
+def _null_test(node: Binary) -> Expr:
+    """``x == null`` is "x is null" (and ``!=`` "is not null"), also once an optional field
+    mapped nowhere has become the null literal: ``?x == ?y`` is true (spec/eql.md §4.2)."""
+    if node.op not in ("==", "!="):
+        return node
+    for side, other in ((node.left, node.right), (node.right, node.left)):
+        if isinstance(side, Literal) and side.value is None:
+            return IsNull(other, negated=node.op == "!=", src=node.src)
+    return node
 
 
 def _condition(event: ast.EventFilter, category_field: str, mapping: _Mapping, scope: Scope) -> Expr:
