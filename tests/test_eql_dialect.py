@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from service import keys
+from service import keys, patterns
 from service.query import plan as p
 from service.query.control import Control
 from service.query.dialect import Dialect
+from service.query.eql.dialect import EQL
 from service.query.esql.dialect import ESQL
 from service.query.evaluate import Scope, Warnings, compile_expr
 from service.query.execute import run_plan
-from service.query.expr import Binary, Column, Expr, In, Like, Literal, Not, Src
+from service.query.expr import Binary, Call, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src
 
 # ES|QL's rules plus only the shared switches, to test the shared compiler on its own.
 ANY_VALUE = dataclasses.replace(ESQL, any_value=True)
@@ -96,7 +97,6 @@ def test_like_any_value_and_its_negation() -> None:
 
 
 def test_a_dialect_chooses_its_wildcard_matcher() -> None:
-    from service import patterns
     literal_backslash = dataclasses.replace(ESQL, wildcard=lambda t: patterns.like(t.replace("\\", "\\\\")))
     like = Like(Column("s"), (lit("*\\SAM\\*\\Account"),))
     assert run(like, literal_backslash, s=("keyword", "HKLM\\SAM\\x\\Account"))[0] is True
@@ -136,9 +136,6 @@ async def test_pushdown_leaves_case_insensitive_predicates_to_python(es, server)
 
 
 # --- the EQL dialect: operators ---------------------------------------------------------
-
-from service.query.eql.dialect import EQL  # noqa: E402
-from service.query.expr import Call, IsNull, Logical, Neg  # noqa: E402
 
 
 def eql(expr: Expr, **columns: tuple[str, Any]) -> Any:
@@ -474,7 +471,8 @@ def test_string_functions_want_strings() -> None:
     expr = Call("LENGTH", (Column("pid"),), src=Src(1, 11, "length(pid)"))
     assert failure(expr, pid=("long", 1))["error"]["reason"] == \
         "Found 1 problem\nline 1:11: argument of [length(pid)] must be [string], found value [] type [long]"
-    expr = Call("BETWEEN", (lit("a"), lit("b"), lit("c"), Column("g")), src=Src(1, 1, "between(\"a\", \"b\", \"c\", g)"))
+    expr = Call("BETWEEN", (lit("a"), lit("b"), lit("c"), Column("g")),
+                src=Src(1, 1, "between(\"a\", \"b\", \"c\", g)"))
     assert "fourth argument of [between(\"a\", \"b\", \"c\", g)] must be a constant" in \
         failure(expr, g=("boolean", True))["error"]["reason"]
 

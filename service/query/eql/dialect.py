@@ -40,7 +40,7 @@ from ..plan import Source
 from .functions import compile_call
 
 MAX_COMBINATIONS = 1_000_000  # Painless's loop limit, which a per-value script would hit first
-_LOOP_LIMIT = ("The maximum number of statements that can be executed in a loop has been reached.")
+_LOOP_LIMIT = "The maximum number of statements that can be executed in a loop has been reached."
 
 
 # --- failures of the search ------------------------------------------------------------------
