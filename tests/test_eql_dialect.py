@@ -200,6 +200,8 @@ def test_date_fields_compare_with_iso_strings_and_epoch_millis() -> None:
     assert eql(Binary("==", Column("@timestamp"), lit("2017-08-30T22:47:33+02:00")), **{"@timestamp": ts}) is True
     assert eql(Binary("==", Column("@timestamp"), lit(1504126053000)), **{"@timestamp": ts}) is True
     assert eql(Binary("<", Column("@timestamp"), lit("2017-08-30")), **{"@timestamp": ts}) is False
+    assert eql(Binary(">", Column("@timestamp"), lit("2017")), **{"@timestamp": ts}) is True  # a year
+    assert eql(Binary(">", Column("@timestamp"), lit("1504126052999")), **{"@timestamp": ts}) is True
     assert eql(In(Column("@timestamp"), (lit("2000-01-01"), lit("2017-08-30T20:47:33.000Z"))),
                **{"@timestamp": ts}) is True
 
@@ -433,6 +435,12 @@ def test_functions_over_multi_values_answer_for_any_value() -> None:
     assert eql(call("STARTSWITH", Column("s"), "a"), s=s) is True
     assert eql(Not(call("STARTSWITH", Column("s"), "a")), s=s) is False
     assert eql(Like(call("CONCAT", Column("s"), "!"), (lit("ab*!"),)), s=s) is True
+
+
+def test_too_many_combinations_of_values_fail_as_painless_loops_do() -> None:
+    many = ("keyword", [str(i) for i in range(101)])
+    cause = failure(call("CONCAT", Column("s"), Column("s"), Column("s")), s=many)["error"]["caused_by"]
+    assert cause["type"] == "script_exception" and cause["caused_by"]["type"] == "painless_error"
 
 
 def test_function_names_resolve_case_insensitively() -> None:

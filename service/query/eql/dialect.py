@@ -181,11 +181,12 @@ def _text(value: Any, kind: str) -> str | None:
 
 def _date(value: Any, kind: str, target: str) -> int:
     """A date term: ISO-8601 (UTC unless it says otherwise) or epoch millis, in the field's
-    unit (ms for date, ns for date_nanos)."""
+    unit (ms for date, ns for date_nanos). As in ``strict_date_optional_time||epoch_millis``
+    the ISO form is tried first, so four digits are a year and longer digit runs millis."""
     scale = 1_000_000 if target == "date_nanos" else 1
     if kind != "keyword":
         return int(value * scale)
-    if re.fullmatch(r"-?\d+", value):
+    if re.fullmatch(r"-?\d{5,}", value):
         return int(value) * scale
     try:
         nanos = parse_iso_nanos(value)
