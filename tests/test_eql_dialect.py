@@ -286,6 +286,7 @@ def test_integer_division_by_zero_and_overflow_fail_the_search() -> None:
     body = failure(Binary("+", Column("n"), lit(1)), n=("long", 2**63 - 1))
     assert body["error"]["root_cause"][0] == {"type": "arithmetic_exception", "reason": "long overflow"}
     assert eql(Neg(Column("n")), n=("long", None)) is None
+    assert eql(Binary("/", Column("n"), lit(-1)), n=("long", -(2**63))) == -(2**63)  # Java's / wraps
 
 
 def test_arithmetic_over_a_multi_value_gives_one_result_per_value() -> None:

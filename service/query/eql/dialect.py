@@ -106,9 +106,13 @@ def _call(fn: Callable[..., Any], values: Any) -> Any:
 # --- arithmetic ------------------------------------------------------------------------------
 
 def arithmetic(op: str, kind: str) -> Callable[[Any, Any], Any]:
-    """Java's: integers overflow and divide by zero with an exception (the shared rules),
+    """Java's: integers overflow (``Math.addExact``...) and divide by zero with an exception
+    (the shared rules) except that ``MIN / -1`` wraps to ``MIN`` as Java's ``/`` does;
     doubles give Infinity or NaN instead."""
     if kind != "double":
+        if op == "/":
+            lo = T.INT_RANGE[kind][0]
+            return lambda a, b: lo if (a, b) == (lo, -1) else evaluate._java_div(a, b)
         return evaluate.arithmetic(op, kind)
     return {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": _double_div,
             "%": _double_mod}[op]
