@@ -318,6 +318,8 @@ def _logical(expr: Logical, scope: Scope) -> tuple[Fn, str]:
             return None
         return v
 
+    if any_value:  # no warnings to show (EQL): a side that decides skips the other
+        return _short_circuit(expr.op, left, right, single), "boolean"
     if expr.op == "AND":
         def and_(row: list[Any]) -> Any:
             # both sides are evaluated, as Elasticsearch evaluates whole blocks: their warnings show
@@ -333,6 +335,21 @@ def _logical(expr: Logical, scope: Scope) -> tuple[Fn, str]:
             return True
         return None if a is None or b is None else False
     return or_, "boolean"
+
+
+def _short_circuit(op: str, left: Fn, right: Fn, single: Callable[[Any], Any]) -> Fn:
+    """AND / OR in three-valued logic, the right side evaluated only when the left does not decide."""
+    decides = op == "OR"  # the value of the left side that is the answer
+
+    def run(row: list[Any]) -> Any:
+        a = single(left(row))
+        if a is decides:
+            return decides
+        b = single(right(row))
+        if b is decides:
+            return decides
+        return None if a is None or b is None else not decides
+    return run
 
 
 def _binary(expr: Binary, scope: Scope) -> tuple[Fn, str]:
@@ -395,6 +412,8 @@ def _any_comparison(op: str, key: Callable[[Any], Any] | None, left: Fn, right: 
         b = right(row)
         if b is None:
             return None
+        if type(a) is not list and type(b) is not list:
+            return test(a, b) != negated
         return any(test(x, y) for x in _values(a) for y in _values(b)) != negated
     return run
 

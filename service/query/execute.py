@@ -267,6 +267,9 @@ def ordered_scan(conn: sqlite3.Connection, indices: list[Index], names: list[str
             batch = conn.execute(rows % (since, until), [*lead, *narrowing, *since_args, *until_args]).fetchall()
             control.scanned(control.slice_rows if end is not None else
                             conn.execute(left % since, since_args).fetchone()[0])
+            if not keyed:  # one index, no tiebreaker: the page's order is the order
+                yield from ([None, reader.row(raw, -2)] for raw in batch)
+                batch = []
             for raw in batch:
                 value, tiebreak = raw[-2], raw[-1]
                 if run and run[0][0][0] != sign * value:
@@ -280,8 +283,10 @@ def ordered_scan(conn: sqlite3.Connection, indices: list[Index], names: list[str
                 return
             last = end
 
+    keyed = len(indices) > 1 or order.tiebreaker is not None  # rows need their merge key
     streams = [pages(position, index) for position, index in enumerate(indices)]
-    for _, row in heapq.merge(*streams, key=lambda pair: pair[0]):
+    merged = heapq.merge(*streams, key=lambda pair: pair[0]) if len(streams) > 1 else streams[0] if streams else ()
+    for _, row in merged:
         yield row
 
 
