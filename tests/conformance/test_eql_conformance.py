@@ -26,8 +26,7 @@ from typing import Any
 import pytest
 from elasticsearch import ApiError, AsyncElasticsearch
 
-from conftest import CONFORMANCE
-from service.query import eql
+from conftest import BOTH_PATHS, CONFORMANCE
 
 EQL = CONFORMANCE / "eql"
 DATA = EQL / "data"
@@ -195,10 +194,11 @@ async def test_the_data_sets_load_with_their_mappings(es: AsyncElasticsearch) ->
 
 # The whole reference suite in one test (about 300 queries): the default per-test timeout
 # guards a single request, not this.
+# Run on both paths: the scans narrowed inside SQLite by the stages' filters, and not.
+@BOTH_PATHS
 @pytest.mark.timeout(900)
-async def test_eql_reference_suite(es: AsyncElasticsearch, capsys: pytest.CaptureFixture[str]) -> None:
-    if not hasattr(eql, "EqlJob"):  # TEMPORARY: until the engine is merged into this branch
-        pytest.skip("the EQL engine (service.query.eql.EqlJob) is not on this branch yet")
+async def test_eql_reference_suite(es: AsyncElasticsearch, query_pushdown: bool,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
     await load_all(es)
     per_file: dict[str, Counter[str]] = {}
     failures: dict[str, str] = {}
@@ -214,7 +214,7 @@ async def test_eql_reference_suite(es: AsyncElasticsearch, capsys: pytest.Captur
             else:
                 counts["failed"] += 1
                 failures[test_id] = problem
-    _print_figures(per_file, capsys)
+    _print_figures(per_file, capsys, query_pushdown)
     if os.environ.get("ESQUIRE_UPDATE_KNOWN_FAILURES") == "1":
         KNOWN.write_text("".join(f"{tid}\t{' '.join(failures[tid].split())[:200]}\n" for tid in sorted(failures)))
     known = {line.split("\t")[0] for line in KNOWN.read_text().splitlines() if line.strip()} if KNOWN.exists() else set()
@@ -225,7 +225,7 @@ async def test_eql_reference_suite(es: AsyncElasticsearch, capsys: pytest.Captur
     assert not fixed, "tests now passing, remove them from eql_known_failures.txt:\n" + "\n".join(fixed)
 
 
-def _print_figures(per_file: dict[str, Counter[str]], capsys: pytest.CaptureFixture[str]) -> None:
+def _print_figures(per_file: dict[str, Counter[str]], capsys: pytest.CaptureFixture[str], pushdown: bool) -> None:
     total: Counter[str] = Counter()
     lines = []
     for name, counts in per_file.items():
@@ -237,4 +237,4 @@ def _print_figures(per_file: dict[str, Counter[str]], capsys: pytest.CaptureFixt
     lines.append(f"{'total':<30} passed {total['passed']:>4}  failed {total['failed']:>4}  "
                  f"({100 * total['passed'] / max(run, 1):.1f}%)")
     with capsys.disabled():
-        print("\nEQL conformance\n" + "\n".join(lines))
+        print(f"\nEQL conformance, pushdown {'on' if pushdown else 'off'}\n" + "\n".join(lines))

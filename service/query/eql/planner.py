@@ -16,9 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from ...store.catalog import Catalog, Index
-from ..evaluate import Scope, VerificationError, Warnings, compile_expr, verify_fail
+from ...errors import ServiceError
+from ..evaluate import Scope, VerificationError, Warnings, compile_expr, verify_fail, walk
 from ..execute import source_columns
-from ..expr import Binary, Column, Expr, IsNull, Literal, Logical, Src
+from ..expr import Binary, Column, Expr, In, IsNull, Literal, Logical, Src
 from ..plan import Plan, ScanOrder, Source, Step
 from . import ast
 from . import plan as ep
@@ -26,6 +27,7 @@ from .dialect import EQL
 from .request import EqlRequest
 
 NANOS_PER_MILLI = 1_000_000
+COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 
 
 class _Mapping:
@@ -74,9 +76,31 @@ def _null_test(node: Binary) -> Expr:
     return node
 
 
+def _field_comparisons(condition: Expr) -> None:
+    """Elasticsearch compares a field with constants only (each predicate becomes a query
+    on one field): a comparison whose both sides read fields, or a field among IN's items,
+    is refused with its messages (the first from its query translator, a server error)."""
+    for node in walk(condition):
+        if isinstance(node, Binary) and node.op in COMPARISONS and _reads_field(node.left) \
+                and _reads_field(node.right):
+            raise ServiceError(f"Line {node.right.src.line}:{node.right.src.col}: Comparisons against fields are not "
+                               f"(currently) supported; offender [{node.right.src.text}] in [{node.op}]",
+                               status=500, type="ql_illegal_argument_exception")
+        if isinstance(node, In):
+            for item in node.items:
+                if _reads_field(item):
+                    raise verify_fail(node.src, f"Comparisons against fields are not (currently) supported; "
+                                                f"offender [{item.src.text}] in [{node.src.text}]")
+
+
+def _reads_field(expr: Expr) -> bool:
+    return any(isinstance(e, Column) for e in walk(expr))
+
+
 def _condition(event: ast.EventFilter, category_field: str, mapping: _Mapping, scope: Scope) -> Expr:
     """The filter of a stage as one boolean expression: the category test, then the condition."""
     condition = mapping.resolved(event.condition)
+    _field_comparisons(condition)
     _, kind = compile_expr(condition, scope)
     if kind not in ("boolean", "null"):
         raise verify_fail(event.condition.src, f"Condition expression needs to be boolean, found [{kind.upper()}]")
