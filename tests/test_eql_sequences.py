@@ -3,15 +3,13 @@ conformance/eql/test_missing_events.toml straight from its data."""
 
 from __future__ import annotations
 
-import json
 import re
-import tomllib
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import pytest
 
-from conftest import CONFORMANCE
+from test_eql_samples import EQL, KEYS, Condition, Index, event_keys, load_toml, mapped_fields, parse_keys, render
 from service.query.eql.sequences import (
     UNTIL, Event, Match, _Matcher, key_tuples, match_sequences, natural_order, select)
 
@@ -292,70 +290,83 @@ def test_state_stays_bounded_by_the_live_window():
     assert matcher.results(natural_order) == []
 
 
-# -- conformance replay: test_missing_events.toml ------------------------------------------
+# -- conformance replay: test_missing_events.toml, the sequences of test_extra.toml ---------
+# Conditions go through the small evaluator of test_eql_samples.py, which fails on any
+# form it does not know rather than guessing.
 
-MISSING_EVENTS = CONFORMANCE / "eql" / "test_missing_events.toml"
+SEQUENCE_SUITES = {"test_missing_events.toml": "missing-events", "test_extra.toml": "extra"}
 UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-HEAD = re.compile(r"sequence(?: by (\w+))? with maxspan=(\d+)(ms|s|m|h|d)\s")
-TERM = re.compile(r"(!?)\[\s*(\w+) where (.*?)\s*\](?:\s*by (\w+))?(?:\s*with runs=(\d+))?")
+SEQUENCE_HEAD = re.compile(rf"sequence(?: by ({KEYS}))?(?: with maxspan=(\d+)(ms|s|m|h|d))?\s*(?=!?\[)")
+SEQUENCE_TERM = re.compile(rf"(until\s*)?(!?)\[\s*(\w+) where (.*?)\s*\](?:\s*by ({KEYS}))?(?:\s*with runs=(\d+))?")
 PIPE = re.compile(r"\|\s*(head|tail)\s+(\d+)")
-CONDITION = re.compile(r'tag == "(\w+)"(?: and `sequence` > (\d+))?$')
 
 
-def _timestamp(raw: str) -> int:
-    if raw.isdigit():
-        return int(raw)
-    return int(datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp() * 1000)
+class Stage:
+    def __init__(self, category: str, condition: str, keys: list[str], mapped: set[str]) -> None:
+        self.category, self.keys = category, keys
+        self.condition = Condition(condition, mapped).fn
 
 
-def _load_missing_events() -> list[dict[str, Any]]:
-    text = (CONFORMANCE / "eql" / "data" / "missing-events.data").read_text()
-    return json.loads("\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("//")))
-
-
-def _parse(query: str) -> tuple[list[tuple[bool, str, Any, list[str]]], int, list[tuple[str, int]]]:
-    """The query shapes of this file only; anything else fails the test (no guessing)."""
-    head = HEAD.match(query)
+def _parse_sequence(query: str, mapped: set[str]) -> tuple[list[tuple[bool, Stage]], Stage | None, int | None,
+                                                         list[tuple[str, int]]]:
+    body, _, pipes = query.partition("|")
+    head = SEQUENCE_HEAD.match(body)
     assert head, query
-    seq_keys = [head.group(1)] if head.group(1) else []
-    terms = []
-    for miss, category, cond, key, runs in TERM.findall(query):
-        parsed = CONDITION.match(cond)
-        assert parsed, cond
-        keys = seq_keys + ([key] if key else [])
-        terms += [(miss == "!", category, parsed.groups(), keys)] * int(runs or 1)
-    pipes = [(kind, int(n)) for kind, n in PIPE.findall(query)]
-    return terms, int(head.group(2)) * UNITS[head.group(3)], pipes
+    shared = parse_keys(head.group(1))
+    terms, until = [], None
+    for is_until, miss, category, cond, keys, runs in SEQUENCE_TERM.findall(body[head.end():]):
+        stage = Stage(category, cond, shared + parse_keys(keys), mapped)
+        if is_until:
+            until = stage
+        else:
+            terms += [(miss == "!", stage)] * int(runs or 1)
+    maxspan = int(head.group(2)) * UNITS[head.group(3)] if head.group(2) else None
+    return terms, until, maxspan, [(kind, int(n)) for kind, n in PIPE.findall("|" + pipes)]
 
 
-def _stream(docs: list[dict[str, Any]], terms: list[Any]) -> Iterator[tuple[Event, list[Match]]]:
-    events = sorted((_timestamp(d["@timestamp"]), d["sequence"], pos, d) for pos, d in enumerate(docs))
+def _sequence_stream(ix: Index, stages: list[tuple[int, Stage]], mapped: set[str]) -> Iterator[tuple[Event, list[Match]]]:
+    """Documents in (timestamp, tiebreaker `sequence`, insertion) order with their matches."""
+    events = sorted((ix.value(d, "@timestamp"), d["sequence"], pos, d) for pos, d in enumerate(ix.docs))
     for ts, seq, pos, doc in events:
         matches = []
-        for stage, (_, category, (tag, above), keys) in enumerate(terms):
-            if doc["event_type"] == category and doc.get("tag") == tag and (
-                    above is None or doc["sequence"] > int(above)):
-                tuples = key_tuples([doc.get(k) for k in keys], [False] * len(keys))
+        for index, stage in stages:
+            if stage.category == doc["event_type"] and stage.condition(ix, doc) is True:
+                tuples = event_keys(ix, doc, stage.keys, mapped)
                 if tuples:
-                    matches.append(Match(stage, tuples))
+                    matches.append(Match(index, tuples))
         if matches:
             yield Event((ts, seq, pos), ts, doc), matches
 
 
-def _missing_cases() -> list[Any]:
-    if not MISSING_EVENTS.exists():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"no conformance data at {MISSING_EVENTS}"))]
-    cases = tomllib.loads(MISSING_EVENTS.read_text())["queries"]
-    return [pytest.param(case, id=case["name"]) for case in cases]
+def _render_sequence_key(value: Any, field: str, ix: Index) -> str:
+    if value is not None and ix.mapping.get(field.lstrip("?"), {}).get("type") == "date":
+        return datetime.fromtimestamp(value / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return render(value)
 
 
-@pytest.mark.parametrize("case", _missing_cases())
+def _sequence_cases() -> list[Any]:
+    cases = []
+    for suite, index in SEQUENCE_SUITES.items():
+        path = EQL / suite
+        if not path.exists():
+            return [pytest.param(None, None, marks=pytest.mark.skip(reason=f"no conformance data at {path}"))]
+        cases += [pytest.param(index, case, id=f"{suite}:{case['name']}")
+                  for case in load_toml(path) if case["query"].strip().startswith("sequence")]
+    return cases
+
+
+@pytest.mark.parametrize(("index", "case"), _sequence_cases())
 @pytest.mark.parametrize("position", ["head", "tail"])
-def test_missing_events_conformance(case: dict[str, Any], position: str):
-    terms, maxspan, pipes = _parse(case["query"].strip())
-    docs = _load_missing_events()
-    found = match_sequences(_stream(docs, terms), [t[0] for t in terms], maxspan, natural_order)
+def test_sequence_conformance(index: str, case: dict[str, Any], position: str):
+    ix = Index(index)
+    mapped = mapped_fields([ix])
+    terms, until, maxspan, pipes = _parse_sequence(case["query"].strip(), mapped)
+    stages = [(i, stage) for i, (_, stage) in enumerate(terms)] + ([(UNTIL, until)] if until else [])
+    found = match_sequences(_sequence_stream(ix, stages, mapped), [miss for miss, _ in terms], maxspan,
+                            natural_order)
     kept = select(found, 50, position, pipes)
     assert [-1 if e is None else e.hit["sequence"] for f in kept for e in f.events] == case["expected_event_ids"]
     if "join_keys" in case:
-        assert [str(k) for f in kept for k in f.join_keys] == case["join_keys"]
+        fields = terms[0][1].keys
+        assert [_render_sequence_key(k, fields[i], ix) for f in kept for i, k in enumerate(f.join_keys)] == \
+            case["join_keys"]
