@@ -359,6 +359,16 @@ def test_join_is_refused_as_elasticsearch_does() -> None:
     assert caught.value.reason == "Found 1 problem\nline 1:1: JOIN command is not supported"
 
 
+def test_deep_queries_parse_without_recursion_up_to_a_limit() -> None:
+    deep = "process where " + "(" * 400 + "true" + ")" * 400
+    assert parse(deep).filter.condition == lit(True, "boolean")
+    chain = "process where " + " and ".join(["a == 1"] * 400)
+    assert parse(chain).filter.condition.op == "AND"
+    too_deep = "process where " + "not " * 500 + "true"
+    assert error(too_deep) == ("line -1:0: EQL statement is too large, causing stack overflow when generating the "
+                               f"parsing tree: [{too_deep}]")
+
+
 def test_parsing_error_is_shared_with_esql() -> None:
     from service.query.esql import parser as esql_parser
     assert esql_parser.ParsingError is ParsingError

@@ -12,7 +12,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer_NonRecursive, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from ...errors import ServiceError
@@ -27,6 +27,11 @@ KNOWN_PIPES = ("count", "filter", "head", "sort", "tail", "unique", "unique_coun
 MAX_RUNS = 100
 MAX_SEQUENCE_QUERIES = 256
 MAX_SAMPLE_QUERIES = 5
+# ES refuses what overflows its parser's stack. Ours does not recurse, but the shared
+# engine walks expressions recursively, with the process's recursion limit sized for
+# 400 levels (see esql/parser.py): deeper queries get ES's message instead of a crash.
+MAX_DEPTH = 400
+_QUERY_LEVELS = 6  # start, sequence, term, subquery, filter: the levels above a condition
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 # Elasticsearch's token order, which its "expecting {...}" lists follow.
 _TOKEN_ORDER = (
@@ -64,8 +69,9 @@ def _unknown_pipe(name: str) -> str:
     return f"Unrecognized pipe [{name}], did you mean {listed}?"
 
 
-class _Builder(Transformer):
-    """Builds the query bottom-up; rejections carry the position of what they reject."""
+class _Builder(Transformer_NonRecursive):
+    """Builds the query bottom-up (without recursion); rejections carry the position of
+    what they reject."""
 
     def __init__(self, text: str) -> None:
         super().__init__()
@@ -115,7 +121,7 @@ class _Builder(Transformer):
         for term in written:
             if len(stages) + term.runs > MAX_SEQUENCE_QUERIES:
                 raise fail(term.src, f"Sequence cannot contain more than {MAX_SEQUENCE_QUERIES} queries; found "
-                                    f"[{len(stages) + term.runs}]")
+                                     f"[{len(stages) + term.runs}]")
             stages += [Term(term.filter, term.keys(outer), term.missing)] * term.runs
         if len(stages) < 2:
             raise fail(src, f"A sequence requires a minimum of 2 queries, found [{len(stages)}]")
@@ -146,7 +152,7 @@ class _Builder(Transformer):
         written = amount.src.text + (str(unit) if unit is not None else "")
         if not _integer_syntax(amount):
             raise fail(amount.src, f"Decimal time interval [{amount.src.text}] not supported; please use an positive "
-                                  f"integer")
+                                   f"integer")
         value = _long_value(amount)
         if value <= 0:
             raise fail(amount.src, f"A positive maxspan value is required; found [{value}]")
@@ -154,7 +160,7 @@ class _Builder(Transformer):
             raise fail(amount.src, f"No time unit specified, did you mean [s] as in [{written}s]?")
         if unit not in _UNIT_MS:
             raise fail(_token_src(unit), f"Unrecognized time unit [{unit}] in [{written}], please specify one of "
-                                        f"[ms, s, m, h, d]")
+                                         f"[ms, s, m, h, d]")
         return value * _UNIT_MS[unit]
 
     @v_args(meta=True)
@@ -397,7 +403,7 @@ def _check_key_counts(terms: list[_Term]) -> None:
     for term in terms[1:]:
         if len(term.keys(())) != expected:
             raise fail(term.keys_src, f"Inconsistent number of join keys specified; expected [{expected}] but found "
-                                     f"[{len(term.keys(()))}]")
+                                      f"[{len(term.keys(()))}]")
 
 
 def _refuse_missing(term: _Term) -> None:
@@ -453,12 +459,24 @@ def _first_token(text: str) -> int:
     return next(lexer).start_pos
 
 
+def _check_depth(tree: Tree, text: str) -> None:
+    """Refuse a tree deeper than the engine can walk, measured without recursion."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH + _QUERY_LEVELS:
+            raise error(-1, 0, f"EQL statement is too large, causing stack overflow when generating the parsing "
+                               f"tree: [{text}]")
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+
+
 def parse(text: str) -> Query:
     """Parse an EQL query; syntax errors are ES's ``parsing_exception`` with ``line L:C:``."""
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
+    _check_depth(tree, text)
     try:
         return _Builder(text).transform(tree)
     except VisitError as exc:
