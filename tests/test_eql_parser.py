@@ -335,6 +335,17 @@ def test_sequence_and_sample_rules(query: str, message: str) -> None:
     assert error(query) == message
 
 
+def test_checks_follow_elasticsearch_order() -> None:
+    assert error("sequence with maxspan=10 by f(x) [a where true] [b where true]") == (
+        "line 1:2: Please specify sequence [by] before [with] not after")
+    assert error("sequence by f(x) with maxspan=10 [a where true] [b where true]") == (
+        "line 1:11: Unsupported join key ")
+    assert error("sequence [a where true] by x with runs=0 [b where true]") == (
+        "line 1:41: A positive runs value is required; found [0]")
+    assert error("sequence [a where true] by x [b where true] with runs=0") == (
+        "line 1:30: Inconsistent number of join keys specified; expected [1] but found [0]")
+
+
 def test_sequence_quirks_kept_from_elasticsearch() -> None:
     """A decimal ``runs`` counts as none; ``runs`` on ``until`` leaves the extra copies as
     stages; a ``!`` on ``until`` is ignored."""

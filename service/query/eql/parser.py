@@ -107,22 +107,25 @@ class _Builder(Transformer_NonRecursive):
     def pipe(self, meta: Any, c: list[Any]) -> _Pipe:
         return _Pipe(c[1], tuple(a for a in c[2:] if isinstance(a, Expr)), self._src(meta))
 
-    # --- sequences and samples, checked in the order ES checks them ---
+    # --- sequences and samples: built first, then checked in the order ES checks them ---
     @v_args(meta=True)
     def sequence(self, meta: Any, c: list[Any]) -> SequenceQuery:
         src = self._src(meta)
         head = next((x for x in c if isinstance(x, _Head)), _Head(None, None, False))
         if head.by_after_with:
             raise fail(src, "Please specify sequence [by] before [with] not after")
-        outer = head.by.keys if head.by else ()
+        outer = _keys(head.by)
+        maxspan_ms = _maxspan_ms(*head.span) if head.span else None
         written = [x for x in c if isinstance(x, _Term)]
-        _check_key_counts(written)
         stages: list[Term] = []
         for term in written:
-            if len(stages) + term.runs > MAX_SEQUENCE_QUERIES:
+            keys = term.keys(outer)
+            _check_key_count(written[0], term)
+            runs = _runs(*term.runs) if term.runs else 1
+            if len(stages) + runs > MAX_SEQUENCE_QUERIES:
                 raise fail(term.src, f"Sequence cannot contain more than {MAX_SEQUENCE_QUERIES} queries; found "
-                                     f"[{len(stages) + term.runs}]")
-            stages += [Term(term.filter, term.keys(outer), term.missing)] * term.runs
+                                     f"[{len(stages) + runs}]")
+            stages += [Term(term.filter, keys, term.missing)] * runs
         if len(stages) < 2:
             raise fail(src, f"A sequence requires a minimum of 2 queries, found [{len(stages)}]")
         until = None
@@ -132,12 +135,12 @@ class _Builder(Transformer_NonRecursive):
             until = Term(last.filter, last.keys)
             if len(stages) < 2:
                 raise fail(src, f"A sequence requires a minimum of 2 queries, found [{len(stages)}]")
-        if head.maxspan_ms is None and any(t.missing for t in stages):
+        if maxspan_ms is None and any(t.missing for t in stages):
             raise fail(src, "[maxspan] is required for sequences with missing events queries; found none")
         if all(t.missing for t in stages):
             raise ServiceError("A sequence requires at least one positive event query; found none", status=500,
                                type="illegal_state_exception")
-        return SequenceQuery(tuple(stages), until, head.maxspan_ms)
+        return SequenceQuery(tuple(stages), until, maxspan_ms)
 
     def keys_first(self, c: list[Any]) -> _Head:
         return _Head(c[0], c[1] if len(c) > 1 else None, False)
@@ -145,81 +148,58 @@ class _Builder(Transformer_NonRecursive):
     def maxspan_first(self, c: list[Any]) -> _Head:
         return _Head(None, c[0], len(c) > 1)
 
-    @v_args(meta=True)
-    def maxspan(self, meta: Any, c: list[Any]) -> int:
-        """``with maxspan=<positive integer><unit>``, in milliseconds."""
-        amount, unit = c[3], (c[4] if len(c) > 4 else None)
-        written = amount.src.text + (str(unit) if unit is not None else "")
-        if not _integer_syntax(amount):
-            raise fail(amount.src, f"Decimal time interval [{amount.src.text}] not supported; please use an positive "
-                                   f"integer")
-        value = _long_value(amount)
-        if value <= 0:
-            raise fail(amount.src, f"A positive maxspan value is required; found [{value}]")
-        if unit is None:
-            raise fail(amount.src, f"No time unit specified, did you mean [s] as in [{written}s]?")
-        if unit not in _UNIT_MS:
-            raise fail(_token_src(unit), f"Unrecognized time unit [{unit}] in [{written}], please specify one of "
-                                         f"[ms, s, m, h, d]")
-        return value * _UNIT_MS[unit]
+    def maxspan(self, c: list[Any]) -> tuple[Literal, Token | None]:
+        return c[3], (c[4] if len(c) > 4 else None)
 
     @v_args(meta=True)
     def sequence_term(self, meta: Any, c: list[Any]) -> _Term:
         (event_filter, missing), rest = c[0], c[1:]
         by = next((x for x in rest if isinstance(x, _By)), None)
-        runs = next((x for x in rest if isinstance(x, int)), 1)
-        return _Term(event_filter, by, missing, runs, self._src(meta))
+        runs = next((x for x in rest if isinstance(x, tuple)), None)
+        return _Term(event_filter, by, missing, self._src(meta), runs)
 
-    def runs(self, c: list[Any]) -> int:
-        """``with runs=N``: 1 to 100; ES reads a decimal N as no ``runs`` at all."""
-        option, amount = c[1], c[3]
-        if option != "runs":
-            raise fail(_token_src(option), f"Unrecognized option [{option}], expecting [runs]")
-        if not _integer_syntax(amount):
-            return 1
-        value = _long_value(amount)
-        if value < 1:
-            raise fail(amount.src, f"A positive runs value is required; found [{value}]")
-        if value > MAX_RUNS:
-            raise fail(amount.src, f"A query cannot be repeated more than {MAX_RUNS} times; found [{value}]")
-        return value
+    def runs(self, c: list[Any]) -> tuple[Token, Literal]:
+        return c[1], c[3]
 
     @v_args(meta=True)
     def sample(self, meta: Any, c: list[Any]) -> SampleQuery:
-        by = next((x for x in c if isinstance(x, _By)), None)
-        outer = by.keys if by else ()
+        outer = _keys(next((x for x in c if isinstance(x, _By)), None))
         written = [x for x in c if isinstance(x, _Term)]
-        keyless = None
-        for count, term in enumerate(written, 1):
+        terms, keyless = [], None
+        for term in written:
             _refuse_missing(term)
-            _check_key_counts([written[0], term])
             keys = term.keys(outer)
+            _check_key_count(written[0], term)
             keyless = keyless or (term.src if not keys else None)
-            if count > MAX_SAMPLE_QUERIES:
-                raise fail(term.src, f"A sample cannot contain more than {MAX_SAMPLE_QUERIES} queries, found [{count}]")
+            terms.append(Term(term.filter, keys))
+            if len(terms) > MAX_SAMPLE_QUERIES:
+                raise fail(term.src, f"A sample cannot contain more than {MAX_SAMPLE_QUERIES} queries, found "
+                                     f"[{len(terms)}]")
             names = [k.name for k in keys]
             twice = list(dict.fromkeys(n for n in names if names.count(n) > 1))
             if twice:
                 raise fail(term.keys_src, f"Join keys must be used only once, found duplicates: [{','.join(twice)}]")
-        if len(written) < 2:
-            raise fail(self._src(meta), f"A sample requires a minimum of 2 queries, found [{len(written)}]")
+        if len(terms) < 2:
+            raise fail(self._src(meta), f"A sample requires a minimum of 2 queries, found [{len(terms)}]")
         if keyless is not None:
             raise fail(keyless, "A sample must have at least one join key, found none")
-        return SampleQuery(tuple(Term(t.filter, t.keys(outer)) for t in written))
+        return SampleQuery(tuple(terms))
 
     @v_args(meta=True)
     def join_term(self, meta: Any, c: list[Any]) -> _Term:
         (event_filter, missing), by = c[0], (c[1] if len(c) > 1 else None)
-        return _Term(event_filter, by, missing, 1, self._src(meta))
+        return _Term(event_filter, by, missing, self._src(meta))
 
     @v_args(meta=True)
     def join(self, meta: Any, c: list[Any]) -> Query:
-        """ES parses ``join`` (its terms and keys checked as for a sample) and refuses it
-        when verifying the plan."""
+        """ES parses ``join`` (its terms and keys checked as a sample's) and refuses it when
+        verifying the plan."""
+        outer = _keys(next((x for x in c if isinstance(x, _By)), None))
         written = [x for x in c if isinstance(x, _Term)]
         for term in written:
             _refuse_missing(term)
-            _check_key_counts([written[0], term])
+            term.keys(outer)
+            _check_key_count(written[0], term)
         raise verify_fail(self._src(meta), "JOIN command is not supported")
 
     def subquery(self, c: list[Any]) -> tuple[EventFilter, bool]:
@@ -230,11 +210,7 @@ class _Builder(Transformer_NonRecursive):
 
     @v_args(meta=True)
     def join_keys(self, meta: Any, c: list[Any]) -> _By:
-        """Keys are fields, optional or not; ES says no more than this about anything else."""
-        src, keys = self._src(meta), tuple(x for x in c if isinstance(x, Expr))
-        if not all(isinstance(k, (Column, Optional)) for k in keys):
-            raise fail(src, "Unsupported join key ")
-        return _By(keys, src)
+        return _By(tuple(x for x in c if isinstance(x, Expr)), self._src(meta))
 
     # --- expressions ---
     @v_args(meta=True)
@@ -375,7 +351,7 @@ class _Head:
     """What comes between ``sequence`` and its first term."""
 
     by: _By | None
-    maxspan_ms: int | None
+    span: tuple[Literal, Token | None] | None  # `with maxspan=<amount><unit>`
     by_after_with: bool  # `with maxspan=.. by k`: refused
 
 
@@ -386,24 +362,63 @@ class _Term:
     filter: EventFilter
     by: _By | None
     missing: bool
-    runs: int
     src: Src
+    runs: tuple[Token, Literal] | None = None  # `with <option>=<amount>`
 
     def keys(self, outer: tuple[Expr, ...]) -> tuple[Expr, ...]:
-        return outer + (self.by.keys if self.by else ())
+        return outer + _keys(self.by)
 
     @property
     def keys_src(self) -> Src:
         return self.by.src if self.by else self.src
 
 
-def _check_key_counts(terms: list[_Term]) -> None:
+def _keys(by: _By | None) -> tuple[Expr, ...]:
+    """Keys are fields, optional or not; ES says no more than this about anything else."""
+    if by is None:
+        return ()
+    if not all(isinstance(k, (Column, Optional)) for k in by.keys):
+        raise fail(by.src, "Unsupported join key ")
+    return by.keys
+
+
+def _check_key_count(first: _Term, term: _Term) -> None:
     """Every term (``until`` too) names as many keys of its own as the first."""
-    expected = len(terms[0].keys(()))
-    for term in terms[1:]:
-        if len(term.keys(())) != expected:
-            raise fail(term.keys_src, f"Inconsistent number of join keys specified; expected [{expected}] but found "
-                                      f"[{len(term.keys(()))}]")
+    expected, found = len(_keys(first.by)), len(_keys(term.by))
+    if found != expected:
+        raise fail(term.keys_src, f"Inconsistent number of join keys specified; expected [{expected}] but found "
+                                  f"[{found}]")
+
+
+def _maxspan_ms(amount: Literal, unit: Token | None) -> int:
+    """``with maxspan=<positive integer><unit>``, in milliseconds."""
+    written = amount.src.text + (str(unit) if unit is not None else "")
+    if not _integer_syntax(amount):
+        raise fail(amount.src, f"Decimal time interval [{amount.src.text}] not supported; please use an positive "
+                               f"integer")
+    value = _long_value(amount)
+    if value <= 0:
+        raise fail(amount.src, f"A positive maxspan value is required; found [{value}]")
+    if unit is None:
+        raise fail(amount.src, f"No time unit specified, did you mean [s] as in [{written}s]?")
+    if unit not in _UNIT_MS:
+        raise fail(_token_src(unit), f"Unrecognized time unit [{unit}] in [{written}], please specify one of "
+                                     f"[ms, s, m, h, d]")
+    return value * _UNIT_MS[unit]
+
+
+def _runs(option: Token, amount: Literal) -> int:
+    """``with runs=N``: 1 to 100; ES reads a decimal N as no ``runs`` at all."""
+    if option != "runs":
+        raise fail(_token_src(option), f"Unrecognized option [{option}], expecting [runs]")
+    if not _integer_syntax(amount):
+        return 1
+    value = _long_value(amount)
+    if value < 1:
+        raise fail(amount.src, f"A positive runs value is required; found [{value}]")
+    if value > MAX_RUNS:
+        raise fail(amount.src, f"A query cannot be repeated more than {MAX_RUNS} times; found [{value}]")
+    return value
 
 
 def _refuse_missing(term: _Term) -> None:
