@@ -343,7 +343,7 @@ def test_checks_follow_elasticsearch_order() -> None:
     assert error("sequence [a where true] by x with runs=0 [b where true]") == (
         "line 1:41: A positive runs value is required; found [0]")
     assert error("sequence [a where true] by x [b where true] with runs=0") == (
-        "line 1:30: Inconsistent number of join keys specified; expected [1] but found [0]")
+        "line 1:31: Inconsistent number of join keys specified; expected [1] but found [0]")
 
 
 def test_sequence_quirks_kept_from_elasticsearch() -> None:
