@@ -167,9 +167,10 @@ def test_function_calls() -> None:
 
 
 def test_comments_are_whitespace() -> None:
-    query = parse("// a comment\nprocess /* one /* nested */ more */ where // trailing\n true")
+    query = parse("// a comment\nprocess /* one /* nested /* twice */ */ more */ where // trailing\n true")
     assert query.filter.category == "process" and query.filter.condition == lit(True, "boolean")
     assert query.filter.condition.src == Src(3, 2, "true")
+    assert error("process where /* open /* nested */ true").startswith("line 1:15: mismatched input '/'")
 
 
 # --- sequences and samples ---
@@ -432,8 +433,17 @@ ACCEPTED_BY_THE_PARSER = {
 }
 
 
+SUITES = ["additional_test_queries.toml", "test_extra.toml", "test_missing_events.toml", "test_queries.toml",
+          "test_queries_date.toml", "test_queries_date_nanos.toml", "test_sample.toml", "test_sample_multi.toml"]
+
+
 @needs_conformance
-@pytest.mark.parametrize("name", sorted(p.name for p in EQL.glob("*.toml")) if EQL.is_dir() else [])
+def test_the_suites_are_all_known() -> None:
+    assert sorted(p.name for p in EQL.glob("*.toml")) == SUITES
+
+
+@needs_conformance
+@pytest.mark.parametrize("name", SUITES)
 def test_every_conformance_query_parses(name: str) -> None:
     queries = _queries(EQL / name)
     assert queries
