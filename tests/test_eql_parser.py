@@ -72,6 +72,17 @@ def test_fields() -> None:
     assert cond("AND") == Column("AND")  # keywords are lower case only
 
 
+@pytest.mark.parametrize("keyword", ["sequence", "sample", "where", "any", "by", "with", "maxspan", "until", "of",
+                                     "join", "like", "regex", "in"])
+def test_keywords_are_keywords_everywhere(keyword: str) -> None:
+    assert error(f"process where {keyword} == 1").startswith(f"line 1:15: mismatched input '{keyword}'")
+    assert cond(f"`{keyword}` == 1").left == Column(keyword)
+
+
+def test_runs_is_not_a_keyword() -> None:
+    assert cond("runs == 1").left == Column("runs")
+
+
 def test_literals_and_number_types() -> None:
     assert cond("null") == lit(None, "null")
     assert cond("false") == lit(False, "boolean")
