@@ -9,16 +9,16 @@ import tomllib
 import pytest
 from conftest import CONFORMANCE
 
+from service.errors import ServiceError
 from service.query.eql.ast import EventFilter, EventQuery, Optional, Pipe, SampleQuery, SequenceQuery
 from service.query.eql.parser import parse
-from service.errors import ServiceError
 from service.query.errors import ParsingError
-from service.query.expr import Binary, Call, Column, In, IsNull, Like, Literal, Logical, Neg, Not, Src
+from service.query.expr import Binary, Call, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src
 
 EQL = CONFORMANCE / "eql"
 
 
-def cond(text: str):
+def cond(text: str) -> Expr:
     """The condition of ``any where <text>``."""
     return parse(f"any where {text}").filter.condition
 
@@ -30,7 +30,7 @@ def error(text: str) -> str:
     return caught.value.reason
 
 
-def lit(value, type_: str) -> Literal:
+def lit(value: object, type_: str) -> Literal:
     return Literal(value, type_)
 
 
