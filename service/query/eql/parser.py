@@ -7,25 +7,32 @@ is the verifier's job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Lark, Token, Transformer_NonRecursive, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from ...errors import ServiceError
 from ..errors import ParsingError
 from ..evaluate import verify_fail
 from ..expr import Binary, Call, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src
 from .ast import EventFilter, EventQuery, Optional, Pipe, Query, SampleQuery, SequenceQuery, Term
+from .lexical import decimal_literal, error, fail, identifier, integer_literal, unlexable, unquote
 
 SUPPORTED_PIPES = ("head", "tail")
 KNOWN_PIPES = ("count", "filter", "head", "sort", "tail", "unique", "unique_count")
 MAX_RUNS = 100
+MAX_SEQUENCE_QUERIES = 256
+MAX_SAMPLE_QUERIES = 5
+# ES refuses what overflows its parser's stack. Ours does not recurse, but the shared
+# engine walks expressions recursively, with the process's recursion limit sized for
+# 400 levels (see esql/parser.py): deeper queries get ES's message instead of a crash.
+MAX_DEPTH = 400
+_QUERY_LEVELS = 6  # start, sequence, term, subquery, filter: the levels above a condition
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
 # Elasticsearch's token order, which its "expecting {...}" lists follow.
 _TOKEN_ORDER = (
     "AND ANY BY FALSE IN IN_INSENSITIVE JOIN LIKE LIKE_INSENSITIVE MAXSPAN NOT NULL OF OR REGEX "
@@ -38,71 +45,8 @@ _TOKEN_ORDER = (
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     grammar = resources.files(__package__).joinpath("grammar.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
-
-
-def _error(line: int, col: int, message: str) -> ParsingError:
-    return ParsingError(f"line {line}:{col}: {message}")
-
-
-def _at(src: Src, message: str) -> ParsingError:
-    """An error about a piece of the query. ES reports these one column to the right of
-    the piece (its source locations are 1-based and its message adds 1 again); errors
-    from the lexer and the grammar itself (``_error``) have the exact column."""
-    return _error(src.line, src.col + 1, message)
-
-
-def integer_literal(text: str, src: Src) -> Literal:
-    """ES reads an integer literal as a long, a double when no long holds it; an int
-    when it fits one."""
-    value = int(text)
-    if value <= 2**31 - 1:
-        return Literal(value, "integer", src=src)
-    if value <= 2**63 - 1:
-        return Literal(value, "long", src=src)
-    return Literal(float(text), "double", src=src)
-
-
-def unquote(text: str, src: Src) -> str:
-    """The value of a string token: ``\"\"\"raw\"\"\"`` as is, ``"..."`` with its escapes
-    (``\\n \\r \\t \\b \\f \\" \\\\`` and ``\\u{XXXX}``); single quotes and ``?"..."``
-    are refused with Elasticsearch's hint."""
-    if text.startswith('"""'):
-        return text[3:-3]
-    if text.startswith("?"):
-        raise _at(src, f'Use triple double quotes ["""] to define unescaped string literals, not [?{text[1]}]')
-    if text.startswith("'"):
-        raise _at(src, "Use double quotes [\"] to define string literals, not single quotes [']")
-    body, out, i = text[1:-1], [], 0
-    while i < len(body):
-        c = body[i]
-        if c != "\\":
-            out.append(c)
-            i += 1
-        elif body[i + 1] == "u":
-            end = body.index("}", i)
-            out.append(_code_point(body[i + 3:end], body[i:end + 1], src))
-            i = end + 1
-        else:  # the lexer lets only known escapes through
-            out.append(_ESCAPES[body[i + 1]])
-            i += 2
-    return "".join(out)
-
-
-def _code_point(digits: str, written: str, src: Src) -> str:
-    """``\\u{XXXX}``: 2 to 8 hex digits naming a code point that is not a surrogate."""
-    if not 2 <= len(digits) <= 8:
-        raise _at(src, f"Unicode sequence should use [2-8] hex digits, [{written}] has [{len(digits)}]")
-    code = int(digits, 16)
-    if 0xD800 <= code <= 0xDFFF:
-        raise _at(src, f"Invalid unicode character code, [{digits}] is a surrogate code")
-    if code > 0x10FFFF:
-        raise _at(src, f"Invalid unicode character code [{digits}]")
-    return chr(code)
-
-
-def _ident(token: str) -> str:
-    return token[1:-1].replace("``", "`") if token.startswith("`") else str(token)
+    return Lark(grammar, parser="lalr", lexer="basic", propagate_positions=True, maybe_placeholders=False,
+                regex=True)
 
 
 def _similarity(a: str, b: str) -> float:
@@ -126,8 +70,9 @@ def _unknown_pipe(name: str) -> str:
     return f"Unrecognized pipe [{name}], did you mean {listed}?"
 
 
-class _Builder(Transformer):
-    """Builds the query bottom-up; rejections carry the position of what they reject."""
+class _Builder(Transformer_NonRecursive):
+    """Builds the query bottom-up (without recursion); rejections carry the position of
+    what they reject."""
 
     def __init__(self, text: str) -> None:
         super().__init__()
@@ -138,19 +83,14 @@ class _Builder(Transformer):
             return Src()
         return Src(meta.line, meta.column, self.text[meta.start_pos:meta.end_pos])
 
-    def _token_src(self, token: Token) -> Src:
-        return Src(token.line, token.column, str(token))
-
     # --- queries ---
     def start(self, c: list[Any]) -> Query:
-        query, pipes = c[0], tuple(c[1:])
-        if isinstance(query, EventQuery):
-            return EventQuery(query.filter, pipes)
-        if isinstance(query, SequenceQuery):
-            return SequenceQuery(query.terms, query.until, query.maxspan_ms, pipes)
-        if pipes:
-            raise _at(pipes[0].src, "Samples do not support pipes")
-        return query
+        query, pipes = c[0], c[1:]
+        if isinstance(query, SampleQuery):
+            if pipes:  # ES looks at no pipe of a sample, not even an unknown one
+                raise fail(pipes[0].src, "Samples do not support pipes yet")
+            return query
+        return replace(query, pipes=tuple(_pipe(p) for p in pipes))
 
     def event_query(self, c: list[Any]) -> EventQuery:
         return EventQuery(c[0])
@@ -162,114 +102,106 @@ class _Builder(Transformer):
 
     def category(self, c: list[Token]) -> str:
         token = c[0]
-        return str(token) if token.type == "IDENTIFIER" else unquote(token, self._token_src(token))
+        return str(token) if token.type == "IDENTIFIER" else unquote(token, _token_src(token))
 
     @v_args(meta=True)
-    def pipe(self, meta: Any, c: list[Any]) -> Pipe:
-        name, args, src = c[1], [a for a in c[2:] if isinstance(a, Expr)], self._src(meta)
-        if name not in KNOWN_PIPES:
-            raise _at(self._token_src(name), _unknown_pipe(name))
-        if name not in SUPPORTED_PIPES:
-            raise _at(src, f"Pipe [{name}] is not supported")
-        if len(args) != 1:
-            raise _at(src, f"Pipe [{name}] expects exactly one argument but found [{len(args)}]")
-        count = args[0]
-        if not (isinstance(count, Literal) and count.type in ("integer", "long") and 0 <= count.value <= 2**31 - 1):
-            raise _at(count.src, f"Pipe [{name}] expects a positive integer but found [{count.src.text}]")
-        return Pipe(str(name), count.value, src)
+    def pipe(self, meta: Any, c: list[Any]) -> _Pipe:
+        return _Pipe(c[1], tuple(a for a in c[2:] if isinstance(a, Expr)), self._src(meta))
 
-    # --- sequences and samples ---
+    # --- sequences and samples: built first, then checked in the order ES checks them ---
     @v_args(meta=True)
     def sequence(self, meta: Any, c: list[Any]) -> SequenceQuery:
-        src, keys, maxspan = self._src(meta), (), None
-        if isinstance(c[1], _Head):
-            if c[1].keys_after:
-                raise _at(src, "Please specify sequence [by] before [with] not after")
-            keys, maxspan = c[1].keys, c[1].maxspan_ms
-        parts = [x for x in c if isinstance(x, _Term)]
-        has_until = any(isinstance(x, Token) and x.type == "UNTIL" for x in c)
-        stages, until = (parts[:-1], parts[-1]) if has_until else (parts, None)
-        terms = tuple(t for stage in stages for t in stage.expand(keys))
-        _check_keys(stages + ([until] if until else []))
-        if len(terms) < 2:
-            raise _at(src, f"A sequence requires a minimum of 2 queries, found [{len(terms)}]")
-        if all(t.missing for t in terms):
-            raise _at(src, "A sequence requires at least one positive event query; found none")
-        if maxspan is None and any(t.missing for t in terms):
-            raise _at(src, "[maxspan] is required for sequences with missing events")
-        if until is not None and until.missing:
-            raise _at(until.src, "[until] cannot be a missing event query")
-        if until is not None and until.runs is not None:
-            raise _at(until.src, "[until] does not support [runs]")
-        return SequenceQuery(terms, until.expand(keys)[0] if until else None, maxspan)
+        src = self._src(meta)
+        head = next((x for x in c if isinstance(x, _Head)), _Head(None, None, False))
+        if head.by_after_with:
+            raise fail(src, "Please specify sequence [by] before [with] not after")
+        outer = _keys(head.by)
+        maxspan_ms = _maxspan_ms(*head.span) if head.span else None
+        written = [x for x in c if isinstance(x, _Term)]
+        stages: list[Term] = []
+        for term in written:
+            keys = term.keys(outer)
+            _check_key_count(written[0], term)
+            runs = _runs(*term.runs) if term.runs else 1
+            if len(stages) + runs > MAX_SEQUENCE_QUERIES:
+                raise fail(term.src, f"Sequence cannot contain more than {MAX_SEQUENCE_QUERIES} queries; found "
+                                     f"[{len(stages) + runs}]")
+            stages += [Term(term.filter, keys, term.missing)] * runs
+        if len(stages) < 2:
+            raise fail(src, f"A sequence requires a minimum of 2 queries, found [{len(stages)}]")
+        until = None
+        if any(isinstance(x, Token) and x.type == "UNTIL" for x in c):
+            # the until term counted above, `runs` included; ES ignores a `!` on it
+            last = stages.pop()
+            until = Term(last.filter, last.keys)
+            if len(stages) < 2:
+                raise fail(src, f"A sequence requires a minimum of 2 queries, found [{len(stages)}]")
+        if maxspan_ms is None and any(t.missing for t in stages):
+            raise fail(src, "[maxspan] is required for sequences with missing events queries; found none")
+        if all(t.missing for t in stages):
+            raise ServiceError("A sequence requires at least one positive event query; found none", status=500,
+                               type="illegal_state_exception")
+        return SequenceQuery(tuple(stages), until, maxspan_ms)
 
     def keys_first(self, c: list[Any]) -> _Head:
         return _Head(c[0], c[1] if len(c) > 1 else None, False)
 
     def maxspan_first(self, c: list[Any]) -> _Head:
-        return _Head(c[1] if len(c) > 1 else (), c[0], len(c) > 1)
+        return _Head(None, c[0], len(c) > 1)
 
-    @v_args(meta=True)
-    def maxspan(self, meta: Any, c: list[Any]) -> int:
-        """``with maxspan=<positive integer><unit>``, in milliseconds."""
-        amount, unit = c[3], (c[4] if len(c) > 4 else None)
-        written = amount.src.text + (str(unit) if unit is not None else "")
-        if amount.type == "double":
-            raise _at(amount.src, f"Decimal time interval [{amount.src.text}] not supported; please use an positive "
-                                  f"integer")
-        if amount.value <= 0:
-            raise _at(amount.src, f"A positive maxspan value is required; found [{amount.value}]")
-        if unit is None:
-            raise _at(amount.src, f"No time unit specified, did you mean [s] as in [{written}s]?")
-        if unit not in _UNIT_MS:
-            raise _at(self._token_src(unit), f"Unrecognized time unit [{unit}] in [{written}], please specify one of "
-                                             f"[ms, s, m, h, d]")
-        return amount.value * _UNIT_MS[unit]
+    def maxspan(self, c: list[Any]) -> tuple[Literal, Token | None]:
+        return c[3], (c[4] if len(c) > 4 else None)
 
     @v_args(meta=True)
     def sequence_term(self, meta: Any, c: list[Any]) -> _Term:
-        subquery, rest = c[0], c[1:]
-        keys = next((x for x in rest if isinstance(x, tuple)), ())
-        runs = next((x for x in rest if isinstance(x, int)), None)
-        return _Term(subquery[0], keys, subquery[1], runs, self._src(meta), _keys_src(rest, self._src(meta)))
+        (event_filter, missing), rest = c[0], c[1:]
+        by = next((x for x in rest if isinstance(x, _By)), None)
+        runs = next((x for x in rest if isinstance(x, tuple)), None)
+        return _Term(event_filter, by, missing, self._src(meta), runs)
 
-    @v_args(meta=True)
-    def runs(self, meta: Any, c: list[Any]) -> int:
-        option, amount = c[1], c[3]
-        if option != "runs":
-            raise _at(self._token_src(option), f"Unrecognized option [{option}], expecting [runs]")
-        if amount.type == "double":
-            raise _at(amount.src, f"Decimal runs value [{amount.src.text}] not supported; please use an positive "
-                                  f"integer")
-        if not 1 <= amount.value <= MAX_RUNS:
-            raise _at(amount.src, f"A query cannot be repeated less than 1 or more than {MAX_RUNS} times; "
-                                  f"found [{amount.value}]")
-        return amount.value
+    def runs(self, c: list[Any]) -> tuple[Token, Literal]:
+        return c[1], c[3]
 
     @v_args(meta=True)
     def sample(self, meta: Any, c: list[Any]) -> SampleQuery:
-        src = self._src(meta)
-        keys = next((x for x in c if isinstance(x, tuple)), ())
-        stages = [x for x in c if isinstance(x, _Term)]
-        _check_keys(stages)
-        missing = next((t for t in stages if t.missing), None)
-        if missing is not None:
-            raise _at(missing.src, "Samples do not support missing events")
-        if len(stages) < 2:
-            raise _at(src, f"A sample requires a minimum of 2 queries, found [{len(stages)}]")
-        terms = tuple(t for stage in stages for t in stage.expand(keys))
-        if not terms[0].keys:
-            raise _at(src, "A sample must have at least one join key, found none")
-        return SampleQuery(terms)
+        outer = _keys(next((x for x in c if isinstance(x, _By)), None))
+        written = [x for x in c if isinstance(x, _Term)]
+        terms, keyless = [], None
+        for term in written:
+            _refuse_missing(term)
+            keys = term.keys(outer)
+            _check_key_count(written[0], term)
+            keyless = keyless or (term.src if not keys else None)
+            terms.append(Term(term.filter, keys))
+            if len(terms) > MAX_SAMPLE_QUERIES:
+                raise fail(term.src, f"A sample cannot contain more than {MAX_SAMPLE_QUERIES} queries, found "
+                                     f"[{len(terms)}]")
+            names = [k.name for k in keys]
+            twice = list(dict.fromkeys(n for n in names if names.count(n) > 1))
+            if twice:
+                raise fail(term.keys_src, f"Join keys must be used only once, found duplicates: [{','.join(twice)}]")
+        if len(terms) < 2:
+            raise fail(self._src(meta), f"A sample requires a minimum of 2 queries, found [{len(terms)}]")
+        if keyless is not None:
+            raise fail(keyless, "A sample must have at least one join key, found none")
+        return SampleQuery(tuple(terms))
 
     @v_args(meta=True)
     def join_term(self, meta: Any, c: list[Any]) -> _Term:
-        keys = c[1] if len(c) > 1 else ()
-        return _Term(c[0][0], keys, c[0][1], None, self._src(meta), _keys_src(c[1:], self._src(meta)))
+        (event_filter, missing), by = c[0], (c[1] if len(c) > 1 else None)
+        return _Term(event_filter, by, missing, self._src(meta))
 
-    def join(self, c: list[Any]) -> Query:
-        """ES parses ``join`` and refuses it when verifying the plan (since 8.16)."""
-        raise verify_fail(self._token_src(c[0]), "JOIN command is not supported")
+    @v_args(meta=True)
+    def join(self, meta: Any, c: list[Any]) -> Query:
+        """ES parses ``join`` (its terms and keys checked as a sample's) and refuses it when
+        verifying the plan."""
+        outer = _keys(next((x for x in c if isinstance(x, _By)), None))
+        written = [x for x in c if isinstance(x, _Term)]
+        for term in written:
+            _refuse_missing(term)
+            term.keys(outer)
+            _check_key_count(written[0], term)
+        raise verify_fail(self._src(meta), "JOIN command is not supported")
 
     def subquery(self, c: list[Any]) -> tuple[EventFilter, bool]:
         return c[1], False
@@ -277,12 +209,9 @@ class _Builder(Transformer):
     def missing_subquery(self, c: list[Any]) -> tuple[EventFilter, bool]:
         return c[1], True
 
-    def join_keys(self, c: list[Any]) -> tuple[Expr, ...]:
-        keys = tuple(x for x in c if isinstance(x, Expr))
-        for key in keys:
-            if not isinstance(key, (Column, Optional)):
-                raise _at(key.src, f"Join keys must be fields, found [{key.src.text}]")
-        return _Keys(keys, c[0])
+    @v_args(meta=True)
+    def join_keys(self, meta: Any, c: list[Any]) -> _By:
+        return _By(tuple(x for x in c if isinstance(x, Expr)), self._src(meta))
 
     # --- expressions ---
     @v_args(meta=True)
@@ -294,7 +223,7 @@ class _Builder(Transformer):
         return Not(c[1], src=self._src(meta))
 
     def lineage(self, c: list[Any]) -> Expr:
-        raise _error(c[0].line, c[0].column, "Process relationships are not supported")
+        raise error(c[0].line, c[0].column, "Process relationships are not supported")
 
     @v_args(meta=True)
     def comparison(self, meta: Any, c: list[Any]) -> Expr:
@@ -351,14 +280,14 @@ class _Builder(Transformer):
         index = next((t for t in c if isinstance(t, Token) and t.type == "ARRAY_INDEX"), None)
         if index is not None:
             digits = len(index) - len(index[1:].lstrip())
-            raise _error(index.line, index.column + digits, "Array indexes are not supported")
+            raise error(index.line, index.column + digits, "Array indexes are not supported")
         optional = isinstance(c[0], Token) and c[0].type == "OPTIONAL"
         name = ".".join(x for x in c if isinstance(x, str) and not isinstance(x, Token))
         src = self._src(meta)
         return Optional(name, src=src) if optional else Column(name, src=src)
 
     def identifier(self, c: list[Token]) -> str:
-        return _ident(c[0])
+        return identifier(c[0])
 
     @v_args(meta=True)
     def null(self, meta: Any, c: list[Any]) -> Expr:
@@ -383,54 +312,132 @@ class _Builder(Transformer):
 
     @v_args(meta=True)
     def decimal(self, meta: Any, c: list[Token]) -> Expr:
-        return Literal(float(c[0]), "double", src=self._src(meta))
+        return decimal_literal(c[0], self._src(meta))
 
 
-class _Keys(tuple):
-    """The keys of a ``by`` clause, remembering where the clause starts."""
+def _pipe(raw: _Pipe) -> Pipe:
+    """``| head n`` or ``| tail n``; the other Endgame pipes are known and refused."""
+    name, src = str(raw.name), raw.src
+    if name not in KNOWN_PIPES:
+        raise fail(_token_src(raw.name), _unknown_pipe(name))
+    if name not in SUPPORTED_PIPES:
+        raise fail(src, f"Pipe [{name}] is not supported")
+    if len(raw.args) != 1:
+        raise fail(src, f"Pipe [{name}] expects exactly one argument but found [{len(raw.args)}]")
+    count = raw.args[0]
+    if not (isinstance(count, Literal) and count.type in ("integer", "long") and 0 <= count.value <= 2**31 - 1):
+        raise fail(count.src, f"Pipe [{name}] expects a positive integer but found [{count.src.text}]")
+    return Pipe(name, count.value, src)
 
-    def __new__(cls, keys: tuple[Expr, ...], by: Token) -> _Keys:
-        made = super().__new__(cls, keys)
-        made.by = by
-        return made
+
+@dataclass(frozen=True)
+class _Pipe:
+    """A pipe as written; only event queries and sequences look at it further."""
+
+    name: Token
+    args: tuple[Expr, ...]
+    src: Src
+
+
+@dataclass(frozen=True)
+class _By:
+    """A ``by`` clause and where it starts."""
+
+    keys: tuple[Expr, ...]
+    src: Src
 
 
 @dataclass(frozen=True)
 class _Head:
     """What comes between ``sequence`` and its first term."""
 
-    keys: tuple[Expr, ...]
-    maxspan_ms: int | None
-    keys_after: bool  # `with maxspan=.. by k`: refused
+    by: _By | None
+    span: tuple[Literal, Token | None] | None  # `with maxspan=<amount><unit>`
+    by_after_with: bool  # `with maxspan=.. by k`: refused
 
 
 @dataclass(frozen=True)
 class _Term:
-    """A term as written, before ``runs`` expansion and before the query-level keys."""
+    """A term as written: its own keys only, ``runs`` not expanded."""
 
     filter: EventFilter
-    keys: tuple[Expr, ...]
+    by: _By | None
     missing: bool
-    runs: int | None
     src: Src
-    keys_src: Src
+    runs: tuple[Token, Literal] | None = None  # `with <option>=<amount>`
 
-    def expand(self, query_keys: tuple[Expr, ...]) -> list[Term]:
-        term = Term(self.filter, tuple(query_keys) + tuple(self.keys), self.missing)
-        return [term] * (self.runs or 1)
+    def keys(self, outer: tuple[Expr, ...]) -> tuple[Expr, ...]:
+        return outer + _keys(self.by)
 
-
-def _keys_src(rest: list[Any], term: Src) -> Src:
-    by = next((x.by for x in rest if isinstance(x, _Keys)), None)
-    return Src(by.line, by.column, str(by)) if by is not None else term
+    @property
+    def keys_src(self) -> Src:
+        return self.by.src if self.by else self.src
 
 
-def _check_keys(terms: list[_Term]) -> None:
-    """Every term (and ``until``) must name as many keys as the first."""
-    for term in terms[1:]:
-        if len(term.keys) != len(terms[0].keys):
-            raise _at(term.keys_src, f"Inconsistent number of join keys specified; expected [{len(terms[0].keys)}] "
-                                     f"but found [{len(term.keys)}]")
+def _keys(by: _By | None) -> tuple[Expr, ...]:
+    """Keys are fields, optional or not; ES says no more than this about anything else."""
+    if by is None:
+        return ()
+    if not all(isinstance(k, (Column, Optional)) for k in by.keys):
+        raise fail(by.src, "Unsupported join key ")
+    return by.keys
+
+
+def _check_key_count(first: _Term, term: _Term) -> None:
+    """Every term (``until`` too) names as many keys of its own as the first."""
+    expected, found = len(_keys(first.by)), len(_keys(term.by))
+    if found != expected:
+        raise fail(term.keys_src, f"Inconsistent number of join keys specified; expected [{expected}] but found "
+                                  f"[{found}]")
+
+
+def _maxspan_ms(amount: Literal, unit: Token | None) -> int:
+    """``with maxspan=<positive integer><unit>``, in milliseconds."""
+    written = amount.src.text + (str(unit) if unit is not None else "")
+    if not _integer_syntax(amount):
+        raise fail(amount.src, f"Decimal time interval [{amount.src.text}] not supported; please use an positive "
+                               f"integer")
+    value = _long_value(amount)
+    if value <= 0:
+        raise fail(amount.src, f"A positive maxspan value is required; found [{value}]")
+    if unit is None:
+        raise fail(amount.src, f"No time unit specified, did you mean [s] as in [{written}s]?")
+    if unit not in _UNIT_MS:
+        raise fail(_token_src(unit), f"Unrecognized time unit [{unit}] in [{written}], please specify one of "
+                                     f"[ms, s, m, h, d]")
+    return value * _UNIT_MS[unit]
+
+
+def _runs(option: Token, amount: Literal) -> int:
+    """``with runs=N``: 1 to 100; ES reads a decimal N as no ``runs`` at all."""
+    if option != "runs":
+        raise fail(_token_src(option), f"Unrecognized option [{option}], expecting [runs]")
+    if not _integer_syntax(amount):
+        return 1
+    value = _long_value(amount)
+    if value < 1:
+        raise fail(amount.src, f"A positive runs value is required; found [{value}]")
+    if value > MAX_RUNS:
+        raise fail(amount.src, f"A query cannot be repeated more than {MAX_RUNS} times; found [{value}]")
+    return value
+
+
+def _refuse_missing(term: _Term) -> None:
+    if term.missing:  # ES gives this one no position: line -1, column 0
+        raise error(-1, 0, "Missing events are supported only for sequences")
+
+
+def _integer_syntax(number: Literal) -> bool:
+    return number.src.text.isdigit()
+
+
+def _long_value(number: Literal) -> int:
+    """Java's ``Number.longValue()``: an integer too large for a long saturates."""
+    return min(int(number.value), 2**63 - 1)
+
+
+def _token_src(token: Token) -> Src:
+    return Src(token.line, token.column, str(token))
 
 
 def _is_null(expr: Expr) -> bool:
@@ -452,15 +459,15 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> ParsingError:
     """Lark's errors in ANTLR's words: ``token recognition error at: '...'``, ``no viable
     alternative at input '...'`` (the first token), ``mismatched input 'x' expecting {...}``."""
     if isinstance(exc, UnexpectedCharacters):
-        return _error(exc.line, exc.column, f"token recognition error at: '{_unlexable(text, exc.pos_in_stream)}'")
+        return error(exc.line, exc.column, f"token recognition error at: '{unlexable(text, exc.pos_in_stream)}'")
     # LALR merges look-aheads: ask the parser which tokens it would really take here
     expected = exc.interactive_parser.accepts() if isinstance(exc, UnexpectedToken) else set(exc.expected)
     if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
         if exc.token.start_pos == _first_token(text):
-            return _error(exc.line, exc.column, f"no viable alternative at input '{exc.token}'")
-        return _error(exc.line, exc.column, f"mismatched input '{exc.token}' expecting {_expected(expected)}")
+            return error(exc.line, exc.column, f"no viable alternative at input '{exc.token}'")
+        return error(exc.line, exc.column, f"mismatched input '{exc.token}' expecting {_expected(expected)}")
     lines = text.split("\n")
-    return _error(len(lines), len(lines[-1]) + 1, f"mismatched input '<EOF>' expecting {_expected(expected)}")
+    return error(len(lines), len(lines[-1]) + 1, f"mismatched input '<EOF>' expecting {_expected(expected)}")
 
 
 def _first_token(text: str) -> int:
@@ -468,36 +475,15 @@ def _first_token(text: str) -> int:
     return next(lexer).start_pos
 
 
-_HEX = frozenset("0123456789abcdefABCDEF")
-
-
-def _unlexable(text: str, pos: int) -> str:
-    """What ANTLR shows of a token it cannot lex: from its start through the character
-    that breaks it (an unclosed quote runs to the end of the line or text)."""
-    if text[pos] == "`":
-        return text[pos:]
-    if text[pos] != '"':
-        return text[pos]
-    i = pos + 3 if text.startswith('"""', pos) else pos + 1
-    while i < len(text) and text[i] not in "\r\n":
-        if text[i] == "\\" and text.startswith("u", i + 1):
-            i = _broken_unicode(text, i + 2)
-            if i is not None:
-                return text[pos:i + 1]
-        elif text[i] == "\\" and text[i + 1:i + 2] not in tuple('btnfr"\'\\'):
-            return text[pos:i + 2]
-        i += 1
-    return text[pos:i + 1]
-
-
-def _broken_unicode(text: str, i: int) -> int | None:
-    """The index of the character that breaks ``{hex+}`` at ``i``, or None."""
-    if not text.startswith("{", i):
-        return i
-    j = i + 1
-    while j < len(text) and text[j] in _HEX:
-        j += 1
-    return None if j > i + 1 and text.startswith("}", j) else j
+def _check_depth(tree: Tree, text: str) -> None:
+    """Refuse a tree deeper than the engine can walk, measured without recursion."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH + _QUERY_LEVELS:
+            raise error(-1, 0, f"EQL statement is too large, causing stack overflow when generating the parsing "
+                               f"tree: [{text}]")
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
 
 
 def parse(text: str) -> Query:
@@ -506,6 +492,7 @@ def parse(text: str) -> Query:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
+    _check_depth(tree, text)
     try:
         return _Builder(text).transform(tree)
     except VisitError as exc:
