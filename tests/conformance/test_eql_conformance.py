@@ -27,7 +27,6 @@ import pytest
 from elasticsearch import ApiError, AsyncElasticsearch
 
 from conftest import CONFORMANCE
-from service.query import eql
 
 EQL = CONFORMANCE / "eql"
 DATA = EQL / "data"
@@ -197,8 +196,6 @@ async def test_the_data_sets_load_with_their_mappings(es: AsyncElasticsearch) ->
 # guards a single request, not this.
 @pytest.mark.timeout(900)
 async def test_eql_reference_suite(es: AsyncElasticsearch, capsys: pytest.CaptureFixture[str]) -> None:
-    if not hasattr(eql, "EqlJob"):  # TEMPORARY: until the engine is merged into this branch
-        pytest.skip("the EQL engine (service.query.eql.EqlJob) is not on this branch yet")
     await load_all(es)
     per_file: dict[str, Counter[str]] = {}
     failures: dict[str, str] = {}
