@@ -1,6 +1,6 @@
 """Benchmarks, each beside a raw SQLite baseline measured in the same run, on the same rows.
 
-    scripts/bench [--docs 1000000] [--runs 5] [--only ingest,queries,async,memory]
+    scripts/bench [--docs 1000000] [--runs 5] [--only ingest,queries,async,memory,eql]
 
 The data is N synthetic log documents (seeded, so every run sees the same rows), loaded into a
 real server process through ``_bulk`` and, with sqlite3 alone, into a table of the same schema.
@@ -14,6 +14,10 @@ checked against the SQL answer: a benchmark that compares different work is wort
 async: stop latency on a query mid-scan; one heavy query alone and four at once; GET
 /_query/async/<id> latency while 4 heavy queries run.
 memory: the server's peak memory while a query stores 100k and 1M result rows.
+eql: a two-stage ``sequence by host.name with maxspan`` over every document through
+``es.eql.search``, in events/s, against the reference: the same query over the same events
+(in the same order) through the ``eql`` package's Python engine, given the events already
+decoded; the sequences found must be the same. Also the server's peak memory growth meanwhile.
 
 Exits 1 when an answer differs from raw SQLite.
 """
@@ -52,7 +56,7 @@ from service.store.catalog import column_affinity  # noqa: E402
 from service.store.dates import format_millis, parse_iso_nanos  # noqa: E402
 from service.store.db import query_connection  # noqa: E402
 
-SECTIONS = ("ingest", "queries", "async", "memory")
+SECTIONS = ("ingest", "queries", "async", "memory", "eql")
 SEED = 7
 START_MS = 1_714_521_600_000  # 2024-05-01T00:00:00Z
 SPAN_MS = 7 * 86_400_000  # a week of logs: 168 hourly buckets
@@ -531,6 +535,86 @@ def bench_result_memory(server: Server, rows: int) -> tuple[int, int]:
 # --- the report --------------------------------------------------------------------------------
 
 
+EQL_QUERY = "sequence by host.name with maxspan=1m [any where status >= 500] [any where event.code == 4625]"
+EQL_SIZE = 10_000  # more than the sequences the data has, so both sides list all of them
+
+
+def bench_eql(server: Server, runs: int) -> tuple[float, list[list[str]], int]:
+    """Median seconds of the sequence query through ``es.eql.search``, its sequences (each
+    event as ``_event_key``), and the server's peak RSS growth meanwhile, in KiB."""
+    def search() -> Any:
+        return server.es.eql.search(index="logs", query=EQL_QUERY, size=EQL_SIZE).body
+    bar, tick = progress("eql", runs + 1)
+    before = rss_kb(server.proc.pid)
+    peak = [before]
+    watching = threading.Event()
+
+    def watch() -> None:
+        while not watching.wait(0.05):
+            peak[0] = max(peak[0], rss_kb(server.proc.pid))
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    seconds, body = median_time(search, runs, tick)
+    watching.set()
+    watcher.join()
+    bar.close()
+    return seconds, [[_event_key(e["_source"]) for e in s["events"]] for s in body["hits"]["sequences"]], \
+        peak[0] - before
+
+
+def _event_key(source: dict[str, Any]) -> str:
+    """What identifies an event of the synthetic logs well enough to compare two answers."""
+    return f"{source['@timestamp']}|{source['host']['name']}|{source['status']}|{source['event']['code']}"
+
+
+def bench_eql_reference(bodies: list[bytes], runs: int) -> tuple[float, list[list[str]]]:
+    """Median seconds of the ``eql`` package's engine over the decoded events in Esquire's
+    order (time, then insertion), and the sequences it found."""
+    import eql  # a benchmark-only dependency (the ``bench`` extra)
+
+    documents = [orjson.loads(line) for body in bodies for line in sources(body) if line]
+    order = sorted(range(len(documents)), key=lambda i: documents[i]["@timestamp"])
+    events = [eql.Event("generic", parse_iso_nanos(documents[i]["@timestamp"]) // 1_000_000, documents[i])
+              for i in order]
+    with eql.parser.elasticsearch_syntax, eql.parser.ignore_missing_functions:
+        query = eql.parse_query(EQL_QUERY)
+    found: list[list[str]] = []
+
+    def run() -> None:
+        found.clear()
+        engine = eql.PythonEngine({"time_unit": 1000})
+        engine.add_query(query)
+        engine.add_output_hook(lambda output: found.append([_event_key(e.data) for e in output.events]))
+        engine.stream_events(events)
+    bar, tick = progress("eql pkg", runs + 1)
+    seconds, _ = median_time(run, runs, tick)
+    bar.close()
+    return seconds, found
+
+
+def report_eql(args: argparse.Namespace, ours: tuple[float, list[list[str]], int],
+               reference: tuple[float, list[list[str]]]) -> tuple[list[str], list[str]]:
+    (t_ours, seqs_ours, peak_kb), (t_ref, seqs_ref) = ours, reference
+    mismatches = [] if seqs_ours == seqs_ref else \
+        [f"MISMATCH eql: esquire found {len(seqs_ours)} sequences, the eql package {len(seqs_ref)}"]
+    if len(seqs_ours) >= EQL_SIZE:
+        mismatches.append(f"MISMATCH eql: {EQL_SIZE} sequences or more: raise EQL_SIZE to compare them all")
+    rate, ref_rate = args.docs / t_ours, args.docs / t_ref
+    return ["## eql",
+            f"- query: `{EQL_QUERY}` over all {args.docs:,} documents, size {EQL_SIZE:,}: es.eql.search with the "
+            f"official client (scan, match, render, decode included); median of {args.runs} after a warm-up.",
+            "- reference: the eql package's PythonEngine over the same events, already decoded into memory, in "
+            "the same order (time, then insertion).",
+            "",
+            "| | seconds | events/s |\n| --- | ---: | ---: |",
+            f"| esquire | {t_ours:.2f} | {rate:,.0f} |",
+            f"| eql package | {t_ref:.2f} | {ref_rate:,.0f} |",
+            f"| ratio | | {rate / ref_rate:.1f}x the reference's rate (target >= 2x) |",
+            "",
+            f"- sequences: {len(seqs_ours):,} " + ("(the same as the reference's)" if not mismatches else "MISMATCH"),
+            f"- server peak RSS growth during the searches: {peak_kb / 1024:.0f} MiB"], mismatches
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f}"
 
@@ -640,6 +724,11 @@ def main(argv: list[str] | None = None) -> int:
         del logs
         with served(data_dir) as server:
             rate = bench_ingest(server, bodies, args.docs, args.clients)
+            if "eql" in args.only:
+                lines, eql_mismatches = report_eql(args, bench_eql(server, args.runs),
+                                                   bench_eql_reference(bodies, args.runs))
+                out += lines + [""]
+                mismatches += eql_mismatches
             del bodies
             if "ingest" in args.only:
                 out += report_ingest(args, rate, raw_rate) + [""]

@@ -7,6 +7,8 @@ import sqlite3
 import warnings
 from typing import Any
 
+import orjson
+
 from elasticsearch import AsyncElasticsearch, ElasticsearchWarning
 
 from service import keys
@@ -107,7 +109,7 @@ async def test_source_time_range_predicate_and_whole_documents(es, server) -> No
         rows = list(result.rows)
     assert result.names[-2:] == ["_id", "_source"] and result.types[-1] == "_source"
     # no tiebreaker: equal times go by index (ev1 before ev2)
-    assert [(r[-2], r[-1]) for r in rows] == [("e6", {"@timestamp": 10, "kind": "x", "seq": 2}),
+    assert [(r[-2], orjson.loads(r[-1])) for r in rows] == [("e6", {"@timestamp": 10, "kind": "x", "seq": 2}),
                                               ("e3", {"@timestamp": 10, "kind": "x", "seq": 1}),
                                               ("e2", {"@timestamp": 20, "kind": "x", "seq": 1})]
 

@@ -6,6 +6,9 @@ name means, how literals are cast, and what a single-value operation does with n
 multi-value or an error, the scope's dialect says (``dialect.py``). ``guarded`` is the
 rule Elasticsearch's languages share: null in, null out; a multi-value, an arithmetic
 overflow or a division by zero give null plus a warning with the Java exception's text.
+A dialect with ``any_value`` (EQL) reads multi-values as Lucene does instead: a comparison,
+IN or LIKE holds when any value satisfies it. ``In`` and ``Like`` nodes marked
+``insensitive`` compare lowercased strings.
 """
 
 from __future__ import annotations

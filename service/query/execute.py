@@ -14,6 +14,7 @@ the plan (filters, evals, STATS, top-N) runs there instead: see ``pushdown``.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import sqlite3
@@ -197,8 +198,6 @@ class _Reader:
         for j, (i, decode) in enumerate(self.decoders, 1):
             row[i] = decode(raw[j])
         row += raw[self.tail:end]
-        if self.with_source:
-            row[-1] = orjson.loads(row[-1])
         return row
 
 
@@ -226,10 +225,14 @@ def scan(conn: sqlite3.Connection, indices: list[Index], names: list[str], types
 
 def ordered_scan(conn: sqlite3.Connection, indices: list[Index], names: list[str], types: list[str],
                  metadata: tuple[str, ...], control: Control, order: p.ScanOrder, read: set[str] | None = None, *,
-                 with_source: bool = False, time_range: p.TimeRange | None = None) -> Iterator[list[Any]]:
+                 with_source: bool = False, time_range: p.TimeRange | None = None,
+                 where: Callable[[Index], tuple[str, list[Any]] | None] | None = None) -> Iterator[list[Any]]:
     """The documents of ``indices`` in ``order``: each index is read in pages along the
-    order field's index (keyset pagination on the field and the rowid), and the indices'
-    streams are merged. Between pages the control may stop or cancel the scan."""
+    order field's index, and the indices' streams are merged. A page is the next
+    ``control.slice_rows`` documents in that order (found from the index alone), so the
+    documents examined are counted exactly even when ``where`` (a condition per index, see
+    ``pushdown.prefilter``) lets SQLite skip most of them. Between pages the control may
+    stop or cancel the scan."""
     reader = _Reader(names, types, metadata, with_source, read, time_range)
     control.rows_total = sum(_bounds(conn, index)[0] for index in indices)
     control.phase = "running"
@@ -240,13 +243,17 @@ def ordered_scan(conn: sqlite3.Connection, indices: list[Index], names: list[str
         if column is None:
             return
         tie = index.columns.get(order.tiebreaker) if order.tiebreaker else None
-        key_sql = quote(column)
-        select, lead = reader.select(index, key_sql, quote(tie) if tie else "NULL")
-        direction = "DESC" if order.descending else "ASC"
-        compare = "<" if order.descending else ">"
-        head = f"{select} AND typeof({key_sql}) = 'integer'"
-        tail = f"ORDER BY {key_sql} {direction}, rowid {direction} LIMIT ?"
-        first, after = f"{head} {tail}", f"{head} AND ({key_sql}, rowid) {compare} (?, ?) {tail}"
+        key, table = quote(column), quote(index.table)
+        select, lead = reader.select(index, key, quote(tie) if tie else "NULL")
+        condition = where(index) if where is not None else None
+        narrowed, narrowing = (f" AND ({condition[0]})", condition[1]) if condition else ("", [])
+        direction, after, upto = ("DESC", "<", ">=") if order.descending else ("ASC", ">", "<=")
+        keyed = f"typeof({key}) = 'integer'"
+        ordered = f"ORDER BY {key} {direction}, rowid {direction}"
+        page_end = f"SELECT {key}, rowid FROM {table} WHERE {keyed}%s {ordered} LIMIT 1 OFFSET ?"
+        left = f"SELECT count(*) FROM {table} WHERE {keyed}%s"
+        rows = f"{select} AND {keyed}{narrowed}%s%s {ordered}"
+        past = f" AND ({key}, rowid) {after} (?, ?)"
         last: tuple[int, int] | None = None
         run: list[list[Any]] = []  # rows with one value of the order field, to order by the tiebreaker
         while True:
@@ -254,21 +261,24 @@ def ordered_scan(conn: sqlite3.Connection, indices: list[Index], names: list[str
                 control.cut_short = True
                 yield from _by_tiebreaker(run, tie)
                 return
-            sql, args = (first, lead) if last is None else (after, [*lead, *last])
-            batch = conn.execute(sql, [*args, control.slice_rows]).fetchall()
-            control.scanned(len(batch))
+            since, since_args = ("", []) if last is None else (past, list(last))
+            end = conn.execute(page_end % since, [*since_args, control.slice_rows - 1]).fetchone()
+            until, until_args = ("", []) if end is None else (f" AND ({key}, rowid) {upto} (?, ?)", list(end))
+            batch = conn.execute(rows % (since, until), [*lead, *narrowing, *since_args, *until_args]).fetchall()
+            control.scanned(control.slice_rows if end is not None else
+                            conn.execute(left % since, since_args).fetchone()[0])
             for raw in batch:
-                key, tiebreak = raw[-2], raw[-1]
-                if run and run[0][0][0] != sign * key:
+                value, tiebreak = raw[-2], raw[-1]
+                if run and run[0][0][0] != sign * value:
                     yield from _by_tiebreaker(run, tie)
                     run = []
                 # the merge key: the order field, the tiebreaker (nulls last), the index, the rowid
-                run.append([(sign * key, tiebreak is None, _Directed(tiebreak, sign), position, sign * raw[0]),
+                run.append([(sign * value, tiebreak is None, _Directed(tiebreak, sign), position, sign * raw[0]),
                             reader.row(raw, -2)])
-            if len(batch) < control.slice_rows:
+            if end is None:
                 yield from _by_tiebreaker(run, tie)
                 return
-            last = (batch[-1][-2], batch[-1][0])
+            last = end
 
     streams = [pages(position, index) for position, index in enumerate(indices)]
     for _, row in heapq.merge(*streams, key=lambda pair: pair[0]):
@@ -652,9 +662,13 @@ def run_source(step: p.Source, rest: list[p.Step], ctx: Context) -> tuple[Relati
         return pushed.relation, len(rest) - len(pushed.rest)
     read = None if ctx.source_filter is not None else observed_columns(rest, names)
     options = {"with_source": step.with_source, "time_range": step.time_range}
-    rows: Iterable[list[Any]] = \
-        scan(ctx.conn, indices, names, types, step.metadata, ctx.control, read, **options) if step.order is None else \
-        ordered_scan(ctx.conn, indices, names, types, step.metadata, ctx.control, step.order, read, **options)
+    if step.order is None:
+        rows: Iterable[list[Any]] = scan(ctx.conn, indices, names, types, step.metadata, ctx.control, read, **options)
+    else:
+        narrow = None if step.predicate is None or not ctx.options.pushdown else \
+            functools.partial(pushdown.prefilter, step.predicate, names=names, types=types, language=ctx.dialect)
+        rows = ordered_scan(ctx.conn, indices, names, types, step.metadata, ctx.control, step.order, read,
+                            where=narrow, **options)
     if ctx.source_filter is not None:
         rows = filter(compile_filter(ctx.source_filter, names, types), rows)
     out_names = names + list(step.metadata) + (["_source"] if step.with_source else [])

@@ -70,7 +70,8 @@ class TimeRange:
 class Source(Step):
     """The documents of ``indices`` (names or patterns): a row per document with every
     mapped field, then the ``metadata`` columns (``_id``, ``_index``, ``_version``), then
-    with ``with_source`` the document as stored (a ``_source`` column). ``predicate`` is a
+    with ``with_source`` the document as stored: a ``_source`` column of its JSON text, which
+    only the rows that reach the answer need decoded. ``predicate`` is a
     condition the language puts on the documents themselves (EQL's event category, SML's
     search terms): it runs as a Filter right after the source, where pushdown can take it."""
 

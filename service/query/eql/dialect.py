@@ -41,7 +41,7 @@ from .functions import compile_call
 from .operators import STEPS
 
 MAX_COMBINATIONS = 1_000_000  # Painless's loop limit, which a per-value script would hit first
-_LOOP_LIMIT = ("The maximum number of statements that can be executed in a loop has been reached.")
+_LOOP_LIMIT = "The maximum number of statements that can be executed in a loop has been reached."
 
 
 # --- failures of the search ------------------------------------------------------------------
@@ -107,9 +107,13 @@ def _call(fn: Callable[..., Any], values: Any) -> Any:
 # --- arithmetic ------------------------------------------------------------------------------
 
 def arithmetic(op: str, kind: str) -> Callable[[Any, Any], Any]:
-    """Java's: integers overflow and divide by zero with an exception (the shared rules),
+    """Java's: integers overflow (``Math.addExact``...) and divide by zero with an exception
+    (the shared rules) except that ``MIN / -1`` wraps to ``MIN`` as Java's ``/`` does;
     doubles give Infinity or NaN instead."""
     if kind != "double":
+        if op == "/":
+            lo = T.INT_RANGE[kind][0]
+            return lambda a, b: lo if (a, b) == (lo, -1) else evaluate._java_div(a, b)
         return evaluate.arithmetic(op, kind)
     return {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": _double_div,
             "%": _double_mod}[op]
@@ -182,11 +186,12 @@ def _text(value: Any, kind: str) -> str | None:
 
 def _date(value: Any, kind: str, target: str) -> int:
     """A date term: ISO-8601 (UTC unless it says otherwise) or epoch millis, in the field's
-    unit (ms for date, ns for date_nanos)."""
+    unit (ms for date, ns for date_nanos). As in ``strict_date_optional_time||epoch_millis``
+    the ISO form is tried first, so four digits are a year and longer digit runs millis."""
     scale = 1_000_000 if target == "date_nanos" else 1
     if kind != "keyword":
         return int(value * scale)
-    if re.fullmatch(r"-?\d+", value):
+    if re.fullmatch(r"-?\d{5,}", value):
         return int(value) * scale
     try:
         nanos = parse_iso_nanos(value)

@@ -195,7 +195,9 @@ def _address_bits(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> int
 
 
 def _network(block: str) -> tuple[int, int]:
-    from .dialect import query_failure
+    """A block's network bits (of the 128) and its prefix length; a block the ip field
+    cannot read fails the search as the shard's terms query does."""
+    from .dialect import query_failure  # here: the dialect imports this module
     try:
         network = ipaddress.ip_network(block, strict=False)
     except ValueError:
@@ -264,7 +266,8 @@ def _string(expr: Call, scope: Scope, insensitive: bool) -> Compiled:
 # --- number() -------------------------------------------------------------------------------
 
 _DOUBLE = re.compile(r"[+-]?(NaN|Infinity|([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?[fFdD]?)")
-_UNCONVERTIBLE = "org.elasticsearch.xpack.eql.EqlIllegalArgumentException: Unable to convert [{}] to number of base [{}]"
+_UNCONVERTIBLE = ("org.elasticsearch.xpack.eql.EqlIllegalArgumentException: "
+                  "Unable to convert [{}] to number of base [{}]")
 
 
 def _number(expr: Call, scope: Scope, insensitive: bool) -> Compiled:

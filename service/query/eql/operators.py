@@ -13,6 +13,8 @@ import itertools
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import orjson
+
 from ... import patterns
 from ...store.dates import format_millis, format_nanos
 from ..evaluate import Fn, compile_expr, sort_key
@@ -34,7 +36,7 @@ class _Hits:
         self.fields = _requested(fields, rel)
 
     def __call__(self, row: list[Any]) -> dict[str, Any]:
-        hit = {"_index": row[self.index], "_id": row[self.id], "_source": row[self.source]}
+        hit = {"_index": row[self.index], "_id": row[self.id], "_source": orjson.loads(row[self.source])}
         values = {}
         for name, i, render in self.fields:
             v = row[i]

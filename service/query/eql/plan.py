@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..expr import Expr
-from ..plan import Step
+from ..plan import Step, columns_in
 
 T = TypeVar("T")
 
@@ -61,8 +61,11 @@ class _EqlStep(Step):
     fields: tuple[object, ...]  # the request's ``fields``: names, patterns or {"field", "format"}
 
     def observes(self, names: list[str]) -> tuple[set[str], bool]:
-        # the whole row: the hits carry ``fields``, and the time field orders sequences
-        return set(names), True
+        """The stages' columns and the time field (the metadata and ``_source`` come with
+        every row); every column when the hits carry ``fields``."""
+        if self.fields:
+            return set(names), True
+        return columns_in(self) | ({self.timestamp} if self.timestamp else set()), True
 
 
 @dataclass(frozen=True)

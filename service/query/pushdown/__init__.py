@@ -42,12 +42,13 @@ from .compiler import Col, Compiler, NotPushable
 from .dsl import filter_sql
 from .dialect import SqliteDialect
 from .planner import plan_prefix
+from .prefilter import prefilter
 from .runner import Fallback, Reader, meta_alias, read_groups, read_rows, read_top
 
 if TYPE_CHECKING:
     from ..execute import Context
 
-__all__ = ["Pushed", "profile", "push"]
+__all__ = ["Pushed", "prefilter", "profile", "push"]
 
 
 @dataclass
