@@ -98,18 +98,19 @@ def select(items: list[T], size: int, position: str, pipes: Sequence[tuple[str, 
 
 
 class _Partial:
-    """One in-flight sequence: its key, the timestamp of its first positive event, its
-    positive events as a linked chain (newest first, so extending allocates one pair),
-    the latest leading missing-event hit (§7.6, fixed when it starts), and whether a
-    middle missing event already condemned it (it still shadows older partials)."""
+    """One in-flight sequence: its key, the timestamps of its first and last positive
+    events, those events (a partial is never shared: taking it removes it from its group,
+    so it is extended in place), the latest leading missing-event hit (§7.6, fixed when
+    it starts), whether a middle missing event already condemned it (it still shadows
+    older partials) and, when held for a trailing window, the end of that window."""
 
-    __slots__ = ("key", "first_ts", "last_ts", "chain", "lead", "doomed", "deadline")
+    __slots__ = ("key", "first_ts", "last_ts", "events", "lead", "doomed", "deadline")
 
     def __init__(self, key: tuple[Any, ...], event: Event, lead: int | None) -> None:
         self.key = key
         self.first_ts = event.timestamp
         self.last_ts = event.timestamp
-        self.chain: tuple[Any, ...] = (event, None)
+        self.events = [event]
         self.lead = lead
         self.doomed = False
         self.deadline = 0
@@ -195,7 +196,7 @@ class _Matcher:
             hit = _latest_before(self.seen[m].get(key), ts)
             if hit is not None and hit > p.last_ts:
                 p.doomed = True
-        p.chain = (event, p.chain)
+        p.events.append(event)
         p.last_ts = ts
         if stage == self.last:
             self._complete(p)
@@ -290,10 +291,11 @@ class _Matcher:
         return [self._found(p) for p in done]
 
     def _found(self, p: _Partial) -> Found:
+        if len(self.positive) == self.stages:
+            return Found(p.key, tuple(p.events))
         events: list[Event | None] = [None] * self.stages
-        chain = p.chain
-        for s in reversed(self.positive):
-            events[s], chain = chain
+        for s, event in zip(self.positive, p.events):
+            events[s] = event
         return Found(p.key, tuple(events))
 
 
@@ -302,7 +304,7 @@ def _stage(m: Match) -> int:
 
 
 def _last_ordinal(p: _Partial) -> tuple[Any, ...]:
-    return p.chain[0].ordinal
+    return p.events[-1].ordinal
 
 
 def _order_ties(done: list[_Partial], key_order: Callable[[tuple], Any]) -> None:
@@ -311,8 +313,8 @@ def _order_ties(done: list[_Partial], key_order: Callable[[tuple], Any]) -> None
     i, n = 0, len(done)
     while i < n:
         j = i + 1
-        last = done[i].chain[0]
-        while j < n and done[j].chain[0] is last:
+        last = done[i].events[-1].ordinal
+        while j < n and done[j].events[-1].ordinal == last:
             j += 1
         if j - i > 1:
             done[i:j] = sorted(done[i:j], key=lambda p: key_order(p.key))
