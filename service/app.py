@@ -33,7 +33,7 @@ log = structlog.get_logger(__name__)
 # The query languages, handed to the core (which knows none): EQL and SML join here.
 LANGUAGES = Languages.of([
     Language("esql", esql_language.__name__, esql_language.interrupted_frame),
-    Language("eql", eql_language.__name__, lambda: eql_language.interrupted_frame()),
+    Language("eql", eql_language.__name__, eql_language.interrupted_frame),
 ])
 
 

@@ -1,91 +1,22 @@
 """The EQL API through the official client: ``eql.search`` (sync and async), ``eql.get``,
-``eql.get_status``, ``eql.delete`` and ``/_tasks``, with Elasticsearch's validation wording.
-
-TEMPORARY: until the engine's ``EqlJob`` is merged, ``ScanJob`` below stands in for it
-(it returns every event of the indices, in store order, whatever the query): these tests
-check the API around a job, and are replaced by tests of real queries once it lands."""
+``eql.get_status``, ``eql.delete`` and ``/_tasks``, with Elasticsearch's validation wording,
+framing and lifecycle. A test-only pause per slice (``Control.pause_s``, the ``slow``
+fixture) keeps a search running long enough to be seen running."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
-import orjson
 import pytest
 from elasticsearch import AsyncElasticsearch, BadRequestError, NotFoundError
 
 from service import keys
-from service.query import eql
-from service.query.control import Control
 from service.query.eql.request import EqlRequest
-from service.query.options import QueryOptions
-from service.store.catalog import Catalog
-from service.store.sql import quote
 
-# TEMPORARY: whether the engine is merged (read before ``engine`` puts the stand-in in its place)
-needs_engine = pytest.mark.skipif(not hasattr(eql, "EqlJob"), reason="needs the EQL engine (EqlJob), not merged yet")
 UNKNOWN = "FmNJRUZ1YWZCU3dHY1BIOUhaenVSRkEaaXFlZ3h4c1RTWFNocDdnY2FSaERnUTozNDE="
 EVENTS = 20000
-
-
-# --- TEMPORARY stand-in for the engine's EqlJob ------------------------------------------
-
-@dataclass
-class Scanned:
-    job: ScanJob
-    conn: sqlite3.Connection
-    control: Control
-    produced: int = 0
-    partial: bool = False
-
-    @property
-    def rows(self) -> Iterator[list[Any]]:
-        for name, table in self.job.tables:
-            last = 0
-            while self.produced < self.job.request.size:
-                if not self.control.proceed():
-                    self.partial = True
-                    return
-                batch = self.conn.execute(f"SELECT rowid, _id, _source FROM {quote(table)} WHERE rowid > ? "
-                                          "ORDER BY rowid LIMIT ?", (last, self.control.slice_rows)).fetchall()
-                if not batch:
-                    break
-                last = batch[-1][0]
-                self.control.scanned(len(batch))
-                for _, doc_id, source in batch[:self.job.request.size - self.produced]:
-                    self.produced += 1
-                    yield [{"_index": name, "_id": doc_id, "_source": orjson.loads(source)}]
-
-
-@dataclass
-class ScanJob:
-    request: EqlRequest
-    tables: list[tuple[str, str]]
-    kind = "eql"
-    action = "indices:data/read/eql"
-
-    @property
-    def description(self) -> str:
-        return self.request.query
-
-    @classmethod
-    def compile(cls, request: EqlRequest, catalog: Catalog, options: QueryOptions) -> ScanJob:
-        return cls(request, [(ix.name, ix.table) for ix in catalog.resolve(",".join(request.indices))])
-
-    def run(self, conn: sqlite3.Connection, control: Control) -> Scanned:
-        return Scanned(self, conn, control)
-
-    def frame(self, result: Scanned, took_ms: int) -> dict[str, Any]:
-        return {"took": took_ms, "is_partial": result.partial, "timed_out": False, "kind": "events",
-                "total": result.produced}
-
-
-@pytest.fixture(autouse=True)
-def engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(eql, "EqlJob", ScanJob, raising=False)
-    monkeypatch.setattr(eql, "interrupted_frame", lambda: {"kind": "events", "total": 0}, raising=False)
+MOST = 10000  # the most events a search returns (``max_result_rows``)
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -185,13 +116,39 @@ def test_the_request_keeps_what_was_given() -> None:
 # --- sync -----------------------------------------------------------------------------------------
 
 async def test_sync_search_answers_events_in_elasticsearch_key_order(events: AsyncElasticsearch) -> None:
-    resp = await events.eql.search(index="events", query=QUERY, size=3)
+    resp = await events.eql.search(index="events", query="process where n < 5", size=3)
     assert list(resp.body) == ["is_partial", "is_running", "took", "timed_out", "hits"]
     assert resp["is_partial"] is False and resp["is_running"] is False and resp["timed_out"] is False
     assert resp["hits"]["total"] == {"value": 3, "relation": "eq"}
-    assert [e["_id"] for e in resp["hits"]["events"]] == ["0", "1", "2"]
-    assert resp["hits"]["events"][1] == {"_index": "events", "_id": "1", "_source": {
-        "@timestamp": 1_600_000_000_001, "event": {"category": "process"}, "host": {"name": "h1"}, "n": 1}}
+    assert [e["_id"] for e in resp["hits"]["events"]] == ["2", "3", "4"]  # the last 3: result_position tail
+    assert resp["hits"]["events"][1] == {"_index": "events", "_id": "3", "_source": {
+        "@timestamp": 1_600_000_000_003, "event": {"category": "process"}, "host": {"name": "h3"}, "n": 3}}
+    head = await events.eql.search(index="events", query="process where n < 5", size=3, result_position="head")
+    assert [e["_id"] for e in head["hits"]["events"]] == ["0", "1", "2"]
+
+
+async def test_sequences_fields_and_filter(events: AsyncElasticsearch) -> None:
+    resp = await events.eql.search(index="events", query="sequence by host.name [process where n == 1] "
+                                                         "[process where n == 6]", fields=["n"])
+    (sequence,) = resp["hits"]["sequences"]
+    assert sequence["join_keys"] == ["h1"] and resp["hits"]["total"]["value"] == 1
+    assert [(e["_id"], e["fields"]) for e in sequence["events"]] == [("1", {"n": [1]}), ("6", {"n": [6]})]
+    filtered = await events.eql.search(index="events", query=QUERY, filter={"range": {"n": {"lt": 2}}})
+    assert [e["_id"] for e in filtered["hits"]["events"]] == ["0", "1"]
+
+
+async def test_query_errors_come_back_as_elasticsearch_words_them(events: AsyncElasticsearch) -> None:
+    with pytest.raises(BadRequestError) as info:
+        await events.eql.search(index="events", query="process where nope == 1")
+    assert info.value.body["error"]["type"] == "verification_exception"
+    assert info.value.body["error"]["reason"].startswith("Found 1 problem\nline 1:15: Unknown column [nope]")
+    with pytest.raises(BadRequestError) as info:
+        await events.eql.search(index="events", query="process where", wait_for_completion_timeout="1s")
+    assert info.value.body["error"]["type"] == "parsing_exception"
+    with pytest.raises(NotFoundError) as info:
+        await events.eql.search(index="missing", query=QUERY)
+    assert info.value.body["error"]["root_cause"][0] == {"type": "verification_exception",
+                                                         "reason": "Found 1 problem\nline -1:-1: Unknown index [missing]"}
 
 
 async def test_wait_of_minus_one_is_synchronous(events: AsyncElasticsearch) -> None:
@@ -204,7 +161,7 @@ async def test_wait_of_minus_one_is_synchronous(events: AsyncElasticsearch) -> N
 async def test_async_done_in_time_stores_nothing(events: AsyncElasticsearch, http) -> None:
     resp = await events.eql.search(index="events", query=QUERY, size=2, wait_for_completion_timeout="10s")
     assert "id" not in resp.body and resp["is_running"] is False
-    assert [e["_id"] for e in resp["hits"]["events"]] == ["0", "1"]
+    assert [e["_id"] for e in resp["hits"]["events"]] == ["98", "99"]
     async with http.app[keys.DATABASE].read() as conn:
         async with conn.execute("SELECT count(*) FROM searches") as cur:
             assert (await cur.fetchone())[0] == 0
@@ -223,7 +180,7 @@ async def test_keep_on_completion_stores_the_result(events: AsyncElasticsearch) 
 
 @pytest.mark.filterwarnings("ignore::elasticsearch.exceptions.GeneralAvailabilityWarning")  # tasks.list
 async def test_running_frame_status_then_result(many: AsyncElasticsearch, slow: None) -> None:
-    resp = await many.eql.search(index="events", query=QUERY, size=EVENTS, wait_for_completion_timeout="50ms")
+    resp = await many.eql.search(index="events", query=QUERY, size=MOST, wait_for_completion_timeout="50ms")
     assert resp.body == {"id": resp["id"], "is_partial": True, "is_running": True, "took": resp["took"],
                          "timed_out": False, "hits": {}}
     assert isinstance(resp["took"], int)
@@ -238,7 +195,7 @@ async def test_running_frame_status_then_result(many: AsyncElasticsearch, slow: 
     assert polled["is_running"] is True and polled["hits"] == {}
     done = await many.eql.get(id=resp["id"], wait_for_completion_timeout="30s")
     assert done["is_running"] is False and done["is_partial"] is False and done["id"] == resp["id"]
-    assert done["hits"]["total"]["value"] == EVENTS == len(done["hits"]["events"])
+    assert done["hits"]["total"]["value"] == MOST == len(done["hits"]["events"])
     after = await many.eql.get_status(id=resp["id"])
     assert "start_time_in_millis" not in after.body and after["completion_status"] == 200
 
@@ -271,7 +228,7 @@ async def test_status_human_adds_dates_as_text(events: AsyncElasticsearch, http)
 
 
 async def test_delete_cancels_a_running_search_and_forgets_it(many: AsyncElasticsearch, slow: None) -> None:
-    resp = await many.eql.search(index="events", query=QUERY, size=EVENTS, wait_for_completion_timeout="50ms")
+    resp = await many.eql.search(index="events", query=QUERY, size=MOST, wait_for_completion_timeout="50ms")
     assert resp["is_running"] is True
     assert (await many.eql.delete(id=resp["id"])).body == {"acknowledged": True}
     with pytest.raises(NotFoundError) as info:
@@ -308,7 +265,7 @@ async def test_an_esql_search_is_not_found_as_eql(events: AsyncElasticsearch) ->
 
 @pytest.mark.filterwarnings("ignore::elasticsearch.exceptions.GeneralAvailabilityWarning")  # tasks.*
 async def test_cancelling_the_task_ends_the_search_with_its_error(many: AsyncElasticsearch, slow: None) -> None:
-    resp = await many.eql.search(index="events", query=QUERY, size=EVENTS, wait_for_completion_timeout="50ms",
+    resp = await many.eql.search(index="events", query=QUERY, size=MOST, wait_for_completion_timeout="50ms",
                                  keep_alive="10m")
     tasks = await many.tasks.list(actions="indices:data/read/eql[a]", group_by="none")
     (task,) = tasks["tasks"]
@@ -324,13 +281,13 @@ async def test_cancelling_the_task_ends_the_search_with_its_error(many: AsyncEla
 @pytest.mark.filterwarnings("ignore::elasticsearch.exceptions.GeneralAvailabilityWarning")  # tasks.list
 async def test_a_sync_search_is_a_task_while_it_runs(many: AsyncElasticsearch, slow: None) -> None:
     search = asyncio.ensure_future(many.options(opaque_id="eql-1").eql.search(index="events", query=QUERY,
-                                                                              size=EVENTS))
+                                                                              size=MOST))
     listed: list[dict[str, Any]] = []
     while not listed and not search.done():
         await asyncio.sleep(0.01)
         listed = (await many.tasks.list(actions="indices:data/read/eql", detailed=True, group_by="none"))["tasks"]
     assert [(t["description"], t["headers"]) for t in listed] == [(QUERY, {"X-Opaque-Id": "eql-1"})]
-    assert (await search)["hits"]["total"]["value"] == EVENTS
+    assert (await search)["hits"]["total"]["value"] == MOST
 
 
 # --- restarts: a real process, so the real engine ---------------------------------------------
@@ -342,7 +299,6 @@ def bulk_events(client: Any, n: int) -> None:
     assert not client.bulk(index="events", operations=ops, refresh=True)["errors"]
 
 
-@needs_engine
 def test_stored_result_survives_a_restart(server_process) -> None:
     client = server_process.start()
     try:
@@ -357,7 +313,6 @@ def test_stored_result_survives_a_restart(server_process) -> None:
         client.close()
 
 
-@needs_engine
 def test_a_search_cut_by_a_crash_is_finished_partial(server_process) -> None:
     client = server_process.start(slice_pause_s=0.2)
     try:

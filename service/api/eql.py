@@ -19,14 +19,13 @@ from ..core.queries import FOREVER_S, Batches, GetOptions, SubmitOptions
 from ..core.runner import Job
 from ..core.searches import Answer, Status
 from ..errors import ParseError
-from ..query import eql
+from ..query.eql import EqlJob
 from ..query.eql.request import FIELDS, PARSER, EqlRequest
 from ..store.dates import format_millis
 from .esql import query_options
 from .middleware import accepts
 from .wire import ListWriter, client_gone, is_pretty, read_json, respond, task_headers
 
-KIND = "eql"
 _SEARCH_PARAMS = ("allow_no_indices", "expand_wildcards", "ignore_unavailable", "ccs_minimize_roundtrips",
                   "wait_for_completion_timeout", "keep_alive", "keep_on_completion",
                   "allow_partial_search_results", "allow_partial_sequence_results")
@@ -94,7 +93,7 @@ def _status_body(request: web.Request, status: Status) -> dict[str, Any]:
 async def _job(request: web.Request, eql_request: EqlRequest) -> Job:
     """The compiled search, off the event loop (a long query takes a while to parse); its
     syntax, field and index errors are raised here, before anything runs."""
-    return await asyncio.to_thread(eql.EqlJob.compile, eql_request, request.app[keys.CATALOG],
+    return await asyncio.to_thread(EqlJob.compile, eql_request, request.app[keys.CATALOG],
                                    query_options(request.app[keys.SETTINGS]))
 
 
@@ -119,7 +118,7 @@ async def search(request: web.Request) -> web.Response:
 async def get(request: web.Request) -> web.Response:
     options = GetOptions.parse(request.query)
     answer = await request.app[keys.SEARCHES].get(request.match_info["id"], wait_s=options.wait_s,
-                                                  keep_alive_ms=options.keep_alive_ms, kind=KIND)
+                                                  keep_alive_ms=options.keep_alive_ms, kind=EqlJob.kind)
     return await _answer(request, answer)
 
 
@@ -127,7 +126,7 @@ async def get(request: web.Request) -> web.Response:
 async def status(request: web.Request) -> web.Response:
     options = GetOptions.parse(request.query)
     found = await request.app[keys.SEARCHES].status(request.match_info["id"], keep_alive_ms=options.keep_alive_ms,
-                                                    kind=KIND)
+                                                    kind=EqlJob.kind)
     return respond(request, _status_body(request, found))
 
 
