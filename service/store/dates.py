@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from functools import lru_cache
 from typing import Callable
 
@@ -187,7 +188,8 @@ def _epoch(scale: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         if not re.fullmatch(r"[+-]?\d+(\.\d+)?", text):
             raise ValueError(f"failed to parse date field [{text}]")
-        return int(float(text) * scale) if "." in text else int(text) * scale
+        # exactly: a float has 15-17 digits, "131509374294.365140" epoch millis need 18
+        return int(Decimal(text) * scale) if "." in text else int(text) * scale
     return parse
 
 
