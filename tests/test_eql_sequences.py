@@ -1,17 +1,15 @@
-"""EQL sequence matching (spec/eql.md §6, §7) on synthetic events, then a replay of
-conformance/eql/test_missing_events.toml straight from its data."""
+"""EQL sequence matching (spec/eql.md §6, §7) on synthetic events; the reference suite's
+sequences run end to end in tests/conformance."""
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from test_eql_samples import EQL, KEYS, Condition, Index, event_keys, load_toml, mapped_fields, parse_keys, render
+from service.query.eql.plan import Window
 from service.query.eql.sequences import (
-    UNTIL, Event, Match, _Matcher, key_tuples, match_sequences, natural_order, select)
+    UNTIL, Event, Match, _Matcher, key_tuples, match_sequences, natural_order)
 
 NOKEY = ((),)
 
@@ -53,25 +51,25 @@ def test_key_tuples_missing_value_excludes_the_event_unless_optional():
     assert key_tuples([None, ["a", "b"]], [True, False]) == ((None, "a"), (None, "b"))
 
 
-# -- select (§6) ---------------------------------------------------------------------------
+# -- the window (§6): size, result_position, head/tail --------------------------------------
 
-def test_select_without_pipes_uses_size_and_result_position():
+def test_window_without_pipes_uses_size_and_result_position():
     items = list(range(20))
-    assert select(items, 10, "head", []) == list(range(10))
-    assert select(items, 10, "tail", []) == list(range(10, 20))
-    assert select(items, 50, "tail", []) == items
-    assert select(items, 0, "tail", []) == []
-    assert select(items, 0, "head", []) == []
+    assert Window(10, "head").select(items) == list(range(10))
+    assert Window(10, "tail").select(items) == list(range(10, 20))
+    assert Window(50, "tail").select(items) == items
+    assert Window(0, "tail").select(items) == []
+    assert Window(0, "head").select(items) == []
 
 
-def test_select_first_pipe_sits_on_an_implicit_size_limit_of_its_kind():
+def test_window_first_pipe_sits_on_an_implicit_size_limit_of_its_kind():
     items = list(range(20))
-    assert select(items, 10, "tail", [("head", 6)]) == list(range(6))
-    assert select(items, 10, "head", [("tail", 3)]) == [17, 18, 19]
-    assert select(items, 2, "head", [("tail", 3)]) == [18, 19]
-    assert select(items, 10, "tail", [("head", 4), ("tail", 2)]) == [2, 3]
-    assert select(items, 10, "head", [("tail", 4), ("head", 1)]) == [16]
-    assert select(items, 10, "head", [("head", 0)]) == []
+    assert Window(10, "tail", (("head", 6),)).select(items) == list(range(6))
+    assert Window(10, "head", (("tail", 3),)).select(items) == [17, 18, 19]
+    assert Window(2, "head", (("tail", 3),)).select(items) == [18, 19]
+    assert Window(10, "tail", (("head", 4), ("tail", 2))).select(items) == [2, 3]
+    assert Window(10, "head", (("tail", 4), ("head", 1))).select(items) == [16]
+    assert Window(10, "head", (("head", 0),)).select(items) == []
 
 
 # -- the state machine (§7.3) --------------------------------------------------------------
@@ -288,85 +286,3 @@ def test_state_stays_bounded_by_the_live_window():
         assert len(matcher.groups[0]) <= 201
         assert len(matcher.seen[1]) <= 201
     assert matcher.results(natural_order) == []
-
-
-# -- conformance replay: test_missing_events.toml, the sequences of test_extra.toml ---------
-# Conditions go through the small evaluator of test_eql_samples.py, which fails on any
-# form it does not know rather than guessing.
-
-SEQUENCE_SUITES = {"test_missing_events.toml": "missing-events", "test_extra.toml": "extra"}
-UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-SEQUENCE_HEAD = re.compile(rf"sequence(?: by ({KEYS}))?(?: with maxspan=(\d+)(ms|s|m|h|d))?\s*(?=!?\[)")
-SEQUENCE_TERM = re.compile(rf"(until\s*)?(!?)\[\s*(\w+) where (.*?)\s*\](?:\s*by ({KEYS}))?(?:\s*with runs=(\d+))?")
-PIPE = re.compile(r"\|\s*(head|tail)\s+(\d+)")
-
-
-class Stage:
-    def __init__(self, category: str, condition: str, keys: list[str], mapped: set[str]) -> None:
-        self.category, self.keys = category, keys
-        self.condition = Condition(condition, mapped).fn
-
-
-def _parse_sequence(query: str, mapped: set[str]) -> tuple[list[tuple[bool, Stage]], Stage | None, int | None,
-                                                         list[tuple[str, int]]]:
-    body, _, pipes = query.partition("|")
-    head = SEQUENCE_HEAD.match(body)
-    assert head, query
-    shared = parse_keys(head.group(1))
-    terms, until = [], None
-    for is_until, miss, category, cond, keys, runs in SEQUENCE_TERM.findall(body[head.end():]):
-        stage = Stage(category, cond, shared + parse_keys(keys), mapped)
-        if is_until:
-            until = stage
-        else:
-            terms += [(miss == "!", stage)] * int(runs or 1)
-    maxspan = int(head.group(2)) * UNITS[head.group(3)] if head.group(2) else None
-    return terms, until, maxspan, [(kind, int(n)) for kind, n in PIPE.findall("|" + pipes)]
-
-
-def _sequence_stream(ix: Index, stages: list[tuple[int, Stage]], mapped: set[str]) -> Iterator[tuple[Event, list[Match]]]:
-    """Documents in (timestamp, tiebreaker `sequence`, insertion) order with their matches."""
-    events = sorted((ix.value(d, "@timestamp"), d["sequence"], pos, d) for pos, d in enumerate(ix.docs))
-    for ts, seq, pos, doc in events:
-        matches = []
-        for index, stage in stages:
-            if stage.category == doc["event_type"] and stage.condition(ix, doc) is True:
-                tuples = event_keys(ix, doc, stage.keys, mapped)
-                if tuples:
-                    matches.append(Match(index, tuples))
-        if matches:
-            yield Event((ts, seq, pos), ts, doc), matches
-
-
-def _render_sequence_key(value: Any, field: str, ix: Index) -> str:
-    if value is not None and ix.mapping.get(field.lstrip("?"), {}).get("type") == "date":
-        return datetime.fromtimestamp(value / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    return render(value)
-
-
-def _sequence_cases() -> list[Any]:
-    cases = []
-    for suite, index in SEQUENCE_SUITES.items():
-        path = EQL / suite
-        if not path.exists():
-            return [pytest.param(None, None, marks=pytest.mark.skip(reason=f"no conformance data at {path}"))]
-        cases += [pytest.param(index, case, id=f"{suite}:{case['name']}")
-                  for case in load_toml(path) if case["query"].strip().startswith("sequence")]
-    return cases
-
-
-@pytest.mark.parametrize(("index", "case"), _sequence_cases())
-@pytest.mark.parametrize("position", ["head", "tail"])
-def test_sequence_conformance(index: str, case: dict[str, Any], position: str):
-    ix = Index(index)
-    mapped = mapped_fields([ix])
-    terms, until, maxspan, pipes = _parse_sequence(case["query"].strip(), mapped)
-    stages = [(i, stage) for i, (_, stage) in enumerate(terms)] + ([(UNTIL, until)] if until else [])
-    found = match_sequences(_sequence_stream(ix, stages, mapped), [miss for miss, _ in terms], maxspan,
-                            natural_order)
-    kept = select(found, 50, position, pipes)
-    assert [-1 if e is None else e.hit["sequence"] for f in kept for e in f.events] == case["expected_event_ids"]
-    if "join_keys" in case:
-        fields = terms[0][1].keys
-        assert [_render_sequence_key(k, fields[i], ix) for f in kept for i, k in enumerate(f.join_keys)] == \
-            case["join_keys"]
