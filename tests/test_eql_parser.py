@@ -380,6 +380,7 @@ def test_join_is_refused_as_elasticsearch_does() -> None:
         parse("join by k [a where true] [b where true]")
     assert (caught.value.status, caught.value.type) == (400, "verification_exception")
     assert caught.value.reason == "Found 1 problem\nline 1:1: JOIN command is not supported"
+    assert error("join [a where true] [b where true] | sort x") == "line 1:37: Pipe [sort] is not supported"
 
 
 def test_deep_queries_parse_without_recursion_up_to_a_limit() -> None:
