@@ -105,6 +105,20 @@ def test_strings_and_escapes() -> None:
     assert cond('"it\'s"') == s("it's")
 
 
+def test_raw_strings_end_at_the_first_triple_quote_plus_up_to_two() -> None:
+    """Elasticsearch's own cases (ExpressionTests), behind ``any where ``."""
+    both = cond('"""""hello""world!"""" == """"foo"bar"""""')
+    assert (both.left.value, both.right.value) == ('""hello""world!"', '"foo"bar""')
+    assert error('any where """"""hello world!""" == """foobar"""').startswith(
+        "line 1:17: mismatched input 'hello' expecting {<EOF>,")
+    assert error('any where """""\\"hello world!"""""" == """foobar"""').startswith(
+        "line 1:35: mismatched input '\" == \"' expecting {<EOF>,")
+    assert error('any where """""\\"hello world!""\\"""" == """"""foobar"""').startswith(
+        "line 1:47: mismatched input 'foobar' expecting {<EOF>,")
+    assert error('any where """""\\"hello world!""\\"""" == """""\\"foobar\\"\\""""""') == (
+        "line 1:62: token recognition error at: '\"'")
+
+
 def test_unary_and_arithmetic() -> None:
     assert cond("-5.2") == Neg(lit(5.2, "double"))
     assert cond("+x") == Column("x")
