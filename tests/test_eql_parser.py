@@ -52,6 +52,8 @@ def test_pipes_head_and_tail() -> None:
     query = parse("process where true | head 6 | tail 2")
     assert query.pipes == (Pipe("head", 6, Src(1, 20, "| head 6")), Pipe("tail", 2, Src(1, 29, "| tail 2")))
     assert parse("process where true | head 0").pipes[0].count == 0
+    assert [parse(f"process where true | tail {n}").pipes[0].count for n in ("(5)", "2 * 3", "-(-4)", "7 / 2",
+                                                                              "-7 % 3 + 2")] == [5, 6, 4, 3, 1]
 
 
 def test_sources_carry_line_column_and_exact_text() -> None:
@@ -296,6 +298,8 @@ def test_sample() -> None:
     ("process where true | head -1", "line 1:28: Pipe [head] expects a positive integer but found [-1]"),
     ("process where true | tail 1.5", "line 1:28: Pipe [tail] expects a positive integer but found [1.5]"),
     ("process where true | tail x", "line 1:28: Pipe [tail] expects a positive integer but found [x]"),
+    ("process where true | tail 1 - 2", "line 1:28: Pipe [tail] expects a positive integer but found [1 - 2]"),
+    ("process where true | tail 1 / 0", "line 1:28: Pipe [tail] expects a positive integer but found [1 / 0]"),
     ("sequence with maxspan=1s by key [a where true] [b where true]",
      "line 1:2: Please specify sequence [by] before [with] not after"),
     ("sequence with maxspan=30 [a where true] [b where true]",

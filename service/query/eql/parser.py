@@ -319,10 +319,29 @@ def _pipe(raw: _Pipe) -> Pipe:
         raise fail(src, f"Pipe [{name}] is not supported")
     if len(raw.args) != 1:
         raise fail(src, f"Pipe [{name}] expects exactly one argument but found [{len(raw.args)}]")
-    count = raw.args[0]
-    if not (isinstance(count, Literal) and count.type in ("integer", "long") and 0 <= count.value <= 2**31 - 1):
-        raise fail(count.src, f"Pipe [{name}] expects a positive integer but found [{count.src.text}]")
-    return Pipe(name, count.value, src)
+    count = _fold_integer(raw.args[0])
+    if count is None or not 0 <= count <= 2**31 - 1:
+        raise fail(raw.args[0].src, f"Pipe [{name}] expects a positive integer but found [{raw.args[0].src.text}]")
+    return Pipe(name, count, src)
+
+
+def _fold_integer(expr: Expr) -> int | None:
+    """The value of integer arithmetic over literals (ES folds ``head 2 * 3``), with
+    Java's truncating division; None for anything else."""
+    if isinstance(expr, Literal):
+        return expr.value if expr.type in ("integer", "long") else None
+    if isinstance(expr, Neg):
+        value = _fold_integer(expr.value)
+        return -value if value is not None else None
+    if not isinstance(expr, Binary) or expr.op not in ("+", "-", "*", "/", "%"):
+        return None
+    left, right = _fold_integer(expr.left), _fold_integer(expr.right)
+    if left is None or right is None or (expr.op in ("/", "%") and right == 0):
+        return None
+    if expr.op in ("/", "%"):
+        quotient = abs(left) // abs(right) * (1 if (left < 0) == (right < 0) else -1)
+        return quotient if expr.op == "/" else left - quotient * right
+    return left + right if expr.op == "+" else left - right if expr.op == "-" else left * right
 
 
 @dataclass(frozen=True)
