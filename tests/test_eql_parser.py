@@ -52,6 +52,8 @@ def test_pipes_head_and_tail() -> None:
     query = parse("process where true | head 6 | tail 2")
     assert query.pipes == (Pipe("head", 6, Src(1, 20, "| head 6")), Pipe("tail", 2, Src(1, 29, "| tail 2")))
     assert parse("process where true | head 0").pipes[0].count == 0
+    assert [parse(f"process where true | tail {n}").pipes[0].count for n in ("(5)", "2 * 3", "-(-4)", "7 / 2",
+                                                                              "-7 % 3 + 2")] == [5, 6, 4, 3, 1]
 
 
 def test_sources_carry_line_column_and_exact_text() -> None:
@@ -103,6 +105,20 @@ def test_strings_and_escapes() -> None:
     assert cond('"""a""""') == s('a"')
     assert cond('"""say "hi" """') == s('say "hi" ')
     assert cond('"it\'s"') == s("it's")
+
+
+def test_raw_strings_end_at_the_first_triple_quote_plus_up_to_two() -> None:
+    """Elasticsearch's own cases (ExpressionTests), behind ``any where ``."""
+    both = cond('"""""hello""world!"""" == """"foo"bar"""""')
+    assert (both.left.value, both.right.value) == ('""hello""world!"', '"foo"bar""')
+    assert error('any where """"""hello world!""" == """foobar"""').startswith(
+        "line 1:17: mismatched input 'hello' expecting {<EOF>,")
+    assert error('any where """""\\"hello world!"""""" == """foobar"""').startswith(
+        "line 1:35: mismatched input '\" == \"' expecting {<EOF>,")
+    assert error('any where """""\\"hello world!""\\"""" == """"""foobar"""').startswith(
+        "line 1:47: mismatched input 'foobar' expecting {<EOF>,")
+    assert error('any where """""\\"hello world!""\\"""" == """""\\"foobar\\"\\""""""') == (
+        "line 1:62: token recognition error at: '\"'")
 
 
 def test_unary_and_arithmetic() -> None:
@@ -282,6 +298,8 @@ def test_sample() -> None:
     ("process where true | head -1", "line 1:28: Pipe [head] expects a positive integer but found [-1]"),
     ("process where true | tail 1.5", "line 1:28: Pipe [tail] expects a positive integer but found [1.5]"),
     ("process where true | tail x", "line 1:28: Pipe [tail] expects a positive integer but found [x]"),
+    ("process where true | tail 1 - 2", "line 1:28: Pipe [tail] expects a positive integer but found [1 - 2]"),
+    ("process where true | tail 1 / 0", "line 1:28: Pipe [tail] expects a positive integer but found [1 / 0]"),
     ("sequence with maxspan=1s by key [a where true] [b where true]",
      "line 1:2: Please specify sequence [by] before [with] not after"),
     ("sequence with maxspan=30 [a where true] [b where true]",
@@ -380,6 +398,7 @@ def test_join_is_refused_as_elasticsearch_does() -> None:
         parse("join by k [a where true] [b where true]")
     assert (caught.value.status, caught.value.type) == (400, "verification_exception")
     assert caught.value.reason == "Found 1 problem\nline 1:1: JOIN command is not supported"
+    assert error("join [a where true] [b where true] | sort x") == "line 1:37: Pipe [sort] is not supported"
 
 
 def test_deep_queries_parse_without_recursion_up_to_a_limit() -> None:

@@ -1,13 +1,23 @@
-"""EQL's lexical layer: string and number literals as Elasticsearch reads them, what
-ANTLR shows of text it cannot lex, and where ES places its parsing errors."""
+"""EQL's lexical layer: string and number literals as Elasticsearch reads them, and its
+parsing errors in ANTLR's words, where ES places them."""
 
 from __future__ import annotations
 
 import math
 
+from lark import Lark
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+
 from ..errors import ParsingError
 from ..expr import Literal, Src
 
+# Elasticsearch's token order, which its "expecting {...}" lists follow.
+_TOKEN_ORDER = (
+    "AND ANY BY FALSE IN IN_INSENSITIVE JOIN LIKE LIKE_INSENSITIVE MAXSPAN NOT NULL OF OR REGEX "
+    "REGEX_INSENSITIVE SAMPLE SEQUENCE TRUE UNTIL WHERE WITH SEQ ASGN EQ NEQ LT LTE GT GTE PLUS MINUS "
+    "ASTERISK SLASH PERCENT DOT COMMA LB RB LP RP PIPE OPTIONAL MISSING_EVENT_OPEN STRING INTEGER_VALUE "
+    "DECIMAL_VALUE IDENTIFIER QUOTED_IDENTIFIER TILDE_IDENTIFIER"
+).split()
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
 
 
@@ -115,3 +125,34 @@ def _string_break(text: str, i: int) -> int:
             i += 1
         i += 1
     return i
+
+
+def _display(parser: Lark, name: str) -> str:
+    """A terminal as ANTLR names it: a fixed token by its text, the others by name."""
+    pattern = parser.get_terminal(name).pattern
+    return f"'{pattern.value}'" if pattern.type == "str" else name
+
+
+def _expected(parser: Lark, names: set[str]) -> str:
+    shown = (["<EOF>"] if "$END" in names else []) + [_display(parser, n) for n in _TOKEN_ORDER if n in names]
+    return shown[0] if len(shown) == 1 else "{" + ", ".join(shown) + "}"
+
+
+def syntax_error(parser: Lark, text: str, exc: UnexpectedInput) -> ParsingError:
+    """Lark's errors in ANTLR's words: ``token recognition error at: '...'``, ``no viable
+    alternative at input '...'`` (the first token), ``mismatched input 'x' expecting {...}``."""
+    if isinstance(exc, UnexpectedCharacters):
+        return error(exc.line, exc.column, f"token recognition error at: '{unlexable(text, exc.pos_in_stream)}'")
+    # LALR merges look-aheads: ask the parser which tokens it would really take here
+    expected = exc.interactive_parser.accepts() if isinstance(exc, UnexpectedToken) else set(exc.expected)
+    if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
+        if exc.token.start_pos == _first_token(parser, text):
+            return error(exc.line, exc.column, f"no viable alternative at input '{exc.token}'")
+        return error(exc.line, exc.column, f"mismatched input '{exc.token}' expecting {_expected(parser, expected)}")
+    lines = text.split("\n")
+    return error(len(lines), len(lines[-1]) + 1, f"mismatched input '<EOF>' expecting {_expected(parser, expected)}")
+
+
+def _first_token(parser: Lark, text: str) -> int:
+    lexer = parser.lex(text)
+    return next(lexer).start_pos

@@ -13,14 +13,13 @@ from importlib import resources
 from typing import Any
 
 from lark import Lark, Token, Transformer_NonRecursive, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedInput, VisitError
 
 from ...errors import ServiceError
-from ..errors import ParsingError
 from ..evaluate import verify_fail
 from ..expr import Binary, Call, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src
 from .ast import EventFilter, EventQuery, Optional, Pipe, Query, SampleQuery, SequenceQuery, Term
-from .lexical import decimal_literal, error, fail, identifier, integer_literal, unlexable, unquote
+from .lexical import decimal_literal, error, fail, identifier, integer_literal, syntax_error, unquote
 
 SUPPORTED_PIPES = ("head", "tail")
 KNOWN_PIPES = ("count", "filter", "head", "sort", "tail", "unique", "unique_count")
@@ -33,13 +32,7 @@ MAX_SAMPLE_QUERIES = 5
 MAX_DEPTH = 400
 _QUERY_LEVELS = 6  # start, sequence, term, subquery, filter: the levels above a condition
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-# Elasticsearch's token order, which its "expecting {...}" lists follow.
-_TOKEN_ORDER = (
-    "AND ANY BY FALSE IN IN_INSENSITIVE JOIN LIKE LIKE_INSENSITIVE MAXSPAN NOT NULL OF OR REGEX "
-    "REGEX_INSENSITIVE SAMPLE SEQUENCE TRUE UNTIL WHERE WITH SEQ ASGN EQ NEQ LT LTE GT GTE PLUS MINUS "
-    "ASTERISK SLASH PERCENT DOT COMMA LB RB LP RP PIPE OPTIONAL MISSING_EVENT_OPEN STRING INTEGER_VALUE "
-    "DECIMAL_VALUE IDENTIFIER QUOTED_IDENTIFIER TILDE_IDENTIFIER"
-).split()
+
 
 
 @lru_cache(maxsize=1)
@@ -90,7 +83,10 @@ class _Builder(Transformer_NonRecursive):
             if pipes:  # ES looks at no pipe of a sample, not even an unknown one
                 raise fail(pipes[0].src, "Samples do not support pipes yet")
             return query
-        return replace(query, pipes=tuple(_pipe(p) for p in pipes))
+        built = tuple(_pipe(p) for p in pipes)
+        if isinstance(query, _Join):  # refused when ES verifies the plan, after its pipes
+            raise verify_fail(query.src, "JOIN command is not supported")
+        return replace(query, pipes=built)
 
     def event_query(self, c: list[Any]) -> EventQuery:
         return EventQuery(c[0])
@@ -192,16 +188,15 @@ class _Builder(Transformer_NonRecursive):
         return _Term(event_filter, by, missing, self._src(meta))
 
     @v_args(meta=True)
-    def join(self, meta: Any, c: list[Any]) -> Query:
-        """ES parses ``join`` (its terms and keys checked as a sample's) and refuses it when
-        verifying the plan."""
+    def join(self, meta: Any, c: list[Any]) -> _Join:
+        """ES parses ``join``, its terms and keys checked as a sample's."""
         outer = _keys(next((x for x in c if isinstance(x, _By)), None))
         written = [x for x in c if isinstance(x, _Term)]
         for term in written:
             _refuse_missing(term)
             term.keys(outer)
             _check_key_count(written[0], term)
-        raise verify_fail(self._src(meta), "JOIN command is not supported")
+        return _Join(self._src(meta))
 
     def subquery(self, c: list[Any]) -> tuple[EventFilter, bool]:
         return c[1], False
@@ -324,10 +319,29 @@ def _pipe(raw: _Pipe) -> Pipe:
         raise fail(src, f"Pipe [{name}] is not supported")
     if len(raw.args) != 1:
         raise fail(src, f"Pipe [{name}] expects exactly one argument but found [{len(raw.args)}]")
-    count = raw.args[0]
-    if not (isinstance(count, Literal) and count.type in ("integer", "long") and 0 <= count.value <= 2**31 - 1):
-        raise fail(count.src, f"Pipe [{name}] expects a positive integer but found [{count.src.text}]")
-    return Pipe(name, count.value, src)
+    count = _fold_integer(raw.args[0])
+    if count is None or not 0 <= count <= 2**31 - 1:
+        raise fail(raw.args[0].src, f"Pipe [{name}] expects a positive integer but found [{raw.args[0].src.text}]")
+    return Pipe(name, count, src)
+
+
+def _fold_integer(expr: Expr) -> int | None:
+    """The value of integer arithmetic over literals (ES folds ``head 2 * 3``), with
+    Java's truncating division; None for anything else."""
+    if isinstance(expr, Literal):
+        return expr.value if expr.type in ("integer", "long") else None
+    if isinstance(expr, Neg):
+        value = _fold_integer(expr.value)
+        return -value if value is not None else None
+    if not isinstance(expr, Binary) or expr.op not in ("+", "-", "*", "/", "%"):
+        return None
+    left, right = _fold_integer(expr.left), _fold_integer(expr.right)
+    if left is None or right is None or (expr.op in ("/", "%") and right == 0):
+        return None
+    if expr.op in ("/", "%"):
+        quotient = abs(left) // abs(right) * (1 if (left < 0) == (right < 0) else -1)
+        return quotient if expr.op == "/" else left - quotient * right
+    return left + right if expr.op == "+" else left - right if expr.op == "-" else left * right
 
 
 @dataclass(frozen=True)
@@ -336,6 +350,13 @@ class _Pipe:
 
     name: Token
     args: tuple[Expr, ...]
+    src: Src
+
+
+@dataclass(frozen=True)
+class _Join:
+    """A ``join`` query, which only its refusal needs."""
+
     src: Src
 
 
@@ -444,37 +465,6 @@ def _is_null(expr: Expr) -> bool:
     return isinstance(expr, Literal) and expr.type == "null"
 
 
-def _display(name: str) -> str:
-    """A terminal as ANTLR names it: a fixed token by its text, the others by name."""
-    pattern = _parser().get_terminal(name).pattern
-    return f"'{pattern.value}'" if pattern.type == "str" else name
-
-
-def _expected(names: set[str]) -> str:
-    shown = (["<EOF>"] if "$END" in names else []) + [_display(n) for n in _TOKEN_ORDER if n in names]
-    return shown[0] if len(shown) == 1 else "{" + ", ".join(shown) + "}"
-
-
-def _syntax_error(text: str, exc: UnexpectedInput) -> ParsingError:
-    """Lark's errors in ANTLR's words: ``token recognition error at: '...'``, ``no viable
-    alternative at input '...'`` (the first token), ``mismatched input 'x' expecting {...}``."""
-    if isinstance(exc, UnexpectedCharacters):
-        return error(exc.line, exc.column, f"token recognition error at: '{unlexable(text, exc.pos_in_stream)}'")
-    # LALR merges look-aheads: ask the parser which tokens it would really take here
-    expected = exc.interactive_parser.accepts() if isinstance(exc, UnexpectedToken) else set(exc.expected)
-    if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
-        if exc.token.start_pos == _first_token(text):
-            return error(exc.line, exc.column, f"no viable alternative at input '{exc.token}'")
-        return error(exc.line, exc.column, f"mismatched input '{exc.token}' expecting {_expected(expected)}")
-    lines = text.split("\n")
-    return error(len(lines), len(lines[-1]) + 1, f"mismatched input '<EOF>' expecting {_expected(expected)}")
-
-
-def _first_token(text: str) -> int:
-    lexer = _parser().lex(text)
-    return next(lexer).start_pos
-
-
 def _check_depth(tree: Tree, text: str) -> None:
     """Refuse a tree deeper than the engine can walk, measured without recursion."""
     stack = [(tree, 0)]
@@ -491,7 +481,7 @@ def parse(text: str) -> Query:
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
-        raise _syntax_error(text, exc) from None
+        raise syntax_error(_parser(), text, exc) from None
     _check_depth(tree, text)
     try:
         return _Builder(text).transform(tree)
