@@ -151,6 +151,21 @@ async def test_query_errors_come_back_as_elasticsearch_words_them(events: AsyncE
                                                          "reason": "Found 1 problem\nline -1:-1: Unknown index [missing]"}
 
 
+async def test_get_with_a_body_and_the_async_options_in_the_query_string(events: AsyncElasticsearch, http) -> None:
+    resp = await http.get("/events/_eql/search", json={"query": "process where n == 7"})
+    assert resp.status == 200 and [e["_id"] for e in (await resp.json())["hits"]["events"]] == ["7"]
+    http.app[keys.SEARCHES].clock = lambda: 1_000_000.0
+    resp = await http.post("/events/_eql/search", params={"wait_for_completion_timeout": "10s", "keep_alive": "2m",
+                                                          "keep_on_completion": "true"},
+                           json={"query": "process where n == 7", "keep_alive": "30s"})  # the query string wins
+    body = await resp.json()
+    assert resp.status == 200 and body["is_running"] is False
+    status = await events.eql.get_status(id=body["id"])
+    assert status["completion_status"] == 200 and status["expiration_time_in_millis"] == 1_000_000_000 + 120_000
+    resp = await http.post("/events/_eql/search", params={"nope": "1"}, json={"query": QUERY})
+    assert (await resp.json())["error"]["reason"] == "request [/events/_eql/search] contains unrecognized parameter: [nope]"
+
+
 async def test_wait_of_minus_one_is_synchronous(events: AsyncElasticsearch) -> None:
     resp = await events.eql.search(index="events", query=QUERY, size=1, wait_for_completion_timeout="-1")
     assert "id" not in resp.body and resp["hits"]["total"]["value"] == 1
