@@ -21,8 +21,8 @@ from ..core.searches import Answer, Status
 from ..errors import ParseError
 from ..query.eql import EqlJob
 from ..query.eql.request import FIELDS, PARSER, EqlRequest
+from ..query.options import QueryOptions
 from ..store.dates import format_millis
-from .esql import query_options
 from .middleware import accepts
 from .wire import ListWriter, client_gone, is_pretty, read_json, respond, task_headers
 
@@ -94,7 +94,7 @@ async def _job(request: web.Request, eql_request: EqlRequest) -> Job:
     """The compiled search, off the event loop (a long query takes a while to parse); its
     syntax, field and index errors are raised here, before anything runs."""
     return await asyncio.to_thread(EqlJob.compile, eql_request, request.app[keys.CATALOG],
-                                   query_options(request.app[keys.SETTINGS]))
+                                   QueryOptions.of(request.app[keys.SETTINGS]))
 
 
 @accepts(*_SEARCH_PARAMS)

@@ -15,7 +15,6 @@ from ..core.searches import Answer
 from ..params import parse_bool
 from ..query.esql import EsqlJob, render_value
 from ..query.options import QueryOptions
-from ..settings import Settings
 from .formats import TEXT_FORMATS, Column, csv_delimiter, media_type, response_format, text_lines, txt_widths
 from .middleware import accepts
 from .wire import JsonText, ListWriter, client_gone, is_pretty, read_json, respond, task_headers
@@ -177,16 +176,12 @@ class _Request:
                       extra=extra, headers=headers, delimiter=self.delimiter)
 
 
-def query_options(settings: Settings) -> QueryOptions:
-    return QueryOptions(max_rows=settings.max_result_rows, pushdown=settings.query_pushdown)
-
-
 async def _job(request: web.Request, body: dict[str, Any], parser: str) -> EsqlJob:
     """The request's query, parsed off the event loop: a query of up to a million
     characters takes seconds to parse, and nothing else may wait for it."""
     text = validate_request(body, parser)
     return await asyncio.to_thread(EsqlJob.compile, text, _params(body, parser), body.get("filter"),
-                                   request.app[keys.CATALOG], query_options(request.app[keys.SETTINGS]))
+                                   request.app[keys.CATALOG], QueryOptions.of(request.app[keys.SETTINGS]))
 
 
 @accepts(*_QUERY_PARAMS)

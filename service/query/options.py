@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 MAX_LIMIT = 10000
 
@@ -11,3 +15,7 @@ MAX_LIMIT = 10000
 class QueryOptions:
     max_rows: int = MAX_LIMIT  # the cap on rows a query returns (esql.query.result_truncation_max_size)
     pushdown: bool = True  # run what SQLite can run exactly as SQL; off, the whole pipeline runs in Python
+
+    @classmethod
+    def of(cls, settings: Settings) -> QueryOptions:
+        return cls(max_rows=settings.max_result_rows, pushdown=settings.query_pushdown)

@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from itertools import product
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Sequence
 
-T = TypeVar("T")
 UNTIL = -1
 
 
@@ -70,31 +69,6 @@ def natural_order(keys: tuple[Any, ...]) -> tuple[Any, ...]:
     value (strings by code point, numbers numerically, False before True). Values of one
     position must be mutually comparable (one field type, e.g. all IPv4 or all IPv6)."""
     return tuple((v is not None, v) for v in keys)
-
-
-def _head(items: list[T], n: int) -> list[T]:
-    return items[:n]
-
-
-def _tail(items: list[T], n: int) -> list[T]:
-    return items[max(len(items) - n, 0):]
-
-
-def select(items: list[T], size: int, position: str, pipes: Sequence[tuple[str, int]]) -> list[T]:
-    """Which of the ordered matches a response keeps (§6, §7.4).
-
-    Without pipes: the first ``size`` (``position == "head"``) or the last ``size``
-    ("tail"). With pipes the first one works on top of an implicit ``size`` limit of its
-    own kind (``| tail 3`` = the last 3 of the last ``size``), each further pipe on the
-    previous result; ``position`` is then irrelevant. The order is never changed.
-    """
-    cut = {"head": _head, "tail": _tail}
-    if not pipes:
-        return cut[position](items, size)
-    out = cut[pipes[0][0]](items, size)
-    for kind, count in pipes:
-        out = cut[kind](out, count)
-    return out
 
 
 class _Partial:
