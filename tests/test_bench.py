@@ -21,3 +21,12 @@ def test_bench_queries_match_raw_sqlite() -> None:
     assert "answers: all 10 match raw sqlite3" in done.stdout
     table = [line for line in done.stdout.splitlines() if line.startswith("| ") and "`FROM logs" in line]
     assert len(table) == 5
+
+
+@pytest.mark.slow
+def test_bench_eql_finds_what_the_reference_engine_finds() -> None:
+    done = subprocess.run([sys.executable, "scripts/bench.py", "--docs", "20000", "--runs", "1", "--only", "eql"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "MISMATCH" not in done.stdout
+    assert "(the same as the reference's)" in done.stdout
