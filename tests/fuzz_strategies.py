@@ -132,6 +132,28 @@ ASYNC_ESQL_FIELDS = {**ESQL_FIELDS, "wait_for_completion_timeout": time_values |
 esql_body = st.builds(lambda q, rest: {"query": q, **rest}, esql_queries, objects(ESQL_FIELDS))
 async_esql_body = st.builds(lambda q, rest: {"query": q, **rest}, esql_queries, objects(ASYNC_ESQL_FIELDS))
 
+# EQL: valid queries over the fuzz index, each construct once, and hostile ones.
+EQL_FIXED = [
+    "any where true", "any where n > 1 | head 2 | tail 1", 'any where t : "a*"', 'any where t like~ "A?"',
+    "any where n in (1, 2, 3) and not t == null", "sequence [any where true] [any where n > 0]",
+    "sequence by t with maxspan=1s [any where true] ![any where n == 2] [any where true] until [any where n < 0]",
+    "sample by t [any where true] [any where true]", "any where ?nope == 1", "any where n == t",
+    "any where string(n) == \"1\"", "any where length(t) > 99999999999999999999", "join [a where true] [b where true]",
+    "sequence with maxspan=0s [a where true] [b where true]", "any where " + "(" * 300 + "true" + ")" * 300,
+    "any where true | sort n", "sequence [a where true] with runs=101", "/* /* */ any where true",
+]
+eql_queries = st.one_of(st.sampled_from(EQL_FIXED), texts,
+                        st.builds(lambda call: f"any where {call} == null", function_calls))
+EQL_FIELDS = {
+    "query": eql_queries, "filter": dsl, "timestamp_field": field_names | st.just("@timestamp"),
+    "event_category_field": field_names, "tiebreaker_field": field_names, "size": ints, "fetch_size": ints,
+    "result_position": st.sampled_from(["head", "tail", "", "HEAD"]), "fields": st.lists(field_names, max_size=3),
+    "runtime_mappings": json_values, "max_samples_per_key": ints, "allow_partial_search_results": st.booleans(),
+    "allow_partial_sequence_results": st.booleans(), "wait_for_completion_timeout": time_values | ints,
+    "keep_alive": time_values | ints, "keep_on_completion": st.booleans() | bad_bools, "case_sensitive": json_values,
+}
+eql_body = st.builds(lambda q, rest: {"query": q, **rest}, eql_queries, objects(EQL_FIELDS))
+
 # Mappings: properties with every kind of parameter, of the right and wrong types.
 FIELD_TYPES = ["keyword", "text", "long", "integer", "short", "byte", "unsigned_long", "double", "float",
                "half_float", "scaled_float", "boolean", "date", "date_nanos", "ip", "object", "nested", "alias",
@@ -316,6 +338,11 @@ ROUTES: dict[tuple[str, str], RouteFuzz] = {
     ("GET", "/_query/async/{id}"): ASYNC_ID,
     ("POST", "/_query/async/{id}/stop"): ASYNC_ID,
     ("DELETE", "/_query/async/{id}"): ASYNC_ID,
+    ("GET", "/{index}/_eql/search"): RouteFuzz(json_bodies(eql_body)),
+    ("POST", "/{index}/_eql/search"): RouteFuzz(json_bodies(eql_body)),
+    ("GET", "/_eql/search/{id}"): ASYNC_ID,
+    ("DELETE", "/_eql/search/{id}"): ASYNC_ID,
+    ("GET", "/_eql/search/status/{id}"): ASYNC_ID,
     ("GET", "/_tasks"): NO_BODY,
     ("POST", "/_tasks/_cancel"): NO_BODY,
     ("GET", "/_tasks/{task_id}"): NO_BODY,
