@@ -13,6 +13,7 @@ import re
 from typing import Any, Callable
 
 from ..errors import ServiceError, ValidationError
+from ..suggest import listed, similar
 
 PREFIX = "index."
 Flat = dict[str, "str | list[str] | None"]
@@ -271,28 +272,12 @@ def validate_settings(settings: Any) -> Flat:
 
 
 def _unknown(key: str) -> str:
-    """ES's message, with its suggestions: known keys more than 70% similar (Lucene's
-    Levenshtein similarity), most similar first."""
-    scored = sorted(((score, known) for known in KNOWN if (score := _similarity(key, known)) > 0.7),
-                    key=lambda pair: (-pair[0], pair[1]))
-    if not scored:
+    """ES's message, with its suggestions: known keys more than 70% similar, most similar first."""
+    names = similar(key, sorted(KNOWN), 0.7, strictly=True)
+    if not names:
         return (f"unknown setting [{key}] please check that any required plugins are installed, or check the "
                 "breaking changes documentation for removed settings")
-    names = [known for _, known in scored]
-    listed = f"[{names[0]}]" if len(names) == 1 else "any of [" + ", ".join(names) + "]"
-    return f"unknown setting [{key}] did you mean {listed}?"
-
-
-def _similarity(a: str, b: str) -> float:
-    if not a or not b:
-        return 1.0 if a == b else 0.0
-    previous = list(range(len(a) + 1))
-    for j, cb in enumerate(b, 1):
-        current = [j]
-        for i, ca in enumerate(a, 1):
-            current.append(min(current[i - 1] + 1, previous[i] + 1, previous[i - 1] + (ca != cb)))
-        previous = current
-    return 1.0 - previous[len(a)] / max(len(a), len(b))
+    return f"unknown setting [{key}] did you mean {listed(names)}?"
 
 
 # --- reading them back -----------------------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ...errors import ServiceError
+from ...suggest import listed, similar
 from ...store.dates import format_millis, format_nanos
 from ...store.java_values import java_double
 from .. import signatures
@@ -61,24 +62,10 @@ def _written(expr: Call, name: str) -> str:
 
 
 def _unknown(name: str) -> str:
-    """``Unknown function [x]``, with the names Elasticsearch finds similar (Lucene's
-    Levenshtein similarity of at least 0.5, most similar first)."""
-    scored = [(_similarity(name.lower(), f.name), f.name) for f in FUNCTIONS.values()]
-    similar = [known for score, known in sorted(scored, key=lambda s: -s[0]) if score >= 0.5]
-    if not similar:
-        return f"Unknown function [{name}]"
-    hint = f"[{similar[0]}]" if len(similar) == 1 else f"any of [{', '.join(similar)}]"
-    return f"Unknown function [{name}], did you mean {hint}?"
-
-
-def _similarity(a: str, b: str) -> float:
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return 1 - previous[-1] / max(len(a), len(b), 1)
+    """``Unknown function [x]``, with the names Elasticsearch finds similar (a similarity of
+    at least 0.5, most similar first)."""
+    names = similar(name.lower(), [f.name for f in FUNCTIONS.values()], 0.5)
+    return f"Unknown function [{name}], did you mean {listed(names)}?" if names else f"Unknown function [{name}]"
 
 
 def _parsing(expr: Call, message: str) -> ServiceError:

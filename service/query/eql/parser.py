@@ -16,8 +16,10 @@ from lark import Lark, Token, Transformer_NonRecursive, Tree, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
 from ...errors import ServiceError
+from ...suggest import listed, similar
 from ..evaluate import verify_fail
 from ..expr import Binary, Call, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src
+from ..literals import ConstantLiterals
 from .ast import EventFilter, EventQuery, Optional, Pipe, Query, SampleQuery, SequenceQuery, Term
 from .lexical import decimal_literal, error, fail, identifier, integer_literal, syntax_error, unquote
 
@@ -42,28 +44,14 @@ def _parser() -> Lark:
                 regex=True)
 
 
-def _similarity(a: str, b: str) -> float:
-    """Lucene's Levenshtein similarity, which ES's "did you mean" suggestions use."""
-    previous = list(range(len(a) + 1))
-    for j, cb in enumerate(b, 1):
-        current = [j]
-        for i, ca in enumerate(a, 1):
-            current.append(min(current[i - 1] + 1, previous[i] + 1, previous[i - 1] + (ca != cb)))
-        previous = current
-    return 1.0 - previous[len(a)] / max(len(a), len(b), 1)
-
-
 def _unknown_pipe(name: str) -> str:
-    scored = sorted(((s, known) for known in KNOWN_PIPES if (s := _similarity(name, known)) >= 0.5),
-                    key=lambda pair: -pair[0])
-    names = [known for _, known in scored]
+    names = similar(name, KNOWN_PIPES, 0.5)
     if not names:
         return f"Unrecognized pipe [{name}]"
-    listed = f"[{names[0]}]" if len(names) == 1 else "any of [" + ", ".join(names) + "]"
-    return f"Unrecognized pipe [{name}], did you mean {listed}?"
+    return f"Unrecognized pipe [{name}], did you mean {listed(names)}?"
 
 
-class _Builder(Transformer_NonRecursive):
+class _Builder(ConstantLiterals, Transformer_NonRecursive):
     """Builds the query bottom-up (without recursion); rejections carry the position of
     what they reject."""
 
@@ -283,18 +271,6 @@ class _Builder(Transformer_NonRecursive):
 
     def identifier(self, c: list[Token]) -> str:
         return identifier(c[0])
-
-    @v_args(meta=True)
-    def null(self, meta: Any, c: list[Any]) -> Expr:
-        return Literal(None, "null", src=self._src(meta))
-
-    @v_args(meta=True)
-    def true(self, meta: Any, c: list[Any]) -> Expr:
-        return Literal(True, "boolean", src=self._src(meta))
-
-    @v_args(meta=True)
-    def false(self, meta: Any, c: list[Any]) -> Expr:
-        return Literal(False, "boolean", src=self._src(meta))
 
     @v_args(meta=True)
     def string(self, meta: Any, c: list[Token]) -> Expr:

@@ -17,6 +17,7 @@ from ..errors import ParsingError
 from . import plan as ep
 from .. import types as T
 from ..expr import Binary, Call, Cast, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src, Star
+from ..literals import ConstantLiterals
 from ..numeric import span_amount_problem
 from ..types import TIME_UNITS
 
@@ -69,7 +70,7 @@ def _ident(token: str) -> str:
     return token[1:-1].replace("``", "`") if token.startswith("`") else str(token)
 
 
-class _ToPlan(Transformer):
+class _ToPlan(ConstantLiterals, Transformer):
     def __init__(self, text: str, params: list[Any] | dict[str, Any]) -> None:
         super().__init__()
         self.text = text
@@ -292,18 +293,6 @@ class _ToPlan(Transformer):
 
     def identifier(self, c: list[Token]) -> str:
         return _ident(c[0])
-
-    @v_args(meta=True)
-    def null(self, meta: Any, c: list[Any]) -> Expr:
-        return Literal(None, "null", src=self._src(meta))
-
-    @v_args(meta=True)
-    def true(self, meta: Any, c: list[Any]) -> Expr:
-        return Literal(True, "boolean", src=self._src(meta))
-
-    @v_args(meta=True)
-    def false(self, meta: Any, c: list[Any]) -> Expr:
-        return Literal(False, "boolean", src=self._src(meta))
 
     @v_args(meta=True)
     def string(self, meta: Any, c: list[Token]) -> Expr:
