@@ -58,6 +58,8 @@ def test_window_without_pipes_uses_size_and_result_position():
     assert Window(10, "head").select(items) == list(range(10))
     assert Window(10, "tail").select(items) == list(range(10, 20))
     assert Window(50, "tail").select(items) == items
+    assert Window(30, "tail").select(items) == items  # fewer matches than size, more than half of it
+    assert Window(30, "head", (("tail", 25),)).select(items) == items
     assert Window(0, "tail").select(items) == []
     assert Window(0, "head").select(items) == []
 

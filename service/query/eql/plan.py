@@ -35,13 +35,13 @@ class Window:
     def rest(self, kept: list[T]) -> list[T]:
         """What the pipes after the first keep of what the first selection kept."""
         for kind, count in self.pipes[1:]:
-            kept = kept[:count] if kind == "head" else kept[len(kept) - count:] if count else []
+            kept = kept[:count] if kind == "head" else kept[max(len(kept) - count, 0):] if count else []
         return kept
 
     def select(self, items: list[T]) -> list[T]:
         """What the window keeps of all the matches, in order."""
         kind, count = self.first
-        kept = items[:count] if kind == "head" else items[len(items) - count:] if count else []
+        kept = items[:count] if kind == "head" else items[max(len(items) - count, 0):] if count else []
         return self.rest(kept)
 
 
