@@ -23,7 +23,7 @@ import itertools
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 import aiosqlite
 import orjson
@@ -51,18 +51,29 @@ def new_uuid() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
 
 
-_ID_NODE = secrets.token_bytes(6)
+def _b64(raw: bytes) -> str:
+    """URL-safe base64 (``base64.urlsafe_b64encode``'s alphabet, without its two calls)."""
+    return binascii.b2a_base64(raw, newline=False).translate(_URL_SAFE).decode()
+
+
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+_ID_NODE = _b64(secrets.token_bytes(6))
 _ID_SEQUENCE = itertools.count(secrets.randbelow(1 << 24))
+_B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# Base64 turns each 3 bytes into 4 characters of their own: a 12-bit half of the 3-byte
+# sequence number is 2 characters, looked up here.
+_B64_PAIRS = [a + b for a in _B64_ALPHABET for b in _B64_ALPHABET]
 
 
-def auto_id() -> str:
-    """A 20-character URL-safe id like Elasticsearch's: time first, so ids arrive in
-    order and inserts into the ``_id`` index stay at its right edge."""
-    raw = (time.time_ns() // 1_000_000).to_bytes(6, "big") + (next(_ID_SEQUENCE) & 0xFFFFFF).to_bytes(3, "big")
-    return binascii.b2a_base64(raw + _ID_NODE, newline=False).translate(_URL_SAFE).decode()
-
-
-_URL_SAFE = bytes.maketrans(b"+/", b"-_")  # base64.urlsafe_b64encode's alphabet, without its two calls
+def auto_ids(n: int) -> list[str]:
+    """``n`` 20-character URL-safe ids like Elasticsearch's generated ones: 6 bytes of time
+    first, so ids arrive in order and inserts into the ``_id`` index stay at its right edge,
+    then a 3-byte sequence number and 6 bytes naming this process. Each part is a whole
+    number of base64 groups, so the time and node parts are encoded once for all ``n``."""
+    head = _b64((time.time_ns() // 1_000_000).to_bytes(6, "big"))
+    pairs = _B64_PAIRS
+    return [f"{head}{pairs[(seq >> 12) & 0xFFF]}{pairs[seq & 0xFFF]}{_ID_NODE}"
+            for seq in itertools.islice(_ID_SEQUENCE, n)]
 
 
 @dataclass(slots=True)
@@ -156,12 +167,7 @@ class DocumentStore:
                 session = _WriteSession(conn, self.catalog, self.tombstones)
                 try:
                     await session.prefetch(ops)
-                    items = []
-                    for n, op in enumerate(ops, 1):
-                        item = session.apply_mapped(op)
-                        items.append(item if item is not None else await session.apply(op))
-                        if n % _YIELD_EVERY == 0:  # a huge bulk must not hold the event loop
-                            await asyncio.sleep(0)
+                    items = await session.apply_all(ops)
                     await session.finish()
                 except BaseException:
                     await asyncio.shield(session.abandon())
@@ -320,6 +326,8 @@ def _upserts(body: dict[str, Any] | None) -> bool:
 _MISSING = object()
 _FLUSH_ROWS = 1000
 _YIELD_EVERY = 256  # actions applied between turns of the event loop
+_ID_BLOCK = 256  # ids generated at a time
+_APPENDS = ("index", "create")  # the actions that may take a generated id
 
 
 class _WriteSession:
@@ -332,7 +340,7 @@ class _WriteSession:
         # Statements to run, in order: an index's upserts (batched by ``Index.upserts``) or
         # SQL; runs of the same one (the same object) go to one executemany. New columns are
         # added only after a flush, so every row pending for an index has its current columns.
-        self.pending: list[tuple[Index | str, tuple[Any, ...]]] = []
+        self.pending: list[tuple[Index | str, Sequence[Any]]] = []
         # Statements handed to the connection's thread but not yet awaited: aiosqlite runs
         # them in order, so parsing the next documents overlaps SQLite writing these.
         self.inflight: list[asyncio.Future[Any]] = []
@@ -344,6 +352,7 @@ class _WriteSession:
         self.changes: dict[tuple[str, str], Current] = {}
         self.touched: dict[str, Index] = {}
         self.parsers: dict[str, DocumentParser] = {}
+        self.ids: list[str] = []  # generated ids not yet handed out, the next one last
 
     async def prefetch(self, ops: list[BulkOp]) -> None:
         """Load the versions of every explicit id in one query per index and chunk."""
@@ -394,10 +403,31 @@ class _WriteSession:
             (source,) = await cur.fetchone()  # type: ignore[misc]
         return bytes(source)
 
+    async def apply_all(self, ops: list[BulkOp]) -> list[dict[str, Any]]:
+        """Every action's item, in order: runs of the common action through ``apply_mapped``,
+        the others one by one through ``apply``. The event loop gets a turn every
+        ``_YIELD_EVERY`` actions: a huge bulk must not hold it."""
+        items: list[dict[str, Any]] = []
+        done = 0
+        while done < len(ops):
+            end = min(len(ops), done + _YIELD_EVERY)
+            while done < end:
+                done = self.apply_mapped(ops, done, end, items)
+                if done < end:
+                    items.append(await self.apply(ops[done]))
+                    done += 1
+            await asyncio.sleep(0)
+        return items
+
+    def _new_id(self) -> str:
+        if not self.ids:
+            self.ids = auto_ids(_ID_BLOCK)[::-1]
+        return self.ids.pop()
+
     async def apply(self, op: BulkOp) -> dict[str, Any]:
         name = op.index or ""
         if op.id is None and op.action in ("index", "create"):
-            op.id, op.auto_id = auto_id(), True
+            op.id, op.auto_id = self._new_id(), True
         index = self.catalog.indices.get(name)
         if op.error is not None:  # found while parsing: only a bad document is the shard's error
             return _error_item(op, index, name, op.id, op.error,
@@ -487,21 +517,29 @@ class _WriteSession:
                         index.multi_valued.add(path)
         return self._store(op, index, doc_id, row, raw if raw is not None else dumps(doc), state, version)
 
-    def apply_mapped(self, op: BulkOp) -> dict[str, Any] | None:
-        """The common action without a turn through coroutines: an index or create with a
-        generated id (no version to check) into an existing index, whose document ``fill_row``
-        maps whole. None: the action needs ``apply``."""
-        if op.id is not None or op.error is not None or op.source is None or op.action not in ("index", "create"):
-            return None
-        index = self.catalog.indices.get(op.index or "")
-        if index is None:
-            return None
-        row: list[Any] = [None] * (4 + len(index.columns))
-        if not fill_row(op.source, index.tree, row):
-            return None
-        op.id, op.auto_id = auto_id(), True
-        self.touched[index.name] = index
-        return self._store(op, index, op.id, row, op.raw if op.raw is not None else dumps(op.source), None, 1)
+    def apply_mapped(self, ops: list[BulkOp], start: int, end: int, items: list[dict[str, Any]]) -> int:
+        """Apply ``ops[start:end]`` without a turn through coroutines while each is the common
+        action, an index or create with a generated id (no version to check) into an existing
+        index whose document ``fill_row`` maps whole, appending their items. Return where it
+        stopped: the position of the first action that needs ``apply``, or ``end``."""
+        index: Index | None = None
+        for position in range(start, end):
+            op = ops[position]
+            if op.id is not None or op.error is not None or op.source is None or op.action not in _APPENDS:
+                return position
+            if index is None or op.index != index.name:  # a bulk's actions mostly share one index
+                index = self.catalog.indices.get(op.index or "")
+                if index is None:
+                    return position
+                self.touched[index.name] = index
+                tree, width = index.tree, 4 + len(index.columns)
+            row: list[Any] = [None] * width
+            if not fill_row(op.source, tree, row):
+                return position
+            op.id, op.auto_id = self._new_id(), True
+            items.append(self._store(op, index, op.id, row, op.raw if op.raw is not None else dumps(op.source),
+                                     None, 1))
+        return end
 
     def _store(self, op: BulkOp, index: Index, doc_id: str, row: list[Any], source: bytes,
                state: Current | None, version: int) -> dict[str, Any]:
@@ -509,7 +547,7 @@ class _WriteSession:
         seq_no = index.next_seq_no
         index.next_seq_no = seq_no + 1
         row[0], row[1], row[2], row[3] = doc_id, version, seq_no, source
-        self.pending.append((index, tuple(row)))
+        self.pending.append((index, row))
         if len(self.pending) >= _FLUSH_ROWS:
             self._start_flush()
         if not op.auto_id:
