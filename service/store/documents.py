@@ -88,6 +88,28 @@ class BulkOp:
     error: ServiceError | None = None  # a problem found while parsing the request
     auto_id: bool = False  # the id was generated here, so no earlier version can exist
     versioning: Versioning = NO_VERSIONING  # version, version_type, if_seq_no, if_primary_term
+    # Set by ``map_ahead``: the index tree ``source`` was mapped against, and the row it gave
+    # (None: ``fill_row`` could not map it whole).
+    row_tree: dict[str, Any] | None = None
+    row: list[Any] | None = None
+
+
+def map_ahead(ops: list[BulkOp], trees: dict[str | None, tuple[dict[str, Any], int]]) -> None:
+    """Fill the row of each index and create document with ``fill_row``, against ``trees``
+    (index name -> the index's tree and row width, as they were when the bulk arrived).
+
+    Run on a worker thread before the write transaction, so a bulk's mapping work overlaps
+    another bulk's SQLite writes and commit instead of waiting for them. It reads only the
+    snapshot: an index's tree is never changed once built, only replaced (with its columns),
+    so a row is used later only if its index still has that tree (``_WriteSession._row``)."""
+    for op in ops:
+        if op.source is None or op.error is not None or op.action not in _DOCUMENT_ACTIONS:
+            continue
+        snapshot = trees.get(op.index)
+        if snapshot is not None:
+            tree, width = snapshot
+            row: list[Any] = [None] * width
+            op.row_tree, op.row = tree, row if fill_row(op.source, tree, row) else None
 
 
 # --- the store ------------------------------------------------------------------------
@@ -159,6 +181,8 @@ class DocumentStore:
     async def bulk(self, ops: list[BulkOp]) -> list[dict[str, Any]]:
         """Apply every action in one transaction; return the per-item results in order.
         In the flood stage every action but ``delete`` fails with the block, item by item."""
+        if len(ops) >= _MAP_AHEAD_MIN:
+            await asyncio.to_thread(map_ahead, ops, self._trees(ops))
         if await self.db.flood_stage():
             block_writes(ops)
         grows = any(op.action != "delete" and op.error is None for op in ops)
@@ -178,6 +202,15 @@ class DocumentStore:
         except BaseException:
             await self.reload_catalog()
             raise
+
+    def _trees(self, ops: list[BulkOp]) -> dict[str | None, tuple[dict[str, Any], int]]:
+        """The tree and row width of each existing index the actions name (for ``map_ahead``)."""
+        out = {}
+        for name in {op.index for op in ops}:
+            index = self.catalog.indices.get(name or "")
+            if index is not None:
+                out[name] = index.tree, 4 + len(index.columns)
+        return out
 
     async def get(self, index: Index, doc_id: str, version: int = MATCH_ANY,
                   version_type: VersionType = VersionType.INTERNAL) -> tuple[int, int, bytes] | None:
@@ -327,7 +360,8 @@ _MISSING = object()
 _FLUSH_ROWS = 1000
 _YIELD_EVERY = 256  # actions applied between turns of the event loop
 _ID_BLOCK = 256  # ids generated at a time
-_APPENDS = ("index", "create")  # the actions that may take a generated id
+_MAP_AHEAD_MIN = 64  # actions in a bulk worth a turn on a worker thread for map_ahead
+_DOCUMENT_ACTIONS = ("index", "create")  # the actions whose source is a document to store
 
 
 class _WriteSession:
@@ -499,8 +533,8 @@ class _WriteSession:
     async def _write(self, op: BulkOp, index: Index, doc_id: str, doc: dict[str, Any], raw: bytes | None,
                      state: Current | None, version: int) -> dict[str, Any]:
         """Store ``doc`` as ``version`` (already checked against ``state``, the id's current state)."""
-        row: list[Any] = [None] * (4 + len(index.columns))
-        if not fill_row(doc, index.tree, row):
+        row = self._row(op, index, doc)
+        if row is None:
             parser = self.parsers.get(index.name)
             if parser is None or parser.index is not index:
                 parser = self.parsers[index.name] = DocumentParser(index)
@@ -525,21 +559,32 @@ class _WriteSession:
         index: Index | None = None
         for position in range(start, end):
             op = ops[position]
-            if op.id is not None or op.error is not None or op.source is None or op.action not in _APPENDS:
+            if op.id is not None or op.error is not None or op.source is None:
+                return position
+            if op.action not in _DOCUMENT_ACTIONS:
                 return position
             if index is None or op.index != index.name:  # a bulk's actions mostly share one index
                 index = self.catalog.indices.get(op.index or "")
                 if index is None:
                     return position
                 self.touched[index.name] = index
-                tree, width = index.tree, 4 + len(index.columns)
-            row: list[Any] = [None] * width
-            if not fill_row(op.source, tree, row):
+            row = self._row(op, index, op.source)
+            if row is None:
                 return position
             op.id, op.auto_id = self._new_id(), True
             items.append(self._store(op, index, op.id, row, op.raw if op.raw is not None else dumps(op.source),
                                      None, 1))
         return end
+
+    @staticmethod
+    def _row(op: BulkOp, index: Index, doc: dict[str, Any]) -> list[Any] | None:
+        """``doc``'s row if ``fill_row`` maps it whole, else None: the one ``map_ahead`` found
+        while the index still has the tree it was mapped against (no column has come or gone
+        since: columns change only with a rebuild, which replaces the tree), else filled now."""
+        if doc is op.source and op.row_tree is index.tree:
+            return op.row
+        row: list[Any] = [None] * (4 + len(index.columns))
+        return row if fill_row(doc, index.tree, row) else None
 
     def _store(self, op: BulkOp, index: Index, doc_id: str, row: list[Any], source: bytes,
                state: Current | None, version: int) -> dict[str, Any]:
