@@ -73,11 +73,11 @@ async def test_rows_mapped_ahead_of_a_mapping_change_are_mapped_again(es: AsyncE
 
     ops = mapped_now([BulkOp("index", "m", None, source={"a": i}, raw=b'{"a":%d}' % i) for i in range(3)])
     await es.indices.put_mapping(index="m", properties={"b": {"type": "keyword"}})
-    assert [next(iter(item.values()))["status"] for item in await store.bulk(ops)] == [201] * 3
+    assert [next(iter(item.values()))["status"] for item in (await store.bulk(ops)).items] == [201] * 3
     ops = mapped_now([BulkOp("index", "m", str(i), source={"a": i}, raw=b'{"a":%d}' % i) for i in range(3)])
     await es.indices.delete(index="m")
     await es.indices.create(index="m", mappings={"properties": {"z": {"type": "keyword"}, "a": {"type": "long"}}})
-    assert [next(iter(item.values()))["status"] for item in await store.bulk(ops)] == [201] * 3
+    assert [next(iter(item.values()))["status"] for item in (await store.bulk(ops)).items] == [201] * 3
     got = await es.esql.query(query="FROM m | SORT a | KEEP a, z | LIMIT 10")
     assert got["values"] == [[0, None], [1, None], [2, None]]
 

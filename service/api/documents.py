@@ -503,10 +503,9 @@ async def bulk(request: web.Request) -> web.Response:
     # keeps answering (the GIL passes between them every few milliseconds).
     ops = await asyncio.to_thread(parse_bulk, body, request.match_info.get("index"),
                                   query_bool(request.query, "require_alias", False))
-    items = await request.app[keys.DOCUMENTS].bulk(ops)
-    errors = any("error" in next(iter(item.values())) for item in items)
+    result = await request.app[keys.DOCUMENTS].bulk(ops)
     took = int((time.perf_counter() - started) * 1000)
-    return respond(request, {"errors": errors, "took": took, "items": items})
+    return respond(request, {"errors": result.errors, "took": took, "items": result.items})
 
 
 def _location(index: str, doc_id: str) -> str:
@@ -519,7 +518,7 @@ async def _single(request: web.Request, op: BulkOp) -> web.Response:
     problems = _problems(op)
     if problems:
         raise ValidationError(*problems)
-    (item,) = await request.app[keys.DOCUMENTS].bulk([op])
+    (item,) = (await request.app[keys.DOCUMENTS].bulk([op])).items
     result = dict(next(iter(item.values())))
     status = result.pop("status")
     if "error" in result:  # raised, so it is rendered as every error is: never filtered

@@ -23,7 +23,7 @@ import itertools
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, NamedTuple, Sequence
 
 import aiosqlite
 import orjson
@@ -112,6 +112,13 @@ def map_ahead(ops: list[BulkOp], trees: dict[str | None, tuple[dict[str, Any], i
             op.row_tree, op.row = tree, row if fill_row(op.source, tree, row) else None
 
 
+class BulkResult(NamedTuple):
+    """The items of a bulk, in order, and whether any failed (the response's ``errors``)."""
+
+    items: list[dict[str, Any]]
+    errors: bool
+
+
 # --- the store ------------------------------------------------------------------------
 
 
@@ -178,7 +185,7 @@ class DocumentStore:
             await self.reload_catalog()
             raise
 
-    async def bulk(self, ops: list[BulkOp]) -> list[dict[str, Any]]:
+    async def bulk(self, ops: list[BulkOp]) -> BulkResult:
         """Apply every action in one transaction; return the per-item results in order.
         In the flood stage every action but ``delete`` fails with the block, item by item."""
         if len(ops) >= _MAP_AHEAD_MIN:
@@ -198,7 +205,7 @@ class DocumentStore:
                     raise
             # Committed: only now may its deletes count as tombstones.
             self.tombstones.record(session.changes)
-            return items
+            return BulkResult(items, session.errors)
         except BaseException:
             await self.reload_catalog()
             raise
@@ -387,6 +394,7 @@ class _WriteSession:
         self.touched: dict[str, Index] = {}
         self.parsers: dict[str, DocumentParser] = {}
         self.ids: list[str] = []  # generated ids not yet handed out, the next one last
+        self.errors = False  # whether an item failed (only ``apply`` answers failures)
 
     async def prefetch(self, ops: list[BulkOp]) -> None:
         """Load the versions of every explicit id in one query per index and chunk."""
@@ -448,7 +456,10 @@ class _WriteSession:
             while done < end:
                 done = self.apply_mapped(ops, done, end, items)
                 if done < end:
-                    items.append(await self.apply(ops[done]))
+                    op = ops[done]
+                    item = await self.apply(op)
+                    self.errors = self.errors or "error" in item[op.action]
+                    items.append(item)
                     done += 1
             await asyncio.sleep(0)
         return items
