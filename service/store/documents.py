@@ -593,7 +593,10 @@ class _WriteSession:
         while the index still has the tree it was mapped against (no column has come or gone
         since: columns change only with a rebuild, which replaces the tree), else filled now."""
         if doc is op.source and op.row_tree is index.tree:
-            return op.row
+            row = op.row
+            if row is not None:  # handed over once, so that it lives no longer than its flush
+                op.row_tree = op.row = None
+            return row
         row: list[Any] = [None] * (4 + len(index.columns))
         return row if fill_row(doc, index.tree, row) else None
 
