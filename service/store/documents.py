@@ -579,12 +579,18 @@ class _WriteSession:
                 if index is None:
                     return position
                 self.touched[index.name] = index
+                # The item of a new document with a generated id: only _id and _seq_no vary.
+                created = {"_index": index.name, "_id": None, "_version": 1, "result": "created", "_shards": SHARDS,
+                           "_seq_no": None, "_primary_term": PRIMARY_TERM, "status": 201}
             row = self._row(op, index, op.source)
             if row is None:
                 return position
-            op.id, op.auto_id = self._new_id(), True
-            items.append(self._store(op, index, op.id, row, op.raw if op.raw is not None else dumps(op.source),
-                                     None, 1))
+            op.id = doc_id = self._new_id()
+            op.auto_id = True
+            item = created.copy()
+            item["_id"] = doc_id
+            item["_seq_no"] = self._queue(index, doc_id, row, op.raw if op.raw is not None else dumps(op.source), 1)
+            items.append({op.action: item})
         return end
 
     @staticmethod
@@ -600,15 +606,20 @@ class _WriteSession:
         row: list[Any] = [None] * (4 + len(index.columns))
         return row if fill_row(doc, index.tree, row) else None
 
-    def _store(self, op: BulkOp, index: Index, doc_id: str, row: list[Any], source: bytes,
-               state: Current | None, version: int) -> dict[str, Any]:
-        """Queue the row (its field columns filled) and answer the item."""
+    def _queue(self, index: Index, doc_id: str, row: list[Any], source: bytes, version: int) -> int:
+        """Queue the row (its field columns filled) under the index's next seq_no, returned."""
         seq_no = index.next_seq_no
         index.next_seq_no = seq_no + 1
         row[0], row[1], row[2], row[3] = doc_id, version, seq_no, source
         self.pending.append((index, row))
         if len(self.pending) >= _FLUSH_ROWS:
             self._start_flush()
+        return seq_no
+
+    def _store(self, op: BulkOp, index: Index, doc_id: str, row: list[Any], source: bytes,
+               state: Current | None, version: int) -> dict[str, Any]:
+        """Queue the row (its field columns filled) and answer the item."""
+        seq_no = self._queue(index, doc_id, row, source, version)
         if not op.auto_id:
             self._remember(index, doc_id, state, Current(version, seq_no))
             self.sources[(index.name, doc_id)] = source
