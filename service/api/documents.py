@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -175,15 +175,40 @@ def _json_failure(exc: orjson.JSONDecodeError) -> ServiceError:
 
 def _source_of(raw: bytes) -> tuple[dict[str, Any] | None, ServiceError | None]:
     """An index/create document line: the document, or the error its item fails with."""
-    if not raw.strip():
-        return None, DocumentError("[0:0] failed to parse, document is empty")
     try:
         source = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if not raw.strip():
+            return None, DocumentError("[0:0] failed to parse, document is empty")
         return None, too_deep_document() if too_deep(exc) else _doc_failure(1, raw)
-    if not isinstance(source, dict):
+    if type(source) is not dict:
         return None, _doc_failure(1, raw)
     return source, None  # a document nested over 1000 levels is refused by the store's parser
+
+
+@dataclass(slots=True)
+class _ActionLine:
+    """An action line as read the first time it appears: bulk bodies repeat the same line
+    (``{"index":{}}``) thousands of times, and all that the line alone decides is decided once."""
+
+    action: str  # op_type applied
+    meta: dict[str, Any]
+    index: str | None
+    id: str | None
+    versioning: Versioning
+    retry_on_conflict: int
+    # An index or create whose every check but its document's has passed once: each later
+    # action of the line passes them too (they read only the line), so they are skipped.
+    plain: bool = False
+
+
+def _read_action(line: bytes, line_no: int, default_index: str | None) -> _ActionLine:
+    action, meta = _parse_action(line, line_no)
+    versioning, retry_on_conflict = _meta_versioning(meta, line_no)
+    if action == "index" and meta.get("op_type") == "create":
+        action = "create"
+    return _ActionLine(action, meta, meta.get("_index", default_index), meta.get("_id"), versioning,
+                       retry_on_conflict)
 
 
 def parse_bulk(body: bytes, default_index: str | None, require_alias: bool = False) -> list[BulkOp]:
@@ -199,58 +224,71 @@ def parse_bulk(body: bytes, default_index: str | None, require_alias: bool = Fal
     if not body.endswith(b"\n"):
         raise BadRequest("The bulk request must be terminated by a newline [\\n]")
     lines = body.split(b"\n")
+    last = len(lines) - 1  # lines[last] is the empty text after the final newline
     ops: list[BulkOp] = []
     problems: list[str] = []
-    # Bulk bodies repeat the same action line ({"index":{}}) thousands of times.
-    seen_actions: dict[bytes, tuple[str, dict[str, Any]]] = {}
+    seen: dict[bytes, _ActionLine] = {}
     i = 0
     while i < len(lines):
         line = lines[i]
         i += 1
-        if not line.strip():
-            continue
-        line_no = i
-        parsed = seen_actions.get(line)
-        if parsed is None:
-            parsed = _parse_action(line, line_no)
-            if len(seen_actions) < 64:
-                seen_actions[line] = parsed
-        action, meta = parsed
-        versioning, retry_on_conflict = _meta_versioning(meta, line_no)
-        if action == "index" and meta.get("op_type") == "create":
-            action = "create"
-        op = BulkOp(action, meta.get("_index", default_index), meta.get("_id"), versioning=versioning)
-        if action != "delete":
-            if i >= len(lines) - 1:
+        entry = seen.get(line)
+        if entry is None:
+            if not line.strip():
+                continue
+            entry = _read_action(line, i, default_index)
+            if len(seen) < 64:
+                seen[line] = entry
+        raw = None
+        if entry.action != "delete":
+            if i >= last:
                 break  # no document line follows: ES drops the action
             raw = lines[i]
             i += 1
             if raw.endswith(b"\r"):
                 raw = raw[:-1]  # as ES trims a carriage return before the newline
-            if action == "update":
-                if versioning.version != MATCH_ANY or versioning.version_type is not VersionType.INTERNAL:
-                    raise BadRequest("Update requests do not support versioning. "
-                                     "Please use `if_seq_no` and `if_primary_term` instead")
-                op.source = parse_update_body(raw, bulk=True)
-                op.versioning = _body_cas(op.source, versioning, raw)
-                if op.source.get("script") is not None:
-                    op.error = BadRequest("scripted updates are not supported")
-            else:
-                op.source, op.error = _source_of(raw)
-                op.raw = raw if op.error is None else None
+            if entry.plain:
+                source, error = _source_of(raw)
+                ops.append(BulkOp(entry.action, entry.index, entry.id, source, raw if error is None else None,
+                                  error, versioning=entry.versioning))
+                continue
+        op = BulkOp(entry.action, entry.index, entry.id, versioning=entry.versioning)
+        if raw is not None:
+            _read_document(op, raw)
         op.versioning.checked()
-        if op.id == "" and action in ("index", "create"):
+        if op.id == "" and op.action in ("index", "create"):
             op.error = BadRequest("if _id is specified it must not be empty")
-        if op.index and meta.get("require_alias", require_alias) and op.error is None:
+        alias_error = bool(op.index and entry.meta.get("require_alias", require_alias))
+        if alias_error and op.error is None:
             op.error = _not_an_alias(op.index)  # there are no aliases: such an item always fails
-        problems.extend(_problems(op))
-        problems.extend(p for p in _validate(op, retry_on_conflict) if p not in problems)
+        found = _problems(op)
+        validated = _validate(op, entry.retry_on_conflict)
+        problems.extend(found)
+        problems.extend(p for p in validated if p not in problems)
+        if op.action in ("index", "create"):
+            entry.plain = not (found or validated or alias_error or op.id == "")
         ops.append(op)
     if not ops:
         problems.append("no requests added")
     if problems:
         raise ValidationError(*problems)
     return ops
+
+
+def _read_document(op: BulkOp, raw: bytes) -> None:
+    """The line after an index, create or update action: its document or update body."""
+    if op.action == "update":
+        versioning = op.versioning
+        if versioning.version != MATCH_ANY or versioning.version_type is not VersionType.INTERNAL:
+            raise BadRequest("Update requests do not support versioning. "
+                             "Please use `if_seq_no` and `if_primary_term` instead")
+        op.source = parse_update_body(raw, bulk=True)
+        op.versioning = _body_cas(op.source, versioning, raw)
+        if op.source.get("script") is not None:
+            op.error = BadRequest("scripted updates are not supported")
+    else:
+        op.source, op.error = _source_of(raw)
+        op.raw = raw if op.error is None else None
 
 
 def _problems(op: BulkOp) -> list[str]:
@@ -465,10 +503,9 @@ async def bulk(request: web.Request) -> web.Response:
     # keeps answering (the GIL passes between them every few milliseconds).
     ops = await asyncio.to_thread(parse_bulk, body, request.match_info.get("index"),
                                   query_bool(request.query, "require_alias", False))
-    items = await request.app[keys.DOCUMENTS].bulk(ops)
-    errors = any("error" in next(iter(item.values())) for item in items)
+    result = await request.app[keys.DOCUMENTS].bulk(ops)
     took = int((time.perf_counter() - started) * 1000)
-    return respond(request, {"errors": errors, "took": took, "items": items})
+    return respond(request, {"errors": result.errors, "took": took, "items": result.items})
 
 
 def _location(index: str, doc_id: str) -> str:
@@ -481,7 +518,7 @@ async def _single(request: web.Request, op: BulkOp) -> web.Response:
     problems = _problems(op)
     if problems:
         raise ValidationError(*problems)
-    (item,) = await request.app[keys.DOCUMENTS].bulk([op])
+    (item,) = (await request.app[keys.DOCUMENTS].bulk([op])).items
     result = dict(next(iter(item.values())))
     status = result.pop("status")
     if "error" in result:  # raised, so it is rendered as every error is: never filtered

@@ -68,19 +68,25 @@ def _to_epoch_nanos(y: int, mo: int, d: int, h: int, mi: int, s: int, nanos: int
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_ONE_MICRO = timedelta(microseconds=1)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def printed_millis(text: str) -> int | None:
+    """Epoch ms of a date in the shape ES itself prints (``yyyy-MM-ddTHH:mm:ss.SSSZ``, what most
+    clients send too), parsed in C; None for any other text, which the full parser reads."""
+    if len(text) == 24 and text[10] == "T" and text[23] == "Z" and text[19] == ".":
+        try:
+            return (datetime.fromisoformat(text) - _EPOCH) // _ONE_MS
+        except ValueError:
+            return None
+    return None
 
 
 def parse_iso_nanos(text: str) -> int:
     """``strict_date_optional_time`` to epoch nanoseconds; ValueError when it does not match."""
-    if len(text) == 24 and text[10] == "T" and text[23] == "Z" and text[19] == ".":
-        # The shape ES itself prints (yyyy-MM-ddTHH:mm:ss.SSSZ): parsed in C.
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            pass
-        else:
-            return (parsed - _EPOCH) // _ONE_MICRO * 1000
+    ms = printed_millis(text)
+    if ms is not None:
+        return ms * 1_000_000
     m = _ISO.match(text)
     if not m:
         raise ValueError(f"failed to parse date field [{text}]")
@@ -209,6 +215,12 @@ _NAMED: dict[str, Callable[[str], int]] = {
     "strict_year_month_day": _compile_java("yyyy-MM-dd"),
     "year_month_day": _compile_java("yyyy-MM-dd"),
 }
+
+
+def iso_first(fmt: str | None) -> bool:
+    """Whether ``fmt`` tries an ISO-8601 format first: then a text that ``printed_millis``
+    reads is that date, whatever the format's other alternatives."""
+    return _NAMED.get((fmt or DEFAULT_FORMAT).split("||")[0].strip()) is parse_iso_nanos
 
 
 @lru_cache(maxsize=256)

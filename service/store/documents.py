@@ -23,7 +23,7 @@ import itertools
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, NamedTuple, Sequence
 
 import aiosqlite
 import orjson
@@ -51,18 +51,29 @@ def new_uuid() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
 
 
-_ID_NODE = secrets.token_bytes(6)
+def _b64(raw: bytes) -> str:
+    """URL-safe base64 (``base64.urlsafe_b64encode``'s alphabet, without its two calls)."""
+    return binascii.b2a_base64(raw, newline=False).translate(_URL_SAFE).decode()
+
+
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+_ID_NODE = _b64(secrets.token_bytes(6))
 _ID_SEQUENCE = itertools.count(secrets.randbelow(1 << 24))
+_B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# Base64 turns each 3 bytes into 4 characters of their own: a 12-bit half of the 3-byte
+# sequence number is 2 characters, looked up here.
+_B64_PAIRS = [a + b for a in _B64_ALPHABET for b in _B64_ALPHABET]
 
 
-def auto_id() -> str:
-    """A 20-character URL-safe id like Elasticsearch's: time first, so ids arrive in
-    order and inserts into the ``_id`` index stay at its right edge."""
-    raw = (time.time_ns() // 1_000_000).to_bytes(6, "big") + (next(_ID_SEQUENCE) & 0xFFFFFF).to_bytes(3, "big")
-    return binascii.b2a_base64(raw + _ID_NODE, newline=False).translate(_URL_SAFE).decode()
-
-
-_URL_SAFE = bytes.maketrans(b"+/", b"-_")  # base64.urlsafe_b64encode's alphabet, without its two calls
+def auto_ids(n: int) -> list[str]:
+    """``n`` 20-character URL-safe ids like Elasticsearch's generated ones: 6 bytes of time
+    first, so ids arrive in order and inserts into the ``_id`` index stay at its right edge,
+    then a 3-byte sequence number and 6 bytes naming this process. Each part is a whole
+    number of base64 groups, so the time and node parts are encoded once for all ``n``."""
+    head = _b64((time.time_ns() // 1_000_000).to_bytes(6, "big"))
+    pairs = _B64_PAIRS
+    return [f"{head}{pairs[(seq >> 12) & 0xFFF]}{pairs[seq & 0xFFF]}{_ID_NODE}"
+            for seq in itertools.islice(_ID_SEQUENCE, n)]
 
 
 @dataclass(slots=True)
@@ -77,6 +88,35 @@ class BulkOp:
     error: ServiceError | None = None  # a problem found while parsing the request
     auto_id: bool = False  # the id was generated here, so no earlier version can exist
     versioning: Versioning = NO_VERSIONING  # version, version_type, if_seq_no, if_primary_term
+    # Set by ``map_ahead``: the index tree ``source`` was mapped against, and the row it gave
+    # (None: ``fill_row`` could not map it whole).
+    row_tree: dict[str, Any] | None = None
+    row: list[Any] | None = None
+
+
+def map_ahead(ops: list[BulkOp], trees: dict[str | None, tuple[dict[str, Any], int]]) -> None:
+    """Fill the row of each index and create document with ``fill_row``, against ``trees``
+    (index name -> the index's tree and row width, as they were when the bulk arrived).
+
+    Run on a worker thread before the write transaction, so a bulk's mapping work overlaps
+    another bulk's SQLite writes and commit instead of waiting for them. It reads only the
+    snapshot: an index's tree is never changed once built, only replaced (with its columns),
+    so a row is used later only if its index still has that tree (``_WriteSession._row``)."""
+    for op in ops:
+        if op.source is None or op.error is not None or op.action not in _DOCUMENT_ACTIONS:
+            continue
+        snapshot = trees.get(op.index)
+        if snapshot is not None:
+            tree, width = snapshot
+            row: list[Any] = [None] * width
+            op.row_tree, op.row = tree, row if fill_row(op.source, tree, row) else None
+
+
+class BulkResult(NamedTuple):
+    """The items of a bulk, in order, and whether any failed (the response's ``errors``)."""
+
+    items: list[dict[str, Any]]
+    errors: bool
 
 
 # --- the store ------------------------------------------------------------------------
@@ -145,9 +185,11 @@ class DocumentStore:
             await self.reload_catalog()
             raise
 
-    async def bulk(self, ops: list[BulkOp]) -> list[dict[str, Any]]:
+    async def bulk(self, ops: list[BulkOp]) -> BulkResult:
         """Apply every action in one transaction; return the per-item results in order.
         In the flood stage every action but ``delete`` fails with the block, item by item."""
+        if len(ops) >= _MAP_AHEAD_MIN:
+            await asyncio.to_thread(map_ahead, ops, self._trees(ops))
         if await self.db.flood_stage():
             block_writes(ops)
         grows = any(op.action != "delete" and op.error is None for op in ops)
@@ -156,22 +198,26 @@ class DocumentStore:
                 session = _WriteSession(conn, self.catalog, self.tombstones)
                 try:
                     await session.prefetch(ops)
-                    items = []
-                    for n, op in enumerate(ops, 1):
-                        item = session.apply_mapped(op)
-                        items.append(item if item is not None else await session.apply(op))
-                        if n % _YIELD_EVERY == 0:  # a huge bulk must not hold the event loop
-                            await asyncio.sleep(0)
+                    items = await session.apply_all(ops)
                     await session.finish()
                 except BaseException:
                     await asyncio.shield(session.abandon())
                     raise
             # Committed: only now may its deletes count as tombstones.
             self.tombstones.record(session.changes)
-            return items
+            return BulkResult(items, session.errors)
         except BaseException:
             await self.reload_catalog()
             raise
+
+    def _trees(self, ops: list[BulkOp]) -> dict[str | None, tuple[dict[str, Any], int]]:
+        """The tree and row width of each existing index the actions name (for ``map_ahead``)."""
+        out = {}
+        for name in {op.index for op in ops}:
+            index = self.catalog.indices.get(name or "")
+            if index is not None:
+                out[name] = index.tree, 4 + len(index.columns)
+        return out
 
     async def get(self, index: Index, doc_id: str, version: int = MATCH_ANY,
                   version_type: VersionType = VersionType.INTERNAL) -> tuple[int, int, bytes] | None:
@@ -320,6 +366,9 @@ def _upserts(body: dict[str, Any] | None) -> bool:
 _MISSING = object()
 _FLUSH_ROWS = 1000
 _YIELD_EVERY = 256  # actions applied between turns of the event loop
+_ID_BLOCK = 256  # ids generated at a time
+_MAP_AHEAD_MIN = 64  # actions in a bulk worth a turn on a worker thread for map_ahead
+_DOCUMENT_ACTIONS = ("index", "create")  # the actions whose source is a document to store
 
 
 class _WriteSession:
@@ -332,7 +381,7 @@ class _WriteSession:
         # Statements to run, in order: an index's upserts (batched by ``Index.upserts``) or
         # SQL; runs of the same one (the same object) go to one executemany. New columns are
         # added only after a flush, so every row pending for an index has its current columns.
-        self.pending: list[tuple[Index | str, tuple[Any, ...]]] = []
+        self.pending: list[tuple[Index | str, Sequence[Any]]] = []
         # Statements handed to the connection's thread but not yet awaited: aiosqlite runs
         # them in order, so parsing the next documents overlaps SQLite writing these.
         self.inflight: list[asyncio.Future[Any]] = []
@@ -344,6 +393,8 @@ class _WriteSession:
         self.changes: dict[tuple[str, str], Current] = {}
         self.touched: dict[str, Index] = {}
         self.parsers: dict[str, DocumentParser] = {}
+        self.ids: list[str] = []  # generated ids not yet handed out, the next one last
+        self.errors = False  # whether an item failed (only ``apply`` answers failures)
 
     async def prefetch(self, ops: list[BulkOp]) -> None:
         """Load the versions of every explicit id in one query per index and chunk."""
@@ -394,10 +445,34 @@ class _WriteSession:
             (source,) = await cur.fetchone()  # type: ignore[misc]
         return bytes(source)
 
+    async def apply_all(self, ops: list[BulkOp]) -> list[dict[str, Any]]:
+        """Every action's item, in order: runs of the common action through ``apply_mapped``,
+        the others one by one through ``apply``. The event loop gets a turn every
+        ``_YIELD_EVERY`` actions: a huge bulk must not hold it."""
+        items: list[dict[str, Any]] = []
+        done = 0
+        while done < len(ops):
+            end = min(len(ops), done + _YIELD_EVERY)
+            while done < end:
+                done = self.apply_mapped(ops, done, end, items)
+                if done < end:
+                    op = ops[done]
+                    item = await self.apply(op)
+                    self.errors = self.errors or "error" in item[op.action]
+                    items.append(item)
+                    done += 1
+            await asyncio.sleep(0)
+        return items
+
+    def _new_id(self) -> str:
+        if not self.ids:
+            self.ids = auto_ids(_ID_BLOCK)[::-1]
+        return self.ids.pop()
+
     async def apply(self, op: BulkOp) -> dict[str, Any]:
         name = op.index or ""
         if op.id is None and op.action in ("index", "create"):
-            op.id, op.auto_id = auto_id(), True
+            op.id, op.auto_id = self._new_id(), True
         index = self.catalog.indices.get(name)
         if op.error is not None:  # found while parsing: only a bad document is the shard's error
             return _error_item(op, index, name, op.id, op.error,
@@ -469,8 +544,8 @@ class _WriteSession:
     async def _write(self, op: BulkOp, index: Index, doc_id: str, doc: dict[str, Any], raw: bytes | None,
                      state: Current | None, version: int) -> dict[str, Any]:
         """Store ``doc`` as ``version`` (already checked against ``state``, the id's current state)."""
-        row: list[Any] = [None] * (4 + len(index.columns))
-        if not fill_row(doc, index.tree, row):
+        row = self._row(op, index, doc)
+        if row is None:
             parser = self.parsers.get(index.name)
             if parser is None or parser.index is not index:
                 parser = self.parsers[index.name] = DocumentParser(index)
@@ -487,31 +562,64 @@ class _WriteSession:
                         index.multi_valued.add(path)
         return self._store(op, index, doc_id, row, raw if raw is not None else dumps(doc), state, version)
 
-    def apply_mapped(self, op: BulkOp) -> dict[str, Any] | None:
-        """The common action without a turn through coroutines: an index or create with a
-        generated id (no version to check) into an existing index, whose document ``fill_row``
-        maps whole. None: the action needs ``apply``."""
-        if op.id is not None or op.error is not None or op.source is None or op.action not in ("index", "create"):
-            return None
-        index = self.catalog.indices.get(op.index or "")
-        if index is None:
-            return None
+    def apply_mapped(self, ops: list[BulkOp], start: int, end: int, items: list[dict[str, Any]]) -> int:
+        """Apply ``ops[start:end]`` without a turn through coroutines while each is the common
+        action, an index or create with a generated id (no version to check) into an existing
+        index whose document ``fill_row`` maps whole, appending their items. Return where it
+        stopped: the position of the first action that needs ``apply``, or ``end``."""
+        index: Index | None = None
+        for position in range(start, end):
+            op = ops[position]
+            if op.id is not None or op.error is not None or op.source is None:
+                return position
+            if op.action not in _DOCUMENT_ACTIONS:
+                return position
+            if index is None or op.index != index.name:  # a bulk's actions mostly share one index
+                index = self.catalog.indices.get(op.index or "")
+                if index is None:
+                    return position
+                self.touched[index.name] = index
+                # The item of a new document with a generated id: only _id and _seq_no vary.
+                created = {"_index": index.name, "_id": None, "_version": 1, "result": "created", "_shards": SHARDS,
+                           "_seq_no": None, "_primary_term": PRIMARY_TERM, "status": 201}
+            row = self._row(op, index, op.source)
+            if row is None:
+                return position
+            op.id = doc_id = self._new_id()
+            op.auto_id = True
+            item = created.copy()
+            item["_id"] = doc_id
+            item["_seq_no"] = self._queue(index, doc_id, row, op.raw if op.raw is not None else dumps(op.source), 1)
+            items.append({op.action: item})
+        return end
+
+    @staticmethod
+    def _row(op: BulkOp, index: Index, doc: dict[str, Any]) -> list[Any] | None:
+        """``doc``'s row if ``fill_row`` maps it whole, else None: the one ``map_ahead`` found
+        while the index still has the tree it was mapped against (no column has come or gone
+        since: columns change only with a rebuild, which replaces the tree), else filled now."""
+        if doc is op.source and op.row_tree is index.tree:
+            row = op.row
+            if row is not None:  # handed over once, so that it lives no longer than its flush
+                op.row_tree = op.row = None
+            return row
         row: list[Any] = [None] * (4 + len(index.columns))
-        if not fill_row(op.source, index.tree, row):
-            return None
-        op.id, op.auto_id = auto_id(), True
-        self.touched[index.name] = index
-        return self._store(op, index, op.id, row, op.raw if op.raw is not None else dumps(op.source), None, 1)
+        return row if fill_row(doc, index.tree, row) else None
+
+    def _queue(self, index: Index, doc_id: str, row: list[Any], source: bytes, version: int) -> int:
+        """Queue the row (its field columns filled) under the index's next seq_no, returned."""
+        seq_no = index.next_seq_no
+        index.next_seq_no = seq_no + 1
+        row[0], row[1], row[2], row[3] = doc_id, version, seq_no, source
+        self.pending.append((index, row))
+        if len(self.pending) >= _FLUSH_ROWS:
+            self._start_flush()
+        return seq_no
 
     def _store(self, op: BulkOp, index: Index, doc_id: str, row: list[Any], source: bytes,
                state: Current | None, version: int) -> dict[str, Any]:
         """Queue the row (its field columns filled) and answer the item."""
-        seq_no = index.next_seq_no
-        index.next_seq_no = seq_no + 1
-        row[0], row[1], row[2], row[3] = doc_id, version, seq_no, source
-        self.pending.append((index, tuple(row)))
-        if len(self.pending) >= _FLUSH_ROWS:
-            self._start_flush()
+        seq_no = self._queue(index, doc_id, row, source, version)
         if not op.auto_id:
             self._remember(index, doc_id, state, Current(version, seq_no))
             self.sources[(index.name, doc_id)] = source
