@@ -315,6 +315,25 @@ async def test_tasks_api_shows_progress_and_cancels(logs: AsyncElasticsearch, ht
     assert result["error"] == failed["error"]
 
 
+async def test_a_shutdown_fails_unfinished_tasks_keeping_their_rows(logs: AsyncElasticsearch, http,
+                                                                    slower: None) -> None:
+    limits = Limits(LIMITS.keep_alive_ms, max_running=1, max_tasks=100)
+    running = await start(http, "FROM logs | KEEP bytes | LIMIT 10000", limits)
+    pending = await start(http, STATS, limits)
+    for _ in range(200):
+        if (await get(http, f"status/{running}"))["rowCount"] > 0:
+            break
+        await asyncio.sleep(0.05)
+    await http.app[keys.SEARCHES].shutdown(timeout_s=10)
+    for task_id in (running, pending):
+        status = await get(http, f"status/{task_id}")
+        assert status["status"] == "FAILED" and status["partial"] is True
+        assert status["error"]["reason"] == "the service stopped while this task was running; the results are partial"
+    kept = await get(http, f"response/{running}")
+    assert 0 < kept["total"] < 10000 and len(kept["events"]) == kept["total"]
+    assert (await get(http, f"status/{pending}"))["startedAt"] is None
+
+
 @needs_sml
 async def test_a_restart_reports_running_tasks_failed_and_keeps_finished_ones(server_process, tmp_path: Path) -> None:
     client = server_process.start(slice_pause_s=0.2)

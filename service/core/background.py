@@ -45,6 +45,10 @@ SHUTDOWN_FAILURE = {"type": "node_closed_exception",
                     "reason": "the service stopped while this task was running; the results are partial"}
 
 
+Line = tuple[str, str, int | None]  # a log line to write: level, message, pipeline command
+EndLines = Callable[[dict[str, Any]], list[Line]]  # the lines a finished job's frame gives
+
+
 class NotFinished(ServiceError):
     status = 409
     type = "status_exception"
@@ -66,7 +70,7 @@ class _Live:
     owner: str
     search: Search
     limits: Limits
-    end_lines: Callable[[dict[str, Any]], list[tuple[str, str, int | None]]]
+    end_lines: EndLines
     stopped: bool = False  # by its owner (``stop``), not by the service
     started_ms: int | None = None
 
@@ -77,7 +81,6 @@ class TaskView:
 
     record: StoredTask
     frame: dict[str, Any] = field(default_factory=dict)
-    running_rows: int | None = None  # rows stored so far, while it runs
 
     @property
     def state(self) -> State:
@@ -98,8 +101,8 @@ class BackgroundTasks:
 
     # --- create -------------------------------------------------------------------------
     async def create(self, job: Job, owner: str, headers: dict[str, str], limits: Limits, request: dict[str, Any],
-                     lines: list[tuple[str, str, int | None]],
-                     end_lines: Callable[[dict[str, Any]], list[tuple[str, str, int | None]]] = lambda frame: []
+                     lines: list[Line],
+                     end_lines: EndLines = lambda frame: []
                      ) -> TaskView:
         """Store a new task running ``job`` for ``owner`` and start it (or queue it, PENDING):
         ``request`` is shown back by ``get``; ``lines`` are its first log lines after the
@@ -109,7 +112,7 @@ class BackgroundTasks:
         search = await self.searches.start(job, headers, hooks)
         return await self.get(search.id, owner)
 
-    def _lines(self, lines: list[tuple[str, str, int | None]]) -> list[LogLine]:
+    def _lines(self, lines: list[Line]) -> list[LogLine]:
         now = self.now_ms()
         return [LogLine(now, level, message, command) for level, message, command in lines]
 
@@ -171,7 +174,7 @@ class BackgroundTasks:
         search = live.search
         record.progress = _progress(search)
         record.row_count = search.stored_rows
-        return TaskView(record, dict(search.frame or {}), search.stored_rows)
+        return TaskView(record, dict(search.frame or {}))
 
     async def frame(self, view: TaskView) -> dict[str, Any]:
         """The job's frame: as the job last sent it while the task runs, else as stored."""
@@ -270,8 +273,8 @@ class _Hooks:
     """One task's part in its search's lifecycle (``searches.Hooks``)."""
 
     def __init__(self, tasks: BackgroundTasks, owner: str, limits: Limits, request: dict[str, Any],
-                 lines: list[tuple[str, str, int | None]],
-                 end_lines: Callable[[dict[str, Any]], list[tuple[str, str, int | None]]]) -> None:
+                 lines: list[Line],
+                 end_lines: EndLines) -> None:
         self.tasks = tasks
         self.owner = owner
         self.limits = limits
