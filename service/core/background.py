@@ -23,6 +23,7 @@ import structlog
 from ..errors import ServiceError
 from ..store.background import BackgroundStore, LogLine, StoredTask
 from ..store.dates import format_millis
+from .queries import ROW_BATCH, Batches
 from .runner import Job
 from .searches import AsyncSearches, Search, SearchNotFound
 
@@ -184,7 +185,16 @@ class BackgroundTasks:
         return (stored.response if stored else None) or {}
 
     async def rows(self, task_id: str, start: int, stop: int) -> list[list[Any]]:
+        """Stored rows ``[start, stop)``, read from disk (clamped to those stored so far)."""
         return await self.searches.store.rows(task_id, start, stop)
+
+    def all_rows(self, task_id: str) -> Batches:
+        """Every stored row, batch by batch from disk, for an export of the whole result."""
+        return lambda: self.searches.store.iter_rows(task_id, ROW_BATCH)
+
+    async def log(self, task_id: str, lines: list[Line]) -> None:
+        """Add log lines to a task (an export, say, logs itself)."""
+        await self.store.log(task_id, self._lines(lines))
 
     async def logs(self, task_id: str, owner: str) -> list[LogLine]:
         await self.get(task_id, owner)
@@ -209,7 +219,7 @@ class BackgroundTasks:
     async def _request_stop(self, live: _Live) -> None:
         if not live.stopped:
             live.stopped = True
-            await self.store.log(live.search.id, self._lines([("INFO", "stop requested by the owner", None)]))
+            await self.log(live.search.id, [("INFO", "stop requested by the owner", None)])
         live.search.control.stop()
         await self._notify()
 
@@ -296,8 +306,7 @@ class _Hooks:
             return False
         live.started_ms = tasks.now_ms()
         await tasks.store.start(search.id, live.started_ms)
-        await tasks.store.log(search.id, tasks._lines([("INFO", f"task started at {format_millis(live.started_ms)}",
-                                                          None)]))
+        await tasks.log(search.id, [("INFO", f"task started at {format_millis(live.started_ms)}", None)])
         return True
 
     async def after_run(self, search: Search) -> None:
