@@ -315,6 +315,17 @@ async def test_tasks_api_shows_progress_and_cancels(logs: AsyncElasticsearch, ht
     assert result["error"] == failed["error"]
 
 
+async def test_the_running_time_limit_fails_the_task_with_its_partial_result(logs: AsyncElasticsearch, http,
+                                                                             slower: None) -> None:
+    task_id = await start(http, STATS, Limits(LIMITS.keep_alive_ms, 3, 100, max_running_time_ms=1000))
+    failed = await until(http, task_id, "FAILED")
+    assert failed["partial"] is True and failed["error"] == {
+        "type": "timeout_exception",
+        "reason": "timeout: the task ran longer than the limit max_search_running_time [1s]; the results are partial"}
+    (n, total), = await http.app[keys.BACKGROUND].rows(task_id, 0, 1)
+    assert 0 < n < 20000 and total == sum(range(n))
+
+
 async def test_a_shutdown_fails_unfinished_tasks_keeping_their_rows(logs: AsyncElasticsearch, http,
                                                                     slower: None) -> None:
     limits = Limits(LIMITS.keep_alive_ms, max_running=1, max_tasks=100)
