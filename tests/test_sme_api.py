@@ -20,7 +20,9 @@ from elasticsearch import AsyncElasticsearch
 from service import keys
 from service.api.sme import DEFAULT_USER
 from service.core.background import Limits
+from service.errors import BadRequest
 from service.query import sml
+from service.query.sml import times
 from service.query.control import Control
 from service.query.esql import EsqlJob
 from service.query.options import QueryOptions
@@ -77,6 +79,63 @@ async def progress_above(http, task_id: str, floor: float) -> float:
             return progress
         await asyncio.sleep(0.05)
     raise AssertionError(f"the progress of {task_id} stayed at {floor}")
+
+
+# --- time expressions (spec §3.2) -------------------------------------------------------------
+
+NOW = 1_714_564_800_123  # 2024-05-01T12:00:00.123Z, a Wednesday
+
+
+@pytest.mark.parametrize(("text", "up", "expected"), [
+    ("now", False, "2024-05-01T12:00:00.123Z"),
+    ("now-15m", False, "2024-05-01T11:45:00.123Z"),
+    ("now-1d", False, "2024-04-30T12:00:00.123Z"),
+    ("now-3w", False, "2024-04-10T12:00:00.123Z"),
+    ("now-1M", False, "2024-04-01T12:00:00.123Z"),
+    ("now+1y-2h", False, "2025-05-01T10:00:00.123Z"),
+    ("now-500ms", False, "2024-05-01T11:59:59.623Z"),
+    ("now/d", False, "2024-05-01T00:00:00.000Z"),
+    ("now/d", True, "2024-05-01T23:59:59.999Z"),
+    ("now-1d/d", False, "2024-04-30T00:00:00.000Z"),
+    ("now/w", False, "2024-04-29T00:00:00.000Z"),  # weeks start on Monday
+    ("now/w", True, "2024-05-05T23:59:59.999Z"),
+    ("now/M", True, "2024-05-31T23:59:59.999Z"),
+    ("now/y", False, "2024-01-01T00:00:00.000Z"),
+    ("now/H", False, "2024-05-01T12:00:00.000Z"),
+    ("2024-05-01||+1M/d", False, "2024-06-01T00:00:00.000Z"),
+    ("2024-01-31||+1M", False, "2024-02-29T00:00:00.000Z"),  # the month's last day, not an overflow
+    ("2024-05-01", False, "2024-05-01T00:00:00.000Z"),
+    ("2024-05-01", True, "2024-05-01T23:59:59.999Z"),
+    ("2024-05-01T12:00", False, "2024-05-01T12:00:00.000Z"),
+    ("2024-05-01T12:00:00Z", False, "2024-05-01T12:00:00.000Z"),
+    ("2024-05-01T12:00:00.123+03:00", False, "2024-05-01T09:00:00.123Z"),
+    ("2024-05-01T12:00:00.123+03:00", True, "2024-05-01T09:00:00.123Z"),
+    ("1714564800000", False, "2024-05-01T12:00:00.000Z"),
+    ("-15m", False, "2024-05-01T11:45:00.123Z"),
+    ("-1d@d", False, "2024-04-30T00:00:00.000Z"),
+    ("@d", False, "2024-05-01T00:00:00.000Z"),
+    ("@d", True, "2024-05-01T23:59:59.999Z"),
+    ("-1mon@mon", False, "2024-04-01T00:00:00.000Z"),
+    ("+0s", False, "2024-05-01T12:00:00.123Z"),
+])
+def test_time_expressions(text: str, up: bool, expected: str) -> None:
+    assert format_millis(times.resolve(text, NOW, round_up=up, name="dtStart")) == expected
+
+
+@pytest.mark.parametrize(("text", "detail"), [
+    ("yesterday", "not a date, a date-time, epoch milliseconds or date math"),
+    ("now-1x", "unsupported date math [-1x]"),
+    ("now*2d", "unsupported date math [*2d]"),
+    ("now-", "unsupported date math [-]"),
+    ("2024-13-01", "month must be in 1..12"),
+    ("2024-05-01+1d", "not a date, a date-time, epoch milliseconds or date math"),
+    ("-5", "not a relative time such as [-15m], [-1d@d] or [@d]"),
+    ("@q", "not a relative time such as [-15m], [-1d@d] or [@d]"),
+])
+def test_bad_time_expressions(text: str, detail: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        times.resolve(text, NOW, round_up=False, name="dtStart")
+    assert info.value.reason == f"failed to parse [dtStart] with value [{text}]: {detail}"
 
 
 # --- create: validation before anything is stored --------------------------------------------
