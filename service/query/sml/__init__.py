@@ -13,7 +13,8 @@ from ..control import Control
 from ..execute import Result, run_plan
 from ..options import QueryOptions
 from ..plan import Plan, Source
-from .dialect import SML
+from .dialect import dialect_at
+from .operators import STEPS
 from .parser import parse
 from .planner import plan
 from .request import SmlRequest
@@ -100,7 +101,9 @@ class SmlJob:
     def run(self, conn: sqlite3.Connection, control: Control) -> Answer:
         # one row past the limit is asked for, so that a cut result is known to be one
         options = replace(self.options, max_rows=self.request.max_rows + 1)
-        result = run_plan(self.plan, self.catalog, conn, control, SML, None, options)
+        # ``now()`` is the task's creation instant; the steps only SML has run as SML's operators say
+        dialect = replace(dialect_at(self.request.now_ms), steps=STEPS)
+        result = run_plan(self.plan, self.catalog, conn, control, dialect, None, options)
         answer = Answer(result, self.request.max_rows, self.fields)
         if self.request.calculate_stats:
             answer.sidebar = Sidebar(self.request.time_field)

@@ -9,9 +9,8 @@ the answer.
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 import orjson
 
@@ -183,8 +182,17 @@ def run_rename(step: sp.Rename, rel: Relation, ctx: Context, rest: list[Step]) -
 
 # --- the answer's objects --------------------------------------------------------------------
 
+def field_pattern(glob: str) -> Callable[[str], bool]:
+    """Whether a field path matches a ``fields``/``table`` pattern: ``*`` is any run of
+    characters, and matches ``_index``/``_id`` only in a pattern that starts with ``_``."""
+    match = patterns.wildcard(glob)
+    if "*" not in glob or glob.startswith("_"):
+        return match
+    return lambda path: not path.startswith("_") and match(path)
+
+
 def _matcher(globs: tuple[str, ...]) -> Callable[[str], bool]:
-    tests = [patterns.wildcard(g) for g in globs]
+    tests = [field_pattern(g) for g in globs]
     return lambda path: any(t(path) for t in tests)
 
 

@@ -17,16 +17,16 @@ never an error.
 from __future__ import annotations
 
 from dataclasses import fields as dataclass_fields, replace
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-from ... import patterns
 from ...store.catalog import Catalog, Index
 from ..errors import ParsingError
 from ..evaluate import walk
-from ..expr import Call, Column, Expr, IsNull, Literal, Logical
+from ..expr import Call, Column, Expr, IsNull, Literal, Logical, Src
 from ..plan import Aggregate, Eval, Filter, Limit, Plan, ScanOrder, Source, Step, TimeRange
-from . import ast
+from . import ast, times
 from . import plan as sp
+from .operators import field_pattern
 from .request import SmlRequest
 
 DEFAULT_QSIZE = 10_000  # events a source emits when its qsize is not given (spec §7.1)
@@ -127,17 +127,13 @@ class _Rows:
 # --- commands --------------------------------------------------------------------------------
 
 def _matching(pattern: str, names: Iterable[str]) -> list[str]:
-    """The fields a ``fields``/``table`` pattern names: with ``*``, every matching path (a
-    match on an object's path takes its fields; ``_index``/``_id`` only for a pattern that
-    starts with ``_``); without, the name itself when the rows have it."""
-    if "*" not in pattern:
-        return [n for n in names if n == pattern or n.startswith(pattern + ".")]
-    match = patterns.wildcard(pattern)
-    meta = pattern.startswith("_")
-    return [n for n in names if (meta or not n.startswith("_")) and _path_matches(match, n)]
+    """The fields a ``fields``/``table`` pattern names: the fields whose path, or the path
+    of an object holding them, matches (see ``operators.field_pattern``)."""
+    match = field_pattern(pattern)
+    return [n for n in names if _path_matches(match, n)]
 
 
-def _path_matches(match: Any, name: str) -> bool:
+def _path_matches(match: Callable[[str], bool], name: str) -> bool:
     parts = name.split(".")
     return any(match(".".join(parts[:i])) for i in range(1, len(parts) + 1))
 
@@ -170,18 +166,18 @@ def _eval(command: ast.Eval, rows: _Rows) -> Eval:
     return Eval(tuple(assignments), src=command.src)
 
 
-def _aggregate(agg: ast.Agg, rows: _Rows) -> tuple[str, Expr, None]:
+def _aggregate(agg: ast.Agg, rows: _Rows, src: Src) -> tuple[str, Expr, None]:
     args = rows.resolve(agg.args)
     if agg.function in TIMED_AGGREGATES and len(args) == 1:
         args += (rows.resolve(Column(DEFAULT_TIME_FIELD)),)
-    return agg.name, Call(agg.function, args, src=agg.src), None
+    return agg.name, Call(agg.function, args, src=src), None
 
 
 def _stats(command: ast.Stats, rows: _Rows) -> list[Step]:
     """Shared Aggregate, then SML's output rules (spec §7.5): groups with a null key gone
     (a multi-valued key already put its row in one group per value), sorted by the keys,
     the keys' columns first."""
-    aggregates = tuple(_aggregate(agg, rows) for agg in command.aggs)
+    aggregates = tuple(_aggregate(agg, rows, command.src) for agg in command.aggs)
     groups = tuple((name, rows.resolve(Column(name, src=command.src))) for name in command.by)
     steps: list[Step] = [Aggregate(aggregates, groups, src=command.src)]
     if command.by:
@@ -328,12 +324,16 @@ def _rows_of(indices: list[Index]) -> tuple[_Rows, list[str]]:
 
 
 def _time_range(command: ast.Source, request: SmlRequest) -> TimeRange | None:
-    if command.earliest is not None or command.latest is not None:
-        option = "earliest" if command.earliest is not None else "latest"
-        raise ParsingError(f"line {command.src.line}:{command.src.col}: [{option}] of [source] is not supported yet")
-    if request.start_ms is None and request.end_ms is None:
+    """The request's range, or the source's own bounds where it sets them (spec §3):
+    ``earliest`` rounds down, ``latest`` up and is inclusive to the millisecond."""
+    start, end = request.start_ms, request.end_ms
+    if command.earliest is not None:
+        start = times.resolve(command.earliest, request.now_ms, round_up=False, name="earliest")
+    if command.latest is not None:
+        end = times.resolve(command.latest, request.now_ms, round_up=True, name="latest") + 1
+    if start is None and end is None:
         return None
-    return TimeRange(request.time_field, request.start_ms, request.end_ms)
+    return TimeRange(request.time_field, start, end)
 
 
 def _storage_prefix(commands: tuple[Any, ...], rows: _Rows) -> tuple[list[Step], int]:
