@@ -446,3 +446,207 @@ def test_every_documented_aggregate_is_known_and_others_are_refused_at_creation(
         aggregates.verify(call("perc", F, F))
     with pytest.raises(ParsingError, match=r"percentile of \[p101\]"):
         aggregates.verify(call("p101", F))
+
+
+# --- functions (§6.1) ----------------------------------------------------------------------------
+
+X = col("x")
+CASES: list[tuple[Expr, Any]] = [
+    # conditional
+    (call("if", Binary("==", lit(1), lit(1)), "a", "b"), "a"),
+    (call("if", lit(None), "a", "b"), "b"),
+    (call("if", lit("true"), "a", "b"), "b"),
+    (call("case", Binary(">", lit(5), lit(10)), "big", Binary(">", lit(5), lit(1)), "mid"), "mid"),
+    (call("case", call("false"), "x"), None),
+    (call("case", Binary(">", lit(5), lit(10)), "big", call("true"), "other"), "other"),
+    (call("coalesce", lit(None), col("empty"), "b", "c"), "b"),
+    (call("coalesce", lit(None)), None),
+    (call("nullif", "a", "a"), None),
+    (call("nullif", "4", 4), None),
+    (call("nullif", "a", "b"), "a"),
+    (call("nullif", lit(None), lit(None)), None),
+    (call("like", "abc", "a%"), True),
+    (call("like", "abc", "a_c"), True),
+    (call("like", "abc", "A%"), False),
+    (call("like", "a*c", "a*c"), True),
+    (call("like", "abc", "a*c"), False),
+    (call("like", "50%", "50\\%"), False),  # no escape character: the backslash is itself
+    (call("like", lit(None), "%"), None),
+    (call("cidrmatch", "10.0.0.0/8", "10.1.2.3"), True),
+    (call("cidrmatch", "10.0.0.0/8", "11.1.2.3"), False),
+    (call("cidrmatch", "2001:db8::/32", "2001:db8::1"), True),
+    (call("cidrmatch", "10.0.0.0/8", "2001:db8::1"), False),
+    (call("cidrmatch", "10.0.0.0/8", "not an ip"), False),
+    (call("cidrmatch", "nonsense", "10.1.2.3"), None),
+    (call("validate", Binary(">", lit(5), lit(1)), "small", Binary(">", lit(5), lit(9)), "too small"), "too small"),
+    (call("validate", call("true"), "x"), None),
+    (call("validate", lit(None), "null fails"), "null fails"),
+    (call("match", "user=bob", "b.b"), True),
+    (call("match", "user=bob", "^bob"), False),
+    (call("match", 4624, "^46"), True),
+    (call("replace", "2024-05-01", "(\\d+)-(\\d+)-(\\d+)", "\\3/\\2/\\1"), "01/05/2024"),
+    (call("replace", "aaa", "a", "b"), "bbb"),
+    (call("replace", "abc", "x", "y"), "abc"),
+    # mathematical
+    (call("abs", -3), 3), (call("abs", "-2.5"), 2.5), (call("abs", "x"), None), (call("abs", lit(None)), None),
+    (call("ceil", 1.2), 2), (call("ceil", -1.2), -1), (call("floor", 1.8), 1), (call("floor", "-1.2"), -2),
+    (call("ceil", 5), 5),
+    (call("round", 2.5), 3), (call("round", -2.5), -3), (call("round", 1.2345, 2), 1.23),
+    (call("round", 1.235, 2), 1.24), (call("round", 1234, -2), 1200), (call("round", 7), 7),
+    (call("round", 1.5, 400), 1.5),
+    (call("exact", 0.1), 0.1), (call("sigfig", 1.23456), 1.23456), (call("exact", "x"), None),
+    (call("exp", 0), 1.0), (call("exp", 10_000), None),
+    (call("ln", math.e), 1.0), (call("ln", 0), None), (call("ln", -1), None),
+    (call("log", 100), 2.0), (call("log", 8, 2), 3.0), (call("log", 8, 1), None), (call("log", -8), None),
+    (call("pi"), math.pi),
+    (call("pow", 2, 10), 1024), (call("pow", 2, -1), 0.5), (call("pow", 2, 0.5), math.sqrt(2)),
+    (call("pow", -8, 0.5), None), (call("pow", 10, 400), None), (call("pow", 2, 100), float(2**100)),
+    (call("sqrt", 16), 4.0), (call("sqrt", -1), None),
+    # time
+    (call("now"), NOW),
+    (call("strftime", 1_714_557_600_123, "%Y-%m-%d %H:%M:%S"), "2024-05-01 10:00:00"),
+    (call("strftime", 1_714_557_600_123, "%H:%M:%S.%3N %%s %s"), "10:00:00.123 %s 1714557600"),
+    (call("strftime", 1_714_557_600_123, "%6N|%N"), "123000|123000000"),
+    (call("strftime", "2024-05-01T10:00:00Z", "%d/%m/%Y"), "01/05/2024"),
+    (call("strftime", "yesterday", "%Y"), None),
+    (call("strptime", "2024-05-01 10:00:00", "%Y-%m-%d %H:%M:%S"), 1_714_557_600_000),
+    (call("strptime", "01/05/2024 10:00:00.123", "%d/%m/%Y %H:%M:%S.%3N"), 1_714_557_600_123),
+    (call("strptime", "2024-05-01 12:00 +0200", "%Y-%m-%d %H:%M %z"), 1_714_557_600_000),
+    (call("strptime", "May 1", "%Y-%m-%d"), None),
+    # type identification
+    (call("isnull", lit(None)), True), (call("isnull", col("empty")), True), (call("isnull", "x"), False),
+    (call("isnull", col("missing")), True), (call("isnotnull", 0), True), (call("isnotnull", lit(None)), False),
+    (call("isbool", call("true")), True), (call("isbool", "true"), False),
+    (call("isint", 1), True), (call("isint", 1.0), False), (call("isint", "1"), False),
+    (call("isnum", 1.5), True), (call("isnum", "1.5"), False), (call("isnum", call("true")), False),
+    (call("isstr", "a"), True), (call("isstr", 1), False), (call("isstr", lit(None)), False),
+    (call("typeof", "a"), "String"), (call("typeof", 1), "Number"), (call("typeof", 1.5), "Number"),
+    (call("typeof", call("false")), "Boolean"), (call("typeof", lit(None)), "Null"),
+    (call("typeof", col("multi")), "Multivalue"), (call("typeof", col("object")), "Object"),
+    # conversion
+    (call("tonumber", "42"), 42), (call("tonumber", " 4.5 "), 4.5), (call("tonumber", "1e3"), 1000.0),
+    (call("tonumber", "abc"), None), (call("tonumber", "ff", 16), 255), (call("tonumber", "0x1F", 16), 31),
+    (call("tonumber", "101", 2), 5), (call("tonumber", "12", 2), None), (call("tonumber", "1", 99), None),
+    (call("tonumber", 7), 7), (call("tonumber", call("true")), None),
+    (call("tostring", 42), "42"), (call("tostring", 1.5), "1.5"), (call("tostring", call("true")), "true"),
+    (call("tostring", lit(None)), None), (call("tostring", col("multi")), "a"),
+    (call("tostring", 255, "hex"), "0xff"), (call("tostring", 1234567, "commas"), "1,234,567"),
+    (call("tostring", 1234.567, "commas"), "1,234.57"), (call("tostring", 3725, "duration"), "01:02:05"),
+    (call("tostring", 90061, "duration"), "1+01:01:01"), (call("tostring", 1, "roman"), None),
+    (call("tobool", 0), False), (call("tobool", "1"), True), (call("tobool", "TRUE"), True),
+    (call("tobool", "false"), False), (call("tobool", "maybe"), None), (call("tobool", call("true")), True),
+    (call("printf", "%s has %d events (%.1f%%)", "mail", "3", 60), "mail has 3 events (60.0%)"),
+    (call("printf", "%05d|%-4s|%x|%e", 42, "ab", 255, 1234.5), "00042|ab  |ff|1.234500e+03"),
+    (call("printf", "%d", "abc"), None), (call("printf", "%s %s", "only one"), None),
+    (call("printf", "%999999999d", 1), None),
+    # statistical
+    (call("max", 1, 3, 2), 3), (call("max", 1, "abc", 9), "abc"), (call("max", 3, "10"), "10"),
+    (call("min", 3, "10", "abc"), 3), (call("min", lit(None), 2), 2), (call("max", lit(None)), None),
+    (call("max", col("numbers"), 1), 9), (call("min", col("numbers")), 2),
+    # text
+    (call("len", "héllo"), 5), (call("len", 1234), 4), (call("len", lit(None)), None),
+    (call("lower", "MiXeD"), "mixed"), (call("upper", "MiXeD"), "MIXED"), (call("upper", col("multi")), "A"),
+    (call("ltrim", "  a  "), "a  "), (call("rtrim", "  a  "), "  a"), (call("trim", "  a  "), "a"),
+    (call("trim", "xxaxx", "x"), "a"), (call("ltrim", "ZZa", "Z"), "a"), (call("rtrim", "a.;", ";."), "a"),
+    (call("substr", "string", 1, 3), "str"), (call("substr", "string", 3), "ring"),
+    (call("substr", "string", -3), "ing"), (call("substr", "string", -3, 2), "in"),
+    (call("substr", "string", 0, 2), "st"), (call("substr", "string", 10), ""),
+    (call("substr", "string", -10, 2), "st"), (call("substr", "string", 1, -1), None),
+    (call("true"), True), (call("false"), False),
+    # multivalue
+    (call("split", "a,b,c", ","), ["a", "b", "c"]), (call("split", "abc", ","), "abc"),
+    (call("split", "abc", ""), ["a", "b", "c"]), (call("split", lit(None), ","), None),
+    (call("mvcount", col("multi")), 3), (call("mvcount", "x"), 1), (call("mvcount", lit(None)), None),
+    (call("mvcount", col("empty")), None),
+    (call("mvindex", col("multi"), 0), "a"), (call("mvindex", col("multi"), -1), "c"),
+    (call("mvindex", col("multi"), 1, 2), ["b", "c"]), (call("mvindex", col("multi"), 0, -2), ["a", "b"]),
+    (call("mvindex", col("multi"), 0, 99), ["a", "b", "c"]), (call("mvindex", col("multi"), 5), None),
+    (call("mvindex", col("multi"), 2, 1), None), (call("mvindex", "x", 0), "x"),
+    (call("mvjoin", col("multi"), ";"), "a;b;c"), (call("mvjoin", col("numbers"), ","), "9,2"),
+    (call("mvjoin", lit(None), ","), None),
+    (call("mvappend", col("multi"), "d", lit(None), col("numbers")), ["a", "b", "c", "d", 9, 2]),
+    (call("mvappend", lit(None), "x"), "x"), (call("mvappend", lit(None)), None),
+    (call("mvdedup", col("dups")), ["a", 1, "1", True]), (call("mvdedup", "x"), "x"),
+]
+ROW = {"multi": ("keyword", ["a", "b", "c"]), "numbers": ("long", [9, 2]), "empty": ("keyword", []),
+       "object": (T.ANY, {"a": 1}), "dups": (T.ANY, ["a", 1, "a", 1.0, "1", True])}
+
+
+@pytest.mark.parametrize(("expr", "expected"), CASES, ids=[str(i) for i in range(len(CASES))])
+def test_functions(expr: Expr, expected: Any) -> None:
+    value = run(expr, **ROW)
+    if isinstance(expected, float):
+        assert value == pytest.approx(expected) and type(value) is float
+    else:
+        assert value == expected and type(value) is type(expected)
+
+
+def test_every_function_of_the_spec_is_known() -> None:
+    core = ("if case coalesce nullif like abs ceil floor round now isnull isnotnull tonumber tostring len lower upper "
+            "ltrim rtrim trim replace substr true false match")
+    secondary = ("cidrmatch validate exact exp ln log pi pow sigfig sqrt strftime strptime isbool isint isnum isstr "
+                 "typeof printf tobool max min split mvcount mvindex mvjoin mvappend mvdedup")
+    assert set(f"{core} {secondary}".split()) <= set(functions.FUNCTIONS)
+
+
+def test_if_evaluates_only_the_branch_it_takes() -> None:
+    taken: list[str] = []
+    spy = dataclasses.replace(AT_NOW, call=lambda c, s: ((lambda row: taken.append(c.name)), T.ANY)
+                              if c.name in ("left", "right") else AT_NOW.call(c, s))
+    run(call("if", call("true"), Call("left", ()), Call("right", ())), spy)
+    assert taken == ["left"]
+
+
+def test_now_is_the_tasks_instant_and_sml_alone_reads_the_clock() -> None:
+    assert run(call("now"), dialect_at(123)) == 123
+    assert abs(run(call("now"), SML) - run(call("now"), dialect_at(None))) < 60_000
+
+
+def test_string_functions_give_their_type_and_dynamic_ones_any() -> None:
+    assert kind_of(call("lower", "A")) == "keyword" and kind_of(call("isnull", X), x=("long", 1)) == "boolean"
+    assert kind_of(call("now")) == "date" and kind_of(call("strptime", "1", "%d")) == "date"
+    assert kind_of(call("coalesce", X, "a"), x=("long", 1)) == T.ANY
+    assert kind_of(call("if", call("true"), "a", "b")) == "keyword"
+
+
+@pytest.mark.parametrize(("expr", "message"), [
+    (Call("nosuch", (), src=Src(1, 12, "nosuch()")), r"line 1:12: unknown function \[nosuch\]"),
+    (call("substr", "a"), r"function \[substr\] expects 2 to 3 arguments, got 1"),
+    (call("len"), r"function \[len\] expects 1 argument, got 0"),
+    (call("pi", 1), r"function \[pi\] expects 0 arguments, got 1"),
+    (call("coalesce"), r"function \[coalesce\] expects at least 1 argument, got 0"),
+    (call("case", call("true")), r"function \[case\] expects at least 2 arguments, got 1"),
+    (call("case", call("true"), 1, call("false")), r"function \[case\] expects pairs of a condition and a value"),
+    (call("validate", call("true"), 1, 2), r"function \[validate\] expects pairs"),
+    (call("replace", "a", "(a", "b"), r"invalid regular expression \[\(a\]: missing \)"),
+    (call("match", "a", "(a)\\1"), r"invalid regular expression"),
+    (Call("count", (X,)), r"unknown function \[count\]"),
+])
+def test_unknown_functions_and_wrong_arguments_are_parsing_errors(expr: Call, message: str) -> None:
+    with pytest.raises(ParsingError, match=message) as caught:
+        run(expr, x=("long", 1))
+    assert caught.value.status == 400 and caught.value.type == "parsing_exception"
+
+
+def test_verify_finds_bad_calls_anywhere_in_a_step_before_anything_runs() -> None:
+    step = p.Eval((("ok", Logical("AND", call("isnull", X), Binary("==", call("lenght", X), lit(1)))),))
+    with pytest.raises(ParsingError, match=r"unknown function \[lenght\]"):
+        functions.verify(step)
+    functions.verify(p.Eval((("ok", call("len", X)),)))
+
+
+def test_a_computed_regular_expression_that_re2_refuses_is_null() -> None:
+    assert run(call("match", "aa", X), x=("keyword", "(a)\\1")) is None
+    assert run(call("match", "aa", X), x=("keyword", "a+")) is True
+
+
+def test_string_results_past_the_cap_are_null() -> None:
+    big = "a" * 300_000
+    assert run(call("replace", X, "a", "aaaa"), x=("keyword", big)) is None
+    assert len(run(call("replace", X, "a", "b"), x=("keyword", big))) == 300_000
+
+
+def test_an_aggregates_arguments_are_verified_as_eval_expressions() -> None:
+    with pytest.raises(ParsingError, match=r"unknown function \[lenght\]"):
+        aggregates.verify(call("sum", call("lenght", X)))
+    aggregates.verify(call("sum", call("len", X)))

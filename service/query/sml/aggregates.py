@@ -24,6 +24,7 @@ from .. import types as T
 from ..errors import ParsingError
 from ..evaluate import Fn, Scope, compile_expr
 from ..expr import Call, Column, Expr, Literal, Star
+from . import functions
 from .values import first, identity, number, order_key
 
 Factory = Callable[[], Any]
@@ -45,8 +46,9 @@ def is_aggregate(name: str) -> bool:
 
 
 def verify(call: Call) -> None:
-    """Refuse (400) an aggregate SML does not have, a wrong number of arguments, or a
-    percentile that is not a number from 0 to 100."""
+    """Refuse (400) an aggregate SML does not have, a wrong number of arguments, a
+    percentile that is not a number from 0 to 100, or a bad function call in the arguments."""
+    functions.verify(call.args)
     named = _PERCENTILE.fullmatch(call.name) if call.name not in ARITY else None
     least, most = (1, 1) if named else ARITY.get(call.name, (-1, -1))
     if least < 0:

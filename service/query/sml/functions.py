@@ -14,37 +14,19 @@ time when it is computed.
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from decimal import ROUND_HALF_UP, Context, Decimal
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import re2
 
 from ... import patterns
 from .. import types as T
-from ..errors import ParsingError
-from ..evaluate import Fn, Scope, compile_expr, walk
-from ..expr import Call, Expr, Literal
-from .values import TypeMismatch, compare, first, leaves, number, numeric, order_key, identity, result, text
-
-Compiled = tuple[Fn, str]
-Clock = Callable[[], int]
-Build = Callable[[Call, Scope, list[Compiled], Clock], Compiled]
-MAX_STRING = 1 << 20  # characters a string function may build (replace, printf): more is null
-
-
-@dataclass(frozen=True)
-class Function:
-    least: int
-    most: int | None  # None: any number
-    build: Build
-
-
-FUNCTIONS: dict[str, Function] = {}
+from ..evaluate import Scope, compile_expr, walk
+from ..expr import Call, Literal
+from . import maths, multivalue  # noqa: F401  (they register their functions)
+from .registry import FUNCTIONS, MAX_STRING, Build, Clock, Compiled, Function, error, raw, register, scalar, truth
+from .values import TypeMismatch, compare, first, number, numeric, result, text
 
 
 def compile_call(expr: Call, scope: Scope, clock: Clock) -> Compiled:
@@ -65,22 +47,18 @@ def verify(node: Any) -> None:
 def _checked(expr: Call) -> Function:
     function = FUNCTIONS.get(expr.name)
     if function is None:
-        raise _error(expr, f"unknown function [{expr.name}]")
+        raise error(expr, f"unknown function [{expr.name}]")
     n = len(expr.args)
     if n < function.least or (function.most is not None and n > function.most):
-        raise _error(expr, f"function [{expr.name}] expects {_arity(function)}, got {n}")
+        raise error(expr, f"function [{expr.name}] expects {_arity(function)}, got {n}")
     if expr.name in _REGEX_ARGUMENT:
         pattern = expr.args[1]
         if isinstance(pattern, Literal) and isinstance(pattern.value, str):
             try:
                 _regex(pattern.value)
             except TypeMismatch as exc:
-                raise _error(pattern, f"invalid regular expression [{pattern.value}]: {exc}") from None
+                raise error(pattern, f"invalid regular expression [{pattern.value}]: {exc}") from None
     return function
-
-
-def _error(expr: Expr, message: str) -> ParsingError:
-    return ParsingError(f"line {expr.src.line}:{expr.src.col}: {message}")
 
 
 def _arity(function: Function) -> str:
@@ -91,57 +69,25 @@ def _arity(function: Function) -> str:
     return f"{least} {plural}" if least == most else f"{least} to {most} {plural}"
 
 
-# --- how functions are declared ---------------------------------------------------------------
-
-def _register(names: str, least: int, most: int | None, build: Build) -> None:
-    for name in names.split():
-        FUNCTIONS[name] = Function(least, most, build)
-
-
-def scalar(names: str, least: int, most: int | None, kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A function of one value per argument, through the dialect's single-value rule."""
-    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        def build(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
-            return scope.dialect.single(fn, expr.src, scope.warnings, [f for f, _ in args]), kind
-        _register(names, least, most, build)
-        return fn
-    return register
-
-
-def raw(names: str, least: int, most: int | None, kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A function of the arguments' values as they are (null, multi-values): ``fn(*values)``."""
-    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        def build(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
-            fns = [f for f, _ in args]
-            return (lambda row: fn(*[f(row) for f in fns])), kind
-        _register(names, least, most, build)
-        return fn
-    return register
-
-
-def _truth(v: Any) -> bool:
-    return first(v) is True
-
-
 # --- conditional ------------------------------------------------------------------------------
 
 def _if(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
     """``if(c, a, b)``: ``a`` when ``c`` is true, else ``b`` (null and non-booleans too);
     only the branch taken is evaluated."""
     (cond, _), (then, a), (other, b) = args
-    return (lambda row: then(row) if _truth(cond(row)) else other(row)), a if a == b else T.ANY
+    return (lambda row: then(row) if truth(cond(row)) else other(row)), a if a == b else T.ANY
 
 
 def _case(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
     """``case(c1, v1, c2, v2, ...)``: the first ``vi`` whose ``ci`` is true, else null."""
     if len(args) % 2:
-        raise _error(expr, "function [case] expects pairs of a condition and a value")
+        raise error(expr, "function [case] expects pairs of a condition and a value")
     pairs = [(args[i][0], args[i + 1][0]) for i in range(0, len(args), 2)]
     kinds = {kind for _, kind in args[1::2]}
 
     def run(row: list[Any]) -> Any:
         for cond, value in pairs:
-            if _truth(cond(row)):
+            if truth(cond(row)):
                 return value(row)
         return None
     return run, kinds.pop() if len(kinds) == 1 else T.ANY
@@ -151,20 +97,20 @@ def _validate(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> C
     """``validate(c1, s1, ...)``: the first ``si`` whose ``ci`` is not true (false or
     null), else null."""
     if len(args) % 2:
-        raise _error(expr, "function [validate] expects pairs of a condition and a value")
+        raise error(expr, "function [validate] expects pairs of a condition and a value")
     pairs = [(args[i][0], args[i + 1][0]) for i in range(0, len(args), 2)]
 
     def run(row: list[Any]) -> Any:
         for cond, value in pairs:
-            if not _truth(cond(row)):
+            if not truth(cond(row)):
                 return value(row)
         return None
     return run, T.ANY
 
 
-_register("if", 3, 3, _if)
-_register("case", 2, None, _case)
-_register("validate", 2, None, _validate)
+register("if", 3, 3, _if)
+register("case", 2, None, _case)
+register("validate", 2, None, _validate)
 
 
 @raw("coalesce", 1, None, T.ANY)
@@ -244,140 +190,6 @@ def _replace(s: Any, pattern: Any, replacement: Any) -> str:
         pos = match.end()
     pieces.append(s[pos:])
     return "".join(pieces)
-
-
-# --- mathematical -----------------------------------------------------------------------------
-
-@scalar("abs", 1, 1, T.ANY)
-def _abs(x: Any) -> Any:
-    return result(abs(numeric(x)))
-
-
-@scalar("ceil ceiling", 1, 1, "long")
-def _ceil(x: Any) -> int:
-    return result(math.ceil(numeric(x)))
-
-
-@scalar("floor", 1, 1, "long")
-def _floor(x: Any) -> int:
-    return result(math.floor(numeric(x)))
-
-
-_DECIMAL = Context(prec=1000, rounding=ROUND_HALF_UP)
-_MAX_DIGITS = 400  # past this, every double rounds to itself (or to zero)
-
-
-@scalar("round", 1, 2, T.ANY)
-def _round(x: Any, digits: Any = 0) -> Any:
-    """``x`` rounded half away from zero to ``digits`` decimals (negative: tens, hundreds...);
-    an integer with no fractional digits asked stays as it is, ``digits <= 0`` gives an
-    integer."""
-    value, n = numeric(x), int(numeric(digits))
-    if type(value) is int and n >= 0:
-        return value
-    n = max(-_MAX_DIGITS, min(_MAX_DIGITS, n))
-    exact = Decimal(repr(value)) if type(value) is float else Decimal(value)
-    rounded = exact.quantize(Decimal(1).scaleb(-n), context=_DECIMAL)
-    return result(int(rounded)) if n <= 0 else result(float(rounded))
-
-
-@scalar("exact sigfig", 1, 1, T.ANY)
-def _unchanged(x: Any) -> Any:
-    """``exact`` marks a precise computation and ``sigfig`` rounds to the operands'
-    significant figures in SPL; here both return the number unchanged (spec §6.1)."""
-    return numeric(x)
-
-
-@scalar("exp", 1, 1, "double")
-def _exp(x: Any) -> float:
-    return result(math.exp(numeric(x)))
-
-
-@scalar("ln", 1, 1, "double")
-def _ln(x: Any) -> float:
-    return math.log(numeric(x))
-
-
-@scalar("log", 1, 2, "double")
-def _log(x: Any, base: Any = 10) -> float:
-    return math.log(numeric(x), numeric(base))
-
-
-@scalar("sqrt", 1, 1, "double")
-def _sqrt(x: Any) -> float:
-    return math.sqrt(numeric(x))
-
-
-@scalar("pow", 2, 2, T.ANY)
-def _pow(x: Any, y: Any) -> Any:
-    """``x`` to the ``y``: exact for integers while the result fits a long, else a double
-    (a complex or infinite result is null)."""
-    base, exponent = numeric(x), numeric(y)
-    if type(base) is int and type(exponent) is int and exponent >= 0 and \
-            (abs(base) <= 1 or exponent * math.log2(abs(base)) < 64):
-        return result(base ** exponent)
-    return result(math.pow(base, exponent))
-
-
-def _pi(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
-    return (lambda row: math.pi), "double"
-
-
-_register("pi", 0, 0, _pi)
-
-
-# --- time ------------------------------------------------------------------------------------
-
-def _now(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
-    """The task's creation instant, epoch ms (one value for the whole task)."""
-    now = clock()
-    return (lambda row: now), "date"
-
-
-_register("now", 0, 0, _now)
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_SUBSECONDS = re.compile(r"%(\d?)N|%s|%%")
-
-
-def _millis(t: Any) -> int:
-    """A time argument: epoch ms, or an ISO-8601 string."""
-    n = number(t)
-    if n is not None:
-        return int(n)
-    if type(t) is str:
-        from ...store.dates import parse_iso_nanos
-        return parse_iso_nanos(t) // 1_000_000
-    raise TypeMismatch(t)
-
-
-@scalar("strftime", 2, 2, "keyword")
-def _strftime(t: Any, fmt: Any) -> str:
-    """``t`` (epoch ms) in UTC by a C ``strftime`` format; also ``%s`` (epoch seconds) and
-    SPL's subseconds ``%3N`` (ms), ``%6N`` (µs), ``%N``/``%9N`` (ns)."""
-    ms = _millis(t)
-    moment = _EPOCH + timedelta(milliseconds=ms)
-
-    def own(m: re.Match[str]) -> str:
-        if m.group(0) == "%%":
-            return "%%"
-        if m.group(0) == "%s":
-            return str(ms // 1000)
-        width = int(m.group(1) or 9)
-        return f"{ms % 1000:03d}{'0' * 6}"[:width]
-    return moment.strftime(_SUBSECONDS.sub(own, text(fmt)))
-
-
-_PARSE_SUBSECONDS = re.compile(r"%\d?N")
-
-
-@scalar("strptime", 2, 2, "date")
-def _strptime(s: Any, fmt: Any) -> int:
-    """``s`` read by a C ``strptime`` format (``%3N``... read fractions), as epoch ms; UTC
-    unless the format reads an offset (``%z``)."""
-    parsed = datetime.strptime(text(s), _PARSE_SUBSECONDS.sub("%f", text(fmt)))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return (parsed - _EPOCH) // timedelta(milliseconds=1)
 
 
 # --- type identification --------------------------------------------------------------------
@@ -486,22 +298,6 @@ def _printf(fmt: Any, *args: Any) -> str:
     return out
 
 
-# --- statistical ------------------------------------------------------------------------------
-
-@raw("max", 1, None, T.ANY)
-def _max(*values: Any) -> Any:
-    """The largest value of the arguments (every value of a multi-value): strings are
-    larger than numbers; nulls ignored."""
-    present = [v for arg in values for v in leaves(arg)]
-    return max(present, key=order_key) if present else None
-
-
-@raw("min", 1, None, T.ANY)
-def _min(*values: Any) -> Any:
-    present = [v for arg in values for v in leaves(arg)]
-    return min(present, key=order_key) if present else None
-
-
 # --- text -------------------------------------------------------------------------------------
 
 scalar("len", 1, 1, "long")(lambda s: len(text(s)))
@@ -530,72 +326,7 @@ def _constant(value: bool) -> Build:
     return lambda expr, scope, args, clock: ((lambda row: value), "boolean")
 
 
-_register("true", 0, 0, _constant(True))
-_register("false", 0, 0, _constant(False))
+register("true", 0, 0, _constant(True))
+register("false", 0, 0, _constant(False))
 
 
-# --- multivalue -------------------------------------------------------------------------------
-
-def _elements(v: Any) -> list[Any]:
-    """A value's elements: a multi-value's (nulls dropped), a single value alone, null none."""
-    if v is None:
-        return []
-    return [x for x in v if x is not None] if type(v) is list else [v]
-
-
-@raw("split", 2, 2, T.ANY)
-def _split(s: Any, delimiter: Any) -> Any:
-    """The pieces of ``s`` between occurrences of ``delimiter`` (``""``: every character)."""
-    s, delimiter = first(s), first(delimiter)
-    if s is None or delimiter is None:
-        return None
-    value, sep = text(s), text(delimiter)
-    return T.collapse(value.split(sep) if sep else list(value))
-
-
-@raw("mvcount", 1, 1, "long")
-def _mvcount(v: Any) -> int | None:
-    """How many values: null for none."""
-    return len(_elements(v)) or None
-
-
-@raw("mvindex", 2, 3, T.ANY)
-def _mvindex(v: Any, start: Any, end: Any = None) -> Any:
-    """The value at the 0-based ``start``, or the values from ``start`` to ``end`` included;
-    negative positions count from the end; out of range is null."""
-    values = _elements(v)
-    i, j = number(first(start)), number(first(end)) if end is not None else None
-    if type(i) is not int or (end is not None and type(j) is not int):
-        return None
-    i = i + len(values) if i < 0 else i
-    j = i if j is None else j + len(values) if j < 0 else min(j, len(values) - 1)
-    if not 0 <= i < len(values) or j < i:
-        return None
-    return T.collapse(values[i:j + 1])
-
-
-@raw("mvjoin", 2, 2, "keyword")
-def _mvjoin(v: Any, delimiter: Any) -> str | None:
-    values, sep = _elements(v), first(delimiter)
-    if not values or sep is None:
-        return None
-    return text(sep).join(map(text, values))
-
-
-@raw("mvappend", 1, None, T.ANY)
-def _mvappend(*args: Any) -> Any:
-    """Every value of every argument, in order; nulls left out."""
-    return T.collapse([x for arg in args for x in _elements(arg)])
-
-
-@raw("mvdedup", 1, 1, T.ANY)
-def _mvdedup(v: Any) -> Any:
-    """The values with repeats removed, first occurrences kept in order."""
-    seen: set[tuple] = set()
-    out = []
-    for x in _elements(v):
-        key = identity(x)
-        if key not in seen:
-            seen.add(key)
-            out.append(x)
-    return T.collapse(out)
