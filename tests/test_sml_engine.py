@@ -4,6 +4,7 @@ server wrote (the documents loaded with the official client)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import Any
 
@@ -269,3 +270,21 @@ async def test_stats_frame_has_sidebar_and_timeline_when_asked(es, server) -> No
     assert host["topValues"][0] == {"value": "mail", "count": 3, "percent": 60.0}
     buckets = {b["@timestamp"]: b["count"] for b in frame["timeline"]["fields"]}
     assert buckets["2024-05-01T10:00:00.000Z"] == 5 and sum(buckets.values()) == 5
+
+
+async def test_a_task_through_the_background_tasks_api(es, server, http) -> None:
+    await _load_auth(es)
+    body = {"query": "source auth | stats count by host.name", "dtFieldName": "@timestamp",
+            "dtStart": "2024-05-01T00:00:00Z", "dtEnd": "2024-05-01T23:59:59.999Z"}
+    created = await http.post("/_sme/async_requests/request", json=body)
+    assert created.status == 200, await created.text()
+    task = (await created.json())["id"]
+    for _ in range(200):
+        status = await (await http.get(f"/_sme/async_requests/status/{task}")).json()
+        if status["status"] not in ("PENDING", "RUNNING"):
+            break
+        await asyncio.sleep(0.05)
+    assert status["status"] == "COMPLETED", status
+    response = await (await http.get(f"/_sme/async_requests/response/{task}")).json()
+    assert response["events"] == [{"host.name": "dc01", "count": 2}, {"host.name": "mail", "count": 3}]
+    assert (response["total"], response["fields"], response["partial"]) == (2, ["host.name", "count"], False)
