@@ -288,3 +288,21 @@ async def test_a_task_through_the_background_tasks_api(es, server, http) -> None
     response = await (await http.get(f"/_sme/async_requests/response/{task}")).json()
     assert response["events"] == [{"host.name": "dc01", "count": 2}, {"host.name": "mail", "count": 3}]
     assert (response["total"], response["fields"], response["partial"]) == (2, ["host.name", "count"], False)
+
+
+async def test_execution_cost_counts_each_commands_rows(es, server) -> None:
+    await _load_auth(es)
+    query = "source auth | search event.code=4624 | where user.name==\"bob\" | sort -@timestamp | stats count by host.name"
+    _, frame = _run(server, query)
+    assert "executionCost" not in frame
+    _, frame = _run(server, query, execution_cost="INFO")
+    cost = frame["executionCost"]
+    assert cost["level"] == "INFO" and cost["rowsOut"] == 1 and "pipeline" not in cost
+    assert [(c["command"], c["rowsIn"], c["rowsOut"]) for c in cost["commands"]] == [
+        ("source", 0, 5), ("search", 5, 3), ("where", 3, 1), ("sort", 1, 1), ("stats", 1, 1)]
+    assert cost["commands"][2]["text"] == 'where user.name=="bob"'
+    assert all(c["ms"] >= 0 and "details" not in c for c in cost["commands"])
+    _, frame = _run(server, query, execution_cost="DEBUG")
+    commands = frame["executionCost"]["commands"]
+    assert commands[0]["details"] == {"indices": ["auth"], "rowsScanned": 5}
+    assert commands[4]["details"] == {"groups": 1} and frame["executionCost"]["pipeline"].startswith("source auth | ")

@@ -5,6 +5,7 @@ row (a raw event: the stored document with ``_index`` and ``_id``; after ``table
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
@@ -14,11 +15,11 @@ from ..execute import Result, run_plan
 from ..options import QueryOptions
 from ..plan import Plan, Source
 from .dialect import dialect_at
-from .operators import STEPS
+from .operators import STEPS, CostClock, with_probes
 from .parser import parse
-from .planner import plan
+from .planner import Planned, plan
 from .request import SmlRequest
-from .stats import Sidebar, Timeline
+from .stats import CommandCost, ExecutionCost, Sidebar, Timeline
 
 __all__ = ["SmlJob", "SmlRequest", "interrupted_frame"]
 
@@ -47,6 +48,7 @@ class Answer:
     fixed: tuple[str, ...] | None  # the field order the query fixes, else gathered from the events
     sidebar: Sidebar | None = None
     timeline: Timeline | None = None
+    clock: CostClock | None = None  # per command time and rows, when the task measures its cost
     count: int = 0
     truncated: bool = False
     seen: dict[str, None] = field(default_factory=dict)  # fields in order of first appearance
@@ -76,17 +78,23 @@ class SmlJob:
     """One SML task, parsed and planned (errors surface at once), ready to run on a worker."""
 
     request: SmlRequest
-    plan: Plan
-    fields: tuple[str, ...] | None
+    planned: Planned
     catalog: Catalog
     options: QueryOptions
+    parse_ms: float = 0.0
     kind = "sml"
     action = "indices:data/read/sml"
 
     @classmethod
     def compile(cls, request: SmlRequest, catalog: Catalog, options: QueryOptions) -> SmlJob:
-        planned, fields = plan(parse(request.query), request, catalog)
-        return cls(request, planned, fields, catalog, options)
+        started = time.perf_counter()
+        pipeline = parse(request.query)
+        parse_ms = (time.perf_counter() - started) * 1000
+        return cls(request, plan(pipeline, request, catalog), catalog, options, parse_ms)
+
+    @property
+    def plan(self) -> Plan:
+        return self.planned.plan
 
     @property
     def description(self) -> str:
@@ -103,8 +111,11 @@ class SmlJob:
         options = replace(self.options, max_rows=self.request.max_rows + 1)
         # ``now()`` is the task's creation instant; the steps only SML has run as SML's operators say
         dialect = replace(dialect_at(self.request.now_ms), steps=STEPS)
-        result = run_plan(self.plan, self.catalog, conn, control, dialect, None, options)
-        answer = Answer(result, self.request.max_rows, self.fields)
+        clock = CostClock(len(self.planned.ends)) if self.request.execution_cost != "OFF" else None
+        planned = self.plan if clock is None else \
+            replace(self.plan, steps=with_probes(self.plan.steps, self.planned.ends, clock))
+        result = run_plan(planned, self.catalog, conn, control, dialect, None, options)
+        answer = Answer(result, self.request.max_rows, self.planned.fields, clock=clock)
         if self.request.calculate_stats:
             answer.sidebar = Sidebar(self.request.time_field)
             answer.timeline = Timeline(self.request.time_field, self.request.start_ms, self.request.end_ms)
@@ -119,7 +130,24 @@ class SmlJob:
         if answer.sidebar is not None and answer.timeline is not None:
             out["sidebar"] = answer.sidebar.result()
             out["timeline"] = answer.timeline.result()
+        if answer.clock is not None:
+            out["executionCost"] = self._cost(answer, answer.clock, took_ms)
         return out
+
+    def _cost(self, answer: Answer, clock: CostClock, took_ms: int) -> dict[str, Any] | None:
+        """Spec §6: per command its time and rows in and out; at DEBUG what the source read
+        and how many groups a stats made."""
+        commands = self.planned.commands
+        cost = ExecutionCost(self.request.execution_cost, commands, " | ".join(text for _, text in commands))
+        cost.parsed(self.parse_ms)
+        for i, (name, _) in enumerate(commands):
+            details: dict[str, Any] | None = None
+            if i == 0:
+                details = {"indices": list(self.planned.indices), "rowsScanned": answer.result.documents_found}
+            elif name in ("stats", "aggs"):
+                details = {"groups": clock.rows[i]}
+            cost.add(CommandCost(i, clock.ms[i], clock.rows[i - 1] if i else 0, clock.rows[i], details))
+        return cost.result(took_ms, answer.count)
 
 
 def interrupted_frame() -> dict[str, Any]:

@@ -9,6 +9,7 @@ the answer.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Any, Callable, Iterator
 
@@ -307,7 +308,56 @@ def run_rows(step: sp.Rows, rel: Relation, ctx: Context, rest: list[Step]) -> Re
     return Relation(["event"], ["object"], map(row_object, rel.rows))
 
 
+# --- execution cost --------------------------------------------------------------------------
+
+class CostClock:
+    """Wall-clock time and rows per command of a running pipeline. The time between two
+    probe events goes to the command whose steps run then: entering a probe's input runs
+    its command's steps; once the probe hands a row on (or ends), the command after it
+    consumes it. So a sort or stats, which reads its whole input when the pipeline is
+    built, is charged its own work and its input's commands theirs."""
+
+    def __init__(self, commands: int) -> None:
+        self.ms = [0.0] * commands
+        self.rows = [0] * commands
+        self.owner = 0  # building the pipeline is the source's until a probe says otherwise
+        self.since = time.perf_counter()
+
+    def switch(self, owner: int) -> None:
+        now = time.perf_counter()
+        if self.owner < len(self.ms):  # past the last command: the task's consumer, not the pipeline
+            self.ms[self.owner] += (now - self.since) * 1000
+        self.owner, self.since = owner, now
+
+
+def with_probes(steps: tuple[Step, ...], ends: tuple[int, ...], clock: CostClock) -> tuple[Step, ...]:
+    """``steps`` with a probe after the last step of each command (``ends``: per command,
+    how many steps end with it)."""
+    out: list[Step] = []
+    start = 0
+    for command, end in enumerate(ends):
+        out += [*steps[start:end], sp.Probe(command, clock)]
+        start = end
+    return tuple(out)
+
+
+def run_probe(step: sp.Probe, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    clock, command = step.clock, step.command
+
+    def rows() -> Iterator[list[Any]]:
+        upstream = iter(rel.rows)
+        while True:
+            clock.switch(command)
+            row = next(upstream, None)
+            clock.switch(command + 1)
+            if row is None:
+                return
+            clock.rows[command] += 1
+            yield row
+    return rel.with_rows(rows())
+
+
 STEPS: dict[type[Step], Callable[..., Relation]] = {
     sp.Search: run_filter, sp.Select: run_select, sp.Rename: run_rename, sp.OrderBy: run_order_by,
-    sp.Dedup: run_dedup, sp.Tail: run_tail, sp.Events: run_events, sp.Rows: run_rows,
+    sp.Dedup: run_dedup, sp.Tail: run_tail, sp.Events: run_events, sp.Rows: run_rows, sp.Probe: run_probe,
 }

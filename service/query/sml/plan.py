@@ -10,8 +10,8 @@ hold at that point, so operators never guess.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from ..expr import Expr
 from ..plan import Step, columns_in
@@ -119,3 +119,17 @@ class Rows(Step):
 
     def observes(self, names: list[str]) -> tuple[set[str], bool]:
         return set(self.names), True
+
+
+@dataclass(frozen=True)
+class Probe(Step):
+    """Where one command's steps end, when the task measures its execution cost: the rows
+    that pass and the time spent, counted on ``clock`` (an ``operators.CostClock``) for
+    ``command``. Put into the plan at run time only."""
+
+    command: int
+    clock: Any = field(compare=False)
+    keeps_rows: ClassVar[bool] = True
+
+    def observes(self, names: list[str]) -> tuple[set[str], bool]:
+        return set(), False

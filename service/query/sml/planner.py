@@ -16,7 +16,8 @@ never an error.
 
 from __future__ import annotations
 
-from dataclasses import fields as dataclass_fields, replace
+import itertools
+from dataclasses import dataclass, fields as dataclass_fields, replace
 from typing import Any, Callable, Iterable
 
 from ...store.catalog import Catalog, Index
@@ -336,24 +337,38 @@ def _time_range(command: ast.Source, request: SmlRequest) -> TimeRange | None:
     return TimeRange(request.time_field, start, end)
 
 
-def _storage_prefix(commands: tuple[Any, ...], rows: _Rows) -> tuple[list[Step], int]:
-    """The steps of the ``search``/``peval`` commands right after ``source`` (spec §7.1),
-    and how many commands they were."""
-    steps: list[Step] = []
-    for count, command in enumerate(commands):
+def _storage_prefix(commands: tuple[Any, ...], rows: _Rows) -> tuple[list[list[Step]], int]:
+    """The steps of each ``search``/``peval`` command right after ``source`` (spec §7.1)."""
+    out: list[list[Step]] = []
+    for command in commands:
         if isinstance(command, ast.Search):
-            steps.append(_search(command, rows))
+            out.append([_search(command, rows)])
         elif isinstance(command, ast.Eval) and command.storage:
-            steps.append(_eval(command, rows))
+            out.append([_eval(command, rows)])
         else:
-            return steps, count
-    return steps, len(commands)
+            break
+    return out, len(out)
 
 
-def plan(pipeline: ast.Pipeline, request: SmlRequest, catalog: Catalog) -> tuple[Plan, tuple[str, ...] | None]:
-    """The shared plan of ``pipeline`` over ``request``'s time range, and the answer's field
-    order when the commands fix it (None: the events' keys, in order of appearance).
-    Unknown indices and unsupported options are raised now."""
+@dataclass(frozen=True)
+class Planned:
+    """A pipeline's plan and what the job reports beside its rows."""
+
+    plan: Plan
+    fields: tuple[str, ...] | None  # the answer's field order when the commands fix it, else None
+    commands: tuple[tuple[str, str], ...]  # (name, text) of each command, for the execution cost
+    ends: tuple[int, ...]  # per command: how many steps of the plan end with it
+    indices: tuple[str, ...]  # what the source read
+
+
+def _command_name(command: Any) -> str:
+    words = command.src.text.split()
+    return words[0].lower() if words else type(command).__name__.lower()
+
+
+def plan(pipeline: ast.Pipeline, request: SmlRequest, catalog: Catalog) -> Planned:
+    """The shared plan of ``pipeline`` over ``request``'s time range. Unknown indices and
+    bad options are raised now."""
     source, *commands = pipeline.commands
     warnings: list[str] = []
     indices = _indices(source, catalog, warnings)
@@ -363,16 +378,20 @@ def plan(pipeline: ast.Pipeline, request: SmlRequest, catalog: Catalog) -> tuple
                   time_range=_time_range(source, request), src=source.src)
     prefix, count = _storage_prefix(tuple(commands), rows)
     qsize = source.qsize if source.qsize is not None else DEFAULT_QSIZE
-    steps: list[Step] = [scan, *prefix, Limit(qsize, src=source.src)]
-    for command in commands[count:]:
-        steps += _command(command, rows)
+    per_command: list[list[Step]] = [[scan], *prefix]
+    per_command[-1].append(Limit(qsize, src=source.src))  # qsize counts what the prefix let through
+    per_command += [_command(command, rows) for command in commands[count:]]
     if rows.events:
         kept_dates = tuple(d for d in dates if d in rows.names and d not in rows.created)
-        steps.append(sp.Events(tuple(rows.edits), tuple(rows.created), kept_dates))
+        per_command[-1].append(sp.Events(tuple(rows.edits), tuple(rows.created), kept_dates))
     else:
-        steps.append(sp.Rows(tuple(rows.names)))
+        per_command[-1].append(sp.Rows(tuple(rows.names)))
+    steps = [step for group in per_command for step in group]
+    ends = tuple(itertools.accumulate(len(group) for group in per_command))
     fixed = tuple(rows.fixed) if rows.fixed is not None else None
-    return Plan(tuple(steps), pipeline.text, tuple(warnings)), fixed
+    named = tuple((_command_name(c), c.src.text) for c in pipeline.commands)
+    return Planned(Plan(tuple(steps), pipeline.text, tuple(warnings)), fixed, named, ends,
+                   tuple(index.name for index in indices))
 
 
-__all__ = ["plan", "DEFAULT_QSIZE"]
+__all__ = ["plan", "Planned", "DEFAULT_QSIZE"]
