@@ -650,3 +650,16 @@ def test_an_aggregates_arguments_are_verified_as_eval_expressions() -> None:
     with pytest.raises(ParsingError, match=r"unknown function \[lenght\]"):
         aggregates.verify(call("sum", call("lenght", X)))
     aggregates.verify(call("sum", call("len", X)))
+
+
+async def test_an_ordered_sources_predicate_keeps_smls_meaning(es: AsyncElasticsearch, server: Any) -> None:
+    # a numeric comparison over a keyword field: SQL would compare the texts ("9" > "10")
+    await es.indices.create(index="codes", mappings={"properties": {"@timestamp": {"type": "date"},
+                                                                    "code": {"type": "keyword"}}})
+    await es.bulk(operations=[{"index": {"_index": "codes", "_id": "nine"}}, {"@timestamp": 1, "code": "9"},
+                              {"index": {"_index": "codes", "_id": "ten"}}, {"@timestamp": 2, "code": "10"}],
+                  refresh=True)
+    source = p.Source(("codes",), metadata=("_id",), order=p.ScanOrder("@timestamp"),
+                      predicate=Binary("<", col("code"), lit("10")))
+    names, _, rows = _run(server, (source,))
+    assert [r[names.index("_id")] for r in rows] == ["nine"]
