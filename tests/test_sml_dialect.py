@@ -16,6 +16,7 @@ from elasticsearch import AsyncElasticsearch
 from service import keys
 from service.query import plan as p
 from service.query import types as T
+from service.query.aggregates import Meter
 from service.query.control import Control
 from service.query.errors import ParsingError
 from service.query.esql.dialect import ESQL
@@ -347,17 +348,12 @@ def _aggregate(c: Call, *rows: dict[str, Any], kinds: dict[str, str] | None = No
     """One aggregate call over ``rows`` (dicts), as the shared Aggregate step feeds it."""
     names = sorted({n for r in rows for n in r} | {"@timestamp"})
     scope = Scope(names, [(kinds or {}).get(n, T.ANY) for n in names], Warnings(), AT_NOW)
-    fn, other, factory, _ = AT_NOW.aggregate(c, scope, aggregates_meter())
+    fn, other, factory, _ = AT_NOW.aggregate(c, scope, Meter())
     state = factory()
     for r in rows:
         row = [r.get(n) for n in names]
         state.add(_as_list(fn(row)) if fn else None, _as_list(other(row)) if other else None)
     return state.result()
-
-
-def aggregates_meter() -> Any:
-    from service.query.aggregates import Meter
-    return Meter()
 
 
 def _as_list(v: Any) -> list[Any]:
@@ -413,7 +409,7 @@ def test_aggregates(c: Call, values: list[Any], expected: Any) -> None:
 
 def test_values_and_list_keep_at_most_a_hundred() -> None:
     assert _aggregate(call("values", F), *rows_of("f", *range(150))) == list(range(100))
-    assert _aggregate(call("list", F), *rows_of("f", *range(150), )) == list(range(100))
+    assert _aggregate(call("list", F), *rows_of("f", *range(150))) == list(range(100))
 
 
 def test_earliest_and_latest_read_the_time_field_and_skip_rows_without_it_or_the_value() -> None:
@@ -490,7 +486,7 @@ CASES: list[tuple[Expr, Any]] = [
     # mathematical
     (call("abs", -3), 3), (call("abs", "-2.5"), 2.5), (call("abs", "x"), None), (call("abs", lit(None)), None),
     (call("ceil", 1.2), 2), (call("ceil", -1.2), -1), (call("floor", 1.8), 1), (call("floor", "-1.2"), -2),
-    (call("ceil", 5), 5),
+    (call("ceil", 5), 5), (call("ceiling", 0.5), 1),
     (call("round", 2.5), 3), (call("round", -2.5), -3), (call("round", 1.2345, 2), 1.23),
     (call("round", 1.235, 2), 1.24), (call("round", 1234, -2), 1200), (call("round", 7), 7),
     (call("round", 1.5, 400), 1.5),
@@ -650,3 +646,25 @@ def test_an_aggregates_arguments_are_verified_as_eval_expressions() -> None:
     with pytest.raises(ParsingError, match=r"unknown function \[lenght\]"):
         aggregates.verify(call("sum", call("lenght", X)))
     aggregates.verify(call("sum", call("len", X)))
+
+
+async def test_an_ordered_sources_predicate_keeps_smls_meaning(es: AsyncElasticsearch, server: Any) -> None:
+    # a numeric comparison over a keyword field: SQL would compare the texts ("9" > "10")
+    await es.indices.create(index="codes", mappings={"properties": {"@timestamp": {"type": "date"},
+                                                                    "code": {"type": "keyword"}}})
+    await es.bulk(operations=[{"index": {"_index": "codes", "_id": "nine"}}, {"@timestamp": 1, "code": "9"},
+                              {"index": {"_index": "codes", "_id": "ten"}}, {"@timestamp": 2, "code": "10"}],
+                  refresh=True)
+    source = p.Source(("codes",), metadata=("_id",), order=p.ScanOrder("@timestamp"),
+                      predicate=Binary("<", col("code"), lit("10")))
+    names, _, rows = _run(server, (source,))
+    assert [r[names.index("_id")] for r in rows] == ["nine"]
+
+
+def test_type_errors_never_fail_and_never_warn() -> None:
+    warnings = Warnings()
+    scope = Scope(["x"], ["keyword"], warnings, AT_NOW)
+    exprs = [Binary("*", col("x"), lit(2)), Binary("/", lit(1), lit(0)), call("abs", col("x")),
+             call("substr", col("x"), "a"), Neg(col("x")), call("round", col("x"), "y"), call("pow", col("x"), 2)]
+    assert [compile_expr(e, scope)[0](["abc"]) for e in exprs] == [None] * len(exprs)
+    assert warnings.messages == []
