@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Callable
+from typing import Any
 
 from lark import Lark, Token, Transformer_NonRecursive, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
@@ -23,7 +23,7 @@ from ...errors import ServiceError
 from ..errors import ParsingError
 from ..expr import Binary, Call, Column, Expr, In, Literal, Logical, Neg, Not, Src
 from . import ast
-from .lexical import (FIELD_NAME, INDEX_PATTERN, COMMAND_NAME, Positions, Segment, error, fail, number_literal,
+from .lexical import (COMMAND_NAME, FIELD_NAME, INDEX_PATTERN, Positions, Segment, error, fail, number_literal,
                       search_number, split_pipeline, unquote)
 
 # name -> start rule of its arguments
@@ -53,38 +53,34 @@ def _parser() -> Lark:
 def parse(text: str) -> ast.Pipeline:
     """Parse an SML query; every refusal is a ``parsing_exception`` ``line L:C: ...``
     at the 1-based position of what it refuses."""
-    positions = Positions(text)
     if not text.strip():
         raise error(1, 1, "empty query")
+    positions = Positions(text)
     commands: list[ast.Command] = []
-    names: list[str] = []
-    for i, segment in enumerate(split_pipeline(text, positions)):
-        name, name_start = _command_name(text, segment, positions)
+    before: list[str] = []
+    for segment in split_pipeline(text, positions):
+        name, start = _command_name(text, segment, positions)
         key = name.lower()
-        _check_structure(key, name, names, positions.at(name_start))
-        names.append(key)
-        commands.append(_command(text, positions, segment, key, name_start))
+        _check_structure(key, name, before, positions.at(start))
+        before.append(key)
+        commands.append(_command(text, positions, segment, key, start, start + len(name)))
     return ast.Pipeline(tuple(commands), text)
 
 
 def _command_name(text: str, segment: Segment, positions: Positions) -> tuple[str, int]:
     """The command's name as written and where it starts; an empty command, or one that
     does not start with a name, is refused."""
-    start = segment.start + len(text[segment.start:segment.end]) - len(text[segment.start:segment.end].lstrip())
+    body = text[segment.start:segment.end]
+    start = segment.end - len(body.lstrip())
     after = "" if segment.pipe is None else " after [|]"
-    if start == segment.end:
-        if segment.end < len(text):
-            return _refuse(positions.error(segment.end, f"expected a command{after}, found [|]"))
-        return _refuse(positions.error(segment.pipe + 1, f"expected a command{after}"))
+    if start == segment.end and segment.end < len(text):
+        raise positions.error(segment.end, f"expected a command{after}, found [|]")
+    if start == segment.end:  # a trailing `|`: the text is not blank, so one came before
+        raise positions.error(segment.pipe + 1, f"expected a command{after}")
     match = COMMAND_NAME.match(text, start, segment.end)
     if match is None:
-        found = text[start:segment.end].split(None, 1)[0]
-        return _refuse(positions.error(start, f"expected a command{after}, found [{found}]"))
+        raise positions.error(start, f"expected a command{after}, found [{text[start:segment.end].split()[0]}]")
     return match.group(), start
-
-
-def _refuse(exc: ParsingError) -> Any:
-    raise exc
 
 
 def _check_structure(key: str, name: str, before: list[str], at: tuple[int, int]) -> None:
@@ -102,10 +98,9 @@ def _check_structure(key: str, name: str, before: list[str], at: tuple[int, int]
         raise error(*at, f"[{key}] may only follow source, search, peval or inputlookup")
 
 
-def _command(text: str, positions: Positions, segment: Segment, key: str, name_start: int) -> ast.Command:
-    name_end = name_start + len(COMMAND_NAME.match(text, name_start).group())
-    body = text[name_start:segment.end].rstrip()
-    src = Src(*positions.at(name_start), body)
+def _command(text: str, positions: Positions, segment: Segment, key: str, start: int, name_end: int) -> ast.Command:
+    """One command from its text; its ``src`` is where its name starts, with its text."""
+    src = Src(*positions.at(start), text[start:segment.end].rstrip())
     tree = _parse_arguments(text, positions, COMMANDS[key], name_end, segment.end)
     _check_depth(tree, positions)
     try:
