@@ -5,7 +5,11 @@ spec/sml.md §1, refusals and syntax errors with their positions, and the querie
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.query.errors import ParsingError
 from service.query.expr import Binary, Call, Column, Expr, In, Literal, Logical, Neg, Not, Src
@@ -279,6 +283,8 @@ def test_stats_aggregates_names_and_by() -> None:
         Stats((Agg("max", (col("x"),), "Max(x)"), Agg("sum", (col("x"),), "sum(x)")), (), False)
     assert command("stats count()").aggs == (Agg("count", (), "count()"),)
     assert command('stats count(eval(x == "a, b"))').aggs[0].name == 'count(eval(x=="a, b"))'
+    assert [a.src for a in command("stats count,\n  avg( x ) as m").aggs] == [Src(1, 18, "count"),
+                                                                          Src(2, 3, "avg( x ) as m")]
 
 
 def test_aggs_is_storage_executed_and_accepts_composite() -> None:
@@ -481,3 +487,27 @@ def test_documented_queries_build_the_documented_trees() -> None:
                   "by event.outcome").commands[1]
     assert stats == Stats((Agg("count", (), "count"), Agg("dc", (col("user.name"),), "users"),
                            Agg("latest", (col("@timestamp"),), "last_seen")), ("event.outcome",), True)
+
+
+# --- robustness ---
+
+PIECES = ["source", "a", "search", "where", "eval", "stats", "aggs", "peval", "by", "as", "AND", "or", "NOT", "IN",
+          "(", ")", ",", "=", "==", "!=", "<", ">=", "+", "-", "*", "/", "%", '"x"', '"a\\"b"', "'f g'", "1", "-2",
+          "3.5e1", "x.y", "@t", "|", "[", "]", "qsize=", "limit=", "head", "tail", "sort", "dedup", "fields",
+          "table", "rename", "keepempty=", "true", "\n", "desc", "count", "dc(", "$", "\\", "join", "é"]
+
+
+@settings(max_examples=300, deadline=None, database=None, derandomize=True)
+@given(st.lists(st.sampled_from(PIECES), max_size=14), st.sampled_from([" ", ""]))
+def test_any_input_parses_or_is_a_positioned_parsing_exception(pieces: list[str], glue: str) -> None:
+    text = "source a | " + glue.join(pieces)
+    try:
+        pipeline = parse(text)
+    except ParsingError as exc:
+        position = re.match(r"line (\d+):(\d+): ", exc.reason)
+        assert position, exc.reason
+        line, col = int(position[1]), int(position[2])
+        lines = text.split("\n")
+        assert 1 <= line <= len(lines) and 1 <= col <= len(lines[line - 1]) + 1, exc.reason
+    else:
+        assert pipeline.text == text

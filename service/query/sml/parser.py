@@ -138,8 +138,7 @@ def _syntax_error(masked: str, positions: Positions, rule: str, tokens: list[Tok
         replay.feed_token(token)
     expected = _describe(replay.accepts())
     if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
-        message = f"expected {expected} after [{previous}]" if expected else f"unexpected end after [{previous}]"
-        return positions.error(previous_end, message)
+        return positions.error(previous_end, f"expected {expected} after [{previous}]")
     if isinstance(exc, UnexpectedCharacters):
         offset, found = exc.pos_in_stream, masked[exc.pos_in_stream]
     else:
@@ -427,7 +426,7 @@ class _Builder(Transformer_NonRecursive):
         closing = next((t for t in c if isinstance(t, Token) and t.type == "RPAR"), function)
         alias = c[-1] if len(c) > 2 and isinstance(c[-2], Token) and c[-2].type == "AS" else None
         name = _name(alias) if alias else default_agg_name(self.query[meta.start_pos:closing.end_pos])
-        return ast.Agg(str(function).lower(), args, name)
+        return ast.Agg(str(function).lower(), args, name, src=self._src(meta))
 
     def by_clause(self, c: list[Any]) -> tuple[str, ...]:
         return tuple(x for x in c if isinstance(x, str) and not isinstance(x, Token))
