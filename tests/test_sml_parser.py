@@ -131,6 +131,8 @@ def test_search_full_text_terms() -> None:
 def test_search_in_is_an_or_of_equal_terms() -> None:
     assert search('f IN (a, "b*", 3)') == OR(OR(Term("f", "=", "a"), Term("f", "=", "b*")), Term("f", "=", 3))
     assert search("f in (a)") == Term("f", "=", "a")
+    a, b, c, d = (Term("f", "=", v) for v in "abcd")
+    assert search("f IN (a, b, c, d)") == OR(OR(a, b), OR(c, d))  # balanced: long lists stay shallow
 
 
 def test_search_precedence_not_then_and_then_or() -> None:

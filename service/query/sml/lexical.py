@@ -37,9 +37,6 @@ class Positions:
         line = bisect_right(self.starts, offset)
         return line, offset - self.starts[line - 1] + 1
 
-    def src(self, start: int, end: int) -> Src:
-        return Src(*self.at(start), self.text[start:end])
-
     def error(self, offset: int, message: str) -> ParsingError:
         return error(*self.at(offset), message)
 

@@ -531,8 +531,9 @@ def _search_value(token: Token) -> Any:
 
 
 def _chain(op: str, items: list[Expr], src: Src) -> Expr:
-    """``a OR b OR c`` as left-nested ``Logical`` nodes; one item stands alone."""
-    result = items[0]
-    for item in items[1:]:
-        result = Logical(op, result, item, src=src)
-    return result
+    """``a OR b OR c ...`` as a balanced tree of ``Logical`` nodes (a long ``IN`` list
+    stays shallow for the engine's recursive walks); one item stands alone."""
+    if len(items) == 1:
+        return items[0]
+    middle = (len(items) + 1) // 2
+    return Logical(op, _chain(op, items[:middle], src), _chain(op, items[middle:], src), src=src)
