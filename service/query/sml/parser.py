@@ -17,14 +17,13 @@ from importlib import resources
 from typing import Any
 
 from lark import Lark, Token, Transformer_NonRecursive, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedInput, VisitError
 
 from ...errors import ServiceError
-from ..errors import ParsingError
 from ..expr import Binary, Call, Column, Expr, In, Literal, Logical, Neg, Not, Src
 from . import ast
-from .lexical import (COMMAND_NAME, FIELD_NAME, INDEX_PATTERN, Positions, Segment, error, fail, number_literal,
-                      search_number, split_pipeline, unquote)
+from .lexical import (COMMAND_NAME, FIELD_NAME, INDEX_PATTERN, Positions, Segment, default_agg_name, error, fail,
+                      number_literal, search_number, split_pipeline, syntax_error, unquote)
 
 # name -> start rule of its arguments
 COMMANDS = {
@@ -122,66 +121,7 @@ def _parse_arguments(text: str, positions: Positions, rule: str, start: int, end
             tokens.append(token)
         return interactive.feed_eof(tokens[-1] if tokens else None)
     except UnexpectedInput as exc:
-        raise _syntax_error(masked, positions, rule, tokens, exc, start) from None
-
-
-def _syntax_error(masked: str, positions: Positions, rule: str, tokens: list[Token], exc: UnexpectedInput,
-                  name_end: int) -> ParsingError:
-    """``expected <what> after [<previous token>], found [<token>]`` at the token, or at
-    the end of the previous token when the command ends too early."""
-    rejected = isinstance(exc, UnexpectedToken) and tokens and exc.token is tokens[-1]
-    consumed = tokens[:-1] if rejected else tokens
-    previous = str(consumed[-1]) if consumed else positions.text[:name_end].split()[-1]
-    previous_end = consumed[-1].end_pos if consumed else name_end
-    replay = _parser().parse_interactive(masked, start=rule)
-    for token in consumed:
-        replay.feed_token(token)
-    expected = _describe(replay.accepts())
-    if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
-        return positions.error(previous_end, f"expected {expected} after [{previous}]")
-    if isinstance(exc, UnexpectedCharacters):
-        offset, found = exc.pos_in_stream, masked[exc.pos_in_stream]
-    else:
-        offset, found = exc.token.start_pos, str(exc.token)
-    if not expected:
-        return positions.error(offset, f"unexpected [{found}] after [{previous}]")
-    return positions.error(offset, f"expected {expected} after [{previous}], found [{found}]")
-
-
-# What a group of terminals is called in error messages, most specific first: (the
-# terminals that must all be there, the terminals the words then cover, the words).
-_OPERATORS = {"EQEQ", "EQUAL", "NEQ", "LT", "LTE", "GT", "GTE", "PLUS", "MINUS", "STAR", "SLASH", "PERCENT"}
-_GROUPS = (
-    ({"NAME", "NUMBER", "STRING"}, {"NAME", "QFIELD", "NUMBER", "STRING", "LPAR", "MINUS", "NOT"}, "an expression"),
-    ({"BARE", "QFIELD", "NOT"}, {"BARE", "QFIELD", "STRING", "LPAR", "NOT"}, "a search term"),
-    ({"BARE", "STRING"}, {"BARE", "STRING"}, "a value"),
-    ({"BARE"}, {"BARE"}, "an index name or pattern"),
-    ({"NAME"}, {"NAME", "QFIELD"}, "a field name"),
-    ({"PATTERN"}, {"PATTERN", "QFIELD"}, "a field name or pattern"),
-    ({"NUMBER"}, {"NUMBER"}, "a number"),
-    ({"EQEQ", "PLUS", "STAR"}, _OPERATORS, "an operator"),
-    ({"EQUAL", "NEQ", "LT"}, _OPERATORS, "a comparison operator"),
-    ({"PLUS", "STAR"}, _OPERATORS, "an arithmetic operator"),
-)
-_PARAMETERS = ("QSIZE", "EARLIEST", "LATEST", "COMPOSITE", "LIMIT", "KEEPEMPTY", "CONSECUTIVE")
-_KEYWORDS = ("AND", "OR", "NOT", "IN", "AS", "BY", "ASC", "DESC")
-
-
-def _describe(accepted: set[str]) -> str:
-    """The terminals a parser state accepts, in words; the end of the command is left
-    out (a command may end wherever it is complete)."""
-    left, words = set(accepted) - {"$END"}, []
-    for needs, covers, word in _GROUPS:
-        if needs <= left:
-            words.append(word)
-            left -= covers
-    words += [f"[{name.lower()}]" for name in _KEYWORDS if name in left]
-    words += [f"[{name.lower()}=]" for name in _PARAMETERS if name in left]
-    words += [f"[{_parser().get_terminal(name).pattern.value}]" for name in sorted(left)
-              if name not in _KEYWORDS and name not in _PARAMETERS]
-    if len(words) < 2:
-        return "".join(words)
-    return ", ".join(words[:-1]) + " or " + words[-1]
+        raise syntax_error(_parser(), masked, positions, rule, tokens, exc, start) from None
 
 
 def _check_depth(tree: Tree, positions: Positions) -> None:
@@ -208,7 +148,7 @@ def _exprs(children: list[Any]) -> tuple[Expr, ...]:
 
 
 def _integer(token: Token, what: str, minimum: int) -> int:
-    value = _value(token)
+    value = _text(token)
     if not re.fullmatch(r"[0-9]+", value) or int(value) < minimum:
         kind = "a positive integer" if minimum > 0 else "a non-negative integer"
         raise fail(_token_src(token), f"{what} must be {kind}, found [{value}]")
@@ -231,25 +171,6 @@ def _options(options: list[_Option]) -> dict[str, Token]:
             raise fail(_token_src(option.name), f"duplicate parameter [{key}]")
         seen[key] = option.value
     return seen
-
-
-def default_agg_name(call: str) -> str:
-    """§7.5: the call as written without whitespace, except one space after each comma
-    (``perc(f, 95)``); quoted parts are kept as they are."""
-    out, i, quote = [], 0, None
-    while i < len(call):
-        c = call[i]
-        if quote:
-            out.append(call[i:i + 2] if c == "\\" and quote == '"' else c)
-            i += 2 if c == "\\" and quote == '"' else 1
-            quote = None if c == quote else quote
-            continue
-        if c in "\"'":
-            quote = c
-        if not c.isspace():
-            out.append(", " if c == "," else c)
-        i += 1
-    return "".join(out)
 
 
 class _Builder(Transformer_NonRecursive):
@@ -503,10 +424,13 @@ class _Option:
     value: Token
 
 
-def _value(token: Token | None) -> Any:
-    if token is None:
-        return None
+def _text(token: Token) -> str:
+    """A parameter's value as written, a quoted one unquoted."""
     return unquote(token) if token.type == "STRING" else str(token)
+
+
+def _value(token: Token | None) -> str | None:
+    return None if token is None else _text(token)
 
 
 def _strings(children: list[Any]) -> tuple[str, ...]:
