@@ -356,7 +356,8 @@ def test_dedup() -> None:
     assert command("dedup 2 a, b keepempty=true consecutive=TRUE") == Dedup(("a", "b"), 2, True, True)
     assert command("dedup a 'b c' consecutive=false") == Dedup(("a", "b c"), 1, False, False)
     assert command("dedup 3 keepempty=true x") == Dedup(("x",), 3, True, False)
-    assert error("source a | dedup") == "line 1:17: expected a field name, a number, [keepempty=] or [consecutive=] after [dedup]"
+    assert error("source a | dedup") == \
+        "line 1:17: expected a field name, a number, [keepempty=] or [consecutive=] after [dedup]"
     assert error("source a | dedup 0 x") == "line 1:18: [dedup] count must be a positive integer, found [0]"
     assert error("source a | dedup keepempty=true x keepempty=false") == "line 1:35: duplicate parameter [keepempty]"
     assert error("source a | dedup x keepempty=maybe") == "line 1:30: [keepempty] must be true or false, found [maybe]"
