@@ -249,6 +249,20 @@ def test_eval_and_peval() -> None:
     assert command("eval b = x = 1") == Eval((("b", eq(col("x"), i(1))),), False)
 
 
+def test_positions_of_commands_that_start_mid_line_after_other_lines() -> None:
+    pipeline = parse('source a |\n search x=1 |\n  stats count(x) as n by y | where z == "a" AND\n q')
+    assert pipeline.commands[3].src == Src(3, 30, 'where z == "a" AND\n q')
+    assert pipeline.commands[3].condition.left.src == Src(3, 36, 'z == "a"')
+    assert pipeline.commands[3].condition.right.src == Src(4, 2, "q")
+    assert pipeline.commands[2].aggs[0].src == Src(3, 9, "count(x) as n")
+    assert error("source a |\n head 1 | where x ==\n  )") == "line 3:3: expected an expression after [==], found [)]"
+    assert error("source a |\n head 1 | where x ==") == "line 2:21: expected an expression after [==]"
+    assert error("source a |\n head 1 | where") == "line 2:16: expected an expression after [where]"
+    assert error("source a |\n head 1 | where x $") == \
+        "line 2:19: expected an operator, [and], [or], [in] or [(] after [x], found [$]"
+    assert error("source a |\n head 1 | dedup 0 x") == "line 2:17: [dedup] count must be a positive integer, found [0]"
+
+
 def test_expression_refusals() -> None:
     assert error("source a | where") == "line 1:17: expected an expression after [where]"
     assert error("source a | where x ==") == "line 1:22: expected an expression after [==]"

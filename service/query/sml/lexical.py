@@ -8,7 +8,7 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass
 
-from lark import Lark, Token
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from ..errors import ParsingError
@@ -43,6 +43,33 @@ class Positions:
 
     def error(self, offset: int, message: str) -> ParsingError:
         return error(*self.at(offset), message)
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    """Moves positions in a piece of the query, counted from the piece's start, to where
+    they are in the query: the piece starts at ``offset``, on ``line`` at ``col``."""
+
+    offset: int
+    line: int
+    col: int
+
+    def at(self, line: int, col: int) -> tuple[int, int]:
+        return line + self.line - 1, col + self.col - 1 if line == 1 else col
+
+    def tree(self, tree: Tree) -> None:
+        """Every token and node of ``tree``, in place."""
+        for node in tree.iter_subtrees():
+            meta = node.meta
+            if not meta.empty:
+                meta.line, meta.column = self.at(meta.line, meta.column)
+                meta.end_line, meta.end_column = self.at(meta.end_line, meta.end_column)
+                meta.start_pos, meta.end_pos = meta.start_pos + self.offset, meta.end_pos + self.offset
+            for token in node.children:
+                if isinstance(token, Token):
+                    token.line, token.column = self.at(token.line, token.column)
+                    token.end_line, token.end_column = self.at(token.end_line, token.end_column)
+                    token.start_pos, token.end_pos = token.start_pos + self.offset, token.end_pos + self.offset
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,28 +172,28 @@ def default_agg_name(call: str) -> str:
     return "".join(out)
 
 
-def syntax_error(parser: Lark, masked: str, positions: Positions, rule: str, tokens: list[Token],
-                 exc: UnexpectedInput, name_end: int) -> ParsingError:
+def syntax_error(parser: Lark, rule: str, name: str, arguments: str, tokens: list[Token], exc: UnexpectedInput,
+                 shift: Shift) -> ParsingError:
     """``expected <what> after [<previous token>], found [<token>]`` at the token, or at
-    the end of the previous token when the command ends too early. ``masked`` is the
-    text the command's arguments were parsed from (``rule``), ``tokens`` those read."""
+    the end of the previous token when the command ends too early. ``arguments`` is the
+    text after the command's ``name``, parsed from ``rule``; ``tokens`` those it read."""
     rejected = isinstance(exc, UnexpectedToken) and tokens and exc.token is tokens[-1]
     consumed = tokens[:-1] if rejected else tokens
-    previous = str(consumed[-1]) if consumed else positions.text[:name_end].split()[-1]
-    previous_end = consumed[-1].end_pos if consumed else name_end
-    replay = parser.parse_interactive(masked, start=rule)
+    replay = parser.parse_interactive(arguments, start=rule)
     for token in consumed:
         replay.feed_token(token)
     expected = _describe(parser, replay.accepts())
+    previous = str(consumed[-1]) if consumed else name
     if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
-        return positions.error(previous_end, f"expected {expected} after [{previous}]")
+        end = (consumed[-1].end_line, consumed[-1].end_column) if consumed else (1, 1)
+        return error(*shift.at(*end), f"expected {expected} after [{previous}]")
     if isinstance(exc, UnexpectedCharacters):
-        offset, found = exc.pos_in_stream, masked[exc.pos_in_stream]
+        at, found = (exc.line, exc.column), arguments[exc.pos_in_stream]
     else:
-        offset, found = exc.token.start_pos, str(exc.token)
+        at, found = (exc.token.line, exc.token.column), str(exc.token)
     if not expected:
-        return positions.error(offset, f"unexpected [{found}] after [{previous}]")
-    return positions.error(offset, f"expected {expected} after [{previous}], found [{found}]")
+        return error(*shift.at(*at), f"unexpected [{found}] after [{previous}]")
+    return error(*shift.at(*at), f"expected {expected} after [{previous}], found [{found}]")
 
 
 # What a group of terminals is called in error messages, most specific first: (the

@@ -22,8 +22,8 @@ from lark.exceptions import UnexpectedInput, VisitError
 from ...errors import ServiceError
 from ..expr import Binary, Call, Column, Expr, In, Literal, Logical, Neg, Not, Src
 from . import ast
-from .lexical import (COMMAND_NAME, FIELD_NAME, INDEX_PATTERN, Positions, Segment, default_agg_name, error, fail,
-                      number_literal, search_number, split_pipeline, syntax_error, unquote)
+from .lexical import (COMMAND_NAME, FIELD_NAME, INDEX_PATTERN, Positions, Segment, Shift, default_agg_name, error,
+                      fail, number_literal, search_number, split_pipeline, syntax_error, unquote)
 
 # name -> start rule of its arguments
 COMMANDS = {
@@ -100,8 +100,9 @@ def _check_structure(key: str, name: str, before: list[str], at: tuple[int, int]
 def _command(text: str, positions: Positions, segment: Segment, key: str, start: int, name_end: int) -> ast.Command:
     """One command from its text; its ``src`` is where its name starts, with its text."""
     src = Src(*positions.at(start), text[start:segment.end].rstrip())
-    tree = _parse_arguments(text, positions, COMMANDS[key], name_end, segment.end)
-    _check_depth(tree, positions)
+    tree = _parse_arguments(text[start:name_end], COMMANDS[key], text[name_end:segment.end],
+                            Shift(name_end, *positions.at(name_end)))
+    _check_depth(tree)
     try:
         return _Builder(text, key, src).transform(tree)
     except VisitError as exc:
@@ -110,27 +111,29 @@ def _command(text: str, positions: Positions, segment: Segment, key: str, start:
         raise
 
 
-def _parse_arguments(text: str, positions: Positions, rule: str, start: int, end: int) -> Tree:
-    """Parse ``text[start:end]`` from ``rule``, positions kept: what comes before is
-    blanked out (newlines kept) rather than cut off."""
-    masked = re.sub(r"[^\n]", " ", text[:start]) + text[start:end]
-    interactive = _parser().parse_interactive(masked, start=rule)
+def _parse_arguments(name: str, rule: str, arguments: str, shift: Shift) -> Tree:
+    """Parse a command's ``arguments`` from ``rule`` on their own (a long pipeline costs
+    no more per command than the command's length), then move every position to where
+    it is in the query."""
+    interactive = _parser().parse_interactive(arguments, start=rule)
     tokens: list[Token] = []
     try:
         for token in interactive.iter_parse():
             tokens.append(token)
-        return interactive.feed_eof(tokens[-1] if tokens else None)
+        tree = interactive.feed_eof(tokens[-1] if tokens else None)
     except UnexpectedInput as exc:
-        raise syntax_error(_parser(), masked, positions, rule, tokens, exc, start) from None
+        raise syntax_error(_parser(), rule, name, arguments, tokens, exc, shift) from None
+    shift.tree(tree)
+    return tree
 
 
-def _check_depth(tree: Tree, positions: Positions) -> None:
+def _check_depth(tree: Tree) -> None:
     """Refuse nesting deeper than the engine can walk, measured without recursion."""
     stack = [(tree, 0)]
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise positions.error(node.meta.start_pos, f"expression nested deeper than {MAX_DEPTH} levels")
+            raise error(node.meta.line, node.meta.column, f"expression nested deeper than {MAX_DEPTH} levels")
         stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
 
 
