@@ -5,11 +5,14 @@ spec/sml.md §1, refusals and syntax errors with their positions, and the querie
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lark import Token
 
 from service.query.errors import ParsingError
 from service.query.expr import Binary, Call, Column, Expr, In, Literal, Logical, Neg, Not, Src
@@ -528,3 +531,21 @@ def test_any_input_parses_or_is_a_positioned_parsing_exception(pieces: list[str]
         assert 1 <= line <= len(lines) and 1 <= col <= len(lines[line - 1]) + 1, exc.reason
     else:
         assert pipeline.text == text
+
+
+def test_trees_hold_plain_values_and_survive_pickling() -> None:
+    """Plans go to query worker processes: no parser object may ride along."""
+    pipeline = parse("source a,b* qsize=5 earliest=-1d latest=\"now\" | search f IN (a, \"b\") x=1 'q f'!=\"z\" mail "
+                     "| where 'k'==1 AND f(x) OR y IN (1) | eval a=-1, 'b c'=x | stats count, perc(x, 9) as p by 'h', i "
+                     "| fields - a | table b 'c' | rename a as b, 'x' as 'y' | sort 3 -a, 'b' desc | head 2 "
+                     "| tail limit=1 | dedup 2 a 'b' keepempty=true")
+    stack: list[object] = [pipeline]
+    while stack:
+        value = stack.pop()
+        assert not isinstance(value, Token), value
+        if dataclasses.is_dataclass(value):
+            stack.extend(getattr(value, f.name) for f in dataclasses.fields(value))
+        elif isinstance(value, tuple):
+            stack.extend(value)
+    copy = pickle.loads(pickle.dumps(pipeline))
+    assert copy == pipeline and [c.src for c in copy.commands] == [c.src for c in pipeline.commands]
