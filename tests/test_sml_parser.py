@@ -535,8 +535,9 @@ def test_any_input_parses_or_is_a_positioned_parsing_exception(pieces: list[str]
 
 def test_trees_hold_plain_values_and_survive_pickling() -> None:
     """Plans go to query worker processes: no parser object may ride along."""
-    pipeline = parse("source a,b* qsize=5 earliest=-1d latest=\"now\" | search f IN (a, \"b\") x=1 'q f'!=\"z\" mail "
-                     "| where 'k'==1 AND f(x) OR y IN (1) | eval a=-1, 'b c'=x | stats count, perc(x, 9) as p by 'h', i "
+    pipeline = parse("source a,b* qsize=5 earliest=-1d latest=\"now\" "
+                     "| search f IN (a, \"b\") x=1 'q f'!=\"z\" mail | where 'k'==1 AND f(x) OR y IN (1) "
+                     "| eval a=-1, 'b c'=x | stats count, perc(x, 9) as p by 'h', i "
                      "| fields - a | table b 'c' | rename a as b, 'x' as 'y' | sort 3 -a, 'b' desc | head 2 "
                      "| tail limit=1 | dedup 2 a 'b' keepempty=true")
     stack: list[object] = [pipeline]
