@@ -5,7 +5,14 @@ spec/sml.md §1, refusals and syntax errors with their positions, and the querie
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lark import Token
 
 from service.query.errors import ParsingError
 from service.query.expr import Binary, Call, Column, Expr, In, Literal, Logical, Neg, Not, Src
@@ -127,6 +134,8 @@ def test_search_full_text_terms() -> None:
 def test_search_in_is_an_or_of_equal_terms() -> None:
     assert search('f IN (a, "b*", 3)') == OR(OR(Term("f", "=", "a"), Term("f", "=", "b*")), Term("f", "=", 3))
     assert search("f in (a)") == Term("f", "=", "a")
+    a, b, c, d = (Term("f", "=", v) for v in "abcd")
+    assert search("f IN (a, b, c, d)") == OR(OR(a, b), OR(c, d))  # balanced: long lists stay shallow
 
 
 def test_search_precedence_not_then_and_then_or() -> None:
@@ -243,6 +252,20 @@ def test_eval_and_peval() -> None:
     assert command("eval b = x = 1") == Eval((("b", eq(col("x"), i(1))),), False)
 
 
+def test_positions_of_commands_that_start_mid_line_after_other_lines() -> None:
+    pipeline = parse('source a |\n search x=1 |\n  stats count(x) as n by y | where z == "a" AND\n q')
+    assert pipeline.commands[3].src == Src(3, 30, 'where z == "a" AND\n q')
+    assert pipeline.commands[3].condition.left.src == Src(3, 36, 'z == "a"')
+    assert pipeline.commands[3].condition.right.src == Src(4, 2, "q")
+    assert pipeline.commands[2].aggs[0].src == Src(3, 9, "count(x) as n")
+    assert error("source a |\n head 1 | where x ==\n  )") == "line 3:3: expected an expression after [==], found [)]"
+    assert error("source a |\n head 1 | where x ==") == "line 2:21: expected an expression after [==]"
+    assert error("source a |\n head 1 | where") == "line 2:16: expected an expression after [where]"
+    assert error("source a |\n head 1 | where x $") == \
+        "line 2:19: expected an operator, [and], [or], [in] or [(] after [x], found [$]"
+    assert error("source a |\n head 1 | dedup 0 x") == "line 2:17: [dedup] count must be a positive integer, found [0]"
+
+
 def test_expression_refusals() -> None:
     assert error("source a | where") == "line 1:17: expected an expression after [where]"
     assert error("source a | where x ==") == "line 1:22: expected an expression after [==]"
@@ -279,6 +302,8 @@ def test_stats_aggregates_names_and_by() -> None:
         Stats((Agg("max", (col("x"),), "Max(x)"), Agg("sum", (col("x"),), "sum(x)")), (), False)
     assert command("stats count()").aggs == (Agg("count", (), "count()"),)
     assert command('stats count(eval(x == "a, b"))').aggs[0].name == 'count(eval(x=="a, b"))'
+    assert [a.src for a in command("stats count,\n  avg( x ) as m").aggs] == [Src(1, 18, "count"),
+                                                                          Src(2, 3, "avg( x ) as m")]
 
 
 def test_aggs_is_storage_executed_and_accepts_composite() -> None:
@@ -347,8 +372,11 @@ def test_dedup() -> None:
     assert command("dedup user.name") == Dedup(("user.name",))
     assert command("dedup 2 a, b keepempty=true consecutive=TRUE") == Dedup(("a", "b"), 2, True, True)
     assert command("dedup a 'b c' consecutive=false") == Dedup(("a", "b c"), 1, False, False)
-    assert error("source a | dedup") == "line 1:17: expected a field name or a number after [dedup]"
+    assert command("dedup 3 keepempty=true x") == Dedup(("x",), 3, True, False)
+    assert error("source a | dedup") == \
+        "line 1:17: expected a field name, a number, [keepempty=] or [consecutive=] after [dedup]"
     assert error("source a | dedup 0 x") == "line 1:18: [dedup] count must be a positive integer, found [0]"
+    assert error("source a | dedup keepempty=true x keepempty=false") == "line 1:35: duplicate parameter [keepempty]"
     assert error("source a | dedup x keepempty=maybe") == "line 1:30: [keepempty] must be true or false, found [maybe]"
 
 
@@ -378,6 +406,7 @@ def test_empty_query_and_empty_commands() -> None:
     assert error(" \n ") == "line 1:1: empty query"
     assert error("| source a") == "line 1:1: expected a command, found [|]"
     assert error("source a |") == "line 1:11: expected a command after [|]"
+    assert error("source a |  \n ") == "line 1:11: expected a command after [|]"
     assert error("source a | | head") == "line 1:12: expected a command after [|], found [|]"
     assert error("source a | 5") == "line 1:12: expected a command after [|], found [5]"
 
@@ -478,3 +507,46 @@ def test_documented_queries_build_the_documented_trees() -> None:
                   "by event.outcome").commands[1]
     assert stats == Stats((Agg("count", (), "count"), Agg("dc", (col("user.name"),), "users"),
                            Agg("latest", (col("@timestamp"),), "last_seen")), ("event.outcome",), True)
+
+
+# --- robustness ---
+
+PIECES = ["source", "a", "search", "where", "eval", "stats", "aggs", "peval", "by", "as", "AND", "or", "NOT", "IN",
+          "(", ")", ",", "=", "==", "!=", "<", ">=", "+", "-", "*", "/", "%", '"x"', '"a\\"b"', "'f g'", "1", "-2",
+          "3.5e1", "x.y", "@t", "|", "[", "]", "qsize=", "limit=", "head", "tail", "sort", "dedup", "fields",
+          "table", "rename", "keepempty=", "true", "\n", "desc", "count", "dc(", "$", "\\", "join", "é"]
+
+
+@settings(max_examples=300, deadline=None, database=None, derandomize=True)
+@given(st.lists(st.sampled_from(PIECES), max_size=14), st.sampled_from([" ", ""]))
+def test_any_input_parses_or_is_a_positioned_parsing_exception(pieces: list[str], glue: str) -> None:
+    text = "source a | " + glue.join(pieces)
+    try:
+        pipeline = parse(text)
+    except ParsingError as exc:
+        position = re.match(r"line (\d+):(\d+): ", exc.reason)
+        assert position, exc.reason
+        line, col = int(position[1]), int(position[2])
+        lines = text.split("\n")
+        assert 1 <= line <= len(lines) and 1 <= col <= len(lines[line - 1]) + 1, exc.reason
+    else:
+        assert pipeline.text == text
+
+
+def test_trees_hold_plain_values_and_survive_pickling() -> None:
+    """Plans go to query worker processes: no parser object may ride along."""
+    pipeline = parse("source a,b* qsize=5 earliest=-1d latest=\"now\" "
+                     "| search f IN (a, \"b\") x=1 'q f'!=\"z\" mail | where 'k'==1 AND f(x) OR y IN (1) "
+                     "| eval a=-1, 'b c'=x | stats count, perc(x, 9) as p by 'h', i "
+                     "| fields - a | table b 'c' | rename a as b, 'x' as 'y' | sort 3 -a, 'b' desc | head 2 "
+                     "| tail limit=1 | dedup 2 a 'b' keepempty=true")
+    stack: list[object] = [pipeline]
+    while stack:
+        value = stack.pop()
+        assert not isinstance(value, Token), value
+        if dataclasses.is_dataclass(value):
+            stack.extend(getattr(value, f.name) for f in dataclasses.fields(value))
+        elif isinstance(value, tuple):
+            stack.extend(value)
+    copy = pickle.loads(pickle.dumps(pipeline))
+    assert copy == pipeline and [c.src for c in copy.commands] == [c.src for c in pipeline.commands]

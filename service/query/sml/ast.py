@@ -63,9 +63,12 @@ class Eval(Command):
 
 @dataclass(frozen=True)
 class Agg:
+    """One aggregate of ``stats``/``aggs``; ``src`` is the aggregate as written."""
+
     function: str  # lower case
     args: tuple[Expr, ...]
     name: str  # `as` or the default of §7.5
+    src: Src = field(default=Src(), compare=False, kw_only=True)
 
 
 @dataclass(frozen=True)

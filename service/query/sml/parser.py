@@ -14,17 +14,16 @@ import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Callable
+from typing import Any
 
 from lark import Lark, Token, Transformer_NonRecursive, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedInput, VisitError
 
 from ...errors import ServiceError
-from ..errors import ParsingError
 from ..expr import Binary, Call, Column, Expr, In, Literal, Logical, Neg, Not, Src
 from . import ast
-from .lexical import (FIELD_NAME, INDEX_PATTERN, COMMAND_NAME, Positions, Segment, error, fail, number_literal,
-                      search_number, split_pipeline, unquote)
+from .lexical import (COMMAND_NAME, FIELD_NAME, INDEX_PATTERN, Positions, Segment, Shift, default_agg_name, error,
+                      fail, number_literal, search_number, split_pipeline, syntax_error, unquote)
 
 # name -> start rule of its arguments
 COMMANDS = {
@@ -53,38 +52,34 @@ def _parser() -> Lark:
 def parse(text: str) -> ast.Pipeline:
     """Parse an SML query; every refusal is a ``parsing_exception`` ``line L:C: ...``
     at the 1-based position of what it refuses."""
-    positions = Positions(text)
     if not text.strip():
         raise error(1, 1, "empty query")
+    positions = Positions(text)
     commands: list[ast.Command] = []
-    names: list[str] = []
-    for i, segment in enumerate(split_pipeline(text, positions)):
-        name, name_start = _command_name(text, segment, positions)
+    before: list[str] = []
+    for segment in split_pipeline(text, positions):
+        name, start = _command_name(text, segment, positions)
         key = name.lower()
-        _check_structure(key, name, names, positions.at(name_start))
-        names.append(key)
-        commands.append(_command(text, positions, segment, key, name_start))
+        _check_structure(key, name, before, positions.at(start))
+        before.append(key)
+        commands.append(_command(text, positions, segment, key, start, start + len(name)))
     return ast.Pipeline(tuple(commands), text)
 
 
 def _command_name(text: str, segment: Segment, positions: Positions) -> tuple[str, int]:
     """The command's name as written and where it starts; an empty command, or one that
     does not start with a name, is refused."""
-    start = segment.start + len(text[segment.start:segment.end]) - len(text[segment.start:segment.end].lstrip())
+    body = text[segment.start:segment.end]
+    start = segment.end - len(body.lstrip())
     after = "" if segment.pipe is None else " after [|]"
-    if start == segment.end:
-        if segment.end < len(text):
-            return _refuse(positions.error(segment.end, f"expected a command{after}, found [|]"))
-        return _refuse(positions.error(segment.pipe + 1, f"expected a command{after}"))
+    if start == segment.end and segment.end < len(text):
+        raise positions.error(segment.end, f"expected a command{after}, found [|]")
+    if start == segment.end:  # a trailing `|`: the text is not blank, so one came before
+        raise positions.error(segment.pipe + 1, f"expected a command{after}")
     match = COMMAND_NAME.match(text, start, segment.end)
     if match is None:
-        found = text[start:segment.end].split(None, 1)[0]
-        return _refuse(positions.error(start, f"expected a command{after}, found [{found}]"))
+        raise positions.error(start, f"expected a command{after}, found [{text[start:segment.end].split()[0]}]")
     return match.group(), start
-
-
-def _refuse(exc: ParsingError) -> Any:
-    raise exc
 
 
 def _check_structure(key: str, name: str, before: list[str], at: tuple[int, int]) -> None:
@@ -102,12 +97,12 @@ def _check_structure(key: str, name: str, before: list[str], at: tuple[int, int]
         raise error(*at, f"[{key}] may only follow source, search, peval or inputlookup")
 
 
-def _command(text: str, positions: Positions, segment: Segment, key: str, name_start: int) -> ast.Command:
-    name_end = name_start + len(COMMAND_NAME.match(text, name_start).group())
-    body = text[name_start:segment.end].rstrip()
-    src = Src(*positions.at(name_start), body)
-    tree = _parse_arguments(text, positions, COMMANDS[key], name_end, segment.end)
-    _check_depth(tree, positions)
+def _command(text: str, positions: Positions, segment: Segment, key: str, start: int, name_end: int) -> ast.Command:
+    """One command from its text; its ``src`` is where its name starts, with its text."""
+    src = Src(*positions.at(start), text[start:segment.end].rstrip())
+    tree = _parse_arguments(text[start:name_end], COMMANDS[key], text[name_end:segment.end],
+                            Shift(name_end, *positions.at(name_end)))
+    _check_depth(tree)
     try:
         return _Builder(text, key, src).transform(tree)
     except VisitError as exc:
@@ -116,87 +111,29 @@ def _command(text: str, positions: Positions, segment: Segment, key: str, name_s
         raise
 
 
-def _parse_arguments(text: str, positions: Positions, rule: str, start: int, end: int) -> Tree:
-    """Parse ``text[start:end]`` from ``rule``, positions kept: what comes before is
-    blanked out (newlines kept) rather than cut off."""
-    masked = re.sub(r"[^\n]", " ", text[:start]) + text[start:end]
-    interactive = _parser().parse_interactive(masked, start=rule)
+def _parse_arguments(name: str, rule: str, arguments: str, shift: Shift) -> Tree:
+    """Parse a command's ``arguments`` from ``rule`` on their own (a long pipeline costs
+    no more per command than the command's length), then move every position to where
+    it is in the query."""
+    interactive = _parser().parse_interactive(arguments, start=rule)
     tokens: list[Token] = []
     try:
         for token in interactive.iter_parse():
             tokens.append(token)
-        return interactive.feed_eof(tokens[-1] if tokens else None)
+        tree = interactive.feed_eof(tokens[-1] if tokens else None)
     except UnexpectedInput as exc:
-        raise _syntax_error(masked, positions, rule, tokens, exc, start) from None
+        raise syntax_error(_parser(), rule, name, arguments, tokens, exc, shift) from None
+    shift.tree(tree)
+    return tree
 
 
-def _syntax_error(masked: str, positions: Positions, rule: str, tokens: list[Token], exc: UnexpectedInput,
-                  name_end: int) -> ParsingError:
-    """``expected <what> after [<previous token>], found [<token>]`` at the token, or at
-    the end of the previous token when the command ends too early."""
-    rejected = isinstance(exc, UnexpectedToken) and tokens and exc.token is tokens[-1]
-    consumed = tokens[:-1] if rejected else tokens
-    previous = str(consumed[-1]) if consumed else positions.text[:name_end].split()[-1]
-    previous_end = consumed[-1].end_pos if consumed else name_end
-    replay = _parser().parse_interactive(masked, start=rule)
-    for token in consumed:
-        replay.feed_token(token)
-    expected = _describe(replay.accepts())
-    if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
-        message = f"expected {expected} after [{previous}]" if expected else f"unexpected end after [{previous}]"
-        return positions.error(previous_end, message)
-    if isinstance(exc, UnexpectedCharacters):
-        offset, found = exc.pos_in_stream, masked[exc.pos_in_stream]
-    else:
-        offset, found = exc.token.start_pos, str(exc.token)
-    if not expected:
-        return positions.error(offset, f"unexpected [{found}] after [{previous}]")
-    return positions.error(offset, f"expected {expected} after [{previous}], found [{found}]")
-
-
-# What a group of terminals is called in error messages, most specific first: (the
-# terminals that must all be there, the terminals the words then cover, the words).
-_OPERATORS = {"EQEQ", "EQUAL", "NEQ", "LT", "LTE", "GT", "GTE", "PLUS", "MINUS", "STAR", "SLASH", "PERCENT"}
-_GROUPS = (
-    ({"NAME", "NUMBER", "STRING"}, {"NAME", "QFIELD", "NUMBER", "STRING", "LPAR", "MINUS", "NOT"}, "an expression"),
-    ({"BARE", "QFIELD", "NOT"}, {"BARE", "QFIELD", "STRING", "LPAR", "NOT"}, "a search term"),
-    ({"BARE", "STRING"}, {"BARE", "STRING"}, "a value"),
-    ({"BARE"}, {"BARE"}, "an index name or pattern"),
-    ({"NAME"}, {"NAME", "QFIELD"}, "a field name"),
-    ({"PATTERN"}, {"PATTERN", "QFIELD"}, "a field name or pattern"),
-    ({"NUMBER"}, {"NUMBER"}, "a number"),
-    ({"EQEQ", "PLUS", "STAR"}, _OPERATORS, "an operator"),
-    ({"EQUAL", "NEQ", "LT"}, _OPERATORS, "a comparison operator"),
-    ({"PLUS", "STAR"}, _OPERATORS, "an arithmetic operator"),
-)
-_PARAMETERS = ("QSIZE", "EARLIEST", "LATEST", "COMPOSITE", "LIMIT", "KEEPEMPTY", "CONSECUTIVE")
-_KEYWORDS = ("AND", "OR", "NOT", "IN", "AS", "BY", "ASC", "DESC")
-
-
-def _describe(accepted: set[str]) -> str:
-    """The terminals a parser state accepts, in words; the end of the command is left
-    out (a command may end wherever it is complete)."""
-    left, words = set(accepted) - {"$END"}, []
-    for needs, covers, word in _GROUPS:
-        if needs <= left:
-            words.append(word)
-            left -= covers
-    words += [f"[{name.lower()}]" for name in _KEYWORDS if name in left]
-    words += [f"[{name.lower()}=]" for name in _PARAMETERS if name in left]
-    words += [f"[{_parser().get_terminal(name).pattern.value}]" for name in sorted(left)
-              if name not in _KEYWORDS and name not in _PARAMETERS]
-    if len(words) < 2:
-        return "".join(words)
-    return ", ".join(words[:-1]) + " or " + words[-1]
-
-
-def _check_depth(tree: Tree, positions: Positions) -> None:
+def _check_depth(tree: Tree) -> None:
     """Refuse nesting deeper than the engine can walk, measured without recursion."""
     stack = [(tree, 0)]
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise positions.error(node.meta.start_pos, f"expression nested deeper than {MAX_DEPTH} levels")
+            raise error(node.meta.line, node.meta.column, f"expression nested deeper than {MAX_DEPTH} levels")
         stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
 
 
@@ -214,7 +151,7 @@ def _exprs(children: list[Any]) -> tuple[Expr, ...]:
 
 
 def _integer(token: Token, what: str, minimum: int) -> int:
-    value = _value(token)
+    value = _text(token)
     if not re.fullmatch(r"[0-9]+", value) or int(value) < minimum:
         kind = "a positive integer" if minimum > 0 else "a non-negative integer"
         raise fail(_token_src(token), f"{what} must be {kind}, found [{value}]")
@@ -237,25 +174,6 @@ def _options(options: list[_Option]) -> dict[str, Token]:
             raise fail(_token_src(option.name), f"duplicate parameter [{key}]")
         seen[key] = option.value
     return seen
-
-
-def default_agg_name(call: str) -> str:
-    """§7.5: the call as written without whitespace, except one space after each comma
-    (``perc(f, 95)``); quoted parts are kept as they are."""
-    out, i, quote = [], 0, None
-    while i < len(call):
-        c = call[i]
-        if quote:
-            out.append(call[i:i + 2] if c == "\\" and quote == '"' else c)
-            i += 2 if c == "\\" and quote == '"' else 1
-            quote = None if c == quote else quote
-            continue
-        if c in "\"'":
-            quote = c
-        if not c.isspace():
-            out.append(", " if c == "," else c)
-        i += 1
-    return "".join(out)
 
 
 class _Builder(Transformer_NonRecursive):
@@ -432,7 +350,7 @@ class _Builder(Transformer_NonRecursive):
         closing = next((t for t in c if isinstance(t, Token) and t.type == "RPAR"), function)
         alias = c[-1] if len(c) > 2 and isinstance(c[-2], Token) and c[-2].type == "AS" else None
         name = _name(alias) if alias else default_agg_name(self.query[meta.start_pos:closing.end_pos])
-        return ast.Agg(str(function).lower(), args, name)
+        return ast.Agg(str(function).lower(), args, name, src=self._src(meta))
 
     def by_clause(self, c: list[Any]) -> tuple[str, ...]:
         return tuple(x for x in c if isinstance(x, str) and not isinstance(x, Token))
@@ -509,10 +427,13 @@ class _Option:
     value: Token
 
 
-def _value(token: Token | None) -> Any:
-    if token is None:
-        return None
+def _text(token: Token) -> str:
+    """A parameter's value as written, a quoted one unquoted."""
     return unquote(token) if token.type == "STRING" else str(token)
+
+
+def _value(token: Token | None) -> str | None:
+    return None if token is None else _text(token)
 
 
 def _strings(children: list[Any]) -> tuple[str, ...]:
@@ -537,8 +458,9 @@ def _search_value(token: Token) -> Any:
 
 
 def _chain(op: str, items: list[Expr], src: Src) -> Expr:
-    """``a OR b OR c`` as left-nested ``Logical`` nodes; one item stands alone."""
-    result = items[0]
-    for item in items[1:]:
-        result = Logical(op, result, item, src=src)
-    return result
+    """``a OR b OR c ...`` as a balanced tree of ``Logical`` nodes (a long ``IN`` list
+    stays shallow for the engine's recursive walks); one item stands alone."""
+    if len(items) == 1:
+        return items[0]
+    middle = (len(items) + 1) // 2
+    return Logical(op, _chain(op, items[:middle], src), _chain(op, items[middle:], src), src=src)
