@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
 
 from .. import keys
-from ..core.background import Limits, State, TaskView
+from ..core.background import EndLines, Limits, Line, State, TaskView
 from ..core.queries import ROW_BATCH
 from ..core.searches import SearchNotFound
 from ..errors import BadRequest, XContentParseError
@@ -33,8 +33,6 @@ from .wire import ListWriter, is_pretty, read_body, respond, task_headers
 DEFAULT_USER = "default"
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _FRAME_EXTRAS = ("sidebar", "timeline", "executionCost")
-
-Lines = list[tuple[str, str, int | None]]
 
 
 def _owner(request: web.Request) -> str:
@@ -57,9 +55,11 @@ def _iso(ms: int | None) -> str | None:
 
 def _limits(request: web.Request) -> Limits:
     setting = request.app[keys.CLUSTER_SETTINGS].get
+    running_time = setting(sml_request.MAX_SEARCH_RUNNING_TIME)
     return Limits(keep_alive_ms=parse_time_ms(setting(sml_request.KEEP_ALIVE), sml_request.KEEP_ALIVE),
                   max_running=int(setting(sml_request.MAX_RUNNING_PER_USER)),
-                  max_tasks=int(setting(sml_request.MAX_TASKS_PER_USER)))
+                  max_tasks=int(setting(sml_request.MAX_TASKS_PER_USER)),
+                  max_running_time_ms=int(running_time) * 1000 if running_time else None)
 
 
 async def _body(request: web.Request) -> Any:
@@ -82,18 +82,18 @@ def _shown(submission: sml_request.Submission) -> dict[str, Any]:
             "warnings": list(submission.warnings)}
 
 
-def _first_lines(submission: sml_request.Submission) -> Lines:
+def _first_lines(submission: sml_request.Submission) -> list[Line]:
     shown = _shown(submission)
-    lines: Lines = [("INFO", f"time range {shown['timeRange']['start']} .. {shown['timeRange']['end']} on "
+    lines: list[Line] = [("INFO", f"time range {shown['timeRange']['start']} .. {shown['timeRange']['end']} on "
                              f"{submission.request.time_field}", None)]
     lines += [("WARN", warning, None) for warning in submission.warnings]
     return lines
 
 
-def _end_lines(cost: str) -> Callable[[dict[str, Any]], Lines]:
+def _end_lines(cost: str) -> EndLines:
     """The log lines a finished job's frame gives: its warnings, and at DEBUG its commands."""
-    def lines(frame: dict[str, Any]) -> Lines:
-        out: Lines = [("WARN", str(warning), None) for warning in frame.get("warnings", [])]
+    def lines(frame: dict[str, Any]) -> list[Line]:
+        out: list[Line] = [("WARN", str(warning), None) for warning in frame.get("warnings", [])]
         if cost == "DEBUG":
             for command in (frame.get("executionCost") or {}).get("commands", []):
                 out.append(("DEBUG", f"{command.get('text', command.get('command'))}: {command.get('ms')} ms, "
