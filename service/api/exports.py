@@ -80,10 +80,10 @@ class Export:
 def clean_name(raw: str | None, default: str, extension: str) -> str:
     """A download's base name: path separators, control and other characters removed (Unicode
     letters, digits, ``._-`` and spaces stay), surrounding spaces and dots trimmed, a trailing
-    ``.<extension>`` the client typed dropped, at most 200 characters; ``default`` if nothing is
+    ``.<extension>`` (or ``.<extension>.zip``) the client typed dropped, at most 200 characters; ``default`` if nothing is
     left."""
     kept = "".join(c for c in (raw or "") if c.isalnum() or c in "._- ")
-    for suffix in (f".{extension}", ".zip"):
+    for suffix in (".zip", f".{extension}"):
         if kept.lower().endswith(suffix):
             kept = kept[:-len(suffix)]
     name = kept.strip(" .")[:MAX_NAME_CHARS].strip(" .")
@@ -123,8 +123,8 @@ class _JsonWriter:
         self.rows = 0
 
     def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            self.file.write((b"," if self.rows else b"") + b",".join(orjson.dumps(r) for r in rows))
+        if rows:  # the batch as one array, brackets dropped: one buffer, not one per row
+            self.file.write((b"," if self.rows else b"") + orjson.dumps(list(rows))[1:-1])
             self.rows += len(rows)
 
     def close(self) -> None:
