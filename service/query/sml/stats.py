@@ -251,7 +251,8 @@ LEVELS = ("OFF", "INFO", "DEBUG")
 
 @dataclass(frozen=True)
 class CommandCost:
-    """One measurement of a pipeline command (several for one command add up: per slice)."""
+    """One measurement of a pipeline command; several for one command add up (one per slice:
+    times, row counts and numeric details summed, other details the latest)."""
 
     index: int
     ms: float = 0
@@ -287,7 +288,7 @@ class ExecutionCost:
         else:
             entry["ms"] += cost.ms
         if self.level == "DEBUG" and cost.details:
-            entry.setdefault("details", {}).update(cost.details)
+            _merge_details(entry.setdefault("details", {}), cost.details)
 
     def result(self, total_ms: float, rows_out: int) -> dict[str, Any] | None:
         """The cost object, None for ``OFF``; times in whole milliseconds."""
@@ -300,3 +301,10 @@ class ExecutionCost:
         if self.level == "DEBUG":
             out["pipeline"] = self.pipeline
         return out
+
+
+def _merge_details(into: dict[str, Any], details: dict[str, Any]) -> None:
+    for key, value in details.items():
+        before = into.get(key)
+        summed = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (before, value))
+        into[key] = before + value if summed else value
