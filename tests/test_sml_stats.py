@@ -86,7 +86,7 @@ def test_sidebar_types() -> None:
              "mix": 1, "mostly": 1, "text": "x"},
             {"@timestamp": 1714564800001, "when": "2024-05-01 13:00", "flag": False, "code": True, "obj": {},
              "mix": "one", "mostly": 2, "text": "y"},
-            {"mix": None, "mostly": "three", "flag": 1}]
+            {"mix": None, "mostly": "three", "flag": 1, "@timestamp": "2024-05-01T12:00:00.002Z"}]
     fields = by_name(sidebar(rows))
     assert {name: f["type"] for name, f in fields.items()} == {
         "@timestamp": "date", "when": "date", "flag": "boolean", "code": "mixed", "obj": "object", "mix": "mixed",
@@ -97,6 +97,8 @@ def test_sidebar_types() -> None:
     assert "numeric" not in fields["mostly"] and "numeric" not in fields["code"]
     # ties between types: numbers first, then text, then booleans
     assert [v["value"] for v in fields["flag"]["topValues"]] == [1, False, True]
+    assert [v["value"] for v in fields["@timestamp"]["topValues"]] == [1714564800000, 1714564800001,
+                                                                        "2024-05-01T12:00:00.002Z"]
 
 
 def test_sidebar_cuts_long_values_for_the_panel() -> None:
