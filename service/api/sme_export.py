@@ -1,9 +1,9 @@
 """SME background tasks: ``POST /_sme/async_requests/file_download/{id}`` (spec
 sme-background-tasks §4.7), the stored result of a finished task as a JSON, CSV or XLSX file.
 
-The body is read and checked here (``DownloadRequest``); the rows are streamed from the task's
-stored result into the file by ``exports`` (the writers every API shares), and the file is
-sent as an attachment.
+The body is read and checked here (``DownloadRequest``); the rows are read from disk a batch
+at a time into the file by ``exports`` (the writers every API shares), the export is noted in
+the task's log, and the file is sent as an attachment.
 """
 
 from __future__ import annotations
@@ -14,9 +14,15 @@ from typing import Any, AsyncIterator, Sequence
 from aiohttp import web
 
 from .. import keys
-from ..core.queries import Batches
+from ..core.background import TERMINAL, BackgroundTasks, NotFinished, TaskView
+from ..core.queries import ROW_BATCH
+from ..core.searches import SearchNotFound
 from ..errors import BadRequest
+from ..store.background import LogLine
 from .exports import FILE_TYPES, Export, FileResponse, clean_name, write_export
+from .middleware import accepts
+from .sme import _owner, _task_id
+from .wire import read_json
 
 DEFAULT_RESULTS_SIZE = 10_000
 
@@ -68,21 +74,58 @@ def _shown(value: Any) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
-async def _events(rows: Batches) -> AsyncIterator[Sequence[dict[str, Any]]]:
-    """The stored rows' events: a stored row is ``[event]``."""
-    async for batch in rows():
+async def _events(tasks: BackgroundTasks, task_id: str, count: int) -> AsyncIterator[Sequence[dict[str, Any]]]:
+    """The task's first ``count`` stored events, a batch at a time (a stored row is
+    ``[event]``). Fewer than that means the task was deleted (or reaped) mid-read: it is
+    answered as if the download came after."""
+    for first in range(0, count, ROW_BATCH):
+        batch = await tasks.rows(task_id, first, min(first + ROW_BATCH, count))
+        if len(batch) < min(ROW_BATCH, count - first):
+            raise SearchNotFound(task_id)
         yield [row[0] for row in batch]
 
 
-async def export_task(request: web.Request, download: DownloadRequest, rows: Batches,
-                      fields: Sequence[str]) -> Export:
-    """Write a finished task's stored rows as ``download`` asks, into a temporary file beside
-    the database (``exports.write_export``)."""
-    return await write_export(_events(rows), fields, file_type=download.file_type, name=download.file_name,
-                              directory=request.app[keys.SETTINGS].data_dir, limit=download.limit,
-                              compress=download.compress)
+def _log_lines(download: DownloadRequest, export: Export, now_ms: int) -> list[LogLine]:
+    """What the task log says of an export: its type, rows and bytes, and what Excel's limits
+    took out of it."""
+    kind = f"{download.file_type}{' (zip)' if download.compress else ''}"
+    lines = [LogLine(now_ms, "INFO", f"export {export.download_name}: {kind}, {export.rows} rows, "
+                                     f"{export.bytes} bytes")]
+    if export.dropped_rows:
+        lines.append(LogLine(now_ms, "WARN", f"export {export.download_name}: {export.dropped_rows} rows past "
+                                             f"Excel's last row dropped"))
+    if export.dropped_fields:
+        lines.append(LogLine(now_ms, "WARN", f"export {export.download_name}: {export.dropped_fields} fields past "
+                                             f"Excel's last column dropped"))
+    if export.cut_cells:
+        lines.append(LogLine(now_ms, "WARN", f"export {export.download_name}: {export.cut_cells} cells cut at "
+                                             f"Excel's 32767 characters"))
+    return lines
 
 
-def file_response(export: Export) -> FileResponse:
-    """The export as the response: sent from its file, then removed."""
+async def _finished(tasks: BackgroundTasks, task_id: str, owner: str) -> TaskView:
+    view = await tasks.get(task_id, owner)
+    if view.state not in TERMINAL:
+        raise NotFinished(f"background task [{task_id}] has not finished yet: {view.state.value}; "
+                          "only a finished task can be downloaded")
+    return view
+
+
+@accepts()
+async def file_download(request: web.Request) -> web.StreamResponse:
+    task_id = _task_id(request)
+    download = DownloadRequest.parse(await read_json(request, "file_download"), task_id)
+    tasks = request.app[keys.BACKGROUND]
+    view = await _finished(tasks, task_id, _owner(request))
+    fields = (await tasks.frame(view)).get("fields", [])
+    total = view.record.row_count
+    count = total if download.limit is None else min(download.limit, total)
+    export = await write_export(_events(tasks, task_id, count), fields, file_type=download.file_type,
+                                name=download.file_name, directory=request.app[keys.SETTINGS].data_dir,
+                                compress=download.compress)
+    try:
+        await tasks.store.log(task_id, _log_lines(download, export, tasks.now_ms()))
+    except BaseException:
+        export.discard()
+        raise
     return FileResponse(export)
