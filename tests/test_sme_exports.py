@@ -4,6 +4,7 @@ Content-Disposition, the body of file_download, and memory that stays flat for 1
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -14,14 +15,26 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 from urllib.parse import unquote
 
+import aiohttp
 import openpyxl
 import pytest
 from aiohttp import web
+from elasticsearch import AsyncElasticsearch
 
+from conftest import SLOW
+from service import keys
 from service.api import exports
 from service.api.exports import FileResponse, clean_name, content_disposition, write_export
+from service.api.sme import DEFAULT_USER
 from service.api.sme_export import DownloadRequest
+from service.core.background import Limits
 from service.errors import BadRequest
+from service.query import sml
+from service.query.eql import EqlJob
+from service.query.eql.request import EqlRequest
+from service.query.esql import EsqlJob
+from service.query.options import QueryOptions
+
 
 ROWS: list[dict[str, Any]] = [
     {"@timestamp": "2024-05-01T11:59:58.120Z", "host": {"name": "mail"}, "event.code": 4624, "ok": True,
@@ -293,3 +306,160 @@ async def test_memory_stays_flat_for_100k_rows(tmp_path: Path, file_type: str) -
     assert peak < 4_000_000  # a few batches' worth
     assert peak < small * 1.5 + 1_000_000  # ten times the rows, about the same memory
     assert peak < size / 2  # never the whole file
+
+
+# --- POST /_sme/async_requests/file_download/{id}, over real HTTP ---------------------------------
+# The lifecycle is language-neutral: real EQL jobs (rows of hit objects) run through it here;
+# the tests marked ``needs_sml`` export SML tasks created through ``POST request``.
+
+BASE = "/_sme/async_requests"
+LIMITS = Limits(keep_alive_ms=5 * 86_400_000, max_running=3, max_tasks=100)
+needs_sml = pytest.mark.skipif(not hasattr(sml, "SmlJob"), reason="SmlJob (branch i13/smlplan) is not merged yet")
+EVENTS = 25
+
+
+@pytest.fixture
+async def events(es: AsyncElasticsearch) -> AsyncElasticsearch:
+    ops: list[dict[str, Any]] = []
+    for i in range(EVENTS):
+        ops += [{"index": {"_id": f"e{i:02d}"}},
+                {"@timestamp": f"2024-05-01T10:{i:02d}:00.000Z", "event": {"category": "process", "code": 4624 + i % 2},
+                 "host": {"name": f"h{i % 3}"}, "user": {"name": "Пётр" if i % 2 else "bob, \"the\" builder"}}]
+    await es.bulk(index="events", operations=ops, refresh=True)
+    return es
+
+
+async def finished_task(http: Any, query: str = "process where true") -> str:
+    """A finished background task running the EQL ``query`` over ``events``; its id."""
+    app = http.app
+    request = EqlRequest.parse("events", {"query": query, "size": 100})
+    job = EqlJob.compile(request, app[keys.CATALOG], QueryOptions.of(app[keys.SETTINGS]))
+    view = await app[keys.BACKGROUND].create(job, DEFAULT_USER, {}, LIMITS, {"query": query}, [])
+    await until(http, view.record.id, "COMPLETED")
+    return view.record.id
+
+
+async def until(http: Any, task_id: str, *states: str) -> dict[str, Any]:
+    for _ in range(600):
+        resp = await http.get(f"{BASE}/status/{task_id}")
+        status = await resp.json()
+        if status["status"] in states:
+            return status
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"task {task_id} never reached {states}: {status}")
+
+
+async def download(http: Any, task_id: str, body: Any = None, status: int = 200) -> aiohttp.ClientResponse:
+    resp = await http.post(f"{BASE}/file_download/{task_id}", json=body)
+    assert resp.status == status, await resp.text()
+    return resp
+
+
+async def stored_events(http: Any, task_id: str) -> list[Any]:
+    return (await (await http.get(f"{BASE}/response/{task_id}")).json())["events"]
+
+
+def leftovers(http: Any) -> list[Path]:
+    return list(http.app[keys.SETTINGS].data_dir.glob(".export-*"))
+
+
+async def test_download_defaults_to_json_named_after_the_task(events: AsyncElasticsearch, http: Any) -> None:
+    task_id = await finished_task(http)
+    resp = await download(http, task_id)
+    assert resp.headers["Content-Type"] == "application/json"
+    assert resp.headers["Content-Disposition"] == f"attachment; filename=\"{task_id}.json\"; filename*=UTF-8''{task_id}.json"
+    assert resp.headers["X-Elastic-Product"] == "Elasticsearch"
+    rows = json.loads(await resp.read())
+    assert rows == await stored_events(http, task_id) and len(rows) == EVENTS
+    assert leftovers(http) == []
+
+
+async def test_download_results_size_and_all_results(events: AsyncElasticsearch, http: Any) -> None:
+    task_id = await finished_task(http)
+    everything = await stored_events(http, task_id)
+    first = json.loads(await (await download(http, task_id, {"download_results_size": 7})).read())
+    assert first == everything[:7]
+    whole = json.loads(await (await download(http, task_id, {"download_results_size": 7,
+                                                              "download_all_results": True})).read())
+    assert whole == everything
+
+
+async def test_download_compressed_with_a_unicode_name(events: AsyncElasticsearch, http: Any) -> None:
+    task_id = await finished_task(http)
+    resp = await download(http, task_id, {"file_name": 'отчёт "май"\r\n', "compress_results": True})
+    assert resp.headers["Content-Type"] == "application/zip"
+    assert resp.headers["Content-Disposition"] == (
+        "attachment; filename=\"_____ ___.zip\"; "
+        "filename*=UTF-8''%D0%BE%D1%82%D1%87%D1%91%D1%82%20%D0%BC%D0%B0%D0%B9.zip")
+    with zipfile.ZipFile(io.BytesIO(await resp.read())) as archive:
+        assert archive.namelist() == ["отчёт май.json"]
+        assert json.loads(archive.read("отчёт май.json")) == await stored_events(http, task_id)
+
+
+async def test_each_download_is_in_the_task_log(events: AsyncElasticsearch, http: Any) -> None:
+    task_id = await finished_task(http)
+    body = await (await download(http, task_id, {"file_name": "r", "download_results_size": 3})).read()
+    logs = (await (await http.get(f"{BASE}/logs/{task_id}")).json())["logs"]
+    assert logs[-1]["level"] == "INFO"
+    assert logs[-1]["message"] == f"export r.json: json, 3 rows, {len(body)} bytes"
+
+
+@pytest.mark.parametrize("body, reason", [
+    ({"file_type": "pdf"}, "[file_type] must be one of [json, csv, xlsx], got [pdf]"),
+    ({"download_results_size": 0}, "[download_results_size] must be an integer of at least 1, got [0]"),
+    ({"compress_results": "zip"}, "[compress_results] must be a boolean, got [zip]"),
+])
+async def test_download_refuses_bad_bodies(events: AsyncElasticsearch, http: Any, body: Any, reason: str) -> None:
+    task_id = await finished_task(http)
+    error = await (await download(http, task_id, body, status=400)).json()
+    assert error["error"]["type"] == "illegal_argument_exception" and error["error"]["reason"] == reason
+    assert leftovers(http) == []
+
+
+async def test_download_of_an_unknown_task_is_404(http: Any) -> None:
+    error = await (await download(http, "nosuchtask", status=404)).json()
+    assert error["error"]["type"] == "resource_not_found_exception"
+
+
+async def test_download_of_a_running_task_is_409(logs: AsyncElasticsearch, http: Any, slow: None) -> None:
+    app = http.app
+    job = EsqlJob.compile(SLOW, None, None, app[keys.CATALOG], QueryOptions.of(app[keys.SETTINGS]))
+    view = await app[keys.BACKGROUND].create(job, DEFAULT_USER, {}, LIMITS, {"query": SLOW}, [])
+    await until(http, view.record.id, "RUNNING")
+    error = await (await download(http, view.record.id, status=409)).json()
+    assert error["error"]["type"] == "status_exception"
+    assert error["error"]["reason"] == (f"background task [{view.record.id}] has not finished yet: RUNNING; "
+                                        "only a finished task can be downloaded")
+
+
+# SML end to end (needs SmlJob)
+AUTH = [("2024-05-01T10:00:00.000Z", "mail", "alice", 4624), ("2024-05-01T10:05:00.000Z", "mail", "Пётр", 4625),
+        ("2024-05-01T10:10:00.000Z", "dc01", "alice", 4624)]
+RANGE = {"dtStart": "2024-05-01T00:00:00Z", "dtEnd": "2024-05-02T00:00:00Z"}
+
+
+async def sml_task(http: Any, es: AsyncElasticsearch, query: str) -> str:
+    ops: list[dict[str, Any]] = []
+    for i, (ts, host, user, code) in enumerate(AUTH, 1):
+        ops += [{"index": {"_id": f"e{i}"}},
+                {"@timestamp": ts, "host": {"name": host}, "user": {"name": user}, "event": {"code": code}}]
+    await es.bulk(index="auth", operations=ops, refresh=True)
+    resp = await http.post(f"{BASE}/request", json={"query": query, **RANGE})
+    assert resp.status == 200, await resp.text()
+    task_id = (await resp.json())["id"]
+    await until(http, task_id, "COMPLETED")
+    return task_id
+
+
+@needs_sml
+async def test_sml_task_to_csv_and_xlsx(es: AsyncElasticsearch, http: Any) -> None:
+    task_id = await sml_task(http, es, "source auth | table @timestamp, host.name, user.name, event.code")
+    csv_body = await (await download(http, task_id, {"file_type": "csv"})).read()
+    assert list(csv.reader(io.StringIO(csv_body.decode(), newline=""))) == [
+        ["@timestamp", "host.name", "user.name", "event.code"],
+        *[[ts, host, user, str(code)] for ts, host, user, code in reversed(AUTH)]]  # newest first
+    xlsx_body = await (await download(http, task_id, {"file_type": "xlsx"})).read()
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx_body))["results"]
+    assert [list(r) for r in sheet.iter_rows(values_only=True)] == [
+        ["@timestamp", "host.name", "user.name", "event.code"], *[list(a) for a in reversed(AUTH)]]
+    assert leftovers(http) == []
