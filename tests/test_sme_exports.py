@@ -367,7 +367,8 @@ async def test_download_defaults_to_json_named_after_the_task(events: AsyncElast
     task_id = await finished_task(http)
     resp = await download(http, task_id)
     assert resp.headers["Content-Type"] == "application/json"
-    assert resp.headers["Content-Disposition"] == f"attachment; filename=\"{task_id}.json\"; filename*=UTF-8''{task_id}.json"
+    assert resp.headers["Content-Disposition"] == (f"attachment; filename=\"{task_id}.json\"; "
+                                                   f"filename*=UTF-8''{task_id}.json")
     assert resp.headers["X-Elastic-Product"] == "Elasticsearch"
     rows = json.loads(await resp.read())
     assert rows == await stored_events(http, task_id) and len(rows) == EVENTS

@@ -231,7 +231,8 @@ def costs(level: str) -> ExecutionCost:
     for slice_ms, rows in ((500.2, 300), (364.9, 200)):  # the source read in two slices
         cost.add(CommandCost(0, ms=slice_ms, rows_out=rows, details={"rowsScanned": rows * 3}))
     cost.add(CommandCost(1, ms=12.0, rows_in=500, rows_out=500, fused_into=0))
-    cost.add(CommandCost(0, details={"indices": ["sysmon_operational-2024.05.01"], "pushedDown": ["search host.name=dc*"]}))
+    cost.add(CommandCost(0, details={"indices": ["sysmon_operational-2024.05.01"],
+                                     "pushedDown": ["search host.name=dc*"]}))
     cost.add(CommandCost(2, ms=30.4, rows_in=500, rows_out=120))
     cost.add(CommandCost(3, ms=11.6, rows_in=120, rows_out=12, details={"groups": 12}))
     return cost
