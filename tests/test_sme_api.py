@@ -29,6 +29,7 @@ from service.store.dates import format_millis
 BASE = "/_sme/async_requests"
 STREAM = "FROM logs | SORT bytes | KEEP bytes | LIMIT 10000"
 STATS = "FROM logs | STATS n = COUNT(*), s = SUM(bytes) | LIMIT 1"
+TERMINAL = ("COMPLETED", "STOPPED", "FAILED")
 LIMITS = Limits(keep_alive_ms=5 * 86_400_000, max_running=3, max_tasks=100)
 needs_sml = pytest.mark.skipif(not hasattr(sml, "SmlJob"), reason="SmlJob (branch i13/smlplan) is not merged yet")
 
@@ -315,6 +316,17 @@ async def test_tasks_api_shows_progress_and_cancels(logs: AsyncElasticsearch, ht
     assert result["error"] == failed["error"]
 
 
+async def test_the_running_time_limit_fails_the_task_with_its_partial_result(logs: AsyncElasticsearch, http,
+                                                                             slower: None) -> None:
+    task_id = await start(http, STATS, Limits(LIMITS.keep_alive_ms, 3, 100, max_running_time_ms=1000))
+    failed = await until(http, task_id, "FAILED")
+    assert failed["partial"] is True and failed["error"] == {
+        "type": "timeout_exception",
+        "reason": "timeout: the task ran longer than the limit max_search_running_time [1s]; the results are partial"}
+    (n, total), = await http.app[keys.BACKGROUND].rows(task_id, 0, 1)
+    assert 0 < n < 20000 and total == sum(range(n))
+
+
 async def test_a_shutdown_fails_unfinished_tasks_keeping_their_rows(logs: AsyncElasticsearch, http,
                                                                     slower: None) -> None:
     limits = Limits(LIMITS.keep_alive_ms, max_running=1, max_tasks=100)
@@ -346,10 +358,10 @@ async def test_a_restart_reports_running_tasks_failed_and_keeps_finished_ones(se
         async with aiohttp.ClientSession() as session:
             done = await (await session.post(f"{url}/request", json={"query": "source logs qsize=10", "dtStart": "0"})).json()
             for _ in range(600):
-                if (await (await session.get(f"{url}/status/{done['id']}")).json())["status"] == "COMPLETED":
+                if (await (await session.get(f"{url}/status/{done['id']}")).json())["status"] in TERMINAL:
                     break
                 await asyncio.sleep(0.05)
-            body = {"query": "source logs | stats count", "dtStart": "0"}
+            body = {"query": "source logs qsize=20000", "dtStart": "0"}
             running = await (await session.post(f"{url}/request", json=body)).json()
         server_process.kill()
         client.close()
@@ -394,7 +406,8 @@ async def test_sml_task_end_to_end(auth: AsyncElasticsearch, http) -> None:
     result = await get(http, f"response/{created['id']}")
     assert result["events"] == [{"host.name": "dc01", "count": 2}, {"host.name": "mail", "count": 3}]
     status = await get(http, f"status/{created['id']}")
-    assert status["timeRange"] == {"start": "2024-05-01T00:00:00.000Z", "end": "2024-05-02T00:00:00.000Z"}
+    # an end is inclusive to its last millisecond, and a time without them means all of its second
+    assert status["timeRange"] == {"start": "2024-05-01T00:00:00.000Z", "end": "2024-05-02T00:00:00.999Z"}
     assert status["dtStart"] == RANGE["dtStart"] and status["calculateExecutionCost"] == "OFF"
 
 

@@ -55,9 +55,11 @@ def _iso(ms: int | None) -> str | None:
 
 def _limits(request: web.Request) -> Limits:
     setting = request.app[keys.CLUSTER_SETTINGS].get
+    running_time = setting(sml_request.MAX_SEARCH_RUNNING_TIME)
     return Limits(keep_alive_ms=parse_time_ms(setting(sml_request.KEEP_ALIVE), sml_request.KEEP_ALIVE),
                   max_running=int(setting(sml_request.MAX_RUNNING_PER_USER)),
-                  max_tasks=int(setting(sml_request.MAX_TASKS_PER_USER)))
+                  max_tasks=int(setting(sml_request.MAX_TASKS_PER_USER)),
+                  max_running_time_ms=int(running_time) * 1000 if running_time else None)
 
 
 async def _body(request: web.Request) -> Any:

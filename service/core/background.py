@@ -23,6 +23,7 @@ import structlog
 from ..errors import ServiceError
 from ..store.background import BackgroundStore, LogLine, StoredTask
 from ..store.dates import format_millis
+from .queries import ROW_BATCH, Batches
 from .runner import Job
 from .searches import AsyncSearches, Search, SearchNotFound
 
@@ -61,6 +62,7 @@ class Limits:
     keep_alive_ms: int
     max_running: int
     max_tasks: int
+    max_running_time_ms: int | None = None  # a task still running then is stopped and FAILED
 
 
 @dataclass
@@ -72,7 +74,9 @@ class _Live:
     limits: Limits
     end_lines: EndLines
     stopped: bool = False  # by its owner (``stop``), not by the service
+    timed_out: bool = False  # stopped by ``max_running_time_ms``
     started_ms: int | None = None
+    timer: asyncio.TimerHandle | None = None
 
 
 @dataclass
@@ -184,7 +188,16 @@ class BackgroundTasks:
         return (stored.response if stored else None) or {}
 
     async def rows(self, task_id: str, start: int, stop: int) -> list[list[Any]]:
+        """Stored rows ``[start, stop)``, read from disk (clamped to those stored so far)."""
         return await self.searches.store.rows(task_id, start, stop)
+
+    def all_rows(self, task_id: str) -> Batches:
+        """Every stored row, batch by batch from disk, for an export of the whole result."""
+        return lambda: self.searches.store.iter_rows(task_id, ROW_BATCH)
+
+    async def log(self, task_id: str, lines: list[Line]) -> None:
+        """Add log lines to a task (an export, say, logs itself)."""
+        await self.store.log(task_id, self._lines(lines))
 
     async def logs(self, task_id: str, owner: str) -> list[LogLine]:
         await self.get(task_id, owner)
@@ -209,7 +222,7 @@ class BackgroundTasks:
     async def _request_stop(self, live: _Live) -> None:
         if not live.stopped:
             live.stopped = True
-            await self.store.log(live.search.id, self._lines([("INFO", "stop requested by the owner", None)]))
+            await self.log(live.search.id, [("INFO", "stop requested by the owner", None)])
         live.search.control.stop()
         await self._notify()
 
@@ -250,10 +263,21 @@ class BackgroundTasks:
         search.expires_ms = now + live.limits.keep_alive_ms
         log.info("background_task_finished", task_id=search.id, state=state.value, rows=search.stored_rows)
 
+    def _time_out(self, live: _Live) -> None:
+        """The running-time limit: the task stops (its result over the data read so far is
+        stored) and ends FAILED, saying why."""
+        live.timed_out = True
+        live.search.control.stop()
+
     def _outcome(self, live: _Live) -> tuple[State, dict[str, Any] | None]:
         search = live.search
         if search.error is not None:
             return State.FAILED, search.error.to_dict()
+        if live.timed_out:
+            limit = live.limits.max_running_time_ms or 0
+            return State.FAILED, {"type": "timeout_exception",
+                                  "reason": f"timeout: the task ran longer than the limit max_search_running_time "
+                                            f"[{limit // 1000}s]; the results are partial"}
         if live.stopped:
             return State.STOPPED, None
         if self.searches.closing and search.control.stop_requested:
@@ -295,14 +319,18 @@ class _Hooks:
         if not await tasks._wait_for_slot(live):
             return False
         live.started_ms = tasks.now_ms()
+        if live.limits.max_running_time_ms is not None:
+            live.timer = asyncio.get_running_loop().call_later(live.limits.max_running_time_ms / 1000,
+                                                               tasks._time_out, live)
         await tasks.store.start(search.id, live.started_ms)
-        await tasks.store.log(search.id, tasks._lines([("INFO", f"task started at {format_millis(live.started_ms)}",
-                                                          None)]))
+        await tasks.log(search.id, [("INFO", f"task started at {format_millis(live.started_ms)}", None)])
         return True
 
     async def after_run(self, search: Search) -> None:
         tasks = self.tasks
         live = tasks.live.pop(search.id)
+        if live.timer is not None:
+            live.timer.cancel()
         try:
             if not search.deleted:
                 await tasks._finish(live)

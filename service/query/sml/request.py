@@ -26,6 +26,7 @@ DT_END = "sme.core.global_dt_params.dt_end"
 ALLOWED_DT_START = "sme.core.limits.base.allowed_dt_start"
 ALLOWED_DT_END = "sme.core.limits.base.allowed_dt_end"
 MAX_PAYLOAD_ROW_COUNT = "sme.core.limits.base.max_payload_row_count"
+MAX_SEARCH_RUNNING_TIME = "sme.core.limits.base.max_search_running_time"  # seconds
 KEEP_ALIVE = "sme.core.async_requests.keep_alive"
 MAX_RUNNING_PER_USER = "sme.core.async_requests.max_running_per_user"
 MAX_TASKS_PER_USER = "sme.core.async_requests.max_tasks_per_user"
@@ -49,6 +50,7 @@ SETTINGS = (
     Setting(ALLOWED_DT_START, "", _time_expression),
     Setting(ALLOWED_DT_END, "", _time_expression),
     Setting(MAX_PAYLOAD_ROW_COUNT, "", _optional_count),
+    Setting(MAX_SEARCH_RUNNING_TIME, "", _optional_count),
     Setting(KEEP_ALIVE, "5d", time_value),
     Setting(MAX_RUNNING_PER_USER, "3", at_least(1)),
     Setting(MAX_TASKS_PER_USER, "100", at_least(1)),
