@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
+from elasticsearch import AsyncElasticsearch
 
+from service.query import sml
 from service.query.sml.stats import (DISTINCT_CAP, CommandCost, ExecutionCost, Sidebar, Timeline,
                                      predefined_interval)
 from service.store.dates import format_millis, parse_iso_nanos
@@ -268,3 +271,38 @@ def test_execution_cost_debug_adds_details_and_the_pipeline() -> None:
 def test_execution_cost_level_is_checked() -> None:
     with pytest.raises(ValueError):
         ExecutionCost("VERBOSE", COMMANDS)
+
+
+# --- over real HTTP: a task with calculateStats --------------------------------------------------
+
+BASE = "/_sme/async_requests"
+needs_sml = pytest.mark.skipif(not hasattr(sml, "SmlJob"), reason="SmlJob (branch i13/smlplan) is not merged yet")
+
+
+@needs_sml
+async def test_a_task_with_calculate_stats_reports_sidebar_and_timeline(es: AsyncElasticsearch, http: Any) -> None:
+    ops: list[dict[str, Any]] = []
+    for i, (minute, host) in enumerate([(0, "mail"), (5, "mail"), (40, "dc01")]):
+        ops += [{"index": {"_id": f"e{i}"}}, {"@timestamp": f"2024-05-01T10:{minute:02d}:00.000Z",
+                                              "host": {"name": host}}]
+    await es.bulk(index="auth", operations=ops, refresh=True)
+    body = {"query": "source auth", "dtStart": "2024-05-01T10:00:00.000Z", "dtEnd": "2024-05-01T10:59:59.999Z",
+            "calculateStats": True}
+    task_id = (await (await http.post(f"{BASE}/request", json=body)).json())["id"]
+    for _ in range(600):
+        result = await (await http.get(f"{BASE}/response/{task_id}?from=0&to=1")).json()
+        if result["status"] == "COMPLETED":
+            break
+        await asyncio.sleep(0.05)
+    # over the whole result, not the page of one row
+    fields = {f["field"]: f for f in result["sidebar"]["fields"]}
+    assert result["sidebar"]["totalEvents"] == 3
+    assert fields["host.name"]["topValues"] == [{"value": "mail", "count": 2, "percent": 66.67},
+                                                {"value": "dc01", "count": 1, "percent": 33.33}]
+    assert fields["@timestamp"]["type"] == "date"
+    timeline = result["timeline"]
+    assert (timeline["interval"], timeline["start"], timeline["end"]) == (
+        "1m", "2024-05-01T10:00:00.000Z", "2024-05-01T10:59:59.999Z")
+    assert len(timeline["fields"]) == 60
+    assert {b["@timestamp"][11:16]: b["count"] for b in timeline["fields"] if b["count"]} == {
+        "10:00": 1, "10:05": 1, "10:40": 1}

@@ -14,11 +14,9 @@ from typing import Any, AsyncIterator, Sequence
 from aiohttp import web
 
 from .. import keys
-from ..core.background import TERMINAL, BackgroundTasks, NotFinished, TaskView
-from ..core.queries import ROW_BATCH
+from ..core.background import TERMINAL, BackgroundTasks, Line, NotFinished, TaskView
 from ..core.searches import SearchNotFound
 from ..errors import BadRequest
-from ..store.background import LogLine
 from .exports import FILE_TYPES, Export, FileResponse, clean_name, write_export
 from .middleware import accepts
 from .sme import _owner, _task_id
@@ -75,31 +73,33 @@ def _shown(value: Any) -> str:
 
 
 async def _events(tasks: BackgroundTasks, task_id: str, count: int) -> AsyncIterator[Sequence[dict[str, Any]]]:
-    """The task's first ``count`` stored events, a batch at a time (a stored row is
+    """The task's first ``count`` stored events, batch by batch from disk (a stored row is
     ``[event]``). Fewer than that means the task was deleted (or reaped) mid-read: it is
     answered as if the download came after."""
-    for first in range(0, count, ROW_BATCH):
-        batch = await tasks.rows(task_id, first, min(first + ROW_BATCH, count))
-        if len(batch) < min(ROW_BATCH, count - first):
-            raise SearchNotFound(task_id)
+    seen = 0
+    async for batch in tasks.all_rows(task_id)():
+        batch = batch[:count - seen]
+        seen += len(batch)
         yield [row[0] for row in batch]
+        if seen == count:
+            return
+    if seen < count:
+        raise SearchNotFound(task_id)
 
 
-def _log_lines(download: DownloadRequest, export: Export, now_ms: int) -> list[LogLine]:
+def _log_lines(download: DownloadRequest, export: Export) -> list[Line]:
     """What the task log says of an export: its type, rows and bytes, and what Excel's limits
     took out of it."""
-    kind = f"{download.file_type}{' (zip)' if download.compress else ''}"
-    lines = [LogLine(now_ms, "INFO", f"export {export.download_name}: {kind}, {export.rows} rows, "
-                                     f"{export.bytes} bytes")]
+    name = export.download_name
+    lines: list[Line] = [("INFO", f"export {name}: {download.file_type}{' (zip)' if download.compress else ''}, "
+                                  f"{export.rows} rows, {export.bytes} bytes", None)]
     if export.dropped_rows:
-        lines.append(LogLine(now_ms, "WARN", f"export {export.download_name}: {export.dropped_rows} rows past "
-                                             f"Excel's last row dropped"))
+        lines.append(("WARN", f"export {name}: {export.dropped_rows} rows past Excel's last row dropped", None))
     if export.dropped_fields:
-        lines.append(LogLine(now_ms, "WARN", f"export {export.download_name}: {export.dropped_fields} fields past "
-                                             f"Excel's last column dropped"))
+        lines.append(("WARN", f"export {name}: {export.dropped_fields} fields past Excel's last column dropped",
+                      None))
     if export.cut_cells:
-        lines.append(LogLine(now_ms, "WARN", f"export {export.download_name}: {export.cut_cells} cells cut at "
-                                             f"Excel's 32767 characters"))
+        lines.append(("WARN", f"export {name}: {export.cut_cells} cells cut at Excel's 32767 characters", None))
     return lines
 
 
@@ -124,7 +124,7 @@ async def file_download(request: web.Request) -> web.StreamResponse:
                                 name=download.file_name, directory=request.app[keys.SETTINGS].data_dir,
                                 compress=download.compress)
     try:
-        await tasks.store.log(task_id, _log_lines(download, export, tasks.now_ms()))
+        await tasks.log(task_id, _log_lines(download, export))
     except BaseException:
         export.discard()
         raise
