@@ -80,10 +80,10 @@ class Export:
 def clean_name(raw: str | None, default: str, extension: str) -> str:
     """A download's base name: path separators, control and other characters removed (Unicode
     letters, digits, ``._-`` and spaces stay), surrounding spaces and dots trimmed, a trailing
-    ``.<extension>`` the client typed dropped, at most 200 characters; ``default`` if nothing is
-    left."""
+    ``.<extension>`` or ``.zip`` the client typed dropped, at most 200 characters; ``default``
+    if nothing is left."""
     kept = "".join(c for c in (raw or "") if c.isalnum() or c in "._- ")
-    for suffix in (f".{extension}", ".zip"):
+    for suffix in (".zip", f".{extension}"):
         if kept.lower().endswith(suffix):
             kept = kept[:-len(suffix)]
     name = kept.strip(" .")[:MAX_NAME_CHARS].strip(" .")
@@ -116,15 +116,20 @@ def csv_cell(value: Any) -> str:
 
 # --- writers (blocking; run on a worker thread) ---------------------------------------------
 
-class _JsonWriter:
+class _Writer:
+    """What a writer counts: rows written, and what a format's limits dropped or cut."""
+
+    rows = dropped_rows = dropped_fields = cut_cells = 0
+
+
+class _JsonWriter(_Writer):
     def __init__(self, path: Path, fields: Sequence[str]) -> None:
         self.file = open(path, "wb")  # noqa: SIM115 - closed by close()
         self.file.write(b"[")
-        self.rows = 0
 
     def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            self.file.write((b"," if self.rows else b"") + b",".join(orjson.dumps(r) for r in rows))
+        if rows:  # the batch as one array, brackets dropped: one buffer, not one per row
+            self.file.write((b"," if self.rows else b"") + orjson.dumps(list(rows))[1:-1])
             self.rows += len(rows)
 
     def close(self) -> None:
@@ -132,13 +137,12 @@ class _JsonWriter:
         self.file.close()
 
 
-class _CsvWriter:
+class _CsvWriter(_Writer):
     def __init__(self, path: Path, fields: Sequence[str]) -> None:
         self.file = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed by close()
         self.csv = csv.writer(self.file, lineterminator="\r\n")
         self.fields = list(fields)
         self.csv.writerow(self.fields)
-        self.rows = 0
 
     def write(self, rows: Sequence[dict[str, Any]]) -> None:
         self.csv.writerows([csv_cell(field_value(r, f)) for f in self.fields] for r in rows)
@@ -148,7 +152,7 @@ class _CsvWriter:
         self.file.close()
 
 
-class _XlsxWriter:
+class _XlsxWriter(_Writer):
     def __init__(self, path: Path, fields: Sequence[str]) -> None:
         # Typed writes only (never ``write``, which would turn "=..." into a formula and
         # "http..." into a link): the cell holds exactly the row's value.
@@ -156,7 +160,6 @@ class _XlsxWriter:
         self.sheet = self.book.add_worksheet("results")
         self.fields = list(fields)[:XLSX_MAX_COLUMNS]
         self.dropped_fields = len(fields) - len(self.fields)
-        self.rows = self.dropped_rows = self.cut_cells = 0
         for col, name in enumerate(self.fields):
             self.cut_cells += self.sheet.write_string(0, col, name) == -2
 
@@ -200,7 +203,7 @@ async def write_export(batches: AsyncIterable[Sequence[dict[str, Any]]], fields:
                        name: str, directory: Path, limit: int | None = None, compress: bool = False) -> Export:
     """Write the rows (at most ``limit``) as ``file_type`` into a new temporary directory under
     ``directory``, zipped when ``compress``; ``name`` is the clean base name (``clean_name``).
-    The caller sends the result (``file_response``), which removes it; on failure nothing is
+    The caller sends the result (``FileResponse``), which removes it; on failure nothing is
     left behind."""
     kind = FILE_TYPES[file_type]
     workdir = Path(tempfile.mkdtemp(prefix=".export-", dir=directory))
@@ -215,15 +218,14 @@ async def write_export(batches: AsyncIterable[Sequence[dict[str, Any]]], fields:
         if compress:
             path = await asyncio.to_thread(_zip, path, download)
             media, download = ZIP_MEDIA_TYPE, f"{name}.zip"
-        return Export(workdir, path, download, media, writer.rows, path.stat().st_size,
-                      getattr(writer, "dropped_rows", 0), getattr(writer, "dropped_fields", 0),
-                      getattr(writer, "cut_cells", 0))
+        return Export(workdir, path, download, media, writer.rows, path.stat().st_size, writer.dropped_rows,
+                      writer.dropped_fields, writer.cut_cells)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
 
 
-async def _feed(writer: Any, batches: AsyncIterable[Sequence[dict[str, Any]]], limit: int | None) -> None:
+async def _feed(writer: _Writer, batches: AsyncIterable[Sequence[dict[str, Any]]], limit: int | None) -> None:
     left = limit
     async for batch in batches:
         if left is not None:

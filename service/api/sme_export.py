@@ -1,9 +1,9 @@
 """SME background tasks: ``POST /_sme/async_requests/file_download/{id}`` (spec
 sme-background-tasks §4.7), the stored result of a finished task as a JSON, CSV or XLSX file.
 
-The body is read and checked here (``DownloadRequest``); the rows are streamed from the task's
-stored result into the file by ``exports`` (the writers every API shares), and the file is
-sent as an attachment.
+The body is read and checked here (``DownloadRequest``); the rows are read from disk a batch
+at a time into the file by ``exports`` (the writers every API shares), the export is noted in
+the task's log, and the file is sent as an attachment.
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ from typing import Any, AsyncIterator, Sequence
 from aiohttp import web
 
 from .. import keys
-from ..core.queries import Batches
+from ..core.background import TERMINAL, BackgroundTasks, Line, NotFinished, TaskView
+from ..core.searches import SearchNotFound
 from ..errors import BadRequest
 from .exports import FILE_TYPES, Export, FileResponse, clean_name, write_export
+from .middleware import accepts
+from .sme import _owner, _task_id
+from .wire import read_json
 
 DEFAULT_RESULTS_SIZE = 10_000
 
@@ -68,21 +72,60 @@ def _shown(value: Any) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
-async def _events(rows: Batches) -> AsyncIterator[Sequence[dict[str, Any]]]:
-    """The stored rows' events: a stored row is ``[event]``."""
-    async for batch in rows():
+async def _events(tasks: BackgroundTasks, task_id: str, count: int) -> AsyncIterator[Sequence[dict[str, Any]]]:
+    """The task's first ``count`` stored events, batch by batch from disk (a stored row is
+    ``[event]``). Fewer than that means the task was deleted (or reaped) mid-read: it is
+    answered as if the download came after."""
+    seen = 0
+    async for batch in tasks.all_rows(task_id)():
+        batch = batch[:count - seen]
+        seen += len(batch)
         yield [row[0] for row in batch]
+        if seen == count:
+            return
+    if seen < count:
+        raise SearchNotFound(task_id)
 
 
-async def export_task(request: web.Request, download: DownloadRequest, rows: Batches,
-                      fields: Sequence[str]) -> Export:
-    """Write a finished task's stored rows as ``download`` asks, into a temporary file beside
-    the database (``exports.write_export``)."""
-    return await write_export(_events(rows), fields, file_type=download.file_type, name=download.file_name,
-                              directory=request.app[keys.SETTINGS].data_dir, limit=download.limit,
-                              compress=download.compress)
+def _log_lines(download: DownloadRequest, export: Export) -> list[Line]:
+    """What the task log says of an export: its type, rows and bytes, and what Excel's limits
+    took out of it."""
+    name = export.download_name
+    lines: list[Line] = [("INFO", f"export {name}: {download.file_type}{' (zip)' if download.compress else ''}, "
+                                  f"{export.rows} rows, {export.bytes} bytes", None)]
+    if export.dropped_rows:
+        lines.append(("WARN", f"export {name}: {export.dropped_rows} rows past Excel's last row dropped", None))
+    if export.dropped_fields:
+        lines.append(("WARN", f"export {name}: {export.dropped_fields} fields past Excel's last column dropped",
+                      None))
+    if export.cut_cells:
+        lines.append(("WARN", f"export {name}: {export.cut_cells} cells cut at Excel's 32767 characters", None))
+    return lines
 
 
-def file_response(export: Export) -> FileResponse:
-    """The export as the response: sent from its file, then removed."""
+async def _finished(tasks: BackgroundTasks, task_id: str, owner: str) -> TaskView:
+    view = await tasks.get(task_id, owner)
+    if view.state not in TERMINAL:
+        raise NotFinished(f"background task [{task_id}] has not finished yet: {view.state.value}; "
+                          "only a finished task can be downloaded")
+    return view
+
+
+@accepts()
+async def file_download(request: web.Request) -> web.StreamResponse:
+    task_id = _task_id(request)
+    download = DownloadRequest.parse(await read_json(request, "file_download"), task_id)
+    tasks = request.app[keys.BACKGROUND]
+    view = await _finished(tasks, task_id, _owner(request))
+    fields = (await tasks.frame(view)).get("fields", [])
+    total = view.record.row_count
+    count = total if download.limit is None else min(download.limit, total)
+    export = await write_export(_events(tasks, task_id, count), fields, file_type=download.file_type,
+                                name=download.file_name, directory=request.app[keys.SETTINGS].data_dir,
+                                compress=download.compress)
+    try:
+        await tasks.log(task_id, _log_lines(download, export))
+    except BaseException:
+        export.discard()
+        raise
     return FileResponse(export)

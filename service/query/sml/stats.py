@@ -9,6 +9,7 @@ timeline one counter per bucket of the range.
 
 from __future__ import annotations
 
+import heapq
 import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -21,7 +22,7 @@ TOP_VALUES = 10
 DISTINCT_CAP = 10_000
 VALUE_CHARS = 256
 _ISO_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
-_RANK = {"number": 0, "string": 1, "date": 1, "boolean": 2, "object": 3}  # ties: numbers, then text...
+_RANK = {int: 0, float: 0, str: 1, bool: 2, dict: 3}  # top values' ties: numbers, text, booleans, {}
 
 
 # --- sidebar (§5.1) -----------------------------------------------------------------------------
@@ -63,7 +64,9 @@ class _FieldStats:
         self.is_time = is_time
         self.rows = 0  # rows where the field holds a non-null value
         self.types: dict[str, int] = {}
-        self.values: dict[tuple[int, Any], int] = {}  # (type rank, value) -> count: True is not 1
+        # (class, value) -> [count, type]: the class keeps True apart from 1; a value seen
+        # before costs one lookup, its type known
+        self.values: dict[tuple[type, Any], list[Any]] = {}
         self.capped = False
         self.numbers = 0
         self.total: int | float = 0
@@ -71,20 +74,26 @@ class _FieldStats:
         self.high: Any = None
 
     def add(self, value: Any) -> None:
-        kind = _value_type(value, self.is_time)
+        cls = value.__class__
+        key = (cls, value[:VALUE_CHARS] if cls is str else "{}" if cls is dict else value)
+        entry = self.values.get(key)
+        if entry is not None:
+            entry[0] += 1
+            kind = entry[1]
+        else:
+            kind = _value_type(value, self.is_time)
+            if len(self.values) < DISTINCT_CAP:
+                self.values[key] = [1, kind]
+            else:  # past the cap: the values kept go on counting exactly, new ones are not kept
+                self.capped = True
         self.types[kind] = self.types.get(kind, 0) + 1
         if kind == "number":
             self.numbers += 1
             self.total += value
-            self.low = value if self.low is None else min(self.low, value)
-            self.high = value if self.high is None else max(self.high, value)
-        key = (_RANK[kind], value[:VALUE_CHARS] if isinstance(value, str) else "{}" if kind == "object" else value)
-        if key in self.values:
-            self.values[key] += 1
-        elif len(self.values) < DISTINCT_CAP:
-            self.values[key] = 1
-        else:  # past the cap: the values kept go on counting exactly, new ones are not kept
-            self.capped = True
+            if self.low is None or value < self.low:
+                self.low = value
+            if self.high is None or value > self.high:
+                self.high = value
 
     def result(self, events: int) -> dict[str, Any]:
         values = sum(self.types.values())
@@ -92,9 +101,10 @@ class _FieldStats:
                                "percent": _percent(self.rows, events), "distinctCount": len(self.values)}
         if self.capped:
             out["distinctCountCapped"] = True
-        top = sorted(self.values.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_VALUES]
-        out["topValues"] = [{"value": {} if rank == _RANK["object"] else value, "count": count,
-                             "percent": _percent(count, events)} for (rank, value), count in top]
+        ranked = heapq.nsmallest(TOP_VALUES, ((-count, _RANK[cls], value) for (cls, value), (count, _) in
+                                              self.values.items()))
+        out["topValues"] = [{"value": {} if rank == _RANK[dict] else value, "count": -count,
+                             "percent": _percent(-count, events)} for count, rank, value in ranked]
         if values and self.numbers == values:
             out["numeric"] = {"min": self.low, "max": self.high, "avg": round(self.total / values, 2),
                               "sum": self.total}
@@ -251,7 +261,8 @@ LEVELS = ("OFF", "INFO", "DEBUG")
 
 @dataclass(frozen=True)
 class CommandCost:
-    """One measurement of a pipeline command (several for one command add up: per slice)."""
+    """One measurement of a pipeline command; several for one command add up (one per slice:
+    times, row counts and numeric details summed, other details the latest)."""
 
     index: int
     ms: float = 0
@@ -287,7 +298,7 @@ class ExecutionCost:
         else:
             entry["ms"] += cost.ms
         if self.level == "DEBUG" and cost.details:
-            entry.setdefault("details", {}).update(cost.details)
+            _merge_details(entry.setdefault("details", {}), cost.details)
 
     def result(self, total_ms: float, rows_out: int) -> dict[str, Any] | None:
         """The cost object, None for ``OFF``; times in whole milliseconds."""
@@ -300,3 +311,10 @@ class ExecutionCost:
         if self.level == "DEBUG":
             out["pipeline"] = self.pipeline
         return out
+
+
+def _merge_details(into: dict[str, Any], details: dict[str, Any]) -> None:
+    for key, value in details.items():
+        before = into.get(key)
+        summed = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (before, value))
+        into[key] = before + value if summed else value
