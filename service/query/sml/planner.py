@@ -373,12 +373,10 @@ def plan(pipeline: ast.Pipeline, request: SmlRequest, catalog: Catalog) -> Plann
     warnings: list[str] = []
     indices = _indices(source, catalog, warnings)
     rows, dates = _rows_of(indices)
-    scan = Source(tuple(source.indices), metadata=("_id", "_index"), with_source=True,
-                  order=ScanOrder(request.time_field, descending=True),
-                  time_range=_time_range(source, request), src=source.src)
+    time_range = _time_range(source, request)
     prefix, count = _storage_prefix(tuple(commands), rows)
     qsize = source.qsize if source.qsize is not None else DEFAULT_QSIZE
-    per_command: list[list[Step]] = [[scan], *prefix]
+    per_command: list[list[Step]] = [[], *prefix]
     per_command[-1].append(Limit(qsize, src=source.src))  # qsize counts what the prefix let through
     per_command += [_command(command, rows) for command in commands[count:]]
     if rows.events:
@@ -386,6 +384,10 @@ def plan(pipeline: ast.Pipeline, request: SmlRequest, catalog: Catalog) -> Plann
         per_command[-1].append(sp.Events(tuple(rows.edits), tuple(rows.created), kept_dates))
     else:
         per_command[-1].append(sp.Rows(tuple(rows.names)))
+    # the stored documents are read only when the answer is made of them
+    per_command[0].insert(0, Source(tuple(source.indices), metadata=("_id", "_index"), with_source=rows.events,
+                                    order=ScanOrder(request.time_field, descending=True), time_range=time_range,
+                                    src=source.src))
     steps = [step for group in per_command for step in group]
     ends = tuple(itertools.accumulate(len(group) for group in per_command))
     fixed = tuple(rows.fixed) if rows.fixed is not None else None
