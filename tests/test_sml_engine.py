@@ -307,3 +307,11 @@ async def test_execution_cost_counts_each_commands_rows(es, server) -> None:
     commands = frame["executionCost"]["commands"]
     assert commands[0]["details"] == {"indices": ["auth"], "rowsScanned": 5}
     assert commands[4]["details"] == {"groups": 1} and frame["executionCost"]["pipeline"].startswith("source auth | ")
+
+
+async def test_qsize_counts_what_a_search_after_peval_lets_through(es, server) -> None:
+    await _load_auth(es)
+    rows, _ = _run(server, "source auth qsize=2 | peval double=event.code * 2 | search double=9250 | table _id, double")
+    assert rows == [{"_id": "e5", "double": 9250}, {"_id": "e2", "double": 9250}]
+    rows, _ = _run(server, 'source auth | where user.name.keyword == "alice" | stats count by host.name.keyword')
+    assert rows == [{"host.name.keyword": "dc01", "count": 1}, {"host.name.keyword": "mail", "count": 1}]

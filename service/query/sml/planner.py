@@ -8,6 +8,12 @@ let through. Every later command becomes one step or a few: shared ones where SM
 what the engine does (``where``, ``eval``, ``stats``, ``head``), SML's own (``plan.py``)
 elsewhere; the last step makes each row an event or a flat row.
 
+The leading searches are ``Search`` steps right after the scan rather than the source's
+predicate: their terms follow SML's rules (case-insensitive, numeric-looking strings),
+which the ordered scan's SQL prefilter does not translate for a dynamic dialect, and a
+step can say which fields its terms read, so the engine reads (and decodes) only the
+columns the pipeline uses; the time range and the order are SQL's.
+
 Names are resolved here, once, following what each command does to the rows (spec §4):
 a field is the column the mapping or an earlier command gives it, ``x.keyword`` is ``x``
 unless mapped itself, and any other name is null (a search term on it matches nothing),
