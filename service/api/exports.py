@@ -237,8 +237,9 @@ async def _feed(writer: _Writer, batches: AsyncIterable[Sequence[dict[str, Any]]
 
 
 class FileResponse(web.StreamResponse):
-    """An export sent as an attachment, read from its file a chunk at a time; the file is
-    removed once sent, or once sending failed (the client left)."""
+    """An export sent as an attachment, read from its file a chunk at a time. The file is
+    removed as soon as it is open (POSIX keeps an open file readable), before a byte is sent:
+    nothing is left behind whether the send completes, fails or the process dies mid-way."""
 
     def __init__(self, export: Export) -> None:
         super().__init__(headers={"Content-Type": export.media_type,
@@ -250,10 +251,11 @@ class FileResponse(web.StreamResponse):
         if self.prepared:
             return await super().prepare(request)
         try:
-            writer = await super().prepare(request)
-            with open(self.export.path, "rb") as file:
-                while chunk := await asyncio.to_thread(file.read, _CHUNK_BYTES):
-                    await self.write(chunk)
-            return writer
+            file = open(self.export.path, "rb")  # noqa: SIM115 - closed below
         finally:
             self.export.discard()
+        with file:
+            writer = await super().prepare(request)
+            while chunk := await asyncio.to_thread(file.read, _CHUNK_BYTES):
+                await self.write(chunk)
+        return writer
