@@ -315,3 +315,15 @@ async def test_qsize_counts_what_a_search_after_peval_lets_through(es, server) -
     assert rows == [{"_id": "e5", "double": 9250}, {"_id": "e2", "double": 9250}]
     rows, _ = _run(server, 'source auth | where user.name.keyword == "alice" | stats count by host.name.keyword')
     assert rows == [{"host.name.keyword": "dc01", "count": 1}, {"host.name.keyword": "mail", "count": 1}]
+
+
+async def test_dates_are_iso_in_the_answer_and_epoch_ms_in_expressions(es, server) -> None:
+    await es.indices.create(index="epoch", mappings={"properties": {"@timestamp": {"type": "date"},
+                                                                     "seen": {"type": "date"}}})
+    ms = START + 3_600_000
+    await _bulk(es, "epoch", [("x1", {"@timestamp": ms, "seen": ms})])
+    rows, _ = _run(server, "source epoch")
+    assert rows[0]["@timestamp"] == "2024-05-01T01:00:00.000Z" and rows[0]["seen"] == "2024-05-01T01:00:00.000Z"
+    rows, _ = _run(server, "source epoch | eval later=@timestamp + 1000, hour=(@timestamp - seen) / 1000 "
+                           "| table later, hour")
+    assert rows == [{"later": ms + 1000, "hour": 0}]
