@@ -18,7 +18,7 @@ from .core.queries import Queries
 from .core.runner import Runner
 from .core.searches import AsyncSearches
 from .core.tasks import TaskManager
-from .api import cluster, documents, eql, esql, indices, root, sme, tasks
+from .api import cluster, documents, eql, esql, indices, root, sme, sme_export, tasks
 from .api.middleware import es_conventions
 from .node import load_node
 from .query import eql as eql_language
@@ -172,6 +172,7 @@ def _routes(app: web.Application) -> None:
     r.add_get("/_sme/async_requests/status/{id}", sme.status, allow_head=False)
     r.add_post("/_sme/async_requests/break/{id}", sme.stop)
     r.add_delete("/_sme/async_requests/delete/{id}", sme.delete)
+    r.add_post("/_sme/async_requests/file_download/{id}", sme_export.file_download)
     r.add_get("/_tasks", tasks.list_tasks, allow_head=False)
     r.add_post("/_tasks/_cancel", tasks.cancel_tasks)
     r.add_get("/_tasks/{task_id}", tasks.get_task, allow_head=False)
