@@ -2,8 +2,8 @@
 validation, paging, logs, status, break, delete, limits, retention, restart, ``/_tasks``.
 
 The lifecycle under the API is language-neutral (``core/background.py``): the tests of the
-lifecycle run real ES|QL jobs through it (``start``), the tests marked ``needs_sml`` run
-SML end to end through ``POST request``. A test-only pause per slice (the ``slow``
+lifecycle run real ES|QL jobs through it (``start``: rows are lists of values, the event
+is the first), the SML tests run end to end through ``POST request``. A test-only pause per slice (the ``slow``
 fixture) keeps a task mid-scan.
 """
 
@@ -21,7 +21,6 @@ from service import keys
 from service.api.sme import DEFAULT_USER
 from service.core.background import Limits
 from service.errors import BadRequest
-from service.query import sml
 from service.query.sml import times
 from service.query.control import Control
 from service.query.esql import EsqlJob
@@ -33,7 +32,6 @@ STREAM = "FROM logs | SORT bytes | KEEP bytes | LIMIT 10000"
 STATS = "FROM logs | STATS n = COUNT(*), s = SUM(bytes) | LIMIT 1"
 TERMINAL = ("COMPLETED", "STOPPED", "FAILED")
 LIMITS = Limits(keep_alive_ms=5 * 86_400_000, max_running=3, max_tasks=100)
-needs_sml = pytest.mark.skipif(not hasattr(sml, "SmlJob"), reason="SmlJob (branch i13/smlplan) is not merged yet")
 
 
 async def start(http, query: str, limits: Limits = LIMITS, owner: str = DEFAULT_USER) -> str:
@@ -405,7 +403,6 @@ async def test_a_shutdown_fails_unfinished_tasks_keeping_their_rows(logs: AsyncE
     assert (await get(http, f"status/{pending}"))["startedAt"] is None
 
 
-@needs_sml
 async def test_a_restart_reports_running_tasks_failed_and_keeps_finished_ones(server_process, tmp_path: Path) -> None:
     client = server_process.start(slice_pause_s=0.2)
     url = f"{server_process.url}{BASE}"
@@ -457,7 +454,6 @@ async def auth(es: AsyncElasticsearch) -> AsyncElasticsearch:
     return es
 
 
-@needs_sml
 async def test_sml_task_end_to_end(auth: AsyncElasticsearch, http) -> None:
     created = await post(http, "request", {"query": "source auth | aggs count by host.name", **RANGE})
     assert created["status"] in ("PENDING", "RUNNING", "COMPLETED") and created["createdAt"]
@@ -470,7 +466,6 @@ async def test_sml_task_end_to_end(auth: AsyncElasticsearch, http) -> None:
     assert status["dtStart"] == RANGE["dtStart"] and status["calculateExecutionCost"] == "OFF"
 
 
-@needs_sml
 async def test_sml_raw_events_page_newest_first(auth: AsyncElasticsearch, http) -> None:
     created = await post(http, "request", {"query": "source auth", **RANGE})
     await until(http, created["id"], "COMPLETED")
@@ -480,8 +475,85 @@ async def test_sml_raw_events_page_newest_first(auth: AsyncElasticsearch, http) 
     assert page["events"] == full["events"][1:3]
 
 
-@needs_sml
 async def test_sml_syntax_error_stores_nothing(auth: AsyncElasticsearch, http) -> None:
     resp = await http.post(f"{BASE}/request", json={"query": "source auth | nosuchcommand", **RANGE})
     assert resp.status == 400 and (await resp.json())["error"]["type"] == "parsing_exception"
+    assert await get(http, "status/") == {"tasks": []}
+
+
+@pytest.fixture
+async def timed(es: AsyncElasticsearch) -> AsyncElasticsearch:
+    """20 000 events one second apart from 2024-05-01T00:00:00Z, ``bytes`` their number."""
+    for chunk in range(0, 20000, 5000):  # bodies the client sends without a warning
+        ops: list[dict[str, Any]] = []
+        for i in range(chunk, chunk + 5000):
+            ops += [{"index": {}}, {"@timestamp": 1_714_521_600_000 + i * 1000, "bytes": i}]
+        assert not (await es.bulk(index="timed", operations=ops, refresh=True))["errors"]
+    return es
+
+
+async def sml_task(http, query: str, **extra: Any) -> str:
+    return (await post(http, "request", {"query": query, **RANGE, **extra}))["id"]
+
+
+async def test_sml_worked_examples(auth: AsyncElasticsearch, http) -> None:
+    examples = {
+        "source auth | search event.code=4625 | table @timestamp, user.name":
+            [{"@timestamp": "2024-05-01T10:20:00.000Z", "user.name": "bob"},
+             {"@timestamp": "2024-05-01T10:05:00.000Z", "user.name": "bob"}],
+        "source auth | eval ok=if(event.outcome==\"success\", 1, 0) | stats sum(ok) as ok_count, count by user.name":
+            [{"user.name": "alice", "ok_count": 2, "count": 2}, {"user.name": "bob", "ok_count": 1, "count": 3}],
+        "source auth | search event.code=1 | aggs count": [{"count": 0}],
+    }
+    ids = {query: await sml_task(http, query) for query in examples}
+    for query, expected in examples.items():
+        await until(http, ids[query], "COMPLETED")
+        result = await get(http, f"response/{ids[query]}")
+        assert result["events"] == expected, query
+        assert result["total"] == len(expected) and result["partial"] is False
+
+
+async def test_sml_fields_warnings_and_extras(auth: AsyncElasticsearch, http) -> None:
+    task_id = await sml_task(http, "source auth | table user.name, host.name", calculateStats=True,
+                             calculateExecutionCost="debug")
+    await until(http, task_id, "COMPLETED")
+    result = await get(http, f"response/{task_id}?from=0&to=2")
+    assert result["fields"] == ["user.name", "host.name"] and len(result["events"]) == 2 and result["total"] == 5
+    assert result["sidebar"]["totalEvents"] == 5 and "timeline" in result and "executionCost" in result
+    status = await get(http, f"status/{task_id}")
+    assert status["calculateStats"] is True and status["calculateExecutionCost"] == "DEBUG"
+    lines = (await get(http, f"logs/{task_id}"))["logs"]
+    assert lines[1]["message"] == "time range 2024-05-01T00:00:00.000Z .. 2024-05-02T00:00:00.999Z on @timestamp"
+    assert any(line["level"] == "DEBUG" and "command" in line for line in lines)
+    assert lines[-1]["message"].startswith("task finished: COMPLETED, 5 rows, ")
+
+
+async def test_sml_break_while_really_running(timed: AsyncElasticsearch, http, slower: None) -> None:
+    task_id = await sml_task(http, "source timed qsize=20000 | stats count, sum(bytes) as s")
+    await until(http, task_id, "RUNNING")
+    first = await progress_above(http, task_id, 0)
+    assert await progress_above(http, task_id, first) < 1
+    stopped = await post(http, f"break/{task_id}")
+    assert stopped == {"id": task_id, "status": "STOPPED", "partial": True}
+    (row,) = (await get(http, f"response/{task_id}"))["events"]
+    assert 0 < row["count"] < 20000
+    await post(http, f"break/{task_id}", status=409)
+
+
+async def test_sml_raw_events_are_readable_while_the_task_runs(timed: AsyncElasticsearch, http,
+                                                               slower: None) -> None:
+    task_id = await sml_task(http, "source timed qsize=20000")
+    for _ in range(400):
+        running = await get(http, f"response/{task_id}")
+        if running["total"] > 0:
+            break
+        await asyncio.sleep(0.05)
+    assert running["status"] == "RUNNING" and len(running["events"]) == running["total"] > 0
+    assert set(running["events"][0]) >= {"_index", "_id", "bytes"}
+    assert (await post(http, "break/"))["stopped"] == [task_id]
+
+
+async def test_sml_unknown_index_stores_nothing(http) -> None:
+    resp = await http.post(f"{BASE}/request", json={"query": "source nosuchindex", **RANGE})
+    assert resp.status == 404 and (await resp.json())["error"]["type"] == "index_not_found_exception"
     assert await get(http, "status/") == {"tasks": []}
