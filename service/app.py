@@ -41,7 +41,7 @@ log = structlog.get_logger(__name__)
 LANGUAGES = Languages.of([
     Language("esql", esql_language.__name__, esql_language.interrupted_frame),
     Language("eql", eql_language.__name__, eql_language.interrupted_frame),
-    Language("sml", sml_language.__name__, lambda: sml_language.interrupted_frame()),  # type: ignore[attr-defined]
+    Language("sml", sml_language.__name__, sml_language.interrupted_frame),
 ])
 # The cluster settings the service knows (PUT /_cluster/settings refuses any other).
 CLUSTER_SETTINGS = sml_request.SETTINGS

@@ -22,7 +22,7 @@ from ..core.queries import ROW_BATCH
 from ..core.searches import SearchNotFound
 from ..errors import BadRequest, XContentParseError
 from ..params import parse_time_ms
-from ..query import sml
+from ..query.sml import SmlJob
 from ..query.options import QueryOptions
 from ..query.sml import request as sml_request
 from ..store.dates import format_millis
@@ -108,7 +108,7 @@ async def create(request: web.Request) -> web.Response:
     app = request.app
     submission = sml_request.parse(await _body(request), app[keys.CLUSTER_SETTINGS].get,
                                    app[keys.SEARCHES].now_ms())
-    job = await asyncio.to_thread(sml.SmlJob.compile, submission.request, app[keys.CATALOG],  # type: ignore[attr-defined]
+    job = await asyncio.to_thread(SmlJob.compile, submission.request, app[keys.CATALOG],
                                   QueryOptions.of(app[keys.SETTINGS]))
     view = await app[keys.BACKGROUND].create(job, _owner(request), task_headers(request), _limits(request),
                                              _shown(submission), _first_lines(submission),
