@@ -62,7 +62,8 @@ async def test_values_are_stored_as_strings(es: AsyncElasticsearch) -> None:
 @pytest.mark.parametrize(("body", "error_type", "reason"), [
     ({"persistent": {"sme.core.nope": "1"}}, "illegal_argument_exception",
      "persistent setting [sme.core.nope], not recognized"),
-    ({"transient": {"cluster": {"x": 1}}}, "illegal_argument_exception", "transient setting [cluster.x], not recognized"),
+    ({"transient": {"cluster": {"x": 1}}}, "illegal_argument_exception",
+     "transient setting [cluster.x], not recognized"),
     ({"persistent": {DT_START: "yesterday"}}, "illegal_argument_exception",
      f"failed to parse [{DT_START}] with value [yesterday]: not a date, a date-time, epoch milliseconds or date math"),
     ({"persistent": {"sme.core.async_requests.max_running_per_user": "0"}}, "illegal_argument_exception",

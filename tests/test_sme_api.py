@@ -145,7 +145,8 @@ def test_bad_time_expressions(text: str, detail: str) -> None:
     ({"query": 5}, "[query] must be a non-empty string"),
     ({"query": "source a", "dtStart": "yesterday"},
      "failed to parse [dtStart] with value [yesterday]: not a date, a date-time, epoch milliseconds or date math"),
-    ({"query": "source a", "dtEnd": "now-1x"}, "failed to parse [dtEnd] with value [now-1x]: unsupported date math [-1x]"),
+    ({"query": "source a", "dtEnd": "now-1x"},
+     "failed to parse [dtEnd] with value [now-1x]: unsupported date math [-1x]"),
     ({"query": "source a", "dtStart": "now", "dtEnd": "now-1d"},
      "[dtStart] [now] resolves to a time after [dtEnd] [now-1d]"),
     ({"query": "source a", "dtFieldName": ""}, "[dtFieldName] must be a non-empty string, got []"),
@@ -412,7 +413,8 @@ async def test_a_restart_reports_running_tasks_failed_and_keeps_finished_ones(se
             ops += [{"index": {}}, {"@timestamp": 1_714_564_800_000 + i, "bytes": i}]
         client.bulk(index="logs", operations=ops, refresh=True)
         async with aiohttp.ClientSession() as session:
-            done = await (await session.post(f"{url}/request", json={"query": "source logs qsize=10", "dtStart": "0"})).json()
+            small = {"query": "source logs qsize=10", "dtStart": "0"}
+            done = await (await session.post(f"{url}/request", json=small)).json()
             for _ in range(600):
                 if (await (await session.get(f"{url}/status/{done['id']}")).json())["status"] in TERMINAL:
                     break

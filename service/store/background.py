@@ -137,8 +137,8 @@ class BackgroundStore:
                 ids = [row[0] for row in await cur.fetchall()]
         for task_id in ids:
             rows = await self._stored_rows(task_id)
-            await self.finish(task_id, "FAILED", now_ms, True, rows, 0.0, INTERRUPTED,
-                              [LogLine(now_ms, "ERROR", f"task finished: FAILED, {rows} rows: {INTERRUPTED['reason']}")])
+            line = LogLine(now_ms, "ERROR", f"task finished: FAILED, {rows} rows: {INTERRUPTED['reason']}")
+            await self.finish(task_id, "FAILED", now_ms, True, rows, 0.0, INTERRUPTED, [line])
         return len(ids)
 
     async def _stored_rows(self, task_id: str) -> int:
