@@ -4,25 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import AsyncIterator
 
 import structlog
 from aiohttp import web
 
 from . import keys
+from .core.background import BackgroundTasks
+from .core.cluster import ClusterSettings
 from .core.languages import Language, Languages
 from .core.queries import Queries
 from .core.runner import Runner
 from .core.searches import AsyncSearches
 from .core.tasks import TaskManager
-from .api import documents, eql, esql, indices, root, tasks
+from .api import cluster, documents, eql, esql, indices, root, sme, sme_export, tasks
 from .api.middleware import es_conventions
 from .node import load_node
 from .query import eql as eql_language
 from .query import esql as esql_language
+from .query import sml as sml_language
+from .query.sml import request as sml_request
 from .runtime import DataDirLock
 from .settings import Settings
+from .store.background import BackgroundStore
 from .store.catalog import Catalog
+from .store.cluster_settings import ClusterSettingsStore
 from .store.db import Database
 from .store.disk import FloodStageBlock
 from .store.documents import DocumentStore
@@ -30,11 +37,14 @@ from .store.searches import SearchStore
 
 log = structlog.get_logger(__name__)
 
-# The query languages, handed to the core (which knows none): EQL and SML join here.
+# The query languages, handed to the core (which knows none).
 LANGUAGES = Languages.of([
     Language("esql", esql_language.__name__, esql_language.interrupted_frame),
     Language("eql", eql_language.__name__, eql_language.interrupted_frame),
+    Language("sml", sml_language.__name__, sml_language.interrupted_frame),
 ])
+# The cluster settings the service knows (PUT /_cluster/settings refuses any other).
+CLUSTER_SETTINGS = sml_request.SETTINGS
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
@@ -87,12 +97,19 @@ async def _load(app: web.Application, db: Database) -> None:
     interrupted = await store.finish_interrupted(LANGUAGES.interrupted_frame)
     if interrupted:
         log.warning("searches interrupted by the last shutdown finished as partial", count=interrupted)
+    background = BackgroundStore(db)
+    interrupted = await background.finish_interrupted(int(time.time() * 1000))
+    if interrupted:
+        log.warning("background_tasks_interrupted", count=interrupted)
+    cluster_settings = app[keys.CLUSTER_SETTINGS] = ClusterSettings(ClusterSettingsStore(db), CLUSTER_SETTINGS)
+    await cluster_settings.load()
     manager = app[keys.TASKS] = TaskManager(node.id, node.name)
     runner = app[keys.RUNNER] = Runner(db.path, settings.max_running_queries, settings.max_queued_queries,
                                        settings.query_memory_limit, LANGUAGES)
     runner.pool.warm_up()
     queries = app[keys.QUERIES] = Queries(manager, runner)
-    app[keys.SEARCHES] = AsyncSearches(store, queries)
+    searches = app[keys.SEARCHES] = AsyncSearches(store, queries)
+    app[keys.BACKGROUND] = BackgroundTasks(searches, background)
 
 
 async def _drain(app: web.Application) -> None:
@@ -144,6 +161,18 @@ def _routes(app: web.Application) -> None:
     r.add_get("/_eql/search/status/{id}", eql.status, allow_head=False)
     r.add_get("/_eql/search/{id}", eql.get, allow_head=False)
     r.add_delete("/_eql/search/{id}", eql.delete)
+    r.add_get("/_cluster/settings", cluster.get_settings, allow_head=False)
+    r.add_put("/_cluster/settings", cluster.put_settings)
+    r.add_post("/_sme/async_requests/request", sme.create)
+    r.add_get("/_sme/async_requests/response/{id}", sme.response, allow_head=False)
+    r.add_get("/_sme/async_requests/logs/{id}", sme.logs, allow_head=False)
+    for slash in ("", "/"):
+        r.add_get(f"/_sme/async_requests/status{slash}", sme.status_all, allow_head=False)
+        r.add_post(f"/_sme/async_requests/break{slash}", sme.stop_all)
+    r.add_get("/_sme/async_requests/status/{id}", sme.status, allow_head=False)
+    r.add_post("/_sme/async_requests/break/{id}", sme.stop)
+    r.add_delete("/_sme/async_requests/delete/{id}", sme.delete)
+    r.add_post("/_sme/async_requests/file_download/{id}", sme_export.file_download)
     r.add_get("/_tasks", tasks.list_tasks, allow_head=False)
     r.add_post("/_tasks/_cancel", tasks.cancel_tasks)
     r.add_get("/_tasks/{task_id}", tasks.get_task, allow_head=False)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .core.background import BackgroundTasks
+from .core.cluster import ClusterSettings
 from .core.queries import Queries
 from .core.runner import Runner
 from .core.searches import AsyncSearches
@@ -23,3 +25,5 @@ TASKS = web.AppKey("tasks", TaskManager)
 RUNNER = web.AppKey("runner", Runner)
 QUERIES = web.AppKey("queries", Queries)
 SEARCHES = web.AppKey("searches", AsyncSearches)
+CLUSTER_SETTINGS = web.AppKey("cluster_settings", ClusterSettings)
+BACKGROUND = web.AppKey("background", BackgroundTasks)

@@ -18,6 +18,10 @@ EXPECTED_TABLES = {
     "searches": ["id", "kind", "state", "keep_on_completion", "created_ms", "expires_ms", "headers", "response",
                  "error", "row_count", "bytes"],
     "search_rows": ["search_id", "seq", "row"],
+    "cluster_settings": ["name", "value"],
+    "background_tasks": ["id", "owner", "state", "created_ms", "started_ms", "finished_ms", "keep_alive_ms", "partial",
+                         "row_count", "progress", "request", "error"],
+    "background_task_logs": ["task_id", "seq", "ts_ms", "level", "message", "command"],
 }
 
 

@@ -21,14 +21,14 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
 import structlog
 
 from ..errors import BadRequest, InternalError, ServiceError
 from ..query.control import Control
 from ..store.searches import ResponseTooLarge, SearchStore, StoredSearch
-from .queries import ROW_BATCH, Batches, Queries, SubmitOptions, in_batches
+from .queries import MAX_KEEP_ALIVE_MS, ROW_BATCH, Batches, Queries, SubmitOptions, in_batches
 from .runner import Job
 from .workers import Stream
 from .tasks import Task
@@ -104,6 +104,25 @@ class Status:
     completion_status: int | None = None  # the HTTP status it finished with; None while it runs
 
 
+class Hooks(Protocol):
+    """What a lifecycle built on these searches adds (``background.py``): called on the
+    event loop, each under the search's lock but ``before_run``."""
+
+    async def stored(self, search: Search) -> None:
+        """The search was just stored and has not run; raising refuses it (it is removed)."""
+
+    async def before_run(self, search: Search) -> bool:
+        """Wait until the search may run; False ends it without running (an empty result)."""
+
+    async def after_run(self, search: Search) -> None:
+        """The search ended (its end stored, unless it was deleted): rows, frame and error final."""
+
+
+def new_search_id() -> str:
+    """A random, unguessable, URL-safe id: 22 characters of base64url (128 bits)."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+
+
 @dataclass
 class Search:
     id: str
@@ -124,6 +143,7 @@ class Search:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     runner_task: asyncio.Task[None] | None = None
+    hooks: Hooks | None = None
 
     @property
     def control(self) -> Control:
@@ -138,6 +158,7 @@ class AsyncSearches:
         self.tasks = queries.tasks
         self.clock = clock
         self.running: dict[str, Search] = {}
+        self.closing = False  # ``shutdown`` began: what ends now was stopped by it
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -160,7 +181,7 @@ class AsyncSearches:
         if keep_on_completion or wait_s <= 0:  # it will be stored: refuse before running it
             await self.store.check_room(self.now_ms())
         task = self.tasks.register(f"{job.action}[a]", job.description, headers)
-        doc_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        doc_id = new_search_id()
         now = self.now_ms()
         search = Search(encode_id(doc_id, task.task_id), job, task, keep_on_completion, now,
                         now + options.keep_alive_ms, headers)
@@ -192,6 +213,27 @@ class AsyncSearches:
             raise search.error
         return Answer(None, False, search.frame or {}, in_batches(search.pending), start_ms=search.created_ms,
                       expires_ms=search.expires_ms)
+
+    async def start(self, job: Job, headers: dict[str, str], hooks: Hooks) -> Search:
+        """Run ``job`` as a search stored from the start under a plain ``new_search_id``,
+        never expiring by itself: ``hooks`` decide when it runs and what its end means (they
+        set its expiry). Raises, storing nothing, when the store, the disk or ``hooks.stored``
+        refuse it."""
+        task = self.tasks.register(f"{job.action}[a]", job.description, headers)
+        search = Search(new_search_id(), job, task, True, self.now_ms(), MAX_KEEP_ALIVE_MS, headers, hooks=hooks)
+        task.request_id = search.id
+        try:
+            async with search.lock:
+                await self._persist(search)
+                await hooks.stored(search)
+        except BaseException:
+            self.tasks.unregister(task)
+            if search.persisted:
+                await asyncio.shield(self.store.delete(search.id))
+            raise
+        self.running[search.id] = search
+        search.runner_task = asyncio.create_task(self._execute(search), name=f"search-{search.id}")
+        return search
 
     async def _persist(self, search: Search) -> None:
         """Store the search (under its lock): from now on its rows and end go to SQLite.
@@ -248,7 +290,10 @@ class AsyncSearches:
     async def _execute(self, search: Search) -> None:
         took = 0
         try:
-            _, took = await self.queries.compute(search.job, search.task, self._sink(search))
+            if search.hooks is None or await search.hooks.before_run(search):
+                _, took = await self.queries.compute(search.job, search.task, self._sink(search))
+            else:
+                search.frame = self.runner.languages.interrupted_frame(search.job.kind)
         except ServiceError as exc:
             search.error = exc
         except Exception:  # noqa: BLE001 - a query bug must still end the search
@@ -260,6 +305,8 @@ class AsyncSearches:
             async with search.lock:
                 if search.persisted and not search.deleted:
                     await self._finish_stored(search)
+                if search.hooks is not None:
+                    await search.hooks.after_run(search)
         except ServiceError:  # the disk is full even for the final state: a restart closes it
             log.exception("search_finish_not_stored", search_id=search.id)
         finally:
@@ -362,6 +409,12 @@ class AsyncSearches:
             decode_id(search_id)
         except BadRequest:
             raise SearchNotFound(search_id) from None
+        if not await self.discard(search_id):
+            raise SearchNotFound(search_id)
+
+    async def discard(self, search_id: str) -> bool:
+        """Cancel the search if it runs, then delete it with its rows; whether it was there
+        (and had not expired)."""
         search = self.running.get(search_id)
         found = False
         if search is not None and search.expires_ms > self.now_ms():
@@ -371,9 +424,9 @@ class AsyncSearches:
             await asyncio.shield(search.done.wait())
         elif await self.store.get(search_id, self.now_ms()) is not None:
             found = True
-        if not found:
-            raise SearchNotFound(search_id)
-        await self.store.delete(search_id)
+        if found:
+            await self.store.delete(search_id)
+        return found
 
     # --- expiry and shutdown ------------------------------------------------------------
     async def reap(self, batch: int = 500) -> int:
@@ -393,6 +446,7 @@ class AsyncSearches:
 
     async def shutdown(self, timeout_s: float = 5.0) -> None:
         """Stop every running search: each stores what it has, marked partial."""
+        self.closing = True
         searches = list(self.running.values())
         for search in searches:
             search.control.stop()

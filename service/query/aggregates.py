@@ -165,15 +165,17 @@ class Extreme:
 
 class Variance:
     """Population variance (or its square root) by Welford's online algorithm, as
-    Elasticsearch computes it, so the rounding matches and no value is kept."""
+    Elasticsearch computes it, so the rounding matches and no value is kept. ``sample``:
+    the sample variance (SML's ``var``/``stdev``), null below two values."""
 
-    __slots__ = ("count", "mean", "m2", "root")
+    __slots__ = ("count", "mean", "m2", "root", "sample")
 
-    def __init__(self, root: bool) -> None:
+    def __init__(self, root: bool, sample: bool = False) -> None:
         self.count = 0
         self.mean = 0.0
         self.m2 = 0.0
         self.root = root
+        self.sample = sample
 
     def add(self, values: list[Any], others: Any = None) -> None:
         for v in values:
@@ -183,9 +185,9 @@ class Variance:
             self.m2 += delta * (v - self.mean)
 
     def result(self) -> float | None:
-        if not self.count:
+        if self.count < (2 if self.sample else 1):
             return None
-        variance = self.m2 / self.count
+        variance = self.m2 / (self.count - 1 if self.sample else self.count)
         return math.sqrt(variance) if self.root else variance
 
 
@@ -290,22 +292,24 @@ class WeightedAvg:
 
 class FirstLast:
     """FIRST(value, sort) / LAST(value, sort): the value of the row with the smallest
-    (largest) sort key; rows without a sort key count only if no row has one."""
+    (largest) sort key, the earlier row on a tie; rows without a sort key count only if no
+    row has one, and never unless ``keyless`` (SML's ``earliest``/``latest``)."""
 
-    __slots__ = ("best_key", "best", "fallback", "key", "last")
+    __slots__ = ("best_key", "best", "fallback", "key", "last", "keyless")
 
-    def __init__(self, key: Callable[[Any], Any] | None, last: bool) -> None:
+    def __init__(self, key: Callable[[Any], Any] | None, last: bool, keyless: bool = True) -> None:
         self.best_key: Any = None
         self.best: Any = None
         self.fallback: Any = None
         self.key = key or _identity
         self.last = last
+        self.keyless = keyless
 
     def add(self, values: list[Any], others: list[Any]) -> None:
         if not values:
             return
         if not others:
-            if self.fallback is None:
+            if self.keyless and self.fallback is None:
                 self.fallback = T.collapse(values)
             return
         k = self.key(max(others, key=self.key) if self.last else min(others, key=self.key))

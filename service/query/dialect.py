@@ -4,7 +4,8 @@ The compiler (``evaluate.py``) and the executor (``execute.py``) know no languag
 function name means, how a literal compared with a typed column is cast, what a
 single-value operation does with a null or a multi-value, how unknown indices are
 reported and which steps only one language has, they ask the query's dialect.
-ES|QL's is ``esql.dialect.ESQL``.
+ES|QL's is ``esql.dialect.ESQL``. A dynamically typed language (SML) compiles the nodes
+whose meaning it changes itself (``compile_node``) and types what it cannot know ``any``.
 """
 
 from __future__ import annotations
@@ -62,3 +63,8 @@ class Dialect:
     # ``+ - * / %`` over two values of a numeric type: (op, type) -> function (ES|QL's:
     # Java's integer rules, and a non-finite double is an error).
     arithmetic: Callable[[str, str], Callable[[Any, Any], Any]] = arithmetic
+    # A language's own compilation of an expression node, asked before the shared rules:
+    # the compiled node, or None to leave it to them. A dynamically typed language (SML)
+    # gives the operators its run-time rules here, and compiles the nodes only it has
+    # (SML's search terms), which the shared compiler does not know.
+    compile_node: Callable[[Expr, Scope], Compiled | None] | None = None

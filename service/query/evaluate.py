@@ -8,7 +8,8 @@ rule Elasticsearch's languages share: null in, null out; a multi-value, an arith
 overflow or a division by zero give null plus a warning with the Java exception's text.
 A dialect with ``any_value`` (EQL) reads multi-values as Lucene does instead: a comparison,
 IN or LIKE holds when any value satisfies it. ``In`` and ``Like`` nodes marked
-``insensitive`` compare lowercased strings.
+``insensitive`` compare lowercased strings. A dialect's ``compile_node`` is asked first for
+every node (SML's dynamic rules, its search terms).
 """
 
 from __future__ import annotations
@@ -244,6 +245,9 @@ def _compare(op: str, key: Callable[[Any], Any] | None) -> Callable[[Any, Any], 
 
 def compile_expr(expr: Expr, scope: Scope) -> tuple[Fn, str]:
     """Compile ``expr`` against the columns in ``scope``; return the closure and its type."""
+    own = scope.dialect.compile_node
+    if own is not None and (compiled := own(expr, scope)) is not None:
+        return compiled
     if isinstance(expr, Literal):
         value = expr.value
         return (lambda row: value), expr.type

@@ -631,7 +631,7 @@ def sort_bound(rest: list[p.Step], cap: int) -> int | None:
 
 def run_filter(step: p.Filter, rel: Relation, ctx: Context, rest: list[p.Step]) -> Relation:
     fn, kind = compile_expr(step.condition, ctx.scope(rel))
-    if kind not in ("boolean", "null"):
+    if kind not in ("boolean", "null", T.ANY):  # ANY: a dynamic condition, kept where it is true
         raise verify_fail(step.condition.src, f"Condition expression needs to be boolean, found [{kind}]")
     return rel.with_rows(filter(_accepts(fn), rel.rows))
 

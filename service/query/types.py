@@ -6,6 +6,10 @@ from typing import Any
 
 NUMERIC = ("integer", "long", "unsigned_long", "double")
 STRINGS = ("keyword", "text")
+# A value whose type only the row knows: what a dynamically typed language (SML) gives an
+# expression it cannot type before it runs. No shared operator accepts it; the language's
+# own rules (``Dialect.compile_node``) read such values.
+ANY = "any"
 INT_RANGE = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1), "unsigned_long": (0, 2**64 - 1)}
 
 FIELD_TYPES = {

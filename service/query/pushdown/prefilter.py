@@ -34,7 +34,11 @@ _PARAM = re.compile(r'"(?:[^"]|"")*"|:(p\d+)')
 def prefilter(predicate: Expr, index: Index, names: list[str], types: list[str],
               language: Dialect) -> tuple[str, list[Any]] | None:
     """A condition on ``index``'s table that every document ``predicate`` accepts satisfies,
-    with its positional parameters; None when no part of the predicate translates."""
+    with its positional parameters; None when no part of the predicate translates (nothing
+    does for a language that compiles nodes itself, ``Dialect.compile_node``: it gives the
+    shared constructs meanings SQL does not know)."""
+    if language.compile_node is not None:
+        return None
     columns = [Col(name, kind, quote(index.columns[name]) if name in index.columns else "NULL",
                    name in index.multi_valued) for name, kind in zip(names, types)]
     comp = Compiler(SqliteDialect(), language, columns, {}, eager=False)

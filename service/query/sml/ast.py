@@ -1,0 +1,124 @@
+"""SML pipelines as the parser hands them over (spec/sml.md §1, §5-§7).
+
+Expressions are the shared trees of ``service/query/expr.py``; search adds two nodes of
+its own, ``Term`` and ``Text``, whose semantics (case-insensitive, wildcards, any value
+of an array, full-text tokens) differ from ``Binary`` comparisons. Every command carries
+``src``: the position of its name and the command's text, for errors found later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..expr import Expr, Src
+
+
+@dataclass(frozen=True, slots=True)
+class Term(Expr):
+    """``f=v`` ``f!=v`` ``f<v`` ... in ``search``; ``f IN (a, b)`` is an OR of ``=`` terms."""
+
+    field: str
+    op: str  # "=" "!=" "<" "<=" ">" ">="
+    value: Any  # str (may hold * wildcards) or int/float; a bare word stays str
+
+
+@dataclass(frozen=True, slots=True)
+class Text(Expr):
+    """A bare term or ``"phrase"`` in ``search``: full text over every leaf value."""
+
+    value: str
+
+
+@dataclass(frozen=True)
+class Command:
+    """A pipeline stage; ``src`` is where its name starts, with the command's whole text."""
+
+    src: Src = field(default=Src(), compare=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Source(Command):
+    indices: tuple[str, ...]
+    qsize: int | None
+    earliest: str | None  # as written; resolved against the request's range later
+    latest: str | None
+
+
+@dataclass(frozen=True)
+class Search(Command):
+    condition: Expr
+
+
+@dataclass(frozen=True)
+class Where(Command):
+    condition: Expr
+
+
+@dataclass(frozen=True)
+class Eval(Command):
+    assignments: tuple[tuple[str, Expr], ...]
+    storage: bool  # True for peval
+
+
+@dataclass(frozen=True)
+class Agg:
+    """One aggregate of ``stats``/``aggs``; ``src`` is the aggregate as written."""
+
+    function: str  # lower case
+    args: tuple[Expr, ...]
+    name: str  # `as` or the default of §7.5
+    src: Src = field(default=Src(), compare=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Stats(Command):
+    aggs: tuple[Agg, ...]
+    by: tuple[str, ...]
+    storage: bool  # True for aggs
+
+
+@dataclass(frozen=True)
+class Fields(Command):
+    exclude: bool
+    patterns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Table(Command):
+    patterns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rename(Command):
+    pairs: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Sort(Command):
+    keys: tuple[tuple[str, bool], ...]  # (field, descending)
+    limit: int | None
+
+
+@dataclass(frozen=True)
+class Head(Command):
+    count: int
+
+
+@dataclass(frozen=True)
+class Tail(Command):
+    count: int
+
+
+@dataclass(frozen=True)
+class Dedup(Command):
+    fields: tuple[str, ...]
+    keep: int = 1
+    keepempty: bool = False
+    consecutive: bool = False
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    commands: tuple[Command, ...]
+    text: str

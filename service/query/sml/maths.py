@@ -1,0 +1,166 @@
+"""SML's mathematical, time and statistical eval functions (spec/sml.md §6.1): numbers
+and numeric-looking strings in, null for anything else or a result no JSON number holds."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Context, Decimal
+from typing import Any
+
+from ...store.dates import parse_iso_nanos
+from .. import types as T
+from ..evaluate import Scope
+from ..expr import Call
+from .registry import Clock, Compiled, raw, register, scalar
+from .values import TypeMismatch, leaves, number, numeric, order_key, result, text
+
+
+# --- mathematical -----------------------------------------------------------------------------
+
+@scalar("abs", 1, 1, T.ANY)
+def _abs(x: Any) -> Any:
+    return result(abs(numeric(x)))
+
+
+@scalar("ceil ceiling", 1, 1, "long")
+def _ceil(x: Any) -> int:
+    return result(math.ceil(numeric(x)))
+
+
+@scalar("floor", 1, 1, "long")
+def _floor(x: Any) -> int:
+    return result(math.floor(numeric(x)))
+
+
+_DECIMAL = Context(prec=1000, rounding=ROUND_HALF_UP)
+_MAX_DIGITS = 400  # past this, every double rounds to itself (or to zero)
+
+
+@scalar("round", 1, 2, T.ANY)
+def _round(x: Any, digits: Any = 0) -> Any:
+    """``x`` rounded half away from zero to ``digits`` decimals (negative: tens, hundreds...);
+    an integer with no fractional digits asked stays as it is, ``digits <= 0`` gives an
+    integer."""
+    value, n = numeric(x), int(numeric(digits))
+    if type(value) is int and n >= 0:
+        return value
+    n = max(-_MAX_DIGITS, min(_MAX_DIGITS, n))
+    exact = Decimal(repr(value)) if type(value) is float else Decimal(value)
+    rounded = exact.quantize(Decimal(1).scaleb(-n), context=_DECIMAL)
+    return result(int(rounded)) if n <= 0 else result(float(rounded))
+
+
+@scalar("exact sigfig", 1, 1, T.ANY)
+def _unchanged(x: Any) -> Any:
+    """``exact`` marks a precise computation and ``sigfig`` rounds to the operands'
+    significant figures in SPL; here both return the number unchanged (spec §6.1)."""
+    return numeric(x)
+
+
+@scalar("exp", 1, 1, "double")
+def _exp(x: Any) -> float:
+    return result(math.exp(numeric(x)))
+
+
+@scalar("ln", 1, 1, "double")
+def _ln(x: Any) -> float:
+    return math.log(numeric(x))
+
+
+@scalar("log", 1, 2, "double")
+def _log(x: Any, base: Any = 10) -> float:
+    return math.log(numeric(x), numeric(base))
+
+
+@scalar("sqrt", 1, 1, "double")
+def _sqrt(x: Any) -> float:
+    return math.sqrt(numeric(x))
+
+
+@scalar("pow", 2, 2, T.ANY)
+def _pow(x: Any, y: Any) -> Any:
+    """``x`` to the ``y``: exact for integers while the result fits a long, else a double
+    (a complex or infinite result is null)."""
+    base, exponent = numeric(x), numeric(y)
+    if type(base) is int and type(exponent) is int and exponent >= 0 and \
+            (abs(base) <= 1 or exponent * math.log2(abs(base)) < 64):
+        return result(base ** exponent)
+    return result(math.pow(base, exponent))
+
+
+def _pi(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
+    return (lambda row: math.pi), "double"
+
+
+register("pi", 0, 0, _pi)
+
+
+# --- time ------------------------------------------------------------------------------------
+
+def _now(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
+    """The task's creation instant, epoch ms (one value for the whole task)."""
+    now = clock()
+    return (lambda row: now), "date"
+
+
+register("now", 0, 0, _now)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_SUBSECONDS = re.compile(r"%(\d?)N|%s|%%")
+
+
+def _millis(t: Any) -> int:
+    """A time argument: epoch ms, or an ISO-8601 string."""
+    n = number(t)
+    if n is not None:
+        return int(n)
+    if type(t) is str:
+        return parse_iso_nanos(t) // 1_000_000
+    raise TypeMismatch(t)
+
+
+@scalar("strftime", 2, 2, "keyword")
+def _strftime(t: Any, fmt: Any) -> str:
+    """``t`` (epoch ms) in UTC by a C ``strftime`` format; also ``%s`` (epoch seconds) and
+    SPL's subseconds ``%3N`` (ms), ``%6N`` (µs), ``%N``/``%9N`` (ns)."""
+    ms = _millis(t)
+    moment = _EPOCH + timedelta(milliseconds=ms)
+
+    def own(m: re.Match[str]) -> str:
+        if m.group(0) == "%%":
+            return "%%"
+        if m.group(0) == "%s":
+            return str(ms // 1000)
+        width = int(m.group(1) or 9)
+        return f"{ms % 1000:03d}{'0' * 6}"[:width]
+    return moment.strftime(_SUBSECONDS.sub(own, text(fmt)))
+
+
+_PARSE_SUBSECONDS = re.compile(r"%\d?N")
+
+
+@scalar("strptime", 2, 2, "date")
+def _strptime(s: Any, fmt: Any) -> int:
+    """``s`` read by a C ``strptime`` format (``%3N``... read fractions), as epoch ms; UTC
+    unless the format reads an offset (``%z``)."""
+    parsed = datetime.strptime(text(s), _PARSE_SUBSECONDS.sub("%f", text(fmt)))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return (parsed - _EPOCH) // timedelta(milliseconds=1)
+
+
+# --- statistical ------------------------------------------------------------------------------
+
+@raw("max", 1, None, T.ANY)
+def _max(*values: Any) -> Any:
+    """The largest value of the arguments (every value of a multi-value): strings are
+    larger than numbers; nulls ignored."""
+    present = [v for arg in values for v in leaves(arg)]
+    return max(present, key=order_key) if present else None
+
+
+@raw("min", 1, None, T.ANY)
+def _min(*values: Any) -> Any:
+    present = [v for arg in values for v in leaves(arg)]
+    return min(present, key=order_key) if present else None

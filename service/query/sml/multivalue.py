@@ -1,0 +1,76 @@
+"""SML's multivalue eval functions (spec/sml.md §6.1, SPL's meaning): they read a field's
+array as a whole, where every other function reads its first value. A result of one value
+is that value, of none null."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import types as T
+from .registry import raw
+from .values import first, identity, number, text
+
+
+def _elements(v: Any) -> list[Any]:
+    """A value's elements: a multi-value's (nulls dropped), a single value alone, null none."""
+    if v is None:
+        return []
+    return [x for x in v if x is not None] if type(v) is list else [v]
+
+
+@raw("split", 2, 2, T.ANY)
+def _split(s: Any, delimiter: Any) -> Any:
+    """The pieces of ``s`` between occurrences of ``delimiter`` (``""``: every character)."""
+    s, delimiter = first(s), first(delimiter)
+    if s is None or delimiter is None:
+        return None
+    value, sep = text(s), text(delimiter)
+    return T.collapse(value.split(sep) if sep else list(value))
+
+
+@raw("mvcount", 1, 1, "long")
+def _mvcount(v: Any) -> int | None:
+    """How many values: null for none."""
+    return len(_elements(v)) or None
+
+
+@raw("mvindex", 2, 3, T.ANY)
+def _mvindex(v: Any, start: Any, end: Any = None) -> Any:
+    """The value at the 0-based ``start``, or the values from ``start`` to ``end`` included;
+    negative positions count from the end; out of range is null."""
+    values = _elements(v)
+    i, j = number(first(start)), number(first(end)) if end is not None else None
+    if type(i) is not int or (end is not None and type(j) is not int):
+        return None
+    i = i + len(values) if i < 0 else i
+    j = i if j is None else j + len(values) if j < 0 else min(j, len(values) - 1)
+    if not 0 <= i < len(values) or j < i:
+        return None
+    return T.collapse(values[i:j + 1])
+
+
+@raw("mvjoin", 2, 2, "keyword")
+def _mvjoin(v: Any, delimiter: Any) -> str | None:
+    values, sep = _elements(v), first(delimiter)
+    if not values or sep is None:
+        return None
+    return text(sep).join(map(text, values))
+
+
+@raw("mvappend", 1, None, T.ANY)
+def _mvappend(*args: Any) -> Any:
+    """Every value of every argument, in order; nulls left out."""
+    return T.collapse([x for arg in args for x in _elements(arg)])
+
+
+@raw("mvdedup", 1, 1, T.ANY)
+def _mvdedup(v: Any) -> Any:
+    """The values with repeats removed, first occurrences kept in order."""
+    seen: set[tuple] = set()
+    out = []
+    for x in _elements(v):
+        key = identity(x)
+        if key not in seen:
+            seen.add(key)
+            out.append(x)
+    return T.collapse(out)

@@ -1,0 +1,363 @@
+"""How SML's steps (``plan.py``) run over the shared executor's relations.
+
+Rows stay the executor's typed rows (dates are epoch milliseconds, as expressions see
+them) until the last step, ``Events`` or ``Rows``, makes each one a JSON-able object:
+dates become ISO-8601 there, and an event is rebuilt from its stored document only then,
+so the shape changes of ``fields`` and ``rename`` are replayed once per row that reaches
+the answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Callable, Iterator
+
+import orjson
+
+from ... import patterns
+from ...store.dates import format_millis, format_nanos
+from .. import sort
+from ..breaker import Reservation, object_bytes, released, row_bytes
+from ..evaluate import compile_expr
+from ..execute import DICT_ENTRY, Context, Relation, run_filter, sort_bound
+from ..fieldpath import MISSING, field_value
+from ..plan import Step
+from . import plan as sp
+
+Document = dict[str, Any]
+CHARGE_EVERY = 1024  # rows (or new dedup keys) between two charges to the breaker
+
+
+def _last_positions(names: list[str]) -> dict[str, int]:
+    """Each name's column; the last of a name wins, as in expressions (EVAL shadows)."""
+    return {name: i for i, name in enumerate(names)}
+
+
+# --- values ----------------------------------------------------------------------------------
+
+def renderer(kind: str) -> Callable[[Any], Any]:
+    """A column's values as the answer shows them: dates ISO-8601, the rest as they are."""
+    fmt = format_millis if kind == "date" else format_nanos if kind == "date_nanos" else None
+    if fmt is None:
+        return lambda v: v
+    return lambda v: None if v is None else [fmt(x) for x in v] if type(v) is list else fmt(v)
+
+
+def _rank(v: Any) -> tuple[int, Any] | None:
+    """A value's place in SML's order: numbers (dates are epoch ms), then strings by code
+    point, then booleans; an array by its first element; None for null."""
+    if type(v) is list:
+        v = v[0] if v else None
+    if v is None:
+        return None
+    if type(v) is bool:
+        return (2, v)
+    if isinstance(v, (int, float)):
+        return (0, v)
+    if isinstance(v, str):
+        return (1, v)
+    return (3, str(v))
+
+
+class _Descending:
+    """A rank that sorts the other way round; nulls are placed beside it, never inside."""
+
+    __slots__ = ("rank",)
+
+    def __init__(self, rank: tuple[int, Any]) -> None:
+        self.rank = rank
+
+    def __lt__(self, other: _Descending) -> bool:
+        return other.rank < self.rank
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Descending) and self.rank == other.rank
+
+
+def _order_item(descending: bool) -> Callable[[Any], tuple[Any, ...]]:
+    """One key of a sort: null last whichever the direction."""
+    if descending:
+        return lambda v: (1,) if (r := _rank(v)) is None else (0, _Descending(r))
+    return lambda v: (1,) if (r := _rank(v)) is None else (0, r)
+
+
+def _hashable(v: Any) -> Any:
+    return tuple(v) if type(v) is list else v
+
+
+# --- row steps -------------------------------------------------------------------------------
+
+def run_order_by(step: sp.OrderBy, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    """The rows in the sort's order; with a ``head`` (or ``sort N``) after it, only that many
+    are held (the shared top-N), else all (the shared full sort), charged to the breaker."""
+    scope = ctx.scope(rel)
+    parts = [(compile_expr(expr, scope)[0], _order_item(descending)) for expr, descending in step.keys]
+
+    def key(row: list[Any]) -> list[tuple[Any, ...]]:
+        return [item(fn(row)) for fn, item in parts]
+    keep = sort_bound(rest, ctx.options.max_rows)
+    breaker = ctx.control.breaker
+    if keep is None:
+        rows, reservation = sort.sort_all(rel.rows, key, False, breaker, len(parts))
+    else:
+        rows, reservation = sort.top_n(rel.rows, key, False, keep, breaker)
+    return rel.with_rows(released(rows, reservation))
+
+
+def run_dedup(step: sp.Dedup, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    scope = ctx.scope(rel)
+    fns = [compile_expr(expr, scope)[0] for expr in step.keys]
+    breaker = ctx.control.breaker
+
+    def rows() -> Iterator[list[Any]]:
+        counts: dict[tuple[Any, ...], int] = {}
+        reservation = Reservation(breaker)
+        previous, run = None, 0
+        try:
+            for row in rel.rows:
+                values = [fn(row) for fn in fns]
+                if any(v is None or v == [] for v in values):
+                    previous = None  # a row without the fields ends a run of equal ones
+                    if step.keepempty:
+                        yield row
+                    continue
+                key = tuple(map(_hashable, values))
+                if step.consecutive:
+                    run = run + 1 if key == previous else 1
+                    previous = key
+                    if run <= step.keep:
+                        yield row
+                    continue
+                seen = counts.get(key, 0)
+                if seen < step.keep:
+                    counts[key] = seen + 1
+                    if not seen and len(counts) % CHARGE_EVERY == 0:
+                        reservation.hold(len(counts) * (DICT_ENTRY + object_bytes(key)))
+                    yield row
+        finally:
+            reservation.close()
+    return rel.with_rows(rows())
+
+
+def run_tail(step: sp.Tail, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    breaker = ctx.control.breaker
+
+    def rows() -> Iterator[list[Any]]:
+        kept: deque[list[Any]] = deque(maxlen=step.count)
+        reservation = Reservation(breaker)
+        try:
+            for n, row in enumerate(rel.rows, 1):
+                kept.append(row)
+                if n % CHARGE_EVERY == 0:
+                    reservation.hold(len(kept) * row_bytes(row))
+            yield from kept
+        finally:
+            reservation.close()
+    return rel.with_rows(rows())
+
+
+# --- columns ---------------------------------------------------------------------------------
+
+def run_select(step: sp.Select, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    at = _last_positions(rel.names)
+    where = [at.get(source) if source is not None else None for _, source in step.columns]
+    names = [name for name, _ in step.columns]
+    types = [rel.types[i] if i is not None else "null" for i in where]
+    constants = {name: rel.constants[source] for name, source in step.columns if source in rel.constants}
+    rows = ([None if i is None else row[i] for i in where] for row in rel.rows)
+    return Relation(names, types, rows, constants)
+
+
+def run_rename(step: sp.Rename, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    renamed = dict(step.pairs)
+    at = _last_positions(rel.names)
+    moved = {at[old] for old in renamed if old in at}
+    targets = {renamed[rel.names[i]] for i in moved}
+    keep = [i for i, name in enumerate(rel.names) if i in moved or name not in targets]
+    names = [renamed[rel.names[i]] if i in moved else rel.names[i] for i in keep]
+    constants = {renamed.get(n, n): v for n, v in rel.constants.items() if n in renamed or n not in targets}
+    rows = ([row[i] for i in keep] for row in rel.rows)
+    return Relation(names, [rel.types[i] for i in keep], rows, constants)
+
+
+# --- the answer's objects --------------------------------------------------------------------
+
+def field_pattern(glob: str) -> Callable[[str], bool]:
+    """Whether a field path matches a ``fields``/``table`` pattern: ``*`` is any run of
+    characters, and matches ``_index``/``_id`` only in a pattern that starts with ``_``."""
+    match = patterns.wildcard(glob)
+    if "*" not in glob or glob.startswith("_"):
+        return match
+    return lambda path: not path.startswith("_") and match(path)
+
+
+def _matcher(globs: tuple[str, ...]) -> Callable[[str], bool]:
+    tests = [field_pattern(g) for g in globs]
+    return lambda path: any(t(path) for t in tests)
+
+
+def _kept(node: Document, match: Callable[[str], bool], prefix: str = "") -> Document:
+    """The paths of ``node`` that ``match`` (a matching object is kept whole), nested as they were."""
+    out: Document = {}
+    for key, value in node.items():
+        path = prefix + key
+        if match(path):
+            out[key] = value
+        elif isinstance(value, dict):
+            if inner := _kept(value, match, path + "."):
+                out[key] = inner
+        elif isinstance(value, list):
+            if items := [k for v in value if isinstance(v, dict) and (k := _kept(v, match, path + "."))]:
+                out[key] = items
+    return out
+
+
+def _dropped(node: Document, match: Callable[[str], bool], prefix: str = "") -> Document:
+    """``node`` without the paths that ``match``; an object emptied by it goes too."""
+    out: Document = {}
+    for key, value in node.items():
+        path = prefix + key
+        if match(path):
+            continue
+        if isinstance(value, dict) and value:
+            if inner := _dropped(value, match, path + "."):
+                out[key] = inner
+            continue
+        if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+            value = [_dropped(v, match, path + ".") if isinstance(v, dict) else v for v in value]
+        out[key] = value
+    return out
+
+
+def _without(doc: Document, path: str) -> Document:
+    """``doc`` without the field ``path`` (a literal key, or nested)."""
+    if path in doc:
+        del doc[path]
+        return doc
+    if "." not in path or field_value(doc, path) is MISSING:
+        return doc
+    return _dropped(doc, path.__eq__)
+
+
+def _moved(doc: Document, old: str, new: str) -> Document:
+    value = field_value(doc, old)
+    if value is MISSING:
+        return doc
+    doc = _without(doc, old)
+    doc = _without(doc, new)
+    doc[new] = value
+    return doc
+
+
+def _edit(edit: sp.Edit) -> Callable[[Document], Document]:
+    if edit.kind == "keep":
+        match = _matcher(edit.patterns)
+        return lambda doc: _kept(doc, match)
+    if edit.kind == "drop":
+        match = _matcher(edit.patterns)
+        return lambda doc: _dropped(doc, match)
+    old, new = edit.patterns[0], edit.target or ""
+    return lambda doc: _moved(doc, old, new)
+
+
+def _iso_in_place(doc: Document, path: str, value: Any) -> None:
+    """The date field ``path`` as ISO-8601 where the document holds a single epoch number
+    for it (``value`` is its column: epoch ms)."""
+    node: Any = doc
+    rest = path
+    while isinstance(node, dict):
+        if rest in node:
+            held = node[rest]
+            if isinstance(held, (int, float)) and not isinstance(held, bool) and type(value) is int:
+                node[rest] = format_millis(value)
+            return
+        head, dot, rest = rest.partition(".")
+        if not dot:
+            return
+        node = node.get(head)
+
+
+def run_events(step: sp.Events, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    at = _last_positions(rel.names)
+    source, index, id_ = at["_source"], at["_index"], at["_id"]
+    created = [(name, at[name], renderer(rel.types[at[name]])) for name in step.created if name in at]
+    dates = [(name, at[name]) for name in step.dates if name in at and rel.types[at[name]] == "date"]
+    edits = [_edit(e) for e in step.edits]
+
+    def event(row: list[Any]) -> list[Any]:
+        doc: Document = orjson.loads(row[source])
+        for name, i in dates:
+            _iso_in_place(doc, name, row[i])
+        doc["_index"], doc["_id"] = row[index], row[id_]
+        for edit in edits:
+            doc = edit(doc)
+        for name, i, render in created:
+            doc = _without(doc, name)
+            doc[name] = render(row[i])
+        return [doc]
+    return Relation(["event"], ["object"], map(event, rel.rows))
+
+
+def run_rows(step: sp.Rows, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    at = _last_positions(rel.names)
+    columns = [(name, at.get(name), renderer(rel.types[at[name]]) if name in at else None) for name in step.names]
+
+    def row_object(row: list[Any]) -> list[Any]:
+        return [{name: None if i is None else render(row[i]) for name, i, render in columns}]
+    return Relation(["event"], ["object"], map(row_object, rel.rows))
+
+
+# --- execution cost --------------------------------------------------------------------------
+
+class CostClock:
+    """Wall-clock time and rows per command of a running pipeline. The time between two
+    probe events goes to the command whose steps run then: entering a probe's input runs
+    its command's steps; once the probe hands a row on (or ends), the command after it
+    consumes it. So a sort or stats, which reads its whole input when the pipeline is
+    built, is charged its own work and its input's commands theirs."""
+
+    def __init__(self, commands: int) -> None:
+        self.ms = [0.0] * commands
+        self.rows = [0] * commands
+        self.owner = 0  # building the pipeline is the source's until a probe says otherwise
+        self.since = time.perf_counter()
+
+    def switch(self, owner: int) -> None:
+        now = time.perf_counter()
+        if self.owner < len(self.ms):  # past the last command: the task's consumer, not the pipeline
+            self.ms[self.owner] += (now - self.since) * 1000
+        self.owner, self.since = owner, now
+
+
+def with_probes(steps: tuple[Step, ...], ends: tuple[int, ...], clock: CostClock) -> tuple[Step, ...]:
+    """``steps`` with a probe after the last step of each command (``ends``: per command,
+    how many steps end with it)."""
+    out: list[Step] = []
+    start = 0
+    for command, end in enumerate(ends):
+        out += [*steps[start:end], sp.Probe(command, clock)]
+        start = end
+    return tuple(out)
+
+
+def run_probe(step: sp.Probe, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    clock, command = step.clock, step.command
+
+    def rows() -> Iterator[list[Any]]:
+        upstream = iter(rel.rows)
+        while True:
+            clock.switch(command)
+            row = next(upstream, None)
+            clock.switch(command + 1)
+            if row is None:
+                return
+            clock.rows[command] += 1
+            yield row
+    return rel.with_rows(rows())
+
+
+STEPS: dict[type[Step], Callable[..., Relation]] = {
+    sp.Search: run_filter, sp.Select: run_select, sp.Rename: run_rename, sp.OrderBy: run_order_by,
+    sp.Dedup: run_dedup, sp.Tail: run_tail, sp.Events: run_events, sp.Rows: run_rows, sp.Probe: run_probe,
+}

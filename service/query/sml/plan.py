@@ -1,0 +1,135 @@
+"""SML's own steps over the shared plan (``operators.py`` runs them).
+
+The shared steps do what SML shares with the other languages (Filter for ``where``, Eval
+for ``eval``/``peval``, Aggregate for ``stats``/``aggs``, Limit for ``head`` and ``qsize``).
+These are the rest: search conditions (whose terms name fields by text), projections,
+SML's value order, ``dedup``, ``tail``, and the last step, which turns rows into the
+answer's events. Every name in them was resolved by the planner against what the rows
+hold at that point, so operators never guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..expr import Expr
+from ..plan import Step, columns_in
+
+
+@dataclass(frozen=True)
+class Search(Step):
+    """A ``search`` condition. Its terms name fields by text (``Term.field``) or read every
+    field (full text), which ``columns_in`` cannot see: ``reads`` says what it reads, None
+    for every column. Not a shared Filter, so no optimisation moves it past an Eval it
+    reads through a term."""
+
+    condition: Expr
+    reads: tuple[str, ...] | None
+
+    def observes(self, names: list[str]) -> tuple[set[str], bool]:
+        if self.reads is None:
+            return set(names), False
+        return set(self.reads) | columns_in(self.condition), False
+
+
+@dataclass(frozen=True)
+class Select(Step):
+    """Exactly these columns, in this order: (output name, input column, None for null).
+    ``table``, ``fields`` over flat rows, and the column order of ``stats``."""
+
+    columns: tuple[tuple[str, str | None], ...]
+    keeps_rows: ClassVar[bool] = True
+
+    def observes(self, names: list[str]) -> tuple[set[str], bool]:
+        return {source for _, source in self.columns if source is not None}, True
+
+
+@dataclass(frozen=True)
+class Rename(Step):
+    """Columns renamed (old, new); a column already named ``new`` is replaced."""
+
+    pairs: tuple[tuple[str, str], ...]
+    keeps_rows: ClassVar[bool] = True
+
+    def observes(self, names: list[str]) -> tuple[set[str], bool]:
+        return {old for old, _ in self.pairs}, False
+
+
+@dataclass(frozen=True)
+class OrderBy(Step):
+    """``sort``: stable, by each key in SML's value order (numbers, then strings, then
+    booleans; null last in both directions); ``descending`` per key."""
+
+    keys: tuple[tuple[Expr, bool], ...]
+
+
+@dataclass(frozen=True)
+class Dedup(Step):
+    """The first ``keep`` rows of each combination of the ``keys``' values, in order; a row
+    with a null key is dropped, or kept as it is with ``keepempty``; ``consecutive`` counts
+    only runs of adjacent rows."""
+
+    keys: tuple[Expr, ...]
+    keep: int = 1
+    keepempty: bool = False
+    consecutive: bool = False
+
+
+@dataclass(frozen=True)
+class Tail(Step):
+    """The last ``count`` rows, in their order."""
+
+    count: int
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A change a command made to the stored documents' shape (``fields``, ``rename``),
+    replayed on each document when its event is built. ``kind``: ``keep`` (only the paths
+    matching ``patterns``, nested structure kept), ``drop`` (the matching paths), ``move``
+    (the path ``patterns[0]`` becomes the literal key ``target``)."""
+
+    kind: str
+    patterns: tuple[str, ...]
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class Events(Step):
+    """The last step while rows are events: each row becomes its stored document, shaped by
+    ``edits``, with ``_index`` and ``_id``, then the ``created`` fields (eval, rename) as
+    literal top-level keys from their columns. ``dates``: the mapped date fields, shown as
+    ISO-8601 where the document holds them as epoch numbers."""
+
+    edits: tuple[Edit, ...]
+    created: tuple[str, ...]
+    dates: tuple[str, ...]
+
+    def observes(self, names: list[str]) -> tuple[set[str], bool]:
+        return {"_source", "_index", "_id", *self.created, *self.dates}, True
+
+
+@dataclass(frozen=True)
+class Rows(Step):
+    """The last step once rows are flat (after ``table`` or ``stats``): each row becomes an
+    object of the ``names`` columns, in that order."""
+
+    names: tuple[str, ...]
+
+    def observes(self, names: list[str]) -> tuple[set[str], bool]:
+        return set(self.names), True
+
+
+@dataclass(frozen=True)
+class Probe(Step):
+    """Where one command's steps end, when the task measures its execution cost: the rows
+    that pass and the time spent, counted on ``clock`` (an ``operators.CostClock``) for
+    ``command``. Put into the plan at run time only."""
+
+    command: int
+    clock: Any = field(compare=False)
+    keeps_rows: ClassVar[bool] = True
+
+    def observes(self, names: list[str]) -> tuple[set[str], bool]:
+        return set(), False

@@ -1,0 +1,405 @@
+"""From a parsed SML pipeline and its request to the shared plan.
+
+A query is one scan: the documents of the source's indices whose time field lies in the
+request's range (SQLite finds them on the time index), newest first, as ``source`` emits
+them (spec/sml.md §7.1). Next comes the storage prefix, the ``search`` and ``peval``
+commands right after ``source``, then ``qsize``'s Limit, which so counts the events those
+let through. Every later command becomes one step or a few: shared ones where SML means
+what the engine does (``where``, ``eval``, ``stats``, ``head``), SML's own (``plan.py``)
+elsewhere; the last step makes each row an event or a flat row.
+
+The leading searches are ``Search`` steps right after the scan rather than the source's
+predicate: their terms follow SML's rules (case-insensitive, numeric-looking strings),
+which the ordered scan's SQL prefilter does not translate for a dynamic dialect, and a
+step can say which fields its terms read, so the engine reads (and decodes) only the
+columns the pipeline uses; the time range and the order are SQL's.
+
+Names are resolved here, once, following what each command does to the rows (spec §4):
+a field is the column the mapping or an earlier command gives it, ``x.keyword`` is ``x``
+unless mapped itself, and any other name is null (a search term on it matches nothing),
+never an error.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, fields as dataclass_fields, replace
+from typing import Any, Callable, Iterable
+
+from ...store.catalog import Catalog, Index
+from ..errors import ParsingError
+from ..evaluate import walk
+from ..expr import Call, Column, Expr, IsNull, Literal, Logical, Src
+from ..plan import Aggregate, Eval, Filter, Limit, Plan, ScanOrder, Source, Step, TimeRange
+from . import ast, times
+from . import plan as sp
+from .operators import field_pattern
+from .request import SmlRequest
+
+DEFAULT_QSIZE = 10_000  # events a source emits when its qsize is not given (spec §7.1)
+METADATA = ("_index", "_id")
+KEYWORD = ".keyword"
+TIMED_AGGREGATES = ("earliest", "latest")  # their optional second argument: the time field
+DEFAULT_TIME_FIELD = "@timestamp"  # of the time-aware aggregates (spec §3)
+
+
+class _Rows:
+    """What the rows hold at one point of the pipeline, as the commands so far left them:
+    their fields in order, and while rows are events, how an event is built (the fields
+    commands created, the edits of the stored document)."""
+
+    def __init__(self, names: list[str], readable: dict[str, tuple[str, str]]) -> None:
+        self.names = names
+        # names that read another column while the field they belong to is there:
+        # multi-fields (``x.keyword``) and aliases -> (column, owning field)
+        self.readable = readable
+        self.events = True
+        self.created: list[str] = []
+        self.edits: list[sp.Edit] = []
+        self.fixed: list[str] | None = None  # the answer's field order, once a command fixes it
+
+    # --- names ---------------------------------------------------------------------------
+
+    def column(self, name: str) -> str | None:
+        """The column a field name reads here, None when the rows have no such field."""
+        if name in self.names:
+            return name
+        if name in self.readable:
+            column, owner = self.readable[name]
+            if owner in self.names:
+                return self.column(owner) if owner in self.created else column
+        if name.endswith(KEYWORD):
+            return self.column(name[:-len(KEYWORD)])
+        return None
+
+    def resolve(self, node: Any) -> Any:
+        """``node`` with every field name resolved: a Column of the rows, else null; a search
+        term on a field the rows do not have is false (every form needs the field)."""
+        if isinstance(node, Column):
+            column = self.column(node.name)
+            return Column(column, src=node.src) if column is not None else Literal(None, "null", src=node.src)
+        if isinstance(node, ast.Term):
+            column = self.column(node.field)
+            return replace(node, field=column) if column is not None else Literal(False, "boolean", src=node.src)
+        if isinstance(node, tuple):
+            return tuple(self.resolve(n) for n in node)
+        if isinstance(node, Expr):
+            return type(node)(**{f.name: self.resolve(getattr(node, f.name)) for f in dataclass_fields(node)})
+        return node
+
+    def carried(self, kept: Iterable[str]) -> list[tuple[str, str | None]]:
+        """The columns a Select keeps while rows are events: the ``kept`` fields, the columns
+        their multi-fields and aliases read, the metadata and the stored document."""
+        kept = list(kept)
+        extra = [column for column, owner in self.readable.values() if owner in kept]
+        out = dict.fromkeys([*kept, *extra, *METADATA, "_source"])
+        return [(name, name) for name in out]
+
+    # --- what commands do --------------------------------------------------------------
+
+    def assign(self, name: str) -> None:
+        """A command wrote the field ``name``: a literal top-level key of the event."""
+        self._overwritten(name)
+        if self.events:
+            self.created.append(name)
+        if name not in self.names:
+            self.names.append(name)
+            if self.fixed is not None:
+                self.fixed.append(name)
+
+    def _overwritten(self, name: str) -> None:
+        if name in self.created:
+            self.created.remove(name)
+        self.readable = {k: v for k, v in self.readable.items() if v[1] != name}
+
+    def renamed(self, old: str, new: str) -> None:
+        """The field ``old`` is now ``new`` (in place in the field order), ``new`` replaced."""
+        self._overwritten(new)
+        if old in self.created:
+            self.created[self.created.index(old)] = new
+        for order in (self.names, self.fixed):
+            if order is not None and old in order:
+                if new in order:
+                    order.remove(new)
+                order[order.index(old)] = new
+
+    def flat(self, names: list[str]) -> None:
+        """Rows are flat objects of exactly ``names`` from now on."""
+        self.names = list(names)
+        self.fixed = self.names
+        self.events = False
+        self.readable, self.created, self.edits = {}, [], []
+
+
+# --- commands --------------------------------------------------------------------------------
+
+def _matching(pattern: str, names: Iterable[str]) -> list[str]:
+    """The fields a ``fields``/``table`` pattern names: the fields whose path, or the path
+    of an object holding them, matches (see ``operators.field_pattern``)."""
+    match = field_pattern(pattern)
+    return [n for n in names if _path_matches(match, n)]
+
+
+def _path_matches(match: Callable[[str], bool], name: str) -> bool:
+    parts = name.split(".")
+    return any(match(".".join(parts[:i])) for i in range(1, len(parts) + 1))
+
+
+def _expand(globs: Iterable[str], names: list[str]) -> list[str]:
+    return list(dict.fromkeys(n for g in globs for n in _matching(g, names)))
+
+
+def _all(conditions: list[Expr]) -> Expr:
+    out = conditions[0]
+    for condition in conditions[1:]:
+        out = Logical("AND", out, condition, src=condition.src)
+    return out
+
+
+def _search(command: ast.Search, rows: _Rows) -> sp.Search:
+    condition = rows.resolve(command.condition)
+    nodes = walk(condition)
+    reads = None if any(isinstance(n, ast.Text) for n in nodes) else \
+        tuple(dict.fromkeys(n.field for n in nodes if isinstance(n, ast.Term)))
+    return sp.Search(condition, reads, src=command.src)
+
+
+def _eval(command: ast.Eval, rows: _Rows) -> Eval:
+    """Assignments left to right: each sees the fields the ones before it wrote."""
+    assignments = []
+    for name, expr in command.assignments:
+        assignments.append((name, rows.resolve(expr)))
+        rows.assign(name)
+    return Eval(tuple(assignments), src=command.src)
+
+
+def _aggregate(agg: ast.Agg, rows: _Rows, src: Src) -> tuple[str, Expr, None]:
+    args = rows.resolve(agg.args)
+    if agg.function in TIMED_AGGREGATES and len(args) == 1:
+        args += (rows.resolve(Column(DEFAULT_TIME_FIELD)),)
+    return agg.name, Call(agg.function, args, src=src), None
+
+
+def _stats(command: ast.Stats, rows: _Rows) -> list[Step]:
+    """Shared Aggregate, then SML's output rules (spec §7.5): groups with a null key gone
+    (a multi-valued key already put its row in one group per value), sorted by the keys,
+    the keys' columns first."""
+    aggregates = tuple(_aggregate(agg, rows, command.src) for agg in command.aggs)
+    groups = tuple((name, rows.resolve(Column(name, src=command.src))) for name in command.by)
+    steps: list[Step] = [Aggregate(aggregates, groups, src=command.src)]
+    if command.by:
+        present = [IsNull(Column(name, src=command.src), negated=True, src=command.src) for name in command.by]
+        steps.append(Filter(_all(present), src=command.src))
+        steps.append(sp.OrderBy(tuple((Column(name, src=command.src), False) for name in command.by),
+                                src=command.src))
+    names = list(dict.fromkeys([*command.by, *(name for name, _, _ in aggregates)]))
+    steps.append(sp.Select(tuple((n, n) for n in names), src=command.src))
+    rows.flat(names)
+    return steps
+
+
+def _fields(command: ast.Fields, rows: _Rows) -> sp.Select:
+    chosen = _expand(command.patterns, rows.names)
+    if command.exclude:
+        kept = [n for n in rows.names if n not in chosen]
+        if rows.fixed is not None:
+            rows.fixed = [n for n in rows.fixed if n not in chosen]
+    else:
+        kept = chosen
+        rows.fixed = list(chosen)
+    if not rows.events:
+        rows.flat(kept)
+        return sp.Select(tuple((n, n) for n in rows.names), src=command.src)
+    rows.edits.append(sp.Edit("drop" if command.exclude else "keep", command.patterns))
+    rows.created = [n for n in rows.created if n in kept]
+    rows.names = [n for n in rows.names if n in kept]
+    return sp.Select(tuple(rows.carried(rows.names)), src=command.src)
+
+
+def _table(command: ast.Table, rows: _Rows) -> sp.Select:
+    """Flat rows of exactly the named fields; a pattern gives the matching ones in the
+    rows' order, a name the rows lack a column of nulls."""
+    columns: dict[str, str | None] = {}
+    for glob in command.patterns:
+        for name in (_matching(glob, rows.names) if "*" in glob else [glob]):
+            columns.setdefault(name, rows.column(name))
+    rows.flat(list(columns))
+    return sp.Select(tuple(columns.items()), src=command.src)
+
+
+def _rename(command: ast.Rename, rows: _Rows) -> list[Step]:
+    """Each pair in turn: a field (or, while rows are events, an object and the fields
+    under it) takes the new name as a literal key; a name the rows lack is ignored."""
+    steps: list[Step] = []
+    for old, new in command.pairs:
+        column = rows.column(old)
+        if column in rows.names:
+            old = column  # ``x.keyword`` renames ``x``
+        if old == new:
+            continue
+        inside = [n for n in rows.names if n.startswith(old + ".")] if rows.events and column is None else []
+        if column is None and not inside:
+            continue
+        if column is not None:
+            pairs = [(column, new)]
+            stored = rows.events and old in rows.names and old not in rows.created
+        else:
+            pairs = [(n, new + n[len(old):]) for n in inside]
+            stored = True
+        steps.append(sp.Rename(tuple(pairs), src=command.src))
+        if stored:
+            rows.edits.append(sp.Edit("move", (old,), new))
+            for name, target in pairs:
+                rows.renamed(name, target)
+        elif old in rows.names:
+            rows.renamed(old, new)
+        else:  # a multi-field or alias: its value becomes a field of its own
+            rows.assign(new)
+    return steps
+
+
+def _sort(command: ast.Sort, rows: _Rows) -> list[Step]:
+    keys = tuple((rows.resolve(Column(name, src=command.src)), descending) for name, descending in command.keys)
+    steps: list[Step] = [sp.OrderBy(keys, src=command.src)]
+    if command.limit is not None:
+        steps.append(Limit(command.limit, src=command.src))
+    return steps
+
+
+def _dedup(command: ast.Dedup, rows: _Rows) -> sp.Dedup:
+    keys = tuple(rows.resolve(Column(name, src=command.src)) for name in command.fields)
+    return sp.Dedup(keys, command.keep, command.keepempty, command.consecutive, src=command.src)
+
+
+def _command(command: Any, rows: _Rows) -> list[Step]:
+    """The steps of one command after the storage prefix."""
+    if isinstance(command, ast.Search):
+        return [_search(command, rows)]
+    if isinstance(command, ast.Where):
+        return [Filter(rows.resolve(command.condition), src=command.src)]
+    if isinstance(command, ast.Eval):
+        return [_eval(command, rows)]
+    if isinstance(command, ast.Stats):
+        return _stats(command, rows)
+    if isinstance(command, ast.Fields):
+        return [_fields(command, rows)]
+    if isinstance(command, ast.Table):
+        return [_table(command, rows)]
+    if isinstance(command, ast.Rename):
+        return _rename(command, rows)
+    if isinstance(command, ast.Sort):
+        return _sort(command, rows)
+    if isinstance(command, ast.Head):
+        return [Limit(command.count, src=command.src)]
+    if isinstance(command, ast.Tail):
+        return [sp.Tail(command.count, src=command.src)]
+    if isinstance(command, ast.Dedup):
+        return [_dedup(command, rows)]
+    raise ParsingError(f"line {command.src.line}:{command.src.col}: command [{type(command).__name__.lower()}] "
+                       f"is not supported yet")
+
+
+# --- the source ------------------------------------------------------------------------------
+
+def _indices(command: ast.Source, catalog: Catalog, warnings: list[str]) -> list[Index]:
+    """The source's indices: a name that is no index is a 404 now; a pattern that matches
+    none is a warning (its part of the union is empty)."""
+    for pattern in command.indices:
+        if "*" in pattern and not catalog.resolve(pattern):
+            warnings.append(f"source pattern [{pattern}] matches no index")
+    return catalog.resolve(",".join(command.indices))
+
+
+def _rows_of(indices: list[Index]) -> tuple[_Rows, list[str]]:
+    """The fields of the indices' events (sorted, then the metadata) and their date fields."""
+    names: set[str] = set()
+    dates: set[str] = set()
+    readable: dict[str, tuple[str, str]] = {}
+    for index in indices:
+        for path, f in index.fields.items():
+            if f.target is not None:
+                readable[path] = (f.target, f.target)
+            elif f.column is None:
+                continue
+            elif f.parent is not None:
+                readable[path] = (path, f.parent)
+            else:
+                names.add(path)
+                if f.type == "date":
+                    dates.add(path)
+    return _Rows([*sorted(names), *METADATA], readable), sorted(dates)
+
+
+def _time_range(command: ast.Source, request: SmlRequest) -> TimeRange | None:
+    """The request's range, or the source's own bounds where it sets them (spec §3):
+    ``earliest`` rounds down, ``latest`` up and is inclusive to the millisecond."""
+    start, end = request.start_ms, request.end_ms
+    if command.earliest is not None:
+        start = times.resolve(command.earliest, request.now_ms, round_up=False, name="earliest")
+    if command.latest is not None:
+        end = times.resolve(command.latest, request.now_ms, round_up=True, name="latest") + 1
+    if start is None and end is None:
+        return None
+    return TimeRange(request.time_field, start, end)
+
+
+def _storage_prefix(commands: tuple[Any, ...], rows: _Rows) -> tuple[list[list[Step]], int]:
+    """The steps of each ``search``/``peval`` command right after ``source`` (spec §7.1)."""
+    out: list[list[Step]] = []
+    for command in commands:
+        if isinstance(command, ast.Search):
+            out.append([_search(command, rows)])
+        elif isinstance(command, ast.Eval) and command.storage:
+            out.append([_eval(command, rows)])
+        else:
+            break
+    return out, len(out)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A pipeline's plan and what the job reports beside its rows."""
+
+    plan: Plan
+    fields: tuple[str, ...] | None  # the answer's field order when the commands fix it, else None
+    commands: tuple[tuple[str, str], ...]  # (name, text) of each command, for the execution cost
+    ends: tuple[int, ...]  # per command: how many steps of the plan end with it
+    indices: tuple[str, ...]  # what the source read
+
+
+def _command_name(command: Any) -> str:
+    words = command.src.text.split()
+    return words[0].lower() if words else type(command).__name__.lower()
+
+
+def plan(pipeline: ast.Pipeline, request: SmlRequest, catalog: Catalog) -> Planned:
+    """The shared plan of ``pipeline`` over ``request``'s time range. Unknown indices and
+    bad options are raised now."""
+    source, *commands = pipeline.commands
+    warnings: list[str] = []
+    indices = _indices(source, catalog, warnings)
+    rows, dates = _rows_of(indices)
+    time_range = _time_range(source, request)
+    prefix, count = _storage_prefix(tuple(commands), rows)
+    qsize = source.qsize if source.qsize is not None else DEFAULT_QSIZE
+    per_command: list[list[Step]] = [[], *prefix]
+    per_command[-1].append(Limit(qsize, src=source.src))  # qsize counts what the prefix let through
+    per_command += [_command(command, rows) for command in commands[count:]]
+    if rows.events:
+        kept_dates = tuple(d for d in dates if d in rows.names and d not in rows.created)
+        per_command[-1].append(sp.Events(tuple(rows.edits), tuple(rows.created), kept_dates))
+    else:
+        per_command[-1].append(sp.Rows(tuple(rows.names)))
+    # the stored documents are read only when the answer is made of them
+    per_command[0].insert(0, Source(tuple(source.indices), metadata=("_id", "_index"), with_source=rows.events,
+                                    order=ScanOrder(request.time_field, descending=True), time_range=time_range,
+                                    src=source.src))
+    steps = [step for group in per_command for step in group]
+    ends = tuple(itertools.accumulate(len(group) for group in per_command))
+    fixed = tuple(rows.fixed) if rows.fixed is not None else None
+    named = tuple((_command_name(c), c.src.text) for c in pipeline.commands)
+    return Planned(Plan(tuple(steps), pipeline.text, tuple(warnings)), fixed, named, ends,
+                   tuple(index.name for index in indices))
+
+
+__all__ = ["plan", "Planned", "DEFAULT_QSIZE"]

@@ -1,0 +1,329 @@
+"""SML on the shared engine: every worked example of spec/sml.md §10 as a table, then the
+rules of each command (§7) and the job's frame, run by ``SmlJob`` on the SQLite file a real
+server wrote (the documents loaded with the official client)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+import pytest
+from elasticsearch import AsyncElasticsearch
+
+from service import keys
+from service.errors import ServiceError
+from service.query.control import Control
+from service.query.options import QueryOptions
+from service.query.sml import SmlJob, SmlRequest
+from service.store.dates import parse_iso_nanos
+
+START = parse_iso_nanos("2024-05-01T00:00:00Z") // 1_000_000
+END = parse_iso_nanos("2024-05-02T00:00:00Z") // 1_000_000
+NOW = parse_iso_nanos("2024-05-01T12:00:00Z") // 1_000_000
+AUTH = [  # spec/sml.md §10: (id, time, host.name, user.name, event.code, event.outcome)
+    ("e1", "2024-05-01T10:00:00.000Z", "mail", "alice", 4624, "success"),
+    ("e2", "2024-05-01T10:05:00.000Z", "mail", "bob", 4625, "failure"),
+    ("e3", "2024-05-01T10:10:00.000Z", "dc01", "alice", 4624, "success"),
+    ("e4", "2024-05-01T10:15:00.000Z", "dc01", "bob", 4624, "success"),
+    ("e5", "2024-05-01T10:20:00.000Z", "mail", "bob", 4625, "failure"),
+]
+
+
+def _doc(time: str, host: str, user: str, code: int, outcome: str) -> dict[str, Any]:
+    return {"@timestamp": time, "host": {"name": host}, "user": {"name": user},
+            "event": {"code": code, "outcome": outcome}}
+
+
+async def _bulk(es: AsyncElasticsearch, index: str, docs: list[tuple[str, dict[str, Any]]]) -> None:
+    ops: list[dict[str, Any]] = []
+    for _id, doc in docs:
+        ops += [{"index": {"_index": index, "_id": _id}}, doc]
+    response = await es.bulk(operations=ops, refresh=True)
+    assert not response["errors"]
+
+
+async def _load_auth(es: AsyncElasticsearch) -> None:
+    await _bulk(es, "auth", [(row[0], _doc(*row[1:])) for row in AUTH])
+
+
+def _run(server: Any, query: str, **request: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rows and the frame of ``query`` over the request range of §10."""
+    sml = SmlRequest(**{"query": query, "time_field": "@timestamp", "start_ms": START, "end_ms": END,
+                        "now_ms": NOW, **request})
+    job = SmlJob.compile(sml, server.app[keys.CATALOG], QueryOptions())
+    with sqlite3.connect(server.app[keys.SETTINGS].db_path) as conn:
+        answer = job.run(conn, Control())
+        rows = [row[0] for row in answer.rows]
+    return rows, job.frame(answer, 0)
+
+
+def _error(server: Any, query: str) -> ServiceError:
+    with pytest.raises(ServiceError) as caught:
+        _run(server, query)
+    return caught.value
+
+
+def ids(*names: str) -> tuple[str, ...]:
+    """Expected raw events, by ``_id``, in order."""
+    return names
+
+
+# spec/sml.md §10: query -> the events' ids in order, or the flat rows exactly
+EXAMPLES = [
+    ("1", "source auth | search event.code=4625 | table @timestamp, user.name",
+     [{"@timestamp": "2024-05-01T10:20:00.000Z", "user.name": "bob"},
+      {"@timestamp": "2024-05-01T10:05:00.000Z", "user.name": "bob"}]),
+    ("2-aggs", "source auth | aggs count by host.name",
+     [{"host.name": "dc01", "count": 2}, {"host.name": "mail", "count": 3}]),
+    ("2-stats", "source auth | stats count by host.name",
+     [{"host.name": "dc01", "count": 2}, {"host.name": "mail", "count": 3}]),
+    ("3", "source auth | aggs count, dc(user.name) as users, latest(@timestamp) as last_seen by event.outcome",
+     [{"event.outcome": "failure", "count": 2, "users": 1, "last_seen": "2024-05-01T10:20:00.000Z"},
+      {"event.outcome": "success", "count": 3, "users": 2, "last_seen": "2024-05-01T10:15:00.000Z"}]),
+    ("4", "source auth qsize=2", ids("e5", "e4")),
+    ("5", "source auth qsize=2 | search event.code=4624", ids("e4", "e3")),
+    ("6-search", "source auth | search host.name=mail AND event.code=4624 OR user.name=alice", ids("e3", "e1")),
+    ("6-where", 'source auth | where host.name=="mail" AND event.code==4624 OR user.name=="alice"', ids("e1")),
+    ("7", 'source auth | eval ok=if(event.outcome=="success", 1, 0) | stats sum(ok) as ok_count, count by user.name',
+     [{"user.name": "alice", "ok_count": 2, "count": 2}, {"user.name": "bob", "ok_count": 1, "count": 3}]),
+    ("8", "source auth | dedup user.name | table user.name, host.name",
+     [{"user.name": "bob", "host.name": "mail"}, {"user.name": "alice", "host.name": "dc01"}]),
+    ("9", "source auth | sort +@timestamp | head 2 | table @timestamp",
+     [{"@timestamp": "2024-05-01T10:00:00.000Z"}, {"@timestamp": "2024-05-01T10:05:00.000Z"}]),
+    ("11", "source auth | search event.code=1 | aggs count", [{"count": 0}]),
+    ("12-wildcard", 'source auth | search "*462*"', ids("e5", "e4", "e3", "e2", "e1")),
+    ("12-token", "source auth | search mail", ids("e5", "e2", "e1")),
+    ("13-not-equal", "source auth | search user.name!=alice", ids("e5", "e4", "e2")),
+    ("13-not", "source auth | search NOT user.name=alice", ids("e5", "e4", "e2")),
+    ("14", "source auth | search event.code=4624 | peval ok=1 | aggs sum(ok) as n", [{"n": 3}]),
+    ("15-fields", "source auth | where user.name == host.name", ids()),
+    ("15-isnull", "source auth | where isnull(user.name)", ids()),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), [case[1:] for case in EXAMPLES], ids=[case[0] for case in EXAMPLES])
+async def test_worked_examples(es, server, query: str, expected: Any) -> None:
+    await _load_auth(es)
+    rows, frame = _run(server, query)
+    if isinstance(expected, tuple):
+        assert [row["_id"] for row in rows] == list(expected)
+    else:
+        assert rows == expected
+        assert frame["fields"] == list(expected[0])
+    assert frame["total"] == len(rows) and not frame["is_partial"]
+
+
+async def test_refusals_of_the_worked_examples(es, server) -> None:
+    await _load_auth(es)
+    top = _error(server, "source auth | top user.name")  # §10 example 10: a SECONDARY command
+    assert (top.status, top.type) == (400, "parsing_exception") and "[top] is not supported yet" in top.reason
+    placement = _error(server, "source auth | eval ok=1 | aggs count")  # example 14
+    assert (placement.status, placement.type) == (400, "parsing_exception")
+    assert "[aggs] may only follow source, search, peval or inputlookup" in placement.reason
+
+
+async def test_a_raw_event_is_the_stored_document_with_index_and_id(es, server) -> None:
+    await _load_auth(es)
+    rows, frame = _run(server, "source auth qsize=1")
+    assert rows == [{**_doc(*AUTH[4][1:]), "_index": "auth", "_id": "e5"}]
+    assert frame["fields"] == ["@timestamp", "host.name", "user.name", "event.code", "event.outcome", "_index", "_id"]
+
+
+async def test_not_matches_an_event_without_the_field_and_not_equal_does_not(es, server) -> None:
+    await _load_auth(es)
+    await _bulk(es, "auth", [("e6", {"@timestamp": "2024-05-01T11:00:00Z", "host": {"name": "mail"}})])
+    assert [r["_id"] for r in _run(server, "source auth | search user.name!=alice")[0]] == ["e5", "e4", "e2"]
+    assert [r["_id"] for r in _run(server, "source auth | search NOT user.name=alice")[0]] == ["e6", "e5", "e4", "e2"]
+
+
+async def test_source_reads_lists_and_patterns_newest_first_in_the_range(es, server) -> None:
+    await _load_auth(es)
+    await _bulk(es, "auth-old", [("o1", {"@timestamp": "2024-05-01T10:12:00Z", "n": 1}),
+                                 ("o2", {"@timestamp": "2024-04-30T10:00:00Z", "n": 2})])
+    rows, _ = _run(server, "source auth,auth-old qsize=3")
+    assert [(r["_index"], r["_id"]) for r in rows] == [("auth", "e5"), ("auth", "e4"), ("auth-old", "o1")]
+    rows, _ = _run(server, "source auth-* | table _id, n")
+    assert rows == [{"_id": "o1", "n": 1}]  # o2 is before the range
+
+
+async def test_source_errors_and_warnings(es, server) -> None:
+    await _load_auth(es)
+    missing = _error(server, "source nope")
+    assert (missing.status, missing.type) == (404, "index_not_found_exception")
+    rows, frame = _run(server, "source nope-*")
+    assert rows == [] and frame["warnings"] == ["source pattern [nope-*] matches no index"]
+
+
+async def test_earliest_and_latest_set_the_sources_own_range(es, server) -> None:
+    await _load_auth(es)
+    query = "source auth earliest=2024-05-01T10:05:00Z latest=2024-05-01T10:15:00Z | table _id"
+    assert [r["_id"] for r in _run(server, query)[0]] == ["e4", "e3", "e2"]  # both bounds inclusive
+    rows, _ = _run(server, "source auth earliest=now-2h | table _id")  # now: 12:00
+    assert [r["_id"] for r in rows] == ["e5", "e4", "e3", "e2", "e1"]
+    bad = _error(server, "source auth earliest=yesterday")
+    assert bad.status == 400
+
+
+async def test_where_and_search_read_fields_that_eval_wrote(es, server) -> None:
+    await _load_auth(es)
+    rows, _ = _run(server, 'source auth | eval who=user.name + "@" + host.name | search who="bob@*" '
+                           '| where event.code > 4624 | stats count by who')
+    assert rows == [{"who": "bob@mail", "count": 2}]
+
+
+async def test_stats_groups_multi_values_drops_null_keys_and_counts_empty_input(es, server) -> None:
+    await _bulk(es, "tags", [("t1", {"@timestamp": "2024-05-01T01:00:00Z", "tag": ["a", "b"], "n": 1}),
+                             ("t2", {"@timestamp": "2024-05-01T02:00:00Z", "tag": "b", "n": 2}),
+                             ("t3", {"@timestamp": "2024-05-01T03:00:00Z", "n": 4})])
+    rows, _ = _run(server, "source tags | stats count, sum(n) by tag")
+    assert rows == [{"tag": "a", "count": 1, "sum(n)": 1}, {"tag": "b", "count": 2, "sum(n)": 3}]
+    rows, frame = _run(server, "source tags | search n>100 | stats count, max(n) as top")
+    assert rows == [{"count": 0, "top": None}] and frame["fields"] == ["count", "top"]
+
+
+async def test_fields_keeps_or_removes_paths_and_keeps_nesting(es, server) -> None:
+    await _load_auth(es)
+    rows, frame = _run(server, "source auth qsize=1 | fields host.name, event.*")
+    assert rows == [{"host": {"name": "mail"}, "event": {"code": 4625, "outcome": "failure"}}]
+    assert frame["fields"] == ["host.name", "event.code", "event.outcome"]
+    rows, frame = _run(server, "source auth qsize=1 | fields - user.name, event.code, _id")
+    assert rows == [{"@timestamp": "2024-05-01T10:20:00.000Z", "host": {"name": "mail"},
+                     "event": {"outcome": "failure"}, "_index": "auth"}]
+    rows, _ = _run(server, "source auth | fields - user.name | search user.name=bob | table _id")
+    assert rows == []  # a removed field is gone for the commands after it
+
+
+async def test_eval_writes_literal_keys_that_fields_and_rename_follow(es, server) -> None:
+    await _load_auth(es)
+    rows, frame = _run(server, 'source auth qsize=1 | eval host.name="x", n=event.code + 1 | fields host.*, n')
+    assert rows == [{"host.name": "x", "n": 4626}]
+    assert frame["fields"] == ["host.name", "n"]
+    rows, _ = _run(server, "source auth qsize=1 | rename user.name as who, host as h | fields who, h*, _id")
+    assert rows == [{"_id": "e5", "h": {"name": "mail"}, "who": "bob"}]
+
+
+async def test_table_patterns_missing_fields_and_keyword_names(es, server) -> None:
+    await _load_auth(es)
+    rows, frame = _run(server, "source auth qsize=1 | table event.*, nothing, host.name.keyword, user.name.keyword")
+    assert rows == [{"event.code": 4625, "event.outcome": "failure", "nothing": None, "host.name.keyword": "mail",
+                     "user.name.keyword": "bob"}]
+    assert frame["fields"] == ["event.code", "event.outcome", "nothing", "host.name.keyword", "user.name.keyword"]
+    rows, _ = _run(server, "source auth qsize=1 | rename event.code as code | table code, event.code")
+    assert rows == [{"code": 4625, "event.code": None}]
+
+
+async def test_sort_orders_numbers_strings_booleans_then_nulls(es, server) -> None:
+    await _bulk(es, "mixed", [(f"m{i}", {"@timestamp": f"2024-05-01T0{i}:00:00Z"}) for i in range(7)])
+    # one field with a number, a string or a boolean per event: eval writes them as they are
+    mixed = ('eval w=case(_id=="m0", 3, _id=="m1", "b", _id=="m2", true(), _id=="m4", 10, _id=="m5", "a", '
+             '_id=="m6", false())')
+    rows, _ = _run(server, f"source mixed | {mixed} | sort w | table w")
+    assert [r["w"] for r in rows] == [3, 10, "a", "b", False, True, None]
+    rows, _ = _run(server, f"source mixed | {mixed} | sort -w | table w")
+    assert [r["w"] for r in rows] == [True, False, "b", "a", 10, 3, None]
+    rows, _ = _run(server, f"source mixed | {mixed} | sort 3 -w | table w")
+    assert [r["w"] for r in rows] == [True, False, "b"]
+
+
+async def test_sort_by_several_keys_is_stable(es, server) -> None:
+    await _load_auth(es)
+    rows, _ = _run(server, "source auth | sort host.name, -@timestamp | table _id")
+    assert [r["_id"] for r in rows] == ["e4", "e3", "e5", "e2", "e1"]
+    rows, _ = _run(server, "source auth | sort user.name | table _id")
+    assert [r["_id"] for r in rows] == ["e3", "e1", "e5", "e4", "e2"]  # ties keep the source's order
+
+
+async def test_head_and_tail(es, server) -> None:
+    await _load_auth(es)
+    assert [r["_id"] for r in _run(server, "source auth | head 2")[0]] == ["e5", "e4"]
+    assert [r["_id"] for r in _run(server, "source auth | tail 2")[0]] == ["e2", "e1"]
+    assert [r["_id"] for r in _run(server, "source auth | tail 2 | head 1")[0]] == ["e2"]
+
+
+async def test_dedup_keep_keepempty_and_consecutive(es, server) -> None:
+    await _load_auth(es)
+    await _bulk(es, "auth", [("e6", {"@timestamp": "2024-05-01T11:00:00Z", "host": {"name": "mail"}})])
+    dedup = "source auth | dedup {} | table _id"
+    assert [r["_id"] for r in _run(server, dedup.format("2 user.name"))[0]] == ["e5", "e4", "e3", "e1"]
+    assert [r["_id"] for r in _run(server, dedup.format("user.name keepempty=true"))[0]] == ["e6", "e5", "e3"]
+    # host.name over e6..e1: mail mail dc01 dc01 mail mail
+    assert [r["_id"] for r in _run(server, dedup.format("host.name consecutive=true"))[0]] == ["e6", "e4", "e2"]
+    assert [r["_id"] for r in _run(server, dedup.format("host.name, user.name"))[0]] == ["e5", "e4", "e3", "e1"]
+
+
+async def test_the_row_limit_cuts_the_answer_and_says_so(es, server) -> None:
+    await _load_auth(es)
+    rows, frame = _run(server, "source auth | table _id", max_rows=3)
+    assert [r["_id"] for r in rows] == ["e5", "e4", "e3"]
+    assert frame["is_partial"] and frame["total"] == 3 and frame["warnings"] == ["result truncated to 3 rows"]
+    rows, frame = _run(server, "source auth | table _id", max_rows=5)
+    assert len(rows) == 5 and not frame["is_partial"] and frame["warnings"] == []
+
+
+async def test_stats_frame_has_sidebar_and_timeline_when_asked(es, server) -> None:
+    await _load_auth(es)
+    _, frame = _run(server, "source auth | table @timestamp, host.name")
+    assert "sidebar" not in frame and "timeline" not in frame
+    _, frame = _run(server, "source auth | table @timestamp, host.name", calculate_stats=True)
+    assert frame["sidebar"]["totalEvents"] == 5
+    host = next(f for f in frame["sidebar"]["fields"] if f["field"] == "host.name")
+    assert host["topValues"][0] == {"value": "mail", "count": 3, "percent": 60.0}
+    buckets = {b["@timestamp"]: b["count"] for b in frame["timeline"]["fields"]}
+    assert buckets["2024-05-01T10:00:00.000Z"] == 5 and sum(buckets.values()) == 5
+
+
+async def test_a_task_through_the_background_tasks_api(es, server, http) -> None:
+    await _load_auth(es)
+    body = {"query": "source auth | stats count by host.name", "dtFieldName": "@timestamp",
+            "dtStart": "2024-05-01T00:00:00Z", "dtEnd": "2024-05-01T23:59:59.999Z"}
+    created = await http.post("/_sme/async_requests/request", json=body)
+    assert created.status == 200, await created.text()
+    task = (await created.json())["id"]
+    for _ in range(200):
+        status = await (await http.get(f"/_sme/async_requests/status/{task}")).json()
+        if status["status"] not in ("PENDING", "RUNNING"):
+            break
+        await asyncio.sleep(0.05)
+    assert status["status"] == "COMPLETED", status
+    response = await (await http.get(f"/_sme/async_requests/response/{task}")).json()
+    assert response["events"] == [{"host.name": "dc01", "count": 2}, {"host.name": "mail", "count": 3}]
+    assert (response["total"], response["fields"], response["partial"]) == (2, ["host.name", "count"], False)
+
+
+async def test_execution_cost_counts_each_commands_rows(es, server) -> None:
+    await _load_auth(es)
+    query = 'source auth | search event.code=4624 | where user.name=="bob" | sort -@timestamp | stats count by host.name'
+    _, frame = _run(server, query)
+    assert "executionCost" not in frame
+    _, frame = _run(server, query, execution_cost="INFO")
+    cost = frame["executionCost"]
+    assert cost["level"] == "INFO" and cost["rowsOut"] == 1 and "pipeline" not in cost
+    assert [(c["command"], c["rowsIn"], c["rowsOut"]) for c in cost["commands"]] == [
+        ("source", 0, 5), ("search", 5, 3), ("where", 3, 1), ("sort", 1, 1), ("stats", 1, 1)]
+    assert cost["commands"][2]["text"] == 'where user.name=="bob"'
+    assert all(c["ms"] >= 0 and "details" not in c for c in cost["commands"])
+    _, frame = _run(server, query, execution_cost="DEBUG")
+    commands = frame["executionCost"]["commands"]
+    assert commands[0]["details"] == {"indices": ["auth"], "rowsScanned": 5}
+    assert commands[4]["details"] == {"groups": 1} and frame["executionCost"]["pipeline"].startswith("source auth | ")
+
+
+async def test_qsize_counts_what_a_search_after_peval_lets_through(es, server) -> None:
+    await _load_auth(es)
+    rows, _ = _run(server, "source auth qsize=2 | peval double=event.code * 2 | search double=9250 | table _id, double")
+    assert rows == [{"_id": "e5", "double": 9250}, {"_id": "e2", "double": 9250}]
+    rows, _ = _run(server, 'source auth | where user.name.keyword == "alice" | stats count by host.name.keyword')
+    assert rows == [{"host.name.keyword": "dc01", "count": 1}, {"host.name.keyword": "mail", "count": 1}]
+
+
+async def test_dates_are_iso_in_the_answer_and_epoch_ms_in_expressions(es, server) -> None:
+    await es.indices.create(index="epoch", mappings={"properties": {"@timestamp": {"type": "date"},
+                                                                     "seen": {"type": "date"}}})
+    ms = START + 3_600_000
+    await _bulk(es, "epoch", [("x1", {"@timestamp": ms, "seen": ms})])
+    rows, _ = _run(server, "source epoch")
+    assert rows[0]["@timestamp"] == "2024-05-01T01:00:00.000Z" and rows[0]["seen"] == "2024-05-01T01:00:00.000Z"
+    rows, _ = _run(server, "source epoch | eval later=@timestamp + 1000, hour=(@timestamp - seen) / 1000 "
+                           "| table later, hour")
+    assert rows == [{"later": ms + 1000, "hour": 0}]
