@@ -12,8 +12,11 @@ counts as scanned every row it holds, matched or not, as the Python scan does.
   scan order, as the Python top-N's stable sort does;
 - aggregate: a GROUP BY per slice whose partial states are merged in Python (counts and
   sums add, MIN / MAX compare, COUNT_DISTINCT collects each slice's distinct values,
-  read from a JSON array, or for doubles from a GROUP BY on the argument too). Groups come out in the order the Python STATS meets them (each slice's
-  groups by their first rowid), so a stop answers exactly over the slices read.
+  read from a JSON array, or for doubles from a GROUP BY on the argument too). Groups come
+  out in the order the Python STATS meets them (each slice's groups by their first rowid),
+  so a stop answers exactly over the slices read. An aggregate that reads nothing but the
+  time field is read over time ranges of its index instead (``timeline``), its groups then
+  ordered by their first rowid.
 """
 
 from __future__ import annotations
@@ -144,7 +147,7 @@ class Reader:
                 self.conn.execute("ROLLBACK")  # nothing was written: it ends the read
 
     def _slices(self) -> Iterator[tuple[int, list[tuple]]]:
-        from ..execute import _bounds, rowid_slices
+        from ..execute import _bounds
 
         bounds = [_bounds(self.conn, index) for index in self.indices]
         self.control.rows_total = sum(count for count, _ in bounds)
@@ -158,12 +161,14 @@ class Reader:
                 self.sqls[pos] = line.range_sql
                 yield from ((pos, rows) for rows in timeline.ranges(self.conn, line, params, self.control, count))
             else:
-                yield from self._rowid_slices(pos, index, params, count, top, rowid_slices)
+                yield from self._rowid_slices(pos, index, params, count, top)
             if self.control.cut_short:
                 return
 
-    def _rowid_slices(self, pos: int, index: Index, params: dict[str, Any], count: int, top: int,
-                      rowid_slices: Any) -> Iterator[tuple[int, list[tuple]]]:
+    def _rowid_slices(self, pos: int, index: Index, params: dict[str, Any], count: int,
+                      top: int) -> Iterator[tuple[int, list[tuple]]]:
+        from ..execute import rowid_slices
+
         dense = count == top  # no rowid is missing: a slice holds as many rows as its range
         first, last = self._span(pos, params, top)
         for after, upto in rowid_slices(self.control, top):
@@ -282,7 +287,7 @@ def _groups(reader: Reader, g: Grouping, warnings: Warnings,
         reservation.hold(held)
     if not g.keys and not groups:
         groups[()] = [_empty(a) for a in g.aggs]
-    if reader.timed:  # in the order the rowid scan meets them
+    if reader.timed:  # in the order the rowid scan meets them (the one empty group of no key has no first)
         groups = dict(sorted(groups.items(), key=lambda item: first.get(item[0], (-1, 0))))
     if nkeys == 1 and (None,) in groups:  # as the Python STATS: the null group first
         groups = {(None,): groups.pop((None,)), **groups}

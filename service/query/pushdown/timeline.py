@@ -125,7 +125,10 @@ def ranges(conn: sqlite3.Connection, t: Timeline, params: dict[str, Any], contro
             break
         if type(at) is not int:
             raise NotInteger()
-        hi = min(at + width - 1, MAX_INT if t.step is None else at - at % t.step + t.step - 1, MAX_INT)
+        hi = at + width - 1
+        if t.step is not None:  # within the bucket of ``at``
+            hi = min(hi, at - at % t.step + t.step - 1)
+        hi = min(hi, MAX_INT)
         if not control.proceed():
             control.cut_short = True
             return
