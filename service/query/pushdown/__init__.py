@@ -97,7 +97,7 @@ def push(steps: list[p.Step], indices: list[Index], names: list[str], types: lis
     seen = observed_columns(rest, [c.name for c in cols])
     wanted = [i for i, c in enumerate(cols) if c.sql is not None and (seen is None or c.name in seen)]
     name_index = {n: i for i, (n, t) in enumerate(zip(names, types)) if t != "unsupported"}
-    reader = Reader(conn, indices, name_index, metadata, st, control, dialect, wanted)
+    reader = Reader(conn, indices, name_index, metadata, st, control, dialect, wanted, time_sql)
     rel_names, rel_types = [c.name for c in cols], [c.type for c in cols]
     try:
         if st.mode == "aggregate":

@@ -75,6 +75,7 @@ class Compiler:
     params: dict[str, Any]
     eager: bool
     constants: dict[str, Any] = field(default_factory=dict)
+    floors: dict[str, tuple[str, int]] = field(default_factory=dict)  # a bucket's SQL -> its value's SQL, step
 
     # --- the relation ---
     def scope(self, warnings: Warnings | None = None) -> Scope:
@@ -279,4 +280,7 @@ class Compiler:
         text, vt = self.sql(value)
         if vt != "date":
             raise NotPushable(expr)
-        return self.dialect.floor_to(text, step[0] * SPAN_MS[step[1]])
+        ms = step[0] * SPAN_MS[step[1]]
+        out = self.dialect.floor_to(text, ms)
+        self.floors[out] = (text, ms)
+        return out

@@ -48,6 +48,7 @@ class Grouping:
     keys: list[tuple[str, str, str]]  # output name, SQL, type
     aggs: list[Agg]
     distinct: str | None  # the one COUNT_DISTINCT argument, grouped on too
+    floor: tuple[str, int] | None = None  # the one key, when it is a fixed-length bucket: its value's SQL, step
 
 
 @dataclass
@@ -207,7 +208,8 @@ def _grouping(step: p.Aggregate, comp: Compiler) -> Grouping:
     distinct = {a.sql for a in aggs if a.func == "grouped"}
     if len(distinct) > 1:
         raise NotPushable(step)
-    return Grouping(keys, aggs, distinct.pop() if distinct else None)
+    floor = comp.floors.get(keys[0][1]) if len(keys) == 1 else None
+    return Grouping(keys, aggs, distinct.pop() if distinct else None, floor)
 
 
 def _agg(name: str, expr: Expr, cond: Expr | None, comp: Compiler) -> Agg:

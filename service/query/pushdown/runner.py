@@ -12,8 +12,11 @@ counts as scanned every row it holds, matched or not, as the Python scan does.
   scan order, as the Python top-N's stable sort does;
 - aggregate: a GROUP BY per slice whose partial states are merged in Python (counts and
   sums add, MIN / MAX compare, COUNT_DISTINCT collects each slice's distinct values,
-  read from a JSON array, or for doubles from a GROUP BY on the argument too). Groups come out in the order the Python STATS meets them (each slice's
-  groups by their first rowid), so a stop answers exactly over the slices read.
+  read from a JSON array, or for doubles from a GROUP BY on the argument too). Groups come
+  out in the order the Python STATS meets them (each slice's groups by their first rowid),
+  so a stop answers exactly over the slices read. An aggregate that reads nothing but the
+  time field is read over time ranges of its index instead (``timeline``), its groups then
+  ordered by their first rowid.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from .. import aggregates
 from ..breaker import Reservation, released
 from ..control import Control
 from ..evaluate import EvalError, Warnings
+from . import timeline
 from .compiler import Col
 from .dialect import Surprise, SqliteDialect
 from .planner import Agg, Grouping, Statement
@@ -63,12 +67,9 @@ def statement_sql(st: Statement, source: str, wanted: list[int]) -> str:
     """The per-slice statement: bounds ``:lo`` / ``:hi``, the row limit ``:n``."""
     where = " AND ".join(["r > :lo AND r <= :hi", *st.where])
     if st.mode == "aggregate":
-        g = st.grouping
-        assert g is not None
-        keys = [text for _, text, _ in g.keys] + ([g.distinct] if g.distinct else [])
-        items = [*keys, "min(r)", "count(*)", *(part for a in g.aggs for part in partials(a))]
+        keys = group_keys(st)
         group_by = f" GROUP BY {', '.join(keys)}" if keys else ""
-        return f"SELECT {', '.join(items)} FROM {source} WHERE {where}{group_by}"
+        return f"SELECT {', '.join(aggregate_items(st))} FROM {source} WHERE {where}{group_by}"
     outs = ["r", *(st.columns[i].sql or "NULL" for i in wanted)]
     if st.mode == "topn":
         outs += [o.sql for o in st.orders]
@@ -76,6 +77,30 @@ def statement_sql(st: Statement, source: str, wanted: list[int]) -> str:
         return f"SELECT {', '.join(outs)} FROM {source} WHERE {where} ORDER BY {order} LIMIT :n"
     limit = " LIMIT :n" if st.limit is not None else ""
     return f"SELECT {', '.join(outs)} FROM {source} WHERE {where} ORDER BY r{limit}"
+
+
+def group_keys(st: Statement) -> list[str]:
+    g = st.grouping
+    assert g is not None
+    return [text for _, text, _ in g.keys] + ([g.distinct] if g.distinct else [])
+
+
+def aggregate_items(st: Statement) -> list[str]:
+    """A slice's columns in aggregate mode: the keys, its first rowid, its rows, the partial states."""
+    g = st.grouping
+    assert g is not None
+    return [*group_keys(st), "min(r)", "count(*)", *(part for a in g.aggs for part in partials(a))]
+
+
+def by_time(st: Statement, time_alias: str | None, aliases: list[str]) -> bool:
+    """Whether ``st`` may read through the time field's index (``timeline``): an aggregate
+    that reads no column but the time field, with no key or one bucket of that field."""
+    g = st.grouping
+    if st.mode != "aggregate" or g is None or time_alias is None or g.distinct is not None:
+        return False
+    if g.keys and (g.floor is None or g.floor[0] != time_alias):
+        return False
+    return timeline.reads(" ".join([*aggregate_items(st), *st.where]), aliases) <= {time_alias}
 
 
 def partials(a: Agg) -> list[str]:
@@ -92,40 +117,68 @@ class Reader:
 
     def __init__(self, conn: sqlite3.Connection, indices: list[Index], name_index: dict[str, int],
                  metadata: tuple[str, ...], st: Statement, control: Control, dialect: SqliteDialect,
-                 wanted: list[int]) -> None:
+                 wanted: list[int], time_alias: str | None = None) -> None:
         self.conn, self.indices, self.st, self.control, self.dialect = conn, indices, st, control, dialect
         self.sources = [source_sql(name_index, ix, metadata) for ix in indices]
         self.sqls = [statement_sql(st, source, wanted) for source in self.sources]
         self.limit = st.limit  # rows mode: what a LIMIT still lets through
+        aliases = [f"f{i}" for i in name_index.values()] + [meta_alias(m) for m in metadata]
+        self.time_alias = time_alias if by_time(st, time_alias, aliases) else None
+        self.timed = False  # some index was read through its time index: rows are not in rowid order
 
-    def slices(self) -> Iterator[tuple[int, Any, int, int]]:
-        """(index position, cursor of the slice's rows, first and last rowid) for every
-        slice, the slice's rows counted as scanned once it has run."""
-        from ..execute import _bounds, rowid_slices
-
+    def slices(self) -> Iterator[tuple[int, list[tuple]]]:
+        """(index position, the slice's rows) for every slice, its rows counted as scanned
+        once it has run. Reading through the time index, one read transaction holds every
+        slice to the snapshot the bounds were taken in (``timeline``)."""
         self.dialect.register(self.conn)
+        snapshot = self.time_alias is not None and not self.conn.in_transaction
+        if snapshot:
+            self.conn.execute("BEGIN")
+        try:
+            yield from self._slices()
+        except timeline.NotInteger:
+            raise Fallback() from None
+        except sqlite3.Error as exc:
+            if self.dialect.surprise_of(exc):
+                raise Fallback() from None
+            raise
+        finally:
+            if snapshot and self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")  # nothing was written: it ends the read
+
+    def _slices(self) -> Iterator[tuple[int, list[tuple]]]:
+        from ..execute import _bounds
+
         bounds = [_bounds(self.conn, index) for index in self.indices]
         self.control.rows_total = sum(count for count, _ in bounds)
         self.control.phase = "running"
         for pos, (index, (count, top)) in enumerate(zip(self.indices, bounds)):
             params = {**self.st.params, "ix": index.name}
-            dense = count == top  # no rowid is missing: a slice holds as many rows as its range
-            first, last = self._span(pos, params, top)
-            for after, upto in rowid_slices(self.control, top):
-                if upto < first or after >= last:  # no row here is in the time range
-                    self.control.scanned(upto - after if dense else self._count(index, after, upto))
-                    yield pos, [], after, upto
-                    continue
-                try:
-                    rows = self.conn.execute(self.sqls[pos], {**params, "lo": after, "hi": upto, "n": self.limit}).fetchall()
-                except sqlite3.Error as exc:
-                    if self.dialect.surprise_of(exc):
-                        raise Fallback() from None
-                    raise
-                self.control.scanned(upto - after if dense else self._count(index, after, upto))
-                yield pos, rows, after, upto
+            line = None if self.time_alias is None else \
+                timeline.plan(self.conn, index, self.st, self.time_alias, count, aggregate_items(self.st))
+            if line is not None:
+                self.timed = True
+                self.sqls[pos] = line.range_sql
+                yield from ((pos, rows) for rows in timeline.ranges(self.conn, line, params, self.control, count))
+            else:
+                yield from self._rowid_slices(pos, index, params, count, top)
             if self.control.cut_short:
                 return
+
+    def _rowid_slices(self, pos: int, index: Index, params: dict[str, Any], count: int,
+                      top: int) -> Iterator[tuple[int, list[tuple]]]:
+        from ..execute import rowid_slices
+
+        dense = count == top  # no rowid is missing: a slice holds as many rows as its range
+        first, last = self._span(pos, params, top)
+        for after, upto in rowid_slices(self.control, top):
+            if upto < first or after >= last:  # no row here is in the time range
+                self.control.scanned(upto - after if dense else self._count(index, after, upto))
+                yield pos, []
+                continue
+            rows = self.conn.execute(self.sqls[pos], {**params, "lo": after, "hi": upto, "n": self.limit}).fetchall()
+            self.control.scanned(upto - after if dense else self._count(index, after, upto))
+            yield pos, rows
 
     def _span(self, pos: int, params: dict[str, Any], top: int) -> tuple[int, int]:
         """The rowids from the first to the last row in the WHERE's time range, found
@@ -153,7 +206,7 @@ def read_rows(reader: Reader, columns: list[Col], wanted: list[int]) -> Iterator
     blank = [None] * len(columns)
     if reader.limit == 0:
         return
-    for _, rows, _, _ in reader.slices():
+    for _, rows in reader.slices():
         for raw in rows:
             row = blank.copy()
             for j, (i, dec) in enumerate(decode, 1):
@@ -171,7 +224,7 @@ def read_top(reader: Reader, columns: list[Col], wanted: list[int]) -> list[list
     n = st.limit or 0
     width = 1 + len(wanted)
     kept: list[tuple[tuple[int, int], tuple]] = []
-    for pos, rows, _, _ in reader.slices():
+    for pos, rows in reader.slices():
         if not rows or not n:
             continue
         kept += [((pos, raw[0]), raw) for raw in rows]
@@ -211,13 +264,16 @@ def _groups(reader: Reader, g: Grouping, warnings: Warnings,
     groups: dict[tuple, list[Any]] = {}
     grouped = [slot for slot, a in enumerate(g.aggs) if a.func == "grouped"]
     held = 0
-    for _, rows, _, _ in reader.slices():
+    first: dict[tuple, tuple[int, int]] = {}  # reading by time: each group's first (index, rowid)
+    for pos, rows in reader.slices():
         rows.sort(key=lambda raw: raw[split])
         for raw in rows:
             n = raw[split + 1]
             if not n:
                 continue  # no GROUP BY: the one row of an empty slice
             key = raw[:nkeys]
+            if reader.time_alias is not None:
+                first[key] = min(first.get(key, (pos, raw[split])), (pos, raw[split]))
             states = groups.get(key)
             if states is None:
                 states = groups[key] = [_empty(a) for a in g.aggs]
@@ -231,6 +287,8 @@ def _groups(reader: Reader, g: Grouping, warnings: Warnings,
         reservation.hold(held)
     if not g.keys and not groups:
         groups[()] = [_empty(a) for a in g.aggs]
+    if reader.timed:  # in the order the rowid scan meets them (the one empty group of no key has no first)
+        groups = dict(sorted(groups.items(), key=lambda item: first.get(item[0], (-1, 0))))
     if nkeys == 1 and (None,) in groups:  # as the Python STATS: the null group first
         groups = {(None,): groups.pop((None,)), **groups}
     key_decoders = decoders([t for _, _, t in g.keys])
