@@ -154,6 +154,31 @@ EQL_FIELDS = {
 }
 eql_body = st.builds(lambda q, rest: {"query": q, **rest}, eql_queries, objects(EQL_FIELDS))
 
+# SML background tasks: valid queries over the fuzz index, each command once, and hostile ones.
+SML_FIXED = [
+    "source fuzz", "source fuzz qsize=2 | search n>1 OR t=a*", "source fuzz* | where n == 1 AND t == \"a\" OR n > 2",
+    "source fuzz | eval x = n * 2, y = if(n > 1, \"a\", \"b\") | table x, y", "source fuzz | stats count, dc(t) by n",
+    "source fuzz | search x=1 | peval y=x*2 | aggs count by y", "source fuzz | eval y=1 | aggs count",
+    "source fuzz | sort -n | head 2 | fields - t", "source fuzz | dedup t | rename t as u", "source fuzz | top t",
+    "source nope", "source fuzz earliest=-1d@d latest=now", "source fuzz qsize=abc", "| source fuzz", "eval x=1",
+    "source fuzz | where " + "(" * 300 + "n > 1" + ")" * 300, "source fuzz | search " + "NOT " * 500 + "x",
+]
+sml_queries = st.one_of(st.sampled_from(SML_FIXED), texts)
+times = st.sampled_from(["now", "now-1d", "now/d", "-15m", "@d", "-1d@d", "2024-05-01T00:00:00Z", "0", "nope", "",
+                         "now-99999999d", "1714521600000"]) | texts
+SME_FIELDS = {"query": sml_queries, "dtFieldName": field_names | st.just("@timestamp"), "dtStart": times,
+              "dtEnd": times, "calculateStats": st.booleans() | bad_bools,
+              "calculateExecutionCost": st.sampled_from(["OFF", "INFO", "DEBUG", "debug", "x"]) | json_values}
+sme_body = st.builds(lambda q, rest: {"query": q, **rest}, sml_queries, objects(SME_FIELDS))
+EXPORT_FIELDS = {"file_name": texts, "file_type": st.sampled_from(["json", "csv", "xlsx", "pdf", ""]) | json_values,
+                 "compress_results": st.booleans() | bad_bools, "download_all_results": st.booleans() | bad_bools,
+                 "download_results_size": ints}
+CLUSTER_SETTING_KEYS = ["sme.core.global_dt_params.dtFieldName", "sme.core.global_dt_params.dtStart",
+                        "sme.core.global_dt_params.dtEnd", "cluster.routing.allocation.enable", "nope", ""]
+cluster_settings_body = objects({
+    part: st.dictionaries(st.sampled_from(CLUSTER_SETTING_KEYS) | field_names, json_values, max_size=3)
+    for part in ("persistent", "transient")})
+
 # Mappings: properties with every kind of parameter, of the right and wrong types.
 FIELD_TYPES = ["keyword", "text", "long", "integer", "short", "byte", "unsigned_long", "double", "float",
                "half_float", "scaled_float", "boolean", "date", "date_nanos", "ip", "object", "nested", "alias",
@@ -326,6 +351,8 @@ NO_BODY = RouteFuzz(stray_body)
 BULK = RouteFuzz(bulk_bodies, NDJSON_TYPES)
 DOCUMENT = RouteFuzz(document_bodies())
 ASYNC_ID = RouteFuzz(stray_body, params={"id": async_ids})
+sme_ids = st.sampled_from(["a", "Yz4xN2FmQk9lUXVXb1lTd0", "-", "x" * 65, "..", "%00", ""]) | async_ids | texts
+SME_ID = RouteFuzz(stray_body, params={"id": sme_ids})
 MAPPING = RouteFuzz(json_bodies(mapping_objects) | st.just(b""))
 
 ROUTES: dict[tuple[str, str], RouteFuzz] = {
@@ -343,6 +370,20 @@ ROUTES: dict[tuple[str, str], RouteFuzz] = {
     ("GET", "/_eql/search/{id}"): ASYNC_ID,
     ("DELETE", "/_eql/search/{id}"): ASYNC_ID,
     ("GET", "/_eql/search/status/{id}"): ASYNC_ID,
+    ("GET", "/_cluster/settings"): NO_BODY,
+    ("PUT", "/_cluster/settings"): RouteFuzz(json_bodies(cluster_settings_body) | st.just(b"")),
+    ("POST", "/_sme/async_requests/request"): RouteFuzz(json_bodies(sme_body)),
+    ("GET", "/_sme/async_requests/response/{id}"): SME_ID,
+    ("GET", "/_sme/async_requests/logs/{id}"): SME_ID,
+    ("GET", "/_sme/async_requests/status"): NO_BODY,
+    ("GET", "/_sme/async_requests/status/"): NO_BODY,
+    ("GET", "/_sme/async_requests/status/{id}"): SME_ID,
+    ("POST", "/_sme/async_requests/break"): NO_BODY,
+    ("POST", "/_sme/async_requests/break/"): NO_BODY,
+    ("POST", "/_sme/async_requests/break/{id}"): SME_ID,
+    ("DELETE", "/_sme/async_requests/delete/{id}"): SME_ID,
+    ("POST", "/_sme/async_requests/file_download/{id}"): RouteFuzz(json_bodies(objects(EXPORT_FIELDS)) | st.just(b""),
+                                                               params={"id": sme_ids}),
     ("GET", "/_tasks"): NO_BODY,
     ("POST", "/_tasks/_cancel"): NO_BODY,
     ("GET", "/_tasks/{task_id}"): NO_BODY,

@@ -243,7 +243,7 @@ QUERY_PARAM_KINDS: dict[str, st.SearchStrategy[str]] = {
                     bad_bools),
     **dict.fromkeys(["timeout", "master_timeout", "wait_for_completion_timeout", "keep_alive"], time_values),
     **dict.fromkeys(["version", "if_seq_no", "if_primary_term", "retry_on_conflict", "terminate_after",
-                     "min_score", "wait_for_active_shards"], int_values | st.just("all")),
+                     "min_score", "wait_for_active_shards", "from", "to"], int_values | st.just("all")),
     **dict.fromkeys(["routing", "pipeline", "preference", "_source", "_source_includes", "_source_excludes",
                      "stored_fields", "q", "analyzer", "df", "lang", "h", "s", "features", "health"], text_values),
     # Matched against task actions and node names as wildcards: patterns first.

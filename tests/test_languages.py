@@ -11,6 +11,7 @@ import pytest
 from service.app import LANGUAGES
 from service.core import runner
 from service.core.languages import Language, Languages
+from service.query import sml
 from service.query.eql import EqlJob, interrupted_frame
 from service.query.esql import EsqlJob
 
@@ -18,9 +19,10 @@ CORE = Path(runner.__file__).parent
 
 
 def test_the_app_registers_its_languages_with_their_modules_and_interrupted_frames() -> None:
-    assert LANGUAGES.modules == ["service.query.esql", "service.query.eql"]
+    assert LANGUAGES.modules == ["service.query.esql", "service.query.eql", "service.query.sml"]
     assert LANGUAGES.interrupted_frame(EsqlJob.kind) == {"columns": []}
     assert LANGUAGES.interrupted_frame(EqlJob.kind) == interrupted_frame()
+    assert LANGUAGES.interrupted_frame(sml.SmlJob.kind) == sml.interrupted_frame()
 
 
 def test_an_unknown_kind_has_an_empty_interrupted_frame() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pickle
+import re
 import sqlite3
 from pathlib import Path
 from typing import AsyncIterator
@@ -24,6 +25,7 @@ from service.app import create_app
 from service.settings import Settings
 from service.store.catalog import Catalog
 from service.store.documents import BulkOp
+from service.store.migrations import load_migrations
 
 from conftest import EsTestServer
 
@@ -161,11 +163,16 @@ async def test_flags_survive_a_restart(settings: Settings) -> None:
 
 
 def _make_it_old(settings: Settings) -> None:
-    """The database as Esquire left it before migration 0004: no flags column."""
+    """The database as Esquire left it before migration 0004: no flags column, and none of
+    the tables later migrations create (they run again on the next start)."""
+    later = [m for m in load_migrations() if m.version > 4]
     conn = sqlite3.connect(settings.db_path, isolation_level=None)
     try:
         conn.execute("ALTER TABLE indices DROP COLUMN multi_valued")
-        conn.execute("DELETE FROM schema_migrations WHERE version = 4")
+        for migration in later:
+            for table in re.findall(r"CREATE TABLE (\w+)", migration.sql):
+                conn.execute(f"DROP TABLE {table}")
+        conn.execute("DELETE FROM schema_migrations WHERE version >= 4")
     finally:
         conn.close()
 
