@@ -35,11 +35,11 @@ _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _FRAME_EXTRAS = ("sidebar", "timeline", "executionCost")
 
 
-def _owner(request: web.Request) -> str:
+def owner(request: web.Request) -> str:
     return DEFAULT_USER
 
 
-def _task_id(request: web.Request) -> str:
+def task_id_of(request: web.Request) -> str:
     """The path's id; one that no task could have is not found, like an unknown one."""
     task_id = request.match_info["id"]
     if not _ID.fullmatch(task_id):
@@ -110,7 +110,7 @@ async def create(request: web.Request) -> web.Response:
                                    app[keys.SEARCHES].now_ms())
     job = await asyncio.to_thread(SmlJob.compile, submission.request, app[keys.CATALOG],
                                   QueryOptions.of(app[keys.SETTINGS]))
-    view = await app[keys.BACKGROUND].create(job, _owner(request), task_headers(request), _limits(request),
+    view = await app[keys.BACKGROUND].create(job, owner(request), task_headers(request), _limits(request),
                                              _shown(submission), _first_lines(submission),
                                              _end_lines(submission.request.execution_cost))
     return respond(request, {"id": view.record.id, "status": view.state.value,
@@ -155,7 +155,7 @@ async def response(request: web.Request) -> web.Response:
     if start is not None and to is not None and start > to:
         raise BadRequest(f"[from] [{start}] must not be greater than [to] [{to}]")
     tasks = request.app[keys.BACKGROUND]
-    view = await tasks.get(_task_id(request), _owner(request))
+    view = await tasks.get(task_id_of(request), owner(request))
     frame = await tasks.frame(view)
     total = view.record.row_count
     first = start or 0
@@ -172,8 +172,8 @@ async def response(request: web.Request) -> web.Response:
 
 @accepts()
 async def logs(request: web.Request) -> web.Response:
-    task_id = _task_id(request)
-    lines = await request.app[keys.BACKGROUND].logs(task_id, _owner(request))
+    task_id = task_id_of(request)
+    lines = await request.app[keys.BACKGROUND].logs(task_id, owner(request))
     rendered = []
     for line in lines:
         item: dict[str, Any] = {"timestamp": format_millis(line.ts_ms), "level": line.level, "message": line.message}
@@ -185,13 +185,13 @@ async def logs(request: web.Request) -> web.Response:
 
 @accepts()
 async def status(request: web.Request) -> web.Response:
-    view = await request.app[keys.BACKGROUND].get(_task_id(request), _owner(request))
+    view = await request.app[keys.BACKGROUND].get(task_id_of(request), owner(request))
     return respond(request, _status(request, view))
 
 
 @accepts()
 async def status_all(request: web.Request) -> web.Response:
-    views = await request.app[keys.BACKGROUND].list(_owner(request))
+    views = await request.app[keys.BACKGROUND].list(owner(request))
     return respond(request, {"tasks": [_status(request, view) for view in views]})
 
 
@@ -199,17 +199,17 @@ async def status_all(request: web.Request) -> web.Response:
 
 @accepts()
 async def stop(request: web.Request) -> web.Response:
-    view = await request.app[keys.BACKGROUND].stop(_task_id(request), _owner(request))
+    view = await request.app[keys.BACKGROUND].stop(task_id_of(request), owner(request))
     return respond(request, {"id": view.record.id, "status": view.state.value, "partial": view.record.partial})
 
 
 @accepts()
 async def stop_all(request: web.Request) -> web.Response:
-    return respond(request, {"stopped": await request.app[keys.BACKGROUND].stop_all(_owner(request))})
+    return respond(request, {"stopped": await request.app[keys.BACKGROUND].stop_all(owner(request))})
 
 
 @accepts()
 async def delete(request: web.Request) -> web.Response:
-    task_id = _task_id(request)
-    await request.app[keys.BACKGROUND].delete(task_id, _owner(request))
+    task_id = task_id_of(request)
+    await request.app[keys.BACKGROUND].delete(task_id, owner(request))
     return respond(request, {"id": task_id, "deleted": True})

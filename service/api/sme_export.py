@@ -19,7 +19,7 @@ from ..core.searches import SearchNotFound
 from ..errors import BadRequest
 from .exports import FILE_TYPES, Export, FileResponse, clean_name, write_export
 from .middleware import accepts
-from .sme import _owner, _task_id
+from .sme import owner, task_id_of
 from .wire import read_json
 
 DEFAULT_RESULTS_SIZE = 10_000
@@ -103,8 +103,8 @@ def _log_lines(download: DownloadRequest, export: Export) -> list[Line]:
     return lines
 
 
-async def _finished(tasks: BackgroundTasks, task_id: str, owner: str) -> TaskView:
-    view = await tasks.get(task_id, owner)
+async def _finished(tasks: BackgroundTasks, task_id: str, user: str) -> TaskView:
+    view = await tasks.get(task_id, user)
     if view.state not in TERMINAL:
         raise NotFinished(f"background task [{task_id}] has not finished yet: {view.state.value}; "
                           "only a finished task can be downloaded")
@@ -113,10 +113,10 @@ async def _finished(tasks: BackgroundTasks, task_id: str, owner: str) -> TaskVie
 
 @accepts()
 async def file_download(request: web.Request) -> web.StreamResponse:
-    task_id = _task_id(request)
+    task_id = task_id_of(request)
     download = DownloadRequest.parse(await read_json(request, "file_download"), task_id)
     tasks = request.app[keys.BACKGROUND]
-    view = await _finished(tasks, task_id, _owner(request))
+    view = await _finished(tasks, task_id, owner(request))
     fields = (await tasks.frame(view)).get("fields", [])
     total = view.record.row_count
     count = total if download.limit is None else min(download.limit, total)

@@ -18,8 +18,8 @@ from lark.exceptions import UnexpectedInput, VisitError
 from ...errors import ServiceError
 from ...suggest import listed, similar
 from ..evaluate import verify_fail
-from ..expr import Binary, Call, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src
-from ..literals import ConstantLiterals
+from ..expr import Binary, Call, Column, Expr, In, IsNull, Like, Literal, Neg, Src
+from ..parsing import CommonRules
 from .ast import EventFilter, EventQuery, Optional, Pipe, Query, SampleQuery, SequenceQuery, Term
 from .lexical import decimal_literal, error, fail, identifier, integer_literal, syntax_error, unquote
 
@@ -51,7 +51,7 @@ def _unknown_pipe(name: str) -> str:
     return f"Unrecognized pipe [{name}], did you mean {listed(names)}?"
 
 
-class _Builder(ConstantLiterals, Transformer_NonRecursive):
+class _Builder(CommonRules, Transformer_NonRecursive):
     """Builds the query bottom-up (without recursion); rejections carry the position of
     what they reject."""
 
@@ -197,14 +197,6 @@ class _Builder(ConstantLiterals, Transformer_NonRecursive):
         return _By(tuple(x for x in c if isinstance(x, Expr)), self._src(meta))
 
     # --- expressions ---
-    @v_args(meta=True)
-    def logical(self, meta: Any, c: list[Any]) -> Expr:
-        return Logical(c[1].upper(), c[0], c[2], src=self._src(meta))
-
-    @v_args(meta=True)
-    def not_(self, meta: Any, c: list[Any]) -> Expr:
-        return Not(c[1], src=self._src(meta))
-
     def lineage(self, c: list[Any]) -> Expr:
         raise error(c[0].line, c[0].column, "Process relationships are not supported")
 

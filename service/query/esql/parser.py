@@ -16,8 +16,8 @@ from .. import plan as p
 from ..errors import ParsingError
 from . import plan as ep
 from .. import types as T
-from ..expr import Binary, Call, Cast, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Not, Src, Star
-from ..literals import ConstantLiterals
+from ..expr import Binary, Call, Cast, Column, Expr, In, IsNull, Like, Literal, Logical, Neg, Src, Star
+from ..parsing import CommonRules
 from ..numeric import span_amount_problem
 from ..types import TIME_UNITS
 
@@ -70,7 +70,7 @@ def _ident(token: str) -> str:
     return token[1:-1].replace("``", "`") if token.startswith("`") else str(token)
 
 
-class _ToPlan(ConstantLiterals, Transformer):
+class _ToPlan(CommonRules, Transformer):
     def __init__(self, text: str, params: list[Any] | dict[str, Any]) -> None:
         super().__init__()
         self.text = text
@@ -225,10 +225,6 @@ class _ToPlan(ConstantLiterals, Transformer):
     @v_args(meta=True)
     def and_(self, meta: Any, c: list[Any]) -> Expr:
         return Logical("AND", c[0], c[2], src=self._src(meta))
-
-    @v_args(meta=True)
-    def not_(self, meta: Any, c: list[Any]) -> Expr:
-        return Not(c[1], src=self._src(meta))
 
     @v_args(meta=True)
     def in_(self, meta: Any, c: list[Any]) -> Expr:

@@ -15,7 +15,7 @@ from ..execute import Result, run_plan
 from ..options import QueryOptions
 from ..plan import Plan, Source
 from .dialect import dialect_at
-from .operators import STEPS, CostClock, with_probes
+from .operators import CostClock, with_probes
 from .parser import parse
 from .planner import Planned, plan
 from .request import SmlRequest
@@ -110,7 +110,7 @@ class SmlJob:
         # one row past the limit is asked for, so that a cut result is known to be one
         options = replace(self.options, max_rows=self.request.max_rows + 1)
         # ``now()`` is the task's creation instant; the steps only SML has run as SML's operators say
-        dialect = replace(dialect_at(self.request.now_ms), steps=STEPS)
+        dialect = dialect_at(self.request.now_ms)
         clock = CostClock(len(self.planned.ends)) if self.request.execution_cost != "OFF" else None
         planned = self.plan if clock is None else \
             replace(self.plan, steps=with_probes(self.plan.steps, self.planned.ends, clock))

@@ -40,6 +40,7 @@ from ..expr import Binary, Column, Expr, In, Literal, Logical, Neg, Not, Src
 from ..plan import Source
 from . import aggregates, functions
 from .ast import Term, Text
+from .operators import STEPS
 from .values import COMPARE, TypeMismatch, compare, first, leaves, number, numeric, result, text
 
 Compiled = tuple[Fn, str]
@@ -375,6 +376,7 @@ def dialect_at(now_ms: int | None = None) -> Dialect:
         pushdown=False,  # the SQL pushdown knows the statically typed rules only
         arithmetic=arithmetic,
         compile_node=functools.partial(compile_node, clock=clock),
+        steps=STEPS,
     )
 
 

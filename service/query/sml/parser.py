@@ -21,6 +21,7 @@ from lark.exceptions import UnexpectedInput, VisitError
 
 from ...errors import ServiceError
 from ..expr import Binary, Call, Column, Expr, In, Literal, Logical, Neg, Not, Src
+from ..parsing import CommonRules
 from . import ast
 from .lexical import (COMMAND_NAME, FIELD_NAME, INDEX_PATTERN, Positions, Segment, Shift, default_agg_name, error,
                       fail, number_literal, search_number, split_pipeline, syntax_error, unquote)
@@ -176,7 +177,7 @@ def _options(options: list[_Option]) -> dict[str, Token]:
     return seen
 
 
-class _Builder(Transformer_NonRecursive):
+class _Builder(CommonRules, Transformer_NonRecursive):
     """Builds one command bottom-up (without recursion)."""
 
     def __init__(self, text: str, command: str, src: Src) -> None:
@@ -260,14 +261,6 @@ class _Builder(Transformer_NonRecursive):
 
     def assignment(self, c: list[Any]) -> tuple[str, Expr]:
         return _name(c[0]), c[2]
-
-    @v_args(meta=True)
-    def logical(self, meta: Any, c: list[Any]) -> Expr:
-        return Logical(c[1].upper(), c[0], c[2], src=self._src(meta))
-
-    @v_args(meta=True)
-    def not_(self, meta: Any, c: list[Any]) -> Expr:
-        return Not(c[1], src=self._src(meta))
 
     @v_args(meta=True)
     def comparison(self, meta: Any, c: list[Any]) -> Expr:
