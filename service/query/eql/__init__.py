@@ -10,8 +10,9 @@ from typing import Any, Iterator
 from ...store.catalog import Catalog
 from ..control import Control
 from ..execute import Result, run_plan
+from ..jobs import ShipsItsIndices
 from ..options import QueryOptions
-from ..plan import Plan, Source
+from ..plan import Plan
 from . import ast
 from .dialect import EQL
 from .parser import parse
@@ -36,7 +37,7 @@ class Answer:
 
 
 @dataclass
-class EqlJob:
+class EqlJob(ShipsItsIndices):
     """One EQL search, parsed and verified (errors surface at once), ready to run on a worker."""
 
     request: EqlRequest
@@ -57,11 +58,6 @@ class EqlJob:
     def description(self) -> str:
         return self.request.query
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled for a query worker with only the indices the search can read."""
-        source = self.plan.steps[0]
-        patterns = list(source.indices) if isinstance(source, Source) else []
-        return {**self.__dict__, "catalog": self.catalog.subset(patterns)}
 
     def run(self, conn: sqlite3.Connection, control: Control) -> Answer:
         return Answer(run_plan(self.plan, self.catalog, conn, control, EQL, self.request.filter, self.options))

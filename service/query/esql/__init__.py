@@ -10,8 +10,9 @@ from ...store.catalog import Catalog
 from ...store.dates import format_millis, format_nanos
 from ..control import Control
 from ..execute import Result, run_plan
+from ..jobs import ShipsItsIndices
 from ..options import QueryOptions
-from ..plan import Limit, Plan, Source
+from ..plan import Limit, Plan
 from .dialect import ESQL
 from .parser import parse
 
@@ -21,7 +22,7 @@ __all__ = ["EsqlJob", "Result", "interrupted_frame", "render_value"]
 
 
 @dataclass
-class EsqlJob:
+class EsqlJob(ShipsItsIndices):
     """One ES|QL query, parsed (syntax errors surface at once), ready to run on a worker."""
 
     plan: Plan
@@ -40,11 +41,6 @@ class EsqlJob:
     def description(self) -> str:
         return self.plan.text
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled for a query worker with only the indices its FROM can name."""
-        source = self.plan.steps[0]
-        patterns = list(source.indices) if isinstance(source, Source) else []
-        return {**self.__dict__, "catalog": self.catalog.subset(patterns)}
 
     def run(self, conn: sqlite3.Connection, control: Control) -> Result:
         return run_plan(with_default_limit(self.plan), self.catalog, conn, control, ESQL, self.source_filter,

@@ -12,8 +12,9 @@ from typing import Any, Iterator
 from ...store.catalog import Catalog
 from ..control import Control
 from ..execute import Result, run_plan
+from ..jobs import ShipsItsIndices
 from ..options import QueryOptions
-from ..plan import Plan, Source
+from ..plan import Plan
 from .dialect import dialect_at
 from .operators import CostClock, with_probes
 from .parser import parse
@@ -74,7 +75,7 @@ class Answer:
 
 
 @dataclass
-class SmlJob:
+class SmlJob(ShipsItsIndices):
     """One SML task, parsed and planned (errors surface at once), ready to run on a worker."""
 
     request: SmlRequest
@@ -100,11 +101,6 @@ class SmlJob:
     def description(self) -> str:
         return self.request.query
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled for a query worker with only the indices the task can read."""
-        source = self.plan.steps[0]
-        patterns = list(source.indices) if isinstance(source, Source) else []
-        return {**self.__dict__, "catalog": self.catalog.subset(patterns)}
 
     def run(self, conn: sqlite3.Connection, control: Control) -> Answer:
         # one row past the limit is asked for, so that a cut result is known to be one
