@@ -161,6 +161,17 @@ async def index_state(es: AsyncElasticsearch, index: str) -> tuple[Any, int]:
 SLOW = "FROM logs | EVAL x = bytes * 2 | STATS total = SUM(x), n = COUNT(*) | LIMIT 1"
 
 
+async def create_and_load(es: AsyncElasticsearch, index: str, mappings: dict[str, Any],
+                          docs: list[dict[str, Any]]) -> None:
+    """``index`` created with ``mappings``, then ``docs`` indexed in order by one refreshed ``_bulk``."""
+    await es.indices.create(index=index, mappings=mappings)
+    ops: list[Any] = []
+    for doc in docs:
+        ops += [{"index": {}}, doc]
+    resp = await es.bulk(index=index, operations=ops, refresh=True)
+    assert not resp["errors"]
+
+
 async def load_logs(es: AsyncElasticsearch, n: int = 20000) -> None:
     ops: list[dict[str, Any]] = []
     for i in range(n):

@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from elasticsearch import AsyncElasticsearch
 
+from conftest import EsTestServer, create_and_load
 from service import keys
 from service.app import create_app
 from service.query.control import Cancelled, Control
@@ -21,8 +22,6 @@ from service.query.execute import run_plan
 from service.query.options import QueryOptions
 from service.settings import Settings
 from service.store.db import query_connection
-
-from conftest import EsTestServer
 
 N = 3000
 MAPPINGS = {"properties": {"@timestamp": {"type": "date"}, "message": {"type": "text"}, "ok": {"type": "boolean"},
@@ -42,20 +41,11 @@ def _doc(i: int) -> dict[str, Any]:
     return doc
 
 
-async def _load(es: AsyncElasticsearch, index: str, docs: list[dict[str, Any]]) -> None:
-    await es.indices.create(index=index, mappings=MAPPINGS)
-    ops: list[Any] = []
-    for d in docs:
-        ops += [{"index": {}}, d]
-    resp = await es.bulk(index=index, operations=ops, refresh=True)
-    assert not resp["errors"]
-
-
 @pytest.fixture
 async def store(server: TestServer, es: AsyncElasticsearch, settings: Settings) -> AsyncIterator[Any]:
-    await _load(es, "logs", [_doc(i) for i in range(N)])
-    await _load(es, "logs2", [{"host": {"name": "h1"}, "bytes": 5, "status": 500}])
-    await _load(es, "wide", [{"big": b} for b in (2**62, 2**62, -(2**62), -(2**62))])
+    await create_and_load(es, "logs", MAPPINGS, [_doc(i) for i in range(N)])
+    await create_and_load(es, "logs2", MAPPINGS, [{"host": {"name": "h1"}, "bytes": 5, "status": 500}])
+    await create_and_load(es, "wide", MAPPINGS, [{"big": b} for b in (2**62, 2**62, -(2**62), -(2**62))])
     await es.indices.create(index="other", mappings={"properties": {"host": {"properties": {"name": {"type": "long"}}}}})
     await es.index(index="other", document={"host": {"name": 7}, "bytes": 12}, refresh=True)
     conn = query_connection(settings.db_path)
@@ -63,8 +53,10 @@ async def store(server: TestServer, es: AsyncElasticsearch, settings: Settings) 
     conn.close()
 
 
-def _run(store: Any, query: str, pushdown: bool, control: Control | None = None,
-         source_filter: Any = None) -> tuple[Any, ...]:
+def run_esql(store: Any, query: str, pushdown: bool, control: Control | None = None,
+             source_filter: Any = None) -> tuple[Any, ...]:
+    """``query`` run over ``store`` (a catalog and a connection) on one path: what it
+    answered (columns, rows, warnings, counters) and the first operator of its profile."""
     catalog, conn = store
     control = control or Control()
     result = run_plan(with_default_limit(parse(query, None)), catalog, conn, control, ESQL, source_filter,
@@ -109,8 +101,8 @@ PUSHED = [
 
 @pytest.mark.parametrize("query", PUSHED)
 async def test_a_pushed_construct_answers_as_the_python_path(store: Any, query: str) -> None:
-    pushed, first = _run(store, query, True)
-    python, scan = _run(store, query, False)
+    pushed, first = run_esql(store, query, True)
+    python, scan = run_esql(store, query, False)
     assert first.startswith("SqliteQueryOperator[sql=SELECT"), first
     assert scan.startswith("ScanOperator")
     assert pushed == python
@@ -134,14 +126,14 @@ FALLBACKS = [
 
 @pytest.mark.parametrize("query", FALLBACKS)
 async def test_what_sql_would_answer_differently_runs_in_python(store: Any, query: str) -> None:
-    pushed, first = _run(store, query, True)
-    python, _ = _run(store, query, False)
+    pushed, first = run_esql(store, query, True)
+    python, _ = run_esql(store, query, False)
     assert first.startswith("ScanOperator"), first
     assert pushed == python
 
 
 async def test_an_overflow_guard_reruns_the_query_in_python_with_the_counters_reset(store: Any) -> None:
-    (names, types, rows, warnings, found, partial), first = _run(store, "FROM logs | EVAL x = big * 4 | STATS SUM(x)",
+    (names, types, rows, warnings, found, partial), first = run_esql(store, "FROM logs | EVAL x = big * 4 | STATS SUM(x)",
                                                                  True)
     assert first.startswith("ScanOperator")
     assert rows == [[None]] and found == N and not partial
@@ -164,7 +156,7 @@ class _StopAfter(Control):
 
 async def test_a_stop_gives_exact_partial_stats_over_the_slices_read(store: Any) -> None:
     query = "FROM logs | STATS n = COUNT(*), s = SUM(bytes), d = COUNT_DISTINCT(user.name) BY ok"
-    (names, _, rows, _, found, partial), first = _run(store, query, True, _StopAfter(2))
+    (names, _, rows, _, found, partial), first = run_esql(store, query, True, _StopAfter(2))
     assert first.startswith("SqliteQueryOperator") and partial and found == 1000
     docs = [_doc(i) for i in range(found)]  # rowids follow the bulk's order
     by = {r[names.index("ok")]: r for r in rows}
@@ -218,16 +210,16 @@ DSL_PUSHED = [
 @pytest.mark.parametrize("dsl", DSL_PUSHED)
 async def test_a_query_dsl_filter_is_pushed_exactly(store: Any, dsl: Any) -> None:
     query = "FROM logs | STATS n = COUNT(*), s = SUM(bytes) BY host.name"
-    pushed, first = _run(store, query, True, source_filter=dsl)
-    python, _ = _run(store, query, False, source_filter=dsl)
+    pushed, first = run_esql(store, query, True, source_filter=dsl)
+    python, _ = run_esql(store, query, False, source_filter=dsl)
     assert first.startswith("SqliteQueryOperator") and pushed == python
 
 
 async def test_a_query_dsl_filter_on_a_multi_valued_field_runs_in_python(store: Any) -> None:
     dsl = {"term": {"tags": "a"}}
-    pushed, first = _run(store, "FROM logs | STATS COUNT(*)", True, source_filter=dsl)
+    pushed, first = run_esql(store, "FROM logs | STATS COUNT(*)", True, source_filter=dsl)
     assert first.startswith("ScanOperator")
-    assert pushed == _run(store, "FROM logs | STATS COUNT(*)", False, source_filter=dsl)[0]
+    assert pushed == run_esql(store, "FROM logs | STATS COUNT(*)", False, source_filter=dsl)[0]
     assert pushed[2] == [[N // 10]]
 
 
@@ -240,7 +232,7 @@ async def python_es(settings: Settings) -> AsyncIterator[AsyncElasticsearch]:
     off = EsTestServer(create_app(replace(settings, data_dir=settings.data_dir.parent / "off", query_pushdown=False)))
     await off.start_server()
     client = AsyncElasticsearch(str(off.make_url("/")), request_timeout=30)
-    await _load(client, "logs", [_doc(i) for i in range(N)])
+    await create_and_load(client, "logs", MAPPINGS, [_doc(i) for i in range(N)])
     yield client
     await client.close()
     await off.close()

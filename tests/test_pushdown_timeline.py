@@ -12,15 +12,12 @@ from typing import Any, AsyncIterator
 import pytest
 from elasticsearch import AsyncElasticsearch
 
+from conftest import create_and_load
 from service import keys
 from service.query.control import Control
-from service.query.esql import with_default_limit
-from service.query.esql.dialect import ESQL
-from service.query.esql.parser import parse
-from service.query.execute import run_plan
-from service.query.options import QueryOptions
 from service.settings import Settings
 from service.store.db import query_connection
+from test_pushdown import run_esql
 
 N = 3000
 HOUR = 3_600_000
@@ -40,31 +37,13 @@ def _docs(n: int, seed: int) -> list[dict[str, Any]]:
     return docs
 
 
-async def _load(es: AsyncElasticsearch, index: str, docs: list[dict[str, Any]]) -> None:
-    await es.indices.create(index=index, mappings=MAPPINGS)
-    ops: list[Any] = []
-    for d in docs:
-        ops += [{"index": {}}, d]
-    resp = await es.bulk(index=index, operations=ops, refresh=True)
-    assert not resp["errors"]
-
-
 @pytest.fixture
 async def store(es: AsyncElasticsearch, server: Any, settings: Settings) -> AsyncIterator[Any]:
-    await _load(es, "logs", _docs(N, 1))
-    await _load(es, "logs2", _docs(N // 2, 2))
+    await create_and_load(es, "logs", MAPPINGS, _docs(N, 1))
+    await create_and_load(es, "logs2", MAPPINGS, _docs(N // 2, 2))
     conn = query_connection(settings.db_path)
     yield server.app[keys.CATALOG], conn
     conn.close()
-
-
-def _run(catalog: Any, conn: Any, query: str, pushdown: bool, control: Control | None = None) -> tuple[Any, str]:
-    result = run_plan(with_default_limit(parse(query, None)), catalog, conn, control or Control(), ESQL, None,
-                      QueryOptions(pushdown=pushdown))
-    rows = list(result.rows)
-    first = result.profile["drivers"][0]["operators"][0]["operator"]
-    return (result.names, result.types, rows, result.warnings.messages, result.documents_found,
-            result.is_partial), first
 
 
 BY_TIME = [
@@ -88,8 +67,8 @@ BY_TIME = [
 @pytest.mark.parametrize("query", BY_TIME)
 async def test_a_stats_over_the_time_field_reads_its_index_and_answers_as_python(
         store: Any, query: str, control: Any) -> None:
-    pushed, first = _run(*store, query, True, control())
-    python, scan = _run(*store, query, False)
+    pushed, first = run_esql(store, query, True, control())
+    python, scan = run_esql(store, query, False)
     assert first.startswith("SqliteQueryOperator[sql=SELECT") and ">= :a" in first and "GROUP BY" not in first, first
     assert scan.startswith("ScanOperator")
     assert pushed == python
@@ -100,9 +79,9 @@ async def test_a_stats_over_the_time_field_reads_its_index_and_answers_as_python
     "FROM logs | STATS COUNT(*), SUM(bytes) BY h = DATE_TRUNC(1 hour, @timestamp)",  # reads more than the time
 ])
 async def test_otherwise_the_rowid_slices_group_in_sql(store: Any, query: str) -> None:
-    pushed, first = _run(*store, query, True)
+    pushed, first = run_esql(store, query, True)
     assert "GROUP BY" in first and "r > :lo" in first, first
-    assert pushed == _run(*store, query, False)[0]
+    assert pushed == run_esql(store, query, False)[0]
 
 
 class _StopAfter(Control):
@@ -120,9 +99,9 @@ class _StopAfter(Control):
 async def test_a_stop_keeps_exactly_the_ranges_read(store: Any) -> None:
     catalog, conn = store
     query = "FROM logs | STATS c = COUNT(*) BY h = DATE_TRUNC(1 hour, @timestamp)"
-    (names, _, rows, _, found, partial), first = _run(catalog, conn, query, True, _StopAfter(4))
+    (names, _, rows, _, found, partial), first = run_esql((catalog, conn), query, True, _StopAfter(4))
     assert ">= :a" in first and partial
-    full = {r[1]: r[0] for r in _run(catalog, conn, query, False)[0][2]}
+    full = {r[1]: r[0] for r in run_esql((catalog, conn), query, False)[0][2]}
     got = {r[1]: r[0] for r in rows}
     assert sum(got.values()) == found < N
     assert got[None] == full[None]  # the rows without a time are read first
@@ -150,18 +129,18 @@ class _WriteDuringScan(Control):
 async def test_a_write_during_the_scan_is_not_seen(store: Any, es: AsyncElasticsearch, settings: Settings) -> None:
     catalog, conn = store
     query = "FROM logs | STATS c = COUNT(*) BY h = DATE_TRUNC(1 hour, @timestamp)"
-    before, _ = _run(catalog, conn, query, False)
+    before, _ = run_esql((catalog, conn), query, False)
     control = _WriteDuringScan(asyncio.get_running_loop(), es)
 
     def run() -> tuple[Any, str]:
         own = query_connection(settings.db_path)
         try:
-            return _run(catalog, own, query, True, control)
+            return run_esql((catalog, own), query, True, control)
         finally:
             own.close()
 
     during, first = await asyncio.to_thread(run)
     assert ">= :a" in first and control.calls > 3
     assert during == before and during[4] == N
-    after, _ = _run(catalog, conn, query, True)
+    after, _ = run_esql((catalog, conn), query, True)
     assert after[4] == N + 1 and after != before
