@@ -18,7 +18,6 @@ import os
 import random
 import re
 import tomllib
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from elasticsearch import ApiError, AsyncElasticsearch
 
 from conftest import BOTH_PATHS, CONFORMANCE
 from test_eql_parser import VALID_EQL, _disabled_queries
+from tests.conformance.ratchet import Tally
 
 EQL = CONFORMANCE / "eql"
 DATA = EQL / "data"
@@ -201,44 +201,14 @@ async def test_the_data_sets_load_with_their_mappings(es: AsyncElasticsearch) ->
 async def test_eql_reference_suite(es: AsyncElasticsearch, query_pushdown: bool,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     await load_all(es)
-    per_file: dict[str, Counter[str]] = {}
-    failures: dict[str, str] = {}
-    passed: set[str] = set()
+    tally = Tally()
     for name, suite in SUITES.items():
-        counts = per_file.setdefault(name.removesuffix(".toml"), Counter())
+        file = name.removesuffix(".toml")
         for test in load_toml(name):
-            test_id = f"{name.removesuffix('.toml')}::{test['name']}"
-            problem = await run_test(es, test, suite)
-            if problem is None:
-                counts["passed"] += 1
-                passed.add(test_id)
-            else:
-                counts["failed"] += 1
-                failures[test_id] = problem
-    _print_figures(per_file, capsys, query_pushdown)
-    if os.environ.get("ESQUIRE_UPDATE_KNOWN_FAILURES") == "1":
-        KNOWN.write_text("".join(f"{tid}\t{' '.join(failures[tid].split())[:200]}\n" for tid in sorted(failures)))
-    known = {line.split("\t")[0] for line in KNOWN.read_text().splitlines() if line.strip()} if KNOWN.exists() else set()
-    new_failures = {tid: why for tid, why in failures.items() if tid not in known}
-    fixed = sorted(known & passed)
-    assert not new_failures, "tests failing that are not in eql_known_failures.txt:\n" + "\n".join(
-        f"{tid}: {why}" for tid, why in sorted(new_failures.items())[:50])
-    assert not fixed, "tests now passing, remove them from eql_known_failures.txt:\n" + "\n".join(fixed)
-
-
-def _print_figures(per_file: dict[str, Counter[str]], capsys: pytest.CaptureFixture[str], pushdown: bool) -> None:
-    total: Counter[str] = Counter()
-    lines = []
-    for name, counts in per_file.items():
-        total.update(counts)
-        run = counts["passed"] + counts["failed"]
-        lines.append(f"{name:<30} passed {counts['passed']:>4}  failed {counts['failed']:>4}  "
-                     f"({100 * counts['passed'] / max(run, 1):.0f}%)")
-    run = total["passed"] + total["failed"]
-    lines.append(f"{'total':<30} passed {total['passed']:>4}  failed {total['failed']:>4}  "
-                 f"({100 * total['passed'] / max(run, 1):.1f}%)")
-    with capsys.disabled():
-        print(f"\nEQL conformance, pushdown {'on' if pushdown else 'off'}\n" + "\n".join(lines))
+            tally.record(file, f"{file}::{test['name']}", await run_test(es, test, suite))
+    tally.print_figures(f"EQL conformance, pushdown {'on' if query_pushdown else 'off'}", capsys)
+    tally.check(KNOWN, update=query_pushdown and os.environ.get("ESQUIRE_UPDATE_KNOWN_FAILURES") == "1",
+                path="with pushdown" if query_pushdown else "without pushdown")
 
 
 async def test_the_disabled_endgame_queries_are_refused_end_to_end(es: AsyncElasticsearch) -> None:

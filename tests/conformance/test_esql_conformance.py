@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import pytest
 from conftest import BOTH_PATHS, CONFORMANCE
 from service.node import ES_VERSION
 from tests.conformance.csv_spec import SpecTest, load_csv_dataset, parse_cell, parse_spec_file
+from tests.conformance.ratchet import Tally
 
 ESQL = CONFORMANCE / "esql"
 KNOWN = Path(__file__).with_name("esql_known_failures.txt")
@@ -153,48 +153,19 @@ async def _load(http: Any) -> None:
 @BOTH_PATHS
 async def test_esql_reference_suite(http: Any, query_pushdown: bool, capsys: pytest.CaptureFixture[str]) -> None:
     await _load(http)
-    per_file: dict[str, Counter[str]] = {}
-    failures: dict[str, str] = {}
-    passed: set[str] = set()
+    tally = Tally()
     for spec in sorted((ESQL / "specs").glob("*.csv-spec")):
-        counts = per_file.setdefault(spec.name.removesuffix(".csv-spec"), Counter())
+        file = spec.name.removesuffix(".csv-spec")
         for test in parse_spec_file(spec):
             if skip_reason(test):
-                counts["skipped"] += 1
+                tally.skipped(file)
                 continue
             resp = await http.post("/_query", json={"query": test.query})
             try:
                 body = await resp.json()
             except Exception:  # noqa: BLE001 - a non-JSON answer is a failure like any other
                 body = await resp.text()
-            problem = compare(test, resp.status, body, _warnings(resp.headers))
-            if problem is None:
-                counts["passed"] += 1
-                passed.add(test.id)
-            else:
-                counts["failed"] += 1
-                failures[test.id] = problem
-    total = Counter()
-    lines = []
-    for name, counts in per_file.items():
-        total.update(counts)
-        runnable = counts["passed"] + counts["failed"]
-        share = 100 * counts["passed"] / runnable if runnable else 100
-        lines.append(f"{name:<16} passed {counts['passed']:>4}  failed {counts['failed']:>4}  "
-                     f"skipped {counts['skipped']:>4}  ({share:.0f}%)")
-    runnable = total["passed"] + total["failed"]
-    lines.append(f"{'total':<16} passed {total['passed']:>4}  failed {total['failed']:>4}  "
-                 f"skipped {total['skipped']:>4}  ({100 * total['passed'] / max(runnable, 1):.1f}%)")
-    with capsys.disabled():
-        print(f"\nES|QL conformance, pushdown {'on' if query_pushdown else 'off'}\n" + "\n".join(lines))
-    if query_pushdown and os.environ.get("ESQUIRE_UPDATE_KNOWN_FAILURES") == "1":
-        KNOWN.write_text("".join(f"{tid}\t{failures[tid][:200]}\n".replace("\n", " ").rstrip() + "\n"
-                                 for tid in sorted(failures)))
-    known = {line.split("\t")[0] for line in KNOWN.read_text().splitlines() if line.strip()} if KNOWN.exists() else set()
-    new_failures = {tid: failures[tid] for tid in failures if tid not in known}
-    fixed = sorted(known & passed)
-    path = "with pushdown" if query_pushdown else "without pushdown"
-    assert not new_failures, f"tests failing {path} that are not in esql_known_failures.txt:\n" + "\n".join(
-        f"{tid}: {why}" for tid, why in sorted(new_failures.items())[:50])
-    assert not fixed, f"tests now passing {path}, remove them from esql_known_failures.txt (if they pass both " \
-                      "ways):\n" + "\n".join(fixed)
+            tally.record(file, test.id, compare(test, resp.status, body, _warnings(resp.headers)))
+    tally.print_figures(f"ES|QL conformance, pushdown {'on' if query_pushdown else 'off'}", capsys)
+    tally.check(KNOWN, update=query_pushdown and os.environ.get("ESQUIRE_UPDATE_KNOWN_FAILURES") == "1",
+                path="with pushdown" if query_pushdown else "without pushdown")
