@@ -17,6 +17,7 @@ from .. import keys
 from ..core.background import TERMINAL, BackgroundTasks, Line, NotFinished, TaskView
 from ..core.searches import SearchNotFound
 from ..errors import BadRequest
+from ..query.sml.request import body_flag
 from .exports import FILE_TYPES, Export, FileResponse, clean_name, write_export
 from .middleware import accepts
 from .sme import owner, task_id_of
@@ -47,25 +48,14 @@ class DownloadRequest:
         raw_name = body.get("file_name")
         if raw_name is not None and not isinstance(raw_name, str):
             raise BadRequest(f"[file_name] must be a string, got [{_shown(raw_name)}]")
-        everything = _flag(body, "download_all_results")
+        everything = body_flag(body, "download_all_results")
         size = body.get("download_results_size", DEFAULT_RESULTS_SIZE)
         if isinstance(size, str) and size.strip().isdigit():
             size = int(size)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise BadRequest(f"[download_results_size] must be an integer of at least 1, got [{_shown(size)}]")
-        return cls(clean_name(raw_name, task_id, file_type), file_type, _flag(body, "compress_results"),
+        return cls(clean_name(raw_name, task_id, file_type), file_type, body_flag(body, "compress_results"),
                    None if everything else size)
-
-
-def _flag(body: dict[str, Any], name: str) -> bool:
-    """A boolean body field, default false; ``"true"``/``"false"`` strings accepted, as the
-    create request accepts them for ``calculateStats``."""
-    value = body.get(name, False)
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    if not isinstance(value, bool):
-        raise BadRequest(f"[{name}] must be a boolean, got [{_shown(value)}]")
-    return value
 
 
 def _shown(value: Any) -> str:

@@ -104,7 +104,7 @@ def parse(body: Any, setting: Callable[[str], str], now_ms: int) -> Submission:
         raise BadRequest(f"[dtStart] [{dt_start}] resolves to a time after [dtEnd] [{dt_end}]")
     start, end, warnings = _clamped(start, end, setting, now_ms)
     limit = setting(MAX_PAYLOAD_ROW_COUNT)
-    request = SmlRequest(query, time_field, start, end + 1, now_ms, _stats(body.get("calculateStats", False)),
+    request = SmlRequest(query, time_field, start, end + 1, now_ms, body_flag(body, "calculateStats"),
                          _cost(body.get("calculateExecutionCost", "OFF")),
                          min(int(limit), MAX_STORED_ROWS) if limit else MAX_STORED_ROWS)
     return Submission(request, dt_start, dt_end, tuple(warnings))
@@ -135,12 +135,16 @@ def _clamped(start: int, end: int, setting: Callable[[str], str], now_ms: int) -
     return start, end, warnings
 
 
-def _stats(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
+def body_flag(body: dict[str, Any], name: str) -> bool:
+    """A boolean field of a background-task request body, default false; the strings
+    ``"true"`` and ``"false"`` are accepted too (spec §4.1)."""
+    value = body.get(name, False)
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    raise BadRequest(f"[calculateStats] must be a boolean, got [{value}]")
+    if not isinstance(value, bool):
+        shown = "null" if value is None else str(value)
+        raise BadRequest(f"[{name}] must be a boolean, got [{shown}]")
+    return value
 
 
 def _cost(value: Any) -> str:
