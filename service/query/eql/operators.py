@@ -99,12 +99,13 @@ class _Stages:
         scope = ctx.scope(rel)
         numbered = [*enumerate(stages), *([(UNTIL, until)] if until is not None else [])]
         self.compiled: list[tuple[int, Fn, list[Fn], tuple[bool, ...]]] = []
+        self.key_kinds: list[str] = []  # the first stage's: the join keys' types
         for number, stage in numbered:
             condition, _ = compile_expr(stage.condition, scope)
-            keys = [compile_expr(k, scope)[0] for k in stage.keys]
-            self.compiled.append((number, condition, keys, stage.optional))
-        first = stages[0]
-        self.key_kinds = [compile_expr(k, scope)[1] for k in first.keys]
+            keys = [compile_expr(k, scope) for k in stage.keys]
+            self.compiled.append((number, condition, [fn for fn, _ in keys], stage.optional))
+            if number == 0:
+                self.key_kinds = [kind for _, kind in keys]
 
     def matches(self, row: list[Any]) -> list[Match]:
         out = []
@@ -149,7 +150,7 @@ def _sequence_hits(found: list[Found], stages: _Stages, hits: _Hits, date_key: C
 
 
 def _iso_key(value: Any, kind: str) -> Any:
-    return format_millis(value) if kind == "date" else format_nanos(value) if kind == "date_nanos" else value
+    return _renderer(kind, None)(value)  # as the hits' ``fields`` show it
 
 
 def _epoch_key(value: Any, kind: str) -> Any:
