@@ -252,11 +252,8 @@ def ordered_scan(conn: sqlite3.Connection, indices: list[Index], names: list[str
         condition = where(index) if where is not None else None
         narrowed, narrowing = (f" AND ({condition[0]})", condition[1]) if condition else ("", [])
         direction, after, upto = ("DESC", "<", ">=") if order.descending else ("ASC", ">", "<=")
-        keyed = f"typeof({key}) = 'integer'"
+        valued = f"typeof({key}) = 'integer'"  # documents with one value of the order field
         ordered = f"ORDER BY {key} {direction}, rowid {direction}"
-        page_end = f"SELECT {key}, rowid FROM {table} WHERE {keyed}%s {ordered} LIMIT 1 OFFSET ?"
-        left = f"SELECT count(*) FROM {table} WHERE {keyed}%s"
-        rows = f"{select} AND {keyed}{narrowed}%s%s {ordered}"
         past = f" AND ({key}, rowid) {after} (?, ?)"
         last: tuple[int, int] | None = None
         run: list[list[Any]] = []  # rows with one value of the order field, to order by the tiebreaker
@@ -266,11 +263,14 @@ def ordered_scan(conn: sqlite3.Connection, indices: list[Index], names: list[str
                 yield from _by_tiebreaker(run, tie)
                 return
             since, since_args = ("", []) if last is None else (past, list(last))
-            end = conn.execute(page_end % since, [*since_args, control.slice_rows - 1]).fetchone()
+            end = conn.execute(f"SELECT {key}, rowid FROM {table} WHERE {valued}{since} {ordered} LIMIT 1 OFFSET ?",
+                               [*since_args, control.slice_rows - 1]).fetchone()
             until, until_args = ("", []) if end is None else (f" AND ({key}, rowid) {upto} (?, ?)", list(end))
-            batch = conn.execute(rows % (since, until), [*lead, *narrowing, *since_args, *until_args]).fetchall()
-            control.scanned(control.slice_rows if end is not None else
-                            conn.execute(left % since, since_args).fetchone()[0])
+            batch = conn.execute(f"{select} AND {valued}{narrowed}{since}{until} {ordered}",
+                                 [*lead, *narrowing, *since_args, *until_args]).fetchall()
+            last_page = None if end is not None else f"SELECT count(*) FROM {table} WHERE {valued}{since}"
+            control.scanned(control.slice_rows if last_page is None else
+                            conn.execute(last_page, since_args).fetchone()[0])
             if not keyed:  # one index, no tiebreaker: the page's order is the order
                 yield from ([None, reader.row(raw, -2)] for raw in batch)
                 batch = []
