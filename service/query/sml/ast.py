@@ -118,6 +118,15 @@ class Dedup(Command):
     consecutive: bool = False
 
 
+# --- timechart, timeaggs, bin ---
+
+
+# --- top, rare, eventstats, streamstats, rex, makeresults ---
+
+
+# --- join, append, lookup, inputlookup ---
+
+
 @dataclass(frozen=True)
 class Pipeline:
     commands: tuple[Command, ...]

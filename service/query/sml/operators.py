@@ -357,7 +357,29 @@ def run_probe(step: sp.Probe, rel: Relation, ctx: Context, rest: list[Step]) -> 
     return rel.with_rows(rows())
 
 
+# --- timechart, timeaggs, bin ---
+
+
+# --- top, rare, eventstats, streamstats, rex, makeresults ---
+
+
+# --- join, append, lookup, inputlookup ---
+
+
 STEPS: dict[type[Step], Callable[..., Relation]] = {
-    sp.Search: run_filter, sp.Select: run_select, sp.Rename: run_rename, sp.OrderBy: run_order_by,
-    sp.Dedup: run_dedup, sp.Tail: run_tail, sp.Events: run_events, sp.Rows: run_rows, sp.Probe: run_probe,
+    sp.Search: run_filter,
+    sp.Select: run_select,
+    sp.Rename: run_rename,
+    sp.OrderBy: run_order_by,
+    sp.Dedup: run_dedup,
+    sp.Tail: run_tail,
+    sp.Events: run_events,
+    sp.Rows: run_rows,
+    sp.Probe: run_probe,
+    # timechart, timeaggs, bin
+
+    # top, rare, eventstats, streamstats, rex, makeresults
+
+    # join, append, lookup, inputlookup
+
 }

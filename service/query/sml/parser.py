@@ -26,15 +26,45 @@ from . import ast
 from .lexical import (COMMAND_NAME, FIELD_NAME, INDEX_PATTERN, Positions, Segment, Shift, default_agg_name, error,
                       fail, number_literal, search_number, split_pipeline, syntax_error, unquote)
 
-# name -> start rule of its arguments
+# name -> start rule of its arguments (one line a command: each group of commands is added on its own lines)
 COMMANDS = {
-    "source": "source_args", "search": "search_args", "where": "where_args", "eval": "eval_args",
-    "peval": "eval_args", "aggs": "aggs_args", "stats": "stats_args", "fields": "fields_args",
-    "table": "table_args", "rename": "rename_args", "sort": "sort_args", "head": "count_args",
-    "tail": "count_args", "dedup": "dedup_args",
+    "source": "source_args",
+    "search": "search_args",
+    "where": "where_args",
+    "eval": "eval_args",
+    "peval": "eval_args",
+    "aggs": "aggs_args",
+    "stats": "stats_args",
+    "fields": "fields_args",
+    "table": "table_args",
+    "rename": "rename_args",
+    "sort": "sort_args",
+    "head": "count_args",
+    "tail": "count_args",
+    "dedup": "dedup_args",
+    # timechart, timeaggs, bin (spec §7.14)
+
+    # top, rare, eventstats, streamstats, rex, makeresults (spec §7.13, §7.15, §7.17)
+
+    # join, append, lookup, inputlookup (spec §7.12, §7.16, §7.17)
+
 }
-SECONDARY = frozenset(("timechart", "timeaggs", "bin", "eventstats", "streamstats", "top", "rare", "join",
-                       "append", "lookup", "inputlookup", "rex", "makeresults"))
+# refused with "not supported yet" until they are in COMMANDS
+SECONDARY = frozenset((
+    "timechart",
+    "timeaggs",
+    "bin",
+    "eventstats",
+    "streamstats",
+    "top",
+    "rare",
+    "rex",
+    "makeresults",
+    "join",
+    "append",
+    "lookup",
+    "inputlookup",
+)) - COMMANDS.keys()
 GENERATING = frozenset(("source", "inputlookup", "makeresults"))
 STORAGE_EXECUTED = frozenset(("source", "search", "peval", "inputlookup"))
 PLACED = frozenset(("aggs", "peval", "timeaggs"))  # only after storage-executed commands (§1.1)
@@ -166,11 +196,16 @@ def _boolean(token: Token, what: str) -> bool:
     return value == "true"
 
 
-def _options(options: list[_Option]) -> dict[str, Token]:
-    """Named parameters by lower-case name; one of them given twice is refused."""
+def _options(options: list[_Option], command: str | None = None, allowed: frozenset[str] = frozenset()) -> dict[str, Token]:
+    """Named parameters by lower-case name; one of them given twice is refused. With a
+    ``command``, a name not in ``allowed`` is refused too (the generic ``OPTION`` terminal
+    lexes any ``name=``)."""
     seen: dict[str, Token] = {}
     for option in options:
         key = str(option.name).lower()
+        if command is not None and key not in allowed:
+            raise fail(_token_src(option.name), f"unknown parameter [{option.name}] for [{command}], "
+                                                f"expected one of [{', '.join(sorted(allowed))}]")
         if key in seen:
             raise fail(_token_src(option.name), f"duplicate parameter [{key}]")
         seen[key] = option.value
@@ -410,6 +445,12 @@ class _Builder(CommonRules, Transformer_NonRecursive):
 
     def dedup_option(self, c: list[Token]) -> _Option:
         return _Option(c[0], c[2])
+
+    # --- timechart, timeaggs, bin ---
+
+    # --- top, rare, eventstats, streamstats, rex, makeresults ---
+
+    # --- join, append, lookup, inputlookup ---
 
 
 @dataclass(frozen=True, slots=True)

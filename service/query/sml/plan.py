@@ -83,6 +83,15 @@ class Tail(Step):
     count: int
 
 
+# --- timechart, timeaggs, bin ---
+
+
+# --- top, rare, eventstats, streamstats, rex, makeresults ---
+
+
+# --- join, append, lookup, inputlookup ---
+
+
 @dataclass(frozen=True)
 class Edit:
     """A change a command made to the stored documents' shape (``fields``, ``rename``),

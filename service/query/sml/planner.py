@@ -271,32 +271,44 @@ def _dedup(command: ast.Dedup, rows: _Rows) -> sp.Dedup:
     return sp.Dedup(keys, command.keep, command.keepempty, command.consecutive, src=command.src)
 
 
+# --- timechart, timeaggs, bin ---
+
+
+# --- top, rare, eventstats, streamstats, rex, makeresults ---
+
+
+# --- join, append, lookup, inputlookup ---
+
+
+def _one(build: Callable[[Any, _Rows], Step]) -> Callable[[Any, _Rows], list[Step]]:
+    return lambda command, rows: [build(command, rows)]
+
+
+# each command's steps after the storage prefix: (command, what the rows hold) -> steps
+PLANNERS: dict[type, Callable[[Any, _Rows], list[Step]]] = {
+    ast.Search: _one(_search),
+    ast.Where: lambda command, rows: [Filter(rows.resolve(command.condition), src=command.src)],
+    ast.Eval: _one(_eval),
+    ast.Stats: _stats,
+    ast.Fields: _one(_fields),
+    ast.Table: _one(_table),
+    ast.Rename: _rename,
+    ast.Sort: _sort,
+    ast.Head: lambda command, rows: [Limit(command.count, src=command.src)],
+    ast.Tail: lambda command, rows: [sp.Tail(command.count, src=command.src)],
+    ast.Dedup: _one(_dedup),
+    # timechart, timeaggs, bin
+
+    # top, rare, eventstats, streamstats, rex, makeresults
+
+    # join, append, lookup, inputlookup
+
+}
+
+
 def _command(command: Any, rows: _Rows) -> list[Step]:
     """The steps of one command after the storage prefix."""
-    if isinstance(command, ast.Search):
-        return [_search(command, rows)]
-    if isinstance(command, ast.Where):
-        return [Filter(rows.resolve(command.condition), src=command.src)]
-    if isinstance(command, ast.Eval):
-        return [_eval(command, rows)]
-    if isinstance(command, ast.Stats):
-        return _stats(command, rows)
-    if isinstance(command, ast.Fields):
-        return [_fields(command, rows)]
-    if isinstance(command, ast.Table):
-        return [_table(command, rows)]
-    if isinstance(command, ast.Rename):
-        return _rename(command, rows)
-    if isinstance(command, ast.Sort):
-        return _sort(command, rows)
-    if isinstance(command, ast.Head):
-        return [Limit(command.count, src=command.src)]
-    if isinstance(command, ast.Tail):
-        return [sp.Tail(command.count, src=command.src)]
-    if isinstance(command, ast.Dedup):
-        return [_dedup(command, rows)]
-    raise ParsingError(f"line {command.src.line}:{command.src.col}: command [{type(command).__name__.lower()}] "
-                       f"is not supported yet")
+    return PLANNERS[type(command)](command, rows)
 
 
 # --- the source ------------------------------------------------------------------------------
