@@ -738,6 +738,10 @@ def main(argv: list[str] | None = None) -> int:
             if "memory" in args.only:
                 out += report_memory(bench_result_memory(server, 100_000),
                                      bench_result_memory(server, 1_000_000)) + [""]
+            # sml: a background task beside the same ES|QL query
+
+            # export: background task results to CSV and XLSX
+
             on = bench_esql(server, args.runs, "esquire") if "queries" in args.only else []
         if "queries" in args.only:
             raw = bench_raw_queries(raw_db, args.runs)
