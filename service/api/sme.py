@@ -22,7 +22,8 @@ from ..core.queries import ROW_BATCH
 from ..core.searches import SearchNotFound
 from ..errors import BadRequest, XContentParseError
 from ..params import parse_time_ms
-from ..query.sml import SmlJob
+from ..query.execute import PREVIEW_ROWS
+from ..query.sml import SmlJob, event_fields
 from ..query.options import QueryOptions
 from ..query.sml import request as sml_request
 from ..store.dates import format_millis
@@ -156,6 +157,9 @@ async def response(request: web.Request) -> web.Response:
         raise BadRequest(f"[from] [{start}] must not be greater than [to] [{to}]")
     tasks = request.app[keys.BACKGROUND]
     view = await tasks.get(task_id_of(request), owner(request))
+    preview = await tasks.preview(view)
+    if preview is not None:
+        return respond(request, _preview(request, view, preview, start or 0, to))
     frame = await tasks.frame(view)
     total = view.record.row_count
     first = start or 0
@@ -168,6 +172,19 @@ async def response(request: web.Request) -> web.Response:
     if view.state is State.FAILED:
         body["error"] = view.record.error
     return respond(request, body)
+
+
+def _preview(request: web.Request, view: TaskView, rows: list[list[Any]], first: int, to: int | None) -> dict[str, Any]:
+    """A running transforming task's page of its preview (Splunk's results preview): the
+    rest of its pipeline over the data read so far, nothing stored, the task going on."""
+    events = [row[0] for row in rows]
+    stop = max(first, min(len(events), to if to is not None else len(events)))
+    warnings = list(view.record.request.get("warnings", []))
+    if len(events) == PREVIEW_ROWS:
+        warnings.append(f"the preview shows the first {PREVIEW_ROWS} rows")
+    return {"id": view.record.id, "status": view.state.value, "partial": True, "preview": True,
+            "total": len(events), "from": first, "to": stop, "fields": event_fields(events),
+            "events": events[first:stop], "warnings": warnings}
 
 
 @accepts()

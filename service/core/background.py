@@ -31,6 +31,8 @@ log = structlog.get_logger(__name__)
 
 GATE_POLL_S = 0.1  # a pending task also looks at its control this often (a cancel from /_tasks)
 STOP_WAIT_S = 5.0  # how long a stop waits for the task to store its result
+PREVIEW_WAIT_S = 1.0  # how long a read waits for the preview it asked a running task for
+PREVIEW_POLL_S = 0.02
 
 
 class State(str, Enum):
@@ -194,6 +196,21 @@ class BackgroundTasks:
     def all_rows(self, task_id: str) -> Batches:
         """Every stored row, batch by batch from disk, for an export of the whole result."""
         return lambda: self.searches.store.iter_rows(task_id, ROW_BATCH)
+
+    async def preview(self, view: TaskView, wait_s: float = PREVIEW_WAIT_S) -> list[list[Any]] | None:
+        """A preview of a running task whose job makes them (``job.previews``): the rest of
+        its pipeline over the rows read so far, the task going on. Asked for now and awaited
+        at most ``wait_s``, else the latest earlier one; None when there is none."""
+        live = self.live.get(view.record.id)
+        if live is None or view.state is not State.RUNNING or not getattr(live.search.job, "previews", False):
+            return None
+        search, control = live.search, live.search.control
+        wanted = control.want_preview()
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while (control.preview is None or control.preview[0] < wanted) and not search.done.is_set() \
+                and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(PREVIEW_POLL_S)
+        return control.preview[1] if control.preview is not None else None
 
     async def log(self, task_id: str, lines: list[Line]) -> None:
         """Add log lines to a task (an export, say, logs itself)."""

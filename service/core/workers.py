@@ -145,6 +145,9 @@ class _WorkerControl(Control):
         super().__init__(state=state)
         self.conn = conn
 
+    def publish_preview(self, request: int, rows: list[list[Any]]) -> None:
+        self.conn.send(("preview", request, rows))
+
     def check(self) -> None:
         if not self.cancelled and self.conn.poll():
             self.cancel("the server exited")
@@ -228,15 +231,20 @@ class Stream:
         self._receive()  # the first frame, or the query's error
 
     def _receive(self) -> list[list[Any]] | None:
-        """The next batch of rows, or None at the end; raises the query's error."""
-        try:
-            message = self.worker.conn.recv()
-        except (EOFError, OSError):
-            self.finished = True
-            self.worker.broken = True
-            if self.control.cancelled:  # killed for not ending a cancelled query in time
-                raise Cancelled(self.control.cancel_reason or "cancelled") from None
-            raise WorkerDied("the query worker process exited unexpectedly") from None
+        """The next batch of rows, or None at the end; raises the query's error. Previews
+        are handed to the control on the way."""
+        while True:
+            try:
+                message = self.worker.conn.recv()
+            except (EOFError, OSError):
+                self.finished = True
+                self.worker.broken = True
+                if self.control.cancelled:  # killed for not ending a cancelled query in time
+                    raise Cancelled(self.control.cancel_reason or "cancelled") from None
+                raise WorkerDied("the query worker process exited unexpectedly") from None
+            if message[0] != "preview":
+                break
+            self.control.previewed(message[1], message[2])
         kind = message[0]
         if kind == "rows":
             return message[1]

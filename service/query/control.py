@@ -10,6 +10,12 @@ query running in a worker process gets a shared-memory array there instead (``at
 so stop, cancel and progress cross the process boundary without messages. Each field has
 one writer: the watcher writes the flags, the executor the progress.
 
+A watcher may also ask a running query for a *preview*, the rest of its pipeline finished
+over the rows read so far without stopping it (Splunk's results preview): it bumps
+``preview_wanted`` (``want_preview``); the executor's blocking step (STATS) sees
+``preview_due`` between batches and hands the rows to ``send_preview``, which in a worker
+crosses the pipe and here lands in ``preview`` as (the request it answers, the rows).
+
 ``breaker`` is the query's memory breaker (``breaker.py``), which only the executor uses:
 the worker gives each query one with the configured limit; elsewhere it has none.
 """
@@ -23,7 +29,7 @@ from ..errors import ServiceError
 from .breaker import Breaker
 
 PHASES = ("queued", "running", "done")
-STATE_FIELDS = 6
+STATE_FIELDS = 7
 _CANCEL = 1
 
 
@@ -72,6 +78,7 @@ class Control:
     rows_scanned = _Field(3)
     rows_total = _Field(4)
     phase = _Phase(5)
+    preview_wanted = _Field(6)  # the latest preview asked for (counts up)
 
     def __init__(self, slice_rows: int = 4096, adaptive: bool = True,
                  state: MutableSequence[int] | None = None) -> None:
@@ -82,6 +89,8 @@ class Control:
         self.slice_rows = slice_rows
         self.adaptive = adaptive
         self._slice_started = 0.0
+        self._previewed = 0  # executor side: the preview request last served
+        self.preview: tuple[int, list[list[Any]]] | None = None  # watcher side: the latest preview
 
     def attach(self, shared: MutableSequence[int]) -> None:
         """Move the state into ``shared`` (a worker's array), keeping its values."""
@@ -102,7 +111,28 @@ class Control:
         if self.on_cancel is not None:
             self.on_cancel()
 
+    def want_preview(self) -> int:
+        """Ask for a preview; the number the answer will carry (or a later one)."""
+        self.preview_wanted += 1
+        return self.preview_wanted
+
+    def previewed(self, request: int, rows: list[list[Any]]) -> None:
+        """A preview arrived (the worker's stream hands it over)."""
+        self.preview = (request, rows)
+
     # --- from the executor ---
+    def preview_due(self) -> bool:
+        return self.preview_wanted != self._previewed
+
+    def send_preview(self, rows: list[list[Any]]) -> None:
+        """Answer the latest preview request with ``rows``."""
+        self._previewed = request = self.preview_wanted
+        self.publish_preview(request, rows)
+
+    def publish_preview(self, request: int, rows: list[list[Any]]) -> None:
+        """In this process the watcher has it at once; a worker's control sends it."""
+        self.previewed(request, rows)
+
     def interrupted(self) -> int:
         """SQLite's progress handler: non-zero aborts the running statement."""
         return self.state[_CANCEL]

@@ -39,6 +39,8 @@ from .expr import Call, Column, Expr, Logical, Src
 from .options import QueryOptions
 
 METADATA = {"_id": "keyword", "_index": "keyword", "_version": "long"}
+PREVIEW_ROWS = 10_000  # rows a preview of a running query holds at most
+PREVIEWING = (p.Aggregate,)  # the steps that make previews (``Control.preview_due``)
 STATS_BATCH = 1024  # rows between two charges of a STATS' groups to the breaker
 DICT_ENTRY = 104  # a dict's entry and index slots for each key, with the room it keeps free
 
@@ -95,6 +97,14 @@ class Context:
     def scope(self, rel: Relation) -> Scope:
         """Expressions over ``rel``'s columns, compiled with this query's dialect."""
         return Scope(rel.names, rel.types, self.warnings, self.dialect, rel.constants)
+
+    def preview(self, rel: Relation, rest: list[p.Step]) -> None:
+        """Answer the control's preview request: ``rel`` (a blocking step's output over
+        the rows read so far) through the steps after it, but those that only watch rows
+        go by, with warnings of its own; at most ``PREVIEW_ROWS`` rows."""
+        steps = [step for step in rest if not step.observer]
+        out = run_steps(rel, steps, replace(self, warnings=Warnings(), profile=None))
+        self.control.send_preview(list(itertools.islice(out.rows, PREVIEW_ROWS)))
 
 
 # A step that transforms its input: (the step, its input, the query, the steps after it).
@@ -382,40 +392,47 @@ def run_aggregate(step: p.Aggregate, rel: Relation, ctx: Context, rest: list[p.S
         fn, other_fn, factory, agg_types[call_index] = ctx.dialect.aggregate(calls[call_index], scope, meter)
         aggs.append((call_index, fn, other_fn, factory, cond_fn))
     out_width = len(step.groups) + len(calls)
-    groups, reservation = _accumulate(rel.rows, group_fns, aggs, meter, ctx.control.breaker, out_width)
-    if not step.groups and not groups:
-        groups[()] = [a[3]() for a in aggs]
-    if len(step.groups) == 1 and (None,) in groups:  # ES's one-key hashes give the null group id 0
-        groups = {(None,): groups.pop((None,)), **groups}
-    agg_names = [f"$agg{i}" for i in range(len(calls))]
-    out_rows = []
     group_names = [name for name, _ in step.groups]
-    for key, states in groups.items():
-        agg_values: list[Any] = [None] * len(calls)
-        for (call_index, *_), state in zip(aggs, states):
-            try:
-                agg_values[call_index] = state.result()
-            except EvalError as exc:
-                warnings.failure(calls[call_index].src, exc.java_message)
-        out_rows.append((list(key), agg_values))
+    agg_names = [f"$agg{i}" for i in range(len(calls))]
     inner = ctx.scope(Relation(group_names + agg_names, group_types + agg_types))
     compiled = [compile_expr(expr, inner) for _, expr, _ in outer]
     names = [name for name, _, _ in step.aggregates]
-    result_rows = []
-    for key, agg_values in out_rows:
-        row = key + agg_values
-        result_rows.append([fn(row) for fn, _ in compiled] + key)
-    return _dedupe_names(Relation(names + group_names, [k for _, k in compiled] + group_types,
-                                  released(result_rows, reservation)))
+
+    def output(groups: dict[tuple, list[Any]], warn: Warnings) -> Relation:
+        """The rows of ``groups`` (their accumulators are read, never changed)."""
+        if not step.groups and not groups:
+            groups = {(): [a[3]() for a in aggs]}
+        if len(step.groups) == 1 and (None,) in groups:  # ES's one-key hashes give the null group id 0
+            groups = {(None,): groups[(None,)], **groups}
+        result_rows = []
+        for key, states in groups.items():
+            agg_values: list[Any] = [None] * len(calls)
+            for (call_index, *_), state in zip(aggs, states):
+                try:
+                    agg_values[call_index] = state.result()
+                except EvalError as exc:
+                    warn.failure(calls[call_index].src, exc.java_message)
+            row = list(key) + agg_values
+            result_rows.append([fn(row) for fn, _ in compiled] + list(key))
+        return _dedupe_names(Relation(names + group_names, [k for _, k in compiled] + group_types, result_rows))
+
+    def preview(groups: dict[tuple, list[Any]]) -> None:
+        ctx.preview(output(groups, Warnings()), rest)
+
+    groups, reservation = _accumulate(rel.rows, group_fns, aggs, meter, ctx.control, out_width, preview)
+    rel = output(groups, ctx.warnings)
+    return rel.with_rows(released(rel.rows, reservation))
 
 
 def _accumulate(rows: Iterable[list[Any]], group_fns: list[Callable[..., Any]], aggs: list[tuple],
-                meter: aggregates.Meter, breaker: Breaker,
-                out_width: int) -> tuple[dict[tuple, list[Any]], Reservation]:
+                meter: aggregates.Meter, control: Control, out_width: int,
+                preview: Callable[[dict[tuple, list[Any]]], None]) -> tuple[dict[tuple, list[Any]], Reservation]:
     """One pass over ``rows``, one accumulator per (group, aggregate). Once per batch of
     rows the groups (keys, accumulators and the output row each will become) and what the
-    accumulators keep (``meter``) are charged to ``breaker``; the reservation is returned
-    for the output rows to release."""
+    accumulators keep (``meter``) are charged to the query's breaker, and a preview asked
+    for is made of the groups so far; the reservation is returned for the output rows to
+    release."""
+    breaker = control.breaker
     groups: dict[tuple, list[Any]] = {}
     factories = [a[3] for a in aggs]
     # a group's table entry, its accumulators, and the three lists and the values its output row is built from
@@ -448,6 +465,8 @@ def _accumulate(rows: Iterable[list[Any]], group_fns: list[Callable[..., Any]], 
                 for states in states_list:
                     states[slot].add(values, others)
         reservation.hold(held + meter.bytes)
+        if control.preview_due():
+            preview(groups)
     return groups, reservation
 
 
@@ -730,13 +749,23 @@ def run_pipeline(steps: list[p.Step], ctx: Context) -> Relation:
         raise ServiceError(f"[{type(source).__name__.upper()}] cannot start a query", status=400,
                            type="verification_exception")
     rel, done = runner(source, rest, ctx)
-    for i in range(done, len(rest)):
-        step = rest[i]
+    return run_steps(rel, rest[done:], ctx)
+
+
+def previews(plan: p.Plan) -> bool:
+    """Whether the plan, running, can answer a preview: one of its steps collects its
+    input before it gives a row (STATS) and makes previews of what it has so far."""
+    return any(isinstance(step, PREVIEWING) for step in plan.steps)
+
+
+def run_steps(rel: Relation, steps: list[p.Step], ctx: Context) -> Relation:
+    """``rel`` through ``steps``, each told the steps after it."""
+    for i, step in enumerate(steps):
         operator = OPERATORS.get(type(step)) or ctx.dialect.steps.get(type(step))
         if operator is None:
             raise ServiceError(f"[{type(step).__name__.upper()}] is not supported yet", status=400,
                                type="verification_exception")
-        rel = operator(step, rel, ctx, rest[i + 1:])
+        rel = operator(step, rel, ctx, steps[i + 1:])
     return rel
 
 

@@ -39,6 +39,8 @@ class Step:
     # Only picks, orders or renames columns (its operator never looks at a value), so SQL
     # can select what it gives (see pushdown.planner).
     projection: ClassVar[bool] = False
+    # Only watches the rows go by (measures them): a preview of a running query skips it.
+    observer: ClassVar[bool] = False
 
     def observes(self, names: list[str]) -> tuple[set[str], bool]:
         """The input columns (of ``names``) this step reads, and whether it ends what its

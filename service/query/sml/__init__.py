@@ -7,11 +7,11 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from ...store.catalog import Catalog
 from ..control import Control
-from ..execute import Result, run_plan
+from ..execute import Result, previews, run_plan
 from ..jobs import ShipsItsIndices
 from ..options import QueryOptions
 from ..plan import Plan
@@ -22,7 +22,7 @@ from .planner import Planned, plan
 from .request import SmlRequest
 from .stats import CommandCost, ExecutionCost, Sidebar, Timeline
 
-__all__ = ["SmlJob", "SmlRequest", "interrupted_frame"]
+__all__ = ["SmlJob", "SmlRequest", "event_fields", "interrupted_frame"]
 
 
 def _leaf_paths(node: dict[str, Any], prefix: str = "") -> Iterator[str]:
@@ -37,6 +37,14 @@ def _leaf_paths(node: dict[str, Any], prefix: str = "") -> Iterator[str]:
                     yield from _leaf_paths(item, path + ".")
         else:
             yield path
+
+
+def event_fields(events: Iterable[dict[str, Any]]) -> list[str]:
+    """The fields of ``events`` in order of first appearance, as a result lists them."""
+    seen: dict[str, None] = {}
+    for event in events:
+        seen.update(dict.fromkeys(_leaf_paths(event)))
+    return list(seen)
 
 
 @dataclass
@@ -101,6 +109,10 @@ class SmlJob(ShipsItsIndices):
     def description(self) -> str:
         return self.request.query
 
+    @property
+    def previews(self) -> bool:
+        """Whether the running task can show a preview (``BackgroundTasks.preview``)."""
+        return previews(self.plan)
 
     def run(self, conn: sqlite3.Connection, control: Control) -> Answer:
         # one row past the limit is asked for, so that a cut result is known to be one

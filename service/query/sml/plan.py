@@ -139,6 +139,7 @@ class Probe(Step):
     command: int
     clock: Any = field(compare=False)
     keeps_rows: ClassVar[bool] = True
+    observer: ClassVar[bool] = True
 
     def observes(self, names: list[str]) -> tuple[set[str], bool]:
         return set(), False
