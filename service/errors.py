@@ -131,6 +131,11 @@ class IndexNotFound(ServiceError):
         )
 
 
+class Forbidden(ServiceError):
+    status = 403
+    type = "security_exception"
+
+
 class Conflict(ServiceError):
     status = 409
     type = "version_conflict_engine_exception"

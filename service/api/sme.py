@@ -73,21 +73,22 @@ async def _body(request: web.Request) -> Any:
         raise XContentParseError(f"Failed to parse object: {exc}") from None
 
 
-def _shown(submission: sml_request.Submission) -> dict[str, Any]:
-    """The request as the status shows it back (§4.4)."""
+def _shown(submission: sml_request.Submission, job: SmlJob) -> dict[str, Any]:
+    """The request as the status shows it back (§4.4), with the warnings of the limits
+    applied to it and its query."""
     req = submission.request
     return {"query": req.query, "dtFieldName": req.time_field, "dtStart": submission.dt_start,
             "dtEnd": submission.dt_end,
             "timeRange": {"start": _iso(req.start_ms), "end": _iso(req.end_ms - 1 if req.end_ms is not None else None)},
             "calculateStats": req.calculate_stats, "calculateExecutionCost": req.execution_cost,
-            "warnings": list(submission.warnings)}
+            "warnings": [*submission.warnings, *(note for note, _ in job.planned.notes)]}
 
 
-def _first_lines(submission: sml_request.Submission) -> list[Line]:
-    shown = _shown(submission)
+def _first_lines(submission: sml_request.Submission, job: SmlJob, shown: dict[str, Any]) -> list[Line]:
     lines: list[Line] = [("INFO", f"time range {shown['timeRange']['start']} .. {shown['timeRange']['end']} on "
                              f"{submission.request.time_field}", None)]
     lines += [("WARN", warning, None) for warning in submission.warnings]
+    lines += [("WARN", note, command) for note, command in job.planned.notes]
     return lines
 
 
@@ -111,8 +112,11 @@ async def create(request: web.Request) -> web.Response:
                                    app[keys.SEARCHES].now_ms())
     job = await asyncio.to_thread(SmlJob.compile, submission.request, app[keys.CATALOG],
                                   QueryOptions.of(app[keys.SETTINGS]))
-    view = await app[keys.BACKGROUND].create(job, owner(request), task_headers(request), _limits(request),
-                                             _shown(submission), _first_lines(submission),
+    user = owner(request)
+    sml_request.check_commands((name for name, _ in job.planned.commands), submission.allowed_commands, user)
+    shown = _shown(submission, job)
+    view = await app[keys.BACKGROUND].create(job, user, task_headers(request), _limits(request), shown,
+                                             _first_lines(submission, job, shown),
                                              _end_lines(submission.request.execution_cost))
     return respond(request, {"id": view.record.id, "status": view.state.value,
                              "createdAt": _iso(view.record.created_ms)})

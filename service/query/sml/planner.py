@@ -368,6 +368,16 @@ def _storage_prefix(commands: tuple[Any, ...], rows: _Rows) -> tuple[list[list[S
     return out, len(out)
 
 
+def _qsize(source: ast.Source, request: SmlRequest, notes: list[tuple[str, int]]) -> int:
+    """The events the source emits: its qsize or the default, within the ``max_qsize``
+    limit (spec §7.1, API spec §7.2: a larger one is reduced, with a warning)."""
+    qsize = source.qsize if source.qsize is not None else DEFAULT_QSIZE
+    if request.max_qsize is not None and qsize > request.max_qsize:
+        notes.append((f"qsize={qsize} reduced to {request.max_qsize} by limit max_qsize", 0))
+        qsize = request.max_qsize
+    return qsize
+
+
 @dataclass(frozen=True)
 class Planned:
     """A pipeline's plan and what the job reports beside its rows."""
@@ -377,6 +387,7 @@ class Planned:
     commands: tuple[tuple[str, str], ...]  # (name, text) of each command, for the execution cost
     ends: tuple[int, ...]  # per command: how many steps of the plan end with it
     indices: tuple[str, ...]  # what the source read
+    notes: tuple[tuple[str, int], ...] = ()  # limits applied while planning: (warning, command index)
 
 
 def _command_name(command: Any) -> str:
@@ -393,7 +404,8 @@ def plan(pipeline: ast.Pipeline, request: SmlRequest, catalog: Catalog) -> Plann
     rows, dates = _rows_of(indices)
     time_range = _time_range(source, request)
     prefix, count = _storage_prefix(tuple(commands), rows)
-    qsize = source.qsize if source.qsize is not None else DEFAULT_QSIZE
+    notes: list[tuple[str, int]] = []
+    qsize = _qsize(source, request, notes)
     per_command: list[list[Step]] = [[], *prefix]
     per_command[-1].append(Limit(qsize, src=source.src))  # qsize counts what the prefix let through
     per_command += [_command(command, rows) for command in commands[count:]]
@@ -411,7 +423,7 @@ def plan(pipeline: ast.Pipeline, request: SmlRequest, catalog: Catalog) -> Plann
     fixed = tuple(rows.fixed) if rows.fixed is not None else None
     named = tuple((_command_name(c), c.src.text) for c in pipeline.commands)
     return Planned(Plan(tuple(steps), pipeline.text, tuple(warnings)), fixed, named, ends,
-                   tuple(index.name for index in indices))
+                   tuple(index.name for index in indices), tuple(notes))
 
 
 __all__ = ["plan", "Planned", "DEFAULT_QSIZE"]

@@ -9,10 +9,10 @@ Every check here runs before anything is stored; the query's own syntax is the j
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from ...core.cluster import Setting, at_least, boolean, time_value
-from ...errors import BadRequest
+from ...errors import BadRequest, Forbidden
 from . import times
 
 COSTS = ("OFF", "INFO", "DEBUG")
@@ -27,6 +27,8 @@ ALLOWED_DT_START = "sme.core.limits.base.allowed_dt_start"
 ALLOWED_DT_END = "sme.core.limits.base.allowed_dt_end"
 MAX_PAYLOAD_ROW_COUNT = "sme.core.limits.base.max_payload_row_count"
 MAX_SEARCH_RUNNING_TIME = "sme.core.limits.base.max_search_running_time"  # seconds
+MAX_QSIZE = "sme.core.limits.base.max_qsize"
+ALLOWED_COMMANDS = "sme.core.limits.base.allowed_commands"  # comma-separated names; "" allows every command
 KEEP_ALIVE = "sme.core.async_requests.keep_alive"
 MAX_RUNNING_PER_USER = "sme.core.async_requests.max_running_per_user"
 MAX_TASKS_PER_USER = "sme.core.async_requests.max_tasks_per_user"
@@ -51,6 +53,8 @@ SETTINGS = (
     Setting(ALLOWED_DT_END, "", _time_expression),
     Setting(MAX_PAYLOAD_ROW_COUNT, "", _optional_count),
     Setting(MAX_SEARCH_RUNNING_TIME, "", _optional_count),
+    Setting(MAX_QSIZE, "", _optional_count),
+    Setting(ALLOWED_COMMANDS, ""),
     Setting(KEEP_ALIVE, "5d", time_value),
     Setting(MAX_RUNNING_PER_USER, "3", at_least(1)),
     Setting(MAX_TASKS_PER_USER, "100", at_least(1)),
@@ -70,6 +74,7 @@ class SmlRequest:
     calculate_stats: bool = False
     execution_cost: str = "OFF"       # OFF | INFO | DEBUG
     max_rows: int = 10_000_000        # limits of spec §7, resolved by the API
+    max_qsize: int | None = None      # the events a source may emit at most (its qsize is clamped)
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class Submission:
     dt_start: str
     dt_end: str
     warnings: tuple[str, ...] = field(default=())
+    allowed_commands: frozenset[str] | None = None  # None: every command
 
 
 def parse(body: Any, setting: Callable[[str], str], now_ms: int) -> Submission:
@@ -103,11 +109,24 @@ def parse(body: Any, setting: Callable[[str], str], now_ms: int) -> Submission:
     if start > end:
         raise BadRequest(f"[dtStart] [{dt_start}] resolves to a time after [dtEnd] [{dt_end}]")
     start, end, warnings = _clamped(start, end, setting, now_ms)
-    limit = setting(MAX_PAYLOAD_ROW_COUNT)
+    limit, qsize, allowed = setting(MAX_PAYLOAD_ROW_COUNT), setting(MAX_QSIZE), setting(ALLOWED_COMMANDS)
     request = SmlRequest(query, time_field, start, end + 1, now_ms, body_flag(body, "calculateStats"),
                          _cost(body.get("calculateExecutionCost", "OFF")),
-                         min(int(limit), MAX_STORED_ROWS) if limit else MAX_STORED_ROWS)
-    return Submission(request, dt_start, dt_end, tuple(warnings))
+                         min(int(limit), MAX_STORED_ROWS) if limit else MAX_STORED_ROWS,
+                         int(qsize) if qsize else None)
+    names = frozenset(n.strip().lower() for n in allowed.split(",") if n.strip()) if allowed.strip() else None
+    return Submission(request, dt_start, dt_end, tuple(warnings), names)
+
+
+def check_commands(commands: Iterable[str], allowed: frozenset[str] | None, user: str) -> None:
+    """Spec §7.2: a command not in the ``allowed_commands`` limit refuses the task (403),
+    checked by the name as written (``stats`` and ``aggs`` are two names)."""
+    if allowed is None:
+        return
+    for name in commands:
+        if name.lower() not in allowed:
+            raise Forbidden(f"command [{name}] is not allowed for user [{user}] by the limit allowed_commands "
+                            f"[{', '.join(sorted(allowed))}]")
 
 
 def _string(body: Mapping[str, Any], name: str, default: str) -> str:

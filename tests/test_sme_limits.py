@@ -1,0 +1,73 @@
+"""The limits of spec sme-background-tasks.md §7.2 that act on the query, over real HTTP:
+``allowed_commands`` refuses a task (403, nothing stored), ``max_qsize`` reduces a
+source's qsize with a warning in the result and the log. They are base limits in the
+cluster settings until per-user limits exist."""
+
+from __future__ import annotations
+
+from elasticsearch import AsyncElasticsearch
+
+from test_sme_api import BASE, RANGE, get, post, sml_task, until
+from test_sme_api import auth  # noqa: F401  (fixture)
+
+
+async def limit(http, name: str, value: str | None) -> None:
+    resp = await http.put("/_cluster/settings", json={"transient": {f"sme.core.limits.base.{name}": value}})
+    assert resp.status == 200, await resp.text()
+
+
+async def test_a_command_outside_allowed_commands_is_403_and_stores_nothing(auth: AsyncElasticsearch, http) -> None:
+    await limit(http, "allowed_commands", "source, search, stats")
+    before = (await get(http, "status/"))["tasks"]
+    resp = await http.post(f"{BASE}/request", json={"query": "source auth | aggs count", **RANGE})
+    body = await resp.json()
+    assert resp.status == 403 and body["status"] == 403
+    assert body["error"]["type"] == "security_exception"
+    assert body["error"]["reason"] == ("command [aggs] is not allowed for user [default] by the limit "
+                                       "allowed_commands [search, source, stats]")  # aggs is not stats
+    assert (await get(http, "status/"))["tasks"] == before
+    allowed = await sml_task(http, "source auth | SEARCH user.name=bob | stats count")
+    await until(http, allowed, "COMPLETED")
+    assert (await get(http, f"response/{allowed}"))["events"] == [{"count": 3}]
+
+
+async def test_a_syntax_error_comes_before_the_command_limit(auth: AsyncElasticsearch, http) -> None:
+    await limit(http, "allowed_commands", "source")
+    resp = await http.post(f"{BASE}/request", json={"query": "source auth | stats count by", **RANGE})
+    assert resp.status == 400 and (await resp.json())["error"]["type"] == "parsing_exception"
+
+
+async def test_clearing_the_limit_allows_every_command(auth: AsyncElasticsearch, http) -> None:
+    await limit(http, "allowed_commands", "source")
+    await limit(http, "allowed_commands", None)
+    task_id = await sml_task(http, "source auth | dedup user.name | table user.name")
+    assert (await until(http, task_id, "COMPLETED"))["status"] == "COMPLETED"
+
+
+async def test_max_qsize_reduces_a_larger_qsize_with_a_warning(auth: AsyncElasticsearch, http) -> None:
+    await limit(http, "max_qsize", "2")
+    task_id = await sml_task(http, "source auth qsize=100")
+    await until(http, task_id, "COMPLETED")
+    result = await get(http, f"response/{task_id}")
+    assert [e["_id"] for e in result["events"]] == ["e5", "e4"]
+    assert result["warnings"] == ["qsize=100 reduced to 2 by limit max_qsize"]
+    lines = (await get(http, f"logs/{task_id}"))["logs"]
+    assert {"level": "WARN", "message": "qsize=100 reduced to 2 by limit max_qsize", "command": 0} in \
+        [{k: v for k, v in line.items() if k != "timestamp"} for line in lines]
+
+
+async def test_max_qsize_also_bounds_the_default_qsize(auth: AsyncElasticsearch, http) -> None:
+    await limit(http, "max_qsize", "3")
+    task_id = await sml_task(http, "source auth | stats count")
+    await until(http, task_id, "COMPLETED")
+    result = await get(http, f"response/{task_id}")
+    assert result["events"] == [{"count": 3}]
+    assert result["warnings"] == ["qsize=10000 reduced to 3 by limit max_qsize"]
+    small = await sml_task(http, "source auth qsize=2")
+    await until(http, small, "COMPLETED")
+    assert (await get(http, f"response/{small}"))["warnings"] == []
+
+
+async def test_a_bad_limit_value_is_refused(http) -> None:
+    resp = await http.put("/_cluster/settings", json={"transient": {"sme.core.limits.base.max_qsize": "lots"}})
+    assert resp.status == 400 and (await resp.json())["error"]["type"] == "illegal_argument_exception"
