@@ -5,6 +5,7 @@ cluster settings until per-user limits exist."""
 
 from __future__ import annotations
 
+import orjson
 from elasticsearch import AsyncElasticsearch
 
 from test_sme_api import BASE, RANGE, get, post, sml_task, until
@@ -71,3 +72,36 @@ async def test_max_qsize_also_bounds_the_default_qsize(auth: AsyncElasticsearch,
 async def test_a_bad_limit_value_is_refused(http) -> None:
     resp = await http.put("/_cluster/settings", json={"transient": {"sme.core.limits.base.max_qsize": "lots"}})
     assert resp.status == 400 and (await resp.json())["error"]["type"] == "illegal_argument_exception"
+
+
+async def test_max_payload_row_count_stops_storing_rows(auth: AsyncElasticsearch, http) -> None:
+    await limit(http, "max_payload_row_count", "3")
+    task_id = await sml_task(http, "source auth")
+    status = await until(http, task_id, "COMPLETED")
+    assert status["partial"] is True and status["rowCount"] == 3
+    result = await get(http, f"response/{task_id}")
+    assert [e["_id"] for e in result["events"]] == ["e5", "e4", "e3"]
+    assert result["warnings"] == ["result truncated to 3 rows"]
+    lines = (await get(http, f"logs/{task_id}"))["logs"]
+    assert any(line["level"] == "WARN" and line["message"] == "result truncated to 3 rows" for line in lines)
+
+
+async def test_max_payload_size_stops_storing_rows_past_its_bytes(auth: AsyncElasticsearch, http) -> None:
+    # stored rows newest first: bob, bob, alice... as JSON rows of 21, 21 and 23 bytes
+    assert [len(orjson.dumps([{"user.name": n}])) for n in ("bob", "alice")] == [21, 23]
+    await limit(http, "max_payload_size", "50")
+    task_id = await sml_task(http, "source auth | table user.name")
+    status = await until(http, task_id, "COMPLETED")
+    result = await get(http, f"response/{task_id}")
+    assert status["partial"] is True and result["events"] == [{"user.name": "bob"}] * 2
+    assert result["warnings"] == ["result truncated to 2 rows by limit max_payload_size [50 bytes]"]
+    await limit(http, "max_payload_size", "1kb")
+    small = await sml_task(http, "source auth | table user.name")
+    assert (await until(http, small, "COMPLETED"))["partial"] is False
+
+
+async def test_a_bad_payload_size_is_refused(http) -> None:
+    resp = await http.put("/_cluster/settings", json={"transient": {"sme.core.limits.base.max_payload_size": "big"}})
+    body = await resp.json()
+    assert resp.status == 400 and body["error"]["reason"] == (
+        "failed to parse setting [sme.core.limits.base.max_payload_size] with value [big] as a size in bytes")

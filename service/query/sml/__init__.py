@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator
 
+import orjson
+
 from ...store.catalog import Catalog
 from ..control import Control
 from ..execute import Result, previews, run_plan
@@ -49,25 +51,33 @@ def event_fields(events: Iterable[dict[str, Any]]) -> list[str]:
 
 @dataclass
 class Answer:
-    """A running SML task's result: its rows, counted (and cut at the task's row limit) as
-    they are read, with what the frame reports of them gathered on the way."""
+    """A running SML task's result: its rows, counted (and cut at the task's limits of rows
+    and of bytes) as they are read, with what the frame reports of them gathered on the way."""
 
     result: Result
     limit: int
     fixed: tuple[str, ...] | None  # the field order the query fixes, else gathered from the events
+    max_bytes: int | None = None  # the rows' JSON bytes at most (max_payload_size)
     sidebar: Sidebar | None = None
     timeline: Timeline | None = None
     clock: CostClock | None = None  # per command time and rows, when the task measures its cost
     count: int = 0
-    truncated: bool = False
+    bytes: int = 0
+    truncated: str | None = None  # the warning of the limit that cut the result
     seen: dict[str, None] = field(default_factory=dict)  # fields in order of first appearance
 
     @property
     def rows(self) -> Iterator[list[Any]]:
         for row in self.result.rows:
             if self.count == self.limit:
-                self.truncated = True
+                self.truncated = f"result truncated to {self.limit} rows"
                 return
+            if self.max_bytes is not None:
+                self.bytes += len(orjson.dumps(row))
+                if self.bytes > self.max_bytes:
+                    self.truncated = f"result truncated to {self.count} rows by limit max_payload_size " \
+                                     f"[{self.max_bytes} bytes]"
+                    return
             self.count += 1
             event = row[0]
             if self.fixed is None:
@@ -123,7 +133,7 @@ class SmlJob(ShipsItsIndices):
         planned = self.plan if clock is None else \
             replace(self.plan, steps=with_probes(self.plan.steps, self.planned.ends, clock))
         result = run_plan(planned, self.catalog, conn, control, dialect, None, options)
-        answer = Answer(result, self.request.max_rows, self.planned.fields, clock=clock)
+        answer = Answer(result, self.request.max_rows, self.planned.fields, self.request.max_bytes, clock=clock)
         if self.request.calculate_stats:
             answer.sidebar = Sidebar(self.request.time_field)
             answer.timeline = Timeline(self.request.time_field, self.request.start_ms, self.request.end_ms)
@@ -132,8 +142,8 @@ class SmlJob(ShipsItsIndices):
     def frame(self, answer: Answer, took_ms: int) -> dict[str, Any]:
         warnings = list(answer.result.warnings.messages)
         if answer.truncated:
-            warnings.append(f"result truncated to {answer.limit} rows")
-        out: dict[str, Any] = {"took": took_ms, "is_partial": answer.result.is_partial or answer.truncated,
+            warnings.append(answer.truncated)
+        out: dict[str, Any] = {"took": took_ms, "is_partial": answer.result.is_partial or bool(answer.truncated),
                                "total": answer.count, "fields": answer.fields, "warnings": warnings}
         if answer.sidebar is not None and answer.timeline is not None:
             out["sidebar"] = answer.sidebar.result()

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ...core.cluster import Setting, at_least, boolean, time_value
 from ...errors import BadRequest, Forbidden
+from ...store.disk import parse_size
 from . import times
 
 COSTS = ("OFF", "INFO", "DEBUG")
@@ -28,6 +29,7 @@ ALLOWED_DT_END = "sme.core.limits.base.allowed_dt_end"
 MAX_PAYLOAD_ROW_COUNT = "sme.core.limits.base.max_payload_row_count"
 MAX_SEARCH_RUNNING_TIME = "sme.core.limits.base.max_search_running_time"  # seconds
 MAX_QSIZE = "sme.core.limits.base.max_qsize"
+MAX_PAYLOAD_SIZE = "sme.core.limits.base.max_payload_size"  # bytes of stored rows: 1048576 or 1mb
 ALLOWED_COMMANDS = "sme.core.limits.base.allowed_commands"  # comma-separated names; "" allows every command
 KEEP_ALIVE = "sme.core.async_requests.keep_alive"
 MAX_RUNNING_PER_USER = "sme.core.async_requests.max_running_per_user"
@@ -44,6 +46,18 @@ def _optional_count(name: str, value: str) -> None:
         at_least(1)(name, value)
 
 
+def _bytes(value: str) -> int:
+    return int(value) if value.isdigit() else parse_size(value)
+
+
+def _optional_bytes(name: str, value: str) -> None:
+    try:
+        if value and _bytes(value) < 1:
+            raise ValueError(value)
+    except ValueError:
+        raise BadRequest(f"failed to parse setting [{name}] with value [{value}] as a size in bytes") from None
+
+
 # The cluster settings background tasks read (spec §3.1, §7), registered by the app.
 SETTINGS = (
     Setting(DT_FIELD_NAME, "@timestamp"),
@@ -54,6 +68,7 @@ SETTINGS = (
     Setting(MAX_PAYLOAD_ROW_COUNT, "", _optional_count),
     Setting(MAX_SEARCH_RUNNING_TIME, "", _optional_count),
     Setting(MAX_QSIZE, "", _optional_count),
+    Setting(MAX_PAYLOAD_SIZE, "", _optional_bytes),
     Setting(ALLOWED_COMMANDS, ""),
     Setting(KEEP_ALIVE, "5d", time_value),
     Setting(MAX_RUNNING_PER_USER, "3", at_least(1)),
@@ -75,6 +90,7 @@ class SmlRequest:
     execution_cost: str = "OFF"       # OFF | INFO | DEBUG
     max_rows: int = 10_000_000        # limits of spec §7, resolved by the API
     max_qsize: int | None = None      # the events a source may emit at most (its qsize is clamped)
+    max_bytes: int | None = None      # the bytes of stored rows at most (JSON-encoded)
 
 
 @dataclass(frozen=True)
@@ -110,10 +126,11 @@ def parse(body: Any, setting: Callable[[str], str], now_ms: int) -> Submission:
         raise BadRequest(f"[dtStart] [{dt_start}] resolves to a time after [dtEnd] [{dt_end}]")
     start, end, warnings = _clamped(start, end, setting, now_ms)
     limit, qsize, allowed = setting(MAX_PAYLOAD_ROW_COUNT), setting(MAX_QSIZE), setting(ALLOWED_COMMANDS)
+    size = setting(MAX_PAYLOAD_SIZE)
     request = SmlRequest(query, time_field, start, end + 1, now_ms, body_flag(body, "calculateStats"),
                          _cost(body.get("calculateExecutionCost", "OFF")),
                          min(int(limit), MAX_STORED_ROWS) if limit else MAX_STORED_ROWS,
-                         int(qsize) if qsize else None)
+                         int(qsize) if qsize else None, _bytes(size) if size else None)
     names = frozenset(n.strip().lower() for n in allowed.split(",") if n.strip()) if allowed.strip() else None
     return Submission(request, dt_start, dt_end, tuple(warnings), names)
 
