@@ -65,3 +65,20 @@ async def test_a_streaming_task_shows_its_stored_rows_not_a_preview(timed: Async
     body = await get(http, f"response/{task_id}")
     assert "preview" not in body
     await post(http, f"break/{task_id}")
+
+
+async def test_a_running_sort_previews_its_first_rows(timed: AsyncElasticsearch, http, slower: None) -> None:
+    task_id = await sml_task(http, "source timed qsize=20000 | sort bytes | head 3 | table bytes")
+    await until(http, task_id, "RUNNING")
+    for _ in range(400):
+        body = await get(http, f"response/{task_id}")
+        if body.get("preview") and body["total"] == 3:
+            break
+        await asyncio.sleep(0.05)
+    # newest first: the smallest bytes read so far are those of the oldest events read yet
+    smallest = [row["bytes"] for row in body["events"]]
+    assert body["fields"] == ["bytes"] and smallest == sorted(smallest) and smallest[0] > 0
+    stopped = await post(http, f"break/{task_id}")
+    assert stopped["status"] == "STOPPED"
+    final = [row["bytes"] for row in (await get(http, f"response/{task_id}"))["events"]]
+    assert final == sorted(final) and final[0] <= smallest[0]

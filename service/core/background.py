@@ -200,15 +200,21 @@ class BackgroundTasks:
     async def preview(self, view: TaskView, wait_s: float = PREVIEW_WAIT_S) -> list[list[Any]] | None:
         """A preview of a running task whose job makes them (``job.previews``): the rest of
         its pipeline over the rows read so far, the task going on. Asked for now and awaited
-        at most ``wait_s``, else the latest earlier one; None when there is none."""
+        at most ``wait_s``, else the latest earlier one; None when there is none. While a
+        request is unanswered (the step that answers has not started, or runs in SQL) no
+        other is made, so reads do not wait again."""
         live = self.live.get(view.record.id)
         if live is None or view.state is not State.RUNNING or not getattr(live.search.job, "previews", False):
             return None
         search, control = live.search, live.search.control
+        answered = control.preview[0] if control.preview is not None else 0
+        if control.preview_wanted > answered:
+            return control.preview[1] if control.preview is not None else None
         wanted = control.want_preview()
-        deadline = asyncio.get_running_loop().time() + wait_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
         while (control.preview is None or control.preview[0] < wanted) and not search.done.is_set() \
-                and asyncio.get_running_loop().time() < deadline:
+                and loop.time() < deadline:
             await asyncio.sleep(PREVIEW_POLL_S)
         return control.preview[1] if control.preview is not None else None
 

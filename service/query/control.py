@@ -30,6 +30,7 @@ from .breaker import Breaker
 
 PHASES = ("queued", "running", "done")
 STATE_FIELDS = 7
+PREVIEW_ROWS = 10_000  # rows a preview of a running query holds at most
 _CANCEL = 1
 
 

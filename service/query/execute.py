@@ -31,7 +31,7 @@ from . import aggregates, pushdown, sort
 from . import plan as p
 from . import types as T
 from .breaker import CHARGE_BYTES, Breaker, Reservation, object_bytes, released
-from .control import Control
+from .control import PREVIEW_ROWS, Control
 from .dialect import Dialect
 from .dsl import compile_filter
 from .evaluate import EvalError, Scope, Warnings, compile_expr, fold, verify_fail, walk
@@ -39,8 +39,6 @@ from .expr import Call, Column, Expr, Logical, Src
 from .options import QueryOptions
 
 METADATA = {"_id": "keyword", "_index": "keyword", "_version": "long"}
-PREVIEW_ROWS = 10_000  # rows a preview of a running query holds at most
-PREVIEWING = (p.Aggregate,)  # the steps that make previews (``Control.preview_due``)
 STATS_BATCH = 1024  # rows between two charges of a STATS' groups to the breaker
 DICT_ENTRY = 104  # a dict's entry and index slots for each key, with the room it keeps free
 
@@ -97,6 +95,13 @@ class Context:
     def scope(self, rel: Relation) -> Scope:
         """Expressions over ``rel``'s columns, compiled with this query's dialect."""
         return Scope(rel.names, rel.types, self.warnings, self.dialect, rel.constants)
+
+    def offer_preview(self, rel: Relation, rest: list[p.Step]) -> sort.Preview:
+        """What a sort of ``rel``'s rows offers its previews to: made when one is due."""
+        def offer(rows_so_far: Callable[[], list[list[Any]]]) -> None:
+            if self.control.preview_due():
+                self.preview(rel.with_rows(rows_so_far()), rest)
+        return offer
 
     def preview(self, rel: Relation, rest: list[p.Step]) -> None:
         """Answer the control's preview request: ``rel`` (a blocking step's output over
@@ -534,11 +539,11 @@ def run_sort(step: p.Sort, rel: Relation, ctx: Context, rest: list[p.Step]) -> R
     only that many are held, as Elasticsearch's TopN operator does."""
     key, reverse = sort.row_key(step.orders, ctx.scope(rel))
     keep = sort_bound(rest, ctx.options.max_rows)
-    breaker = ctx.control.breaker
+    breaker, preview = ctx.control.breaker, ctx.offer_preview(rel, rest)
     if keep is None:
-        rows, reservation = sort.sort_all(rel.rows, key, reverse, breaker, len(step.orders))
+        rows, reservation = sort.sort_all(rel.rows, key, reverse, breaker, len(step.orders), preview)
     else:
-        rows, reservation = sort.top_n(rel.rows, key, reverse, keep, breaker)
+        rows, reservation = sort.top_n(rel.rows, key, reverse, keep, breaker, preview)
     return rel.with_rows(released(rows, reservation))
 
 
@@ -754,8 +759,8 @@ def run_pipeline(steps: list[p.Step], ctx: Context) -> Relation:
 
 def previews(plan: p.Plan) -> bool:
     """Whether the plan, running, can answer a preview: one of its steps collects its
-    input before it gives a row (STATS) and makes previews of what it has so far."""
-    return any(isinstance(step, PREVIEWING) for step in plan.steps)
+    input before it gives a row (STATS, SORT) and makes previews of what it has so far."""
+    return any(step.previews for step in plan.steps)
 
 
 def run_steps(rel: Relation, steps: list[p.Step], ctx: Context) -> Relation:

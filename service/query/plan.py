@@ -41,6 +41,9 @@ class Step:
     projection: ClassVar[bool] = False
     # Only watches the rows go by (measures them): a preview of a running query skips it.
     observer: ClassVar[bool] = False
+    # Collects its input before its first row and, running, makes previews of what it has
+    # so far (``Control.preview_due``): a running query with such a step can show one.
+    previews: ClassVar[bool] = False
 
     def observes(self, names: list[str]) -> tuple[set[str], bool]:
         """The input columns (of ``names``) this step reads, and whether it ends what its
@@ -114,6 +117,7 @@ class Eval(Step):
 class Aggregate(Step):
     aggregates: tuple[tuple[str, Expr, Expr | None], ...]  # name, expression, per-aggregate filter
     groups: tuple[tuple[str, Expr], ...]
+    previews: ClassVar[bool] = True
 
     def observes(self, names: list[str]) -> tuple[set[str], bool]:
         return columns_in(self), True
@@ -129,6 +133,7 @@ class Order:
 @dataclass(frozen=True)
 class Sort(Step):
     orders: tuple[Order, ...]
+    previews: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,19 @@ a SORT that no LIMIT bounds. Both charge what they hold to the query's breaker."
 from __future__ import annotations
 
 import collections
+import heapq
 import itertools
 from typing import Any, Callable, Iterable
 
 from . import plan as p
+from .control import PREVIEW_ROWS
 from .breaker import CHARGE_BYTES, TOPN_LABEL, Breaker, Reservation, object_bytes, row_bytes
 from .evaluate import Scope, compile_expr, sort_key
 
 Key = Callable[[list[Any]], Any]
 BATCH = 1024  # rows a full sort charges at once
+# A running query's preview of a sort: offered, once per batch, how to make the rows sorted so far
+Preview = Callable[[Callable[[], list[list[Any]]]], None]
 SAMPLE_STEP = 128  # a full sort measures one row in this many
 KEY_BYTES = 120  # a row's sort key, for each order: the tuple, its value, the sort's slot for it
 
@@ -67,11 +71,11 @@ def row_key(orders: tuple[p.Order, ...], scope: Scope) -> tuple[Key, bool]:
 
 
 def top_n(rows: Iterable[list[Any]], key: Key, reverse: bool, n: int,
-          breaker: Breaker) -> tuple[list[list[Any]], Reservation]:
+          breaker: Breaker, preview: Preview | None = None) -> tuple[list[list[Any]], Reservation]:
     """The first ``n`` of ``rows`` in the order of a stable sort by ``key``, and the
     reservation of their bytes on ``breaker``. Only rows that sort before the n-th kept one
     are kept, and those are cut back to ``n`` when they reach twice as many, so at most
-    ``2n`` rows are ever held."""
+    ``2n`` rows are ever held. ``preview`` is offered the first ``n`` so far now and then."""
     reservation = Reservation(breaker, TOPN_LABEL)
     if n == 0:
         collections.deque(rows, maxlen=0)  # every row is still read, as a sort reads them
@@ -98,6 +102,8 @@ def top_n(rows: Iterable[list[Any]], key: Key, reverse: bool, n: int,
             reservation.hold(held)
         elif held - reservation.bytes > CHARGE_BYTES:
             reservation.hold(held)
+        if preview is not None and ordinal % BATCH == BATCH - 1:
+            preview(lambda: [e[3] for e in sorted(kept, reverse=reverse)[:n]])
     kept.sort(reverse=reverse)
     reservation.hold(held - sum(e[2] for e in kept[n:]))
     del kept[n:]
@@ -105,10 +111,11 @@ def top_n(rows: Iterable[list[Any]], key: Key, reverse: bool, n: int,
 
 
 def sort_all(rows: Iterable[list[Any]], key: Key, reverse: bool, breaker: Breaker,
-             orders: int) -> tuple[list[list[Any]], Reservation]:
+             orders: int, preview: Preview | None = None) -> tuple[list[list[Any]], Reservation]:
     """Every row, stably sorted by ``key`` (of ``orders`` orders), and their reservation on
     ``breaker``: charged once per batch, at the mean size of a sample of its rows. Measuring
-    every row would double the time of the sort."""
+    every row would double the time of the sort. ``preview`` is offered, once per batch,
+    the first ``PREVIEW_ROWS`` rows so far in order (without sorting them all)."""
     reservation = Reservation(breaker)
     out: list[list[Any]] = []
     held = 0
@@ -118,5 +125,7 @@ def sort_all(rows: Iterable[list[Any]], key: Key, reverse: bool, breaker: Breake
         held += len(batch) * (KEY_BYTES * orders + sum(map(row_bytes, sample)) // len(sample))
         reservation.hold(held)
         out += batch
+        if preview is not None:
+            preview(lambda: (heapq.nlargest if reverse else heapq.nsmallest)(PREVIEW_ROWS, out, key=key))
     out.sort(key=key, reverse=reverse)
     return out, reservation

@@ -97,11 +97,11 @@ def run_order_by(step: sp.OrderBy, rel: Relation, ctx: Context, rest: list[Step]
     def key(row: list[Any]) -> list[tuple[Any, ...]]:
         return [item(fn(row)) for fn, item in parts]
     keep = sort_bound(rest, ctx.options.max_rows)
-    breaker = ctx.control.breaker
+    breaker, preview = ctx.control.breaker, ctx.offer_preview(rel, rest)
     if keep is None:
-        rows, reservation = sort.sort_all(rel.rows, key, False, breaker, len(parts))
+        rows, reservation = sort.sort_all(rel.rows, key, False, breaker, len(parts), preview)
     else:
-        rows, reservation = sort.top_n(rel.rows, key, False, keep, breaker)
+        rows, reservation = sort.top_n(rel.rows, key, False, keep, breaker, preview)
     return rel.with_rows(released(rows, reservation))
 
 

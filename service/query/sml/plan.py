@@ -62,6 +62,7 @@ class OrderBy(Step):
     booleans; null last in both directions); ``descending`` per key."""
 
     keys: tuple[tuple[Expr, bool], ...]
+    previews: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
