@@ -487,11 +487,8 @@ def test_documented_queries_parse(query: str) -> None:
 
 
 def test_documented_queries_with_secondary_commands_are_refused_for_now() -> None:
-    assert error("source auth | top user.name") == "line 1:15: command [top] is not supported yet"  # §10.10
     assert error("source auth | timechart span=10m count by event.outcome") == \
         "line 1:15: command [timechart] is not supported yet"  # §10.16
-    assert error("source server_warnings | streamstats avg(amount) as stream_avg by server_name") == \
-        "line 1:26: command [streamstats] is not supported yet"  # §12.14
     assert error("source x | bin span=1d _time") == "line 1:12: command [bin] is not supported yet"  # §12.15
 
 

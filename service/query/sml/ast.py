@@ -123,6 +123,46 @@ class Dedup(Command):
 
 # --- top, rare, eventstats, streamstats, rex, makeresults ---
 
+@dataclass(frozen=True)
+class Top(Command):
+    """``top`` / ``rare`` (``rare`` true): the ``limit`` most (least) frequent combinations of
+    ``fields`` per ``by`` group; ``limit`` 0 keeps them all; ``percent`` None: ``showperc=false``."""
+
+    fields: tuple[str, ...]
+    by: tuple[str, ...] = ()
+    limit: int = 10
+    rare: bool = False
+    count: str = "count"
+    percent: str | None = "percent"
+
+
+@dataclass(frozen=True)
+class EventStats(Command):
+    aggs: tuple[Agg, ...]
+    by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StreamStats(Command):
+    """``window`` 0: every row of the group so far."""
+
+    aggs: tuple[Agg, ...]
+    by: tuple[str, ...] = ()
+    window: int = 0
+    reset_on_change: bool = False
+    reset_before: Expr | None = None
+    reset_after: Expr | None = None
+
+
+@dataclass(frozen=True)
+class Rex(Command):
+    """``pattern`` as written (``(?<name>...)`` groups); ``groups``: its named groups in order."""
+
+    field: str
+    pattern: str
+    groups: tuple[str, ...]
+
+
 
 # --- join, append, lookup, inputlookup ---
 

@@ -55,7 +55,7 @@ def _checked(expr: Call) -> Function:
         pattern = expr.args[1]
         if isinstance(pattern, Literal) and isinstance(pattern.value, str):
             try:
-                _regex(pattern.value)
+                compile_regex(pattern.value)
             except TypeMismatch as exc:
                 raise error(pattern, f"invalid regular expression [{pattern.value}]: {exc}") from None
     return function
@@ -162,7 +162,7 @@ _REGEX_ARGUMENT = {"match", "replace"}  # the second argument is a regular expre
 
 
 @lru_cache(maxsize=256)
-def _regex(pattern: str) -> Any:
+def compile_regex(pattern: str) -> Any:
     """The compiled pattern; a pattern RE2 refuses is a type error (null)."""
     try:
         return re2.compile(pattern, _RE2_OPTIONS)
@@ -173,7 +173,7 @@ def _regex(pattern: str) -> Any:
 @scalar("match", 2, 2, "boolean")
 def _match(s: Any, pattern: Any) -> bool:
     """Whether the regular expression matches somewhere in ``s`` (unanchored)."""
-    return _regex(text(pattern)).search(text(s)) is not None
+    return compile_regex(text(pattern)).search(text(s)) is not None
 
 
 @scalar("replace", 3, 3, "keyword")
@@ -181,7 +181,7 @@ def _replace(s: Any, pattern: Any, replacement: Any) -> str:
     """Every match of the regular expression replaced, ``\\1`` naming a group."""
     s, template = text(s), text(replacement)
     pieces, size, pos = [], 0, 0
-    for match in _regex(text(pattern)).finditer(s):
+    for match in compile_regex(text(pattern)).finditer(s):
         piece = s[pos:match.start()] + match.expand(template)
         size += len(piece)
         if size > MAX_STRING:

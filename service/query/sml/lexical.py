@@ -207,6 +207,7 @@ _GROUPS = (
     ({"NAME"}, {"NAME", "QFIELD"}, "a field name"),
     ({"PATTERN"}, {"PATTERN", "QFIELD"}, "a field name or pattern"),
     ({"NUMBER"}, {"NUMBER"}, "a number"),
+    ({"OPTION"}, {"OPTION"}, "a parameter"),
     ({"EQEQ", "PLUS", "STAR"}, _OPERATORS, "an operator"),
     ({"EQUAL", "NEQ", "LT"}, _OPERATORS, "a comparison operator"),
     ({"PLUS", "STAR"}, _OPERATORS, "an arithmetic operator"),

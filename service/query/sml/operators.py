@@ -9,21 +9,29 @@ the answer.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
 from collections import deque
-from typing import Any, Callable, Iterator
+from sys import getsizeof
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
 from ... import patterns
 from ...store.dates import format_millis, format_nanos
 from .. import sort
-from ..breaker import Reservation, object_bytes, released, row_bytes
-from ..evaluate import compile_expr
-from ..execute import DICT_ENTRY, Context, Relation, run_filter, sort_bound
+from .. import types as T
+from ..aggregates import Meter
+from ..breaker import CHARGE_BYTES, Reservation, object_bytes, released, row_bytes
+from ..evaluate import EvalError, compile_expr
+from ..execute import DICT_ENTRY, Context, Relation, _as_list, run_aggregate, run_filter, sort_bound
+from ..expr import Expr
 from ..fieldpath import MISSING, field_value
 from ..plan import Step
 from . import plan as sp
+from .functions import compile_regex
+from .values import first, identity, text
 
 Document = dict[str, Any]
 CHARGE_EVERY = 1024  # rows (or new dedup keys) between two charges to the breaker
@@ -362,6 +370,284 @@ def run_probe(step: sp.Probe, rel: Relation, ctx: Context, rest: list[Step]) -> 
 
 # --- top, rare, eventstats, streamstats, rex, makeresults ---
 
+def _present(v: Any) -> list[Any]:
+    """A value's non-null elements: a multi-value's, a single value alone, none for null."""
+    if type(v) is list:
+        return [x for x in v if x is not None]
+    return [] if v is None else [v]
+
+
+def _combinations(fns: list[Callable[[list[Any]], Any]], row: list[Any]) -> list[tuple[Any, ...]]:
+    """The distinct combinations of the values ``fns`` read from ``row`` (one per element of
+    each multi-value); none when one of them is null."""
+    return list(dict.fromkeys(itertools.product(*(_present(fn(row)) for fn in fns))))
+
+
+def _identity(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """What makes two combinations of values the same (``1`` is ``1.0``, not ``"1"`` nor ``true``)."""
+    return tuple(map(identity, values))
+
+
+def _ranked(values: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    return [_order_item(False)(v) for v in values]
+
+
+class _TopGroup:
+    """One ``by`` group of ``top``: its rows holding every field, and per combination of the
+    fields' values (by identity) the values and their count."""
+
+    __slots__ = ("values", "rows", "counts")
+
+    def __init__(self, values: tuple[Any, ...]) -> None:
+        self.values = values
+        self.rows = 0
+        self.counts: dict[tuple[Any, ...], list[Any]] = {}
+
+
+def run_top(step: sp.Top, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    scope = ctx.scope(rel)
+    by = [compile_expr(expr, scope) for _, expr in step.by]
+    fields = [compile_expr(expr, scope) for _, expr in step.fields]
+    names = [name for name, _ in (*step.by, *step.fields)] + [step.count]
+    types = [kind for _, kind in (*by, *fields)] + ["long"]
+    if step.percent is not None:
+        names.append(step.percent)
+        types.append("double")
+    breaker = ctx.control.breaker
+
+    def rows() -> Iterator[list[Any]]:
+        reservation = Reservation(breaker)
+        try:
+            groups = _top_counts(rel.rows, [fn for fn, _ in by], [fn for fn, _ in fields], reservation)
+            for group in sorted(groups.values(), key=lambda g: _ranked(g.values)):
+                for values, count in _top_chosen(group, step):
+                    out = [*group.values, *values, count]
+                    if step.percent is not None:
+                        out.append(round(count * 100 / group.rows, 2))
+                    yield out
+        finally:
+            reservation.close()
+    return Relation(names, types, rows())
+
+
+def _top_counts(rows: Iterable[list[Any]], by: list[Callable[[list[Any]], Any]],
+                fields: list[Callable[[list[Any]], Any]], reservation: Reservation) -> dict[tuple, _TopGroup]:
+    """Every ``by`` group's counts, what they hold charged to the breaker as it grows."""
+    groups: dict[tuple, _TopGroup] = {}
+    held = 0
+    for row in rows:
+        combinations = _combinations(fields, row)
+        if not combinations:
+            continue
+        for key in _combinations(by, row):
+            group = groups.get(ident := _identity(key))
+            if group is None:
+                group = groups[ident] = _TopGroup(key)
+                held += DICT_ENTRY + object_bytes(group) + object_bytes(ident)
+            group.rows += 1
+            for values in combinations:
+                entry = group.counts.get(ident := _identity(values))
+                if entry is None:
+                    group.counts[ident] = [values, 1]
+                    held += 2 * DICT_ENTRY + object_bytes(values) + object_bytes(ident)
+                else:
+                    entry[1] += 1
+        if held - reservation.bytes > CHARGE_BYTES:
+            reservation.hold(held)
+    reservation.hold(held)
+    return groups
+
+
+def _top_chosen(group: _TopGroup, step: sp.Top) -> list[tuple[tuple[Any, ...], int]]:
+    """The group's combinations in ``top``'s order (count descending, ``rare``: ascending;
+    then the values ascending), the first ``limit`` (0: all) of them."""
+    sign = 1 if step.rare else -1
+    entries = ((sign * count, _ranked(values), values, count) for values, count in group.counts.values())
+    ordered = heapq.nsmallest(step.limit, entries, key=_first_two) if step.limit else sorted(entries, key=_first_two)
+    return [(values, count) for _, _, values, count in ordered]
+
+
+def _first_two(entry: tuple[Any, ...]) -> tuple[Any, Any]:
+    return entry[0], entry[1]
+
+
+def _added(rel: Relation, names: tuple[str, ...] | list[str], types: list[str]) -> tuple[list[int], Relation]:
+    """The columns of ``rel`` a step keeps when it adds (or overwrites) the columns ``names``,
+    and the relation it makes (rows still to be given)."""
+    new = set(names)
+    keep = [i for i, name in enumerate(rel.names) if name not in new]
+    constants = {n: v for n, v in rel.constants.items() if n not in new}
+    return keep, Relation([rel.names[i] for i in keep] + list(names), [rel.types[i] for i in keep] + types, [],
+                          constants)
+
+
+def run_eventstats(step: sp.EventStats, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    """The rows are held (charged to the breaker) while the shared Aggregate reads them, then
+    handed on with their group's results."""
+    held: deque[list[Any]] = deque()
+    reservation = Reservation(ctx.control.breaker)
+
+    def kept() -> Iterator[list[Any]]:
+        for n, row in enumerate(rel.rows, 1):
+            held.append(row)
+            if n % CHARGE_EVERY == 0:
+                reservation.hold(n * row_bytes(row))
+            yield row
+    try:
+        stats = run_aggregate(step.aggregate, rel.with_rows(kept()), ctx, [])
+        width = len(step.names)
+        results = {tuple(row[width:]): row[:width] for row in stats.rows}
+    except BaseException:
+        reservation.close()
+        raise
+    reservation.hold(reservation.bytes + len(results) * (DICT_ENTRY + 2 * getsizeof([None] * width)))
+    scope = ctx.scope(rel)
+    keys = [compile_expr(expr, scope)[0] for _, expr in step.aggregate.groups]
+    nulls = [None] * width
+    keep, out = _added(rel, step.names, stats.types[:width])
+
+    def rows() -> Iterator[list[Any]]:
+        try:
+            while held:
+                row = held.popleft()
+                key = tuple(first(fn(row)) for fn in keys)
+                yield [row[i] for i in keep] + (nulls if None in key else results.get(key, nulls))
+        finally:
+            reservation.close()
+    return out.with_rows(rows())
+
+
+
+class _Running:
+    """One ``streamstats`` group's accumulators. With a window, the inputs of the group's last
+    ``window`` rows are kept too, and the accumulators rebuilt over them once a row leaves."""
+
+    __slots__ = ("states", "inputs", "bytes")
+
+    def __init__(self, factories: list[Callable[[], Any]], window: int) -> None:
+        self.states = [factory() for factory in factories]
+        self.inputs: deque[list[tuple[Any, Any]]] | None = deque(maxlen=window) if window else None
+        self.bytes = DICT_ENTRY + object_bytes(self.states)
+
+    def add(self, inputs: list[tuple[Any, Any]], factories: list[Callable[[], Any]]) -> None:
+        window = self.inputs
+        if window is None:
+            for state, (values, others) in zip(self.states, inputs):
+                state.add(values, others)
+            return
+        if len(window) == window.maxlen:
+            window.append(inputs)
+            self.states = [factory() for factory in factories]
+            for row_inputs in window:
+                for state, (values, others) in zip(self.states, row_inputs):
+                    state.add(values, others)
+            return
+        window.append(inputs)
+        self.bytes += object_bytes(inputs)
+        for state, (values, others) in zip(self.states, inputs):
+            state.add(values, others)
+
+
+def _condition(expr: Expr | None, scope: Any) -> Callable[[list[Any]], bool]:
+    """Whether an optional eval condition is exactly true for a row (never, without one)."""
+    if expr is None:
+        return lambda row: False
+    fn = compile_expr(expr, scope)[0]
+    return lambda row: fn(row) is True
+
+
+def run_streamstats(step: sp.StreamStats, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    scope = ctx.scope(rel)
+    # with a window the accumulators are rebuilt row after row: what they hold is the window's
+    meter = Meter()
+    specs = [ctx.dialect.aggregate(call, scope, meter) for _, call in step.aggregates]
+    factories = [factory for _, _, factory, _ in specs]
+    by = [compile_expr(expr, scope)[0] for expr in step.by]
+    before = _condition(step.reset_before, scope)
+    keep, out = _added(rel, [name for name, _ in step.aggregates], [kind for *_, kind in specs])
+    after = _condition(step.reset_after, ctx.scope(out))
+    nulls = [None] * len(specs)
+    warnings, calls = ctx.warnings, [call for _, call in step.aggregates]
+    breaker, window = ctx.control.breaker, step.window
+
+    def results(group: _Running) -> list[Any]:
+        values = []
+        for state, call in zip(group.states, calls):
+            try:
+                values.append(state.result())
+            except EvalError as exc:
+                warnings.failure(call.src, exc.java_message)
+                values.append(None)
+        return values
+
+    def rows() -> Iterator[list[Any]]:
+        groups: dict[tuple, _Running] = {}
+        reservation = Reservation(breaker)
+        held, gone, previous = 0, 0, None  # the groups' bytes; what dropped groups' accumulators held
+        try:
+            for n, row in enumerate(rel.rows, 1):
+                keys = [_identity(key) for key in _combinations(by, row)]
+                if step.reset_on_change and keys[:1] != previous:
+                    if previous is not None:
+                        held, gone = _dropped_groups(list(groups), groups, held, gone, window)
+                    previous = keys[:1]
+                if not keys:
+                    yield [row[i] for i in keep] + nulls
+                    continue
+                if before(row):
+                    held, gone = _dropped_groups(keys, groups, held, gone, window)
+                inputs = [(_as_list(fn(row)) if fn is not None else None,
+                           _as_list(other(row)) if other is not None else None) for fn, other, _, _ in specs]
+                for key in keys:
+                    group = groups.get(key)
+                    if group is None:
+                        group = groups[key] = _Running(factories, window)
+                        held += group.bytes
+                    held -= group.bytes
+                    group.add(inputs, factories)
+                    held += group.bytes
+                emitted = [row[i] for i in keep] + results(groups[keys[0]])
+                if after(emitted):
+                    held, gone = _dropped_groups(keys, groups, held, gone, window)
+                if n % CHARGE_EVERY == 0:
+                    reservation.hold(held + (0 if window else max(meter.bytes - gone, 0)))
+                yield emitted
+        finally:
+            reservation.close()
+    return out.with_rows(rows())
+
+
+def _dropped_groups(keys: list[tuple], groups: dict[tuple, _Running], held: int, gone: int,
+                    window: int) -> tuple[int, int]:
+    """``keys``' groups start again: their bytes leave ``held``; without a window, what their
+    accumulators held (which the shared meter counted as it grew) goes to ``gone``."""
+    for key in keys:
+        group = groups.pop(key, None)
+        if group is not None:
+            held -= group.bytes
+            if not window:
+                gone += object_bytes(group.states) - group.bytes + DICT_ENTRY
+    return held, gone
+
+
+def run_rex(step: sp.Rex, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    read = compile_expr(step.field, ctx.scope(rel))[0]
+    pattern = compile_regex(step.pattern)
+    at = _last_positions(rel.names)
+    before = [at.get(name) for name in step.groups]
+    kinds = ["keyword" if i is None or rel.types[i] == "keyword" else T.ANY for i in before]
+    keep, out = _added(rel, step.groups, kinds)
+
+    def extract(row: list[Any]) -> list[Any]:
+        match = None
+        for value in _present(read(row)):
+            if (match := pattern.search(text(value))) is not None:
+                break
+        found = [None if match is None else match.group(name) for name in step.groups]
+        return [row[i] for i in keep] + [row[j] if v is None and j is not None else v
+                                         for v, j in zip(found, before)]
+    return out.with_rows(map(extract, rel.rows))
+
 
 # --- join, append, lookup, inputlookup ---
 
@@ -379,6 +665,10 @@ STEPS: dict[type[Step], Callable[..., Relation]] = {
     # timechart, timeaggs, bin
 
     # top, rare, eventstats, streamstats, rex, makeresults
+    sp.Top: run_top,
+    sp.EventStats: run_eventstats,
+    sp.StreamStats: run_streamstats,
+    sp.Rex: run_rex,
 
     # join, append, lookup, inputlookup
 

@@ -23,6 +23,7 @@ from ...errors import ServiceError
 from ..expr import Binary, Call, Column, Expr, In, Literal, Logical, Neg, Not, Src
 from ..parsing import CommonRules
 from . import ast
+from .functions import compile_regex
 from .lexical import (COMMAND_NAME, FIELD_NAME, INDEX_PATTERN, Positions, Segment, Shift, default_agg_name, error,
                       fail, number_literal, search_number, split_pipeline, syntax_error, unquote)
 
@@ -45,6 +46,11 @@ COMMANDS = {
     # timechart, timeaggs, bin (spec §7.14)
 
     # top, rare, eventstats, streamstats, rex, makeresults (spec §7.13, §7.15, §7.17)
+    "top": "top_args",
+    "rare": "top_args",
+    "eventstats": "eventstats_args",
+    "streamstats": "streamstats_args",
+    "rex": "rex_args",
 
     # join, append, lookup, inputlookup (spec §7.12, §7.16, §7.17)
 
@@ -71,6 +77,9 @@ PLACED = frozenset(("aggs", "peval", "timeaggs"))  # only after storage-executed
 DEFAULT_COUNT = 10
 # The shared engine walks expressions recursively: refuse what would exhaust its stack.
 MAX_DEPTH = 400
+TOP_OPTIONS = frozenset(("limit", "countfield", "percentfield", "showperc"))
+STREAMSTATS_OPTIONS = frozenset(("window", "reset_on_change", "reset_before", "reset_after"))
+REX_OPTIONS = frozenset(("field",))
 
 
 @lru_cache(maxsize=1)
@@ -449,6 +458,69 @@ class _Builder(CommonRules, Transformer_NonRecursive):
     # --- timechart, timeaggs, bin ---
 
     # --- top, rare, eventstats, streamstats, rex, makeresults ---
+    def top_args(self, c: list[Any]) -> ast.Top:
+        options = _options([x for x in c if isinstance(x, _Option)], self.command, TOP_OPTIONS)
+        limit = DEFAULT_COUNT
+        if isinstance(c[0], Token) and c[0].type == "NUMBER":
+            if "limit" in options:
+                raise fail(_token_src(options["limit"]), f"[{self.command}] count given twice")
+            limit = _integer(c[0], f"[{self.command}] count", 0)
+        elif "limit" in options:
+            limit = _integer(options["limit"], "[limit]", 0)
+        percent = _value(options.get("percentfield")) or "percent"
+        if "showperc" in options and not _boolean(options["showperc"], "showperc"):
+            percent = None
+        return ast.Top(_strings(c), _single_by(c), limit, self.command == "rare",
+                       _value(options.get("countfield")) or "count", percent, src=self.command_src)
+
+    def top_by(self, c: list[Any]) -> _By:
+        return _By(_strings(c), _token_src(c[0]))
+
+    def top_field(self, c: list[Token]) -> str:
+        return _name(c[0])
+
+    def top_option(self, c: list[Token]) -> _Option:
+        return _Option(c[0], c[2])
+
+    def eventstats_args(self, c: list[Any]) -> ast.EventStats:
+        return ast.EventStats(c[0], c[1] if len(c) > 1 else (), src=self.command_src)
+
+    def streamstats_args(self, c: list[Any]) -> ast.StreamStats:
+        options = _options([x for x in c if isinstance(x, _Option)], self.command, STREAMSTATS_OPTIONS)
+        window = _integer(_word(options["window"], "window"), "[window]", 0) if "window" in options else 0
+        change = "reset_on_change" in options and \
+            _boolean(_word(options["reset_on_change"], "reset_on_change"), "reset_on_change")
+        return ast.StreamStats(tuple(x for x in c if isinstance(x, ast.Agg)), _single_by(c), window, change,
+                               _condition(options.get("reset_before"), "reset_before"),
+                               _condition(options.get("reset_after"), "reset_after"), src=self.command_src)
+
+    def streamstats_by(self, c: list[Any]) -> _By:
+        return _By(_strings(c), _token_src(c[0]))
+
+    def streamstats_field(self, c: list[Token]) -> str:
+        return _name(c[0])
+
+    def streamstats_option(self, c: list[Any]) -> _Option:
+        return _Option(c[0], c[3] if len(c) > 3 else c[2])
+
+    def rex_args(self, c: list[Any]) -> ast.Rex:
+        options = _options([x for x in c if isinstance(x, _Option)], self.command, REX_OPTIONS)
+        if "field" not in options:
+            raise fail(self.command_src, "[rex] needs the field to read: field=<name>")
+        written = next(t for t in c if isinstance(t, Token) and t.type == "STRING")
+        pattern = unquote(written)
+        try:
+            compiled = compile_regex(pattern)
+        except ValueError as exc:
+            raise fail(_token_src(written), f"invalid regular expression [{pattern}]: {exc}") from None
+        groups = tuple(sorted(compiled.groupindex, key=compiled.groupindex.__getitem__))
+        if not groups:
+            raise fail(_token_src(written), f"regular expression [{pattern}] names no group to extract: (?<name>...)")
+        return ast.Rex(_name(options["field"]), pattern, groups, src=self.command_src)
+
+    def rex_option(self, c: list[Token]) -> _Option:
+        return _Option(c[0], c[2])
+
 
     # --- join, append, lookup, inputlookup ---
 
@@ -459,6 +531,40 @@ class _Option:
 
     name: Token
     value: Token
+
+
+# --- top, rare, eventstats, streamstats, rex, makeresults ---
+
+@dataclass(frozen=True, slots=True)
+class _By:
+    """A ``by`` clause of a command whose options may come around it: its names, where it starts."""
+
+    names: tuple[str, ...]
+    src: Src
+
+
+def _single_by(children: list[Any]) -> tuple[str, ...]:
+    """The names of the one ``by`` clause among ``children`` (none: no names); a second is refused."""
+    clauses = [x for x in children if isinstance(x, _By)]
+    if len(clauses) > 1:
+        raise fail(clauses[1].src, "only one [by] clause is allowed")
+    return clauses[0].names if clauses else ()
+
+
+def _word(value: Any, what: str) -> Token:
+    """An option's value that must be a word or a number, not ``(expression)``."""
+    if not isinstance(value, Token):
+        raise fail(value.src, f"[{what}] takes a value, not an expression")
+    return value
+
+
+def _condition(value: Any, what: str) -> Expr | None:
+    """An option's ``(eval expression)``."""
+    if value is None:
+        return None
+    if not isinstance(value, Expr):
+        raise fail(_token_src(value), f"[{what}] takes an eval expression in parentheses, found [{value}]")
+    return value
 
 
 def _text(token: Token) -> str:

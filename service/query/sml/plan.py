@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..expr import Expr
-from ..plan import Step, columns_in
+from ..expr import Call, Expr
+from ..plan import Aggregate, Step, columns_in
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,67 @@ class Tail(Step):
 
 
 # --- top, rare, eventstats, streamstats, rex, makeresults ---
+
+@dataclass(frozen=True)
+class Top(Step):
+    """``top``/``rare``: per combination of the ``by`` values (groups in SML's value order),
+    the ``limit`` (0: all) most frequent (``rare``: least frequent) combinations of the
+    ``fields``' values, ties by the values ascending, with their ``count`` and their share of
+    the group's rows holding every field (``percent``, 2 decimals; None: not shown). Rows
+    without one of the fields or ``by`` fields are not counted; a multi-value counts each
+    of its values once."""
+
+    fields: tuple[tuple[str, Expr], ...]
+    by: tuple[tuple[str, Expr], ...]
+    limit: int
+    rare: bool
+    count: str
+    percent: str | None
+
+    def observes(self, names: list[str]) -> tuple[set[str], bool]:
+        return columns_in(self), True
+
+
+@dataclass(frozen=True)
+class EventStats(Step):
+    """``eventstats``: ``aggregate`` (the shared step, its aggregates named ``$0``...) over all
+    the rows, then each row, in its order, with its group's results as the columns ``names``;
+    a row with a null ``by`` value gets nulls, one with a multi-value the group of its first
+    values (it counts in the group of each)."""
+
+    aggregate: Aggregate
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StreamStats(Step):
+    """``streamstats``: each row, in order, with the aggregates of the rows of its ``by`` group
+    so far (itself included; ``window`` > 0: only the group's last ``window`` rows). A group
+    starts again: after a change of the ``by`` values from the row before
+    (``reset_on_change``, every group), before a row where ``reset_before`` is true, after one
+    where ``reset_after`` (over the row with its values) is true. A row with a null ``by``
+    value is not counted and gets nulls."""
+
+    aggregates: tuple[tuple[str, Call], ...]
+    by: tuple[Expr, ...]
+    window: int
+    reset_on_change: bool
+    reset_before: Expr | None
+    reset_after: Expr | None
+    keeps_rows: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class Rex(Step):
+    """``rex``: the first match of ``pattern`` in ``field`` (the first value of a multi-value
+    that matches) sets the ``groups`` columns; a group that took no part, or no match,
+    leaves a column the rows had as it was (a new one null)."""
+
+    field: Expr
+    pattern: str
+    groups: tuple[str, ...]
+    keeps_rows: ClassVar[bool] = True
+
 
 
 # --- join, append, lookup, inputlookup ---

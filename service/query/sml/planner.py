@@ -31,7 +31,7 @@ from ..errors import ParsingError
 from ..evaluate import walk
 from ..expr import Call, Column, Expr, IsNull, Literal, Logical, Src
 from ..plan import Aggregate, Eval, Filter, Limit, Plan, ScanOrder, Source, Step, TimeRange
-from . import ast, times
+from . import aggregates, ast, functions, times
 from . import plan as sp
 from .operators import field_pattern
 from .request import SmlRequest
@@ -276,6 +276,63 @@ def _dedup(command: ast.Dedup, rows: _Rows) -> sp.Dedup:
 
 # --- top, rare, eventstats, streamstats, rex, makeresults ---
 
+def _columns(names: Iterable[str], rows: _Rows, src: Src) -> tuple[tuple[str, Expr], ...]:
+    """Each name (once) with what it reads here."""
+    return tuple((name, rows.resolve(Column(name, src=src))) for name in dict.fromkeys(names))
+
+
+def _aggregates(aggs: tuple[ast.Agg, ...], rows: _Rows) -> tuple[tuple[str, Call], ...]:
+    """The aggregates of a stats-like command as calls over the rows, refused now (400) when
+    SML has no such aggregate or its arguments are wrong."""
+    out = []
+    for agg in aggs:
+        name, call, _ = _aggregate(agg, rows, agg.src)
+        aggregates.verify(call)
+        out.append((name, call))
+    return tuple(out)
+
+
+def _top(command: ast.Top, rows: _Rows) -> list[Step]:
+    """Flat rows: the ``by`` fields, the fields, the count and (``showperc``) the percent."""
+    fields, by = _columns(command.fields, rows, command.src), _columns(command.by, rows, command.src)
+    rows.flat(list(dict.fromkeys([*command.by, *command.fields, command.count,
+                                  *([command.percent] if command.percent else [])])))
+    return [sp.Top(fields, by, command.limit, command.rare, command.count, command.percent, src=command.src)]
+
+
+def _eventstats(command: ast.EventStats, rows: _Rows) -> sp.EventStats:
+    """The shared Aggregate over the rows, its results added to each row of the group; the
+    aggregates are named ``$0``... inside, so no ``by`` field's name can hide one."""
+    aggs = _aggregates(command.aggs, rows)
+    inner = tuple((f"${i}", call, None) for i, (_, call) in enumerate(aggs))
+    step = sp.EventStats(Aggregate(inner, _columns(command.by, rows, command.src), src=command.src),
+                         tuple(name for name, _ in aggs), src=command.src)
+    for name, _ in aggs:
+        rows.assign(name)
+    return step
+
+
+def _streamstats(command: ast.StreamStats, rows: _Rows) -> sp.StreamStats:
+    """``reset_before`` reads the row as it comes, ``reset_after`` the row with its running
+    values (spec §7.15)."""
+    aggs = _aggregates(command.aggs, rows)
+    by = tuple(expr for _, expr in _columns(command.by, rows, command.src))
+    before = None if command.reset_before is None else rows.resolve(command.reset_before)
+    for name, _ in aggs:
+        rows.assign(name)
+    after = None if command.reset_after is None else rows.resolve(command.reset_after)
+    functions.verify((before, after))
+    return sp.StreamStats(aggs, by, command.window, command.reset_on_change, before, after, src=command.src)
+
+
+def _rex(command: ast.Rex, rows: _Rows) -> sp.Rex:
+    step = sp.Rex(rows.resolve(Column(command.field, src=command.src)), command.pattern, command.groups,
+                  src=command.src)
+    for name in command.groups:
+        rows.assign(name)
+    return step
+
+
 
 # --- join, append, lookup, inputlookup ---
 
@@ -300,6 +357,10 @@ PLANNERS: dict[type, Callable[[Any, _Rows], list[Step]]] = {
     # timechart, timeaggs, bin
 
     # top, rare, eventstats, streamstats, rex, makeresults
+    ast.Top: _top,
+    ast.EventStats: _one(_eventstats),
+    ast.StreamStats: _one(_streamstats),
+    ast.Rex: _one(_rex),
 
     # join, append, lookup, inputlookup
 
