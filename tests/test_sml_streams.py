@@ -196,6 +196,14 @@ async def test_eventstats_gives_rows_without_the_by_field_nulls(es, http) -> Non
     assert rows == [{"_id": "t3", "total": None}, {"_id": "t2", "total": 3}, {"_id": "t1", "total": 1}]
 
 
+async def test_eventstats_and_streamstats_over_flat_rows_add_their_columns_once(auth, http) -> None:
+    answer = await result(http, "source auth | stats count by host.name | eventstats sum(count) as total "
+                                "| streamstats sum(count) as running")
+    assert answer["events"] == [{"host.name": "dc01", "count": 2, "total": 5, "running": 2},
+                                {"host.name": "mail", "count": 3, "total": 5, "running": 5}]
+    assert answer["fields"] == ["host.name", "count", "total", "running"]
+
+
 async def test_eventstats_refusals(auth, http) -> None:
     assert await refusal(http, "source auth | eventstats average(event.code)") == \
         "line 1:26: unknown aggregate function [average]"

@@ -126,8 +126,8 @@ def _nearest_rank(values: list[Any], p: float) -> Any:
     at or below it (the smallest value for ``p`` = 0)."""
     if not values:
         return None
-    ordered = sorted(values)
-    return ordered[max(math.ceil(p / 100 * len(ordered)), 1) - 1]
+    values.sort()  # in place (the accumulator's own list): a running percentile then sorts an almost sorted one
+    return values[max(math.ceil(p / 100 * len(values)), 1) - 1]
 
 
 # --- accumulators -----------------------------------------------------------------------------

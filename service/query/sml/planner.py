@@ -126,7 +126,7 @@ class _Rows:
     def flat(self, names: list[str]) -> None:
         """Rows are flat objects of exactly ``names`` from now on."""
         self.names = list(names)
-        self.fixed = self.names
+        self.fixed = list(self.names)  # its own list: a field assigned later is added to each once
         self.events = False
         self.readable, self.created, self.edits = {}, [], []
 
