@@ -5,12 +5,17 @@ created, awaited and read over the real HTTP API ``/_sme/async_requests/...``.""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from typing import Any
 
 import pytest
 from elasticsearch import AsyncElasticsearch
 
+from service import keys
+from service.query.breaker import Breaker, CircuitBreakingError
 from service.query.control import Control
+from service.query.options import QueryOptions
+from service.query.sml import SmlJob, SmlRequest
 from service.query.expr import Binary, Column, Literal
 from service.query.sml.ast import Agg, EventStats, Rex, StreamStats, Top
 from service.query.sml.parser import parse
@@ -165,7 +170,8 @@ async def test_top_refusals(auth, http) -> None:
     assert await refusal(http, "source auth | top user.name showperc=maybe") == \
         "line 1:38: [showperc] must be true or false, found [maybe]"
     assert await refusal(http, "source auth | rare user.name countfeld=c") == \
-        "line 1:30: unknown parameter [countfeld] for [rare], expected one of [countfield, limit, percentfield, showperc]"
+        "line 1:30: unknown parameter [countfeld] for [rare], expected one of " \
+        "[countfield, limit, percentfield, showperc]"
 
 
 # --- eventstats (spec §7.15) --------------------------------------------------------------------
@@ -307,7 +313,8 @@ async def test_rex_extracts_named_groups_of_the_first_match(messages, http) -> N
 async def test_rex_fields_are_strings_later_commands_read(messages, http) -> None:
     rows = await events(http, 'source msgs | rex field=code "(?P<tens>\\d)(?<ones>\\d)" '
                               '| where isnotnull(tens) | eval n = tens * 10 + ones * 1 | table tens, ones, n')
-    assert rows == [{"tens": "1", "ones": "7", "n": 17}]  # a number read as its text; `+` joins strings, `*` reads numbers
+    # a number is read as its text; then `+` would join the strings, `*` reads them as numbers
+    assert rows == [{"tens": "1", "ones": "7", "n": 17}]
     rows = await events(http, 'source msgs qsize=1 | rex field=message "(?<word>\\w+)"')
     assert rows[0]["_id"] == "m5" and rows[0]["word"] is None and rows[0]["code"] == 17  # the raw event, extended
     rows = await events(http, 'source msgs | rex field=message "^(?<verb>\\w+) user" | stats count by verb')
@@ -321,7 +328,8 @@ async def test_rex_refusals(messages, http) -> None:
         "line 1:33: invalid regular expression [(?<a>x]: missing ): (?<a>x"
     assert await refusal(http, 'source msgs | rex field=message "user=\\w+"') == \
         "line 1:33: regular expression [user=\\w+] names no group to extract: (?<name>...)"
-    assert await refusal(http, 'source msgs | rex "(?<a>x)"') == "line 1:15: [rex] needs the field to read: field=<name>"
+    assert await refusal(http, 'source msgs | rex "(?<a>x)"') == \
+        "line 1:15: [rex] needs the field to read: field=<name>"
     assert await refusal(http, 'source msgs | rex field=message mode=sed "s/a/b/"') == \
         "line 1:33: unknown parameter [mode] for [rex], expected one of [field]"
 
@@ -360,3 +368,32 @@ async def test_large_inputs_complete_exactly(timed, http) -> None:
     highest = {h: sum(range(last, last - 300, -3)) for h, last in (("h0", 19998), ("h1", 19999), ("h2", 19997))}
     assert rows == [{"top": highest["h0"], "count": 6667}, {"top": highest["h1"], "count": 6667},
                     {"top": highest["h2"], "count": 6666}]
+
+
+def _run_within(server: Any, query: str, limit: int) -> int:
+    """How many rows ``query`` gives over the server's file with a memory breaker of ``limit`` bytes."""
+    request = SmlRequest(query=query, time_field="@timestamp", start_ms=1_714_521_600_000,
+                         end_ms=1_714_608_000_000, now_ms=1_714_608_000_000)
+    job = SmlJob.compile(request, server.app[keys.CATALOG], QueryOptions())
+    control = Control()
+    control.breaker = Breaker(limit)
+    with sqlite3.connect(server.app[keys.SETTINGS].db_path) as conn:
+        return sum(1 for _ in job.run(conn, control).rows)
+
+
+@pytest.mark.parametrize("command", ["eventstats count", "streamstats count by bytes", "top 0 bytes",
+                                     "streamstats dc(bytes) as d", "streamstats window=20000 max(bytes) as m"])
+async def test_what_the_commands_hold_is_charged_to_the_breaker(timed, server, command: str) -> None:
+    limit = 1 << 20
+    assert _run_within(server, "source timed qsize=20000 | stats count by host", limit) == 3
+    assert _run_within(server, f"source timed qsize=500 | {command}", limit) == 500
+    with pytest.raises(CircuitBreakingError):
+        _run_within(server, f"source timed qsize=20000 | {command}", limit)
+
+
+async def test_what_a_reset_group_held_is_released(timed, server) -> None:
+    # the host changes on every row: each group starts again, so the distinct values never pile up
+    query = "source timed qsize=20000 | streamstats dc(bytes) as d, values(bytes) as v by host reset_on_change=true"
+    assert _run_within(server, query, 1 << 20) == 20000
+    with pytest.raises(CircuitBreakingError):
+        _run_within(server, query.replace(" reset_on_change=true", ""), 1 << 20)

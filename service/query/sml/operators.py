@@ -388,8 +388,12 @@ def _identity(values: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(map(identity, values))
 
 
+_ASCENDING = _order_item(False)
+
+
 def _ranked(values: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    return [_order_item(False)(v) for v in values]
+    """Combinations of values in SML's order, nulls last."""
+    return [_ASCENDING(v) for v in values]
 
 
 class _TopGroup:
@@ -517,33 +521,39 @@ def run_eventstats(step: sp.EventStats, rel: Relation, ctx: Context, rest: list[
     return out.with_rows(rows())
 
 
-
 class _Running:
     """One ``streamstats`` group's accumulators. With a window, the inputs of the group's last
-    ``window`` rows are kept too, and the accumulators rebuilt over them once a row leaves."""
+    ``window`` rows are kept too, and the accumulators rebuilt over them once a row leaves.
+    ``bytes``: the group's size, what its accumulators keep as the meter counts it included
+    (the growth of the meter while they take a row is theirs)."""
 
-    __slots__ = ("states", "inputs", "bytes")
+    __slots__ = ("states", "inputs", "base", "kept")
 
     def __init__(self, factories: list[Callable[[], Any]], window: int) -> None:
         self.states = [factory() for factory in factories]
         self.inputs: deque[list[tuple[Any, Any]]] | None = deque(maxlen=window) if window else None
-        self.bytes = DICT_ENTRY + object_bytes(self.states)
+        self.base = DICT_ENTRY + object_bytes(self.states)  # and the window's inputs
+        self.kept = 0
 
-    def add(self, inputs: list[tuple[Any, Any]], factories: list[Callable[[], Any]]) -> None:
-        window = self.inputs
-        if window is None:
-            for state, (values, others) in zip(self.states, inputs):
-                state.add(values, others)
-            return
-        if len(window) == window.maxlen:
+    @property
+    def bytes(self) -> int:
+        return self.base + self.kept
+
+    def add(self, inputs: list[tuple[Any, Any]], factories: list[Callable[[], Any]], meter: Meter) -> None:
+        before, window = meter.bytes, self.inputs
+        if window is not None and len(window) == window.maxlen:
             window.append(inputs)
-            self.states = [factory() for factory in factories]
+            self.states, self.kept = [factory() for factory in factories], 0
             for row_inputs in window:
-                for state, (values, others) in zip(self.states, row_inputs):
-                    state.add(values, others)
-            return
-        window.append(inputs)
-        self.bytes += object_bytes(inputs)
+                self._take(row_inputs)
+        else:
+            if window is not None:
+                window.append(inputs)
+                self.base += object_bytes(inputs)
+            self._take(inputs)
+        self.kept += meter.bytes - before
+
+    def _take(self, inputs: list[tuple[Any, Any]]) -> None:
         for state, (values, others) in zip(self.states, inputs):
             state.add(values, others)
 
@@ -556,78 +566,90 @@ def _condition(expr: Expr | None, scope: Any) -> Callable[[list[Any]], bool]:
     return lambda row: fn(row) is True
 
 
+class _Stream:
+    """What ``streamstats`` keeps while rows pass: the groups' running accumulators and their
+    size (``held``), and the first key of the row before (for ``reset_on_change``)."""
+
+    def __init__(self, step: sp.StreamStats, specs: list[tuple[Any, ...]], meter: Meter,
+                 warnings: Any) -> None:
+        self.step, self.specs, self.meter, self.warnings = step, specs, meter, warnings
+        self.factories = [factory for _, _, factory, _ in specs]
+        self.groups: dict[tuple, _Running] = {}
+        self.held = 0
+        self.previous: list[tuple] | None = None
+
+    def inputs(self, row: list[Any]) -> list[tuple[Any, Any]]:
+        """The values each aggregate reads from ``row`` (as the shared Aggregate hands them on)."""
+        return [(_as_list(fn(row)) if fn is not None else None, _as_list(other(row)) if other is not None else None)
+                for fn, other, _, _ in self.specs]
+
+    def changed(self, keys: list[tuple]) -> None:
+        """``reset_on_change``: every group starts again when the row's key is not the one before."""
+        if keys[:1] != self.previous:
+            if self.previous is not None:
+                self.drop(list(self.groups))
+            self.previous = keys[:1]
+
+    def add(self, keys: list[tuple], inputs: list[tuple[Any, Any]]) -> list[Any]:
+        """The row counted in each of its groups; the running values of the first."""
+        for key in keys:
+            group = self.groups.get(key)
+            if group is None:
+                group = self.groups[key] = _Running(self.factories, self.step.window)
+            else:
+                self.held -= group.bytes
+            group.add(inputs, self.factories, self.meter)
+            self.held += group.bytes
+        values = []
+        for state, (_, call) in zip(self.groups[keys[0]].states, self.step.aggregates):
+            try:
+                values.append(state.result())  # every accumulator's result() leaves it as it was
+            except EvalError as exc:
+                self.warnings.failure(call.src, exc.java_message)
+                values.append(None)
+        return values
+
+    def drop(self, keys: list[tuple]) -> None:
+        """``keys``' groups start again."""
+        for key in keys:
+            group = self.groups.pop(key, None)
+            if group is not None:
+                self.held -= group.bytes
+
+
 def run_streamstats(step: sp.StreamStats, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
     scope = ctx.scope(rel)
-    # with a window the accumulators are rebuilt row after row: what they hold is the window's
     meter = Meter()
     specs = [ctx.dialect.aggregate(call, scope, meter) for _, call in step.aggregates]
-    factories = [factory for _, _, factory, _ in specs]
     by = [compile_expr(expr, scope)[0] for expr in step.by]
     before = _condition(step.reset_before, scope)
     keep, out = _added(rel, [name for name, _ in step.aggregates], [kind for *_, kind in specs])
     after = _condition(step.reset_after, ctx.scope(out))
     nulls = [None] * len(specs)
-    warnings, calls = ctx.warnings, [call for _, call in step.aggregates]
-    breaker, window = ctx.control.breaker, step.window
-
-    def results(group: _Running) -> list[Any]:
-        values = []
-        for state, call in zip(group.states, calls):
-            try:
-                values.append(state.result())
-            except EvalError as exc:
-                warnings.failure(call.src, exc.java_message)
-                values.append(None)
-        return values
+    breaker = ctx.control.breaker
 
     def rows() -> Iterator[list[Any]]:
-        groups: dict[tuple, _Running] = {}
+        stream = _Stream(step, specs, meter, ctx.warnings)
         reservation = Reservation(breaker)
-        held, gone, previous = 0, 0, None  # the groups' bytes; what dropped groups' accumulators held
         try:
             for n, row in enumerate(rel.rows, 1):
                 keys = [_identity(key) for key in _combinations(by, row)]
-                if step.reset_on_change and keys[:1] != previous:
-                    if previous is not None:
-                        held, gone = _dropped_groups(list(groups), groups, held, gone, window)
-                    previous = keys[:1]
-                if not keys:
+                if step.reset_on_change:
+                    stream.changed(keys)
+                if not keys:  # a null by value: in no group
                     yield [row[i] for i in keep] + nulls
                     continue
                 if before(row):
-                    held, gone = _dropped_groups(keys, groups, held, gone, window)
-                inputs = [(_as_list(fn(row)) if fn is not None else None,
-                           _as_list(other(row)) if other is not None else None) for fn, other, _, _ in specs]
-                for key in keys:
-                    group = groups.get(key)
-                    if group is None:
-                        group = groups[key] = _Running(factories, window)
-                        held += group.bytes
-                    held -= group.bytes
-                    group.add(inputs, factories)
-                    held += group.bytes
-                emitted = [row[i] for i in keep] + results(groups[keys[0]])
+                    stream.drop(keys)
+                emitted = [row[i] for i in keep] + stream.add(keys, stream.inputs(row))
                 if after(emitted):
-                    held, gone = _dropped_groups(keys, groups, held, gone, window)
+                    stream.drop(keys)
                 if n % CHARGE_EVERY == 0:
-                    reservation.hold(held + (0 if window else max(meter.bytes - gone, 0)))
+                    reservation.hold(stream.held)
                 yield emitted
         finally:
             reservation.close()
     return out.with_rows(rows())
-
-
-def _dropped_groups(keys: list[tuple], groups: dict[tuple, _Running], held: int, gone: int,
-                    window: int) -> tuple[int, int]:
-    """``keys``' groups start again: their bytes leave ``held``; without a window, what their
-    accumulators held (which the shared meter counted as it grew) goes to ``gone``."""
-    for key in keys:
-        group = groups.pop(key, None)
-        if group is not None:
-            held -= group.bytes
-            if not window:
-                gone += object_bytes(group.states) - group.bytes + DICT_ENTRY
-    return held, gone
 
 
 def run_rex(step: sp.Rex, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
