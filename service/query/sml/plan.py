@@ -149,6 +149,9 @@ class Rex(Step):
     groups: tuple[str, ...]
     keeps_rows: ClassVar[bool] = True
 
+    def observes(self, names: list[str]) -> tuple[set[str], bool]:
+        return columns_in(self.field) | set(self.groups), False
+
 
 
 # --- join, append, lookup, inputlookup ---
