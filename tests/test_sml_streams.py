@@ -397,3 +397,31 @@ async def test_what_a_reset_group_held_is_released(timed, server) -> None:
     assert _run_within(server, query, 1 << 20) == 20000
     with pytest.raises(CircuitBreakingError):
         _run_within(server, query.replace(" reset_on_change=true", ""), 1 << 20)
+
+
+async def _preview(http, task_id: str, rows: int = 0) -> dict[str, Any]:
+    """The first preview of a running task that shows rows, over more than ``rows`` events."""
+    for _ in range(400):
+        body = await _get(http, f"response/{task_id}")
+        progress = (await _get(http, f"status/{task_id}"))["progress"]
+        if body.get("preview") and body["events"] and progress * 20000 > rows:
+            return body
+        assert body["status"] == "RUNNING", body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no preview of {task_id}")
+
+
+async def test_running_top_and_eventstats_tasks_show_previews(timed, http, monkeypatch) -> None:
+    monkeypatch.setattr(Control, "pause_s", 0.06)
+    top = (await _post(http, "request", {"query": "source timed qsize=20000 | top 2 host", **RANGE}))["id"]
+    totals = (await _post(http, "request", {"query": "source timed qsize=20000 | eventstats count as total "
+                                                     "| stats max(total) as t, count as c", **RANGE}))["id"]
+    await _until(http, top, "RUNNING")
+    preview = await _preview(http, top)
+    assert preview["fields"] == ["host", "count", "percent"] and len(preview["events"]) == 2
+    assert 0 < sum(e["count"] for e in preview["events"]) < 20000
+    await _until(http, totals, "RUNNING")
+    (row,) = (await _preview(http, totals, 5000))["events"]  # the stats after it reads the preview's rows in batches
+    assert 2048 < row["t"] == row["c"] < 20000  # every row read so far, with the count of every row read so far
+    assert (await _get(http, f"status/{totals}"))["status"] == "RUNNING"
+    await _post(http, "break/")

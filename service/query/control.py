@@ -13,8 +13,9 @@ one writer: the watcher writes the flags, the executor the progress.
 A watcher may also ask a running query for a *preview*, the rest of its pipeline finished
 over the rows read so far without stopping it (Splunk's results preview): it bumps
 ``preview_wanted`` (``want_preview``); the executor's blocking step (STATS) sees
-``preview_due`` between batches and hands the rows to ``send_preview``, which in a worker
-crosses the pipe and here lands in ``preview`` as (the request it answers, the rows).
+``preview_due`` between batches, takes the request (``take_preview``) and hands the rows to
+``send_preview``, which in a worker crosses the pipe and here lands in ``preview`` as (the
+request it answers, the rows).
 
 ``breaker`` is the query's memory breaker (``breaker.py``), which only the executor uses:
 the worker gives each query one with the configured limit; elsewhere it has none.
@@ -125,9 +126,14 @@ class Control:
     def preview_due(self) -> bool:
         return self.preview_wanted != self._previewed
 
-    def send_preview(self, rows: list[list[Any]]) -> None:
-        """Answer the latest preview request with ``rows``."""
-        self._previewed = request = self.preview_wanted
+    def take_preview(self) -> int:
+        """Start answering the latest preview request (no longer due, so a blocking step
+        the preview runs through answers none of its own); the number to send it with."""
+        self._previewed = self.preview_wanted
+        return self._previewed
+
+    def send_preview(self, request: int, rows: list[list[Any]]) -> None:
+        """Answer the preview request ``request`` with ``rows``."""
         self.publish_preview(request, rows)
 
     def publish_preview(self, request: int, rows: list[list[Any]]) -> None:

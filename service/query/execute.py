@@ -108,8 +108,9 @@ class Context:
         the rows read so far) through the steps after it, but those that only watch rows
         go by, with warnings of its own; at most ``PREVIEW_ROWS`` rows."""
         steps = [step for step in rest if not step.observer]
+        request = self.control.take_preview()
         out = run_steps(rel, steps, replace(self, warnings=Warnings(), profile=None))
-        self.control.send_preview(list(itertools.islice(out.rows, PREVIEW_ROWS)))
+        self.control.send_preview(request, list(itertools.islice(out.rows, PREVIEW_ROWS)))
 
 
 # A step that transforms its input: (the step, its input, the query, the steps after it).

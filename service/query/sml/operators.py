@@ -13,6 +13,7 @@ import heapq
 import itertools
 import time
 from collections import deque
+from dataclasses import replace
 from sys import getsizeof
 from typing import Any, Callable, Iterable, Iterator
 
@@ -417,49 +418,59 @@ def run_top(step: sp.Top, rel: Relation, ctx: Context, rest: list[Step]) -> Rela
     if step.percent is not None:
         names.append(step.percent)
         types.append("double")
-    breaker = ctx.control.breaker
+
+    def output(groups: dict[tuple, _TopGroup]) -> Iterator[list[Any]]:
+        """The rows of the groups so far (which they only read)."""
+        for group in sorted(groups.values(), key=lambda g: _ranked(g.values)):
+            for values, count in _top_chosen(group, step):
+                out = [*group.values, *values, count]
+                if step.percent is not None:
+                    out.append(round(count * 100 / group.rows, 2))
+                yield out
 
     def rows() -> Iterator[list[Any]]:
-        reservation = Reservation(breaker)
+        reservation = Reservation(ctx.control.breaker)
         try:
-            groups = _top_counts(rel.rows, [fn for fn, _ in by], [fn for fn, _ in fields], reservation)
-            for group in sorted(groups.values(), key=lambda g: _ranked(g.values)):
-                for values, count in _top_chosen(group, step):
-                    out = [*group.values, *values, count]
-                    if step.percent is not None:
-                        out.append(round(count * 100 / group.rows, 2))
-                    yield out
+            counts = _TopCounts([fn for fn, _ in by], [fn for fn, _ in fields], reservation)
+            for n, row in enumerate(rel.rows, 1):
+                counts.add(row)
+                if n % CHARGE_EVERY == 0 and ctx.control.preview_due():
+                    ctx.preview(Relation(names, types, output(counts.groups)), rest)
+            reservation.hold(counts.held)
+            yield from output(counts.groups)
         finally:
             reservation.close()
     return Relation(names, types, rows())
 
 
-def _top_counts(rows: Iterable[list[Any]], by: list[Callable[[list[Any]], Any]],
-                fields: list[Callable[[list[Any]], Any]], reservation: Reservation) -> dict[tuple, _TopGroup]:
+class _TopCounts:
     """Every ``by`` group's counts, what they hold charged to the breaker as it grows."""
-    groups: dict[tuple, _TopGroup] = {}
-    held = 0
-    for row in rows:
-        combinations = _combinations(fields, row)
+
+    def __init__(self, by: list[Callable[[list[Any]], Any]], fields: list[Callable[[list[Any]], Any]],
+                 reservation: Reservation) -> None:
+        self.by, self.fields, self.reservation = by, fields, reservation
+        self.groups: dict[tuple, _TopGroup] = {}
+        self.held = 0
+
+    def add(self, row: list[Any]) -> None:
+        combinations = _combinations(self.fields, row)
         if not combinations:
-            continue
-        for key in _combinations(by, row):
-            group = groups.get(ident := _identity(key))
+            return
+        for key in _combinations(self.by, row):
+            group = self.groups.get(ident := _identity(key))
             if group is None:
-                group = groups[ident] = _TopGroup(key)
-                held += DICT_ENTRY + object_bytes(group) + object_bytes(ident)
+                group = self.groups[ident] = _TopGroup(key)
+                self.held += DICT_ENTRY + object_bytes(group) + object_bytes(ident)
             group.rows += 1
             for values in combinations:
                 entry = group.counts.get(ident := _identity(values))
                 if entry is None:
                     group.counts[ident] = [values, 1]
-                    held += 2 * DICT_ENTRY + object_bytes(values) + object_bytes(ident)
+                    self.held += 2 * DICT_ENTRY + object_bytes(values) + object_bytes(ident)
                 else:
                     entry[1] += 1
-        if held - reservation.bytes > CHARGE_BYTES:
-            reservation.hold(held)
-    reservation.hold(held)
-    return groups
+        if self.held - self.reservation.bytes > CHARGE_BYTES:
+            self.reservation.hold(self.held)
 
 
 def _top_chosen(group: _TopGroup, step: sp.Top) -> list[tuple[tuple[Any, ...], int]]:
@@ -487,7 +498,8 @@ def _added(rel: Relation, names: tuple[str, ...] | list[str], types: list[str]) 
 
 def run_eventstats(step: sp.EventStats, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
     """The rows are held (charged to the breaker) while the shared Aggregate reads them, then
-    handed on with their group's results."""
+    handed on with their group's results (``Attach``); a preview asked for meanwhile is the
+    rows held so far with the groups so far."""
     held: deque[list[Any]] = deque()
     reservation = Reservation(ctx.control.breaker)
 
@@ -497,28 +509,40 @@ def run_eventstats(step: sp.EventStats, rel: Relation, ctx: Context, rest: list[
             if n % CHARGE_EVERY == 0:
                 reservation.hold(n * row_bytes(row))
             yield row
+    attach = sp.Attach(step.aggregate.groups, step.names, held, rel, src=step.src)
     try:
-        stats = run_aggregate(step.aggregate, rel.with_rows(kept()), ctx, [])
-        width = len(step.names)
-        results = {tuple(row[width:]): row[:width] for row in stats.rows}
+        groups = run_aggregate(step.aggregate, rel.with_rows(kept()), ctx, [attach, *rest])
     except BaseException:
         reservation.close()
         raise
-    reservation.hold(reservation.bytes + len(results) * (DICT_ENTRY + 2 * getsizeof([None] * width)))
-    scope = ctx.scope(rel)
-    keys = [compile_expr(expr, scope)[0] for _, expr in step.aggregate.groups]
+    out = run_attach(replace(attach, take=True), groups, ctx, rest)
+    return out.with_rows(released(out.rows, reservation))
+
+
+def run_attach(step: sp.Attach, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    width = len(step.names)
+    keep, out = _added(step.into, step.names, rel.types[:width])
+    scope = ctx.scope(step.into)
+    keys = [compile_expr(expr, scope)[0] for _, expr in step.groups]
     nulls = [None] * width
-    keep, out = _added(rel, step.names, stats.types[:width])
 
     def rows() -> Iterator[list[Any]]:
+        reservation = Reservation(ctx.control.breaker)
         try:
-            while held:
-                row = held.popleft()
+            results = {tuple(row[width:]): row[:width] for row in rel.rows}
+            reservation.hold(len(results) * (DICT_ENTRY + 2 * getsizeof([None] * width)))
+            for row in _drained(step.held) if step.take else list(step.held):
                 key = tuple(first(fn(row)) for fn in keys)
                 yield [row[i] for i in keep] + (nulls if None in key else results.get(key, nulls))
         finally:
             reservation.close()
     return out.with_rows(rows())
+
+
+def _drained(rows: deque[list[Any]]) -> Iterator[list[Any]]:
+    """The rows, each leaving ``rows`` as it is handed on."""
+    while rows:
+        yield rows.popleft()
 
 
 class _Running:
@@ -689,6 +713,7 @@ STEPS: dict[type[Step], Callable[..., Relation]] = {
     # top, rare, eventstats, streamstats, rex, makeresults
     sp.Top: run_top,
     sp.EventStats: run_eventstats,
+    sp.Attach: run_attach,
     sp.StreamStats: run_streamstats,
     sp.Rex: run_rex,
 

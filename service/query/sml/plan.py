@@ -104,6 +104,7 @@ class Top(Step):
     rare: bool
     count: str
     percent: str | None
+    previews: ClassVar[bool] = True
 
     def observes(self, names: list[str]) -> tuple[set[str], bool]:
         return columns_in(self), True
@@ -118,6 +119,22 @@ class EventStats(Step):
 
     aggregate: Aggregate
     names: tuple[str, ...]
+    previews: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class Attach(Step):
+    """``eventstats``' second half, put in when it runs: each row it holds (``held``, rows of
+    the relation ``into``), in order, with its group's results, read from this step's input:
+    the shared Aggregate's groups (the results ``$0``..., then the ``groups``' keys).
+    ``take``: the rows leave ``held`` as they are handed on (the answer); else (a preview of
+    a running task) they stay."""
+
+    groups: tuple[tuple[str, Expr], ...]
+    names: tuple[str, ...]
+    held: Any = field(compare=False)
+    into: Any = field(compare=False)
+    take: bool = False
 
 
 @dataclass(frozen=True)
