@@ -137,6 +137,15 @@ async def test_top_counts_combinations_ties_by_value_and_limits(auth, http) -> N
     assert await events(http, "source auth | rare 1 user.name, host.name showperc=false") == [rows[1]]
 
 
+async def test_top_keeps_ten_by_default(timed, http) -> None:
+    rows = await events(http, "source timed qsize=20 | top bytes")  # the 20 newest: 19980..19999, once each
+    assert rows == [{"bytes": b, "count": 1, "percent": 5.0} for b in range(19980, 19990)]
+    rows = await events(http, "source timed qsize=20 | rare 3 bytes by host showperc=false")
+    assert rows == [{"host": "h0", "bytes": b, "count": 1} for b in (19980, 19983, 19986)] + \
+        [{"host": "h1", "bytes": b, "count": 1} for b in (19981, 19984, 19987)] + \
+        [{"host": "h2", "bytes": b, "count": 1} for b in (19982, 19985, 19988)]
+
+
 async def test_top_by_groups_in_value_order_with_their_own_percent(auth, http) -> None:
     rows = await events(http, "source auth | top 1 host.name by event.outcome countfield=n percentfield=share")
     assert rows == [{"event.outcome": "failure", "host.name": "mail", "n": 2, "share": 100.0},
