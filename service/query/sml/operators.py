@@ -15,7 +15,7 @@ import time
 from collections import deque
 from dataclasses import replace
 from sys import getsizeof
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 import orjson
 
