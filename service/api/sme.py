@@ -23,7 +23,7 @@ from ..core.searches import SearchNotFound
 from ..errors import BadRequest, XContentParseError
 from ..params import parse_time_ms
 from ..query.execute import PREVIEW_ROWS
-from ..query.sml import SmlJob, event_fields
+from ..query.sml import SmlJob, event_fields, lookups
 from ..query.options import QueryOptions
 from ..query.sml import request as sml_request
 from ..store.dates import format_millis
@@ -110,8 +110,9 @@ async def create(request: web.Request) -> web.Response:
     app = request.app
     submission = sml_request.parse(await _body(request), app[keys.CLUSTER_SETTINGS].get,
                                    app[keys.SEARCHES].now_ms())
-    job = await asyncio.to_thread(SmlJob.compile, submission.request, app[keys.CATALOG],
-                                  QueryOptions.of(app[keys.SETTINGS]))
+    catalog = app[keys.CATALOG]
+    job = await asyncio.to_thread(SmlJob.compile, submission.request, catalog, QueryOptions.of(app[keys.SETTINGS]),
+                                  lookups.reader(app[keys.SETTINGS].db_path, catalog))
     user = owner(request)
     sml_request.check_commands((name for name, _ in job.planned.commands), submission.allowed_commands, user)
     shown = _shown(submission, job)

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import fields
+from typing import Any, Iterator
 
-from .plan import Source
+from .plan import Source, Step
+
+
+def _patterns(node: Any) -> Iterator[str]:
+    """The index patterns of every ``Source`` in ``node``: a step, or a tuple of them, also
+    inside the steps of another step (a subsearch's, a Combine's inputs)."""
+    if isinstance(node, Source):
+        yield from node.indices
+    elif isinstance(node, tuple):
+        for item in node:
+            yield from _patterns(item)
+    elif isinstance(node, Step):
+        for f in fields(node):
+            yield from _patterns(getattr(node, f.name))
 
 
 class ShipsItsIndices:
     """A job (with ``plan`` and ``catalog``) pickled for a query worker carries only the
-    catalog entries its plan's source can name, not every index of the service."""
+    catalog entries its plan's sources can name, not every index of the service."""
 
     def __getstate__(self) -> dict[str, Any]:
-        source = self.plan.steps[0]  # type: ignore[attr-defined]
-        patterns = list(source.indices) if isinstance(source, Source) else []
+        patterns = list(dict.fromkeys(_patterns(self.plan.steps)))  # type: ignore[attr-defined]
         return {**self.__dict__, "catalog": self.catalog.subset(patterns)}  # type: ignore[attr-defined]

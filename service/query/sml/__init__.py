@@ -19,6 +19,7 @@ from ..options import QueryOptions
 from ..plan import Plan
 from .dialect import dialect_at
 from .operators import CostClock, with_probes
+from .lookups import Definitions, of_index
 from .parser import parse
 from .planner import Planned, plan
 from .request import SmlRequest
@@ -105,11 +106,13 @@ class SmlJob(ShipsItsIndices):
     action = "indices:data/read/sml"
 
     @classmethod
-    def compile(cls, request: SmlRequest, catalog: Catalog, options: QueryOptions) -> SmlJob:
+    def compile(cls, request: SmlRequest, catalog: Catalog, options: QueryOptions,
+                lookups: Definitions = of_index) -> SmlJob:
+        """``lookups``: the lookups' definitions (``lookups.reader`` over the task's database)."""
         started = time.perf_counter()
         pipeline = parse(request.query)
         parse_ms = (time.perf_counter() - started) * 1000
-        return cls(request, plan(pipeline, request, catalog), catalog, options, parse_ms)
+        return cls(request, plan(pipeline, request, catalog, lookups), catalog, options, parse_ms)
 
     @property
     def plan(self) -> Plan:

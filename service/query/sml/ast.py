@@ -166,6 +166,42 @@ class Rex(Command):
 
 # --- join, append, lookup, inputlookup ---
 
+@dataclass(frozen=True)
+class Join(Command):
+    """``join [type=inner|left] [max=N] <field>... [ <subsearch> ]`` (spec §7.12)."""
+
+    fields: tuple[str, ...]
+    subsearch: Pipeline
+    kind: str = "inner"  # inner | left
+    max: int = 1  # matches per main row, 0 for all
+
+
+@dataclass(frozen=True)
+class Append(Command):
+    subsearch: Pipeline
+
+
+@dataclass(frozen=True)
+class MakeResults(Command):
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class InputLookup(Command):
+    name: str
+
+
+@dataclass(frozen=True)
+class Lookup(Command):
+    """``lookup <name> <lookup-field> [AS <event-field>]... [OUTPUT|OUTPUTNEW ...]`` (§7.16):
+    ``matches`` and ``outputs`` are (lookup field, event field) pairs; ``outputs`` None: every
+    lookup field that is not matched on."""
+
+    name: str
+    matches: tuple[tuple[str, str], ...]
+    outputs: tuple[tuple[str, str], ...] | None = None
+    new_only: bool = False  # OUTPUTNEW: only where the event's field is null
+
 
 @dataclass(frozen=True)
 class Pipeline:

@@ -40,7 +40,7 @@ from ..expr import Binary, Column, Expr, In, Literal, Logical, Neg, Not, Src
 from ..plan import Source
 from . import aggregates, functions
 from .ast import Term, Text
-from .operators import STEPS
+from .operators import SOURCES, STEPS
 from .values import COMPARE, TypeMismatch, compare, first, leaves, number, numeric, result, text
 
 Compiled = tuple[Fn, str]
@@ -377,6 +377,7 @@ def dialect_at(now_ms: int | None = None) -> Dialect:
         arithmetic=arithmetic,
         compile_node=functools.partial(compile_node, clock=clock),
         steps=STEPS,
+        sources=SOURCES,
     )
 
 

@@ -82,16 +82,17 @@ class Segment:
     pipe: int | None
 
 
-def split_pipeline(text: str, positions: Positions) -> list[Segment]:
-    """Split at every ``|`` outside double quotes and outside ``[ ]`` (subsearches).
+def split_pipeline(text: str, positions: Positions, begin: int = 0, end: int | None = None) -> list[Segment]:
+    """Split ``text[begin:end]`` (all of it by default; a subsearch is a part) at every ``|``
+    outside double quotes and outside ``[ ]`` (subsearches).
     Inside quotes ``\\"`` and ``\\\\`` are escapes, so a quote or backslash escaped
     there neither ends the string nor escapes what follows."""
-    segments, start, pipe, depth, opened = [], 0, None, 0, []
-    i, n = 0, len(text)
+    segments, start, pipe, depth, opened = [], begin, None, 0, []
+    i, n = begin, len(text) if end is None else end
     while i < n:
         c = text[i]
         if c == '"':
-            i = _string_end(text, i, positions)
+            i = string_end(text, i, positions)
             continue
         if c == "[":
             opened.append(i)
@@ -109,7 +110,7 @@ def split_pipeline(text: str, positions: Positions) -> list[Segment]:
     return segments
 
 
-def _string_end(text: str, i: int, positions: Positions) -> int:
+def string_end(text: str, i: int, positions: Positions) -> int:
     """The offset after the string opening at ``i``."""
     j = i + 1
     while j < len(text):
@@ -208,12 +209,13 @@ _GROUPS = (
     ({"PATTERN"}, {"PATTERN", "QFIELD"}, "a field name or pattern"),
     ({"NUMBER"}, {"NUMBER"}, "a number"),
     ({"OPTION"}, {"OPTION"}, "a parameter"),
+    ({"SUBSEARCH"}, {"SUBSEARCH"}, "a subsearch [...]"),
     ({"EQEQ", "PLUS", "STAR"}, _OPERATORS, "an operator"),
     ({"EQUAL", "NEQ", "LT"}, _OPERATORS, "a comparison operator"),
     ({"PLUS", "STAR"}, _OPERATORS, "an arithmetic operator"),
 )
 _PARAMETERS = ("QSIZE", "EARLIEST", "LATEST", "COMPOSITE", "LIMIT", "KEEPEMPTY", "CONSECUTIVE")
-_KEYWORDS = ("AND", "OR", "NOT", "IN", "AS", "BY", "ASC", "DESC")
+_KEYWORDS = ("AND", "OR", "NOT", "IN", "AS", "BY", "ASC", "DESC", "OUTPUT", "OUTPUTNEW")
 
 
 def _describe(parser: Lark, accepted: set[str]) -> str:

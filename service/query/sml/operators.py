@@ -26,7 +26,7 @@ from .. import types as T
 from ..aggregates import Meter
 from ..breaker import CHARGE_BYTES, Reservation, object_bytes, released, row_bytes
 from ..evaluate import EvalError, compile_expr
-from ..execute import DICT_ENTRY, Context, Relation, _as_list, run_aggregate, run_filter, sort_bound
+from ..execute import DICT_ENTRY, Context, Relation, _as_list, run_aggregate, run_filter, run_pipeline, sort_bound
 from ..expr import Expr
 from ..fieldpath import MISSING, field_value
 from ..plan import Step
@@ -293,17 +293,23 @@ def run_events(step: sp.Events, rel: Relation, ctx: Context, rest: list[Step]) -
     created = [(name, at[name], renderer(rel.types[at[name]])) for name in step.created if name in at]
     dates = [(name, at[name]) for name in step.dates if name in at and rel.types[at[name]] == "date"]
     edits = [_edit(e) for e in step.edits]
+    optional = set(step.optional)
 
     def event(row: list[Any]) -> list[Any]:
-        doc: Document = orjson.loads(row[source])
+        stored = row[source]
+        doc: Document = orjson.loads(stored) if stored is not None else {}
         for name, i in dates:
             _iso_in_place(doc, name, row[i])
-        doc["_index"], doc["_id"] = row[index], row[id_]
+        if stored is not None:
+            doc["_index"], doc["_id"] = row[index], row[id_]
         for edit in edits:
             doc = edit(doc)
         for name, i, render in created:
+            value = render(row[i])
+            if name in optional and (value is None or field_value(doc, name) == value):
+                continue
             doc = _without(doc, name)
-            doc[name] = render(row[i])
+            doc[name] = value
         return [doc]
     return Relation(["event"], ["object"], map(event, rel.rows))
 
@@ -697,6 +703,157 @@ def run_rex(step: sp.Rex, rel: Relation, ctx: Context, rest: list[Step]) -> Rela
 
 # --- join, append, lookup, inputlookup ---
 
+def run_makeresults(step: sp.MakeResults, rest: list[Step], ctx: Context) -> tuple[Relation, int]:
+    """``makeresults``' rows, made as they are read."""
+    return Relation([step.field], ["date"], ([step.now_ms] for _ in range(step.count))), 0
+
+
+def _materialised(steps: tuple[Step, ...], ctx: Context, cap: int | None,
+                  what: str) -> tuple[Relation, list[list[Any]], Reservation]:
+    """A subsearch's (or a lookup's) rows, all read now: at most ``cap``, with a warning
+    when it has more; what they hold is charged to the breaker until the reservation closes."""
+    rel = run_pipeline(list(steps), ctx)
+    reservation = Reservation(ctx.control.breaker)
+    rows: list[list[Any]] = []
+    size = 0
+    for row in rel.rows:
+        if len(rows) == cap:
+            ctx.warnings.add(f"subsearch of [{what}] truncated to {cap} rows (max_subsearch_hits)")
+            break
+        rows.append(row)
+        size += row_bytes(row) + DICT_ENTRY  # the row and its place in the operator's index
+        if len(rows) % CHARGE_EVERY == 0:
+            reservation.hold(size)
+    reservation.hold(size)
+    return rel, rows, reservation
+
+
+def _merged_type(rel: Relation, at: int | None, kind: str) -> str:
+    return kind if at is None or rel.types[at] == kind else T.ANY
+
+
+def _join_key(values: list[Any]) -> tuple[str, ...] | None:
+    """Join fields' values as they are compared: as strings; None when one is null."""
+    firsts = [first(v) for v in values]
+    return None if None in firsts else tuple(map(text, firsts))
+
+
+def _set(value: Any, at: int | None, row: list[Any]) -> Any:
+    """A join's or lookup's value for a column: its own unless null, else the row's."""
+    return value if value is not None else None if at is None else row[at]
+
+
+def run_join(step: sp.Join, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    sub, table, reservation = _materialised(step.steps, ctx, step.cap, "join")
+    sub_at, at = _last_positions(sub.names), _last_positions(rel.names)
+    key_at = [None if k is None else sub_at.get(k) for k in step.sub_keys]
+    matches: dict[tuple[str, ...], list[list[Any]]] = {}
+    if None not in key_at:
+        for row in table:
+            if (key := _join_key([row[i] for i in key_at])) is not None:  # type: ignore[index]
+                matches.setdefault(key, []).append(row)
+    carried = [(sub_at[n], at.get(n)) for n in step.carried if n in sub_at]
+    names = rel.names + [sub.names[j] for j, _ in carried]
+    types = rel.types + [_merged_type(rel, i, sub.types[j]) for j, i in carried]
+    scope = ctx.scope(rel)
+    keys = [compile_expr(expr, scope)[0] for expr in step.keys]
+
+    def rows() -> Iterator[list[Any]]:
+        try:
+            for row in rel.rows:
+                key = _join_key([fn(row) for fn in keys])
+                found = matches.get(key, ()) if key is not None else ()
+                if not found and step.kind == "left":
+                    yield row + [_set(None, i, row) for _, i in carried]
+                for match in found[:step.max] if step.max else found:
+                    yield row + [_set(match[j], i, row) for j, i in carried]
+        finally:
+            reservation.close()
+    return Relation(names, types, rows())
+
+
+def run_append(step: sp.Append, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    """The rows, then the subsearch's (built now, read once the rows are done), over the
+    columns of both: the rows' (the last of a name), then the subsearch's new ones; a
+    column of two types is of any type."""
+    sub = run_pipeline(list(step.steps), ctx)
+    at, sub_at = _last_positions(rel.names), _last_positions(sub.names)
+    names = list(at) + [n for n in sub_at if n not in at]
+    types = [sub.types[sub_at[n]] if n not in at else rel.types[at[n]] if n not in sub_at
+             else _merged_type(rel, at[n], sub.types[sub_at[n]]) for n in names]
+    mains, subs = [at.get(n) for n in names], [sub_at.get(n) for n in names]
+    edits = [_edit(e) for e in step.edits]
+    stored = sub_at.get("_source") if edits else None
+
+    def edited(row: list[Any]) -> list[Any]:
+        if stored is not None and row[stored] is not None:
+            doc: Document = orjson.loads(row[stored])
+            for edit in edits:
+                doc = edit(doc)
+            row = [*row[:stored], orjson.dumps(doc), *row[stored + 1:]]
+        return row
+
+    def rows() -> Iterator[list[Any]]:
+        for row in rel.rows:
+            yield [None if i is None else row[i] for i in mains]
+        taken = 0
+        for row in sub.rows:
+            if taken == step.cap:
+                ctx.warnings.add(f"subsearch of [append] truncated to {step.cap} rows (max_subsearch_hits)")
+                return
+            taken += 1
+            row = edited(row)
+            yield [None if i is None else row[i] for i in subs]
+    return Relation(names, types, rows())
+
+
+def run_lookup(step: sp.Lookup, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    table_rel, table, reservation = _materialised(step.steps, ctx, None, "lookup")
+    definition = step.definition
+    table_at, at = _last_positions(table_rel.names), _last_positions(rel.names)
+    scope = ctx.scope(rel)
+    fields = [(None if column is None else table_at.get(column), column, compile_expr(expr, scope)[0])
+              for column, expr in step.matches]
+    exact = [(j, column, fn) for j, column, fn in fields if definition.exact(column)]
+    patterned = [(j, column, fn) for j, column, fn in fields if not definition.exact(column)]
+    candidates: dict[tuple[str | None, ...], list[tuple[list[Any], list[Callable[[Any], bool] | None]]]] = {}
+    if all(j is not None for j, _, _ in fields):
+        for row in table:
+            key = tuple(definition.key(column, row[j]) for j, column, _ in exact)
+            tests = [definition.matcher(column, row[j]) for j, column, _ in patterned]
+            if None not in key and None not in tests:
+                candidates.setdefault(key, []).append((row, tests))
+    outputs = [(None if column is None else table_at.get(column), at.get(target)) for column, target in step.outputs]
+    names = rel.names + [target for _, target in step.outputs]
+    types = rel.types + [_merged_type(rel, i, T.ANY if j is None else table_rel.types[j]) for j, i in outputs]
+
+    def matched(row: list[Any]) -> list[Any] | None:
+        key = tuple(definition.key(column, fn(row)) for _, column, fn in exact)
+        values = [first(fn(row)) for _, _, fn in patterned]
+        for found, tests in candidates.get(key, ()):
+            if all(v is not None and test(v) for v, test in zip(values, tests)):  # type: ignore[misc]
+                return found
+        return None
+
+    def value(found: list[Any] | None, j: int | None, i: int | None, row: list[Any]) -> Any:
+        if found is None or j is None or (step.new_only and i is not None and row[i] is not None):
+            return _set(None, i, row)
+        return _set(found[j], i, row)
+
+    def rows() -> Iterator[list[Any]]:
+        try:
+            for row in rel.rows:
+                found = matched(row)
+                yield row + [value(found, j, i, row) for j, i in outputs]
+        finally:
+            reservation.close()
+    return Relation(names, types, rows())
+
+
+SOURCES: dict[type[Step], Callable[..., tuple[Relation, int]]] = {
+    sp.MakeResults: run_makeresults,
+}
+
 
 STEPS: dict[type[Step], Callable[..., Relation]] = {
     sp.Search: run_filter,
@@ -718,5 +875,7 @@ STEPS: dict[type[Step], Callable[..., Relation]] = {
     sp.Rex: run_rex,
 
     # join, append, lookup, inputlookup
-
+    sp.Join: run_join,
+    sp.Append: run_append,
+    sp.Lookup: run_lookup,
 }

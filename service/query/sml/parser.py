@@ -25,7 +25,7 @@ from ..parsing import CommonRules
 from . import ast
 from .functions import compile_regex
 from .lexical import (COMMAND_NAME, FIELD_NAME, INDEX_PATTERN, Positions, Segment, Shift, default_agg_name, error,
-                      fail, number_literal, search_number, split_pipeline, syntax_error, unquote)
+                      fail, number_literal, search_number, split_pipeline, string_end, syntax_error, unquote)
 
 # name -> start rule of its arguments (one line a command: each group of commands is added on its own lines)
 COMMANDS = {
@@ -53,6 +53,11 @@ COMMANDS = {
     "rex": "rex_args",
 
     # join, append, lookup, inputlookup (spec §7.12, §7.16, §7.17)
+    "join": "join_args",
+    "append": "append_args",
+    "lookup": "lookup_args",
+    "inputlookup": "inputlookup_args",
+    "makeresults": "makeresults_args",
 
 }
 # refused with "not supported yet" until they are in COMMANDS
@@ -94,16 +99,20 @@ def parse(text: str) -> ast.Pipeline:
     at the 1-based position of what it refuses."""
     if not text.strip():
         raise error(1, 1, "empty query")
-    positions = Positions(text)
+    return ast.Pipeline(_pipeline(text, Positions(text), 0, len(text)), text)
+
+
+def _pipeline(text: str, positions: Positions, start: int, end: int) -> tuple[ast.Command, ...]:
+    """The commands of ``text[start:end]`` (the query, or a subsearch's part of it)."""
     commands: list[ast.Command] = []
     before: list[str] = []
-    for segment in split_pipeline(text, positions):
-        name, start = _command_name(text, segment, positions)
+    for segment in split_pipeline(text, positions, start, end):
+        name, begin = _command_name(text, segment, positions)
         key = name.lower()
-        _check_structure(key, name, before, positions.at(start))
+        _check_structure(key, name, before, positions.at(begin))
         before.append(key)
-        commands.append(_command(text, positions, segment, key, start, start + len(name)))
-    return ast.Pipeline(tuple(commands), text)
+        commands.append(_command(text, positions, segment, key, begin, begin + len(name)))
+    return tuple(commands)
 
 
 def _command_name(text: str, segment: Segment, positions: Positions) -> tuple[str, int]:
@@ -112,7 +121,7 @@ def _command_name(text: str, segment: Segment, positions: Positions) -> tuple[st
     body = text[segment.start:segment.end]
     start = segment.end - len(body.lstrip())
     after = "" if segment.pipe is None else " after [|]"
-    if start == segment.end and segment.end < len(text):
+    if start == segment.end and text.startswith("|", segment.end):
         raise positions.error(segment.end, f"expected a command{after}, found [|]")
     if start == segment.end:  # a trailing `|`: the text is not blank, so one came before
         raise positions.error(segment.pipe + 1, f"expected a command{after}")
@@ -140,7 +149,8 @@ def _check_structure(key: str, name: str, before: list[str], at: tuple[int, int]
 def _command(text: str, positions: Positions, segment: Segment, key: str, start: int, name_end: int) -> ast.Command:
     """One command from its text; its ``src`` is where its name starts, with its text."""
     src = Src(*positions.at(start), text[start:segment.end].rstrip())
-    tree = _parse_arguments(text[start:name_end], COMMANDS[key], text[name_end:segment.end],
+    arguments = _blanked(text, name_end, segment.end) if key in SUBSEARCHING else text[name_end:segment.end]
+    tree = _parse_arguments(text[start:name_end], COMMANDS[key], arguments,
                             Shift(name_end, *positions.at(name_end)))
     _check_depth(tree)
     try:
@@ -522,7 +532,118 @@ class _Builder(CommonRules, Transformer_NonRecursive):
         return _Option(c[0], c[2])
 
 
-    # --- join, append, lookup, inputlookup ---
+    # --- join, append, lookup, inputlookup, makeresults ---
+    def join_args(self, c: list[Any]) -> ast.Join:
+        options = _options([x for x in c if isinstance(x, _Option)], "join", JOIN_OPTIONS)
+        kind = _choice(options.get("type"), "type", ("inner", "left")) or "inner"
+        most = _integer(options["max"], "[max]", 0) if "max" in options else 1
+        return ast.Join(_strings(c), _subsearch(self.query, c[-1]), kind, most, src=self.command_src)
+
+    def join_option(self, c: list[Token]) -> _Option:
+        return _Option(c[0], c[2])
+
+    def join_field(self, c: list[Token]) -> str:
+        return _name(c[0])
+
+    def append_args(self, c: list[Token]) -> ast.Append:
+        return ast.Append(_subsearch(self.query, c[0]), src=self.command_src)
+
+    def makeresults_args(self, c: list[_Option]) -> ast.MakeResults:
+        options = _options(c, "makeresults", frozenset({"count"}))
+        count = _integer(options["count"], "[count]", 1) if "count" in options else 1
+        return ast.MakeResults(count, src=self.command_src)
+
+    def makeresults_option(self, c: list[Token]) -> _Option:
+        return _Option(c[0], c[2])
+
+    def inputlookup_args(self, c: list[Token]) -> ast.InputLookup:
+        return ast.InputLookup(_lookup_name(c[0]), src=self.command_src)
+
+    def lookup_args(self, c: list[Any]) -> ast.Lookup:
+        """``type``, ``packsize`` and ``system`` are checked and have no effect (one store);
+        neither has ``dedup``: the first matching lookup row is the one used (§7.16)."""
+        options = _options([x for x in c if isinstance(x, _Option)], "lookup", LOOKUP_OPTIONS)
+        for flag in ("dedup", "system"):
+            if flag in options:
+                _boolean(options[flag], flag)
+        _choice(options.get("type"), "type", ("default", "fast", "elk"))
+        if "packsize" in options:
+            _integer(options["packsize"], "[packsize]", 1)
+        name = next(x for x in c if isinstance(x, Token) and x.type in ("BARE", "STRING"))
+        output = next((x for x in c if isinstance(x, _Output)), None)
+        return ast.Lookup(_lookup_name(name), tuple(x for x in c if isinstance(x, tuple)),
+                          output.pairs if output else None, bool(output and output.new_only), src=self.command_src)
+
+    def lookup_option(self, c: list[Token]) -> _Option:
+        return _Option(c[0], c[2])
+
+    def lookup_pair(self, c: list[Token]) -> tuple[str, str]:
+        return _name(c[0]), _name(c[-1])
+
+    def lookup_output(self, c: list[Any]) -> _Output:
+        return _Output(c[0].type == "OUTPUTNEW", tuple(x for x in c if isinstance(x, tuple)))
+
+
+# --- join, append, lookup, inputlookup, makeresults ---
+
+SUBSEARCHING = frozenset(("join", "append"))  # commands whose arguments end with a subsearch
+JOIN_OPTIONS = frozenset(("type", "max"))
+LOOKUP_OPTIONS = frozenset(("dedup", "type", "packsize", "system"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Output:
+    """A lookup's ``OUTPUT``/``OUTPUTNEW`` clause."""
+
+    new_only: bool
+    pairs: tuple[tuple[str, str], ...]
+
+
+def _blanked(text: str, start: int, end: int) -> str:
+    """``text[start:end]`` with the inside of each subsearch ``[ ... ]`` blanked (newlines
+    kept), so the command's own arguments are parsed with positions where they are."""
+    out, depth, i, positions = list(text[start:end]), 0, start, Positions(text)
+    while i < end:
+        c = text[i]
+        if c == '"':
+            j = string_end(text, i, positions)
+            if depth:
+                out[i - start:j - start] = [" "] * (j - i)
+            i = j
+            continue
+        if c == "]" and depth:
+            depth -= 1
+        if depth and c != "\n":
+            out[i - start] = " "
+        if c == "[":
+            depth += 1
+        i += 1
+    return "".join(out)
+
+
+def _subsearch(text: str, token: Token) -> ast.Pipeline:
+    """The pipeline inside the brackets of a ``SUBSEARCH`` token, its positions in the query."""
+    start, end = token.start_pos + 1, token.end_pos - 1
+    if not text[start:end].strip():
+        raise fail(_token_src(token), "empty subsearch")
+    return ast.Pipeline(_pipeline(text, Positions(text), start, end), text[start:end].strip())
+
+
+def _choice(token: Token | None, what: str, allowed: tuple[str, ...]) -> str | None:
+    """A parameter that takes one of ``allowed`` (case-insensitive), lower case; None if not given."""
+    if token is None:
+        return None
+    value = _text(token).lower()
+    if value not in allowed:
+        raise fail(_token_src(token), f"[{what}] must be one of [{', '.join(allowed)}], found [{_text(token)}]")
+    return value
+
+
+def _lookup_name(token: Token) -> str:
+    name = _text(token)
+    if not INDEX_PATTERN.fullmatch(name) or "*" in name:
+        raise fail(_token_src(token), f"invalid lookup name [{name}]")
+    return name
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,6 +173,67 @@ class Rex(Step):
 
 # --- join, append, lookup, inputlookup ---
 
+@dataclass(frozen=True)
+class MakeResults(Step):
+    """A source of ``count`` rows holding only ``field``: the instant ``now_ms``."""
+
+    count: int
+    field: str
+    now_ms: int
+
+
+@dataclass(frozen=True)
+class Join(Step):
+    """``join`` (spec §7.12): the subsearch ``steps`` run once, their first ``cap`` rows
+    kept; each row is matched with the subsearch rows whose ``sub_keys`` columns equal its
+    ``keys`` (all non-null, compared as strings, case-sensitively). A match (the first
+    ``max``, 0 for all) gives the row with the subsearch's ``carried`` columns, their
+    non-null values over the row's; ``kind`` ``left`` keeps unmatched rows as they are."""
+
+    steps: tuple[Step, ...]
+    keys: tuple[Expr, ...]
+    sub_keys: tuple[str | None, ...]  # None: the subsearch has no such field, nothing matches
+    carried: tuple[str, ...]
+    kind: str
+    max: int
+    cap: int
+
+    def observes(self, names: list[str]) -> tuple[set[str], bool]:
+        return columns_in(self.keys) | set(self.carried), False
+
+
+@dataclass(frozen=True)
+class Append(Step):
+    """``append``: the rows, then the subsearch's (``steps``, their first ``cap``), over the
+    columns of both. ``edits``: the subsearch's own changes to its events' documents,
+    replayed on its ``_source`` when the rows are events."""
+
+    steps: tuple[Step, ...]
+    cap: int
+    edits: tuple[Edit, ...] = ()
+    keeps_rows: ClassVar[bool] = True
+
+    def observes(self, names: list[str]) -> tuple[set[str], bool]:
+        return set(), False
+
+
+@dataclass(frozen=True)
+class Lookup(Step):
+    """``lookup``: the lookup's rows (``steps``) read once; a row matches the first lookup
+    row whose ``matches`` (lookup column, the row's value) all match by ``definition``'s
+    rules, and gets its ``outputs`` (lookup column, target column): the non-null values,
+    with ``new_only`` only where the target is null."""
+
+    steps: tuple[Step, ...]
+    definition: Any  # lookups.Definition
+    matches: tuple[tuple[str | None, Expr], ...]
+    outputs: tuple[tuple[str | None, str], ...]
+    new_only: bool
+    keeps_rows: ClassVar[bool] = True
+
+    def observes(self, names: list[str]) -> tuple[set[str], bool]:
+        return columns_in(tuple(e for _, e in self.matches)) | {t for _, t in self.outputs}, False
+
 
 @dataclass(frozen=True)
 class Edit:
@@ -191,11 +252,15 @@ class Events(Step):
     """The last step while rows are events: each row becomes its stored document, shaped by
     ``edits``, with ``_index`` and ``_id``, then the ``created`` fields (eval, rename) as
     literal top-level keys from their columns. ``dates``: the mapped date fields, shown as
-    ISO-8601 where the document holds them as epoch numbers."""
+    ISO-8601 where the document holds them as epoch numbers. ``optional``: created fields
+    a join or lookup may set, written only where their value is not null and not what the
+    document already holds there (so a row they leave is as it was). A row without a
+    ``_source`` (appended from flat rows) starts from an empty object."""
 
     edits: tuple[Edit, ...]
     created: tuple[str, ...]
     dates: tuple[str, ...]
+    optional: tuple[str, ...] = ()
 
     def observes(self, names: list[str]) -> tuple[set[str], bool]:
         return {"_source", "_index", "_id", *self.created, *self.dates}, True

@@ -23,7 +23,7 @@ never an error.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, fields as dataclass_fields, replace
+from dataclasses import dataclass, field, fields as dataclass_fields, replace
 from typing import Any, Callable, Iterable
 
 from ...store.catalog import Catalog, Index
@@ -33,6 +33,7 @@ from ..expr import Call, Column, Expr, IsNull, Literal, Logical, Src
 from ..plan import Aggregate, Eval, Filter, Limit, Plan, ScanOrder, Source, Step, TimeRange
 from . import aggregates, ast, functions, times
 from . import plan as sp
+from .lookups import Definition, Definitions, of_index
 from .operators import field_pattern
 from .request import SmlRequest
 
@@ -57,6 +58,7 @@ class _Rows:
         self.created: list[str] = []
         self.edits: list[sp.Edit] = []
         self.fixed: list[str] | None = None  # the answer's field order, once a command fixes it
+        self.optional: set[str] = set()  # created fields a join or lookup may leave unset
 
     # --- names ---------------------------------------------------------------------------
 
@@ -108,6 +110,7 @@ class _Rows:
                 self.fixed.append(name)
 
     def _overwritten(self, name: str) -> None:
+        self.optional.discard(name)
         if name in self.created:
             self.created.remove(name)
         self.readable = {k: v for k, v in self.readable.items() if v[1] != name}
@@ -128,7 +131,7 @@ class _Rows:
         self.names = list(names)
         self.fixed = list(self.names)  # its own list: a field assigned later is added to each once
         self.events = False
-        self.readable, self.created, self.edits = {}, [], []
+        self.readable, self.created, self.edits, self.optional = {}, [], [], set()
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -336,6 +339,125 @@ def _rex(command: ast.Rex, rows: _Rows) -> sp.Rex:
 
 # --- join, append, lookup, inputlookup ---
 
+@dataclass
+class _Context:
+    """What planning a command needs beyond the rows: the request (the time range of every
+    subsearch), the catalog, the lookups' definitions, the plan's warnings and notes."""
+
+    request: SmlRequest
+    catalog: Catalog
+    lookups: Definitions
+    warnings: list[str]
+    notes: list[tuple[str, int]] = field(default_factory=list)  # see Planned.notes
+
+
+@dataclass
+class _Generated:
+    """A generating command's plan: the steps per command (the generating step first), what
+    the rows hold, the date fields, the indices read, how many commands after it it took."""
+
+    per_command: list[list[Step]]
+    rows: _Rows
+    dates: list[str]
+    indices: list[Index]
+    count: int = 0
+
+
+def _makeresults(command: ast.MakeResults, commands: tuple[Any, ...], context: _Context) -> _Generated:
+    """Rows of the time field alone, at the task's instant (spec §7.17)."""
+    name = context.request.time_field
+    rows = _Rows([name], {})
+    rows.flat([name])
+    step = sp.MakeResults(command.count, name, context.request.now_ms, src=command.src)
+    return _Generated([[step]], rows, [], [])
+
+
+def _lookup_rows(definition: Definition, context: _Context, src: Src) -> _Generated:
+    """A lookup's rows: every document of its index, in insertion order, no time range,
+    as flat rows of its fields."""
+    indices = context.catalog.resolve(definition.index)
+    rows, _ = _rows_of(indices)
+    rows.flat([n for n in rows.names if n not in METADATA])
+    return _Generated([[Source((definition.index,), src=src)]], rows, [], indices)
+
+
+def _inputlookup(command: ast.InputLookup, commands: tuple[Any, ...], context: _Context) -> _Generated:
+    return _lookup_rows(context.lookups(command.name), context, command.src)
+
+
+def _subsearch(pipeline: ast.Pipeline, context: _Context, events: bool | None) -> tuple[tuple[Step, ...], _Rows]:
+    """A subsearch's steps (run as they are, before its caller's rows) and what its rows
+    hold; planned with the task's request (its range, unless its source sets its own)."""
+    generated = _planned(pipeline.commands, context, events)
+    return tuple(step for group in generated.per_command for step in group), generated.rows
+
+
+def _merged(rows: _Rows, name: str) -> None:
+    """A join or lookup may set ``name``: a column from now on and, while rows are events,
+    a literal key written only where it was set."""
+    rows.assign(name)
+    if rows.events:
+        rows.optional.add(name)
+
+
+def _join(command: ast.Join, rows: _Rows, context: _Context) -> list[Step]:
+    steps, sub = _subsearch(command.subsearch, context, events=False)
+    carried = tuple(n for n in sub.names if n not in METADATA)
+    keys = tuple(rows.resolve(Column(name, src=command.src)) for name in command.fields)
+    sub_keys = tuple(sub.column(name) for name in command.fields)
+    for name in carried:
+        _merged(rows, name)
+    return [sp.Join(steps, keys, sub_keys, carried, command.kind, command.max,
+                    context.request.max_subsearch_hits, src=command.src)]
+
+
+def _append(command: ast.Append, rows: _Rows, context: _Context) -> list[Step]:
+    """The subsearch's rows after these. Events stay events when both are (a flat row
+    among them is an object of its fields); with flat rows on either side the rows become
+    flat, of the fields of both."""
+    steps, sub = _subsearch(command.subsearch, context, events=None)
+    edits: tuple[sp.Edit, ...] = ()
+    if rows.events and sub.events:
+        edits = tuple(sub.edits)
+        for name in sub.names:
+            if name in sub.created:
+                _merged(rows, name)
+            elif name not in rows.names:
+                rows.names.append(name)
+                if rows.fixed is not None:
+                    rows.fixed.append(name)
+    elif rows.events:
+        for name in sub.names:
+            _merged(rows, name)
+    else:
+        rows.flat(list(dict.fromkeys([*rows.names, *sub.names])))
+    return [sp.Append(steps, context.request.max_subsearch_hits, edits, src=command.src)]
+
+
+def _lookup(command: ast.Lookup, rows: _Rows, context: _Context) -> list[Step]:
+    """A left join against the lookup's rows (spec §7.16); without ``OUTPUT`` its every
+    field that is not matched on is an output."""
+    definition = context.lookups(command.name)
+    table = _lookup_rows(definition, context, command.src)
+    matches = tuple((table.rows.column(field), rows.resolve(Column(target, src=command.src)))
+                    for field, target in command.matches)
+    matched = {field for field, _ in command.matches}
+    outputs = command.outputs if command.outputs is not None else \
+        tuple((name, name) for name in table.rows.names if name not in matched)
+    for _, target in outputs:
+        _merged(rows, target)
+    steps = tuple(step for group in table.per_command for step in group)
+    return [sp.Lookup(steps, definition, matches, tuple((table.rows.column(f), t) for f, t in outputs),
+                      command.new_only, src=command.src)]
+
+
+# the commands whose planning needs the request and the catalog: (command, rows, context) -> steps
+NESTED: dict[type, Callable[[Any, _Rows, _Context], list[Step]]] = {
+    ast.Join: _join,
+    ast.Append: _append,
+    ast.Lookup: _lookup,
+}
+
 
 def _one(build: Callable[[Any, _Rows], Step]) -> Callable[[Any, _Rows], list[Step]]:
     return lambda command, rows: [build(command, rows)]
@@ -362,13 +484,15 @@ PLANNERS: dict[type, Callable[[Any, _Rows], list[Step]]] = {
     ast.StreamStats: _one(_streamstats),
     ast.Rex: _one(_rex),
 
-    # join, append, lookup, inputlookup
+    # join, append, lookup, inputlookup: in NESTED (they plan subsearches)
 
 }
 
 
-def _command(command: Any, rows: _Rows) -> list[Step]:
+def _command(command: Any, rows: _Rows, context: _Context) -> list[Step]:
     """The steps of one command after the storage prefix."""
+    if type(command) in NESTED:
+        return NESTED[type(command)](command, rows, context)
     return PLANNERS[type(command)](command, rows)
 
 
@@ -456,35 +580,64 @@ def _command_name(command: Any) -> str:
     return words[0].lower() if words else type(command).__name__.lower()
 
 
-def plan(pipeline: ast.Pipeline, request: SmlRequest, catalog: Catalog) -> Planned:
-    """The shared plan of ``pipeline`` over ``request``'s time range. Unknown indices and
-    bad options are raised now."""
-    source, *commands = pipeline.commands
-    warnings: list[str] = []
-    indices = _indices(source, catalog, warnings)
+def _source(source: ast.Source, commands: tuple[Any, ...], context: _Context) -> _Generated:
+    """``source``: the scan, the storage prefix, then qsize's Limit."""
+    indices = _indices(source, context.catalog, context.warnings)
     rows, dates = _rows_of(indices)
-    time_range = _time_range(source, request)
-    prefix, count = _storage_prefix(tuple(commands), rows)
-    notes: list[tuple[str, int]] = []
-    qsize = _qsize(source, request, notes)
+    time_range = _time_range(source, context.request)
+    prefix, count = _storage_prefix(commands, rows)
+    qsize = _qsize(source, context.request, context.notes)  # a subsearch's too, noted on the first command
     per_command: list[list[Step]] = [[], *prefix]
     per_command[-1].append(Limit(qsize, src=source.src))  # qsize counts what the prefix let through
-    per_command += [_command(command, rows) for command in commands[count:]]
+    # with_source is set once the pipeline is planned (``_planned``)
+    per_command[0].insert(0, Source(tuple(source.indices), metadata=("_id", "_index"), with_source=True,
+                                    order=ScanOrder(context.request.time_field, descending=True),
+                                    time_range=time_range, src=source.src))
+    return _Generated(per_command, rows, dates, indices, count)
+
+
+# the first command of a pipeline: (command, the commands after it, context) -> its plan
+GENERATORS: dict[type, Callable[[Any, tuple[Any, ...], _Context], _Generated]] = {
+    ast.Source: _source,
+    ast.MakeResults: _makeresults,
+    ast.InputLookup: _inputlookup,
+}
+
+
+def _planned(commands: tuple[Any, ...], context: _Context, events: bool | None = None) -> _Generated:
+    """Each command's steps, the last one's without the answer's final step. The stored
+    documents are read only when the answer is made of them (``events``: whether a
+    subsearch's caller wants them; None: whether the rows end as events)."""
+    first, *rest = commands
+    generated = GENERATORS[type(first)](first, tuple(rest), context)
+    rows = generated.rows
+    generated.per_command += [_command(command, rows, context) for command in rest[generated.count:]]
+    head = generated.per_command[0][0]
+    if isinstance(head, Source):
+        generated.per_command[0][0] = replace(head, with_source=rows.events if events is None else events)
+    return generated
+
+
+def plan(pipeline: ast.Pipeline, request: SmlRequest, catalog: Catalog,
+         lookups: Definitions = of_index) -> Planned:
+    """The shared plan of ``pipeline`` over ``request``'s time range. Unknown indices and
+    bad options are raised now."""
+    warnings: list[str] = []
+    context = _Context(request, catalog, lookups, warnings)
+    generated = _planned(pipeline.commands, context)
+    per_command, rows, dates = generated.per_command, generated.rows, generated.dates
     if rows.events:
         kept_dates = tuple(d for d in dates if d in rows.names and d not in rows.created)
-        per_command[-1].append(sp.Events(tuple(rows.edits), tuple(rows.created), kept_dates))
+        optional = tuple(n for n in rows.created if n in rows.optional)
+        per_command[-1].append(sp.Events(tuple(rows.edits), tuple(rows.created), kept_dates, optional))
     else:
         per_command[-1].append(sp.Rows(tuple(rows.names)))
-    # the stored documents are read only when the answer is made of them
-    per_command[0].insert(0, Source(tuple(source.indices), metadata=("_id", "_index"), with_source=rows.events,
-                                    order=ScanOrder(request.time_field, descending=True), time_range=time_range,
-                                    src=source.src))
     steps = [step for group in per_command for step in group]
     ends = tuple(itertools.accumulate(len(group) for group in per_command))
     fixed = tuple(rows.fixed) if rows.fixed is not None else None
     named = tuple((_command_name(c), c.src.text) for c in pipeline.commands)
     return Planned(Plan(tuple(steps), pipeline.text, tuple(warnings)), fixed, named, ends,
-                   tuple(index.name for index in indices), tuple(notes))
+                   tuple(index.name for index in generated.indices), tuple(context.notes))
 
 
 __all__ = ["plan", "Planned", "DEFAULT_QSIZE"]

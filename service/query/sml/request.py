@@ -31,6 +31,7 @@ MAX_SEARCH_RUNNING_TIME = "sme.core.limits.base.max_search_running_time"  # seco
 MAX_QSIZE = "sme.core.limits.base.max_qsize"
 MAX_PAYLOAD_SIZE = "sme.core.limits.base.max_payload_size"  # bytes of stored rows: 1048576 or 1mb
 ALLOWED_COMMANDS = "sme.core.limits.base.allowed_commands"  # comma-separated names; "" allows every command
+MAX_SUBSEARCH_HITS = "sme.core.max_subsearch_hits"  # rows a subsearch gives its join or append
 KEEP_ALIVE = "sme.core.async_requests.keep_alive"
 MAX_RUNNING_PER_USER = "sme.core.async_requests.max_running_per_user"
 MAX_TASKS_PER_USER = "sme.core.async_requests.max_tasks_per_user"
@@ -70,6 +71,7 @@ SETTINGS = (
     Setting(MAX_QSIZE, "", _optional_count),
     Setting(MAX_PAYLOAD_SIZE, "", _optional_bytes),
     Setting(ALLOWED_COMMANDS, ""),
+    Setting(MAX_SUBSEARCH_HITS, "50000", at_least(1)),
     Setting(KEEP_ALIVE, "5d", time_value),
     Setting(MAX_RUNNING_PER_USER, "3", at_least(1)),
     Setting(MAX_TASKS_PER_USER, "100", at_least(1)),
@@ -91,6 +93,7 @@ class SmlRequest:
     max_rows: int = 10_000_000        # limits of spec §7, resolved by the API
     max_qsize: int | None = None      # the events a source may emit at most (its qsize is clamped)
     max_bytes: int | None = None      # the bytes of stored rows at most (JSON-encoded)
+    max_subsearch_hits: int = 50_000
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,8 @@ def parse(body: Any, setting: Callable[[str], str], now_ms: int) -> Submission:
     request = SmlRequest(query, time_field, start, end + 1, now_ms, body_flag(body, "calculateStats"),
                          _cost(body.get("calculateExecutionCost", "OFF")),
                          min(int(limit), MAX_STORED_ROWS) if limit else MAX_STORED_ROWS,
-                         int(qsize) if qsize else None, _bytes(size) if size else None)
+                         int(qsize) if qsize else None, _bytes(size) if size else None,
+                         int(setting(MAX_SUBSEARCH_HITS)))
     names = frozenset(n.strip().lower() for n in allowed.split(",") if n.strip()) if allowed.strip() else None
     return Submission(request, dt_start, dt_end, tuple(warnings), names)
 
