@@ -62,7 +62,7 @@ async def _result(http, query: str, **extra: Any) -> dict[str, Any]:
         if status["status"] in ("COMPLETED", "STOPPED", "FAILED"):
             break
         await asyncio.sleep(0.05)
-    assert status["status"] == "COMPLETED", status
+    assert status["status"] == "COMPLETED", (status["status"], status["error"])
     resp = await http.get(f"{BASE}/response/{task['id']}")
     assert resp.status == 200
     return await resp.json()
@@ -95,3 +95,118 @@ async def test_makeresults_time_is_the_task_instant(http) -> None:
     assert created.endswith("Z") and created[:4] >= "2024"
     rows = await _events(http, "makeresults count=2 | stats dc(@timestamp) as instants, count")
     assert rows == [{"instants": 1, "count": 2}]
+
+
+# --- join ------------------------------------------------------------------------------------
+
+async def test_join_inner_merges_the_first_match_in_main_row_order(auth, http) -> None:
+    await _bulk(auth, "hosts", [("h1", {"@timestamp": "2024-05-01T09:00:00Z", "host": {"name": "mail"},
+                                        "site": "paris", "owner": "ops"}),
+                                ("h2", {"@timestamp": "2024-05-01T08:00:00Z", "host": {"name": "mail"},
+                                        "site": "lyon"})])
+    rows = await _events(http, "source auth | join host.name [ source hosts | table host.name, site ] "
+                               "| table _id, host.name, site")
+    # the subsearch emits newest first: paris before lyon; dc01 has no match and goes
+    assert rows == [{"_id": "e5", "host.name": "mail", "site": "paris"},
+                    {"_id": "e2", "host.name": "mail", "site": "paris"},
+                    {"_id": "e1", "host.name": "mail", "site": "paris"}]
+
+
+async def test_join_left_keeps_unmatched_rows_unchanged_and_max_takes_more(auth, http) -> None:
+    await _bulk(auth, "hosts", [("h1", {"@timestamp": "2024-05-01T09:00:00Z", "host": {"name": "mail"},
+                                        "site": "paris"}),
+                                ("h2", {"@timestamp": "2024-05-01T08:00:00Z", "host": {"name": "mail"},
+                                        "site": "lyon"})])
+    events = await _events(http, "source auth | join type=left host.name [ source hosts | table host.name, site ]")
+    assert [(e["_id"], e.get("site")) for e in events] == \
+        [("e5", "paris"), ("e4", None), ("e3", None), ("e2", "paris"), ("e1", "paris")]
+    stored = {i: {"@timestamp": t, "host": {"name": h}, "user": {"name": u}, "event": {"code": c, "outcome": o},
+                  "_index": "auth", "_id": i} for i, t, h, u, c, o in AUTH}
+    assert events[1] == stored["e4"]  # unmatched: the event exactly as stored
+    assert events[0] == {**stored["e5"], "site": "paris"}
+    rows = await _events(http, "source auth | search host.name=mail | join max=0 host.name "
+                               "[ source hosts | table host.name, site ] | table _id, site")
+    assert rows == [{"_id": i, "site": s} for i in ("e5", "e2", "e1") for s in ("paris", "lyon")]
+
+
+async def test_join_compares_strings_case_sensitively_on_every_field(auth, http) -> None:
+    await _bulk(auth, "codes", [("c1", {"@timestamp": "2024-05-01T09:00:00Z", "code": "4624", "who": "alice",
+                                        "label": "logon"}),
+                                ("c2", {"@timestamp": "2024-05-01T09:01:00Z", "code": "4625", "who": "BOB",
+                                        "label": "failed"})])
+    rows = await _events(http, "source auth | rename event.code as code, user.name as who "
+                               "| join code, who [ source codes | table code, who, label ] | table _id, label")
+    assert rows == [{"_id": "e3", "label": "logon"}, {"_id": "e1", "label": "logon"}]  # BOB is not bob
+
+
+async def test_join_subsearch_values_overwrite_and_later_commands_see_them(auth, http) -> None:
+    rows = await _events(http, "source auth | join user.name [ source auth | stats count as n, "
+                               "latest(host.name) as host.name by user.name ] | where n > 2 | table _id, host.name, n")
+    # bob's latest host (e5's) overwrites every bob event's host.name
+    assert rows == [{"_id": "e5", "host.name": "mail", "n": 3}, {"_id": "e4", "host.name": "mail", "n": 3},
+                    {"_id": "e2", "host.name": "mail", "n": 3}]
+
+
+async def test_join_on_flat_rows_and_a_null_key_never_matches(auth, http) -> None:
+    rows = await _events(http, "source auth | stats count by user.name | join type=left user.name "
+                               "[ inputlookup users | rename user as user.name ]")
+    assert rows == [{"user.name": "alice", "count": 2, "dept": None, "title": None},
+                    {"user.name": "bob", "count": 3, "dept": "it", "title": None}]
+    rows = await _events(http, "source auth | eval k=null | join k [ makeresults | eval k=null ]")
+    assert rows == []
+
+
+async def test_a_subsearch_has_the_task_range_unless_its_source_sets_one(auth, http) -> None:
+    await _bulk(auth, "hosts", [("old", {"@timestamp": "2024-04-20T00:00:00Z", "host": {"name": "dc01"},
+                                         "site": "old-site"})])
+    assert await _events(http, "source auth | join host.name [ source hosts ]") == []
+    rows = await _events(http, "source auth | join host.name [ source hosts earliest=2024-04-01T00:00:00Z "
+                               "| table host.name, site ] | table _id, site")
+    assert rows == [{"_id": "e4", "site": "old-site"}, {"_id": "e3", "site": "old-site"}]
+    # the main source's own range is not the subsearch's
+    rows = await _events(http, "source hosts earliest=2024-04-01T00:00:00Z | join host.name "
+                               "[ source auth | stats count by host.name ] | table site, count")
+    assert rows == [{"site": "old-site", "count": 2}]
+
+
+async def test_subsearch_rows_are_capped_with_a_warning(auth, http) -> None:
+    resp = await http.put("/_cluster/settings", json={"persistent": {"sme.core.max_subsearch_hits": 2}})
+    assert resp.status == 200, await resp.text()
+    result = await _result(http, "source auth | join type=left _id [ source auth | eval mark=1 | table _id, mark ] "
+                                 "| table _id, mark")
+    assert result["events"] == [{"_id": i, "mark": 1 if i in ("e5", "e4") else None}
+                                for i in ("e5", "e4", "e3", "e2", "e1")]
+    assert result["warnings"] == ["subsearch of [join] truncated to 2 rows (max_subsearch_hits)"]
+    result = await _result(http, "source auth | append [ source auth ]")
+    assert result["total"] == 7 and "subsearch of [append] truncated to 2 rows (max_subsearch_hits)" \
+        in result["warnings"]
+
+
+# --- append ----------------------------------------------------------------------------------
+
+async def test_append_puts_the_subsearch_rows_after_the_current_ones(auth, http) -> None:
+    await _bulk(auth, "hosts", [("h1", {"@timestamp": "2024-05-01T09:00:00Z", "host": {"name": "mail"},
+                                        "site": "paris"})])
+    events = await _events(http, "source auth qsize=2 | append [ source hosts ]")
+    assert [(e["_index"], e["_id"]) for e in events] == [("auth", "e5"), ("auth", "e4"), ("hosts", "h1")]
+    assert events[2] == {"@timestamp": "2024-05-01T09:00:00Z", "host": {"name": "mail"}, "site": "paris",
+                         "_index": "hosts", "_id": "h1"}
+    rows = await _events(http, "source auth | stats count by host.name | append [ source auth | stats count ]")
+    assert rows == [{"host.name": "dc01", "count": 2}, {"host.name": "mail", "count": 3},
+                    {"host.name": None, "count": 5}]
+    events = await _events(http, "source auth qsize=1 | append [ makeresults count=2 | eval note=\"x\" ] "
+                                 "| search note=x OR _id=*")
+    assert [sorted(e) for e in events[1:]] == [["@timestamp", "note"]] * 2 and events[0]["_id"] == "e5"
+    assert "note" not in events[0]
+
+
+async def test_append_and_join_nest_and_run_their_own_placement_rule(auth, http) -> None:
+    rows = await _events(http, "makeresults | eval n=1 | append [ makeresults | eval n=2 "
+                               "| append [ makeresults | eval n=3 ] ] | table n")
+    assert rows == [{"n": 1}, {"n": 2}, {"n": 3}]
+    rows = await _events(http, "source auth | search event.code=4625 | peval x=1 | aggs count by host.name "
+                               "| append [ source auth | search event.code=4624 | aggs count by host.name ]")
+    assert rows == [{"host.name": "mail", "count": 2}, {"host.name": "dc01", "count": 2},
+                    {"host.name": "mail", "count": 1}]
+    reason = await _refused(http, "source auth | append [ source auth | eval y=1 | aggs count ]")
+    assert reason == "line 1:49: [aggs] may only follow source, search, peval or inputlookup"
