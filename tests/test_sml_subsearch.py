@@ -210,3 +210,84 @@ async def test_append_and_join_nest_and_run_their_own_placement_rule(auth, http)
                     {"host.name": "mail", "count": 1}]
     reason = await _refused(http, "source auth | append [ source auth | eval y=1 | aggs count ]")
     assert reason == "line 1:49: [aggs] may only follow source, search, peval or inputlookup"
+
+
+# --- inputlookup, lookup ---------------------------------------------------------------------
+
+async def test_inputlookup_emits_every_row_of_the_lookup_index_without_a_range(auth, http) -> None:
+    rows = await _events(http, "inputlookup users")
+    assert rows == [{"dept": "sales", "title": "lead", "user": "Alice"}, {"dept": "it", "title": None, "user": "bob"},
+                    {"dept": "dup", "title": "second", "user": "bob"}]
+    rows = await _events(http, "inputlookup users | search user=bob | peval d=dept | aggs count by d")
+    assert rows == [{"d": "dup", "count": 1}, {"d": "it", "count": 1}]
+
+
+async def test_lookup_by_index_matches_case_insensitively_first_row_wins(auth, http) -> None:
+    rows = await _events(http, "source auth | lookup users user AS user.name | table _id, user.name, dept, title")
+    assert rows == [{"_id": "e5", "user.name": "bob", "dept": "it", "title": None},
+                    {"_id": "e4", "user.name": "bob", "dept": "it", "title": None},
+                    {"_id": "e3", "user.name": "alice", "dept": "sales", "title": "lead"},
+                    {"_id": "e2", "user.name": "bob", "dept": "it", "title": None},
+                    {"_id": "e1", "user.name": "alice", "dept": "sales", "title": "lead"}]
+    events = await _events(http, "source auth qsize=2 | lookup users user AS user.name OUTPUT dept AS department")
+    assert events[0]["department"] == "it" and "dept" not in events[0] and "title" not in events[0]
+
+
+async def test_lookup_output_overwrites_and_outputnew_fills_only_empty_fields(auth, http) -> None:
+    base = 'source auth | search user.name=alice | eval dept=if(_id=="e1", "kept", null) '
+    rows = await _events(http, base + "| lookup users user AS user.name OUTPUT dept | table _id, dept")
+    assert rows == [{"_id": "e3", "dept": "sales"}, {"_id": "e1", "dept": "sales"}]
+    rows = await _events(http, base + "| lookup users user AS user.name OUTPUTNEW dept | table _id, dept")
+    assert rows == [{"_id": "e3", "dept": "sales"}, {"_id": "e1", "dept": "kept"}]
+    # no match: the event is left as it is
+    events = await _events(http, "source auth qsize=1 | eval user.name=\"carol\" | lookup users user AS user.name")
+    assert "dept" not in events[0] and events[0]["user.name"] == "carol"
+
+
+async def test_lookup_definitions_in_the_lookups_index(auth, http) -> None:
+    await _bulk(auth, ".sm_sme_lookups", [
+        ("d1", {"name": "people", "idx": "users", "case_sensitive": ["user"]}),
+        ("d2", {"name": "nets", "idx": "networks", "cidrmatch": ["cidr"], "wildcards": "host"}),
+    ])
+    await _bulk(auth, "networks", [("n1", {"cidr": "10.0.0.0/8", "host": "mail*", "zone": "internal-mail"}),
+                                   ("n2", {"cidr": "10.0.0.0/8", "host": "*", "zone": "internal"}),
+                                   ("n3", {"cidr": "0.0.0.0/0", "host": "*", "zone": "outside"})])
+    rows = await _events(http, "source auth | lookup people user AS user.name OUTPUT dept | table _id, dept")
+    assert rows == [{"_id": i, "dept": "it" if i in ("e5", "e4", "e2") else None}  # Alice is not alice
+                    for i in ("e5", "e4", "e3", "e2", "e1")]
+    rows = await _events(http, 'source auth | eval ip=if(host.name=="mail", "10.1.2.3", "192.168.0.1") '
+                               "| lookup nets cidr AS ip, host AS host.name OUTPUT zone | dedup host.name "
+                               "| table host.name, zone")
+    assert rows == [{"host.name": "mail", "zone": "internal-mail"}, {"host.name": "dc01", "zone": "outside"}]
+    assert await _events(http, "inputlookup people | stats count") == [{"count": 3}]
+
+
+async def test_lookup_and_subsearch_refusals(auth, http) -> None:
+    resp = await http.post(f"{BASE}/request", json={"query": "source auth | lookup nosuch user", **RANGE})
+    assert resp.status == 404 and (await resp.json())["error"]["type"] == "index_not_found_exception"
+    cases = {
+        "source auth | join user.name": "line 1:29: expected a field name, a subsearch [...], "
+                                        "a parameter [name=value] or [,] after [user.name]",
+        "source auth | join x [ ]": "line 1:22: empty subsearch",
+        "source auth | join type=outer x [ source auth ]":
+            "line 1:25: [type] must be one of [inner, left], found [outer]",
+        "source auth | join max=-1 x [ source auth ]": "line 1:24: [max] must be a non-negative integer, found [-1]",
+        "source auth | join x [ where x==1 ]": "line 1:24: query must start with a generating command",
+        "source auth | join x [ source auth | makeresults ]":
+            "line 1:38: generating command [makeresults] may only start a pipeline",
+        "source auth | append [ source auth | nosuch ]": "line 1:38: unknown command [nosuch]",
+        "source auth | lookup users": "line 1:27: expected a field name after [users]",
+        "source auth | lookup users user OUTPUT": "line 1:39: expected a field name after [OUTPUT]",
+        "source auth | lookup size=3 users user": "line 1:22: unknown parameter [size] for [lookup], "
+                                                  "expected one of [dedup, packsize, system, type]",
+        "source auth | lookup type=slow users user": "line 1:27: [type] must be one of [default, fast, elk], found [slow]",
+        "makeresults count=0": "line 1:19: [count] must be a positive integer, found [0]",
+        "makeresults counts=2": "line 1:13: unknown parameter [counts] for [makeresults], expected one of [count]",
+        "source auth | makeresults": "line 1:15: generating command [makeresults] may only start a pipeline",
+        "inputlookup users | inputlookup users": "line 1:21: generating command [inputlookup] may only start a pipeline",
+    }
+    for query, reason in cases.items():
+        assert await _refused(http, query) == reason, query
+    assert await _events(http, "source auth | lookup type=elk packsize=10 dedup=true system=false users user "
+                               "AS user.name OUTPUT dept | stats count by dept") == \
+        [{"dept": "it", "count": 3}, {"dept": "sales", "count": 2}]
