@@ -10,9 +10,7 @@ from typing import Any
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from service import keys
-from service.query.sml import SmlJob, SmlRequest
-from service.query.options import QueryOptions
+from service.query.control import Control
 
 BASE = "/_sme/async_requests"
 RANGE = {"dtStart": "2024-05-01T00:00:00Z", "dtEnd": "2024-05-02T00:00:00Z"}
@@ -89,6 +87,28 @@ async def test_makeresults_gives_rows_of_the_time_field_at_now(http) -> None:
     assert result["events"][0]["x"] == "ab" and result["fields"] == ["@timestamp", "x"]
 
 
+async def test_a_long_makeresults_stops_on_break_with_exact_partial_counts(http, monkeypatch) -> None:
+    monkeypatch.setattr(Control, "pause_s", 0.05)  # a pause per slice of at most 1000 rows
+    task = await _request(http, {"query": "makeresults count=10000000 | stats count"})
+    for _ in range(600):
+        status = await (await http.get(f"{BASE}/status/{task['id']}")).json()
+        if status["progress"] > 0:
+            break
+        await asyncio.sleep(0.05)
+    assert 0 < status["progress"] < 1, status
+    assert (await http.post(f"{BASE}/break/{task['id']}")).status == 200
+    for _ in range(600):
+        result = await (await http.get(f"{BASE}/response/{task['id']}")).json()
+        status = await (await http.get(f"{BASE}/status/{task['id']}")).json()
+        if status["status"] == "STOPPED":
+            break
+        await asyncio.sleep(0.05)
+    result = await (await http.get(f"{BASE}/response/{task['id']}")).json()
+    assert status["status"] == "STOPPED" and result["partial"] is True
+    (row,) = result["events"]
+    assert 0 < row["count"] < 10_000_000 and row["count"] % 1000 == 0  # whole slices, each counted once
+
+
 async def test_makeresults_time_is_the_task_instant(http) -> None:
     row, = await _events(http, "makeresults")
     created = row["@timestamp"]
@@ -124,6 +144,9 @@ async def test_join_left_keeps_unmatched_rows_unchanged_and_max_takes_more(auth,
                   "_index": "auth", "_id": i} for i, t, h, u, c, o in AUTH}
     assert events[1] == stored["e4"]  # unmatched: the event exactly as stored
     assert events[0] == {**stored["e5"], "site": "paris"}
+    events = await _events(http, "source auth | join type=left host.name [ source hosts | table host.name, site ] "
+                                 "| rename site as place")
+    assert events[1] == stored["e4"] and events[0] == {**stored["e5"], "place": "paris"}
     rows = await _events(http, "source auth | search host.name=mail | join max=0 host.name "
                                "[ source hosts | table host.name, site ] | table _id, site")
     assert rows == [{"_id": i, "site": s} for i in ("e5", "e2", "e1") for s in ("paris", "lyon")]

@@ -26,7 +26,8 @@ from .. import types as T
 from ..aggregates import Meter
 from ..breaker import CHARGE_BYTES, Reservation, object_bytes, released, row_bytes
 from ..evaluate import EvalError, compile_expr
-from ..execute import DICT_ENTRY, Context, Relation, _as_list, run_aggregate, run_filter, run_pipeline, sort_bound
+from ..execute import (DICT_ENTRY, Context, Relation, _as_list, rowid_slices, run_aggregate, run_filter, run_pipeline,
+                       sort_bound)
 from ..expr import Expr
 from ..fieldpath import MISSING, field_value
 from ..plan import Step
@@ -704,8 +705,17 @@ def run_rex(step: sp.Rex, rel: Relation, ctx: Context, rest: list[Step]) -> Rela
 # --- join, append, lookup, inputlookup ---
 
 def run_makeresults(step: sp.MakeResults, rest: list[Step], ctx: Context) -> tuple[Relation, int]:
-    """``makeresults``' rows, made as they are read."""
-    return Relation([step.field], ["date"], ([step.now_ms] for _ in range(step.count))), 0
+    """``makeresults``' rows, made as they are read, in slices as a scan reads its rows:
+    a stop ends them, and they count for the task's progress."""
+    control = ctx.control
+
+    def rows() -> Iterator[list[Any]]:
+        control.rows_total = step.count
+        for after, upto in rowid_slices(control, step.count):
+            control.scanned(upto - after)
+            for _ in range(upto - after):
+                yield [step.now_ms]
+    return Relation([step.field], ["date"], rows()), 0
 
 
 def _materialised(steps: tuple[Step, ...], ctx: Context, cap: int | None,

@@ -118,6 +118,9 @@ class _Rows:
     def renamed(self, old: str, new: str) -> None:
         """The field ``old`` is now ``new`` (in place in the field order), ``new`` replaced."""
         self._overwritten(new)
+        if old in self.optional:
+            self.optional.remove(old)
+            self.optional.add(new)
         if old in self.created:
             self.created[self.created.index(old)] = new
         for order in (self.names, self.fixed):
