@@ -314,3 +314,13 @@ async def test_lookup_and_subsearch_refusals(auth, http) -> None:
     assert await _events(http, "source auth | lookup type=elk packsize=10 dedup=true system=false users user "
                                "AS user.name OUTPUT dept | stats count by dept") == \
         [{"dept": "it", "count": 3}, {"dept": "sales", "count": 2}]
+
+
+async def test_allowed_commands_covers_the_commands_of_subsearches(auth, http) -> None:
+    resp = await http.put("/_cluster/settings",
+                          json={"transient": {"sme.core.limits.base.allowed_commands": "source, append, table"}})
+    assert resp.status == 200
+    resp = await http.post(f"{BASE}/request", json={"query": "source auth | append [ source auth | stats count ]",
+                                                    **RANGE})
+    assert resp.status == 403 and "command [stats] is not allowed" in (await resp.json())["error"]["reason"]
+    assert len(await _events(http, "source auth | append [ source auth | table _id ]")) == 10

@@ -114,7 +114,7 @@ async def create(request: web.Request) -> web.Response:
     job = await asyncio.to_thread(SmlJob.compile, submission.request, catalog, QueryOptions.of(app[keys.SETTINGS]),
                                   lookups.reader(app[keys.SETTINGS].db_path, catalog))
     user = owner(request)
-    sml_request.check_commands((name for name, _ in job.planned.commands), submission.allowed_commands, user)
+    sml_request.check_commands(job.planned.used, submission.allowed_commands, user)
     shown = _shown(submission, job)
     view = await app[keys.BACKGROUND].create(job, user, task_headers(request), _limits(request), shown,
                                              _first_lines(submission, job, shown),

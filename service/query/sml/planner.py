@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field, fields as dataclass_fields, replace
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from ...store.catalog import Catalog, Index
 from ..errors import ParsingError
@@ -395,6 +395,14 @@ def _subsearch(pipeline: ast.Pipeline, context: _Context, events: bool | None) -
     return tuple(step for group in generated.per_command for step in group), generated.rows
 
 
+def _used(commands: tuple[Any, ...]) -> Iterator[str]:
+    """The names of ``commands`` and of the commands of their subsearches."""
+    for command in commands:
+        yield _command_name(command)
+        if isinstance(command, (ast.Join, ast.Append)):
+            yield from _used(command.subsearch.commands)
+
+
 def _merged(rows: _Rows, name: str) -> None:
     """A join or lookup may set ``name``: a column from now on and, while rows are events,
     a literal key written only where it was set."""
@@ -442,9 +450,9 @@ def _lookup(command: ast.Lookup, rows: _Rows, context: _Context) -> list[Step]:
     field that is not matched on is an output."""
     definition = context.lookups(command.name)
     table = _lookup_rows(definition, context, command.src)
-    matches = tuple((table.rows.column(field), rows.resolve(Column(target, src=command.src)))
-                    for field, target in command.matches)
-    matched = {field for field, _ in command.matches}
+    matches = tuple((table.rows.column(lookup_field), rows.resolve(Column(target, src=command.src)))
+                    for lookup_field, target in command.matches)
+    matched = {lookup_field for lookup_field, _ in command.matches}
     outputs = command.outputs if command.outputs is not None else \
         tuple((name, name) for name in table.rows.names if name not in matched)
     for _, target in outputs:
@@ -576,6 +584,7 @@ class Planned:
     ends: tuple[int, ...]  # per command: how many steps of the plan end with it
     indices: tuple[str, ...]  # what the source read
     notes: tuple[tuple[str, int], ...] = ()  # limits applied while planning: (warning, command index)
+    used: tuple[str, ...] = ()  # every command's name, a subsearch's too (for allowed_commands)
 
 
 def _command_name(command: Any) -> str:
@@ -640,7 +649,8 @@ def plan(pipeline: ast.Pipeline, request: SmlRequest, catalog: Catalog,
     fixed = tuple(rows.fixed) if rows.fixed is not None else None
     named = tuple((_command_name(c), c.src.text) for c in pipeline.commands)
     return Planned(Plan(tuple(steps), pipeline.text, tuple(warnings)), fixed, named, ends,
-                   tuple(index.name for index in generated.indices), tuple(context.notes))
+                   tuple(index.name for index in generated.indices), tuple(context.notes),
+                   tuple(dict.fromkeys(_used(pipeline.commands))))
 
 
 __all__ = ["plan", "Planned", "DEFAULT_QSIZE"]
