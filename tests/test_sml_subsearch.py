@@ -12,6 +12,8 @@ from elasticsearch import AsyncElasticsearch
 
 from service.query.control import Control
 
+from test_sme_api import slower, timed  # noqa: F401  (fixtures)
+
 BASE = "/_sme/async_requests"
 RANGE = {"dtStart": "2024-05-01T00:00:00Z", "dtEnd": "2024-05-02T00:00:00Z"}
 AUTH = [  # spec/sml.md §10: (id, time, host.name, user.name, event.code, event.outcome)
@@ -324,3 +326,18 @@ async def test_allowed_commands_covers_the_commands_of_subsearches(auth, http) -
                                                     **RANGE})
     assert resp.status == 403 and "command [stats] is not allowed" in (await resp.json())["error"]["reason"]
     assert len(await _events(http, "source auth | append [ source auth | table _id ]")) == 10
+
+
+async def test_a_preview_shows_the_task_rows_never_a_subsearch_s(timed, http, slower) -> None:
+    task = await _request(http, {"query": "source timed qsize=20000 | join type=left bytes [ source timed qsize=20000 "
+                                          "| stats count as n by bytes ] | stats count"})
+    seen = []
+    for _ in range(600):
+        body = await (await http.get(f"{BASE}/response/{task['id']}")).json()
+        if body.get("preview"):
+            seen.append(body["events"])
+        if body["status"] != "RUNNING" and body["status"] != "PENDING":
+            break
+        await asyncio.sleep(0.05)
+    assert body["events"] == [{"count": 20000}] and "preview" not in body
+    assert seen and all(events == [] or list(events[0]) == ["count"] for events in seen), seen[:3]

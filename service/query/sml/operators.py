@@ -13,7 +13,7 @@ import heapq
 import itertools
 import time
 from collections import deque
-from dataclasses import replace
+from dataclasses import fields, replace
 from sys import getsizeof
 from typing import Any, Callable, Iterator
 
@@ -718,11 +718,23 @@ def run_makeresults(step: sp.MakeResults, rest: list[Step], ctx: Context) -> tup
     return Relation([step.field], ["date"], rows()), 0
 
 
+class _Subsearch(Context):
+    """A subsearch's (or a lookup's) run: the task's, except that it answers no preview
+    request (a preview shows the task's rows; its own blocking step answers)."""
+
+    def preview(self, rel: Relation, rest: list[Step]) -> None:
+        return None
+
+
+def _run_subsearch(steps: tuple[Step, ...], ctx: Context) -> Relation:
+    return run_pipeline(list(steps), _Subsearch(**{f.name: getattr(ctx, f.name) for f in fields(ctx)}))
+
+
 def _materialised(steps: tuple[Step, ...], ctx: Context, cap: int | None,
                   what: str) -> tuple[Relation, list[list[Any]], Reservation]:
     """A subsearch's (or a lookup's) rows, all read now: at most ``cap``, with a warning
     when it has more; what they hold is charged to the breaker until the reservation closes."""
-    rel = run_pipeline(list(steps), ctx)
+    rel = _run_subsearch(steps, ctx)
     reservation = Reservation(ctx.control.breaker)
     rows: list[list[Any]] = []
     size = 0
@@ -786,7 +798,7 @@ def run_append(step: sp.Append, rel: Relation, ctx: Context, rest: list[Step]) -
     """The rows, then the subsearch's (built now, read once the rows are done), over the
     columns of both: the rows' (the last of a name), then the subsearch's new ones; a
     column of two types is of any type."""
-    sub = run_pipeline(list(step.steps), ctx)
+    sub = _run_subsearch(step.steps, ctx)
     at, sub_at = _last_positions(rel.names), _last_positions(sub.names)
     names = list(at) + [n for n in sub_at if n not in at]
     types = [sub.types[sub_at[n]] if n not in at else rel.types[at[n]] if n not in sub_at
@@ -822,12 +834,12 @@ def run_lookup(step: sp.Lookup, rel: Relation, ctx: Context, rest: list[Step]) -
     definition = step.definition
     table_at, at = _last_positions(table_rel.names), _last_positions(rel.names)
     scope = ctx.scope(rel)
-    fields = [(None if column is None else table_at.get(column), column, compile_expr(expr, scope)[0])
+    compared = [(None if column is None else table_at.get(column), column, compile_expr(expr, scope)[0])
               for column, expr in step.matches]
-    exact = [(j, column, fn) for j, column, fn in fields if definition.exact(column)]
-    patterned = [(j, column, fn) for j, column, fn in fields if not definition.exact(column)]
+    exact = [(j, column, fn) for j, column, fn in compared if definition.exact(column)]
+    patterned = [(j, column, fn) for j, column, fn in compared if not definition.exact(column)]
     candidates: dict[tuple[str | None, ...], list[tuple[list[Any], list[Callable[[Any], bool] | None]]]] = {}
-    if all(j is not None for j, _, _ in fields):
+    if all(j is not None for j, _, _ in compared):
         for row in table:
             key = tuple(definition.key(column, row[j]) for j, column, _ in exact)
             tests = [definition.matcher(column, row[j]) for j, column, _ in patterned]
