@@ -305,11 +305,13 @@ async def test_lookup_and_subsearch_refusals(auth, http) -> None:
         "source auth | lookup users user OUTPUT": "line 1:39: expected a field name after [OUTPUT]",
         "source auth | lookup size=3 users user": "line 1:22: unknown parameter [size] for [lookup], "
                                                   "expected one of [dedup, packsize, system, type]",
-        "source auth | lookup type=slow users user": "line 1:27: [type] must be one of [default, fast, elk], found [slow]",
+        "source auth | lookup type=slow users user":
+            "line 1:27: [type] must be one of [default, fast, elk], found [slow]",
         "makeresults count=0": "line 1:19: [count] must be a positive integer, found [0]",
         "makeresults counts=2": "line 1:13: unknown parameter [counts] for [makeresults], expected one of [count]",
         "source auth | makeresults": "line 1:15: generating command [makeresults] may only start a pipeline",
-        "inputlookup users | inputlookup users": "line 1:21: generating command [inputlookup] may only start a pipeline",
+        "inputlookup users | inputlookup users":
+            "line 1:21: generating command [inputlookup] may only start a pipeline",
     }
     for query, reason in cases.items():
         assert await _refused(http, query) == reason, query

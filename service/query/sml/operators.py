@@ -733,20 +733,29 @@ def _run_subsearch(steps: tuple[Step, ...], ctx: Context) -> Relation:
 def _materialised(steps: tuple[Step, ...], ctx: Context, cap: int | None,
                   what: str) -> tuple[Relation, list[list[Any]], Reservation]:
     """A subsearch's (or a lookup's) rows, all read now: at most ``cap``, with a warning
-    when it has more; what they hold is charged to the breaker until the reservation closes."""
-    rel = _run_subsearch(steps, ctx)
-    reservation = Reservation(ctx.control.breaker)
+    when it has more; what they hold is charged to the breaker until the reservation closes.
+    The task's progress is its own scan's: the counters are put back once they are read."""
+    control = ctx.control
+    scanned, total = control.rows_scanned, control.rows_total
+    reservation = Reservation(control.breaker)
     rows: list[list[Any]] = []
     size = 0
-    for row in rel.rows:
-        if len(rows) == cap:
-            ctx.warnings.add(f"subsearch of [{what}] truncated to {cap} rows (max_subsearch_hits)")
-            break
-        rows.append(row)
-        size += row_bytes(row) + DICT_ENTRY  # the row and its place in the operator's index
-        if len(rows) % CHARGE_EVERY == 0:
-            reservation.hold(size)
-    reservation.hold(size)
+    try:
+        rel = _run_subsearch(steps, ctx)
+        for row in rel.rows:
+            if len(rows) == cap:
+                ctx.warnings.add(f"subsearch of [{what}] truncated to {cap} rows (max_subsearch_hits)")
+                break
+            rows.append(row)
+            size += row_bytes(row) + DICT_ENTRY  # the row and its place in the operator's index
+            if len(rows) % CHARGE_EVERY == 0:
+                reservation.hold(size)
+        reservation.hold(size)
+    except BaseException:
+        reservation.close()
+        raise
+    finally:
+        control.rows_scanned, control.rows_total = scanned, total
     return rel, rows, reservation
 
 

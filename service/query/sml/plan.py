@@ -3,8 +3,9 @@
 The shared steps do what SML shares with the other languages (Filter for ``where``, Eval
 for ``eval``/``peval``, Aggregate for ``stats``/``aggs``, Limit for ``head`` and ``qsize``).
 These are the rest: search conditions (whose terms name fields by text), projections,
-SML's value order, ``dedup``, ``tail``, and the last step, which turns rows into the
-answer's events. Every name in them was resolved by the planner against what the rows
+SML's value order, ``dedup``, ``tail``, the generating ``makeresults``, the steps that
+run a subsearch (or a lookup) of their own (``join``, ``append``, ``lookup``), and the last
+step, which turns rows into the answer's events. Every name in them was resolved by the planner against what the rows
 hold at that point, so operators never guess.
 """
 

@@ -6,7 +6,13 @@ them (spec/sml.md §7.1). Next comes the storage prefix, the ``search`` and ``pe
 commands right after ``source``, then ``qsize``'s Limit, which so counts the events those
 let through. Every later command becomes one step or a few: shared ones where SML means
 what the engine does (``where``, ``eval``, ``stats``, ``head``), SML's own (``plan.py``)
-elsewhere; the last step makes each row an event or a flat row.
+elsewhere; the last step makes each row an event or a flat row. The other generating
+commands (``GENERATORS``) start a pipeline with their own step instead: ``makeresults``,
+``inputlookup`` (a lookup's index read whole, as flat rows).
+
+A subsearch ``[ ... ]`` is planned the same way, with the same request (its range unless
+its source sets one, spec §3), into the steps of its command's step (``join``, ``append``;
+``lookup`` reads its lookup like ``inputlookup``), which runs them when it is built.
 
 The leading searches are ``Search`` steps right after the scan rather than the source's
 predicate: their terms follow SML's rules (case-insensitive, numeric-looking strings),
