@@ -343,3 +343,15 @@ async def test_a_preview_shows_the_task_rows_never_a_subsearch_s(timed, http, sl
         await asyncio.sleep(0.05)
     assert body["events"] == [{"count": 20000}] and "preview" not in body
     assert seen and all(events == [] or list(events[0]) == ["count"] for events in seen), seen[:3]
+
+
+async def test_execution_cost_and_stats_with_subsearches(auth, http) -> None:
+    result = await _result(http, "source auth | join type=left user.name [ inputlookup users "
+                                 "| rename user as user.name ] | table user.name, dept",
+                           calculateStats=True, calculateExecutionCost="DEBUG")
+    assert result["events"][0] == {"user.name": "bob", "dept": "it"} and result["total"] == 5
+    commands = result["executionCost"]["commands"]
+    assert [(c["command"], c["rowsOut"]) for c in commands] == [("source", 5), ("join", 5), ("table", 5)]
+    assert commands[0]["details"]["rowsScanned"] == 5  # the task's own scan: the lookup's rows are not counted
+    result = await _result(http, "makeresults count=4", calculateStats=True, calculateExecutionCost="INFO")
+    assert result["total"] == 4 and result["executionCost"]["commands"][0]["rowsOut"] == 4
