@@ -838,22 +838,34 @@ def run_append(step: sp.Append, rel: Relation, ctx: Context, rest: list[Step]) -
     return Relation(names, types, rows())
 
 
+Tests = list[Callable[[Any], bool] | None]
+
+
+def _lookup_index(definition: Any, table: list[list[Any]], exact: list[tuple[int, str]],
+                  patterned: list[tuple[int, str]]) -> dict[tuple[str | None, ...], list[tuple[list[Any], Tests]]]:
+    """The lookup's rows by their values of the fields matched exactly, each with the tests
+    of its pattern (wildcard, CIDR) fields, in lookup order; a row that can match nothing
+    (a null, a bad CIDR) is left out."""
+    index: dict[tuple[str | None, ...], list[tuple[list[Any], Tests]]] = {}
+    for row in table:
+        key = tuple(definition.key(column, row[j]) for j, column in exact)
+        tests = [definition.matcher(column, row[j]) for j, column in patterned]
+        if None not in key and None not in tests:
+            index.setdefault(key, []).append((row, tests))
+    return index
+
+
 def run_lookup(step: sp.Lookup, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
     table_rel, table, reservation = _materialised(step.steps, ctx, None, "lookup")
     definition = step.definition
     table_at, at = _last_positions(table_rel.names), _last_positions(rel.names)
     scope = ctx.scope(rel)
     compared = [(None if column is None else table_at.get(column), column, compile_expr(expr, scope)[0])
-              for column, expr in step.matches]
+                for column, expr in step.matches]
     exact = [(j, column, fn) for j, column, fn in compared if definition.exact(column)]
     patterned = [(j, column, fn) for j, column, fn in compared if not definition.exact(column)]
-    candidates: dict[tuple[str | None, ...], list[tuple[list[Any], list[Callable[[Any], bool] | None]]]] = {}
-    if all(j is not None for j, _, _ in compared):
-        for row in table:
-            key = tuple(definition.key(column, row[j]) for j, column, _ in exact)
-            tests = [definition.matcher(column, row[j]) for j, column, _ in patterned]
-            if None not in key and None not in tests:
-                candidates.setdefault(key, []).append((row, tests))
+    index = _lookup_index(definition, table, [(j, c) for j, c, _ in exact], [(j, c) for j, c, _ in patterned]) \
+        if all(j is not None for j, _, _ in compared) else {}
     outputs = [(None if column is None else table_at.get(column), at.get(target)) for column, target in step.outputs]
     names = rel.names + [target for _, target in step.outputs]
     types = rel.types + [_merged_type(rel, i, T.ANY if j is None else table_rel.types[j]) for j, i in outputs]
@@ -861,7 +873,7 @@ def run_lookup(step: sp.Lookup, rel: Relation, ctx: Context, rest: list[Step]) -
     def matched(row: list[Any]) -> list[Any] | None:
         key = tuple(definition.key(column, fn(row)) for _, column, fn in exact)
         values = [first(fn(row)) for _, _, fn in patterned]
-        for found, tests in candidates.get(key, ()):
+        for found, tests in index.get(key, ()):
             if all(v is not None and test(v) for v, test in zip(values, tests)):  # type: ignore[misc]
                 return found
         return None
