@@ -291,8 +291,8 @@ async def test_lookup_and_subsearch_refusals(auth, http) -> None:
     resp = await http.post(f"{BASE}/request", json={"query": "source auth | lookup nosuch user", **RANGE})
     assert resp.status == 404 and (await resp.json())["error"]["type"] == "index_not_found_exception"
     cases = {
-        "source auth | join user.name": "line 1:29: expected a field name, a subsearch [...], "
-                                        "a parameter [name=value] or [,] after [user.name]",
+        "source auth | join user.name": "line 1:29: expected a field name, a parameter, a subsearch [...] "
+                                        "or [,] after [user.name]",
         "source auth | join x [ ]": "line 1:22: empty subsearch",
         "source auth | join type=outer x [ source auth ]":
             "line 1:25: [type] must be one of [inner, left], found [outer]",

@@ -210,7 +210,6 @@ _GROUPS = (
     ({"NUMBER"}, {"NUMBER"}, "a number"),
     ({"OPTION"}, {"OPTION"}, "a parameter"),
     ({"SUBSEARCH"}, {"SUBSEARCH"}, "a subsearch [...]"),
-    ({"OPTION"}, {"OPTION"}, "a parameter [name=value]"),
     ({"EQEQ", "PLUS", "STAR"}, _OPERATORS, "an operator"),
     ({"EQUAL", "NEQ", "LT"}, _OPERATORS, "a comparison operator"),
     ({"PLUS", "STAR"}, _OPERATORS, "an arithmetic operator"),
