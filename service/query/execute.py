@@ -263,8 +263,9 @@ def ordered_scan(conn: sqlite3.Connection, indices: list[Index], names: list[str
         if column is None:
             return
         tie = index.columns.get(order.tiebreaker) if order.tiebreaker else None
+        ties = tie is not None or order.ids  # a run of equal values is put in merge-key order
         key, table = quote(column), quote(index.table)
-        select, lead = reader.select(index, key, quote(tie) if tie else "NULL")
+        select, lead = reader.select(index, key, "_id" if order.ids else quote(tie) if tie else "NULL")
         condition = where(index) if where is not None else None
         narrowed, narrowing = (f" AND ({condition[0]})", condition[1]) if condition else ("", [])
         direction, after, upto = ("DESC", "<", ">=") if order.descending else ("ASC", ">", "<=")
@@ -276,7 +277,7 @@ def ordered_scan(conn: sqlite3.Connection, indices: list[Index], names: list[str
         while True:
             if not control.proceed():
                 control.cut_short = True
-                yield from _by_tiebreaker(run, tie)
+                yield from _by_tiebreaker(run, ties)
                 return
             since, since_args = ("", []) if last is None else (past, list(last))
             end = conn.execute(f"SELECT {key}, rowid FROM {table} WHERE {valued}{since} {ordered} LIMIT 1 OFFSET ?",
@@ -293,27 +294,29 @@ def ordered_scan(conn: sqlite3.Connection, indices: list[Index], names: list[str
             for raw in batch:
                 value, tiebreak = raw[-2], raw[-1]
                 if run and run[0][0][0] != sign * value:
-                    yield from _by_tiebreaker(run, tie)
+                    yield from _by_tiebreaker(run, ties)
                     run = []
-                # the merge key: the order field, the tiebreaker (nulls last), the index, the rowid
-                run.append([(sign * value, tiebreak is None, _Directed(tiebreak, sign), position, sign * raw[0]),
-                            reader.row(raw, -2)])
+                # the merge key: the order field, then the index and the _id (``ids``), or the
+                # tiebreaker (nulls last), the index, the rowid
+                merge_key = (sign * value, position, tiebreak) if order.ids else \
+                    (sign * value, tiebreak is None, _Directed(tiebreak, sign), position, sign * raw[0])
+                run.append([merge_key, reader.row(raw, -2)])
             if end is None:
-                yield from _by_tiebreaker(run, tie)
+                yield from _by_tiebreaker(run, ties)
                 return
             last = end
 
-    keyed = len(indices) > 1 or order.tiebreaker is not None  # rows need their merge key
+    keyed = len(indices) > 1 or order.tiebreaker is not None or order.ids  # rows need their merge key
     streams = [pages(position, index) for position, index in enumerate(indices)]
     merged = heapq.merge(*streams, key=lambda pair: pair[0]) if len(streams) > 1 else streams[0] if streams else ()
     for _, row in merged:
         yield row
 
 
-def _by_tiebreaker(run: list[list[Any]], tiebreaker: str | None) -> list[list[Any]]:
-    """Rows of one order-field value (read in rowid order) in merge-key order: by the
-    tiebreaker when there is one."""
-    return sorted(run, key=lambda pair: pair[0]) if tiebreaker is not None and len(run) > 1 else run
+def _by_tiebreaker(run: list[list[Any]], ordered: bool) -> list[list[Any]]:
+    """Rows of one order-field value (read in rowid order) in merge-key order, when ties
+    are ``ordered`` (by a tiebreaker, or by ``_id``)."""
+    return sorted(run, key=lambda pair: pair[0]) if ordered and len(run) > 1 else run
 
 
 class _Directed:
@@ -679,9 +682,11 @@ OPERATORS: dict[type[p.Step], Operator] = {
 }
 
 
-def run_source(step: p.Source, rest: list[p.Step], ctx: Context) -> tuple[Relation, int]:
+def run_source(step: p.Source, rest: list[p.Step], ctx: Context,
+               where: Callable[[Index], tuple[str, list[Any]] | None] | None = None) -> tuple[Relation, int]:
     """The documents of the step's indices, with as many of the steps after it as can run
-    inside SQLite already applied."""
+    inside SQLite already applied. ``where``: a language's own narrowing of an ordered scan
+    (see ``ordered_scan``), in place of the predicate's."""
     indices = ctx.dialect.indices(ctx.catalog, step)
     names, types = source_columns(indices)
     for m in step.metadata:
@@ -699,7 +704,7 @@ def run_source(step: p.Source, rest: list[p.Step], ctx: Context) -> tuple[Relati
     if step.order is None:
         rows: Iterable[list[Any]] = scan(ctx.conn, indices, names, types, step.metadata, ctx.control, read, **options)
     else:
-        narrow = None if step.predicate is None or not ctx.options.pushdown else \
+        narrow = where if where is not None else None if step.predicate is None or not ctx.options.pushdown else \
             functools.partial(pushdown.prefilter, step.predicate, names=names, types=types, language=ctx.dialect)
         rows = ordered_scan(ctx.conn, indices, names, types, step.metadata, ctx.control, step.order, read,
                             where=narrow, **options)

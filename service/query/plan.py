@@ -54,12 +54,14 @@ class Step:
 @dataclass(frozen=True)
 class ScanOrder:
     """Read documents by ``field`` (the time field: EQL reads events in time order), then by
-    ``tiebreaker`` (nulls last), then in insertion order. Documents without a single
-    value of ``field`` are not read."""
+    ``tiebreaker`` (nulls last), then in insertion order; with ``ids``, equal times by
+    ``_index`` then ``_id`` ascending whatever the direction (SML's ``source``). Documents
+    without a single value of ``field`` are not read."""
 
     field: str
     descending: bool = False
     tiebreaker: str | None = None
+    ids: bool = False
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from ..plan import Source
 from . import aggregates, functions
 from .ast import Term, Text
 from .operators import SOURCES, STEPS
+from .source import SOURCES as SCANS, STEPS as SCAN_STEPS
 from .values import COMPARE, TypeMismatch, compare, first, leaves, number, numeric, result, text
 
 Compiled = tuple[Fn, str]
@@ -376,8 +377,8 @@ def dialect_at(now_ms: int | None = None) -> Dialect:
         pushdown=False,  # the SQL pushdown knows the statically typed rules only
         arithmetic=arithmetic,
         compile_node=functools.partial(compile_node, clock=clock),
-        steps=STEPS,
-        sources=SOURCES,
+        steps={**STEPS, **SCAN_STEPS},
+        sources={**SOURCES, **SCANS},
     )
 
 

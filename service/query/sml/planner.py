@@ -42,6 +42,7 @@ from . import plan as sp
 from .lookups import Definition, Definitions, of_index
 from .operators import field_pattern
 from .request import SmlRequest
+from .source import Qsize, Scan
 
 DEFAULT_QSIZE = 10_000  # events a source emits when its qsize is not given (spec §7.1)
 METADATA = ("_index", "_id")
@@ -606,11 +607,12 @@ def _source(source: ast.Source, commands: tuple[Any, ...], context: _Context) ->
     prefix, count = _storage_prefix(commands, rows)
     qsize = _qsize(source, context.request, context.notes)  # a subsearch's too, noted on the first command
     per_command: list[list[Step]] = [[], *prefix]
-    per_command[-1].append(Limit(qsize, src=source.src))  # qsize counts what the prefix let through
+    # qsize counts what the prefix let through
+    per_command[-1].append(Qsize(qsize, default=source.qsize is None, src=source.src))
     # with_source is set once the pipeline is planned (``_planned``)
-    per_command[0].insert(0, Source(tuple(source.indices), metadata=("_id", "_index"), with_source=True,
-                                    order=ScanOrder(context.request.time_field, descending=True),
-                                    time_range=time_range, src=source.src))
+    per_command[0].insert(0, Scan(tuple(source.indices), metadata=("_id", "_index"), with_source=True,
+                                  order=ScanOrder(context.request.time_field, descending=True, ids=True),
+                                  time_range=time_range, now_ms=context.request.now_ms, src=source.src))
     return _Generated(per_command, rows, dates, indices, count)
 
 

@@ -1,0 +1,437 @@
+"""SML's storage prefix inside SQLite: its leading searches as SQL, and ``stats`` over them.
+
+SML is dynamically typed (``sml/dialect.py``): a search term compares case-insensitively,
+reads numeric-looking strings as numbers and matches any value of an array, which the
+statically typed ``compiler`` does not say. Its terms are translated here instead, exactly:
+
+- each term is a ``CASE`` over the stored value: NULL never matches; where the value's
+  storage class makes a plain SQL test provably the Python rule (a number compared with a
+  number, an ASCII string compared case-insensitively with ``COLLATE NOCASE``, a string of
+  ASCII digits read as an integer, an ASCII string without digits that no number matches),
+  that test; anything else (a multi-value, non-ASCII text, wildcards, a date written as
+  text) asks the Python term itself, registered as a deterministic SQL function
+  (``esquire_sml_term``) over the decoded value. Every arm is 0 or 1, so ``AND``/``OR``/
+  ``NOT`` are SQL's; full-text terms (every column) are not translated.
+- a scan of events keeps the Python ``Search`` after it, so the condition only spares
+  SQLite's rows the decoding (``prefilter``); ``stats`` counts what SQL lets through, so
+  it is pushed only when every leading search translates.
+
+``stats`` (``count``, ``count(f)``, by fields of the source) runs as a GROUP BY per time
+slice, newest slice first, the order ``source`` emits events in: a stop between slices
+answers exactly over the events read, as the Python path does, and the progress moves.
+``qsize`` counts matching events: the slice that would pass it is read again as the
+newest ``qsize`` events left (``ORDER BY`` time descending, then ``_index`` and ``_id``
+ascending, spec §7.1) before grouping. A multi-valued key is grouped by its stored array,
+which then counts once for each of its values, as the Python aggregate's groups do; the
+null group is kept, for the plan's next step to drop.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from ...store.catalog import Index
+from ...store.sql import quote
+from .. import plan as p
+from ..evaluate import Scope, Warnings, compile_expr
+from ..expr import Call, Column, Expr, Literal, Logical, Not, Star
+from .timeline import _indexed
+
+if TYPE_CHECKING:
+    from ..execute import Context, Relation
+
+TERM_FUNCTION = "esquire_sml_term"
+NUMBERS = ("integer", "long", "double")  # stored as SQL numbers (not unsigned_long: text past 2**63)
+STRINGS = ("keyword", "text")
+PLAIN_ASCII = "NOT {c} GLOB '*[^ -~]*'"  # printable ASCII only: NOCASE folds exactly what lower() does
+DIGITS = "NOT {c} GLOB '*[^0-9]*' AND length({c}) BETWEEN 1 AND 18"  # an integer string within 64 bits
+NO_DIGIT = "NOT {c} GLOB '*[0-9]*'"
+
+
+class Untranslatable(Exception):
+    """A search condition SQL cannot decide (a full-text term)."""
+
+
+@dataclass
+class Terms:
+    """The Python terms a statement asks (``esquire_sml_term(k, value)``) and the parameters
+    of its literals; ``register`` puts the function on a connection."""
+
+    dialect: Any  # the query's dialect (``now`` fixed at the task's creation)
+    now_ms: int
+    kinds: dict[str, str]  # source field -> its type
+    matchers: list[Callable[[Any], bool]]
+    params: list[Any]
+
+    def register(self, conn: sqlite3.Connection) -> None:
+        matchers = self.matchers
+
+        def term(k: int, value: Any) -> int:
+            return 1 if matchers[k](value) else 0
+        conn.create_function(TERM_FUNCTION, 2, term, deterministic=True)
+
+    def bind(self, value: Any) -> str:
+        self.params.append(value)
+        return "?"
+
+    def python(self, term: Any, kind: str) -> str:
+        """The term judged by its Python rule, over the stored value decoded as the scan does."""
+        from ..execute import _decoder
+
+        fn, _ = compile_expr(replace(term, field="v"), Scope(["v"], [kind], Warnings(), self.dialect))
+        decode = _decoder(kind)
+        self.matchers.append(lambda raw: fn([decode(raw)]) is True)
+        return f"{TERM_FUNCTION}({len(self.matchers) - 1}, {{c}})"
+
+
+def condition(expr: Expr, columns: dict[str, str], terms: Terms) -> str:
+    """``expr`` (a resolved search condition) as a 0/1 SQL condition over ``columns`` (field
+    -> its SQL); raises ``Untranslatable``."""
+    from ..sml.ast import Term
+
+    if isinstance(expr, Literal) and type(expr.value) is bool:
+        return "1" if expr.value else "0"
+    if isinstance(expr, Logical):
+        return f"({condition(expr.left, columns, terms)} {expr.op} {condition(expr.right, columns, terms)})"
+    if isinstance(expr, Not):
+        return f"(NOT {condition(expr.value, columns, terms)})"
+    if isinstance(expr, Term):
+        column = columns.get(expr.field)
+        kind = terms.kinds.get(expr.field, "unsupported")
+        if column is None or kind == "unsupported":
+            return "0"  # the rows hold null there: every form of term needs its field
+        return _term(expr, column, kind, terms)
+    raise Untranslatable(expr)
+
+
+def _term(term: Any, column: str, kind: str, terms: Terms) -> str:
+    python = terms.python(term, kind)
+    arms = _plain(term, kind, terms)
+    cases = "".join(f" WHEN {when} THEN {then}" for when, then in arms)
+    return f"(CASE WHEN {{c}} IS NULL THEN 0{cases} ELSE {python} END)".format(c=column)
+
+
+def _plain(term: Any, kind: str, terms: Terms) -> list[tuple[str, str]]:
+    """(when, then) arms where a plain SQL test is the term's Python rule, ``{c}`` the value."""
+    from ..sml.dialect import _date_term
+    from ..sml.values import number
+
+    op, value = term.op, term.value
+    if op == "=" and value == "*":
+        return [("typeof({c}) <> 'blob'", "1")]
+    if type(value) is str and "*" in value:
+        return []
+    wanted = number(value)
+    negated = op == "!="
+    if kind in NUMBERS or kind == "date":
+        stored = "typeof({c}) IN ('integer', 'real')" if kind in NUMBERS else "typeof({c}) = 'integer'"
+        if op in ("=", "!="):
+            if wanted is None:
+                # a number's text is numeric-looking: no number equals a non-numeric term
+                return [(stored, "1" if negated else "0")] if kind in NUMBERS else []
+            return [(stored, f"{{c}} {'<>' if negated else '='} {terms.bind(wanted)}")]
+        bound = wanted if wanted is not None else \
+            _date_term(value, kind, terms.now_ms, round_up=op in ("<=", ">")) if kind == "date" else None
+        return [] if bound is None else [(stored, f"{{c}} {op} {terms.bind(bound)}")]
+    if kind in STRINGS and op in ("=", "!="):
+        text = "typeof({c}) = 'text' AND "
+        if wanted is None:
+            test = f"{{c}} = {terms.bind(str(value))} COLLATE NOCASE"
+            return [(text + PLAIN_ASCII, f"NOT ({test})" if negated else test)]
+        if type(wanted) is not int:
+            return []
+        test = f"CAST({{c}} AS INTEGER) = {terms.bind(wanted)}"
+        return [(text + DIGITS, f"NOT ({test})" if negated else test),
+                (text + PLAIN_ASCII + " AND " + NO_DIGIT, "1" if negated else "0")]
+    return []
+
+
+# --- the scan's prefilter ----------------------------------------------------------------------
+
+def searches(rest: list[p.Step]) -> list[Expr]:
+    """The conditions of the ``search`` steps right after the source."""
+    from ..sml.plan import Search
+
+    out = []
+    for step in rest:
+        if not isinstance(step, Search):
+            break
+        out.append(step.condition)
+    return out
+
+
+def prefilter(conditions: list[Expr], terms: Terms, index: Index) -> tuple[str, list[Any]] | None:
+    """A condition on ``index``'s table that the leading searches' events satisfy (each
+    search that translates: a full-text one is left to Python)."""
+    columns = {name: quote(col) for name, col in index.columns.items()}
+    terms.params.clear()
+    parts = []
+    for expr in conditions:
+        try:
+            parts.append(condition(expr, columns, terms))
+        except Untranslatable:
+            continue
+    if not parts:
+        return None
+    return " AND ".join(parts), list(terms.params)
+
+
+# --- stats -----------------------------------------------------------------------------------
+
+@dataclass
+class Stats:
+    """A pushed ``stats``: its keys (field, type), aggregates (name, kind: ``rows`` or
+    ``present``, field), the output columns and the leading conditions."""
+
+    keys: list[tuple[str, str]]
+    aggregates: list[tuple[str, str, str | None]]
+    names: list[str]
+    types: list[str]
+    conditions: list[Expr]
+    qsize: int | None
+    default_qsize: bool
+    consumed: int
+
+
+def plan_stats(rest: list[p.Step], kinds: dict[str, str], ctx: Context) -> Stats | None:
+    """The pushable ``[search...] | qsize | stats`` front of ``rest``, or None."""
+    from ..sml.source import Qsize
+
+    conditions = searches(rest)
+    at = len(conditions)
+    qsize, default = None, False
+    if at < len(rest) and isinstance(rest[at], Qsize):
+        qsize, default = rest[at].count, rest[at].default
+        at += 1
+    if at >= len(rest) or not isinstance(rest[at], p.Aggregate):
+        return None
+    step = rest[at]
+    names = list(kinds)
+    scope = Scope(names, [kinds[n] for n in names], Warnings(), ctx.dialect)
+    keys = []
+    for name, expr in step.groups:
+        if not isinstance(expr, Column) or expr.name != name or kinds.get(name) not in (*NUMBERS, *STRINGS,
+                                                                                           "date", "boolean"):
+            return None
+        keys.append((name, kinds[name]))
+    aggregates, types = [], []
+    for name, call, cond in step.aggregates:
+        if cond is not None or not isinstance(call, Call) or call.name != "count":
+            return None
+        args = [a for a in call.args if not isinstance(a, Star)]
+        if args and not (len(args) == 1 and isinstance(args[0], Column) and kinds.get(args[0].name, "unsupported")
+                         != "unsupported"):
+            return None
+        aggregates.append((name, "present" if args else "rows", args[0].name if args else None))
+        types.append(ctx.dialect.aggregate(call, scope, _meter())[3])
+    return Stats(keys, aggregates, [n for n, _, _ in aggregates] + [n for n, _ in keys],
+                 types + [k for _, k in keys], conditions, qsize, default, at + 1)
+
+
+def _meter() -> Any:
+    from .. import aggregates
+    return aggregates.Meter()
+
+
+class Slices:
+    """The statements of a pushed ``stats`` over the indices, and their reading, newest
+    slice first."""
+
+    def __init__(self, conn: sqlite3.Connection, indices: list[Index], field: str, st: Stats,
+                 terms: Terms, gte: int | None, lt: int | None) -> None:
+        self.conn, self.indices, self.st, self.terms = conn, indices, st, terms
+        self.tables = [(quote(ix.table), quote(ix.columns[field])) for ix in indices]
+        self.gte, self.lt = gte, lt
+        self.where: list[tuple[str, list[Any]]] = []
+        for ix in indices:
+            terms.params.clear()
+            columns = {name: quote(col) for name, col in ix.columns.items()}
+            conds = [condition(c, columns, terms) for c in st.conditions]
+            self.where.append((" AND ".join(conds) or "1", list(terms.params)))
+
+    def _value(self, ix: Index, name: str | None) -> str:
+        column = ix.columns.get(name) if name is not None else None
+        return quote(column) if column is not None else "NULL"
+
+    def _items(self, pos: int, inner: bool) -> list[str]:
+        """A group's columns: its keys, its rows, each aggregate's partial count (over the
+        table's columns, or ``inner``: the cut subquery's ``k<i>``/``a<i>``)."""
+        ix = self.indices[pos]
+        keys = [f"k{i}" if inner else self._value(ix, name) for i, (name, _) in enumerate(self.st.keys)]
+        items = [*keys, "count(*)"]
+        for i, (_, kind, name) in enumerate(self.st.aggregates):
+            if kind == "present":
+                value = f"a{i}" if inner else self._value(ix, name)
+                items.append(f"sum({value} IS NOT NULL AND {value} IS NOT X'5B5D')")  # an empty array is none
+        return items
+
+    def group(self, pos: int, hi: int, lo: int) -> list[tuple]:
+        """One index's groups over the times ``lo..hi``."""
+        table, ts = self.tables[pos]
+        where, params = self.where[pos]
+        keys = ", ".join(self._items(pos, False)[:len(self.st.keys)])
+        sql = (f"SELECT {', '.join(self._items(pos, False))} FROM {table} WHERE {ts} >= ? AND {ts} <= ? "
+               f"AND typeof({ts}) = 'integer' AND {where}{f' GROUP BY {keys}' if keys else ''}")
+        return self.conn.execute(sql, [lo, hi, *params]).fetchall()
+
+    def newest(self, hi: int, lo: int, n: int) -> list[tuple]:
+        """The groups of the newest ``n`` matching events of ``lo..hi`` over every index, in
+        the source's order (time descending, then ``_index``, ``_id``)."""
+        parts, params = [], []
+        for pos, ix in enumerate(self.indices):
+            table, ts = self.tables[pos]
+            where, args = self.where[pos]
+            values = [f"{self._value(ix, name)} AS k{i}" for i, (name, _) in enumerate(self.st.keys)]
+            values += [f"{self._value(ix, name)} AS a{i}" for i, (_, _, name) in enumerate(self.st.aggregates)]
+            parts.append(f"SELECT {', '.join([f'{ts} AS t', f'{pos} AS x', '_id AS d', *values])} FROM {table} "
+                         f"WHERE {ts} >= ? AND {ts} <= ? AND typeof({ts}) = 'integer' AND {where}")
+            params += [lo, hi, *args]
+        keys = ", ".join(f"k{i}" for i in range(len(self.st.keys)))
+        inner = f"SELECT * FROM ({' UNION ALL '.join(parts)}) ORDER BY t DESC, x, d LIMIT ?"
+        sql = f"SELECT {', '.join(self._items(0, True))} FROM ({inner}){f' GROUP BY {keys}' if keys else ''}"
+        return self.conn.execute(sql, [*params, n]).fetchall()
+
+    def rows_in(self, hi: int, lo: int) -> int:
+        """The events of ``lo..hi`` (every index), found on the time index."""
+        return sum(self.conn.execute(f"SELECT count(*) FROM {table} WHERE {ts} >= ? AND {ts} <= ? "
+                                     f"AND typeof({ts}) = 'integer'", (lo, hi)).fetchone()[0]
+                   for table, ts in self.tables)
+
+    def any_in(self, hi: int, lo: int) -> bool:
+        """Whether some event of ``lo..hi`` matches the searches."""
+        for pos, (table, ts) in enumerate(self.tables):
+            where, params = self.where[pos]
+            if self.conn.execute(f"SELECT 1 FROM {table} WHERE {ts} >= ? AND {ts} <= ? AND typeof({ts}) = "
+                                 f"'integer' AND {where} LIMIT 1", [lo, hi, *params]).fetchone():
+                return True
+        return False
+
+    def span(self) -> tuple[int, int] | None:
+        """The newest and oldest time of the range that any index holds."""
+        top, bottom = [], []
+        lo = self.gte if self.gte is not None else -(2**63)
+        hi = self.lt - 1 if self.lt is not None else 2**63 - 1
+        for table, ts in self.tables:
+            a, b = self.conn.execute(f"SELECT max({ts}), min({ts}) FROM {table} WHERE {ts} >= ? AND {ts} <= ? "
+                                     f"AND typeof({ts}) = 'integer'", (lo, hi)).fetchone()
+            if a is not None:
+                top.append(a)
+                bottom.append(b)
+        return (max(top), min(bottom)) if top else None
+
+    def edge(self, hi: int, lo: int, rows: int) -> int:
+        """The oldest time of the next slice: ``rows`` events back from ``hi`` in the index
+        that gets there first (the slice holds every event of that time)."""
+        edges = []
+        for table, ts in self.tables:
+            found = self.conn.execute(f"SELECT {ts} FROM {table} WHERE {ts} >= ? AND {ts} <= ? AND typeof({ts}) = "
+                                      f"'integer' ORDER BY {ts} DESC LIMIT 1 OFFSET ?", (lo, hi, rows - 1)).fetchone()
+            if found is not None:
+                edges.append(found[0])
+        return max(edges) if edges else lo
+
+
+def run_stats(step: p.Source, rest: list[p.Step], ctx: Context, indices: list[Index], kinds: dict[str, str],
+              terms: Terms) -> tuple[Relation, int] | None:
+    """The front ``[search...] | qsize | stats`` of ``rest`` in SQL, or None when it is not
+    pushable (then nothing was read)."""
+    from ..execute import Relation, _dedupe_names
+
+    st = plan_stats(rest, kinds, ctx)
+    if st is None or step.time_range is None or step.order is None:
+        return None
+    field = step.time_range.field
+    if any(field not in ix.columns or not _indexed(ctx.conn, ix.table, ix.columns[field]) for ix in indices):
+        return None
+    try:
+        slices = Slices(ctx.conn, indices, field, st, terms, step.time_range.gte, step.time_range.lt)
+    except Untranslatable:
+        return None
+    terms.register(ctx.conn)
+    groups = _read(slices, st, ctx)
+    rows = list(_outputs(groups, st))
+    return _dedupe_names(Relation(st.names, st.types, rows)), st.consumed
+
+
+def _read(slices: Slices, st: Stats, ctx: Context) -> dict[tuple, list[int]]:
+    """Every slice's groups merged (key -> [rows, counts...]), newest slice first, until
+    ``qsize`` events matched or a stop."""
+    control = ctx.control
+    span = slices.span()
+    control.rows_total = 0 if span is None else slices.rows_in(*span)
+    control.phase = "running"
+    groups: dict[tuple, list[int]] = {}
+    if span is None:
+        return groups
+    hi, bottom = span
+    left = st.qsize
+    width = len(st.keys)
+    while hi >= bottom:
+        if not control.proceed():
+            control.cut_short = True
+            break
+        lo = slices.edge(hi, bottom, control.slice_rows)
+        found = [row for pos in range(len(slices.indices)) for row in slices.group(pos, hi, lo)]
+        matched = sum(row[width] for row in found)
+        cut = left is not None and matched > left
+        if cut:
+            found = slices.newest(hi, lo, left)
+            matched = left
+        control.scanned(slices.rows_in(hi, lo))
+        _merge(groups, found, width)
+        if left is not None:
+            left -= matched
+            if left == 0:
+                if st.default_qsize and (cut or (lo > bottom and slices.any_in(lo - 1, bottom))):
+                    ctx.warnings.add(default_qsize_warning(st.qsize or 0))
+                break
+        hi = lo - 1
+    return groups
+
+
+def default_qsize_warning(qsize: int) -> str:
+    return f"source stopped at the default qsize of {qsize} events; set qsize= for more"
+
+
+def _merge(groups: dict[tuple, list[int]], found: list[tuple], width: int) -> None:
+    for row in found:
+        key = row[:width]
+        states = groups.get(key)
+        if states is None:
+            groups[key] = list(row[width:])
+        else:
+            for i, v in enumerate(row[width:]):
+                states[i] += v
+
+
+def _outputs(groups: dict[tuple, list[int]], st: Stats) -> Iterator[list[Any]]:
+    """The output rows (aggregates, then keys): a stored array key counts in one group per
+    value (an empty one in the null group); without keys, one row even over no events."""
+    from ..execute import _decoder
+
+    if not st.keys and not groups:
+        groups = {(): [0] * (1 + len(st.aggregates))}
+    decoders = [_decoder(kind) for _, kind in st.keys]
+    merged: dict[tuple, list[int]] = {}
+    for key, states in groups.items():
+        values = [dec(v) for dec, v in zip(decoders, key)]
+        choices = [(v or [None]) if type(v) is list else [v] for v in values]
+        for combo in itertools.product(*choices):
+            held = merged.get(combo)
+            if held is None:
+                merged[combo] = list(states)
+            else:
+                for i, v in enumerate(states):
+                    held[i] += v
+    at, slot = [], 1  # each aggregate's state: the group's rows, or its partial count
+    for _, kind, _ in st.aggregates:
+        at.append(slot if kind == "present" else 0)
+        slot += kind == "present"
+    for key, states in merged.items():
+        yield [*(states[i] for i in at), *key]
+
+
+__all__ = ["Terms", "default_qsize_warning", "prefilter", "run_stats", "searches"]

@@ -1,0 +1,70 @@
+"""How ``source`` and its storage prefix run (spec/sml.md §7.1).
+
+``Scan`` is the shared ``Source`` with what SML's own runner needs: the events of the
+indices in the range, newest first, equal times by ``_index`` then ``_id``. Its runner
+first offers the front of the plan to SQL (``pushdown.sml``): a ``stats`` over the leading
+searches and ``qsize`` runs there whole; otherwise the ordered scan reads the events, its
+SQL narrowed by what the leading searches translate to (the Python ``Search`` steps still
+decide). ``Qsize`` is ``qsize``'s Limit, which says when the default one cut the source.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from .. import pushdown
+from ..execute import Context, Relation, run_source, source_columns
+from ..plan import Limit, Source, Step
+from ..pushdown import sml as sql
+
+
+@dataclass(frozen=True)
+class Scan(Source):
+    """``source``: ``now_ms`` is the task's creation instant, which the searches' date math
+    reads when SQL decides them."""
+
+    now_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Qsize(Limit):
+    """``qsize``'s Limit over the events the storage prefix let through; ``default``: the
+    query did not set it, so a cut is worth a warning."""
+
+    default: bool = False
+
+
+def run_scan(step: Scan, rest: list[Step], ctx: Context) -> tuple[Relation, int]:
+    indices = ctx.dialect.indices(ctx.catalog, step)
+    names, types = source_columns(indices)
+    terms = sql.Terms(ctx.dialect, step.now_ms, dict(zip(names, types)), [], [])
+    if not ctx.options.pushdown:
+        return run_source(step, rest, ctx)
+    pushed = sql.run_stats(step, rest, ctx, indices, terms.kinds, terms)
+    if pushed is not None:
+        if ctx.profile is None:
+            ctx.profile = pushdown.profile(None, rest[pushed[1]:], "SqliteQueryOperator[sml stats by time slices]")
+        return pushed
+    conditions = sql.searches(rest)
+    if not conditions:
+        return run_source(step, rest, ctx)
+    terms.register(ctx.conn)
+    narrow: Callable[[Any], tuple[str, list[Any]] | None] = lambda index: sql.prefilter(conditions, terms, index)
+    return run_source(step, rest, ctx, where=narrow)
+
+
+def run_qsize(step: Qsize, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    """The first ``count`` rows; past them, with the default qsize, one more row read says
+    whether the source was cut (then a warning)."""
+    def rows() -> Iterator[list[Any]]:
+        upstream = iter(rel.rows)
+        yield from itertools.islice(upstream, step.count)
+        if step.default and next(upstream, None) is not None:
+            ctx.warnings.add(sql.default_qsize_warning(step.count))
+    return rel.with_rows(rows())
+
+
+SOURCES = {Scan: run_scan}
+STEPS = {Qsize: run_qsize}
