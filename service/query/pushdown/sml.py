@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+from sys import getsizeof
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ...store.catalog import Index
 from ...store.sql import quote
 from .. import plan as p
+from ..breaker import Reservation, released
 from ..evaluate import Scope, Warnings, compile_expr
 from ..expr import Call, Column, Expr, Literal, Logical, Not, Star
 from .timeline import _indexed
@@ -49,6 +51,7 @@ STRINGS = ("keyword", "text")
 PLAIN_ASCII = "NOT {c} GLOB '*[^ -~]*'"  # printable ASCII only: NOCASE folds exactly what lower() does
 DIGITS = "NOT {c} GLOB '*[^0-9]*' AND length({c}) BETWEEN 1 AND 18"  # an integer string within 64 bits
 NO_DIGIT = "NOT {c} GLOB '*[0-9]*'"
+GROUP_BYTES = 104 + 120  # a group's dict entry, its key tuple and its list of counts
 
 
 class Untranslatable(Exception):
@@ -271,11 +274,22 @@ class Slices:
     def group(self, pos: int, hi: int, lo: int) -> list[tuple]:
         """One index's groups over the times ``lo..hi``."""
         table, ts = self.tables[pos]
+        return self._grouped(pos, f"{ts} >= ? AND {ts} <= ?", [lo, hi])
+
+    def group_rowids(self, pos: int, after: int, upto: int, hi: int, lo: int) -> list[tuple]:
+        """One index's groups over the rowids ``after+1..upto`` whose time is in ``lo..hi``
+        (read along the table: ``+`` keeps SQLite off the time index)."""
+        table, ts = self.tables[pos]
+        return self._grouped(pos, f"rowid > ? AND rowid <= ? AND +{ts} >= ? AND +{ts} <= ?", [after, upto, lo, hi])
+
+    def _grouped(self, pos: int, bounds: str, args: list[Any]) -> list[tuple]:
+        table, ts = self.tables[pos]
         where, params = self.where[pos]
-        keys = ", ".join(self._items(pos, False)[:len(self.st.keys)])
-        sql = (f"SELECT {', '.join(self._items(pos, False))} FROM {table} WHERE {ts} >= ? AND {ts} <= ? "
-               f"AND typeof({ts}) = 'integer' AND {where}{f' GROUP BY {keys}' if keys else ''}")
-        return self.conn.execute(sql, [lo, hi, *params]).fetchall()
+        items = self._items(pos, False)
+        keys = ", ".join(items[:len(self.st.keys)])
+        sql = (f"SELECT {', '.join(items)} FROM {table} WHERE {bounds} AND typeof({ts}) = 'integer' "
+               f"AND {where}{f' GROUP BY {keys}' if keys else ''}")
+        return self.conn.execute(sql, [*args, *params]).fetchall()
 
     def newest(self, hi: int, lo: int, n: int) -> list[tuple]:
         """The groups of the newest ``n`` matching events of ``lo..hi`` over every index, in
@@ -293,6 +307,10 @@ class Slices:
         inner = f"SELECT * FROM ({' UNION ALL '.join(parts)}) ORDER BY t DESC, x, d LIMIT ?"
         sql = f"SELECT {', '.join(self._items(0, True))} FROM ({inner}){f' GROUP BY {keys}' if keys else ''}"
         return self.conn.execute(sql, [*params, n]).fetchall()
+
+    def rows_between(self, pos: int, after: int, upto: int) -> int:
+        return self.conn.execute(f"SELECT count(*) FROM {self.tables[pos][0]} WHERE rowid > ? AND rowid <= ?",
+                                 (after, upto)).fetchone()[0]
 
     def rows_in(self, hi: int, lo: int) -> int:
         """The events of ``lo..hi`` (every index), found on the time index."""
@@ -351,23 +369,56 @@ def run_stats(step: p.Source, rest: list[p.Step], ctx: Context, indices: list[In
     except Untranslatable:
         return None
     terms.register(ctx.conn)
-    groups = _read(slices, st, ctx)
-    rows = list(_outputs(groups, st))
-    return _dedupe_names(Relation(st.names, st.types, rows)), st.consumed
+    groups: dict[tuple, list[int]] = {}
+    held = Reservation(ctx.control.breaker)
+    try:
+        _read(slices, st, ctx, groups, held)
+        rows = list(_outputs(groups, st))
+    except BaseException:
+        held.close()
+        raise
+    return _dedupe_names(Relation(st.names, st.types, released(rows, held))), st.consumed
 
 
-def _read(slices: Slices, st: Stats, ctx: Context) -> dict[tuple, list[int]]:
-    """Every slice's groups merged (key -> [rows, counts...]), newest slice first, until
-    ``qsize`` events matched or a stop."""
+def _read(slices: Slices, st: Stats, ctx: Context, groups: dict[tuple, list[int]], held: Reservation) -> None:
+    """Every slice's groups merged into ``groups`` (key -> [rows, counts...]) until a stop.
+    When the range holds no more events than ``qsize``, none is cut: the tables are read in
+    rowid slices, as ES|QL's pushed STATS reads them (along the table, not the time index);
+    else newest slice first, until ``qsize`` events matched."""
     control = ctx.control
     span = slices.span()
-    control.rows_total = 0 if span is None else slices.rows_in(*span)
+    total = 0 if span is None else slices.rows_in(*span)
     control.phase = "running"
-    groups: dict[tuple, list[int]] = {}
     if span is None:
-        return groups
+        control.rows_total = 0
+    elif st.qsize is None or total <= st.qsize:
+        _by_rowids(slices, span, ctx, groups, held)
+    else:
+        control.rows_total = total
+        _by_time(slices, span, st, ctx, groups, held)
+
+
+def _by_rowids(slices: Slices, span: tuple[int, int], ctx: Context, groups: dict[tuple, list[int]],
+               held: Reservation) -> None:
+    from ..execute import _bounds, rowid_slices
+
+    control = ctx.control
+    bounds = [_bounds(slices.conn, ix) for ix in slices.indices]
+    control.rows_total = sum(count for count, _ in bounds)
+    for pos, (count, top) in enumerate(bounds):
+        dense = count == top
+        for after, upto in rowid_slices(control, top):
+            _merge(groups, slices.group_rowids(pos, after, upto, *span), len(slices.st.keys), held)
+            control.scanned(upto - after if dense else slices.rows_between(pos, after, upto))
+        if control.cut_short:
+            return
+
+
+def _by_time(slices: Slices, span: tuple[int, int], st: Stats, ctx: Context, groups: dict[tuple, list[int]],
+             held: Reservation) -> None:
+    control = ctx.control
     hi, bottom = span
-    left = st.qsize
+    left = st.qsize or 0
     width = len(st.keys)
     while hi >= bottom:
         if not control.proceed():
@@ -376,35 +427,38 @@ def _read(slices: Slices, st: Stats, ctx: Context) -> dict[tuple, list[int]]:
         lo = slices.edge(hi, bottom, control.slice_rows)
         found = [row for pos in range(len(slices.indices)) for row in slices.group(pos, hi, lo)]
         matched = sum(row[width] for row in found)
-        cut = left is not None and matched > left
+        cut = matched > left
         if cut:
             found = slices.newest(hi, lo, left)
             matched = left
-        control.scanned(slices.rows_in(hi, lo))
-        _merge(groups, found, width)
-        if left is not None:
-            left -= matched
-            if left == 0:
-                if st.default_qsize and (cut or (lo > bottom and slices.any_in(lo - 1, bottom))):
-                    ctx.warnings.add(default_qsize_warning(st.qsize or 0))
-                break
+        control.scanned(slices.rows_in(hi, lo) if st.conditions else matched)
+        _merge(groups, found, width, held)
+        left -= matched
+        if left == 0:
+            if st.default_qsize and (cut or (lo > bottom and slices.any_in(lo - 1, bottom))):
+                ctx.warnings.add(default_qsize_warning(st.qsize or 0))
+            return
         hi = lo - 1
-    return groups
 
 
 def default_qsize_warning(qsize: int) -> str:
     return f"source stopped at the default qsize of {qsize} events; set qsize= for more"
 
 
-def _merge(groups: dict[tuple, list[int]], found: list[tuple], width: int) -> None:
+def _merge(groups: dict[tuple, list[int]], found: list[tuple], width: int, held: Reservation) -> None:
+    """A slice's groups added to ``groups``; what new groups hold is charged to the breaker."""
+    grew = 0
     for row in found:
         key = row[:width]
         states = groups.get(key)
         if states is None:
             groups[key] = list(row[width:])
+            grew += GROUP_BYTES + sum(map(getsizeof, key))
         else:
             for i, v in enumerate(row[width:]):
                 states[i] += v
+    if grew:
+        held.hold(held.bytes + grew)
 
 
 def _outputs(groups: dict[tuple, list[int]], st: Stats) -> Iterator[list[Any]]:
