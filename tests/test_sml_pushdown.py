@@ -1,0 +1,266 @@
+"""SML's storage prefix in SQL (``pushdown/sml.py``): every query gives the same answer with
+the pushdown on and off (the Python operators alone are the reference), over data made to
+catch the places where SQL and SML's rules part: mixed case and non-ASCII text (the Kelvin
+sign lowers to an ASCII ``k``), numeric-looking strings of every spelling, multi-values,
+missing fields, runs of equal times across two indices. Then what only the pushed path
+shows: it ran (the profile), ``qsize`` cuts newest first with ties by ``_index``/``_id``, a
+stop answers exactly over the newest events read, the default qsize's warning, and a
+background task over HTTP that is stopped while it really runs."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import Counter
+from typing import Any
+
+import pytest
+from elasticsearch import AsyncElasticsearch
+
+from service import keys
+from service.query.control import Control
+from service.query.options import QueryOptions
+from service.query.sml import SmlJob, SmlRequest
+from service.store.dates import format_millis, parse_iso_nanos
+
+START = parse_iso_nanos("2024-05-01T00:00:00Z") // 1_000_000
+END = parse_iso_nanos("2024-05-02T00:00:00Z") // 1_000_000
+NOW = parse_iso_nanos("2024-05-01T12:00:00Z") // 1_000_000
+MAPPING = {"properties": {
+    "@timestamp": {"type": "date"}, "host": {"properties": {"name": {"type": "keyword"}}},
+    "code": {"type": "integer"}, "code_s": {"type": "keyword"}, "tags": {"type": "keyword"},
+    "bytes": {"type": "long"}, "msg": {"type": "text"}, "flag": {"type": "boolean"}, "ratio": {"type": "double"},
+}}
+HOSTS = ["mail", "MAIL", "Mail", "dc01", "\u212aelvin", "kelvin", "m\u00e4il", "web-1", None]
+CODES = [4624, 4625, 4625, 4634, None]
+CODE_TEXTS = ["4625", "04625", "4625.0", "4.625e3", "+4625", "abc", "\u0664\u0666\u0662\u0665", "4624", None]
+TAGS: list[Any] = [["a", "b"], ["b", "b"], [], None, "a", ["c"], "b"]
+
+
+def _doc(i: int, index: int) -> tuple[str, dict[str, Any]]:
+    """Runs of equal times (seven events a second), ``_id``s that do not follow insertion."""
+    time = START + 36_000_000 + (i // 7) * 1000
+    doc: dict[str, Any] = {"@timestamp": format_millis(time), "bytes": i * 37 % 1000, "flag": i % 3 == 0,
+                           "ratio": i / 8, "msg": f"user {i % 4} logged in from MAIL"}
+    for name, pool in (("host", HOSTS), ("code", CODES), ("code_s", CODE_TEXTS), ("tags", TAGS)):
+        value = pool[(i * (index + 3) + len(name)) % len(pool)]
+        if value is not None:
+            doc[name] = {"name": value} if name == "host" else value
+    return f"{(i * 7919) % 100_003:06d}-{index}", doc
+
+
+async def _load(es: AsyncElasticsearch, index: str, n: int, pos: int = 0) -> None:
+    await es.indices.create(index=index, mappings=MAPPING)
+    for start in range(0, n, 2000):  # bodies the client sends without a warning
+        ops: list[Any] = []
+        for i in range(start, min(start + 2000, n)):
+            _id, doc = _doc(i, pos)
+            ops += [{"index": {"_id": _id}}, doc]
+        response = await es.bulk(index=index, operations=ops, refresh=True)
+        assert not response["errors"]
+
+
+@pytest.fixture
+async def events(es: AsyncElasticsearch) -> AsyncElasticsearch:
+    await _load(es, "ev", 300)
+    await _load(es, "ev2", 90, pos=1)
+    return es
+
+
+def _run(server: Any, query: str, pushdown: bool = True, control: Control | None = None) -> tuple[list, Any]:
+    request = SmlRequest(query=query, time_field="@timestamp", start_ms=START, end_ms=END, now_ms=NOW)
+    job = SmlJob.compile(request, server.app[keys.CATALOG], QueryOptions(pushdown=pushdown))
+    with sqlite3.connect(server.app[keys.SETTINGS].db_path) as conn:
+        answer = job.run(conn, control or Control())
+        rows = [row[0] for row in answer.rows]
+    return rows, answer
+
+
+def _pushed(answer: Any) -> bool:
+    return "sml stats" in answer.result.profile["drivers"][0]["operators"][0]["operator"]
+
+
+STATS = [
+    "source ev | stats count by host.name",
+    "source ev | stats count, count(code) as c, count(tags) by tags",
+    "source ev | stats count(code_s) as n, count by code, flag",
+    "source ev | stats count",
+    "source ev | search code=4625 | stats count by host.name",
+    "source ev | search host.name=mail | stats count",
+    "source ev | search host.name=kelvin | stats count by host.name",
+    'source ev | search host.name="M\u00c4IL" | stats count by host.name',
+    "source ev | search code_s=4625 | stats count by code_s",
+    "source ev | search code_s!=4625 | stats count by code_s",
+    "source ev | search code_s=abc OR code_s=ABC | stats count by code_s",
+    "source ev | search host.name!=mail code>4624 | stats count by host.name",
+    "source ev | search code<=4625 code>=4625 | stats count by code",
+    "source ev | search host.name=m* | stats count by host.name",
+    "source ev | search NOT host.name=mail OR code<4625 | stats count by flag",
+    "source ev | search tags=b | stats count by tags",
+    "source ev | search tags=* ratio>10 | stats count by tags",
+    "source ev | search bytes=500 OR bytes=abc | stats count",
+    "source ev | search ratio=2.5 | stats count by ratio",
+    "source ev | search flag=true | stats count by flag",
+    "source ev | search @timestamp>=2024-05-01T10:05:00 | stats count by host.name",
+    "source ev | search @timestamp<now-1h | stats count",
+    "source ev | search nosuch=1 | stats count",
+    "source ev | search code IN (4624, 4634) | stats count by code",
+    "source ev qsize=50 | stats count by host.name",
+    "source ev qsize=1 | stats count by host.name",
+    "source ev qsize=300 | stats count by host.name",
+    "source ev,ev2 qsize=77 | stats count by host.name",
+    "source ev* qsize=33 | search tags=b | stats count(code) as c by tags",
+    "source ev* | search code=4625 | stats count by host.name",
+    "source ev qsize=20 | search code_s=4625 | stats count by code_s",
+]
+
+
+@pytest.mark.parametrize("query", STATS)
+async def test_stats_same_answer_pushed_or_not(server, events, query: str) -> None:
+    pushed, answer = _run(server, query)
+    python, reference = _run(server, query, pushdown=False)
+    assert pushed == python
+    assert _pushed(answer) and not _pushed(reference)
+    assert answer.result.warnings.messages == reference.result.warnings.messages
+
+
+@pytest.mark.parametrize("query", [
+    "source ev | search mail | stats count",  # full text reads every field: Python
+    "source ev | stats dc(host.name) by code",  # not a count
+    "source ev | eval x=1 | stats count by x",
+])
+async def test_stats_not_pushed_still_answers(server, events, query: str) -> None:
+    pushed, answer = _run(server, query)
+    assert pushed == _run(server, query, pushdown=False)[0]
+    assert not _pushed(answer)
+
+
+@pytest.mark.parametrize("query", [
+    "source ev qsize=40",
+    "source ev,ev2 qsize=60 | table _index, _id, @timestamp",
+    "source ev | search host.name=mail | table _id, host.name",
+    "source ev | search code_s=4625 mail | table _id, code_s",
+    "source ev | search code_s!=4625 host.name=m* | table _id",
+    "source ev* | search tags=b OR code=4634 | table _index, _id, tags",
+    "source ev | search host.name=kelvin | table _id, host.name",
+])
+async def test_events_same_answer_pushed_or_not(server, events, query: str) -> None:
+    assert _run(server, query)[0] == _run(server, query, pushdown=False)[0]
+
+
+async def test_equal_times_come_by_index_then_id(server, events) -> None:
+    rows, _ = _run(server, "source ev,ev2 | table _index, _id, @timestamp")
+    assert len(rows) == 390
+    keys_ = [(-parse_iso_nanos(r["@timestamp"]), r["_index"], r["_id"]) for r in rows]
+    assert keys_ == sorted(keys_)
+    assert any(a[0] == b[0] and a[1] != b[1] for a, b in zip(keys_, keys_[1:]))  # ties across the two indices
+
+
+async def test_qsize_cut_keeps_the_newest_events(server, events) -> None:
+    """The pushed cut takes the same events as the Python scan: the newest, ties by id."""
+    rows, _ = _run(server, "source ev qsize=45 | stats count by host.name")
+    events_ = _run(server, "source ev qsize=45 | table host.name")[0]
+    assert rows == [{"host.name": h, "count": n} for h, n in sorted(Counter(
+        r["host.name"] for r in events_ if r["host.name"] is not None).items())]
+
+
+class StopAfter(Control):
+    """A watcher's stop, requested before the ``slices``-th slice."""
+
+    def __init__(self, slices: int) -> None:
+        super().__init__(slice_rows=256, adaptive=False)
+        self.left = slices
+
+    def proceed(self) -> bool:
+        self.left -= 1
+        if self.left < 0:
+            self.stop()
+        return super().proceed()
+
+
+async def test_stop_answers_exactly_over_the_newest_events_read(server, es) -> None:
+    await _load(es, "many", 3000)
+    query = "source many qsize=2999 | stats count by host.name"
+    control = StopAfter(3)
+    rows, answer = _run(server, query, control=control)
+    assert _pushed(answer) and answer.result.is_partial
+    read = answer.result.documents_found
+    assert 0 < read < 2999 and sum(r["count"] for r in rows) <= read
+    expected, _ = _run(server, f"source many qsize={read} | stats count by host.name", pushdown=False)
+    assert rows == expected
+
+
+async def test_stop_in_rowid_slices_counts_what_was_read(server, es) -> None:
+    await _load(es, "many", 3000)
+    control = StopAfter(2)
+    rows, answer = _run(server, "source many qsize=5000 | stats count", control=control)
+    assert _pushed(answer) and answer.result.is_partial
+    assert rows == [{"count": answer.result.documents_found}] and 0 < rows[0]["count"] < 3000
+
+
+async def test_default_qsize_warns_when_it_cuts(server, es) -> None:
+    await _load(es, "big", 10_050)
+    warning = "source stopped at the default qsize of 10000 events; set qsize= for more"
+    for pushdown in (True, False):
+        rows, answer = _run(server, "source big | stats count", pushdown)
+        assert rows == [{"count": 10_000}] and answer.result.warnings.messages == [warning]
+        rows, answer = _run(server, "source big | search code=4624 | stats count", pushdown)
+        assert rows[0]["count"] < 10_000 and answer.result.warnings.messages == []
+        rows, answer = _run(server, "source big qsize=10000 | stats count", pushdown)
+        assert rows == [{"count": 10_000}] and answer.result.warnings.messages == []
+        rows, answer = _run(server, "source big | table _id", pushdown)
+        assert len(rows) == 10_000 and answer.result.warnings.messages == [warning]
+    rows, answer = _run(server, "source big qsize=20000 | stats count")
+    assert rows == [{"count": 10_050}] and answer.result.warnings.messages == []
+
+
+# --- over HTTP --------------------------------------------------------------------------------
+
+BASE = "/_sme/async_requests"
+
+
+@pytest.fixture
+def slower(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Control, "pause_s", 0.05)
+
+
+async def _status(http: Any, task: str) -> dict[str, Any]:
+    resp = await http.get(f"{BASE}/status/{task}")
+    assert resp.status == 200
+    return await resp.json()
+
+
+async def test_pushed_task_shows_progress_and_stops_with_partial_counts(http, es, slower) -> None:
+    await _load(es, "many", 20_000)
+    resp = await http.post(f"{BASE}/request", json={"query": "source many qsize=20000 | stats count by host.name",
+                                                    "dtStart": "2024-05-01", "dtEnd": "2024-05-01"})
+    assert resp.status == 200, await resp.text()
+    task = (await resp.json())["id"]
+    for _ in range(400):
+        status = await _status(http, task)
+        if status["status"] == "RUNNING" and status["progress"] > 0:
+            break
+        await asyncio.sleep(0.02)
+    assert status["status"] == "RUNNING" and 0 < status["progress"] < 1
+    assert (await http.post(f"{BASE}/break/{task}")).status == 200
+    for _ in range(400):
+        if (status := await _status(http, task))["status"] == "STOPPED":
+            break
+        await asyncio.sleep(0.02)
+    assert status["status"] == "STOPPED"
+    body = await (await http.get(f"{BASE}/response/{task}")).json()
+    assert body["partial"] is True
+    assert 0 < sum(row["count"] for row in body["events"]) < 20_000
+
+
+async def test_pushed_task_over_http_as_the_python_path(http, events) -> None:
+    query = "source ev* qsize=100 | search code_s=4625 OR host.name=mail | stats count by host.name"
+    resp = await http.post(f"{BASE}/request", json={"query": query, "dtStart": "2024-05-01", "dtEnd": "2024-05-01"})
+    task = (await resp.json())["id"]
+    for _ in range(400):
+        if (await _status(http, task))["status"] == "COMPLETED":
+            break
+        await asyncio.sleep(0.02)
+    body = await (await http.get(f"{BASE}/response/{task}")).json()
+    assert body["events"] == _run(http.server, query, pushdown=False)[0]
+
