@@ -205,9 +205,11 @@ class _Reader:
             if column is None:
                 where = ["0"]
             else:
+                # ``+``: the range is checked on each row, never the time index's bounds, which
+                # SQLite would take over a page's (``ordered_scan``), reading from the range's start
                 for op, bound in ((">=", self.time_range.gte), ("<", self.time_range.lt)):
                     if bound is not None:
-                        where.append(f"{quote(column)} {op} ?")
+                        where.append(f"+{quote(column)} {op} ?")
                         args.append(bound)
         selected = ", ".join(["rowid", *exprs, *meta, *extra])
         sql = f"SELECT {selected} FROM {quote(index.table)} WHERE {' AND '.join(where)}"
