@@ -1,6 +1,6 @@
 """Benchmarks, each beside a raw SQLite baseline measured in the same run, on the same rows.
 
-    scripts/bench [--docs 1000000] [--runs 5] [--only ingest,queries,async,memory,eql]
+    scripts/bench [--docs 1000000] [--runs 5] [--only ingest,queries,async,memory,eql,sml]
 
 The data is N synthetic log documents (seeded, so every run sees the same rows), loaded into a
 real server process through ``_bulk`` and, with sqlite3 alone, into a table of the same schema.
@@ -18,6 +18,9 @@ eql: a two-stage ``sequence by host.name with maxspan`` over every document thro
 ``es.eql.search``, in events/s, against the reference: the same query over the same events
 (in the same order) through the ``eql`` package's Python engine, given the events already
 decoded; the sequences found must be the same. Also the server's peak memory growth meanwhile.
+sml: the background task ``source logs qsize=N | stats count by host.name`` from creation to
+COMPLETED beside ``FROM logs | STATS count(*) BY host.name`` through the async ES|QL API, in
+alternating rounds; their medians, the ratio, and the two answers compared.
 
 Exits 1 when an answer differs from raw SQLite.
 """
@@ -56,7 +59,7 @@ from service.store.catalog import column_affinity  # noqa: E402
 from service.store.dates import format_millis, parse_iso_nanos  # noqa: E402
 from service.store.db import query_connection  # noqa: E402
 
-SECTIONS = ("ingest", "queries", "async", "memory", "eql")
+SECTIONS = ("ingest", "queries", "async", "memory", "eql", "sml")
 SEED = 7
 START_MS = 1_714_521_600_000  # 2024-05-01T00:00:00Z
 SPAN_MS = 7 * 86_400_000  # a week of logs: 168 hourly buckets
@@ -615,6 +618,88 @@ def report_eql(args: argparse.Namespace, ours: tuple[float, list[list[str]], int
             f"- server peak RSS growth during the searches: {peak_kb / 1024:.0f} MiB"], mismatches
 
 
+# --- sml: a background task beside the same ES|QL query ------------------------------------------
+
+SML_TASK = "source logs qsize={docs} | stats count by host.name"
+SML_ESQL = "FROM logs | STATS count(*) BY host.name"
+SML_TARGET = 1.2  # the issue's target: the task within 1.2x of the ES|QL async query
+POLL_S = 0.01
+
+
+def _polled(server: Server, path: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    while True:
+        status, out = server.request("GET", path)
+        assert status == 200, out[:300]
+        body = orjson.loads(out)
+        if done(body):
+            return body
+        time.sleep(POLL_S)
+
+
+def esql_async(server: Server) -> tuple[float, list[Row]]:
+    """Seconds from ``POST /_query/async`` to the completed answer, polled as the task is, and the answer."""
+    started = time.perf_counter()
+    body = submit(server, SML_ESQL, wait_for_completion_timeout="0ms", keep_on_completion=True)
+    if body.get("is_running"):
+        body = _polled(server, f"/_query/async/{body['id']}", lambda b: not b.get("is_running"))
+    elapsed = time.perf_counter() - started
+    server.request("DELETE", f"/_query/async/{body['id']}")
+    return elapsed, sorted((row[1], row[0]) for row in body["values"])
+
+
+def sml_task(server: Server, docs: int) -> tuple[float, list[Row]]:
+    """Seconds from creating the background task to its status COMPLETED, and its answer."""
+    started = time.perf_counter()
+    body = {"query": SML_TASK.format(docs=docs), "dtFieldName": "@timestamp", "dtStart": format_millis(START_MS),
+            "dtEnd": format_millis(START_MS + SPAN_MS + 1000)}
+    status, out = server.request("POST", "/_sme/async_requests/request", orjson.dumps(body))
+    assert status == 200, out[:300]
+    task = orjson.loads(out)["id"]
+    state = _polled(server, f"/_sme/async_requests/status/{task}", lambda b: b["status"] in ("COMPLETED", "FAILED",
+                                                                                               "STOPPED"))
+    elapsed = time.perf_counter() - started
+    assert state["status"] == "COMPLETED", state
+    status, out = server.request("GET", f"/_sme/async_requests/response/{task}?from=0&to=10000")
+    server.request("DELETE", f"/_sme/async_requests/delete/{task}")
+    return elapsed, sorted((row["host.name"], row["count"]) for row in orjson.loads(out)["events"])
+
+
+def bench_sml(server: Server, runs: int, docs: int) -> tuple[list[float], list[float], list[Row], list[Row]]:
+    """The two, one after the other in each round (a warm-up round first), so both see the same machine."""
+    bar, tick = progress("sml", 2 * (runs + 1))
+    esql_times, sml_times = [], []
+    for _ in range(runs + 1):
+        esql_seconds, esql_answer = esql_async(server)
+        tick()
+        sml_seconds, sml_answer = sml_task(server, docs)
+        tick()
+        esql_times.append(esql_seconds)
+        sml_times.append(sml_seconds)
+    bar.close()
+    return esql_times[1:], sml_times[1:], esql_answer, sml_answer
+
+
+def report_sml(args: argparse.Namespace, esql_times: list[float], sml_times: list[float], esql_answer: list[Row],
+               sml_answer: list[Row]) -> tuple[list[str], list[str]]:
+    mismatches = [] if esql_answer == sml_answer else \
+        [f"MISMATCH sml: the task's {len(sml_answer)} groups differ from ES|QL's {len(esql_answer)}"]
+    esql_s, sml_s = statistics.median(esql_times), statistics.median(sml_times)
+    ratios = [b / a for a, b in zip(esql_times, sml_times)]
+    return ["## sml",
+            f"- task: `{SML_TASK.format(docs=args.docs)}` over all {args.docs:,} events, from `POST "
+            "/_sme/async_requests/request` to status COMPLETED; beside it `" + SML_ESQL + "` through `POST "
+            f"/_query/async`, polled every {POLL_S * 1000:.0f} ms alike; {args.runs} rounds after a warm-up.",
+            "",
+            "| | median s | runs |\n| --- | ---: | --- |",
+            f"| ES\\|QL async | {esql_s:.3f} | {', '.join(f'{t:.2f}' for t in esql_times)} |",
+            f"| SML task | {sml_s:.3f} | {', '.join(f'{t:.2f}' for t in sml_times)} |",
+            f"| ratio | {sml_s / esql_s:.2f}x | per round: {', '.join(f'{r:.2f}' for r in ratios)} "
+            f"(target <= {SML_TARGET}x) |",
+            "",
+            f"- answers: {len(sml_answer)} groups, " + ("the same as ES|QL's" if not mismatches else "MISMATCH")], \
+        mismatches
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f}"
 
@@ -739,6 +824,10 @@ def main(argv: list[str] | None = None) -> int:
                 out += report_memory(bench_result_memory(server, 100_000),
                                      bench_result_memory(server, 1_000_000)) + [""]
             # sml: a background task beside the same ES|QL query
+            if "sml" in args.only:
+                lines, sml_mismatches = report_sml(args, *bench_sml(server, args.runs, args.docs))
+                out += lines + [""]
+                mismatches += sml_mismatches
 
             # export: background task results to CSV and XLSX
 

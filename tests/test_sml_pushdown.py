@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -264,3 +267,13 @@ async def test_pushed_task_over_http_as_the_python_path(http, events) -> None:
     body = await (await http.get(f"{BASE}/response/{task}")).json()
     assert body["events"] == _run(http.server, query, pushdown=False)[0]
 
+
+
+@pytest.mark.slow
+def test_bench_sml_section_runs_and_answers_as_esql() -> None:
+    """scripts/bench.py's sml section at a tiny size, so it does not rot (times mean nothing here)."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "scripts/bench.py", "--docs", "3000", "--runs", "1", "--only", "sml"],
+                          cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "- answers: 50 groups, the same as ES|QL's" in done.stdout
