@@ -108,6 +108,7 @@ STATS = [
     "source ev | search @timestamp<now-1h | stats count",
     "source ev | search nosuch=1 | stats count",
     "source ev | search code IN (4624, 4634) | stats count by code",
+    "source ev | search _id=000000-0 OR _id=07* OR _id!=0* | stats count by code",
     "source ev qsize=50 | stats count by host.name",
     "source ev qsize=1 | stats count by host.name",
     "source ev qsize=300 | stats count by host.name",
@@ -131,6 +132,7 @@ async def test_stats_same_answer_pushed_or_not(server, events, query: str) -> No
     "source ev | search mail | stats count",  # full text reads every field: Python
     "source ev | stats dc(host.name) by code",  # not a count
     "source ev | eval x=1 | stats count by x",
+    "source ev* | search _index=ev2 | stats count by host.name",
 ])
 async def test_stats_not_pushed_still_answers(server, events, query: str) -> None:
     pushed, answer = _run(server, query)
@@ -146,6 +148,8 @@ async def test_stats_not_pushed_still_answers(server, events, query: str) -> Non
     "source ev | search code_s!=4625 host.name=m* | table _id",
     "source ev* | search tags=b OR code=4634 | table _index, _id, tags",
     "source ev | search host.name=kelvin | table _id, host.name",
+    "source ev* | search _index=ev2 code=4625 | table _index, _id",
+    "source ev | search _id=01* mail code_s=4625 | table _id",
 ])
 async def test_events_same_answer_pushed_or_not(server, events, query: str) -> None:
     assert _run(server, query)[0] == _run(server, query, pushdown=False)[0]

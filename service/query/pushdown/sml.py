@@ -102,6 +102,10 @@ def condition(expr: Expr, columns: dict[str, str], terms: Terms) -> str:
     if isinstance(expr, Not):
         return f"(NOT {condition(expr.value, columns, terms)})"
     if isinstance(expr, Term):
+        if expr.field == "_id":
+            return _term(expr, "_id", "keyword", terms)
+        if expr.field == "_index":
+            raise Untranslatable(expr)  # one value per table: not worth a statement of its own
         column = columns.get(expr.field)
         kind = terms.kinds.get(expr.field, "unsupported")
         if column is None or kind == "unsupported":
@@ -172,14 +176,20 @@ def prefilter(conditions: list[Expr], terms: Terms, index: Index) -> tuple[str, 
     columns = {name: quote(col) for name, col in index.columns.items()}
     terms.params.clear()
     parts = []
-    for expr in conditions:
+    for expr in (c for search in conditions for c in _conjuncts(search)):
         try:
             parts.append(condition(expr, columns, terms))
         except Untranslatable:
-            continue
+            continue  # a superset still: the other conjuncts narrow
     if not parts:
         return None
     return " AND ".join(parts), list(terms.params)
+
+
+def _conjuncts(expr: Expr) -> list[Expr]:
+    if isinstance(expr, Logical) and expr.op == "AND":
+        return _conjuncts(expr.left) + _conjuncts(expr.right)
+    return [expr]
 
 
 # --- stats -----------------------------------------------------------------------------------
