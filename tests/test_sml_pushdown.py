@@ -260,6 +260,28 @@ async def test_pushed_task_shows_progress_and_stops_with_partial_counts(http, es
     assert 0 < sum(row["count"] for row in body["events"]) < 20_000
 
 
+async def _previewed_total(http: Any, task: str, above: int) -> int:
+    for _ in range(400):
+        body = await (await http.get(f"{BASE}/response/{task}")).json()
+        if body.get("preview") and (total := sum(row["count"] for row in body["events"])) > above:
+            assert body["status"] == "RUNNING" and body["fields"] == ["host.name", "count"]
+            return total
+        assert body["status"] == "RUNNING", body
+        await asyncio.sleep(0.03)
+    raise AssertionError(f"no preview of {task} above {above}")
+
+
+@pytest.mark.parametrize("qsize", [20_000, 19_999])  # rowid slices; newest-first time slices
+async def test_pushed_task_previews_counts_that_grow(http, es, slower, qsize: int) -> None:
+    await _load(es, "many", 20_000)
+    resp = await http.post(f"{BASE}/request", json={"query": f"source many qsize={qsize} | stats count by host.name",
+                                                    "dtStart": "2024-05-01", "dtEnd": "2024-05-01"})
+    task = (await resp.json())["id"]
+    first = await _previewed_total(http, task, 0)
+    assert await _previewed_total(http, task, first) > first
+    assert (await http.post(f"{BASE}/break/{task}")).status == 200
+
+
 async def test_pushed_task_over_http_as_the_python_path(http, events) -> None:
     query = "source ev* qsize=100 | search code_s=4625 OR host.name=mail | stats count by host.name"
     resp = await http.post(f"{BASE}/request", json={"query": query, "dtStart": "2024-05-01", "dtEnd": "2024-05-01"})

@@ -381,16 +381,26 @@ def run_stats(step: p.Source, rest: list[p.Step], ctx: Context, indices: list[In
     terms.register(ctx.conn)
     groups: dict[tuple, list[int]] = {}
     held = Reservation(ctx.control.breaker)
+    after = rest[st.consumed:]
+
+    def relation(groups: dict[tuple, list[int]]) -> Relation:
+        return _dedupe_names(Relation(st.names, st.types, list(_outputs(groups, st))))
+
+    def preview(groups: dict[tuple, list[int]]) -> None:
+        """Between slices, a preview asked for: the rest of the plan over the groups so far."""
+        if ctx.control.preview_due():
+            ctx.preview(relation(groups), after)
     try:
-        _read(slices, st, ctx, groups, held)
-        rows = list(_outputs(groups, st))
+        _read(slices, st, ctx, groups, held, preview)
+        rel = relation(groups)
     except BaseException:
         held.close()
         raise
-    return _dedupe_names(Relation(st.names, st.types, released(rows, held))), st.consumed
+    return rel.with_rows(released(rel.rows, held)), st.consumed
 
 
-def _read(slices: Slices, st: Stats, ctx: Context, groups: dict[tuple, list[int]], held: Reservation) -> None:
+def _read(slices: Slices, st: Stats, ctx: Context, groups: dict[tuple, list[int]], held: Reservation,
+          preview: Callable[[dict[tuple, list[int]]], None]) -> None:
     """Every slice's groups merged into ``groups`` (key -> [rows, counts...]) until a stop.
     When the range holds no more events than ``qsize``, none is cut: the tables are read in
     rowid slices, as ES|QL's pushed STATS reads them (along the table, not the time index);
@@ -402,14 +412,14 @@ def _read(slices: Slices, st: Stats, ctx: Context, groups: dict[tuple, list[int]
     if span is None:
         control.rows_total = 0
     elif st.qsize is None or total <= st.qsize:
-        _by_rowids(slices, span, ctx, groups, held)
+        _by_rowids(slices, span, ctx, groups, held, preview)
     else:
         control.rows_total = total
-        _by_time(slices, span, st, ctx, groups, held)
+        _by_time(slices, span, st, ctx, groups, held, preview)
 
 
 def _by_rowids(slices: Slices, span: tuple[int, int], ctx: Context, groups: dict[tuple, list[int]],
-               held: Reservation) -> None:
+               held: Reservation, preview: Callable[[dict[tuple, list[int]]], None]) -> None:
     from ..execute import _bounds, rowid_slices
 
     control = ctx.control
@@ -420,12 +430,13 @@ def _by_rowids(slices: Slices, span: tuple[int, int], ctx: Context, groups: dict
         for after, upto in rowid_slices(control, top):
             _merge(groups, slices.group_rowids(pos, after, upto, *span), len(slices.st.keys), held)
             control.scanned(upto - after if dense else slices.rows_between(pos, after, upto))
+            preview(groups)
         if control.cut_short:
             return
 
 
 def _by_time(slices: Slices, span: tuple[int, int], st: Stats, ctx: Context, groups: dict[tuple, list[int]],
-             held: Reservation) -> None:
+             held: Reservation, preview: Callable[[dict[tuple, list[int]]], None]) -> None:
     control = ctx.control
     hi, bottom = span
     left = st.qsize or 0
@@ -443,6 +454,7 @@ def _by_time(slices: Slices, span: tuple[int, int], st: Stats, ctx: Context, gro
             matched = left
         control.scanned(slices.rows_in(hi, lo) if st.conditions else matched)
         _merge(groups, found, width, held)
+        preview(groups)
         left -= matched
         if left == 0:
             if st.default_qsize and (cut or (lo > bottom and slices.any_in(lo - 1, bottom))):
