@@ -6,7 +6,9 @@ hands the rest of the pipeline a ``Relation``, or returns None and the Python pa
 everything. A surprise met while reading (a guard: overflow, division by zero; SQLite's
 ``sum()`` overflowing; a double sum past the exact range) ends the pushed run before any
 row was handed on, and the query runs again in Python with the scan counters reset.
-SQLite-specific text lives in ``dialect``; all the query SQL is in this package.
+SQLite-specific text lives in ``dialect``; all the query SQL is in this package, SML's
+own (its dynamically typed searches and ``stats`` over them, in newest-first slices) in
+``sml``.
 
 What it takes to be exact, beyond the rules in ``compiler``:
 

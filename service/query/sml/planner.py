@@ -16,9 +16,12 @@ its source sets one, spec §3), into the steps of its command's step (``join``, 
 
 The leading searches are ``Search`` steps right after the scan rather than the source's
 predicate: their terms follow SML's rules (case-insensitive, numeric-looking strings),
-which the ordered scan's SQL prefilter does not translate for a dynamic dialect, and a
-step can say which fields its terms read, so the engine reads (and decodes) only the
-columns the pipeline uses; the time range and the order are SQL's.
+which only SML's own translation (``pushdown/sml.py``) puts into SQL, and a step can say
+which fields its terms read, so the engine reads (and decodes) only the columns the
+pipeline uses. The scan (``source.Scan``) hands that translation the front of the plan:
+a ``stats`` over the searches and ``qsize`` runs in SQL whole; otherwise the searches
+narrow the scan's SQL and still decide in Python. The time range and the order (newest
+first, equal times by ``_index`` then ``_id``) are SQL's.
 
 Names are resolved here, once, following what each command does to the rows (spec §4):
 a field is the column the mapping or an earlier command gives it, ``x.keyword`` is ``x``
@@ -608,7 +611,7 @@ def _source(source: ast.Source, commands: tuple[Any, ...], context: _Context) ->
     qsize = _qsize(source, context.request, context.notes)  # a subsearch's too, noted on the first command
     per_command: list[list[Step]] = [[], *prefix]
     # qsize counts what the prefix let through
-    per_command[-1].append(Qsize(qsize, default=source.qsize is None, src=source.src))
+    per_command[-1].append(Qsize(qsize, default=source.qsize is None and qsize == DEFAULT_QSIZE, src=source.src))
     # with_source is set once the pipeline is planned (``_planned``)
     per_command[0].insert(0, Scan(tuple(source.indices), metadata=("_id", "_index"), with_source=True,
                                   order=ScanOrder(context.request.time_field, descending=True, ids=True),
