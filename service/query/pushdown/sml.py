@@ -34,6 +34,8 @@ from sys import getsizeof
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+import orjson
+
 from ...store.catalog import Index
 from ...store.sql import quote
 from .. import plan as p
@@ -51,7 +53,8 @@ STRINGS = ("keyword", "text")
 PLAIN_ASCII = "NOT {c} GLOB '*[^ -~]*'"  # printable ASCII only: NOCASE folds exactly what lower() does
 DIGITS = "NOT {c} GLOB '*[^0-9]*' AND length({c}) BETWEEN 1 AND 18"  # an integer string within 64 bits
 NO_DIGIT = "NOT {c} GLOB '*[0-9]*'"
-GROUP_BYTES = 104 + 120  # a group's dict entry, its key tuple and its list of counts
+GROUP_BYTES = 104 + 120  # a group's dict entry, its key tuple and its list of states
+VALUE_BYTES = 64  # a distinct value kept for dc: its set slot and the value
 
 
 class Untranslatable(Exception):
@@ -209,7 +212,7 @@ class Stats:
     consumed: int
 
 
-def plan_stats(rest: list[p.Step], kinds: dict[str, str], ctx: Context) -> Stats | None:
+def plan_stats(rest: list[p.Step], kinds: dict[str, str], multi: set[str], ctx: Context) -> Stats | None:
     """The pushable ``[search...] | qsize | stats`` front of ``rest``, or None."""
     from ..sml.source import Qsize
 
@@ -232,16 +235,37 @@ def plan_stats(rest: list[p.Step], kinds: dict[str, str], ctx: Context) -> Stats
         keys.append((name, kinds[name]))
     aggregates, types = [], []
     for name, call, cond in step.aggregates:
-        if cond is not None or not isinstance(call, Call) or call.name != "count":
+        kind = _pushed_kind(call, cond, kinds, multi)
+        if kind is None:
             return None
         args = [a for a in call.args if not isinstance(a, Star)]
-        if args and not (len(args) == 1 and isinstance(args[0], Column) and kinds.get(args[0].name, "unsupported")
-                         != "unsupported"):
-            return None
-        aggregates.append((name, "present" if args else "rows", args[0].name if args else None))
+        aggregates.append((name, kind, args[0].name if args else None))
         types.append(ctx.dialect.aggregate(call, scope, _meter())[3])
     return Stats(keys, aggregates, [n for n, _, _ in aggregates] + [n for n, _ in keys],
                  types + [k for _, k in keys], conditions, qsize, default, at + 1)
+
+
+# aggregate -> (what each computes per slice, the field types it is pushed for: SML reads a
+# number or a string of them as SQL does, and a field that never held a multi-value)
+AGGREGATES = {"count": ("present", None), "dc": ("distinct", ("keyword", "text", "integer", "long", "date")),
+              "distinct_count": ("distinct", ("keyword", "text", "integer", "long", "date")),
+              "min": ("min", (*NUMBERS, "date")), "max": ("max", (*NUMBERS, "date"))}
+
+
+def _pushed_kind(call: Expr, cond: Expr | None, kinds: dict[str, str], multi: set[str]) -> str | None:
+    """How a ``stats`` aggregate runs in SQL: ``rows`` (count), ``present`` (count(f)),
+    ``distinct`` (dc), ``min``, ``max``; None when it is not pushed."""
+    if cond is not None or not isinstance(call, Call) or call.name not in AGGREGATES:
+        return None
+    args = [a for a in call.args if not isinstance(a, Star)]
+    if not args:
+        return "rows" if call.name == "count" else None
+    if len(args) != 1 or not isinstance(args[0], Column) or kinds.get(args[0].name, "unsupported") == "unsupported":
+        return None
+    kind, accepted = AGGREGATES[call.name]
+    if accepted is not None and (kinds[args[0].name] not in accepted or args[0].name in multi):
+        return None
+    return kind
 
 
 def _meter() -> Any:
@@ -276,9 +300,7 @@ class Slices:
         keys = [f"k{i}" if inner else self._value(ix, name) for i, (name, _) in enumerate(self.st.keys)]
         items = [*keys, "count(*)"]
         for i, (_, kind, name) in enumerate(self.st.aggregates):
-            if kind == "present":
-                value = f"a{i}" if inner else self._value(ix, name)
-                items.append(f"sum({value} IS NOT NULL AND {value} IS NOT X'5B5D')")  # an empty array is none
+            items += _partials(kind, f"a{i}" if inner else self._value(ix, name))
         return items
 
     def group(self, pos: int, hi: int, lo: int) -> list[tuple]:
@@ -368,7 +390,7 @@ def run_stats(step: p.Source, rest: list[p.Step], ctx: Context, indices: list[In
     pushable (then nothing was read)."""
     from ..execute import Relation, _dedupe_names
 
-    st = plan_stats(rest, kinds, ctx)
+    st = plan_stats(rest, kinds, {name for ix in indices for name in ix.multi_valued}, ctx)
     if st is None or step.time_range is None or step.order is None:
         return None
     field = step.time_range.field
@@ -428,7 +450,7 @@ def _by_rowids(slices: Slices, span: tuple[int, int], ctx: Context, groups: dict
     for pos, (count, top) in enumerate(bounds):
         dense = count == top
         for after, upto in rowid_slices(control, top):
-            _merge(groups, slices.group_rowids(pos, after, upto, *span), len(slices.st.keys), held)
+            _merge(groups, slices.group_rowids(pos, after, upto, *span), slices.st, held)
             control.scanned(upto - after if dense else slices.rows_between(pos, after, upto))
             preview(groups)
         if control.cut_short:
@@ -453,7 +475,7 @@ def _by_time(slices: Slices, span: tuple[int, int], st: Stats, ctx: Context, gro
             found = slices.newest(hi, lo, left)
             matched = left
         control.scanned(slices.rows_in(hi, lo) if st.conditions else matched)
-        _merge(groups, found, width, held)
+        _merge(groups, found, st, held)
         preview(groups)
         left -= matched
         if left == 0:
@@ -467,18 +489,80 @@ def default_qsize_warning(qsize: int) -> str:
     return f"source stopped at the default qsize of {qsize} events; set qsize= for more"
 
 
-def _merge(groups: dict[tuple, list[int]], found: list[tuple], width: int, held: Reservation) -> None:
-    """A slice's groups added to ``groups``; what new groups hold is charged to the breaker."""
+def _partials(kind: str, v: str) -> list[str]:
+    """One aggregate's columns in a slice's groups (``count(*)``, the group's rows, is always there)."""
+    numbers, texts = f"CASE WHEN typeof({v}) IN ('integer', 'real') THEN {v} END", \
+        f"CASE WHEN typeof({v}) = 'text' THEN {v} END"
+    return {"rows": [], "present": [f"sum({v} IS NOT NULL AND {v} IS NOT X'5B5D')"],  # an empty array is none
+            "distinct": [f"json_group_array(DISTINCT {v})"],
+            # the numbers' extreme, else the strings' (SML's min/max: strings only when no number)
+            "min": [f"min({numbers})", f"min({texts})"], "max": [f"max({numbers})", f"max({texts})"]}[kind]
+
+
+def _states(st: Stats, row: tuple, at: int) -> list[Any]:
+    """A group's states from a slice's row (its partial columns from ``at``): the rows, then
+    one per aggregate."""
+    states: list[Any] = [row[at]]
+    at += 1
+    for _, kind, _ in st.aggregates:
+        if kind == "present":
+            states.append(row[at] or 0)
+        elif kind == "distinct":
+            states.append(set(orjson.loads(row[at])) - {None})
+        elif kind in ("min", "max"):
+            states.append(list(row[at:at + 2]))
+        else:
+            states.append(None)
+        at += len(_partials(kind, ""))
+    return states
+
+
+def _combined(st: Stats, a: list[Any], b: list[Any]) -> list[Any]:
+    """Two states of a group as one (new objects: a state may be shared by the groups of
+    a multi-valued key)."""
+    out = [a[0] + b[0]]
+    for (_, kind, _), x, y in zip(st.aggregates, a[1:], b[1:]):
+        if kind == "present":
+            out.append(x + y)
+        elif kind == "distinct":
+            out.append(x | y)
+        elif kind in ("min", "max"):
+            pick = min if kind == "min" else max
+            out.append([u if v is None else v if u is None else pick(u, v) for u, v in zip(x, y)])
+        else:
+            out.append(None)
+    return out
+
+
+def _final(kind: str, state: Any, rows: int) -> Any:
+    if kind == "rows":
+        return rows
+    if kind == "distinct":
+        return len(state)
+    if kind in ("min", "max"):
+        return state[0] if state[0] is not None else state[1]
+    return state
+
+
+def _held(states: list[Any]) -> int:
+    return sum(VALUE_BYTES * len(s) for s in states if type(s) is set)
+
+
+def _merge(groups: dict[tuple, list[Any]], found: list[tuple], st: Stats, held: Reservation) -> None:
+    """A slice's groups added to ``groups``; what they grew by is charged to the breaker."""
+    width = len(st.keys)
     grew = 0
     for row in found:
         key = row[:width]
-        states = groups.get(key)
-        if states is None:
-            groups[key] = list(row[width:])
-            grew += GROUP_BYTES + sum(map(getsizeof, key))
+        states = _states(st, row, width)
+        before = groups.get(key)
+        if before is None:
+            grew += GROUP_BYTES + sum(map(getsizeof, key)) + _held(states)
+            groups[key] = states
         else:
-            for i, v in enumerate(row[width:]):
-                states[i] += v
+            grew -= _held(before)
+            groups[key] = _combined(st, before, states)
+            grew += _held(groups[key])
     if grew:
         held.hold(held.bytes + grew)
 
@@ -489,25 +573,20 @@ def _outputs(groups: dict[tuple, list[int]], st: Stats) -> Iterator[list[Any]]:
     from ..execute import _decoder
 
     if not st.keys and not groups:
-        groups = {(): [0] * (1 + len(st.aggregates))}
+        groups = {(): [0, *(0 if k == "present" else set() if k == "distinct" else [None, None] if k in ("min", "max")
+                            else None for _, k, _ in st.aggregates)]}
     decoders = [_decoder(kind) for _, kind in st.keys]
-    merged: dict[tuple, list[int]] = {}
+    results = [_decoder(kind) for kind in st.types[:len(st.aggregates)]]
+    merged: dict[tuple, list[Any]] = {}
     for key, states in groups.items():
         values = [dec(v) for dec, v in zip(decoders, key)]
         choices = [(v or [None]) if type(v) is list else [v] for v in values]
         for combo in itertools.product(*choices):
-            held = merged.get(combo)
-            if held is None:
-                merged[combo] = list(states)
-            else:
-                for i, v in enumerate(states):
-                    held[i] += v
-    at, slot = [], 1  # each aggregate's state: the group's rows, or its partial count
-    for _, kind, _ in st.aggregates:
-        at.append(slot if kind == "present" else 0)
-        slot += kind == "present"
+            before = merged.get(combo)
+            merged[combo] = states if before is None else _combined(st, before, states)
     for key, states in merged.items():
-        yield [*(states[i] for i in at), *key]
+        yield [*(dec(_final(kind, state, states[0])) for (_, kind, _), state, dec in
+                 zip(st.aggregates, states[1:], results)), *key]
 
 
 __all__ = ["Terms", "default_qsize_warning", "prefilter", "run_stats", "searches"]
