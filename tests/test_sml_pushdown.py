@@ -116,6 +116,8 @@ STATS = [
     "source ev | search code IN (4624, 4634) | stats count by code",
     "source ev | search _id=000000-0 OR _id=07* OR _id!=0* | stats count by code",
     "source ev qsize=50 | stats count by host.name",
+    "source ev earliest=2024-05-01T10:00:10 latest=2024-05-01T10:00:20 | stats count, dc(code) by host.name",
+    "source ev earliest=2024-05-01T10:00:10 latest=2024-05-01T10:00:20 qsize=9 | search code=4625 | stats count",
     "source ev qsize=1 | stats count by host.name",
     "source ev qsize=300 | stats count by host.name",
     "source ev,ev2 qsize=77 | stats count by host.name",
