@@ -313,3 +313,19 @@ def test_bench_sml_section_runs_and_answers_as_esql() -> None:
                           cwd=root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "- answers: 50 groups, the same as ES|QL's" in done.stdout
+
+
+async def test_default_qsize_cut_is_in_the_task_warnings_and_log(http, es) -> None:
+    await _load(es, "big", 10_050)
+    resp = await http.post(f"{BASE}/request", json={"query": "source big | stats count by flag",
+                                                    "dtStart": "2024-05-01", "dtEnd": "2024-05-01"})
+    task = (await resp.json())["id"]
+    for _ in range(400):
+        if (await _status(http, task))["status"] == "COMPLETED":
+            break
+        await asyncio.sleep(0.02)
+    warning = "source stopped at the default qsize of 10000 events; set qsize= for more"
+    body = await (await http.get(f"{BASE}/response/{task}")).json()
+    assert sum(row["count"] for row in body["events"]) == 10_000 and warning in body["warnings"]
+    logs = (await (await http.get(f"{BASE}/logs/{task}")).json())["logs"]
+    assert any(line["level"] == "WARN" and line["message"] == warning for line in logs)
