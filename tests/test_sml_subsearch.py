@@ -353,5 +353,23 @@ async def test_execution_cost_and_stats_with_subsearches(auth, http) -> None:
     commands = result["executionCost"]["commands"]
     assert [(c["command"], c["rowsOut"]) for c in commands] == [("source", 5), ("join", 5), ("table", 5)]
     assert commands[0]["details"]["rowsScanned"] == 5  # the task's own scan: the lookup's rows are not counted
+    assert commands[1]["details"] == {"subsearchRows": 3}
+    result = await _result(http, "source auth | lookup users user AS user.name | append [ makeresults count=2 ]",
+                           calculateExecutionCost="DEBUG")
+    details = [c.get("details") for c in result["executionCost"]["commands"]]
+    assert details[1:] == [{"lookupRows": 3}, {"subsearchRows": 2}] and result["total"] == 7
     result = await _result(http, "makeresults count=4", calculateStats=True, calculateExecutionCost="INFO")
     assert result["total"] == 4 and result["executionCost"]["commands"][0]["rowsOut"] == 4
+
+
+async def test_max_qsize_bounds_a_subsearch_s_source_noted_on_its_command(auth, http) -> None:
+    resp = await http.put("/_cluster/settings", json={"transient": {"sme.core.limits.base.max_qsize": "4"}})
+    assert resp.status == 200
+    task = await _request(http, {"query": "source auth qsize=2 | append [ source auth qsize=3 "
+                                          "| append [ source auth qsize=9 ] ] | stats count"})
+    result = await _result(http, "source auth qsize=2 | append [ source auth qsize=3 | append [ source auth qsize=9 ] ]"
+                                 " | stats count")
+    assert result["events"] == [{"count": 9}] and result["warnings"] == ["qsize=9 reduced to 4 by limit max_qsize"]
+    logs = (await (await http.get(f"{BASE}/logs/{task['id']}")).json())["logs"]
+    assert {"level": "WARN", "message": "qsize=9 reduced to 4 by limit max_qsize", "command": 1} in \
+        [{k: v for k, v in line.items() if k != "timestamp"} for line in logs]

@@ -167,6 +167,7 @@ class SmlJob(ShipsItsIndices):
                 details = {"indices": list(self.planned.indices), "rowsScanned": answer.result.documents_found}
             elif name in ("stats", "aggs"):
                 details = {"groups": clock.rows[i]}
+            details = {**(details or {}), **clock.details.get(i, {})} or None  # a subsearch's rows
             cost.add(CommandCost(i, clock.ms[i], clock.rows[i - 1] if i else 0, clock.rows[i], details))
         return cost.result(took_ms, answer.count)
 

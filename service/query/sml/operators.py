@@ -338,6 +338,7 @@ class CostClock:
         self.rows = [0] * commands
         self.owner = 0  # building the pipeline is the source's until a probe says otherwise
         self.since = time.perf_counter()
+        self.details: dict[int, dict[str, Any]] = {}  # per command, what its operators report (DEBUG)
 
     def switch(self, owner: int) -> None:
         now = time.perf_counter()
@@ -759,6 +760,14 @@ def _materialised(steps: tuple[Step, ...], ctx: Context, cap: int | None,
     return rel, rows, reservation
 
 
+def _report(rest: list[Step], name: str, value: Any) -> None:
+    """A detail of the command a step belongs to, for the execution cost: the first probe
+    after the step is its command's (none when the cost is not measured, nor in a preview)."""
+    probe = next((step for step in rest if isinstance(step, sp.Probe)), None)
+    if probe is not None:
+        probe.clock.details.setdefault(probe.command, {})[name] = value
+
+
 def _merged_type(rel: Relation, at: int | None, kind: str) -> str:
     return kind if at is None or rel.types[at] == kind else T.ANY
 
@@ -776,6 +785,7 @@ def _set(value: Any, at: int | None, row: list[Any]) -> Any:
 
 def run_join(step: sp.Join, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
     sub, table, reservation = _materialised(step.steps, ctx, step.cap, "join")
+    _report(rest, "subsearchRows", len(table))
     sub_at, at = _last_positions(sub.names), _last_positions(rel.names)
     key_at = [None if k is None else sub_at.get(k) for k in step.sub_keys]
     matches: dict[tuple[str, ...], list[list[Any]]] = {}
@@ -831,10 +841,11 @@ def run_append(step: sp.Append, rel: Relation, ctx: Context, rest: list[Step]) -
         for row in sub.rows:
             if taken == step.cap:
                 ctx.warnings.add(f"subsearch of [append] truncated to {step.cap} rows (max_subsearch_hits)")
-                return
+                break
             taken += 1
             row = edited(row)
             yield [None if i is None else row[i] for i in subs]
+        _report(rest, "subsearchRows", taken)
     return Relation(names, types, rows())
 
 
@@ -857,6 +868,7 @@ def _lookup_index(definition: Any, table: list[list[Any]], exact: list[tuple[int
 
 def run_lookup(step: sp.Lookup, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
     table_rel, table, reservation = _materialised(step.steps, ctx, None, "lookup")
+    _report(rest, "lookupRows", len(table))
     definition = step.definition
     table_at, at = _last_positions(table_rel.names), _last_positions(rel.names)
     scope = ctx.scope(rel)

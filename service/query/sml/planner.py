@@ -362,6 +362,8 @@ class _Context:
     lookups: Definitions
     warnings: list[str]
     notes: list[tuple[str, int]] = field(default_factory=list)  # see Planned.notes
+    command: int = 0  # the pipeline's command being planned: a note of its subsearches is its
+    depth: int = 0  # of the subsearch being planned (0: the pipeline)
 
 
 @dataclass
@@ -401,7 +403,11 @@ def _inputlookup(command: ast.InputLookup, commands: tuple[Any, ...], context: _
 def _subsearch(pipeline: ast.Pipeline, context: _Context, events: bool | None) -> tuple[tuple[Step, ...], _Rows]:
     """A subsearch's steps (run as they are, before its caller's rows) and what its rows
     hold; planned with the task's request (its range, unless its source sets its own)."""
-    generated = _planned(pipeline.commands, context, events)
+    context.depth += 1
+    try:
+        generated = _planned(pipeline.commands, context, events)
+    finally:
+        context.depth -= 1
     return tuple(step for group in generated.per_command for step in group), generated.rows
 
 
@@ -574,12 +580,12 @@ def _storage_prefix(commands: tuple[Any, ...], rows: _Rows) -> tuple[list[list[S
     return out, len(out)
 
 
-def _qsize(source: ast.Source, request: SmlRequest, notes: list[tuple[str, int]]) -> int:
+def _qsize(source: ast.Source, request: SmlRequest, notes: list[tuple[str, int]], command: int = 0) -> int:
     """The events the source emits: its qsize or the default, within the ``max_qsize``
     limit (spec §7.1, API spec §7.2: a larger one is reduced, with a warning)."""
     qsize = source.qsize if source.qsize is not None else DEFAULT_QSIZE
     if request.max_qsize is not None and qsize > request.max_qsize:
-        notes.append((f"qsize={qsize} reduced to {request.max_qsize} by limit max_qsize", 0))
+        notes.append((f"qsize={qsize} reduced to {request.max_qsize} by limit max_qsize", command))
         qsize = request.max_qsize
     return qsize
 
@@ -608,7 +614,7 @@ def _source(source: ast.Source, commands: tuple[Any, ...], context: _Context) ->
     rows, dates = _rows_of(indices)
     time_range = _time_range(source, context.request)
     prefix, count = _storage_prefix(commands, rows)
-    qsize = _qsize(source, context.request, context.notes)  # a subsearch's too, noted on the first command
+    qsize = _qsize(source, context.request, context.notes, context.command)  # a subsearch's too
     per_command: list[list[Step]] = [[], *prefix]
     # qsize counts what the prefix let through
     per_command[-1].append(Qsize(qsize, default=source.qsize is None and qsize == DEFAULT_QSIZE, src=source.src))
@@ -634,7 +640,10 @@ def _planned(commands: tuple[Any, ...], context: _Context, events: bool | None =
     first, *rest = commands
     generated = GENERATORS[type(first)](first, tuple(rest), context)
     rows = generated.rows
-    generated.per_command += [_command(command, rows, context) for command in rest[generated.count:]]
+    for at, command in enumerate(rest[generated.count:], generated.count + 1):
+        if not context.depth:
+            context.command = at
+        generated.per_command.append(_command(command, rows, context))
     head = generated.per_command[0][0]
     if isinstance(head, Source):
         generated.per_command[0][0] = replace(head, with_source=rows.events if events is None else events)
