@@ -120,6 +120,31 @@ class Dedup(Command):
 
 # --- timechart, timeaggs, bin ---
 
+@dataclass(frozen=True)
+class Timechart(Command):
+    """``timechart``/``timeaggs``: the aggregates per time bucket (of ``span``, else the
+    range's predefined span widened to at most ``bins`` buckets), one column per ``by``
+    value (the ``limit`` largest, the rest in ``OTHER``; ``limit`` None: every value)."""
+
+    aggs: tuple[Agg, ...]
+    by: str | None
+    span: Any  # a buckets.Span, None for the range's
+    bins: int
+    limit: int | None
+    timefield: str
+    storage: bool  # True for timeaggs
+
+
+@dataclass(frozen=True)
+class Bin(Command):
+    """``bin``: ``field``'s value floored to its bucket, written to ``target``."""
+
+    field: str
+    target: str
+    span: Any  # a buckets.Span, None for the range's (time) or max/bins (numbers)
+    bins: int
+    span_src: Src = field(default=Src(), compare=False)  # where the span is written, for its errors
+
 
 # --- top, rare, eventstats, streamstats, rex, makeresults ---
 

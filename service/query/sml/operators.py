@@ -33,6 +33,7 @@ from ..fieldpath import MISSING, field_value
 from ..plan import Step
 from . import plan as sp
 from .functions import compile_regex
+from .timeseries import run_bin, run_pivot
 from .values import first, identity, text
 
 Document = dict[str, Any]
@@ -317,7 +318,8 @@ def run_events(step: sp.Events, rel: Relation, ctx: Context, rest: list[Step]) -
 
 def run_rows(step: sp.Rows, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
     at = _last_positions(rel.names)
-    columns = [(name, at.get(name), renderer(rel.types[at[name]]) if name in at else None) for name in step.names]
+    names = dict.fromkeys(rel.names) if step.names is None else step.names
+    columns = [(name, at.get(name), renderer(rel.types[at[name]]) if name in at else None) for name in names]
 
     def row_object(row: list[Any]) -> list[Any]:
         return [{name: None if i is None else render(row[i]) for name, i, render in columns}]
@@ -921,6 +923,8 @@ STEPS: dict[type[Step], Callable[..., Relation]] = {
     sp.Rows: run_rows,
     sp.Probe: run_probe,
     # timechart, timeaggs, bin
+    sp.Bin: run_bin,
+    sp.Pivot: run_pivot,
 
     # top, rare, eventstats, streamstats, rex, makeresults
     sp.Top: run_top,

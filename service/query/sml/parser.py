@@ -22,7 +22,7 @@ from lark.exceptions import UnexpectedInput, VisitError
 from ...errors import ServiceError
 from ..expr import Binary, Call, Column, Expr, In, Literal, Logical, Neg, Not, Src
 from ..parsing import CommonRules
-from . import ast
+from . import ast, buckets
 from .functions import compile_regex
 from .lexical import (COMMAND_NAME, FIELD_NAME, INDEX_PATTERN, Positions, Segment, Shift, default_agg_name, error,
                       fail, number_literal, search_number, split_pipeline, string_end, syntax_error, unquote)
@@ -44,6 +44,9 @@ COMMANDS = {
     "tail": "count_args",
     "dedup": "dedup_args",
     # timechart, timeaggs, bin (spec §7.14)
+    "timechart": "timechart_args",
+    "timeaggs": "timechart_args",
+    "bin": "bin_args",
 
     # top, rare, eventstats, streamstats, rex, makeresults (spec §7.13, §7.15, §7.17)
     "top": "top_args",
@@ -466,6 +469,63 @@ class _Builder(CommonRules, Transformer_NonRecursive):
         return _Option(c[0], c[2])
 
     # --- timechart, timeaggs, bin ---
+    TIMECHART_OPTIONS = frozenset(("timefield", "limit", "span", "bins", "useother"))
+    TIMEAGGS_OPTIONS = frozenset(("composite", "span", "timefield", "limit", "useother"))
+    BIN_OPTIONS = frozenset(("bins", "span"))
+    DEFAULT_LIMIT = 10  # by values with a column of their own (spec §7.14)
+    TIME_FIELD = "@timestamp"  # the time-aware commands' default time field (spec §3)
+
+    def timechart_args(self, c: list[Any]) -> ast.Timechart:
+        """Options before the aggregates or after them; ``useother=false`` gives every
+        ``by`` value a column, as ``limit=0`` does; ``composite`` (timeaggs, only with
+        ``by``) is accepted and changes nothing (every bucket is always returned)."""
+        allowed = self.TIMEAGGS_OPTIONS if self.command == "timeaggs" else self.TIMECHART_OPTIONS
+        options = _options([x for x in c if isinstance(x, _Option)], self.command, allowed)
+        aggs = next(x for x in c if isinstance(x, tuple))
+        by = next((x for x in c if isinstance(x, str) and not isinstance(x, Token)), None)
+        if "composite" in options and _boolean(options["composite"], "composite") and by is None:
+            raise fail(_token_src(options["composite"]), f"[composite] of [{self.command}] needs a [by] field")
+        limit = _integer(options["limit"], "[limit]", 0) if "limit" in options else self.DEFAULT_LIMIT
+        if "useother" in options and not _boolean(options["useother"], "useother"):
+            limit = 0
+        timefield = _value(options.get("timefield")) or self.TIME_FIELD
+        span = self._span(options)
+        if span is not None and not span.is_time:
+            raise fail(_token_src(options["span"]), f"[span] of [{self.command}] needs a time unit, "
+                                                    f"found [{_text(options['span'])}]")
+        return ast.Timechart(aggs, by, span, self._bins(options), limit or None,
+                             timefield, self.command == "timeaggs", src=self.command_src)
+
+    def timechart_by(self, c: list[Token]) -> str:
+        return _name(c[1])
+
+    def timechart_option(self, c: list[Token]) -> _Option:
+        return _Option(c[0], c[2])
+
+    def bin_args(self, c: list[Any]) -> ast.Bin:
+        options = _options([x for x in c if isinstance(x, _Option)], "bin", self.BIN_OPTIONS)
+        names = [t for t in c if isinstance(t, Token) and t.type in ("NAME", "QFIELD")]
+        field = _name(names[0])
+        target = _name(names[1]) if len(names) > 1 else field
+        span_src = _token_src(options["span"]) if "span" in options else self.command_src
+        return ast.Bin(field, target, self._span(options), self._bins(options), span_src, src=self.command_src)
+
+    def bin_option(self, c: list[Token]) -> _Option:
+        return _Option(c[0], c[2])
+
+    @staticmethod
+    def _span(options: dict[str, Token]) -> buckets.Span | None:
+        token = options.get("span")
+        if token is None:
+            return None
+        try:
+            return buckets.parse_span(_text(token))
+        except ValueError as exc:
+            raise fail(_token_src(token), str(exc)) from None
+
+    @staticmethod
+    def _bins(options: dict[str, Token]) -> int:
+        return _integer(options["bins"], "[bins]", 1) if "bins" in options else buckets.DEFAULT_BINS
 
     # --- top, rare, eventstats, streamstats, rex, makeresults ---
     def top_args(self, c: list[Any]) -> ast.Top:

@@ -87,6 +87,39 @@ class Tail(Step):
 
 # --- timechart, timeaggs, bin ---
 
+@dataclass(frozen=True)
+class Bin(Step):
+    """``value`` floored to its bucket, into the column ``name`` (replacing one of that name).
+    A time ``span``: the calendar-aligned bucket start (epoch ms; a number is epoch ms, an
+    ISO-8601 string is read as a date); a numeric one: a multiple of it; None: buckets of
+    ``max(value) / bins`` (every row is held until the largest value is known). Anything
+    else, null. ``absent``: the command whose warning says when no row had a value."""
+
+    name: str
+    value: Expr
+    span: Any  # buckets.Span | None
+    bins: int
+    absent: str | None = None
+    keeps_rows: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class Pivot(Step):
+    """A shared Aggregate's groups (``bucket`` and, with ``by``, the ``by`` value) turned
+    wide: one row per bucket of ``span`` from the bucket of ``axis[0]`` to that of
+    ``axis[1]`` (None: of the first and last group), in time order, named ``time``; per
+    aggregate (name, function) a column, or with ``by`` a column per value (the ``limit``
+    largest by the first aggregate's total, the rest merged into ``OTHER``). A bucket
+    without rows has count 0 and null for the other aggregates."""
+
+    time: str
+    bucket: str
+    by: str | None
+    aggregates: tuple[tuple[str, str], ...]
+    limit: int | None
+    span: Any  # buckets.Span
+    axis: tuple[int, int] | None
+
 
 # --- top, rare, eventstats, streamstats, rex, makeresults ---
 
@@ -270,12 +303,13 @@ class Events(Step):
 @dataclass(frozen=True)
 class Rows(Step):
     """The last step once rows are flat (after ``table`` or ``stats``): each row becomes an
-    object of the ``names`` columns, in that order."""
+    object of the ``names`` columns, in that order; None: of every column the rows have
+    (a pivot's, whose names come from the data)."""
 
-    names: tuple[str, ...]
+    names: tuple[str, ...] | None
 
     def observes(self, names: list[str]) -> tuple[set[str], bool]:
-        return set(self.names), True
+        return set(names if self.names is None else self.names), True
 
 
 @dataclass(frozen=True)

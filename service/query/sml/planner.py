@@ -40,7 +40,8 @@ from ..errors import ParsingError
 from ..evaluate import walk
 from ..expr import Call, Column, Expr, IsNull, Literal, Logical, Src
 from ..plan import Aggregate, Eval, Filter, Limit, Plan, ScanOrder, Source, Step, TimeRange
-from . import aggregates, ast, functions, times
+from .. import types as T
+from . import aggregates, ast, buckets, functions, times
 from . import plan as sp
 from .lookups import Definition, Definitions, of_index
 from .operators import field_pattern
@@ -69,6 +70,9 @@ class _Rows:
         self.edits: list[sp.Edit] = []
         self.fixed: list[str] | None = None  # the answer's field order, once a command fixes it
         self.optional: set[str] = set()  # created fields a join or lookup may leave unset
+        self.kinds: dict[str, str] = {}  # the mapped type of each stored field, while rows are events
+        self.time_range: TimeRange | None = None  # the source's range: the axis of the time-aware commands
+        self.wide = False  # a pivot's columns (timechart by): named by the data, known only when it runs
 
     # --- names ---------------------------------------------------------------------------
 
@@ -82,7 +86,7 @@ class _Rows:
                 return self.column(owner) if owner in self.created else column
         if name.endswith(KEYWORD):
             return self.column(name[:-len(KEYWORD)])
-        return None
+        return name if self.wide else None
 
     def resolve(self, node: Any) -> Any:
         """``node`` with every field name resolved: a Column of the rows, else null; a search
@@ -144,6 +148,7 @@ class _Rows:
         self.names = list(names)
         self.fixed = list(self.names)  # its own list: a field assigned later is added to each once
         self.events = False
+        self.wide = False
         self.readable, self.created, self.edits, self.optional = {}, [], [], set()
 
 
@@ -288,6 +293,80 @@ def _dedup(command: ast.Dedup, rows: _Rows) -> sp.Dedup:
 
 
 # --- timechart, timeaggs, bin ---
+
+BUCKET = "$bucket"  # the Aggregate's time key: the time field itself stays for the aggregates to read
+DATE_KINDS = ("date", "date_nanos")
+
+
+def _axis(rows: _Rows) -> tuple[int, int] | None:
+    """The first and last millisecond of the source's range, None when it is open."""
+    r = rows.time_range
+    if r is None or r.gte is None or r.lt is None:
+        return None
+    return r.gte, r.lt - 1
+
+
+def _time_span(span: buckets.Span | None, bins: int, rows: _Rows) -> buckets.Span:
+    """A span as written, else the range's predefined one widened to at most ``bins`` buckets."""
+    if span is not None:
+        return span
+    axis = _axis(rows)
+    if axis is None:
+        return buckets.predefined(None, None)
+    return buckets.widened(buckets.predefined(*axis), *axis, bins)
+
+
+def _kind(rows: _Rows, name: str) -> str | None:
+    """``time``, ``number`` or None (decided by each value) for a field a ``bin`` reads:
+    a stored field by its mapping, the task's time field as time."""
+    column = rows.column(name)
+    if rows.time_range is not None and column == rows.time_range.field:
+        return "time"
+    if not rows.events or column is None or column in rows.created:
+        return None
+    kind = rows.kinds.get(column)
+    if kind in DATE_KINDS:
+        return "time"
+    return "number" if kind is not None and T.is_numeric(T.FIELD_TYPES.get(kind, "")) else None
+
+
+def _bin(command: ast.Bin, rows: _Rows) -> sp.Bin:
+    """A time span on a numeric field, or a numeric span on a time field, is refused; a
+    field the mapping does not type is bucketed as the span says (a value of the other
+    kind is null)."""
+    kind = _kind(rows, command.field)
+    span = command.span
+    if span is not None and kind is not None and span.is_time != (kind == "time"):
+        detail = "is numeric: its [span] must be a number" if kind == "number" else \
+            "is a time field: its [span] needs a time unit"
+        raise ParsingError(f"line {command.span_src.line}:{command.span_src.col}: [bin] field [{command.field}] "
+                           f"{detail}")
+    if span is None and kind == "time":
+        span = _time_span(None, command.bins, rows)
+    value = rows.resolve(Column(command.field, src=command.src))
+    rows.assign(command.target)
+    return sp.Bin(command.target, value, span, command.bins, src=command.src)
+
+
+def _timechart(command: ast.Timechart, rows: _Rows) -> list[Step]:
+    """A Bin of the time field into its own column, the shared Aggregate by it (and the
+    ``by`` field), then the Pivot that makes the groups wide and fills the empty buckets."""
+    src = command.src
+    span = _time_span(command.span, command.bins, rows)
+    bucket = sp.Bin(BUCKET, rows.resolve(Column(command.timefield, src=src)), span, command.bins,
+                    absent=_command_name(command), src=src)
+    aggregates = tuple(_aggregate(agg, rows, src) for agg in command.aggs)
+    groups = ((BUCKET, Column(BUCKET, src=src)),)
+    if command.by is not None:
+        groups += ((command.by, rows.resolve(Column(command.by, src=src))),)
+    functions = tuple((agg.name, agg.function) for agg in command.aggs)
+    pivot = sp.Pivot(command.timefield, BUCKET, command.by, functions, command.limit, span, _axis(rows), src=src)
+    if command.by is None:
+        rows.flat([command.timefield, *dict.fromkeys(name for name, _, _ in aggregates)])
+    else:
+        rows.flat([command.timefield])
+        rows.fixed, rows.wide = None, True
+    return [bucket, Aggregate(aggregates, groups, src=src), pivot]
 
 
 # --- top, rare, eventstats, streamstats, rex, makeresults ---
@@ -504,6 +583,8 @@ PLANNERS: dict[type, Callable[[Any, _Rows], list[Step]]] = {
     ast.Tail: lambda command, rows: [sp.Tail(command.count, src=command.src)],
     ast.Dedup: _one(_dedup),
     # timechart, timeaggs, bin
+    ast.Timechart: _timechart,
+    ast.Bin: _one(_bin),
 
     # top, rare, eventstats, streamstats, rex, makeresults
     ast.Top: _top,
@@ -538,6 +619,7 @@ def _rows_of(indices: list[Index]) -> tuple[_Rows, list[str]]:
     """The fields of the indices' events (sorted, then the metadata) and their date fields."""
     names: set[str] = set()
     dates: set[str] = set()
+    kinds: dict[str, str] = {}
     readable: dict[str, tuple[str, str]] = {}
     for index in indices:
         for path, f in index.fields.items():
@@ -549,9 +631,12 @@ def _rows_of(indices: list[Index]) -> tuple[_Rows, list[str]]:
                 readable[path] = (path, f.parent)
             else:
                 names.add(path)
+                kinds[path] = f.type
                 if f.type == "date":
                     dates.add(path)
-    return _Rows([*sorted(names), *METADATA], readable), sorted(dates)
+    rows = _Rows([*sorted(names), *METADATA], readable)
+    rows.kinds = kinds
+    return rows, sorted(dates)
 
 
 def _time_range(command: ast.Source, request: SmlRequest) -> TimeRange | None:
@@ -613,6 +698,7 @@ def _source(source: ast.Source, commands: tuple[Any, ...], context: _Context) ->
     indices = _indices(source, context.catalog, context.warnings)
     rows, dates = _rows_of(indices)
     time_range = _time_range(source, context.request)
+    rows.time_range = time_range
     prefix, count = _storage_prefix(commands, rows)
     qsize = _qsize(source, context.request, context.notes, context.command)  # a subsearch's too
     per_command: list[list[Step]] = [[], *prefix]
@@ -663,7 +749,7 @@ def plan(pipeline: ast.Pipeline, request: SmlRequest, catalog: Catalog,
         optional = tuple(n for n in rows.created if n in rows.optional)
         per_command[-1].append(sp.Events(tuple(rows.edits), tuple(rows.created), kept_dates, optional))
     else:
-        per_command[-1].append(sp.Rows(tuple(rows.names)))
+        per_command[-1].append(sp.Rows(None if rows.wide else tuple(rows.names)))
     steps = [step for group in per_command for step in group]
     ends = tuple(itertools.accumulate(len(group) for group in per_command))
     fixed = tuple(rows.fixed) if rows.fixed is not None else None
