@@ -160,6 +160,8 @@ SML_FIXED = [
     "source fuzz | eval x = n * 2, y = if(n > 1, \"a\", \"b\") | table x, y", "source fuzz | stats count, dc(t) by n",
     "source fuzz | search x=1 | peval y=x*2 | aggs count by y", "source fuzz | eval y=1 | aggs count",
     "source fuzz | sort -n | head 2 | fields - t", "source fuzz | dedup t | rename t as u", "source fuzz | top t",
+    "source fuzz | timechart limit=1 count, avg(n) by t", "source fuzz | bin bins=3 n | timeaggs count",
+    "source fuzz | timeaggs useother=false max(n) by n",
     "source nope", "source fuzz earliest=-1d@d latest=now", "source fuzz qsize=abc", "| source fuzz", "eval x=1",
     "source fuzz | where " + "(" * 300 + "n > 1" + ")" * 300, "source fuzz | search " + "NOT " * 500 + "x",
 ]

@@ -16,7 +16,7 @@ from service.errors import ServiceError
 from service.query.control import Control
 from service.query.options import QueryOptions
 from service.query.sml import SmlJob, SmlRequest
-from service.store.dates import parse_iso_nanos
+from service.store.dates import format_millis, parse_iso_nanos
 
 START = parse_iso_nanos("2024-05-01T00:00:00Z") // 1_000_000
 END = parse_iso_nanos("2024-05-02T00:00:00Z") // 1_000_000
@@ -64,6 +64,16 @@ def _error(server: Any, query: str) -> ServiceError:
     return caught.value
 
 
+def _example_16() -> list[dict[str, Any]]:
+    """§10 example 16: a row for every 10-minute bucket of the range, 0 where no event is."""
+    counts = {"10:00": (1, 1), "10:10": (0, 2), "10:20": (1, 0)}
+    rows = []
+    for start in range(START, END, 600_000):
+        failure, success = counts.get(format_millis(start)[11:16], (0, 0))
+        rows.append({"@timestamp": format_millis(start), "failure": failure, "success": success})
+    return rows
+
+
 def ids(*names: str) -> tuple[str, ...]:
     """Expected raw events, by ``_id``, in order."""
     return names
@@ -101,6 +111,7 @@ EXAMPLES = [
     ("14", "source auth | search event.code=4624 | peval ok=1 | aggs sum(ok) as n", [{"n": 3}]),
     ("15-fields", "source auth | where user.name == host.name", ids()),
     ("15-isnull", "source auth | where isnull(user.name)", ids()),
+    ("16", "source auth | timechart span=10m count by event.outcome", _example_16()),
 ]
 
 
