@@ -356,3 +356,14 @@ async def test_break_pivots_exactly_the_rows_read(timed: AsyncElasticsearch, htt
     newest = range(20000 - read, 20000)
     assert counts == [sum(1 for i in newest if h * 3600 <= i < (h + 1) * 3600) for h in range(25)]
     assert result["events"][0]["@timestamp"] == format_millis(ms("2024-05-01T00:00:00Z"))
+
+
+async def test_fields_and_table_patterns_over_the_columns_of_a_by(logins: AsyncElasticsearch, http) -> None:
+    base = "source logins | timechart span=1d limit=2 count by user"
+    result = await answer(http, f"{base} | fields - OTHER", **RANGE_2D)
+    assert result["fields"] == ["@timestamp", "u1", "u2"] and result["events"][0] == \
+        {"@timestamp": "2024-05-01T00:00:00.000Z", "u1": 2, "u2": 2}
+    result = await answer(http, f"{base} | fields u*", **RANGE_2D)
+    assert result["events"][1] == {"u1": 2, "u2": 1}
+    result = await answer(http, f"{base} | table @timestamp, O*, nothing", **RANGE_2D)
+    assert result["events"][0] == {"@timestamp": "2024-05-01T00:00:00.000Z", "OTHER": 2, "nothing": None}

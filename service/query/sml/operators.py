@@ -203,6 +203,22 @@ def field_pattern(glob: str) -> Callable[[str], bool]:
     return lambda path: not path.startswith("_") and match(path)
 
 
+def matching_fields(pattern: str, names: Iterable[str]) -> list[str]:
+    """The fields a ``fields``/``table`` pattern names: the fields whose path, or the path
+    of an object holding them, matches (see ``field_pattern``)."""
+    match = field_pattern(pattern)
+    return [n for n in names if _path_matches(match, n)]
+
+
+def _path_matches(match: Callable[[str], bool], name: str) -> bool:
+    parts = name.split(".")
+    return any(match(".".join(parts[:i])) for i in range(1, len(parts) + 1))
+
+
+def expand_fields(globs: Iterable[str], names: list[str]) -> list[str]:
+    return list(dict.fromkeys(n for g in globs for n in matching_fields(g, names)))
+
+
 def _matcher(globs: tuple[str, ...]) -> Callable[[str], bool]:
     tests = [field_pattern(g) for g in globs]
     return lambda path: any(t(path) for t in tests)
@@ -377,6 +393,17 @@ def run_probe(step: sp.Probe, rel: Relation, ctx: Context, rest: list[Step]) -> 
 
 
 # --- timechart, timeaggs, bin ---
+
+def run_pick(step: sp.Pick, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    """``fields``/``table`` over a pivot's columns, as the planner does over known ones."""
+    if step.exclude is None:  # table: a pattern's matches, a name as it is (null when absent)
+        names = list(dict.fromkeys(n for g in step.patterns
+                                   for n in (matching_fields(g, rel.names) if "*" in g else [g])))
+    else:
+        chosen = expand_fields(step.patterns, rel.names)
+        names = [n for n in rel.names if n not in chosen] if step.exclude else chosen
+    present = set(rel.names)
+    return run_select(sp.Select(tuple((n, n if n in present else None) for n in names)), rel, ctx, rest)
 
 
 # --- top, rare, eventstats, streamstats, rex, makeresults ---
@@ -925,6 +952,7 @@ STEPS: dict[type[Step], Callable[..., Relation]] = {
     # timechart, timeaggs, bin
     sp.Bin: run_bin,
     sp.Pivot: run_pivot,
+    sp.Pick: run_pick,
 
     # top, rare, eventstats, streamstats, rex, makeresults
     sp.Top: run_top,

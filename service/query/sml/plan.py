@@ -121,6 +121,19 @@ class Pivot(Step):
     axis: tuple[int, int] | None
 
 
+@dataclass(frozen=True)
+class Pick(Step):
+    """``fields`` (``exclude`` True or False) or ``table`` (``exclude`` None) with patterns
+    over a pivot's columns, which are named only when the query runs."""
+
+    patterns: tuple[str, ...]
+    exclude: bool | None
+    keeps_rows: ClassVar[bool] = True
+
+    def observes(self, names: list[str]) -> tuple[set[str], bool]:
+        return set(names), True
+
+
 # --- top, rare, eventstats, streamstats, rex, makeresults ---
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from .. import types as T
 from . import aggregates, ast, buckets, functions, times
 from . import plan as sp
 from .lookups import Definition, Definitions, of_index
-from .operators import field_pattern
+from .operators import expand_fields as _expand, matching_fields as _matching
 from .request import SmlRequest
 from .source import Qsize, Scan
 
@@ -154,22 +154,6 @@ class _Rows:
 
 # --- commands --------------------------------------------------------------------------------
 
-def _matching(pattern: str, names: Iterable[str]) -> list[str]:
-    """The fields a ``fields``/``table`` pattern names: the fields whose path, or the path
-    of an object holding them, matches (see ``operators.field_pattern``)."""
-    match = field_pattern(pattern)
-    return [n for n in names if _path_matches(match, n)]
-
-
-def _path_matches(match: Callable[[str], bool], name: str) -> bool:
-    parts = name.split(".")
-    return any(match(".".join(parts[:i])) for i in range(1, len(parts) + 1))
-
-
-def _expand(globs: Iterable[str], names: list[str]) -> list[str]:
-    return list(dict.fromkeys(n for g in globs for n in _matching(g, names)))
-
-
 def _all(conditions: list[Expr]) -> Expr:
     out = conditions[0]
     for condition in conditions[1:]:
@@ -219,7 +203,9 @@ def _stats(command: ast.Stats, rows: _Rows) -> list[Step]:
     return steps
 
 
-def _fields(command: ast.Fields, rows: _Rows) -> sp.Select:
+def _fields(command: ast.Fields, rows: _Rows) -> Step:
+    if rows.wide:
+        return _wide_pick(command.patterns, command.exclude, rows)
     chosen = _expand(command.patterns, rows.names)
     if command.exclude:
         kept = [n for n in rows.names if n not in chosen]
@@ -237,9 +223,11 @@ def _fields(command: ast.Fields, rows: _Rows) -> sp.Select:
     return sp.Select(tuple(rows.carried(rows.names)), src=command.src)
 
 
-def _table(command: ast.Table, rows: _Rows) -> sp.Select:
+def _table(command: ast.Table, rows: _Rows) -> Step:
     """Flat rows of exactly the named fields; a pattern gives the matching ones in the
     rows' order, a name the rows lack a column of nulls."""
+    if rows.wide and any("*" in glob for glob in command.patterns):
+        return _wide_pick(command.patterns, None, rows)
     columns: dict[str, str | None] = {}
     for glob in command.patterns:
         for name in (_matching(glob, rows.names) if "*" in glob else [glob]):
@@ -369,6 +357,13 @@ def _timechart(command: ast.Timechart, rows: _Rows) -> list[Step]:
         rows.flat([command.timefield])
         rows.fixed, rows.wide = None, True
     return [bucket, Aggregate(named, groups, src=src), pivot]
+
+
+def _wide_pick(patterns: tuple[str, ...], exclude: bool | None, rows: _Rows) -> sp.Pick:
+    """``fields`` (``exclude`` True or False) or ``table`` (None) with patterns over a
+    pivot's columns: matched when the query runs, when their names are known."""
+    rows.fixed = None
+    return sp.Pick(patterns, exclude)
 
 
 # --- top, rare, eventstats, streamstats, rex, makeresults ---
