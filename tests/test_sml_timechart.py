@@ -367,3 +367,16 @@ async def test_fields_and_table_patterns_over_the_columns_of_a_by(logins: AsyncE
     assert result["events"][1] == {"u1": 2, "u2": 1}
     result = await answer(http, f"{base} | table @timestamp, O*, nothing", **RANGE_2D)
     assert result["events"][0] == {"@timestamp": "2024-05-01T00:00:00.000Z", "OTHER": 2, "nothing": None}
+
+
+async def test_a_running_timechart_previews_every_bucket(timed: AsyncElasticsearch, http, slower: None) -> None:
+    created = await post(http, "request", {"query": "source timed qsize=20000 | timechart span=1h count", **RANGE})
+    await until(http, created["id"], "RUNNING")
+    for _ in range(400):
+        body = await get(http, f"response/{created['id']}")
+        if body.get("preview") and sum(e["count"] for e in body["events"]) > 0:
+            break
+        await asyncio.sleep(0.05)
+    assert body["status"] == "RUNNING" and body["preview"] is True and body["fields"] == ["@timestamp", "count"]
+    assert len(body["events"]) == body["total"] == 25 and 0 < sum(e["count"] for e in body["events"]) < 20000
+    await post(http, f"break/{created['id']}")
