@@ -36,11 +36,11 @@ from dataclasses import dataclass, field, fields as dataclass_fields, replace
 from typing import Any, Callable, Iterable, Iterator
 
 from ...store.catalog import Catalog, Index
+from .. import types as T
 from ..errors import ParsingError
 from ..evaluate import walk
 from ..expr import Call, Column, Expr, IsNull, Literal, Logical, Src
 from ..plan import Aggregate, Eval, Filter, Limit, Plan, ScanOrder, Source, Step, TimeRange
-from .. import types as T
 from . import aggregates, ast, buckets, functions, times
 from . import plan as sp
 from .lookups import Definition, Definitions, of_index

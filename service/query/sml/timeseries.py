@@ -157,7 +157,7 @@ def _bin_size(top: int | float | None, bins: int) -> int | float | None:
 
 def _extreme(values: list[Any], pick: Callable[..., Any]) -> Any:
     """``min``/``max`` of results: over the numbers among them, else over the strings."""
-    numbers = [v for v in values if number(v) is not None and type(v) is not str]
+    numbers = [v for v in values if type(v) in (int, float)]
     if numbers:
         return pick(numbers)
     strings = [v for v in values if type(v) is str]
@@ -206,9 +206,8 @@ class _Groups:
         totals = {key: 0.0 for key in ordered}
         for cells in self.table.values():
             for key, values in cells.items():
-                n = number(values[0]) if self.values_at else None
-                if n is not None and type(values[0]) is not str:
-                    totals[key] += n
+                if type(values[0]) in (int, float):
+                    totals[key] += values[0]
         kept = set(sorted(ordered, key=lambda k: -totals[k])[:limit])  # a stable sort keeps value order in ties
         return [k for k in ordered if k in kept], [k for k in ordered if k not in kept]
 
