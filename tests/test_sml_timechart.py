@@ -243,8 +243,11 @@ async def test_timefield_buckets_another_date_and_a_missing_one_warns(es: AsyncE
     await load(es, "other", [{"ts": "2024-05-01T10:00:00Z", "n": 1}])
     result = await answer(http, "source other | timechart span=6h count", dtFieldName="ts")
     assert all(e["count"] == 0 for e in result["events"])  # @timestamp, the default, is not this data's field
-    assert result["warnings"] == ["[timechart] no row has a value of its time field; set timefield= to the "
-                                  "field that holds the events' time"]
+    warning = "[timechart] no row has a value of its time field; set timefield= to the field that holds the " \
+              "events' time"
+    assert result["warnings"] == [warning]
+    lines = (await get(http, f"logs/{result['id']}"))["logs"]
+    assert any(line["level"] == "WARN" and line["message"] == warning for line in lines)
     result = await answer(http, "source other | timechart span=6h timefield=ts count", dtFieldName="ts")
     assert [e["count"] for e in result["events"]] == [0, 1, 0, 0, 0] and result["warnings"] == []
 
