@@ -340,23 +340,21 @@ def _timechart(command: ast.Timechart, rows: _Rows) -> list[Step]:
     """A Bin of the time field into its own column, the shared Aggregate by it (and the
     ``by`` field), then the Pivot that makes the groups wide and fills the empty buckets."""
     src = command.src
-    for agg in command.aggs:  # an unknown aggregate or a wrong argument is refused now (400), not when it runs
-        aggregates.verify(Call(agg.function, agg.args, src=agg.src))
+    calls = _aggregates(command.aggs, rows)
     span = _time_span(command.span, command.bins, rows)
     bucket = sp.Bin(BUCKET, rows.resolve(Column(command.timefield, src=src)), span, command.bins,
                     absent=_command_name(command), src=src)
-    named = tuple(_aggregate(agg, rows, src) for agg in command.aggs)
     groups = ((BUCKET, Column(BUCKET, src=src)),)
     if command.by is not None:
         groups += ((command.by, rows.resolve(Column(command.by, src=src))),)
-    functions = tuple((agg.name, agg.function) for agg in command.aggs)
-    pivot = sp.Pivot(command.timefield, BUCKET, command.by, functions, command.limit, span, _axis(rows), src=src)
+    pivot = sp.Pivot(command.timefield, BUCKET, command.by, tuple((agg.name, agg.function) for agg in command.aggs),
+                     command.limit, span, _axis(rows), src=src)
     if command.by is None:
-        rows.flat([command.timefield, *dict.fromkeys(name for name, _, _ in named)])
+        rows.flat([command.timefield, *dict.fromkeys(name for name, _ in calls)])
     else:
         rows.flat([command.timefield])
         rows.fixed, rows.wide = None, True
-    return [bucket, Aggregate(named, groups, src=src), pivot]
+    return [bucket, Aggregate(tuple((name, call, None) for name, call in calls), groups, src=src), pivot]
 
 
 def _wide_pick(patterns: tuple[str, ...], exclude: bool | None, rows: _Rows) -> sp.Pick:
