@@ -2,14 +2,14 @@
 sme-background-tasks §4.7), the stored result of a finished task as a JSON, CSV or XLSX file.
 
 The body is read and checked here (``DownloadRequest``); the rows are read from disk a batch
-at a time into the file by ``exports`` (the writers every API shares), the export is noted in
-the task's log, and the file is sent as an attachment.
+at a time into the file by ``exports`` (the writers every API shares, on their thread), the
+export is noted in the task's log, and the file is sent as an attachment.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, Iterator
 
 from aiohttp import web
 
@@ -62,17 +62,15 @@ def _shown(value: Any) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
-async def _events(tasks: BackgroundTasks, task_id: str, count: int) -> AsyncIterator[Sequence[dict[str, Any]]]:
-    """The task's first ``count`` stored events, batch by batch from disk (a stored row is
-    ``[event]``). Fewer than that means the task was deleted (or reaped) mid-read: it is
+def _events(tasks: BackgroundTasks, task_id: str, count: int) -> Iterator[list[bytes]]:
+    """The task's first ``count`` stored events as their JSON text, batch by batch from disk, on
+    the export's thread. A stored row is ``[event]``, so its text less the brackets is the
+    event's. Fewer than ``count`` means the task was deleted (or reaped) mid-read: it is
     answered as if the download came after."""
     seen = 0
-    async for batch in tasks.all_rows(task_id)():
-        batch = batch[:count - seen]
+    for batch in tasks.stored_rows(task_id, count):
         seen += len(batch)
-        yield [row[0] for row in batch]
-        if seen == count:
-            return
+        yield [row[1:-1] for row in batch]
     if seen < count:
         raise SearchNotFound(task_id)
 

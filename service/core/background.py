@@ -16,14 +16,14 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import structlog
 
 from ..errors import ServiceError
 from ..store.background import BackgroundStore, LogLine, StoredTask
 from ..store.dates import format_millis
-from .queries import ROW_BATCH, Batches
+from .queries import ROW_BATCH
 from .runner import Job
 from .searches import AsyncSearches, Search, SearchNotFound
 
@@ -193,9 +193,10 @@ class BackgroundTasks:
         """Stored rows ``[start, stop)``, read from disk (clamped to those stored so far)."""
         return await self.searches.store.rows(task_id, start, stop)
 
-    def all_rows(self, task_id: str) -> Batches:
-        """Every stored row, batch by batch from disk, for an export of the whole result."""
-        return lambda: self.searches.store.iter_rows(task_id, ROW_BATCH)
+    def stored_rows(self, task_id: str, count: int) -> Iterator[list[bytes]]:
+        """The first ``count`` stored rows as their JSON text, batch by batch from disk, read
+        blocking on the caller's thread: for an export, which runs on a worker thread."""
+        return self.searches.store.read_rows(task_id, count, ROW_BATCH)
 
     async def preview(self, view: TaskView, wait_s: float = PREVIEW_WAIT_S) -> list[list[Any]] | None:
         """A preview of a running task whose job makes them (``job.previews``): the rest of

@@ -61,11 +61,12 @@ async def _open(path: Path, synchronous: str, *, readonly: bool) -> aiosqlite.Co
     return conn
 
 
-def query_connection(path: Path) -> sqlite3.Connection:
-    """A plain read-only connection for one query in a worker process; the caller closes it."""
+def query_connection(path: Path, cache_kib: int = 65536) -> sqlite3.Connection:
+    """A plain read-only connection for one query in a worker process (or one blocking read
+    on a thread); the caller closes it."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     conn.execute("PRAGMA busy_timeout = 10000")
-    conn.execute("PRAGMA cache_size = -65536")
+    conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
     conn.execute("PRAGMA query_only = ON")
     return conn
 

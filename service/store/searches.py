@@ -10,16 +10,17 @@ from __future__ import annotations
 import bisect
 import itertools
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Iterator
 
 import orjson
 
 from ..errors import Rejected, ServiceError
-from .db import Database
+from .db import Database, query_connection
 from .disk import FloodStageBlock
 
 # Where Elasticsearch keeps async results: the index its flood-stage block names.
 ASYNC_SEARCH_INDEX = ".async-search"
+SCAN_CACHE_KIB = 2048  # the page cache of a one-pass read (read_rows)
 
 RESTART_FAILURE = {"type": "node_closed_exception",
                    "reason": "the service restarted while this query was running; the results are partial"}
@@ -169,6 +170,30 @@ class SearchStore:
             if len(fetched) < batch:
                 return
             seq = fetched[-1][0] + 1
+
+    def read_rows(self, search_id: str, count: int, batch: int = 1000) -> Iterator[list[bytes]]:
+        """The first ``count`` stored rows of a search as their stored JSON text, in order, in
+        lists of at most ``batch``: blocking, for a consumer on a worker thread (an export), so
+        that no batch costs a hop through the event loop. Stops early when fewer are stored
+        (the search was deleted mid-read).
+
+        It reads on its own connection, opened on the consuming thread, with a small page
+        cache: a scan reads each page once, and the shared readers' caches would otherwise
+        grow the process by their full size. One short statement per list, so the read holds
+        no snapshot that would keep the WAL from being checkpointed meanwhile."""
+        conn = query_connection(self.db.path, cache_kib=SCAN_CACHE_KIB)
+        try:
+            seq, left = 0, count
+            while left > 0:
+                fetched = conn.execute("SELECT seq, row FROM search_rows WHERE search_id = ? AND seq >= ? "
+                                       "ORDER BY seq LIMIT ?", (search_id, seq, min(batch, left))).fetchall()
+                if not fetched:
+                    return
+                yield [r[1] for r in fetched]
+                left -= len(fetched)
+                seq = fetched[-1][0] + 1
+        finally:
+            conn.close()
 
     async def set_expiry(self, search_id: str, expires_ms: int) -> None:
         async with self.db.write(grows=False, indices=[ASYNC_SEARCH_INDEX]) as conn:
