@@ -21,6 +21,10 @@ decoded; the sequences found must be the same. Also the server's peak memory gro
 sml: the background task ``source logs qsize=N | stats count by host.name`` from creation to
 COMPLETED beside ``FROM logs | STATS count(*) BY host.name`` through the async ES|QL API, in
 alternating rounds; their medians, the ratio, and the two answers compared.
+export: a background task holding every document (SML ``source logs qsize=N``) downloaded through
+``POST /_sme/async_requests/file_download/<id>`` as CSV, XLSX and JSON: rows/s (wall, and per CPU
+second of the server: the machine may be shared), the server's peak RSS growth, each file checked
+(its row count); beside it, XlsxWriter alone writing the same kind of cells, its ceiling for XLSX.
 
 Exits 1 when an answer differs from raw SQLite.
 """
@@ -29,10 +33,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import http.client
 import math
 import os
 import random
+import re
 import socket
 import sqlite3
 import statistics
@@ -42,6 +48,7 @@ import tempfile
 import threading
 import time
 import warnings
+import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -59,7 +66,7 @@ from service.store.catalog import column_affinity  # noqa: E402
 from service.store.dates import format_millis, parse_iso_nanos  # noqa: E402
 from service.store.db import query_connection  # noqa: E402
 
-SECTIONS = ("ingest", "queries", "async", "memory", "eql", "sml")
+SECTIONS = ("ingest", "queries", "async", "memory", "eql", "sml", "export")
 SEED = 7
 START_MS = 1_714_521_600_000  # 2024-05-01T00:00:00Z
 SPAN_MS = 7 * 86_400_000  # a week of logs: 168 hourly buckets
@@ -765,6 +772,155 @@ def report_memory(small: tuple[int, int], large: tuple[int, int]) -> list[str]:
             "(flat = not proportional)"]
 
 
+# --- export ------------------------------------------------------------------------------------
+
+EXPORT_TYPES = ("csv", "xlsx", "json")
+SME = "/_sme/async_requests"
+
+
+@dataclass(frozen=True)
+class ExportRun:
+    seconds: float
+    cpu_seconds: float  # of the server process, where exports run
+    peak_kb: int  # RSS growth of the server and its workers
+    rows: int  # counted in the file received
+    size: int  # bytes received
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sme_task(server: Server, query: str) -> tuple[str, float]:
+    """A background task over the whole week of logs, finished: its id and seconds to COMPLETED."""
+    status, out = server.request("POST", f"{SME}/request", orjson.dumps(
+        {"query": query, "dtStart": format_millis(START_MS - 86_400_000), "dtEnd": format_millis(START_MS + 2 * SPAN_MS)}))
+    assert status == 200, out[:300]
+    task_id, started = orjson.loads(out)["id"], time.perf_counter()
+    state = _polled(server, f"{SME}/status/{task_id}", lambda b: b["status"] not in ("PENDING", "RUNNING"))
+    assert state["status"] == "COMPLETED", state
+    return task_id, time.perf_counter() - started
+
+
+def export_rows(file_type: str, path: Path) -> int:
+    """Rows in a downloaded export, by a reader independent of the writer's: csv, orjson, and for
+    an XLSX the sheet's own dimension (parsing a million rows with openpyxl would take minutes)."""
+    if file_type == "csv":
+        with open(path, newline="", encoding="utf-8") as f:
+            return sum(1 for _ in csv.reader(f)) - 1
+    if file_type == "json":
+        return len(orjson.loads(path.read_bytes()))
+    with zipfile.ZipFile(path) as book, book.open("xl/worksheets/sheet1.xml") as sheet:
+        head = sheet.read(4096).decode()
+    return int(re.search(r'<dimension ref="A1:[A-Z]+(\d+)"', head)[1]) - 1
+
+
+def download(server: Server, task_id: str, file_type: str, target: Path) -> ExportRun:
+    """One export of every row, read by the client as it comes; the server sampled every 50 ms."""
+    before = peak = rss_kb(server.proc.pid)
+    watching = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not watching.wait(0.05):
+            peak = max(peak, rss_kb(server.proc.pid))
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    cpu, started = cpu_seconds(server.proc.pid), time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
+    try:
+        conn.request("POST", f"{SME}/file_download/{task_id}", orjson.dumps(
+            {"file_type": file_type, "download_all_results": True}), {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        assert resp.status == 200, resp.read()[:300]
+        with open(target, "wb") as f:
+            while chunk := resp.read(1 << 20):
+                f.write(chunk)
+    finally:
+        conn.close()
+    seconds, cpu = time.perf_counter() - started, cpu_seconds(server.proc.pid) - cpu
+    watching.set()
+    watcher.join()
+    return ExportRun(seconds, cpu, peak - before, export_rows(file_type, target), target.stat().st_size)
+
+
+def bench_export(server: Server, docs: int, runs: int) -> tuple[float, dict[str, list[ExportRun]]]:
+    """Seconds the task took to COMPLETED, and 1 + ``runs`` downloads of each type (the first a
+    warm-up for the times, not for the memory: a first export's growth is growth too)."""
+    task_id, took = sme_task(server, f"source logs qsize={docs}")
+    bar, tick = progress("export", len(EXPORT_TYPES) * (runs + 1))
+    results: dict[str, list[ExportRun]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for file_type in EXPORT_TYPES:
+            target = Path(tmp) / f"export.{file_type}"
+            done = []
+            for _ in range(runs + 1):
+                done.append(download(server, task_id, file_type, target))
+                tick()
+            results[file_type] = done
+    bar.close()
+    server.request("DELETE", f"{SME}/delete/{task_id}")
+    return took, results
+
+
+def bench_xlsx_ceiling(rows: int = 100_000) -> float:
+    """Rows/s (CPU) of XlsxWriter alone in constant_memory mode writing cells like the export's
+    (7 strings, 3 integers a row) with its typed writers, the values ready: what no XLSX export
+    driving it can beat on this machine."""
+    import xlsxwriter  # the service's dependency
+
+    logs = synthetic_logs(rows)
+    cells = list(zip([format_millis(ms) for ms in logs["@timestamp"]], logs["host.name"], logs["process.name"],
+                     logs["user.name"], logs["event.code"], logs["status"], logs["bytes"], logs["message"],
+                     ["logs"] * rows, [f"{i:020d}" for i in range(rows)]))
+    with tempfile.TemporaryDirectory() as tmp:
+        book = xlsxwriter.Workbook(f"{tmp}/ceiling.xlsx", {"constant_memory": True, "tmpdir": tmp})
+        sheet = book.add_worksheet("results")
+        string, number = sheet.write_string, sheet.write_number
+        started = time.process_time()
+        for row, values in enumerate(cells, 1):
+            for col, value in enumerate(values):
+                if value.__class__ is str:
+                    string(row, col, value)
+                else:
+                    number(row, col, value)
+        book.close()
+        return rows / (time.process_time() - started)
+
+
+def report_export(args: argparse.Namespace, measured: tuple[float, dict[str, list[ExportRun]]],
+                  ceiling: float) -> tuple[list[str], list[str]]:
+    took, results = measured
+    targets = {"csv": 200_000, "xlsx": 50_000}
+    lines = ["## export",
+             f"- task: `source logs qsize={args.docs}` over every document, {took:.1f} s to COMPLETED; its rows "
+             "have 10 fields, the documents' 8 and _index, _id: 7 strings and 3 integers a row.",
+             f"- each type: POST {SME}/file_download/<id> with download_all_results, the body read by the client "
+             f"as it comes and saved; median of {args.runs} after a warm-up (min-max in brackets: the machine "
+             "may be shared). cpu: rows per CPU second of the server process, which contention inflates less.",
+             "- peak RSS growth: of the server and its workers over the RSS before the download, sampled every "
+             "50 ms, the largest of all the runs (the warm-up's too).",
+             "",
+             "| type | rows/s | range | rows/cpu-s | target met | peak RSS growth | MB |",
+             "| --- | ---: | ---: | ---: | :---: | ---: | ---: |"]
+    mismatches = []
+    for file_type, runs in results.items():
+        rates = sorted(r.rows / r.seconds for r in runs[1:])
+        rate, cpu_rate = statistics.median(rates), statistics.median(r.rows / r.cpu_seconds for r in runs[1:])
+        peak_mib = max(r.peak_kb for r in runs) / 1024
+        target = targets.get(file_type)
+        met = "n/a" if target is None else "yes" if rate >= target and peak_mib < 100 else "no"
+        lines.append(f"| {file_type} | {rate:,.0f} | {rates[0]:,.0f}-{rates[-1]:,.0f} | {cpu_rate:,.0f} | {met} "
+                     f"{'' if target is None else f'(>= {target:,}, < 100 MiB)'} | {peak_mib:.0f} MiB | "
+                     f"{runs[0].size / 1e6:.0f} |")
+        mismatches += [f"MISMATCH export {file_type}: {r.rows:,} rows in the file, {args.docs:,} stored"
+                       for r in runs if r.rows != args.docs]
+    lines.append(f"\nXlsxWriter alone (constant_memory, typed writes, values ready, 100k rows): {ceiling:,.0f} "
+                 "rows per CPU second: the XLSX ceiling on this machine.")
+    return lines, mismatches
+
+
 # --- the run -------------------------------------------------------------------------------------
 
 
@@ -830,6 +986,11 @@ def main(argv: list[str] | None = None) -> int:
                 mismatches += sml_mismatches
 
             # export: background task results to CSV and XLSX
+            if "export" in args.only:
+                lines, export_mismatches = report_export(args, bench_export(server, args.docs, args.runs),
+                                                         bench_xlsx_ceiling())
+                out += lines + [""]
+                mismatches += export_mismatches
 
             on = bench_esql(server, args.runs, "esquire") if "queries" in args.only else []
         if "queries" in args.only:

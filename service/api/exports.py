@@ -130,14 +130,15 @@ def csv_cell(value: Any) -> str:
 
 class Columns:
     """The fields of an export, compiled once: a row's values in field order, each as
-    ``field_value`` finds it (``MISSING`` when absent). The literal keys are looked up all at
-    once at C speed; a dotted field not found so tries the nested object first (where
-    ``field_value`` would find it first), and only a row of another shape goes the general
-    way."""
+    ``field_value`` finds it, None when absent (an export shows a missing value as it shows a
+    null). The literal keys are looked up all at once at C speed; a dotted field not found so
+    tries the nested object next (where ``field_value`` looks next), and only a row of another
+    shape goes the general way."""
 
     def __init__(self, fields: Sequence[str]) -> None:
         self.fields = list(fields)
-        self._absent = [MISSING] * len(self.fields)
+        # A dotted field's literal key may hold a null of its own: MISSING tells that apart.
+        self._absent = [MISSING if "." in field else None for field in self.fields]
         self._dotted = [(i, field, *field.split(".", 1)) for i, field in enumerate(self.fields) if "." in field]
 
     def values(self, row: dict[str, Any]) -> list[Any]:
@@ -145,7 +146,8 @@ class Columns:
         for i, field, head, tail in self._dotted:
             if values[i] is MISSING:
                 inner = row.get(head)
-                values[i] = inner[tail] if inner.__class__ is dict and tail in inner else field_value(row, field)
+                value = inner[tail] if inner.__class__ is dict and tail in inner else field_value(row, field)
+                values[i] = None if value is MISSING else value
         return values
 
 
@@ -174,6 +176,9 @@ class _JsonWriter(_Writer):
         self.out.write(b"]")
 
 
+_CSV_AS_IS = frozenset({str, int, type(None)})
+
+
 class _CsvWriter(_Writer):
     def __init__(self, out: IO[bytes], fields: Sequence[str]) -> None:
         self.text = io.TextIOWrapper(out, encoding="utf-8", newline="")
@@ -183,10 +188,12 @@ class _CsvWriter(_Writer):
 
     def write(self, texts: Sequence[bytes]) -> None:
         values, loads = self.columns.values, orjson.loads
-        # A string is its own cell and csv writes an int (never a bool) as its JSON digits:
-        # only the other values need ``csv_cell``.
-        self.csv.writerows([v if (c := v.__class__) is str or c is int else csv_cell(v) for v in values(loads(t))]
-                           for t in texts)
+        plain = _CSV_AS_IS.issuperset
+        rows = [values(loads(text)) for text in texts]
+        # csv writes a string as it is, an int (never a bool) as its JSON digits and None as
+        # an empty cell: a row of only those goes as it is, found by one C-speed test of its
+        # classes; only the others need ``csv_cell``, cell by cell.
+        self.csv.writerows(row if plain(map(type, row)) else [csv_cell(v) for v in row] for row in rows)
         self.rows += len(texts)
 
     def close(self) -> None:
@@ -224,7 +231,7 @@ class _XlsxWriter(_Writer):
                     number(row, col, value)
                 elif kind is bool:
                     boolean(row, col, value)
-                elif value is not None and value is not MISSING:
+                elif value is not None:
                     # an integer a double cannot hold stays exact as its digits; arrays and objects as JSON
                     self.cut_cells += string(row, col, _json_text(value)) == -2
         self.rows = row
