@@ -9,6 +9,8 @@ import csv
 import io
 import json
 import re
+import threading
+import time
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -34,6 +36,7 @@ from service.query import sml
 from service.query.eql import EqlJob
 from service.query.eql.request import EqlRequest
 from service.query.esql import EsqlJob
+from service.query.fieldpath import MISSING, field_value
 from service.query.options import QueryOptions
 
 
@@ -178,6 +181,57 @@ async def test_a_failed_export_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         await write_export(broken(), ["n"], file_type="xlsx", name="x", directory=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("file_type", ["json", "csv", "xlsx"])
+async def test_a_cancelled_export_stops_reading_and_leaves_no_file(tmp_path: Path, file_type: str) -> None:
+    read: list[int] = []
+    first = threading.Event()
+
+    def slow() -> Iterator[list[bytes]]:  # on the export's thread
+        for i in range(1000):
+            read.append(i)
+            first.set()
+            yield [b'{"n":%d}' % i]
+            time.sleep(0.01)
+
+    export_task = asyncio.create_task(write_export(slow(), ["n"], file_type=file_type, name="x", directory=tmp_path))
+    await asyncio.to_thread(first.wait, 10)
+    export_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await export_task
+    assert list(tmp_path.iterdir()) == []
+    stopped_at = len(read)
+    await asyncio.sleep(0.1)
+    assert len(read) == stopped_at < 1000  # the thread stopped reading, and did before the end
+
+
+def _values_by_field_value(row: dict[str, Any], fields: Sequence[str]) -> list[Any]:
+    return [None if (v := field_value(row, f)) is MISSING else v for f in fields]
+
+
+@pytest.mark.parametrize("row", [
+    {"host": {"name": "mail"}, "host.name": "literal"},  # a literal dotted key wins
+    {"host": {"name": "mail"}, "host.name": None},  # even holding a null
+    {"host": {"name": None}},
+    {"host": "flat"},  # a scalar where an object was expected
+    {"host": [{"name": "a"}, {"name": ["b", "c"]}, {"other": 1}]},  # through an array of objects
+    {"a": {"b.c": 1, "b": {"c": 2}}},  # a literal dotted key inside the nested object
+    {"a": {"b": {"c": 3}}, "a.b": {"c": 4}},
+    {"a.b": {"c": 5}},
+    {"a": {}, "a.b": {"c": 6}},  # the first object lacks the rest: another split finds it
+    {"x": 1},
+])
+def test_columns_find_what_field_value_finds(row: dict[str, Any]) -> None:
+    fields = ["host.name", "host", "a.b.c", "a.b", "x", "absent", "absent.too"]
+    assert exports.Columns(fields).values(row) == _values_by_field_value(row, fields)
+
+
+async def test_csv_converts_only_the_rows_that_need_it(tmp_path: Path) -> None:
+    rows = [{"s": "a", "i": 3, "n": None}, {"s": "b", "i": True, "n": 0.5}, {"s": "c", "i": -7}, {"i": [1, {"k": None}]}]
+    done = await export(tmp_path, "csv", rows=rows, fields=["s", "i", "n"])
+    lines = list(csv.reader(io.StringIO(done.path.read_text("utf-8"), newline="")))
+    assert lines == [["s", "i", "n"], ["a", "3", ""], ["b", "true", "0.5"], ["c", "-7", ""], ["", '[1,{"k":null}]', ""]]
 
 
 # --- names and Content-Disposition ------------------------------------------------------------
@@ -387,6 +441,16 @@ async def test_download_results_size_and_all_results(events: AsyncElasticsearch,
     whole = json.loads(await (await download(http, task_id, {"download_results_size": 7,
                                                               "download_all_results": True})).read())
     assert whole == everything
+
+
+async def test_stored_rows_are_read_in_pages_up_to_the_count(events: AsyncElasticsearch, http: Any) -> None:
+    task_id = await finished_task(http)
+    store = http.app[keys.BACKGROUND].searches.store
+    stored = [orjson.dumps(row) for row in await store.rows(task_id, 0, EVENTS)]
+    pages = list(store.read_rows(task_id, 10, batch=4))
+    assert [len(p) for p in pages] == [4, 4, 2] and [r for p in pages for r in p] == stored[:10]
+    assert [r for p in store.read_rows(task_id, 100, batch=7) for r in p] == stored  # fewer stored: all of them
+    assert list(store.read_rows("nosuchtask", 5)) == []
 
 
 async def test_download_compressed_with_a_unicode_name(events: AsyncElasticsearch, http: Any) -> None:

@@ -52,6 +52,7 @@ XLSX_MAX_COLUMNS = 16_384
 MAX_NAME_CHARS = 200
 _CHUNK_BYTES = 256 * 1024  # read from the finished file per write to the client
 _ZIP_LEVEL = 1  # zlib's fastest
+_EXACT_INT = 2 ** 53  # the largest integer up to which a double (an Excel number) holds every one
 
 # Batches of row objects, each the JSON text of one object; iterated on the export's thread.
 RowBatches = Iterable[Sequence[bytes]]
@@ -227,7 +228,7 @@ class _XlsxWriter(_Writer):
                 if kind is str:
                     if string(row, col, value):  # -2: cut at Excel's limit
                         self.cut_cells += 1
-                elif kind is float or (kind is int and -2 ** 53 <= value <= 2 ** 53):
+                elif kind is float or (kind is int and -_EXACT_INT <= value <= _EXACT_INT):
                     number(row, col, value)
                 elif kind is bool:
                     boolean(row, col, value)
