@@ -5,9 +5,9 @@ The rows come as batches of row objects in their JSON text (as a store keeps the
 written batch by batch into a file in a private temporary directory beside the database (never
 the whole result in memory, and never a tmpfs ``/tmp`` that would hold it in RAM); the finished
 file is then streamed to the client and removed. The whole export, reading the batches
-included, runs on one worker thread: XlsxWriter, csv and zlib are blocking, CPU-heavy work that
-would otherwise stall every other request, and a hop to the event loop per batch would cost
-more than the batch.
+included, runs on a worker thread of its own: XlsxWriter, csv and zlib are blocking, CPU-heavy
+work that would otherwise stall every other request, and a hop to the event loop per batch
+would cost more than the batch.
 
 - json: a JSON array of the row objects, their stored text as it is (never decoded).
 - csv: RFC 4180 (comma, CRLF, ``"``-quoting) by the csv module, no BOM; a header row of the
@@ -30,12 +30,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import functools
 import io
 import shutil
 import tempfile
 import threading
 import unicodedata
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterable, Sequence
@@ -260,8 +262,12 @@ async def write_export(batches: RowBatches, fields: Sequence[str], *, file_type:
     kind = FILE_TYPES[file_type]
     workdir = Path(tempfile.mkdtemp(prefix=".export-", dir=directory))
     stop = threading.Event()
-    work = asyncio.ensure_future(asyncio.to_thread(_export, kind, batches, fields, workdir, name, limit, compress,
-                                                   stop))
+    # A thread of its own: an export holds its thread for seconds, which in the loop's shared
+    # executor would keep every short blocking call (the file reads that send it) waiting.
+    thread = ThreadPoolExecutor(1, thread_name_prefix="export")
+    work = asyncio.get_running_loop().run_in_executor(
+        thread, functools.partial(_export, kind, batches, fields, workdir, name, limit, compress, stop))
+    thread.shutdown(wait=False)  # the thread ends with the export
     try:
         return await asyncio.shield(work)
     except BaseException:
