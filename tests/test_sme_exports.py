@@ -206,6 +206,21 @@ async def test_a_cancelled_export_stops_reading_and_leaves_no_file(tmp_path: Pat
     assert len(read) == stopped_at < 1000  # the thread stopped reading, and did before the end
 
 
+async def test_rows_left_at_the_limit_are_closed_on_the_exports_thread(tmp_path: Path) -> None:
+    closed_on: list[str] = []
+
+    def rows() -> Iterator[list[bytes]]:
+        try:
+            for i in range(10):
+                yield [b'{"n":%d}' % i]
+        finally:  # where a store's reader closes its connection, which belongs to that thread
+            closed_on.append(threading.current_thread().name)
+
+    done = await write_export(rows(), ["n"], file_type="csv", name="x", directory=tmp_path, limit=3)
+    assert done.rows == 3
+    assert len(closed_on) == 1 and closed_on[0].startswith("export")
+
+
 def _values_by_field_value(row: dict[str, Any], fields: Sequence[str]) -> list[Any]:
     return [None if (v := field_value(row, f)) is MISSING else v for f in fields]
 

@@ -301,9 +301,10 @@ def _export(kind: FileType, batches: RowBatches, fields: Sequence[str], workdir:
 def _write(kind: FileType, out: IO[bytes], batches: RowBatches, fields: Sequence[str], limit: int | None,
            stop: threading.Event) -> _Writer:
     writer = _WRITERS[kind.name](out, fields)
+    rows = iter(batches)
     try:
         left = limit
-        for batch in batches:
+        for batch in rows:
             if stop.is_set():
                 raise _Stopped
             if left is not None:
@@ -314,6 +315,8 @@ def _write(kind: FileType, out: IO[bytes], batches: RowBatches, fields: Sequence
                 break
     finally:
         writer.close()  # on failure too: XlsxWriter's temporary files are closed only so
+        if hasattr(rows, "close"):  # a generator left at the limit: closed on its own thread,
+            rows.close()  # where what it holds (a reader's connection) belongs
     return writer
 
 
