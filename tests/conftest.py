@@ -30,6 +30,21 @@ CONFORMANCE = ROOT.parent / "shared" / "conformance"
 BOTH_PATHS = pytest.mark.parametrize("query_pushdown", [True, False], ids=["pushdown", "python"])
 
 
+class StopAfter(Control):
+    """A control whose watcher asks for a stop before the ``slices``-th slice (after
+    ``slices`` of them), over slices of ``slice_rows`` rows."""
+
+    def __init__(self, slices: int, slice_rows: int = 500) -> None:
+        super().__init__(slice_rows=slice_rows, adaptive=False)
+        self.left = slices
+
+    def proceed(self) -> bool:
+        self.left -= 1
+        if self.left < 0:
+            self.stop()
+        return super().proceed()
+
+
 @pytest.fixture
 def query_pushdown() -> bool:
     return True

@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from elasticsearch import AsyncElasticsearch
 
-from conftest import EsTestServer, create_and_load
+from conftest import EsTestServer, StopAfter, create_and_load
 from service import keys
 from service.app import create_app
 from service.query.control import Cancelled, Control
@@ -140,23 +140,9 @@ async def test_an_overflow_guard_reruns_the_query_in_python_with_the_counters_re
     assert any("long overflow" in w for w in warnings)
 
 
-class _StopAfter(Control):
-    """A control whose watcher asks for a stop after ``slices`` slices."""
-
-    def __init__(self, slices: int) -> None:
-        super().__init__(slice_rows=500, adaptive=False)
-        self.left = slices
-
-    def proceed(self) -> bool:
-        self.left -= 1
-        if self.left < 0:
-            self.stop()
-        return super().proceed()
-
-
 async def test_a_stop_gives_exact_partial_stats_over_the_slices_read(store: Any) -> None:
     query = "FROM logs | STATS n = COUNT(*), s = SUM(bytes), d = COUNT_DISTINCT(user.name) BY ok"
-    (names, _, rows, _, found, partial), first = run_esql(store, query, True, _StopAfter(2))
+    (names, _, rows, _, found, partial), first = run_esql(store, query, True, StopAfter(2))
     assert first.startswith("SqliteQueryOperator") and partial and found == 1000
     docs = [_doc(i) for i in range(found)]  # rowids follow the bulk's order
     by = {r[names.index("ok")]: r for r in rows}

@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from conftest import create_and_load
+from conftest import StopAfter, create_and_load
 from service import keys
 from service.query.control import Control
 from service.settings import Settings
@@ -84,22 +84,10 @@ async def test_otherwise_the_rowid_slices_group_in_sql(store: Any, query: str) -
     assert pushed == run_esql(store, query, False)[0]
 
 
-class _StopAfter(Control):
-    def __init__(self, slices: int) -> None:
-        super().__init__(slice_rows=256, adaptive=False)
-        self.left = slices
-
-    def proceed(self) -> bool:
-        self.left -= 1
-        if self.left < 0:
-            self.stop()
-        return super().proceed()
-
-
 async def test_a_stop_keeps_exactly_the_ranges_read(store: Any) -> None:
     catalog, conn = store
     query = "FROM logs | STATS c = COUNT(*) BY h = DATE_TRUNC(1 hour, @timestamp)"
-    (names, _, rows, _, found, partial), first = run_esql((catalog, conn), query, True, _StopAfter(4))
+    (names, _, rows, _, found, partial), first = run_esql((catalog, conn), query, True, StopAfter(4, slice_rows=256))
     assert ">= :a" in first and partial
     full = {r[1]: r[0] for r in run_esql((catalog, conn), query, False)[0][2]}
     got = {r[1]: r[0] for r in rows}

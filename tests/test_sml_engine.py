@@ -35,16 +35,17 @@ def _doc(time: str, host: str, user: str, code: int, outcome: str) -> dict[str, 
             "event": {"code": code, "outcome": outcome}}
 
 
-async def _bulk(es: AsyncElasticsearch, index: str, docs: list[tuple[str, dict[str, Any]]]) -> None:
+async def bulk(es: AsyncElasticsearch, index: str, docs: list[tuple[str, dict[str, Any]]]) -> None:
+    """Index ``docs`` (id, document) into ``index`` and refresh."""
     ops: list[dict[str, Any]] = []
     for _id, doc in docs:
         ops += [{"index": {"_index": index, "_id": _id}}, doc]
     response = await es.bulk(operations=ops, refresh=True)
-    assert not response["errors"]
+    assert not response["errors"], response
 
 
-async def _load_auth(es: AsyncElasticsearch) -> None:
-    await _bulk(es, "auth", [(row[0], _doc(*row[1:])) for row in AUTH])
+async def load_auth(es: AsyncElasticsearch) -> None:
+    await bulk(es, "auth", [(row[0], _doc(*row[1:])) for row in AUTH])
 
 
 def _run(server: Any, query: str, **request: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -117,7 +118,7 @@ EXAMPLES = [
 
 @pytest.mark.parametrize(("query", "expected"), [case[1:] for case in EXAMPLES], ids=[case[0] for case in EXAMPLES])
 async def test_worked_examples(es, server, query: str, expected: Any) -> None:
-    await _load_auth(es)
+    await load_auth(es)
     rows, frame = _run(server, query)
     if isinstance(expected, tuple):
         assert [row["_id"] for row in rows] == list(expected)
@@ -128,29 +129,29 @@ async def test_worked_examples(es, server, query: str, expected: Any) -> None:
 
 
 async def test_refusals_of_the_worked_examples(es, server) -> None:
-    await _load_auth(es)
+    await load_auth(es)
     placement = _error(server, "source auth | eval ok=1 | aggs count")  # example 14
     assert (placement.status, placement.type) == (400, "parsing_exception")
     assert "[aggs] may only follow source, search, peval or inputlookup" in placement.reason
 
 
 async def test_a_raw_event_is_the_stored_document_with_index_and_id(es, server) -> None:
-    await _load_auth(es)
+    await load_auth(es)
     rows, frame = _run(server, "source auth qsize=1")
     assert rows == [{**_doc(*AUTH[4][1:]), "_index": "auth", "_id": "e5"}]
     assert frame["fields"] == ["@timestamp", "host.name", "user.name", "event.code", "event.outcome", "_index", "_id"]
 
 
 async def test_not_matches_an_event_without_the_field_and_not_equal_does_not(es, server) -> None:
-    await _load_auth(es)
-    await _bulk(es, "auth", [("e6", {"@timestamp": "2024-05-01T11:00:00Z", "host": {"name": "mail"}})])
+    await load_auth(es)
+    await bulk(es, "auth", [("e6", {"@timestamp": "2024-05-01T11:00:00Z", "host": {"name": "mail"}})])
     assert [r["_id"] for r in _run(server, "source auth | search user.name!=alice")[0]] == ["e5", "e4", "e2"]
     assert [r["_id"] for r in _run(server, "source auth | search NOT user.name=alice")[0]] == ["e6", "e5", "e4", "e2"]
 
 
 async def test_source_reads_lists_and_patterns_newest_first_in_the_range(es, server) -> None:
-    await _load_auth(es)
-    await _bulk(es, "auth-old", [("o1", {"@timestamp": "2024-05-01T10:12:00Z", "n": 1}),
+    await load_auth(es)
+    await bulk(es, "auth-old", [("o1", {"@timestamp": "2024-05-01T10:12:00Z", "n": 1}),
                                  ("o2", {"@timestamp": "2024-04-30T10:00:00Z", "n": 2})])
     rows, _ = _run(server, "source auth,auth-old qsize=3")
     assert [(r["_index"], r["_id"]) for r in rows] == [("auth", "e5"), ("auth", "e4"), ("auth-old", "o1")]
@@ -159,7 +160,7 @@ async def test_source_reads_lists_and_patterns_newest_first_in_the_range(es, ser
 
 
 async def test_source_errors_and_warnings(es, server) -> None:
-    await _load_auth(es)
+    await load_auth(es)
     missing = _error(server, "source nope")
     assert (missing.status, missing.type) == (404, "index_not_found_exception")
     rows, frame = _run(server, "source nope-*")
@@ -167,7 +168,7 @@ async def test_source_errors_and_warnings(es, server) -> None:
 
 
 async def test_earliest_and_latest_set_the_sources_own_range(es, server) -> None:
-    await _load_auth(es)
+    await load_auth(es)
     query = "source auth earliest=2024-05-01T10:05:00Z latest=2024-05-01T10:15:00Z | table _id"
     assert [r["_id"] for r in _run(server, query)[0]] == ["e4", "e3", "e2"]  # both bounds inclusive
     rows, _ = _run(server, "source auth earliest=now-2h | table _id")  # now: 12:00
@@ -177,14 +178,14 @@ async def test_earliest_and_latest_set_the_sources_own_range(es, server) -> None
 
 
 async def test_where_and_search_read_fields_that_eval_wrote(es, server) -> None:
-    await _load_auth(es)
+    await load_auth(es)
     rows, _ = _run(server, 'source auth | eval who=user.name + "@" + host.name | search who="bob@*" '
                            '| where event.code > 4624 | stats count by who')
     assert rows == [{"who": "bob@mail", "count": 2}]
 
 
 async def test_stats_groups_multi_values_drops_null_keys_and_counts_empty_input(es, server) -> None:
-    await _bulk(es, "tags", [("t1", {"@timestamp": "2024-05-01T01:00:00Z", "tag": ["a", "b"], "n": 1}),
+    await bulk(es, "tags", [("t1", {"@timestamp": "2024-05-01T01:00:00Z", "tag": ["a", "b"], "n": 1}),
                              ("t2", {"@timestamp": "2024-05-01T02:00:00Z", "tag": "b", "n": 2}),
                              ("t3", {"@timestamp": "2024-05-01T03:00:00Z", "n": 4})])
     rows, _ = _run(server, "source tags | stats count, sum(n) by tag")
@@ -194,7 +195,7 @@ async def test_stats_groups_multi_values_drops_null_keys_and_counts_empty_input(
 
 
 async def test_fields_keeps_or_removes_paths_and_keeps_nesting(es, server) -> None:
-    await _load_auth(es)
+    await load_auth(es)
     rows, frame = _run(server, "source auth qsize=1 | fields host.name, event.*")
     assert rows == [{"host": {"name": "mail"}, "event": {"code": 4625, "outcome": "failure"}}]
     assert frame["fields"] == ["host.name", "event.code", "event.outcome"]
@@ -206,7 +207,7 @@ async def test_fields_keeps_or_removes_paths_and_keeps_nesting(es, server) -> No
 
 
 async def test_eval_writes_literal_keys_that_fields_and_rename_follow(es, server) -> None:
-    await _load_auth(es)
+    await load_auth(es)
     rows, frame = _run(server, 'source auth qsize=1 | eval host.name="x", n=event.code + 1 | fields host.*, n')
     assert rows == [{"host.name": "x", "n": 4626}]
     assert frame["fields"] == ["host.name", "n"]
@@ -215,7 +216,7 @@ async def test_eval_writes_literal_keys_that_fields_and_rename_follow(es, server
 
 
 async def test_table_patterns_missing_fields_and_keyword_names(es, server) -> None:
-    await _load_auth(es)
+    await load_auth(es)
     rows, frame = _run(server, "source auth qsize=1 | table event.*, nothing, host.name.keyword, user.name.keyword")
     assert rows == [{"event.code": 4625, "event.outcome": "failure", "nothing": None, "host.name.keyword": "mail",
                      "user.name.keyword": "bob"}]
@@ -225,7 +226,7 @@ async def test_table_patterns_missing_fields_and_keyword_names(es, server) -> No
 
 
 async def test_sort_orders_numbers_strings_booleans_then_nulls(es, server) -> None:
-    await _bulk(es, "mixed", [(f"m{i}", {"@timestamp": f"2024-05-01T0{i}:00:00Z"}) for i in range(7)])
+    await bulk(es, "mixed", [(f"m{i}", {"@timestamp": f"2024-05-01T0{i}:00:00Z"}) for i in range(7)])
     # one field with a number, a string or a boolean per event: eval writes them as they are
     mixed = ('eval w=case(_id=="m0", 3, _id=="m1", "b", _id=="m2", true(), _id=="m4", 10, _id=="m5", "a", '
              '_id=="m6", false())')
@@ -238,7 +239,7 @@ async def test_sort_orders_numbers_strings_booleans_then_nulls(es, server) -> No
 
 
 async def test_sort_by_several_keys_is_stable(es, server) -> None:
-    await _load_auth(es)
+    await load_auth(es)
     rows, _ = _run(server, "source auth | sort host.name, -@timestamp | table _id")
     assert [r["_id"] for r in rows] == ["e4", "e3", "e5", "e2", "e1"]
     rows, _ = _run(server, "source auth | sort user.name | table _id")
@@ -246,15 +247,15 @@ async def test_sort_by_several_keys_is_stable(es, server) -> None:
 
 
 async def test_head_and_tail(es, server) -> None:
-    await _load_auth(es)
+    await load_auth(es)
     assert [r["_id"] for r in _run(server, "source auth | head 2")[0]] == ["e5", "e4"]
     assert [r["_id"] for r in _run(server, "source auth | tail 2")[0]] == ["e2", "e1"]
     assert [r["_id"] for r in _run(server, "source auth | tail 2 | head 1")[0]] == ["e2"]
 
 
 async def test_dedup_keep_keepempty_and_consecutive(es, server) -> None:
-    await _load_auth(es)
-    await _bulk(es, "auth", [("e6", {"@timestamp": "2024-05-01T11:00:00Z", "host": {"name": "mail"}})])
+    await load_auth(es)
+    await bulk(es, "auth", [("e6", {"@timestamp": "2024-05-01T11:00:00Z", "host": {"name": "mail"}})])
     dedup = "source auth | dedup {} | table _id"
     assert [r["_id"] for r in _run(server, dedup.format("2 user.name"))[0]] == ["e5", "e4", "e3", "e1"]
     assert [r["_id"] for r in _run(server, dedup.format("user.name keepempty=true"))[0]] == ["e6", "e5", "e3"]
@@ -264,7 +265,7 @@ async def test_dedup_keep_keepempty_and_consecutive(es, server) -> None:
 
 
 async def test_the_row_limit_cuts_the_answer_and_says_so(es, server) -> None:
-    await _load_auth(es)
+    await load_auth(es)
     rows, frame = _run(server, "source auth | table _id", max_rows=3)
     assert [r["_id"] for r in rows] == ["e5", "e4", "e3"]
     assert frame["is_partial"] and frame["total"] == 3 and frame["warnings"] == ["result truncated to 3 rows"]
@@ -273,7 +274,7 @@ async def test_the_row_limit_cuts_the_answer_and_says_so(es, server) -> None:
 
 
 async def test_stats_frame_has_sidebar_and_timeline_when_asked(es, server) -> None:
-    await _load_auth(es)
+    await load_auth(es)
     _, frame = _run(server, "source auth | table @timestamp, host.name")
     assert "sidebar" not in frame and "timeline" not in frame
     _, frame = _run(server, "source auth | table @timestamp, host.name", calculate_stats=True)
@@ -285,7 +286,7 @@ async def test_stats_frame_has_sidebar_and_timeline_when_asked(es, server) -> No
 
 
 async def test_a_task_through_the_background_tasks_api(es, server, http) -> None:
-    await _load_auth(es)
+    await load_auth(es)
     body = {"query": "source auth | stats count by host.name", "dtFieldName": "@timestamp",
             "dtStart": "2024-05-01T00:00:00Z", "dtEnd": "2024-05-01T23:59:59.999Z"}
     created = await http.post("/_sme/async_requests/request", json=body)
@@ -303,7 +304,7 @@ async def test_a_task_through_the_background_tasks_api(es, server, http) -> None
 
 
 async def test_execution_cost_counts_each_commands_rows(es, server) -> None:
-    await _load_auth(es)
+    await load_auth(es)
     query = 'source auth | search event.code=4624 | where user.name=="bob" | sort -@timestamp | stats count by host.name'
     _, frame = _run(server, query)
     assert "executionCost" not in frame
@@ -321,7 +322,7 @@ async def test_execution_cost_counts_each_commands_rows(es, server) -> None:
 
 
 async def test_qsize_counts_what_a_search_after_peval_lets_through(es, server) -> None:
-    await _load_auth(es)
+    await load_auth(es)
     rows, _ = _run(server, "source auth qsize=2 | peval double=event.code * 2 | search double=9250 | table _id, double")
     assert rows == [{"_id": "e5", "double": 9250}, {"_id": "e2", "double": 9250}]
     rows, _ = _run(server, 'source auth | where user.name.keyword == "alice" | stats count by host.name.keyword')
@@ -332,7 +333,7 @@ async def test_dates_are_iso_in_the_answer_and_epoch_ms_in_expressions(es, serve
     await es.indices.create(index="epoch", mappings={"properties": {"@timestamp": {"type": "date"},
                                                                      "seen": {"type": "date"}}})
     ms = START + 3_600_000
-    await _bulk(es, "epoch", [("x1", {"@timestamp": ms, "seen": ms})])
+    await bulk(es, "epoch", [("x1", {"@timestamp": ms, "seen": ms})])
     rows, _ = _run(server, "source epoch")
     assert rows[0]["@timestamp"] == "2024-05-01T01:00:00.000Z" and rows[0]["seen"] == "2024-05-01T01:00:00.000Z"
     rows, _ = _run(server, "source epoch | eval later=@timestamp + 1000, hour=(@timestamp - seen) / 1000 "

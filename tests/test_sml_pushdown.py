@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from elasticsearch import AsyncElasticsearch
 
+from conftest import StopAfter
 from service import keys
 from service.query.control import Control
 from service.query.options import QueryOptions
@@ -181,24 +182,10 @@ async def test_qsize_cut_keeps_the_newest_events(server, events) -> None:
         r["host.name"] for r in events_ if r["host.name"] is not None).items())]
 
 
-class StopAfter(Control):
-    """A watcher's stop, requested before the ``slices``-th slice."""
-
-    def __init__(self, slices: int) -> None:
-        super().__init__(slice_rows=256, adaptive=False)
-        self.left = slices
-
-    def proceed(self) -> bool:
-        self.left -= 1
-        if self.left < 0:
-            self.stop()
-        return super().proceed()
-
-
 async def test_stop_answers_exactly_over_the_newest_events_read(server, es) -> None:
     await _load(es, "many", 3000)
     query = "source many qsize=2999 | stats count by host.name"
-    control = StopAfter(3)
+    control = StopAfter(3, slice_rows=256)
     rows, answer = _run(server, query, control=control)
     assert _pushed(answer) and answer.result.is_partial
     read = answer.result.documents_found
@@ -209,7 +196,7 @@ async def test_stop_answers_exactly_over_the_newest_events_read(server, es) -> N
 
 async def test_stop_in_rowid_slices_counts_what_was_read(server, es) -> None:
     await _load(es, "many", 3000)
-    control = StopAfter(2)
+    control = StopAfter(2, slice_rows=256)
     rows, answer = _run(server, "source many qsize=5000 | stats count", control=control)
     assert _pushed(answer) and answer.result.is_partial
     assert rows == [{"count": answer.result.documents_found}] and 0 < rows[0]["count"] < 3000

@@ -20,61 +20,24 @@ from service.query.expr import Binary, Column, Literal
 from service.query.sml.ast import Agg, EventStats, Rex, StreamStats, Top
 from service.query.sml.parser import parse
 
-BASE = "/_sme/async_requests"
-RANGE = {"dtStart": "2024-05-01T00:00:00Z", "dtEnd": "2024-05-02T00:00:00Z"}
-AUTH = [  # spec/sml.md §10: (id, time, host.name, user.name, event.code, event.outcome)
-    ("e1", "2024-05-01T10:00:00.000Z", "mail", "alice", 4624, "success"),
-    ("e2", "2024-05-01T10:05:00.000Z", "mail", "bob", 4625, "failure"),
-    ("e3", "2024-05-01T10:10:00.000Z", "dc01", "alice", 4624, "success"),
-    ("e4", "2024-05-01T10:15:00.000Z", "dc01", "bob", 4624, "success"),
-    ("e5", "2024-05-01T10:20:00.000Z", "mail", "bob", 4625, "failure"),
-]
+from test_sme_api import RANGE, get, post, until
+from test_sml_engine import bulk, load_auth
+
 # oldest first, as `sort +@timestamp` gives them
 ASCENDING = "source auth | sort +@timestamp"
 
 
-async def _bulk(es: AsyncElasticsearch, index: str, docs: list[tuple[str, dict[str, Any]]]) -> None:
-    ops: list[dict[str, Any]] = []
-    for _id, doc in docs:
-        ops += [{"index": {"_index": index, "_id": _id}}, doc]
-    response = await es.bulk(operations=ops, refresh=True)
-    assert not response["errors"]
-
-
 @pytest.fixture
 async def auth(es: AsyncElasticsearch) -> AsyncElasticsearch:
-    await _bulk(es, "auth", [(_id, {"@timestamp": ts, "host": {"name": host}, "user": {"name": user},
-                                    "event": {"code": code, "outcome": outcome}})
-                             for _id, ts, host, user, code, outcome in AUTH])
+    await load_auth(es)
     return es
-
-
-async def _post(http, path: str, body: Any = None, status: int = 200) -> dict[str, Any]:
-    resp = await http.post(f"{BASE}/{path}", json=body)
-    assert resp.status == status, await resp.text()
-    return await resp.json()
-
-
-async def _get(http, path: str) -> dict[str, Any]:
-    resp = await http.get(f"{BASE}/{path}")
-    assert resp.status == 200, await resp.text()
-    return await resp.json()
-
-
-async def _until(http, task_id: str, *states: str) -> dict[str, Any]:
-    for _ in range(600):
-        status = await _get(http, f"status/{task_id}")
-        if status["status"] in states:
-            return status
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"task {task_id} never reached {states}: {status}")
 
 
 async def result(http, query: str) -> dict[str, Any]:
     """The whole result of ``query`` over the range of §10, once its task completed."""
-    task_id = (await _post(http, "request", {"query": query, **RANGE}))["id"]
-    await _until(http, task_id, "COMPLETED")
-    return await _get(http, f"response/{task_id}")
+    task_id = (await post(http, "request", {"query": query, **RANGE}))["id"]
+    await until(http, task_id, "COMPLETED")
+    return await get(http, f"response/{task_id}")
 
 
 async def events(http, query: str) -> list[dict[str, Any]]:
@@ -83,9 +46,9 @@ async def events(http, query: str) -> list[dict[str, Any]]:
 
 async def refusal(http, query: str) -> str:
     """The reason of the 400 ``parsing_exception`` that creating ``query`` gets."""
-    body = await _post(http, "request", {"query": query, **RANGE}, status=400)
+    body = await post(http, "request", {"query": query, **RANGE}, status=400)
     assert body["error"]["type"] == "parsing_exception"
-    assert await _get(http, "status/") == {"tasks": []}  # nothing was stored
+    assert await get(http, "status/") == {"tasks": []}  # nothing was stored
     return body["error"]["reason"]
 
 
@@ -153,7 +116,7 @@ async def test_top_by_groups_in_value_order_with_their_own_percent(auth, http) -
 
 
 async def test_top_counts_each_value_of_a_multi_value_and_skips_rows_without_the_field(es, http) -> None:
-    await _bulk(es, "tags", [("t1", {"@timestamp": "2024-05-01T01:00:00Z", "tag": ["a", "b"]}),
+    await bulk(es, "tags", [("t1", {"@timestamp": "2024-05-01T01:00:00Z", "tag": ["a", "b"]}),
                              ("t2", {"@timestamp": "2024-05-01T02:00:00Z", "tag": "b"}),
                              ("t3", {"@timestamp": "2024-05-01T03:00:00Z", "n": 1}),
                              ("t4", {"@timestamp": "2024-05-01T04:00:00Z", "tag": 7})])
@@ -203,7 +166,7 @@ async def test_eventstats_without_by_and_on_raw_events(auth, http) -> None:
 
 
 async def test_eventstats_gives_rows_without_the_by_field_nulls(es, http) -> None:
-    await _bulk(es, "tags", [("t1", {"@timestamp": "2024-05-01T01:00:00Z", "tag": ["a", "b"], "n": 1}),
+    await bulk(es, "tags", [("t1", {"@timestamp": "2024-05-01T01:00:00Z", "tag": ["a", "b"], "n": 1}),
                              ("t2", {"@timestamp": "2024-05-01T02:00:00Z", "tag": "b", "n": 2}),
                              ("t3", {"@timestamp": "2024-05-01T03:00:00Z", "n": 4})])
     rows = await events(http, "source tags | eventstats sum(n) as total by tag | table _id, total")
@@ -237,7 +200,7 @@ async def test_streamstats_running_aggregates_per_group(auth, http) -> None:
 
 async def test_streamstats_documented_example(es, http) -> None:
     amounts = [("w1", "a", 10), ("w2", "b", 100), ("w3", "a", 20), ("w4", "a", 60), ("w5", "b", 50)]
-    await _bulk(es, "server_warnings", [(_id, {"@timestamp": f"2024-05-01T0{i}:00:00Z", "server_name": server,
+    await bulk(es, "server_warnings", [(_id, {"@timestamp": f"2024-05-01T0{i}:00:00Z", "server_name": server,
                                                "amount": amount})
                                         for i, (_id, server, amount) in enumerate(amounts, 1)])
     rows = await events(http, "source server_warnings | streamstats avg(amount) as stream_avg by server_name "
@@ -274,7 +237,7 @@ async def test_streamstats_resets(auth, http) -> None:
 
 
 async def test_streamstats_gives_rows_without_the_by_field_nulls_and_counts_them_nowhere(es, http) -> None:
-    await _bulk(es, "tags", [("t1", {"@timestamp": "2024-05-01T01:00:00Z", "tag": "a", "n": 1}),
+    await bulk(es, "tags", [("t1", {"@timestamp": "2024-05-01T01:00:00Z", "tag": "a", "n": 1}),
                              ("t2", {"@timestamp": "2024-05-01T02:00:00Z", "n": 2}),
                              ("t3", {"@timestamp": "2024-05-01T03:00:00Z", "tag": "a", "n": 4})])
     rows = await events(http, "source tags | sort +@timestamp | streamstats sum(n) as total by tag | table _id, total")
@@ -299,7 +262,7 @@ async def test_streamstats_refusals(auth, http) -> None:
 
 @pytest.fixture
 async def messages(es: AsyncElasticsearch) -> AsyncElasticsearch:
-    await _bulk(es, "msgs", [
+    await bulk(es, "msgs", [
         ("m1", {"@timestamp": "2024-05-01T01:00:00Z", "message": "login user=alice from 10.0.0.1 ok"}),
         ("m2", {"@timestamp": "2024-05-01T02:00:00Z", "message": "login user=bob", "src": "kept"}),
         ("m3", {"@timestamp": "2024-05-01T03:00:00Z", "message": "nothing here", "user": "old"}),
@@ -359,14 +322,14 @@ async def timed(es: AsyncElasticsearch) -> AsyncElasticsearch:
 async def test_a_stopped_task_finishes_every_command_over_the_rows_read(timed, http, monkeypatch) -> None:
     monkeypatch.setattr(Control, "pause_s", 0.06)  # a slice pause keeps the scan running for seconds
     query = "source timed qsize=20000 | eventstats count as total | streamstats count as n | where n == total"
-    task_id = (await _post(http, "request", {"query": f"{query} | table total, n", **RANGE}))["id"]
-    shares_id = (await _post(http, "request", {"query": "source timed qsize=20000 | top 3 host", **RANGE}))["id"]
-    await _until(http, task_id, "RUNNING")
+    task_id = (await post(http, "request", {"query": f"{query} | table total, n", **RANGE}))["id"]
+    shares_id = (await post(http, "request", {"query": "source timed qsize=20000 | top 3 host", **RANGE}))["id"]
+    await until(http, task_id, "RUNNING")
     await asyncio.sleep(0.5)
-    assert (await _post(http, "break/"))["stopped"]
-    (row,) = (await _get(http, f"response/{task_id}"))["events"]
+    assert (await post(http, "break/"))["stopped"]
+    (row,) = (await get(http, f"response/{task_id}"))["events"]
     assert 0 < row["total"] == row["n"] < 20000  # the totals of the rows read, exactly
-    shares = (await _get(http, f"response/{shares_id}"))["events"]
+    shares = (await get(http, f"response/{shares_id}"))["events"]
     assert 0 < sum(r["count"] for r in shares) < 20000 and all(33 <= r["percent"] <= 34 for r in shares)
 
 
@@ -411,8 +374,8 @@ async def test_what_a_reset_group_held_is_released(timed, server) -> None:
 async def _preview(http, task_id: str, rows: int = 0) -> dict[str, Any]:
     """The first preview of a running task that shows rows, over more than ``rows`` events."""
     for _ in range(400):
-        body = await _get(http, f"response/{task_id}")
-        progress = (await _get(http, f"status/{task_id}"))["progress"]
+        body = await get(http, f"response/{task_id}")
+        progress = (await get(http, f"status/{task_id}"))["progress"]
         if body.get("preview") and body["events"] and progress * 20000 > rows:
             return body
         assert body["status"] == "RUNNING", body
@@ -422,15 +385,15 @@ async def _preview(http, task_id: str, rows: int = 0) -> dict[str, Any]:
 
 async def test_running_top_and_eventstats_tasks_show_previews(timed, http, monkeypatch) -> None:
     monkeypatch.setattr(Control, "pause_s", 0.06)
-    top = (await _post(http, "request", {"query": "source timed qsize=20000 | top 2 host", **RANGE}))["id"]
-    totals = (await _post(http, "request", {"query": "source timed qsize=20000 | eventstats count as total "
+    top = (await post(http, "request", {"query": "source timed qsize=20000 | top 2 host", **RANGE}))["id"]
+    totals = (await post(http, "request", {"query": "source timed qsize=20000 | eventstats count as total "
                                                      "| stats max(total) as t, count as c", **RANGE}))["id"]
-    await _until(http, top, "RUNNING")
+    await until(http, top, "RUNNING")
     preview = await _preview(http, top)
     assert preview["fields"] == ["host", "count", "percent"] and len(preview["events"]) == 2
     assert 0 < sum(e["count"] for e in preview["events"]) < 20000
-    await _until(http, totals, "RUNNING")
+    await until(http, totals, "RUNNING")
     (row,) = (await _preview(http, totals, 5000))["events"]  # the stats after it reads the preview's rows in batches
     assert 2048 < row["t"] == row["c"] < 20000  # every row read so far, with the count of every row read so far
-    assert (await _get(http, f"status/{totals}"))["status"] == "RUNNING"
-    await _post(http, "break/")
+    assert (await get(http, f"status/{totals}"))["status"] == "RUNNING"
+    await post(http, "break/")

@@ -12,17 +12,10 @@ from elasticsearch import AsyncElasticsearch
 
 from service.query.control import Control
 
+from test_sme_api import BASE, RANGE
 from test_sme_api import slower, timed  # noqa: F401  (fixtures)
+from test_sml_engine import AUTH, bulk, load_auth
 
-BASE = "/_sme/async_requests"
-RANGE = {"dtStart": "2024-05-01T00:00:00Z", "dtEnd": "2024-05-02T00:00:00Z"}
-AUTH = [  # spec/sml.md §10: (id, time, host.name, user.name, event.code, event.outcome)
-    ("e1", "2024-05-01T10:00:00.000Z", "mail", "alice", 4624, "success"),
-    ("e2", "2024-05-01T10:05:00.000Z", "mail", "bob", 4625, "failure"),
-    ("e3", "2024-05-01T10:10:00.000Z", "dc01", "alice", 4624, "success"),
-    ("e4", "2024-05-01T10:15:00.000Z", "dc01", "bob", 4624, "success"),
-    ("e5", "2024-05-01T10:20:00.000Z", "mail", "bob", 4625, "failure"),
-]
 USERS = [  # a lookup index: (id, user, dept, title)
     ("u1", "Alice", "sales", "lead"),
     ("u2", "bob", "it", None),
@@ -30,20 +23,11 @@ USERS = [  # a lookup index: (id, user, dept, title)
 ]
 
 
-async def _bulk(es: AsyncElasticsearch, index: str, docs: list[tuple[str, dict[str, Any]]]) -> None:
-    ops: list[dict[str, Any]] = []
-    for _id, doc in docs:
-        ops += [{"index": {"_index": index, "_id": _id}}, doc]
-    response = await es.bulk(operations=ops, refresh=True)
-    assert not response["errors"], response
-
-
 @pytest.fixture
 async def auth(es: AsyncElasticsearch) -> AsyncElasticsearch:
-    await _bulk(es, "auth", [(i, {"@timestamp": t, "host": {"name": h}, "user": {"name": u},
-                                  "event": {"code": c, "outcome": o}}) for i, t, h, u, c, o in AUTH])
+    await load_auth(es)
     users = [(i, {"user": u, "dept": d, **({"title": t} if t else {})}) for i, u, d, t in USERS]
-    await _bulk(es, "users", users)
+    await bulk(es, "users", users)
     return es
 
 
@@ -122,7 +106,7 @@ async def test_makeresults_time_is_the_task_instant(http) -> None:
 # --- join ------------------------------------------------------------------------------------
 
 async def test_join_inner_merges_the_first_match_in_main_row_order(auth, http) -> None:
-    await _bulk(auth, "hosts", [("h1", {"@timestamp": "2024-05-01T09:00:00Z", "host": {"name": "mail"},
+    await bulk(auth, "hosts", [("h1", {"@timestamp": "2024-05-01T09:00:00Z", "host": {"name": "mail"},
                                         "site": "paris", "owner": "ops"}),
                                 ("h2", {"@timestamp": "2024-05-01T08:00:00Z", "host": {"name": "mail"},
                                         "site": "lyon"})])
@@ -135,7 +119,7 @@ async def test_join_inner_merges_the_first_match_in_main_row_order(auth, http) -
 
 
 async def test_join_left_keeps_unmatched_rows_unchanged_and_max_takes_more(auth, http) -> None:
-    await _bulk(auth, "hosts", [("h1", {"@timestamp": "2024-05-01T09:00:00Z", "host": {"name": "mail"},
+    await bulk(auth, "hosts", [("h1", {"@timestamp": "2024-05-01T09:00:00Z", "host": {"name": "mail"},
                                         "site": "paris"}),
                                 ("h2", {"@timestamp": "2024-05-01T08:00:00Z", "host": {"name": "mail"},
                                         "site": "lyon"})])
@@ -155,7 +139,7 @@ async def test_join_left_keeps_unmatched_rows_unchanged_and_max_takes_more(auth,
 
 
 async def test_join_compares_strings_case_sensitively_on_every_field(auth, http) -> None:
-    await _bulk(auth, "codes", [("c1", {"@timestamp": "2024-05-01T09:00:00Z", "code": "4624", "who": "alice",
+    await bulk(auth, "codes", [("c1", {"@timestamp": "2024-05-01T09:00:00Z", "code": "4624", "who": "alice",
                                         "label": "logon"}),
                                 ("c2", {"@timestamp": "2024-05-01T09:01:00Z", "code": "4625", "who": "BOB",
                                         "label": "failed"})])
@@ -182,7 +166,7 @@ async def test_join_on_flat_rows_and_a_null_key_never_matches(auth, http) -> Non
 
 
 async def test_a_subsearch_has_the_task_range_unless_its_source_sets_one(auth, http) -> None:
-    await _bulk(auth, "hosts", [("old", {"@timestamp": "2024-04-20T00:00:00Z", "host": {"name": "dc01"},
+    await bulk(auth, "hosts", [("old", {"@timestamp": "2024-04-20T00:00:00Z", "host": {"name": "dc01"},
                                          "site": "old-site"})])
     assert await _events(http, "source auth | join host.name [ source hosts ]") == []
     rows = await _events(http, "source auth | join host.name [ source hosts earliest=2024-04-01T00:00:00Z "
@@ -210,7 +194,7 @@ async def test_subsearch_rows_are_capped_with_a_warning(auth, http) -> None:
 # --- append ----------------------------------------------------------------------------------
 
 async def test_append_puts_the_subsearch_rows_after_the_current_ones(auth, http) -> None:
-    await _bulk(auth, "hosts", [("h1", {"@timestamp": "2024-05-01T09:00:00Z", "host": {"name": "mail"},
+    await bulk(auth, "hosts", [("h1", {"@timestamp": "2024-05-01T09:00:00Z", "host": {"name": "mail"},
                                         "site": "paris"})])
     events = await _events(http, "source auth qsize=2 | append [ source hosts ]")
     assert [(e["_index"], e["_id"]) for e in events] == [("auth", "e5"), ("auth", "e4"), ("hosts", "h1")]
@@ -270,11 +254,11 @@ async def test_lookup_output_overwrites_and_outputnew_fills_only_empty_fields(au
 
 
 async def test_lookup_definitions_in_the_lookups_index(auth, http) -> None:
-    await _bulk(auth, ".sm_sme_lookups", [
+    await bulk(auth, ".sm_sme_lookups", [
         ("d1", {"name": "people", "idx": "users", "case_sensitive": ["user"]}),
         ("d2", {"name": "nets", "idx": "networks", "cidrmatch": ["cidr"], "wildcards": "host"}),
     ])
-    await _bulk(auth, "networks", [("n1", {"cidr": "10.0.0.0/8", "host": "mail*", "zone": "internal-mail"}),
+    await bulk(auth, "networks", [("n1", {"cidr": "10.0.0.0/8", "host": "mail*", "zone": "internal-mail"}),
                                    ("n2", {"cidr": "10.0.0.0/8", "host": "*", "zone": "internal"}),
                                    ("n3", {"cidr": "0.0.0.0/0", "host": "*", "zone": "outside"})])
     rows = await _events(http, "source auth | lookup people user AS user.name OUTPUT dept | table _id, dept")

@@ -18,14 +18,13 @@ import re
 from sys import getsizeof
 from typing import Any, Callable
 
-from ...store.dates import parse_iso_nanos
 from .. import aggregates as shared
 from .. import types as T
 from ..errors import ParsingError
 from ..evaluate import Fn, Scope, compile_expr
 from ..expr import Call, Column, Expr, Literal, Star
 from . import functions
-from .values import first, identity, number, order_key
+from .values import first, identity, instant, number, order_key
 
 Factory = Callable[[], Any]
 MAX_VALUES = 100  # values() and list() keep at most this many
@@ -90,30 +89,16 @@ def aggregate(call: Call, scope: Scope, meter: shared.Meter) -> tuple[Fn | None,
     fn, kind = compile_expr(args[0], scope)
     if name in ("earliest", "latest"):
         time_field = args[1] if len(args) > 1 else Column(TIME_FIELD, src=call.src)
-        moment, _ = compile_expr(time_field, scope)
+        moment, moment_kind = compile_expr(time_field, scope)
+        nanos = moment_kind == "date_nanos"
         factory = lambda: shared.FirstLast(None, name == "latest", keyless=False)  # noqa: E731
-        return fn, lambda row: _instant(moment(row)), factory, kind
+        return fn, lambda row: instant(moment(row), nanos), factory, kind
     if name not in ARITY or name == "perc":
         p = _percent(call)
         return fn, None, (lambda: Numbers(shared.Collect(lambda vs: _nearest_rank(vs, p), meter, 32))), \
             _numeric_kind(kind)
     factory, out = _FACTORIES[name](kind, meter)
     return fn, None, factory, out
-
-
-def _instant(v: Any) -> int | None:
-    """A time field's value as an instant to order rows by: a number as it is (epoch ms),
-    an ISO-8601 string as its epoch ms; anything else, or none, leaves the row out."""
-    v = first(v)
-    n = number(v)
-    if n is not None:
-        return n
-    if type(v) is str:
-        try:
-            return parse_iso_nanos(v) // 1_000_000
-        except ValueError:
-            return None
-    return None
 
 
 def _numeric_kind(kind: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import heapq
 from typing import Any, Callable, Iterable, Iterator
 
-from ...store.dates import parse_iso_nanos
 from .. import types as T
 from ..breaker import Reservation, released, row_bytes
 from ..evaluate import compile_expr
@@ -20,7 +19,7 @@ from ..execute import Context, Relation
 from ..plan import Step
 from . import buckets
 from . import plan as sp
-from .values import identity, number, order_key, text
+from .values import identity, instant, number, order_key, text
 
 CHARGE_EVERY = 1024  # rows between two charges of what a step holds to the breaker
 OTHER = "OTHER"
@@ -34,25 +33,11 @@ _MERGED: dict[str, Callable[[list[Any]], Any]] = {
 
 # --- bin -------------------------------------------------------------------------------------
 
-def _instant(v: Any, nanos: bool) -> int | None:
-    """A value as the epoch ms it stands for: a number (epoch ns in a ``date_nanos``
-    column), or an ISO-8601 string; None for anything else."""
-    n = number(v) if type(v) is not str else None
-    if n is not None:
-        return int(n // 1_000_000 if nanos else n)
-    if type(v) is str:
-        try:
-            return parse_iso_nanos(v) // 1_000_000
-        except ValueError:
-            return None
-    return None
-
-
 def _time_floor(span: buckets.Span, kind: str) -> Callable[[Any], Any]:
     nanos = kind == "date_nanos"
 
     def floor(v: Any) -> int | None:
-        ms = _instant(v, nanos)
+        ms = instant(v, nanos)
         return None if ms is None else buckets.floor_time(span, ms)
     return floor
 

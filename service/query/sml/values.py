@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import orjson
 
+from ...store.dates import parse_iso_nanos
 from .. import types as T
 
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
@@ -52,6 +53,22 @@ def number(v: Any) -> int | float | None:
     if kind is str and _NUMBER.fullmatch(v):
         return int(v) if v.lstrip("+-").isdigit() else float(v)
     return None
+
+
+def instant(v: Any, nanos: bool = False) -> int | None:
+    """A value as the epoch ms it stands for (a multi-value: its first): a number (epoch ns
+    when ``nanos``, a ``date_nanos`` column's), an ISO-8601 string, or a string holding a
+    number; None for anything else."""
+    v = first(v)
+    n = number(v) if type(v) is not str else None
+    if n is None and type(v) is str:
+        try:
+            return parse_iso_nanos(v) // 1_000_000
+        except ValueError:
+            n = number(v)
+    if n is None:
+        return None
+    return int(n // 1_000_000 if nanos else n)
 
 
 def numeric(v: Any) -> int | float:
