@@ -997,8 +997,9 @@ def main(argv: list[str] | None = None) -> int:
             raw = bench_raw_queries(raw_db, args.runs)
             with served(data_dir, pushdown=False) as server:
                 off = bench_esql(server, args.runs, "no-push")
-            lines, mismatches = report_queries(args, on, off, raw)
+            lines, query_mismatches = report_queries(args, on, off, raw)
             out += lines
+            mismatches += query_mismatches
     print("\n".join(out))
     for line in mismatches:
         print(line)
