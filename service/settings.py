@@ -7,6 +7,7 @@ flags. Bad values raise ``SettingsError`` with a one-line message.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, fields
@@ -70,6 +71,15 @@ class Settings:
     # run what a query can as SQL inside SQLite (``query/pushdown``); off, every row is read
     # and the whole pipeline runs in Python: the reference the pushed-down path is tested against
     query_pushdown: bool = True
+    # Authentication and authorization (Elasticsearch's xpack.security.enabled): off by default
+    # on loopback, as an integration-test target expects; a non-loopback address needs either
+    # ``security`` or an explicit ``insecure``, or the service refuses to start.
+    security: bool = False
+    insecure: bool = False
+    # the reserved ``elastic`` superuser's password at the first start with security on
+    # (also read from ELASTIC_PASSWORD, as Elasticsearch's container does); empty: generated
+    # and printed once
+    bootstrap_password: str = ""
 
     def __post_init__(self) -> None:
         _one_of("log_format", self.log_format, LOG_FORMATS)
@@ -93,6 +103,23 @@ class Settings:
         self.disk_policy  # noqa: B018 - validates the disk settings
         if self.query_memory_limit_bytes < 0:
             raise SettingsError(f"query_memory_limit_bytes must be at least 0, got {self.query_memory_limit_bytes}")
+        self._check_security()
+
+    def _check_security(self) -> None:
+        if self.security and self.insecure:
+            raise SettingsError("security and insecure contradict each other: choose one")
+        if not self.security and not self.insecure and not is_loopback(self.host):
+            raise SettingsError(
+                f"refusing to listen on {self.host or 'every address'} without security: anyone who can reach it "
+                "could read and change every index. Start with --security (ESQUIRE_SECURITY=true) to require "
+                "users and roles, or with --insecure to serve it open on purpose")
+        if self.bootstrap_password and len(self.bootstrap_password) < 6:
+            raise SettingsError("bootstrap_password must be at least 6 characters long")
+
+    @property
+    def security_enabled(self) -> bool:
+        """Whether requests must authenticate (``security``; ``insecure`` only lifts the refusal)."""
+        return self.security
 
     @property
     def disk_policy(self) -> DiskPolicy:
@@ -112,6 +139,17 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "esquire.db"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (``localhost`` or a loopback
+    address); a name that needs resolving counts as reachable from elsewhere."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def physical_memory() -> int:
@@ -171,6 +209,8 @@ def load_settings(
         env_value = environ.get(f"ESQUIRE_{name.upper()}")
         if env_value is not None:
             merged[name] = env_value
+    if "bootstrap_password" not in merged and environ.get("ELASTIC_PASSWORD"):
+        merged["bootstrap_password"] = environ["ELASTIC_PASSWORD"]
     merged.update(flags)
     values = {name: _coerce(name, known[name], value) for name, value in merged.items()}
     try:

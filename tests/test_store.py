@@ -22,6 +22,11 @@ EXPECTED_TABLES = {
     "background_tasks": ["id", "owner", "state", "created_ms", "started_ms", "finished_ms", "keep_alive_ms", "partial",
                          "row_count", "progress", "request", "error"],
     "background_task_logs": ["task_id", "seq", "ts_ms", "level", "message", "command"],
+    "security_users": ["username", "password_hash", "roles", "full_name", "email", "metadata", "enabled", "reserved",
+                       "changed_ms"],
+    "security_roles": ["name", "descriptor", "changed_ms"],
+    "security_api_keys": ["id", "name", "key_hash", "owner", "realm", "realm_type", "created_ms", "expires_ms",
+                          "invalidated_ms", "role_descriptors", "limited_by", "metadata"],
 }
 
 
