@@ -31,6 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="a TOML file of settings")
     serve.add_argument("--log-format", choices=LOG_FORMATS)
     serve.add_argument("--log-level", choices=LOG_LEVELS)
+    serve.add_argument("--security", action="store_const", const=True,
+                       help="require authentication (users, roles, API keys), as ESQUIRE_SECURITY=true")
+    serve.add_argument("--insecure", action="store_const", const=True,
+                       help="serve a non-loopback address without authentication, on purpose")
+    serve.add_argument("--bootstrap-password", help="the elastic superuser's password at the first start with "
+                       "security (visible to other local users in the process list: prefer "
+                       "ESQUIRE_BOOTSTRAP_PASSWORD or ELASTIC_PASSWORD)")
     query = sub.add_parser("query", help="run an ES|QL query on a running service, with a progress bar")
     query.add_argument("query", help="the ES|QL query, e.g. 'FROM logs | STATS n = COUNT(*) BY host.name'")
     query.add_argument("--url", default=os.environ.get("ESQUIRE_URL", "http://127.0.0.1:9200"),
@@ -51,7 +58,12 @@ async def serve(settings: Settings) -> None:
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     tune_gc()
-    log.info("started", host=settings.host, port=settings.port, data_dir=str(settings.data_dir))
+    log.info("started", host=settings.host, port=settings.port, data_dir=str(settings.data_dir),
+             security=settings.security_enabled)
+    if settings.insecure and not settings.security_enabled:
+        log.warning("security_disabled", host=settings.host,
+                    message=f"--insecure: serving {settings.host or 'every address'} without authentication; "
+                            "anyone who can reach it can read and change every index")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -76,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "query":
         return query(args)
     flags = {"host": args.host, "port": args.port, "data_dir": args.data_dir,
-             "log_format": args.log_format, "log_level": args.log_level}
+             "log_format": args.log_format, "log_level": args.log_level, "security": args.security,
+             "insecure": args.insecure, "bootstrap_password": args.bootstrap_password}
     try:
         settings = load_settings(flags, config_file=args.config)
     except SettingsError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from typing import AsyncIterator
 
@@ -18,7 +19,8 @@ from .core.queries import Queries
 from .core.runner import Runner
 from .core.searches import AsyncSearches
 from .core.tasks import TaskManager
-from .api import cluster, documents, eql, esql, indices, root, sme, sme_export, tasks
+from .api import cluster, documents, eql, esql, indices, root, security, sme, sme_export, tasks
+from .api.guard import security_step
 from .api.middleware import es_conventions
 from .node import load_node
 from .query import eql as eql_language
@@ -34,6 +36,8 @@ from .store.db import Database
 from .store.disk import FloodStageBlock
 from .store.documents import DocumentStore
 from .store.searches import SearchStore
+from .store.security import SecurityStore
+from .security.service import Security
 
 log = structlog.get_logger(__name__)
 
@@ -110,6 +114,19 @@ async def _load(app: web.Application, db: Database) -> None:
     queries = app[keys.QUERIES] = Queries(manager, runner)
     searches = app[keys.SEARCHES] = AsyncSearches(store, queries)
     app[keys.BACKGROUND] = BackgroundTasks(searches, background)
+    if settings.security_enabled:
+        await _secure(app, db)
+
+
+async def _secure(app: web.Application, db: Database) -> None:
+    """Security on: the users, roles and keys, and the ``elastic`` superuser at the first start.
+    A generated password is shown once, on stderr and never in a log line."""
+    security = app[keys.SECURITY] = Security(SecurityStore(db))
+    generated = await security.bootstrap(app[keys.SETTINGS].bootstrap_password or None)
+    if generated is not None:
+        print(f"esquire: security is on; the password of the elastic superuser is: {generated}\n"
+              "esquire: it is shown this once; change it with POST /_security/user/elastic/_password",
+              file=sys.stderr, flush=True)
 
 
 async def _drain(app: web.Application) -> None:
@@ -182,6 +199,7 @@ def _routes(app: web.Application) -> None:
     r.add_get("/_refresh", indices.refresh, allow_head=False)
     r.add_get("/_cat/indices", indices.cat_indices, allow_head=False)
     r.add_get("/_cat/indices/{index}", indices.cat_indices, allow_head=False)
+    _security_routes(r)
 
     r.add_put("/{index}", indices.create)
     r.add_delete("/{index}", indices.delete)
@@ -209,8 +227,27 @@ def _routes(app: web.Application) -> None:
     r.add_post("/{index}/_update/{id}", documents.update_doc)
 
 
+def _security_routes(r: web.UrlDispatcher) -> None:
+    r.add_get("/_security/_authenticate", security.authenticate, allow_head=False)
+    r.add_get("/_security/user", security.get_users, allow_head=False)
+    for method in ("PUT", "POST"):
+        r.add_route(method, "/_security/user/_password", security.change_password)
+        r.add_route(method, "/_security/user/{name}/_password", security.change_password)
+        r.add_route(method, "/_security/user/{name}", security.put_user)
+        r.add_route(method, "/_security/role/{name}", security.put_role)
+        r.add_route(method, "/_security/api_key", security.create_api_key)
+    r.add_get("/_security/user/{name}", security.get_users, allow_head=False)
+    r.add_delete("/_security/user/{name}", security.delete_user)
+    r.add_get("/_security/role", security.get_roles, allow_head=False)
+    r.add_get("/_security/role/{name}", security.get_roles, allow_head=False)
+    r.add_delete("/_security/role/{name}", security.delete_role)
+    r.add_get("/_security/api_key", security.get_api_keys, allow_head=False)
+    r.add_delete("/_security/api_key", security.invalidate_api_keys)
+
+
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[es_conventions], client_max_size=settings.max_body_bytes)
+    # The security step runs inside es_conventions, so its 401 and 403 are rendered as every error is.
+    app = web.Application(middlewares=[es_conventions, security_step], client_max_size=settings.max_body_bytes)
     app[keys.SETTINGS] = settings
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_reaper)

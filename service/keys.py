@@ -11,6 +11,8 @@ from .core.runner import Runner
 from .core.searches import AsyncSearches
 from .core.tasks import TaskManager
 from .node import Node
+from .security.principal import Principal
+from .security.service import Security
 from .settings import Settings
 from .store.catalog import Catalog
 from .store.db import Database
@@ -27,3 +29,6 @@ QUERIES = web.AppKey("queries", Queries)
 SEARCHES = web.AppKey("searches", AsyncSearches)
 CLUSTER_SETTINGS = web.AppKey("cluster_settings", ClusterSettings)
 BACKGROUND = web.AppKey("background", BackgroundTasks)
+# present only when security is on; the security step puts the request's principal in PRINCIPAL
+SECURITY = web.AppKey("security", Security)
+PRINCIPAL = web.RequestKey("principal", Principal)

@@ -8,7 +8,7 @@ never holds compiled state that could go stale.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ..errors import ServiceError, ValidationError
@@ -230,7 +230,10 @@ class Limited:
 
     own: Permission
     limit: Permission
-    own_api_keys_only: bool = field(default=True)
+
+    @property
+    def own_api_keys_only(self) -> bool:
+        return self.own.own_api_keys_only or self.limit.own_api_keys_only
 
     def allows_cluster(self, action: str) -> bool:
         return self.own.allows_cluster(action) and self.limit.allows_cluster(action)

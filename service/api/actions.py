@@ -1,0 +1,115 @@
+"""Every route's Elasticsearch action name, and which indices it acts on: the table the
+security step authorizes by, read at a glance beside ``app._routes``.
+
+``index`` says where the indices are: ``PATH`` (the ``{index}`` of the path, a comma-separated
+expression), or ``ALL`` (every index: what the request reads or writes is named in its body or
+found later, so until the next part resolves that, the privilege is needed on ``*``: a query's
+sources, a ``_bulk`` whose items may name any index, async results whose owner is not yet
+checked). ``self_service`` actions are allowed to any authenticated principal, as ES allows
+``_authenticate`` and changing one's own password.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PATH = "path"
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    index: str | None = None
+    self_service: bool = False
+
+
+def _routes(methods: str, path: str, action: Action) -> dict[tuple[str, str], Action]:
+    return {(method, path): action for method in methods.split("|")}
+
+
+_SEC = "cluster:admin/xpack/security/"
+_ESQL_GET, _EQL_GET = "indices:data/read/esql/async/get", "indices:data/read/eql/async/get"
+_ASYNC_DELETE = "indices:data/read/async_search/delete"
+_SML_GET = "indices:data/read/sml/async/get"
+
+ACTIONS: dict[tuple[str, str], Action] = {
+    **_routes("GET|HEAD", "/", Action("cluster:monitor/main")),
+    **_routes("POST|PUT", "/_bulk", Action("indices:data/write/bulk", ALL)),
+    **_routes("POST", "/_query", Action("indices:data/read/esql", ALL)),
+    **_routes("POST", "/_query/async", Action("indices:data/read/esql", ALL)),
+    **_routes("GET", "/_query/async/{id}", Action(_ESQL_GET, ALL)),
+    **_routes("POST", "/_query/async/{id}/stop", Action("indices:data/read/esql/async/stop", ALL)),
+    **_routes("DELETE", "/_query/async/{id}", Action(_ASYNC_DELETE, ALL)),
+    **_routes("GET", "/_eql/search/status/{id}", Action("cluster:monitor/eql/async/status")),
+    **_routes("GET", "/_eql/search/{id}", Action(_EQL_GET, ALL)),
+    **_routes("DELETE", "/_eql/search/{id}", Action(_ASYNC_DELETE, ALL)),
+    **_routes("GET", "/_cluster/settings", Action("cluster:monitor/settings")),
+    **_routes("PUT", "/_cluster/settings", Action("cluster:admin/settings/update")),
+    # Smart Monitor's background tasks: SML reads indices; its async actions are named as ES's are
+    **_routes("POST", "/_sme/async_requests/request", Action("indices:data/read/sml", ALL)),
+    **_routes("GET", "/_sme/async_requests/response/{id}", Action(_SML_GET, ALL)),
+    **_routes("GET", "/_sme/async_requests/logs/{id}", Action(_SML_GET, ALL)),
+    **_routes("GET", "/_sme/async_requests/status", Action(_SML_GET, ALL)),
+    **_routes("GET", "/_sme/async_requests/status/", Action(_SML_GET, ALL)),
+    **_routes("GET", "/_sme/async_requests/status/{id}", Action(_SML_GET, ALL)),
+    **_routes("POST", "/_sme/async_requests/break", Action("indices:data/read/sml/async/stop", ALL)),
+    **_routes("POST", "/_sme/async_requests/break/", Action("indices:data/read/sml/async/stop", ALL)),
+    **_routes("POST", "/_sme/async_requests/break/{id}", Action("indices:data/read/sml/async/stop", ALL)),
+    **_routes("DELETE", "/_sme/async_requests/delete/{id}", Action("indices:data/read/sml/async/delete", ALL)),
+    **_routes("POST", "/_sme/async_requests/file_download/{id}", Action(_SML_GET, ALL)),
+    **_routes("GET", "/_tasks", Action("cluster:monitor/tasks/lists")),
+    **_routes("POST", "/_tasks/_cancel", Action("cluster:admin/tasks/cancel")),
+    **_routes("GET", "/_tasks/{task_id}", Action("cluster:monitor/task/get")),
+    **_routes("POST", "/_tasks/{task_id}/_cancel", Action("cluster:admin/tasks/cancel")),
+    **_routes("GET", "/_mapping", Action("indices:admin/mappings/get", ALL)),
+    **_routes("GET|POST", "/_refresh", Action("indices:admin/refresh", ALL)),
+    **_routes("GET", "/_cat/indices", Action("indices:monitor/stats", ALL)),
+    **_routes("GET", "/_cat/indices/{index}", Action("indices:monitor/stats", PATH)),
+    # the security APIs
+    **_routes("GET", "/_security/_authenticate", Action(_SEC + "user/authenticate", self_service=True)),
+    **_routes("GET", "/_security/user", Action(_SEC + "user/get")),
+    **_routes("GET", "/_security/user/{name}", Action(_SEC + "user/get")),
+    **_routes("PUT|POST", "/_security/user/{name}", Action(_SEC + "user/put")),
+    **_routes("DELETE", "/_security/user/{name}", Action(_SEC + "user/delete")),
+    **_routes("PUT|POST", "/_security/user/_password", Action(_SEC + "user/change_password", self_service=True)),
+    # one's own password is self-service (the guard compares the name), another's is not
+    **_routes("PUT|POST", "/_security/user/{name}/_password", Action(_SEC + "user/change_password")),
+    **_routes("GET", "/_security/role", Action(_SEC + "role/get")),
+    **_routes("GET", "/_security/role/{name}", Action(_SEC + "role/get")),
+    **_routes("PUT|POST", "/_security/role/{name}", Action(_SEC + "role/put")),
+    **_routes("DELETE", "/_security/role/{name}", Action(_SEC + "role/delete")),
+    **_routes("POST|PUT", "/_security/api_key", Action(_SEC + "api_key/create")),
+    **_routes("GET", "/_security/api_key", Action(_SEC + "api_key/get")),
+    **_routes("DELETE", "/_security/api_key", Action(_SEC + "api_key/invalidate")),
+    # one index (or an expression of them) in the path
+    **_routes("PUT", "/{index}", Action("indices:admin/create", PATH)),
+    **_routes("DELETE", "/{index}", Action("indices:admin/delete", PATH)),
+    **_routes("GET|HEAD", "/{index}", Action("indices:admin/get", PATH)),
+    **_routes("GET", "/{index}/_mapping", Action("indices:admin/mappings/get", PATH)),
+    **_routes("PUT|POST", "/{index}/_mapping", Action("indices:admin/mapping/put", PATH)),
+    **_routes("GET|POST", "/{index}/_refresh", Action("indices:admin/refresh", PATH)),
+    **_routes("GET|POST", "/{index}/_count", Action("indices:data/read/search", PATH)),
+    **_routes("GET|POST", "/{index}/_eql/search", Action("indices:data/read/eql", PATH)),
+    # a bulk item may name another index than the path's: every index until items are checked
+    **_routes("POST|PUT", "/{index}/_bulk", Action("indices:data/write/bulk", ALL)),
+    **_routes("POST", "/{index}/_doc", Action("indices:data/write/index", PATH)),
+    **_routes("PUT|POST", "/{index}/_doc/{id}", Action("indices:data/write/index", PATH)),
+    **_routes("PUT|POST", "/{index}/_create/{id}", Action("indices:data/write/index", PATH)),
+    **_routes("GET|HEAD", "/{index}/_doc/{id}", Action("indices:data/read/get", PATH)),
+    **_routes("DELETE", "/{index}/_doc/{id}", Action("indices:data/write/delete", PATH)),
+    **_routes("POST", "/{index}/_update/{id}", Action("indices:data/write/update", PATH)),
+}
+
+
+def action_of(method: str, canonical: str) -> Action | None:
+    return ACTIONS.get((method, canonical))
+
+
+def index_expressions(action: Action, path_index: str | None) -> list[str]:
+    """The index expressions ``action`` must be allowed on: the path's, split at commas
+    (``_all`` is ``*``; an exclusion ``-x`` only narrows, so it needs nothing), or ``*``."""
+    if action.index == ALL or (action.index == PATH and not path_index):
+        return ["*"]
+    names = [n.strip() for n in (path_index or "").split(",")]
+    return ["*" if n == "_all" else n for n in names if n and not n.startswith("-")] or ["*"]

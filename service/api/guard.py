@@ -1,0 +1,82 @@
+"""The security step, one middleware before every handler: authenticate the request, then
+authorize its action (``actions.ACTIONS``) for the principal's cluster or index privileges.
+
+Nothing here runs when security is off (no ``keys.SECURITY`` in the app), nor for a request
+no route matched (ES answers those before its security filter). A route missing from the
+action table is refused: a new route is closed until it is given an action. Failed attempts
+are logged with who tried and from where, never the secret; denials with the action.
+"""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+
+from .. import keys
+from ..errors import Forbidden
+from ..security import authn
+from ..security.principal import Principal
+from .actions import Action, action_of, index_expressions
+from .middleware import Handler
+
+log = structlog.get_logger("esquire.security")
+
+
+def principal_of(request: web.Request) -> Principal | None:
+    """The request's principal; None when security is off. The seam for index privileges of
+    query sources and for the owners of async results."""
+    return request.get(keys.PRINCIPAL)
+
+
+@web.middleware
+async def security_step(request: web.Request, handler: Handler) -> web.StreamResponse:
+    security = request.app.get(keys.SECURITY)
+    if security is None or request.match_info.http_exception is not None:
+        return await handler(request)
+    principal = await _authenticate(request)
+    request[keys.PRINCIPAL] = principal
+    _authorize(request, principal)
+    return await handler(request)
+
+
+async def _authenticate(request: web.Request) -> Principal:
+    security = request.app[keys.SECURITY]
+    uri = request.raw_path
+    try:
+        return await authn.authenticate(request.headers.get("Authorization"), uri, security.cache, security.lookup)
+    except authn.AuthenticationError as err:
+        log.warning("authentication_failed", user=err.user, api_key_id=err.key_id, remote=request.remote,
+                    method=request.method, path=request.path, reason=err.detail or err.reason.split(" for REST")[0])
+        raise
+
+
+def _authorize(request: web.Request, principal: Principal) -> None:
+    resource = request.match_info.route.resource
+    action = action_of(request.method, resource.canonical) if resource is not None else None
+    if action is None:
+        log.error("route_without_action", method=request.method, path=request.path)
+        raise Forbidden(f"action [unknown] is unauthorized for {principal.describe()}")
+    if _self_service(request, action, principal):
+        return
+    if action.index is None:
+        if not principal.permission.allows_cluster(action.name):
+            raise _denied(request, principal, action)
+        return
+    expressions = index_expressions(action, request.match_info.get("index"))
+    refused = [e for e in expressions if not principal.permission.allows_index(action.name, e)]
+    if refused:
+        raise _denied(request, principal, action, expressions)
+
+
+def _self_service(request: web.Request, action: Action, principal: Principal) -> bool:
+    """``_authenticate``, and a user changing its own password (never an API key's owner's)."""
+    if action.self_service:
+        return principal.api_key is None or action.name.endswith("/authenticate")
+    name = request.match_info.get("name")
+    return action.name.endswith("/change_password") and principal.api_key is None and name == principal.username
+
+
+def _denied(request: web.Request, principal: Principal, action: Action, indices: list[str] | None = None) -> Forbidden:
+    log.info("access_denied", user=principal.username, api_key_id=principal.api_key.id if principal.api_key else None,
+             action=action.name, remote=request.remote, path=request.path)
+    return principal.denied(action.name, indices)
