@@ -200,8 +200,8 @@ class Security:
         """A key owned by ``creator``'s user, bounded by ``creator``'s roles as they are now."""
         name, expires_ms, descriptors, metadata = _key_fields(body, self.now_ms())
         if creator.api_key is not None:
-            if any(d["cluster"] or d["indices"] or d["applications"] or d["run_as"] for d in descriptors.values()) \
-                    or "role_descriptors" not in body:
+            if not descriptors or any(d["cluster"] or d["indices"] or d["applications"] or d["run_as"]
+                                      for d in descriptors.values()):
                 raise BadRequest("creating derived api keys requires an explicit role descriptor that is empty "
                                  "(has no privileges)")
             source = await self.store.key(creator.api_key.id)

@@ -1,0 +1,568 @@
+"""Security (issue 14, part 1): authentication, users, roles, API keys and cluster and path-index
+privileges, through the official client with ``basic_auth`` and ``api_key`` against the real
+app on a real socket. Only the clock is replaced (API key expiry, the cache's TTL).
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from elasticsearch import (ApiError, AsyncElasticsearch, AuthenticationException, AuthorizationException,
+                           BadRequestError, NotFoundError)
+
+from conftest import EsTestServer
+from service import keys
+from service.app import create_app
+from service.settings import Settings, replace
+
+pytestmark = pytest.mark.filterwarnings("ignore::elasticsearch.exceptions.GeneralAvailabilityWarning")  # tasks API
+
+PASSWORD = "elastic-secret-1"
+CHALLENGES = ['Basic realm="security", charset="UTF-8"', "ApiKey"]
+
+
+@pytest.fixture
+def secured_settings(settings: Settings) -> Settings:
+    return replace(settings, security=True, bootstrap_password=PASSWORD)
+
+
+@pytest.fixture
+async def secured(secured_settings: Settings) -> AsyncIterator[TestServer]:
+    server = EsTestServer(create_app(secured_settings))
+    await server.start_server()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def connect(secured: TestServer) -> AsyncIterator[Callable[..., AsyncElasticsearch]]:
+    """``connect(basic_auth=...)`` / ``connect(api_key=...)`` / ``connect()``: clients of the
+    secured server, closed at the end."""
+    made: list[AsyncElasticsearch] = []
+
+    def make(**auth: Any) -> AsyncElasticsearch:
+        client = AsyncElasticsearch(str(secured.make_url("/")), request_timeout=30, **auth)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.close()
+
+
+@pytest.fixture
+def admin(connect: Callable[..., AsyncElasticsearch]) -> AsyncElasticsearch:
+    return connect(basic_auth=("elastic", PASSWORD))
+
+
+@pytest.fixture
+async def raw(aiohttp_client, secured: TestServer) -> TestClient:
+    return await aiohttp_client(secured)
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+async def user_with(admin: AsyncElasticsearch, name: str, roles: list[str], password: str = "password-1") -> None:
+    await admin.security.put_user(username=name, password=password, roles=roles)
+
+
+# --- authentication --------------------------------------------------------------------------
+
+async def test_no_credentials_is_elasticsearchs_401_with_both_challenges(raw: TestClient) -> None:
+    resp = await raw.get("/?pretty")
+    assert resp.status == 401
+    assert resp.headers.getall("WWW-Authenticate") == CHALLENGES
+    assert resp.headers["X-Elastic-Product"] == "Elasticsearch"
+    error = {"type": "security_exception", "reason": "missing authentication credentials for REST request [/?pretty]",
+             "header": {"WWW-Authenticate": CHALLENGES}}
+    assert await resp.json() == {"error": {"root_cause": [error], **error}, "status": 401}
+
+
+async def test_a_scheme_es_does_not_read_counts_as_no_credentials(raw: TestClient) -> None:
+    resp = await raw.get("/_tasks", headers={"Authorization": "Bearer abc"})
+    assert resp.status == 401
+    assert (await resp.json())["error"]["reason"] == "missing authentication credentials for REST request [/_tasks]"
+
+
+async def test_wrong_password_and_unknown_user_are_refused_alike(raw: TestClient) -> None:
+    for user in ("elastic", "nobody"):
+        resp = await raw.get("/_cluster/settings", headers=basic(user, "wrong-password"))
+        assert resp.status == 401
+        assert resp.headers.getall("WWW-Authenticate") == CHALLENGES
+        assert (await resp.json())["error"]["reason"] == \
+            f"unable to authenticate user [{user}] for REST request [/_cluster/settings]"
+
+
+async def test_malformed_basic_header(raw: TestClient) -> None:
+    resp = await raw.get("/", headers={"Authorization": "Basic !!!not-base64"})
+    assert resp.status == 401
+    assert (await resp.json())["error"]["reason"] == "invalid basic authentication header encoding"
+    resp = await raw.get("/", headers={"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()})
+    assert (await resp.json())["error"]["reason"] == "invalid basic authentication header value"
+
+
+async def test_elastic_authenticates_as_the_reserved_superuser(admin: AsyncElasticsearch) -> None:
+    assert (await admin.info())["tagline"] == "You Know, for Search"
+    assert await admin.ping()
+    me = (await admin.security.authenticate()).body
+    assert me == {"username": "elastic", "roles": ["superuser"], "full_name": None, "email": None,
+                  "metadata": {"_reserved": True}, "enabled": True,
+                  "authentication_realm": {"name": "reserved", "type": "reserved"},
+                  "lookup_realm": {"name": "reserved", "type": "reserved"}, "authentication_type": "realm"}
+
+
+async def test_a_client_without_credentials_cannot_ping(connect: Callable[..., AsyncElasticsearch]) -> None:
+    assert not await connect().ping()
+    with pytest.raises(AuthenticationException):
+        await connect(basic_auth=("elastic", "not-it")).info()
+
+
+async def test_routing_errors_come_before_authentication(raw: TestClient) -> None:
+    resp = await raw.get("/_nothing/here/at/all")
+    assert resp.status == 400
+    assert "no handler found" in (await resp.json())["error"]
+
+
+async def test_the_bootstrap_password_is_not_rotated_by_a_restart(secured_settings: Settings) -> None:
+    for password in (PASSWORD, "another-password"):
+        server = EsTestServer(create_app(replace(secured_settings, bootstrap_password=password)))
+        await server.start_server()
+        try:
+            async with AsyncElasticsearch(str(server.make_url("/")), basic_auth=("elastic", PASSWORD)) as es:
+                assert (await es.security.authenticate())["username"] == "elastic"
+        finally:
+            await server.close()
+
+
+# --- users -----------------------------------------------------------------------------------
+
+async def test_users_lifecycle(admin: AsyncElasticsearch, connect: Callable[..., AsyncElasticsearch]) -> None:
+    assert (await admin.security.put_user(username="jack", password="jack-pass", roles=["viewer"],
+                                          full_name="Jack Nicholson", email="jack@example.com",
+                                          metadata={"team": "ops"})).body == {"created": True}
+    assert (await admin.security.put_user(username="jack", roles=["viewer", "monitoring_user"])).body == \
+        {"created": False}  # no password: the old one is kept
+    got = (await admin.security.get_user(username="jack")).body
+    assert got == {"jack": {"username": "jack", "roles": ["viewer", "monitoring_user"], "full_name": None,
+                            "email": None, "metadata": {}, "enabled": True}}
+    jack = connect(basic_auth=("jack", "jack-pass"))
+    me = (await jack.security.authenticate()).body
+    assert (me["username"], me["roles"], me["authentication_realm"]) == \
+        ("jack", ["viewer", "monitoring_user"], {"name": "default_native", "type": "native"})
+    everyone = (await admin.security.get_user()).body
+    assert set(everyone) == {"elastic", "jack"}
+    assert (await admin.security.delete_user(username="jack")).body == {"found": True}
+    with pytest.raises(AuthenticationException):
+        await jack.security.authenticate()
+    with pytest.raises(NotFoundError) as missing:
+        await admin.security.delete_user(username="jack")
+    assert missing.value.body == {"found": False}
+    with pytest.raises(NotFoundError) as missing:
+        await admin.security.get_user(username="jack")
+    assert missing.value.body == {}
+
+
+@pytest.mark.parametrize("body, status, kind, reason", [
+    ({"password": "short", "roles": []}, 400, "validation_exception",
+     "Validation Failed: 1: passwords must be at least [6] characters long;"),
+    ({"password": "long-enough"}, 400, "action_request_validation_exception", "Validation Failed: 1: roles are missing;"),
+    ({"roles": []}, 400, "validation_exception",
+     "Validation Failed: 1: password must be specified unless you are updating an existing user;"),
+    ({"password": "long-enough", "roles": [], "colour": "red"}, 400, "parse_exception",
+     "failed to parse add user request. unexpected field [colour]"),
+    ({"password": "long-enough", "roles": "viewer", "enabled": "yes"}, 400, "parse_exception",
+     "failed to parse add user request. expected field [enabled] to be a boolean"),
+])
+async def test_a_bad_user_is_refused_and_nothing_changes(admin: AsyncElasticsearch, body: dict[str, Any], status: int,
+                                                         kind: str, reason: str) -> None:
+    with pytest.raises(ApiError) as err:
+        await admin.perform_request("PUT", "/_security/user/newbie", body=body,
+                                    headers={"content-type": "application/json"})
+    assert (err.value.meta.status, err.value.body["error"]["type"], err.value.body["error"]["reason"]) == \
+        (status, kind, reason)
+    assert set((await admin.security.get_user()).body) == {"elastic"}
+
+
+async def test_reserved_and_invalid_user_names(admin: AsyncElasticsearch) -> None:
+    with pytest.raises(BadRequestError) as err:
+        await admin.security.put_user(username="elastic", password="something", roles=[])
+    assert err.value.body["error"]["reason"] == "Validation Failed: 1: Username [elastic] is reserved and may not be used.;"
+    with pytest.raises(BadRequestError) as err:
+        await admin.security.put_user(username=" padded", password="something", roles=[])
+    assert err.value.body["error"]["reason"].startswith("Validation Failed: 1: User names must be at least 1 and no "
+                                                        "more than 507 characters.")
+    with pytest.raises(BadRequestError) as err:
+        await admin.security.delete_user(username="elastic")
+    assert err.value.body["error"]["reason"] == "user [elastic] is reserved and cannot be deleted"
+    assert (await admin.security.authenticate())["username"] == "elastic"
+
+
+async def test_password_change_takes_effect_at_once(admin: AsyncElasticsearch,
+                                                    connect: Callable[..., AsyncElasticsearch]) -> None:
+    await user_with(admin, "ann", ["viewer"], "first-pass")
+    old = connect(basic_auth=("ann", "first-pass"))
+    assert (await old.security.authenticate())["username"] == "ann"  # now cached
+    assert (await admin.security.change_password(username="ann", password="second-pass")).body == {}
+    with pytest.raises(AuthenticationException):
+        await old.security.authenticate()
+    new = connect(basic_auth=("ann", "second-pass"))
+    assert (await new.security.authenticate())["username"] == "ann"
+    # one's own password, without manage_security
+    assert (await new.security.change_password(password="third-pass")).body == {}
+    third = connect(basic_auth=("ann", "third-pass"))
+    assert (await third.security.authenticate())["username"] == "ann"
+    with pytest.raises(AuthorizationException):
+        await third.security.change_password(username="elastic", password="hijacked")
+    with pytest.raises(BadRequestError) as err:
+        await admin.security.change_password(username="ghost", password="whatever")
+    assert err.value.body["error"] == {"root_cause": [{"type": "validation_exception", "reason":
+                                       "Validation Failed: 1: user must exist in order to change password;"}],
+                                       "type": "validation_exception",
+                                       "reason": "Validation Failed: 1: user must exist in order to change password;"}
+
+
+async def test_a_disabled_user_cannot_authenticate(admin: AsyncElasticsearch,
+                                                   connect: Callable[..., AsyncElasticsearch]) -> None:
+    await user_with(admin, "off", ["viewer"])
+    assert (await connect(basic_auth=("off", "password-1")).security.authenticate())["username"] == "off"
+    await admin.security.put_user(username="off", roles=["viewer"], enabled=False)
+    with pytest.raises(AuthenticationException):
+        await connect(basic_auth=("off", "password-1")).security.authenticate()
+
+
+# --- roles -----------------------------------------------------------------------------------
+
+async def test_roles_lifecycle(admin: AsyncElasticsearch) -> None:
+    body = {"cluster": ["monitor"], "indices": [{"names": ["logs-*"], "privileges": ["read"]}],
+            "metadata": {"version": 1}}
+    assert (await admin.security.put_role(name="reader", **body)).body == {"role": {"created": True}}
+    assert (await admin.security.put_role(name="reader", **body)).body == {"role": {"created": False}}
+    assert (await admin.security.get_role(name="reader")).body == {"reader": {
+        "cluster": ["monitor"], "indices": [{"names": ["logs-*"], "privileges": ["read"],
+                                             "allow_restricted_indices": False}],
+        "applications": [], "run_as": [], "metadata": {"version": 1}, "transient_metadata": {"enabled": True}}}
+    every = (await admin.security.get_role()).body
+    assert {"superuser", "monitoring_user", "viewer", "editor", "reader"} <= set(every)
+    assert every["superuser"]["cluster"] == ["all"] and every["superuser"]["metadata"] == {"_reserved": True}
+    assert (await admin.security.delete_role(name="reader")).body == {"found": True}
+    with pytest.raises(NotFoundError) as err:
+        await admin.security.delete_role(name="reader")
+    assert err.value.body == {"found": False}
+    with pytest.raises(NotFoundError) as err:
+        await admin.security.get_role(name="reader")
+    assert err.value.body == {}
+
+
+@pytest.mark.parametrize("body, kind, reason", [
+    ({"cluster": ["monitr"]}, "action_request_validation_exception",
+     "Validation Failed: 1: unknown cluster privilege [monitr]. a privilege must be either one of the predefined "
+     "cluster privilege names ["),
+    ({"indices": [{"names": ["x"], "privileges": ["reed"]}]}, "action_request_validation_exception",
+     "Validation Failed: 1: unknown index privilege [reed]. a privilege must be either one of the predefined fixed "
+     "indices privileges ["),
+    ({"indices": [{"privileges": ["read"]}]}, "parse_exception",
+     "failed to parse indices privileges for role [bad]. missing required [names] field"),
+    ({"cluster": ["monitor"], "colour": "red"}, "parse_exception", "failed to parse role [bad]. unexpected field [colour]"),
+])
+async def test_a_bad_role_is_refused_and_nothing_changes(admin: AsyncElasticsearch, body: dict[str, Any], kind: str,
+                                                         reason: str) -> None:
+    with pytest.raises(BadRequestError) as err:
+        await admin.perform_request("PUT", "/_security/role/bad", body=body,
+                                    headers={"content-type": "application/json"})
+    assert err.value.body["error"]["type"] == kind
+    assert err.value.body["error"]["reason"].startswith(reason)
+    with pytest.raises(NotFoundError):
+        await admin.security.get_role(name="bad")
+
+
+async def test_built_in_roles_are_reserved(admin: AsyncElasticsearch) -> None:
+    with pytest.raises(BadRequestError) as err:
+        await admin.security.put_role(name="superuser", cluster=["none"])
+    assert err.value.body["error"]["reason"] == "Validation Failed: 1: Role [superuser] is reserved and may not be used.;"
+    with pytest.raises(BadRequestError) as err:
+        await admin.security.delete_role(name="viewer")
+    assert err.value.body["error"]["reason"] == "role [viewer] is reserved and cannot be deleted"
+
+
+async def test_a_role_change_reaches_cached_principals(admin: AsyncElasticsearch,
+                                                       connect: Callable[..., AsyncElasticsearch]) -> None:
+    await admin.security.put_role(name="watcher", cluster=["monitor"])
+    await user_with(admin, "wes", ["watcher"])
+    wes = connect(basic_auth=("wes", "password-1"))
+    await wes.tasks.list()
+    await admin.security.put_role(name="watcher", cluster=[])
+    with pytest.raises(AuthorizationException):
+        await wes.tasks.list()
+
+
+# --- cluster privileges ------------------------------------------------------------------------
+
+async def test_the_task_api_needs_monitor_and_cancel_needs_manage(admin: AsyncElasticsearch,
+                                                                  connect: Callable[..., AsyncElasticsearch]) -> None:
+    await admin.security.put_role(name="mon", cluster=["monitor"])
+    await user_with(admin, "nobody", [])
+    await user_with(admin, "mona", ["mon"])
+    nobody, mona = connect(basic_auth=("nobody", "password-1")), connect(basic_auth=("mona", "password-1"))
+    with pytest.raises(AuthorizationException) as err:
+        await nobody.tasks.list()
+    assert err.value.body["error"] == {
+        "root_cause": [{"type": "security_exception", "reason": "action [cluster:monitor/tasks/lists] is unauthorized "
+                        "for user [nobody] with effective roles [], this action is granted by the cluster privileges "
+                        "[monitor,manage,all]"}],
+        "type": "security_exception", "reason": "action [cluster:monitor/tasks/lists] is unauthorized for user "
+        "[nobody] with effective roles [], this action is granted by the cluster privileges [monitor,manage,all]"}
+    assert err.value.meta.status == 403
+    assert "nodes" in (await mona.tasks.list()).body
+    with pytest.raises(NotFoundError):  # authorized: the task is simply not there
+        await mona.tasks.get(task_id="x:1")
+    with pytest.raises(AuthorizationException) as err:
+        await mona.tasks.cancel(task_id="x:1")
+    assert err.value.body["error"]["reason"] == (
+        "action [cluster:admin/tasks/cancel] is unauthorized for user [mona] with effective roles [mon], this action "
+        "is granted by the cluster privileges [cancel_task,manage,all]")
+    await admin.security.put_role(name="mgr", cluster=["manage"])
+    await user_with(admin, "mgr", ["mgr"])
+    assert (await connect(basic_auth=("mgr", "password-1")).tasks.cancel(actions="nothing*")).body["nodes"] == {}
+
+
+async def test_eql_status_is_for_monitoring_user_or_monitor(admin: AsyncElasticsearch,
+                                                            connect: Callable[..., AsyncElasticsearch]) -> None:
+    await user_with(admin, "moni", ["monitoring_user"])
+    await user_with(admin, "vera", ["viewer"])
+    with pytest.raises(BadRequestError):  # allowed: the handler finds the id malformed
+        await connect(basic_auth=("moni", "password-1")).eql.get_status(id="FmNoSuchSearch")
+    with pytest.raises(AuthorizationException) as err:
+        await connect(basic_auth=("vera", "password-1")).eql.get_status(id="FmNoSuchSearch")
+    assert err.value.body["error"]["reason"].startswith(
+        "action [cluster:monitor/eql/async/status] is unauthorized for user [vera] with effective roles [viewer]")
+
+
+async def test_cluster_settings_and_security_apis_need_their_privileges(
+        admin: AsyncElasticsearch, connect: Callable[..., AsyncElasticsearch]) -> None:
+    await admin.security.put_role(name="mon", cluster=["monitor"])
+    await user_with(admin, "mona", ["mon", "ghost_role"])
+    mona = connect(basic_auth=("mona", "password-1"))
+    assert "persistent" in (await mona.cluster.get_settings()).body
+    with pytest.raises(AuthorizationException) as err:
+        await mona.cluster.put_settings(persistent={"sme.core.async_requests.max_tasks_per_user": 5})
+    assert err.value.body["error"]["reason"] == (
+        "action [cluster:admin/settings/update] is unauthorized for user [mona] with effective roles [mon] (assigned "
+        "roles [ghost_role] were not found), this action is granted by the cluster privileges [manage,all]")
+    with pytest.raises(AuthorizationException) as err:
+        await mona.security.put_user(username="eve", password="password-1", roles=["superuser"])
+    assert err.value.body["error"]["reason"].endswith("this action is granted by the cluster privileges "
+                                                      "[manage_security,all]")
+    with pytest.raises(AuthorizationException):
+        await mona.security.get_user()
+    with pytest.raises(NotFoundError):
+        await admin.security.get_user(username="eve")
+    # manage alone does not reach the security APIs
+    await admin.security.put_role(name="mgr", cluster=["manage"])
+    await user_with(admin, "max", ["mgr"])
+    with pytest.raises(AuthorizationException):
+        await connect(basic_auth=("max", "password-1")).security.put_role(name="x", cluster=["all"])
+
+
+# --- index privileges in the path ----------------------------------------------------------------
+
+async def test_index_privileges_of_the_path(admin: AsyncElasticsearch, connect: Callable[..., AsyncElasticsearch]) -> None:
+    await admin.indices.create(index="logs-a")
+    await admin.index(index="logs-a", id="1", document={"msg": "hi"}, refresh=True)
+    await admin.indices.create(index="secret")
+    await admin.security.put_role(name="logs_rw", indices=[{"names": ["logs-*"], "privileges": ["read", "write"]}])
+    await user_with(admin, "lou", ["logs_rw"])
+    lou = connect(basic_auth=("lou", "password-1"))
+    assert (await lou.get(index="logs-a", id="1"))["_source"] == {"msg": "hi"}
+    await lou.index(index="logs-a", id="2", document={"msg": "there"})
+    assert (await lou.count(index="logs-*"))["count"] >= 1
+    with pytest.raises(AuthorizationException) as err:
+        await lou.get(index="secret", id="1")
+    assert err.value.body["error"]["reason"] == (
+        "action [indices:data/read/get] is unauthorized for user [lou] with effective roles [logs_rw] on indices "
+        "[secret], this action is granted by the index privileges [read,all]")
+    with pytest.raises(AuthorizationException):
+        await lou.indices.create(index="logs-b")  # write is not create_index
+    with pytest.raises(AuthorizationException):
+        await lou.indices.delete(index="logs-a")
+    with pytest.raises(AuthorizationException):
+        await lou.count(index="*")  # a pattern wider than the grant
+    with pytest.raises(AuthorizationException):
+        await lou.count(index="logs-a,secret")
+    assert await admin.indices.exists(index="logs-a")
+
+
+async def test_queries_need_read_on_every_index_until_sources_are_resolved(
+        admin: AsyncElasticsearch, connect: Callable[..., AsyncElasticsearch]) -> None:
+    await admin.index(index="logs", document={"n": 1}, refresh=True)
+    await user_with(admin, "vera", ["viewer"])
+    await admin.security.put_role(name="logs_only", indices=[{"names": ["logs"], "privileges": ["read"]}])
+    await user_with(admin, "lola", ["logs_only"])
+    rows = (await connect(basic_auth=("vera", "password-1")).esql.query(query="FROM logs | STATS n = COUNT(*) | LIMIT 1")).body
+    assert rows["values"] == [[1]]
+    with pytest.raises(AuthorizationException) as err:
+        await connect(basic_auth=("lola", "password-1")).esql.query(query="FROM logs | LIMIT 1")
+    assert "action [indices:data/read/esql] is unauthorized for user [lola]" in err.value.body["error"]["reason"]
+    with pytest.raises(AuthorizationException):
+        await connect(basic_auth=("vera", "password-1")).bulk(operations=[{"index": {"_index": "logs"}}, {"n": 2}])
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+async def test_api_keys_authenticate_through_the_client(admin: AsyncElasticsearch,
+                                                        connect: Callable[..., AsyncElasticsearch]) -> None:
+    created = (await admin.security.create_api_key(name="ci", metadata={"purpose": "tests"})).body
+    assert set(created) == {"id", "name", "api_key", "encoded"} and created["name"] == "ci"
+    assert base64.b64decode(created["encoded"]).decode() == f"{created['id']}:{created['api_key']}"
+    for client in (connect(api_key=created["encoded"]), connect(api_key=(created["id"], created["api_key"]))):
+        me = (await client.security.authenticate()).body
+        assert (me["username"], me["authentication_type"], me["api_key"]) == \
+            ("elastic", "api_key", {"id": created["id"], "name": "ci"})
+        assert me["authentication_realm"] == {"name": "_es_api_key", "type": "_es_api_key"}
+        await client.indices.create(index=f"made-by-key-{len(me['api_key']['id'])}-{id(client) % 1000}")
+    listed = (await admin.security.get_api_key(id=created["id"])).body["api_keys"]
+    assert [(k["id"], k["name"], k["username"], k["invalidated"], k["metadata"]) for k in listed] == \
+        [(created["id"], "ci", "elastic", False, {"purpose": "tests"})]
+    assert "api_key" not in listed[0] and "key_hash" not in listed[0]
+
+
+async def test_a_key_is_limited_by_its_creator(admin: AsyncElasticsearch,
+                                               connect: Callable[..., AsyncElasticsearch]) -> None:
+    await admin.security.put_role(name="keymaker", cluster=["manage_own_api_key", "monitor"])
+    await user_with(admin, "kim", ["keymaker"])
+    kim = connect(basic_auth=("kim", "password-1"))
+    # asks for everything; gets at most what kim has
+    key = (await kim.security.create_api_key(name="greedy", role_descriptors={
+        "everything": {"cluster": ["all"], "indices": [{"names": ["*"], "privileges": ["all"]}]}})).body
+    greedy = connect(api_key=key["encoded"])
+    assert "nodes" in (await greedy.tasks.list()).body
+    with pytest.raises(AuthorizationException) as err:
+        await greedy.cluster.put_settings(persistent={"sme.core.async_requests.max_tasks_per_user": 5})
+    assert err.value.body["error"]["reason"] == (
+        f"action [cluster:admin/settings/update] is unauthorized for API key id [{key['id']}] of user [kim], "
+        "this action is granted by the cluster privileges [manage,all]")
+    with pytest.raises(AuthorizationException):
+        await greedy.indices.create(index="nope")
+    # narrower than kim: only what both allow
+    narrow = (await kim.security.create_api_key(name="narrow", role_descriptors={"none": {"cluster": []}})).body
+    with pytest.raises(AuthorizationException):
+        await connect(api_key=narrow["encoded"]).tasks.list()
+
+
+async def test_manage_own_api_key_sees_and_invalidates_only_its_own(
+        admin: AsyncElasticsearch, connect: Callable[..., AsyncElasticsearch]) -> None:
+    await admin.security.put_role(name="keymaker", cluster=["manage_own_api_key"])
+    await user_with(admin, "kim", ["keymaker"])
+    kim = connect(basic_auth=("kim", "password-1"))
+    mine = (await kim.security.create_api_key(name="mine")).body
+    theirs = (await admin.security.create_api_key(name="theirs")).body
+    assert [k["name"] for k in (await kim.security.get_api_key(owner=True)).body["api_keys"]] == ["mine"]
+    with pytest.raises(AuthorizationException):
+        await kim.security.get_api_key()  # everyone's
+    with pytest.raises(AuthorizationException):
+        await kim.security.invalidate_api_key(ids=[theirs["id"]])
+    assert [k["name"] for k in (await admin.security.get_api_key()).body["api_keys"]] == ["mine", "theirs"]
+    done = (await kim.security.invalidate_api_key(ids=[mine["id"]], owner=True)).body
+    assert done == {"invalidated_api_keys": [mine["id"]], "previously_invalidated_api_keys": [], "error_count": 0}
+    again = (await kim.security.invalidate_api_key(ids=[mine["id"]], owner=True)).body
+    assert again["previously_invalidated_api_keys"] == [mine["id"]]
+    assert (await connect(api_key=theirs["encoded"]).security.authenticate())["username"] == "elastic"
+
+
+async def test_an_invalidated_key_is_refused_at_once(admin: AsyncElasticsearch,
+                                                     connect: Callable[..., AsyncElasticsearch]) -> None:
+    key = (await admin.security.create_api_key(name="soon-gone")).body
+    client = connect(api_key=key["encoded"])
+    assert (await client.security.authenticate())["api_key"]["name"] == "soon-gone"  # cached now
+    await admin.security.invalidate_api_key(ids=[key["id"]])
+    with pytest.raises(AuthenticationException) as err:
+        await client.security.authenticate()
+    assert err.value.body["error"]["reason"] == ("unable to authenticate with provided credentials and anonymous "
+                                                 "access is not allowed for this request")
+    assert err.value.body["error"]["additional_unsuccessful_credentials"] == \
+        f"API key: api key [{key['id']}] has been invalidated"
+
+
+async def test_an_expired_key_is_refused(admin: AsyncElasticsearch, secured: TestServer,
+                                         connect: Callable[..., AsyncElasticsearch]) -> None:
+    security = secured.app[keys.SECURITY]
+    now = [security.clock()]
+    security.clock = lambda: now[0]
+    key = (await admin.security.create_api_key(name="brief", expiration="1h")).body
+    assert key["expiration"] == int(now[0] * 1000) + 3_600_000
+    client = connect(api_key=key["encoded"])
+    assert (await client.security.authenticate())["api_key"]["name"] == "brief"
+    now[0] += 3601
+    with pytest.raises(AuthenticationException) as err:
+        await client.security.authenticate()
+    assert err.value.body["error"]["additional_unsuccessful_credentials"] == "API key: api key is expired"
+    assert [k["expiration"] for k in (await admin.security.get_api_key(name="brief")).body["api_keys"]] == \
+        [key["expiration"]]
+    assert (await admin.security.get_api_key(name="brief", active_only=True)).body == {"api_keys": []}
+
+
+async def test_unknown_and_wrong_keys(raw: TestClient) -> None:
+    for value, detail in ((base64.b64encode(b"nokey:secret").decode(), "API key: unable to find apikey with id nokey"),
+                          ("%%%", "API key: invalid ApiKey value")):
+        resp = await raw.get("/", headers={"Authorization": f"ApiKey {value}"})
+        assert resp.status == 401
+        assert (await resp.json())["error"]["additional_unsuccessful_credentials"] == detail
+
+
+async def test_bad_api_key_requests_change_nothing(admin: AsyncElasticsearch) -> None:
+    for body, reason in (({}, "Validation Failed: 1: api key name is required;"),
+                         ({"name": "_hidden"}, "Validation Failed: 1: api key name may not begin with an underscore;"),
+                         ({"name": "k", "expiration": "soon"}, "failed to parse setting [expiration] with value [soon] "
+                                                               "as a time value: unit is missing or unrecognized"),
+                         ({"name": "k", "role_descriptors": {"r": {"cluster": ["bogus"]}}},
+                          "Validation Failed: 1: unknown cluster privilege [bogus].")):
+        with pytest.raises(BadRequestError) as err:
+            await admin.perform_request("POST", "/_security/api_key", body=body,
+                                        headers={"content-type": "application/json"})
+        assert err.value.body["error"]["reason"].startswith(reason)
+    assert (await admin.security.get_api_key()).body == {"api_keys": []}
+    with pytest.raises(BadRequestError) as err:
+        await admin.security.invalidate_api_key()
+    assert "One of [api key id(s), api key name, username, realm name] must be specified" in \
+        err.value.body["error"]["reason"]
+
+
+async def test_a_key_cannot_mint_a_key_with_privileges(admin: AsyncElasticsearch,
+                                                       connect: Callable[..., AsyncElasticsearch]) -> None:
+    parent = connect(api_key=(await admin.security.create_api_key(name="parent")).body["encoded"])
+    for descriptors in (None, {}, {"some": {"cluster": ["monitor"]}}):
+        with pytest.raises(BadRequestError) as err:
+            await parent.security.create_api_key(name="child", role_descriptors=descriptors)
+        assert err.value.body["error"]["reason"] == ("creating derived api keys requires an explicit role descriptor "
+                                                     "that is empty (has no privileges)")
+    child = (await parent.security.create_api_key(name="child", role_descriptors={"nothing": {}})).body
+    with pytest.raises(AuthorizationException):
+        await connect(api_key=child["encoded"]).info()
+
+
+# --- security off -------------------------------------------------------------------------------
+
+async def test_with_security_off_nothing_asks_for_credentials(es: AsyncElasticsearch, http: TestClient) -> None:
+    assert (await es.info())["tagline"] == "You Know, for Search"
+    resp = await http.get("/_security/_authenticate")
+    assert resp.status == 500
+    assert (await resp.json())["error"]["reason"] == "Security is not enabled but a security rest handler is registered"
+    resp = await http.get("/", headers=basic("elastic", "anything"))
+    assert resp.status == 200
+
+
+# --- no secret anywhere ---------------------------------------------------------------------
+
+async def test_no_secret_in_responses(admin: AsyncElasticsearch) -> None:
+    await user_with(admin, "sam", ["viewer"], "sam-password-42")
+    key = (await admin.security.create_api_key(name="k")).body
+    shown = [(await admin.security.get_user()).body, (await admin.security.get_api_key()).body,
+             (await admin.security.authenticate()).body]
+    text = repr(shown)
+    for secret in ("sam-password-42", PASSWORD, key["api_key"], key["encoded"], "scrypt$"):
+        assert secret not in text
