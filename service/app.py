@@ -21,7 +21,7 @@ from .core.searches import AsyncSearches
 from .core.tasks import TaskManager
 from .api import cluster, documents, eql, esql, indices, root, security, sme, sme_export, tasks
 from .api.guard import security_step
-from .api.middleware import es_conventions
+from .api.middleware import es_conventions, known_params
 from .node import load_node
 from .query import eql as eql_language
 from .query import esql as esql_language
@@ -246,8 +246,10 @@ def _security_routes(r: web.UrlDispatcher) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    # The security step runs inside es_conventions, so its 401 and 403 are rendered as every error is.
-    app = web.Application(middlewares=[es_conventions, security_step], client_max_size=settings.max_body_bytes)
+    # The security step runs inside es_conventions, so its 401 and 403 are rendered as every error is,
+    # and before the parameter check, as Elasticsearch authenticates before its handlers read them.
+    app = web.Application(middlewares=[es_conventions, security_step, known_params],
+                          client_max_size=settings.max_body_bytes)
     app[keys.SETTINGS] = settings
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_reaper)

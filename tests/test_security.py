@@ -566,3 +566,12 @@ async def test_no_secret_in_responses(admin: AsyncElasticsearch) -> None:
     text = repr(shown)
     for secret in ("sam-password-42", PASSWORD, key["api_key"], key["encoded"], "scrypt$"):
         assert secret not in text
+
+
+async def test_authentication_comes_before_the_parameter_check(raw: TestClient) -> None:
+    resp = await raw.get("/_tasks?no_such_param=1")
+    assert resp.status == 401
+    resp = await raw.get("/_tasks?no_such_param=1", headers=basic("elastic", PASSWORD))
+    assert resp.status == 400
+    assert (await resp.json())["error"]["reason"] == \
+        "request [/_tasks] contains unrecognized parameter: [no_such_param]"

@@ -14,7 +14,8 @@ from service.settings import SettingsError, load_settings
 
 def test_precedence_defaults_file_env_flags(tmp_path: Path) -> None:
     config = tmp_path / "esquire.toml"
-    config.write_text('port = 9301\nlog_level = "debug"\nhost = "0.0.0.0"\n')
+    # a non-loopback host needs security or an explicit insecure (tests/test_security_process.py)
+    config.write_text('port = 9301\nlog_level = "debug"\nhost = "0.0.0.0"\ninsecure = true\n')
     settings = load_settings({"port": 9303}, {"ESQUIRE_PORT": "9302", "ESQUIRE_LOG_LEVEL": "error"}, config)
     assert (settings.port, settings.log_level, settings.host) == (9303, "error", "0.0.0.0")
     assert load_settings({}, {}).port == 9200

@@ -45,8 +45,12 @@ async def _authenticate(request: web.Request) -> Principal:
     try:
         return await authn.authenticate(request.headers.get("Authorization"), uri, security.cache, security.lookup)
     except authn.AuthenticationError as err:
-        log.warning("authentication_failed", user=err.user, api_key_id=err.key_id, remote=request.remote,
-                    method=request.method, path=request.path, reason=err.detail or err.reason.split(" for REST")[0])
+        if err.user is None and err.key_id is None and err.detail is None:  # no credentials, or unreadable ones
+            log.info("authentication_missing", remote=request.remote, method=request.method, path=request.path,
+                     reason=err.reason.split(" for REST")[0])
+        else:
+            log.warning("authentication_failed", user=err.user, api_key_id=err.key_id, remote=request.remote,
+                        method=request.method, path=request.path, reason=err.detail)
         raise
 
 

@@ -101,7 +101,6 @@ async def es_conventions(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         if len(opaque_ids) > 1:
             raise BadRequest("multiple values for single-valued header [X-Opaque-Id].")
-        _check_params(request)
         _check_declared_length(request)
         response = await handler(_last_values(request))
         if isinstance(response, JsonResponse) and request.method != "HEAD":
@@ -134,6 +133,14 @@ async def es_conventions(request: web.Request, handler: Handler) -> web.StreamRe
     log.info("request", method=request.method, path=request.path, status=response.status,
              duration_ms=round((time.perf_counter() - started) * 1000, 2))
     return response
+
+
+@web.middleware
+async def known_params(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown query parameters are refused as ES refuses them: innermost, after the security
+    step, as ES's handlers read their parameters only once the request is authenticated."""
+    _check_params(request)
+    return await handler(request)
 
 
 # --- errors found before any handler runs ----------------------------------------------
