@@ -388,6 +388,12 @@ async def test_index_privileges_of_the_path(admin: AsyncElasticsearch, connect: 
         "[secret], this action is granted by the index privileges [read,all]")
     with pytest.raises(AuthorizationException):
         await lou.indices.create(index="logs-b")  # write is not create_index
+    with pytest.raises(AuthorizationException) as err:
+        await lou.index(index="logs-b", document={"msg": "new index"})  # nor does it create one by a write
+    assert err.value.body["error"]["reason"] == (
+        "action [indices:admin/auto_create] is unauthorized for user [lou] with effective roles [logs_rw] on indices "
+        "[logs-b], this action is granted by the index privileges [auto_configure,create_index,manage,all]")
+    assert not await admin.indices.exists(index="logs-b")
     with pytest.raises(AuthorizationException):
         await lou.indices.delete(index="logs-a")
     with pytest.raises(AuthorizationException):

@@ -16,7 +16,7 @@ from .. import keys
 from ..errors import Forbidden
 from ..security import authn
 from ..security.principal import Principal
-from .actions import Action, action_of, index_expressions
+from .actions import PATH, Action, action_of, index_expressions
 from .middleware import Handler
 
 log = structlog.get_logger("esquire.security")
@@ -70,6 +70,21 @@ def _authorize(request: web.Request, principal: Principal) -> None:
     refused = [e for e in expressions if not principal.permission.allows_index(action.name, e)]
     if refused:
         raise _denied(request, principal, action, expressions)
+    created = _auto_created(request, action, expressions)
+    if created and not all(principal.permission.allows_index(AUTO_CREATE.name, n) for n in created):
+        raise _denied(request, principal, AUTO_CREATE, created)
+
+
+AUTO_CREATE = Action("indices:admin/auto_create", PATH)
+
+
+def _auto_created(request: web.Request, action: Action, expressions: list[str]) -> list[str]:
+    """The indices a document write would create: as in ES, ``write`` alone does not create an
+    index, ``create_index`` (or ``auto_configure``, ``manage``) does."""
+    if action.index != PATH or not action.name.startswith("indices:data/write/"):
+        return []
+    catalog = request.app[keys.CATALOG]
+    return [n for n in expressions if "*" not in n and n not in catalog.indices]
 
 
 def _self_service(request: web.Request, action: Action, principal: Principal) -> bool:
