@@ -581,3 +581,30 @@ async def test_authentication_comes_before_the_parameter_check(raw: TestClient) 
     assert resp.status == 400
     assert (await resp.json())["error"]["reason"] == \
         "request [/_tasks] contains unrecognized parameter: [no_such_param]"
+
+
+# --- SME tasks belong to their creator ---------------------------------------------------------
+
+async def test_sme_tasks_are_seen_only_by_their_owner(admin: AsyncElasticsearch, secured: TestServer,
+                                                      raw: TestClient) -> None:
+    from service.core.background import Limits
+    from service.query.esql import EsqlJob
+    from service.query.options import QueryOptions
+
+    await admin.index(index="logs", document={"bytes": 1}, refresh=True)
+    await user_with(admin, "alice", ["viewer"])
+    await user_with(admin, "bob", ["viewer"])
+    app = secured.app
+    job = EsqlJob.compile("FROM logs | LIMIT 5", None, None, app[keys.CATALOG], QueryOptions.of(app[keys.SETTINGS]))
+    view = await app[keys.BACKGROUND].create(job, "alice", {}, Limits(keep_alive_ms=60_000, max_running=1, max_tasks=5),
+                                             {"query": "FROM logs | LIMIT 5"}, [])
+    task_id = view.record.id
+    alice, bob = basic("alice", "password-1"), basic("bob", "password-1")
+    resp = await raw.get(f"/_sme/async_requests/status/{task_id}", headers=alice)
+    assert resp.status == 200 and (await resp.json())["user"] == "alice"
+    for path in (f"status/{task_id}", f"response/{task_id}", f"logs/{task_id}"):
+        assert (await raw.get(f"/_sme/async_requests/{path}", headers=bob)).status == 404
+    assert (await raw.delete(f"/_sme/async_requests/delete/{task_id}", headers=bob)).status == 404
+    listed = await (await raw.get("/_sme/async_requests/status", headers=bob)).json()
+    assert task_id not in repr(listed)
+    assert task_id in repr(await (await raw.get("/_sme/async_requests/status", headers=alice)).json())

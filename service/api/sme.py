@@ -27,17 +27,21 @@ from ..query.sml import SmlJob, event_fields, lookups
 from ..query.options import QueryOptions
 from ..query.sml import request as sml_request
 from ..store.dates import format_millis
+from .guard import principal_of
 from .middleware import accepts
 from .wire import ListWriter, is_pretty, read_body, respond, task_headers
 
-# Until authentication exists (the security issue), every task belongs to this one user.
+# With security off, every task belongs to this one user.
 DEFAULT_USER = "default"
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _FRAME_EXTRAS = ("sidebar", "timeline", "executionCost")
 
 
 def owner(request: web.Request) -> str:
-    return DEFAULT_USER
+    """Whose tasks the request sees and creates: its principal's (an API key's are its owner
+    user's), so another user's task is not found; with security off, ``DEFAULT_USER``."""
+    principal = principal_of(request)
+    return DEFAULT_USER if principal is None else principal.owner
 
 
 def task_id_of(request: web.Request) -> str:
