@@ -9,6 +9,7 @@ invalidated.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -30,6 +31,7 @@ ELASTIC = "elastic"
 RESERVED_USERS = frozenset({ELASTIC, "kibana", "kibana_system", "logstash_system", "beats_system", "apm_system",
                             "remote_monitoring_user"})
 MAX_KEY_NAME = 1024
+HASHING_SLOTS = 2
 
 
 class ValidationFailure(ServiceError):
@@ -60,9 +62,20 @@ class Security:
         self.store = store
         self.clock = clock
         self.cache = AuthCache(lambda: self.clock())
+        # Slow hashes at once, at most: a flood of wrong passwords queues here instead of
+        # taking every thread of the loop's executor (which also renders big answers).
+        self._hashing = asyncio.Semaphore(HASHING_SLOTS)
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
+
+    async def _verify(self, secret: str, stored: str | None) -> bool:
+        async with self._hashing:
+            return await passwords.verify(secret, stored)
+
+    async def _hash(self, secret: str) -> str:
+        async with self._hashing:
+            return await passwords.hash_secret(secret)
 
     # --- start-up --------------------------------------------------------------------------
 
@@ -73,7 +86,7 @@ class Security:
         if await self.store.user(ELASTIC) is not None:
             return None
         generated = None if password else passwords.generate_password()
-        digest = await passwords.hash_secret(password or generated)  # type: ignore[arg-type]
+        digest = await self._hash(password or generated)  # type: ignore[arg-type]
         created = await self.store.create_reserved(ELASTIC, digest, ["superuser"], self.now_ms())
         if created:
             log.info("bootstrap_user_created", user=ELASTIC, password_generated=generated is not None)
@@ -90,7 +103,7 @@ class Security:
 
     async def _user_principal(self, credentials: Credentials) -> Principal:
         user = await self.store.user(credentials.name)
-        if not await passwords.verify(credentials.secret, user.password_hash if user else None) or user is None:
+        if not await self._verify(credentials.secret, user.password_hash if user else None) or user is None:
             raise Refused("unknown user or wrong password")
         if not user.enabled:
             raise Refused("user is disabled")
@@ -105,9 +118,9 @@ class Security:
     async def _key_principal(self, credentials: Credentials) -> tuple[Principal, float | None]:
         key = await self.store.key(credentials.name)
         if key is None:
-            await passwords.verify(credentials.secret, None)  # as long as a wrong secret takes
+            await self._verify(credentials.secret, None)  # as long as a wrong secret takes
             raise Refused(f"unable to find apikey with id {credentials.name}")
-        if not await passwords.verify(credentials.secret, key.key_hash):
+        if not await self._verify(credentials.secret, key.key_hash):
             raise Refused(f"invalid credentials for API key [{key.id}]")
         if key.invalidated_ms is not None:
             raise Refused(f"api key [{key.id}] has been invalidated")
@@ -169,7 +182,7 @@ class Security:
         existing = await self.store.user(name)
         if password is None and existing is None:
             raise ValidationFailure("password must be specified unless you are updating an existing user")
-        digest = await passwords.hash_secret(password) if password is not None else ""
+        digest = await self._hash(password) if password is not None else ""
         user = StoredUser(name, digest, fields["roles"], fields["full_name"], fields["email"], fields["metadata"],
                           fields["enabled"], False)
         created = await self.store.put_user(user, self.now_ms(), keep_password=password is None)
@@ -182,7 +195,7 @@ class Security:
         if not isinstance(password, str):
             raise ValidationError("password must be specified")
         _check_password(password)
-        digest = await passwords.hash_secret(password)
+        digest = await self._hash(password)
         if not await self.store.set_password(name, digest, self.now_ms()):
             raise ValidationFailure("user must exist in order to change password")
         self.cache.drop_user(name)
@@ -212,7 +225,7 @@ class Security:
         key_id, secret = passwords.generate_api_key()
         realm = creator.realm if creator.api_key is None else NATIVE_REALM
         await self.store.create_key(StoredKey(
-            key_id, name, await passwords.hash_secret(secret), creator.username, realm[0], realm[1], self.now_ms(),
+            key_id, name, await self._hash(secret), creator.username, realm[0], realm[1], self.now_ms(),
             expires_ms, None, descriptors, limited_by, metadata))
         return NewKey(key_id, name, secret, expires_ms)
 
