@@ -199,7 +199,8 @@ def _routes(app: web.Application) -> None:
     r.add_get("/_refresh", indices.refresh, allow_head=False)
     r.add_get("/_cat/indices", indices.cat_indices, allow_head=False)
     r.add_get("/_cat/indices/{index}", indices.cat_indices, allow_head=False)
-    _security_routes(r)
+    if app[keys.SETTINGS].security_enabled:  # off, they are unknown routes, as before security existed
+        _security_routes(r)
 
     r.add_put("/{index}", indices.create)
     r.add_delete("/{index}", indices.delete)

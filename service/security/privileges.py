@@ -38,7 +38,7 @@ _ALL_CLUSTER = ("cluster:*", "indices:admin/template/*", "indices:admin/index_te
 # Least access first: the order ES's denial message lists the privileges that would grant.
 CLUSTER = _table(
     Privilege("none", ()),
-    Privilege("cancel_task", ("cluster:admin/tasks/cancel",)),
+    Privilege("cancel_task", ("cluster:admin/tasks/cancel*",)),
     Privilege("monitor_ml", ("cluster:monitor/xpack/ml/*",)),
     Privilege("monitor_watcher", ("cluster:monitor/xpack/watcher/*",)),
     Privilege("monitor_transform", ("cluster:monitor/data_frame/*", "cluster:monitor/transform/*")),
@@ -132,23 +132,26 @@ def resolve(name: str, table: dict[str, Privilege], action_patterns: tuple[str, 
     if named is not None:
         return named
     if any(wildcard(p)(name) for p in action_patterns):
-        return Privilege(name, (name,))
+        # ES: a cluster action grants itself and what it prefixes; an index action pattern is itself
+        return Privilege(name, (name + "*",) if action_patterns is CLUSTER_ACTION_PATTERNS else (name,))
     return None
 
 
 def granting(action: str, table: dict[str, Privilege]) -> list[str]:
-    """The named privileges that grant ``action``, least access first (ES's denial message)."""
-    return [p.name for p in table.values() if p.name != "none" and p.grants(action)]
+    """The named privileges that grant ``action``, least access first (ES's denial message).
+    ``manage_own_api_key`` is left out: it grants API key actions on one's own keys only, and
+    ES names it only where the request was for those."""
+    return [p.name for p in table.values() if p.name not in ("none", "manage_own_api_key") and p.grants(action)]
 
 
 def unknown_cluster(name: str) -> str:
     return (f"unknown cluster privilege [{name}]. a privilege must be either one of the predefined cluster privilege "
-            f"names [{','.join(sorted(CLUSTER))}] or a pattern over one of the available cluster actions")
+            f"names [{','.join(CLUSTER)}] or a pattern over one of the available cluster actions")
 
 
 def unknown_index(name: str) -> str:
     return (f"unknown index privilege [{name.lower()}]. a privilege must be either one of the predefined fixed indices "
-            f"privileges [{','.join(sorted(INDEX))}] or a pattern over one of the available index actions")
+            f"privileges [{','.join(INDEX)}] or a pattern over one of the available index actions")
 
 
 def all_granted(names: Iterable[str], table: dict[str, Privilege], patterns: tuple[str, ...]) -> list[Privilege]:

@@ -15,8 +15,9 @@ from ..errors import ServiceError, ValidationError
 from ..patterns import PatternError, lucene_regex, wildcard
 from . import privileges as privs
 
-# Elasticsearch's rule for user and role names (Validation.Users / Validation.Roles).
-MAX_NAME = 507
+# Elasticsearch's rule for user and role names (Validation.Users / Validation.Roles, 8.x and 9.x).
+MAX_NAME = 1024
+MAX_DESCRIPTION = 1000
 
 
 class ParseFailure(ServiceError):
@@ -25,7 +26,7 @@ class ParseFailure(ServiceError):
 
 
 def valid_name(name: str) -> bool:
-    """1..507 printable Basic Latin characters, no leading or trailing whitespace."""
+    """1..1024 printable Basic Latin characters, no leading or trailing whitespace."""
     return (0 < len(name) <= MAX_NAME and name == name.strip()
             and all(" " <= c <= "~" for c in name))
 
@@ -70,6 +71,8 @@ def parse_descriptor(role: str, body: dict[str, Any], *, noun: str = "role") -> 
                  for n in entry["names"] if _bad_pattern(n)]
     if any(key.startswith("_") for key in metadata):
         problems.append("role descriptor metadata keys may not start with [_]")
+    if isinstance(body.get("description"), str) and len(body["description"]) > MAX_DESCRIPTION:
+        problems.append(f"Role description must be less than {MAX_DESCRIPTION} characters.")
     if problems:
         raise ValidationError(*problems)
     descriptor = {"cluster": cluster, "indices": indices,

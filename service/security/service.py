@@ -103,7 +103,8 @@ class Security:
 
     async def _user_principal(self, credentials: Credentials) -> Principal:
         user = await self.store.user(credentials.name)
-        if not await self._verify(credentials.secret, user.password_hash if user else None) or user is None:
+        verified = await self._verify(credentials.secret, user.password_hash if user else None)
+        if user is None or not verified:
             raise Refused("unknown user or wrong password")
         if not user.enabled:
             raise Refused("user is disabled")

@@ -112,12 +112,6 @@ class SecurityStore:
                                      (password_hash, now_ms, username))
             return cur.rowcount == 1
 
-    async def set_enabled(self, username: str, enabled: bool, now_ms: int) -> bool:
-        async with self.db.write(grows=False) as conn:
-            cur = await conn.execute("UPDATE security_users SET enabled = ?, changed_ms = ? WHERE username = ?",
-                                     (int(enabled), now_ms, username))
-            return cur.rowcount == 1
-
     async def delete_user(self, username: str) -> bool:
         """Delete a non-reserved user; True when one was deleted."""
         async with self.db.write(grows=False) as conn:
