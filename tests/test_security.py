@@ -618,3 +618,38 @@ def test_every_route_has_an_action_and_every_action_a_route(secured_settings: Se
     routes = {(r.method, r.resource.canonical) for r in create_app(secured_settings).router.routes()}
     assert sorted(routes - set(ACTIONS)) == []
     assert sorted(set(ACTIONS) - routes) == []
+
+
+# --- every route, three callers ----------------------------------------------------------------
+
+_FILLED = {"index": "logs", "id": "FmNoSuchId", "name": "someone", "task_id": "node:1"}
+
+
+def _routes() -> list[tuple[str, str]]:
+    from service.api.actions import ACTIONS
+
+    return sorted(ACTIONS)
+
+
+@pytest.mark.parametrize("method, template", _routes())
+async def test_every_route_asks_for_credentials_and_checks_privileges(raw: TestClient, admin: AsyncElasticsearch,
+                                                                      method: str, template: str) -> None:
+    """No credentials: 401 everywhere. A user without roles: 403 everywhere but
+    ``_authenticate`` (and its own password). The superuser: never 401 or 403."""
+    from service.api.actions import ACTIONS
+
+    await user_with(admin, "nobody", [])
+    path = template.format(**_FILLED)
+    anonymous = await raw.request(method, path)
+    assert anonymous.status == 401, (method, path)
+    assert anonymous.headers.getall("WWW-Authenticate") == CHALLENGES
+    nobody = await raw.request(method, path, headers=basic("nobody", "password-1"))
+    if ACTIONS[(method, template)].self_service:
+        assert nobody.status not in (401, 403), (method, path, await nobody.text())
+    else:
+        assert nobody.status == 403, (method, path, await nobody.text())
+        if method != "HEAD":
+            reason = (await nobody.json())["error"]["reason"]
+            assert reason.startswith(f"action [{ACTIONS[(method, template)].name}] is unauthorized for user [nobody]")
+    superuser = await raw.request(method, path, headers=basic("elastic", PASSWORD))
+    assert superuser.status not in (401, 403), (method, path, await superuser.text())
