@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     query = sub.add_parser("query", help="run an ES|QL query on a running service, with a progress bar")
     query.add_argument("query", help="the ES|QL query, e.g. 'FROM logs | STATS n = COUNT(*) BY host.name'")
     query.add_argument("--url", default=os.environ.get("ESQUIRE_URL", "http://127.0.0.1:9200"),
-                       help="the service (default $ESQUIRE_URL or http://127.0.0.1:9200)")
+                       help="the service (default $ESQUIRE_URL or http://127.0.0.1:9200); with security on, "
+                            "http://user:password@host:port or an API key in $ESQUIRE_API_KEY")
     query.add_argument("--format", choices=FORMATS, default="txt", help="output format (default txt)")
     query.add_argument("--no-progress", action="store_true", help="no progress bar (the default when stderr "
                        "is not a terminal)")
@@ -76,7 +77,7 @@ async def serve(settings: Settings) -> None:
 
 def query(args: argparse.Namespace) -> int:
     try:
-        return run_query(Service(args.url), args.query, args.format, sys.stdout, sys.stderr,
+        return run_query(Service(args.url, api_key=os.environ.get("ESQUIRE_API_KEY")), args.query, args.format, sys.stdout, sys.stderr,
                          progress=not args.no_progress and sys.stderr.isatty())
     except ClientError as exc:
         print(f"esquire: {exc}", file=sys.stderr)

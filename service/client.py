@@ -7,6 +7,7 @@ chosen format. Ctrl-C stops the query and prints what it found so far.
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 import urllib.error
@@ -55,8 +56,17 @@ class ProgressBar:
 
 
 class Service:
-    def __init__(self, url: str, timeout_s: float = 60.0) -> None:
-        self.url = url.rstrip("/")
+    """A running service. Credentials, for one with security on: ``user:password@`` in the URL
+    (sent as Basic, the URL itself kept without them), or an encoded API key."""
+
+    def __init__(self, url: str, timeout_s: float = 60.0, api_key: str | None = None) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.authorization = f"ApiKey {api_key}" if api_key else None
+        if parts.username is not None:
+            userinfo = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+            self.authorization = "Basic " + base64.b64encode(userinfo.encode()).decode("ascii")
+            parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+        self.url = urllib.parse.urlunsplit(parts).rstrip("/")
         self.timeout_s = timeout_s
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None,
@@ -64,8 +74,10 @@ class Service:
         """The body and headers of a successful answer; ``ClientError`` otherwise."""
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
         data = orjson.dumps(body) if body is not None else None
-        request = urllib.request.Request(f"{self.url}{path}{query}", data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if self.authorization:
+            headers["Authorization"] = self.authorization
+        request = urllib.request.Request(f"{self.url}{path}{query}", data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 return response.read(), response.headers

@@ -653,3 +653,30 @@ async def test_every_route_asks_for_credentials_and_checks_privileges(raw: TestC
             assert reason.startswith(f"action [{ACTIONS[(method, template)].name}] is unauthorized for user [nobody]")
     superuser = await raw.request(method, path, headers=basic("elastic", PASSWORD))
     assert superuser.status not in (401, 403), (method, path, await superuser.text())
+
+
+# --- the query command line on a secured service -------------------------------------------------
+
+async def test_esquire_query_with_credentials(secured: TestServer, admin: AsyncElasticsearch) -> None:
+    import asyncio
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    port = secured.port
+    key = (await admin.security.create_api_key(name="cli")).body
+
+    def esquire(url: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "service", "query", "--url", url, "--format", "csv",
+                               "ROW a = 1 | LIMIT 1"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, **(env or {})})
+
+    for url, env in ((f"http://elastic:{PASSWORD}@127.0.0.1:{port}", None),
+                     (f"http://127.0.0.1:{port}", {"ESQUIRE_API_KEY": key["encoded"]})):
+        done = await asyncio.to_thread(esquire, url, env)
+        assert (done.returncode, done.stdout) == (0, "a\n1\n"), done.stderr
+    refused = await asyncio.to_thread(esquire, f"http://127.0.0.1:{port}")
+    assert refused.returncode == 1
+    assert "missing authentication credentials" in refused.stderr
