@@ -23,7 +23,8 @@ CREATE TABLE security_roles (
 ) WITHOUT ROWID;
 
 -- API keys. `role_descriptors`: the key's own roles (JSON object, name -> descriptor);
--- `limited_by`: its creator's role descriptors when it was created (JSON list), which bound it.
+-- `limited_by`: its creator's role descriptors when it was created (JSON object, name ->
+-- descriptor), which bound it.
 CREATE TABLE security_api_keys (
     id               TEXT PRIMARY KEY,
     name             TEXT NOT NULL,

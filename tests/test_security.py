@@ -435,6 +435,9 @@ async def test_api_keys_authenticate_through_the_client(admin: AsyncElasticsearc
     assert [(k["id"], k["name"], k["username"], k["invalidated"], k["metadata"]) for k in listed] == \
         [(created["id"], "ci", "elastic", False, {"purpose": "tests"})]
     assert "api_key" not in listed[0] and "key_hash" not in listed[0]
+    limited = (await admin.security.get_api_key(id=created["id"], with_limited_by=True)).body["api_keys"][0]
+    assert list(limited["limited_by"][0]) == ["superuser"]
+    assert limited["limited_by"][0]["superuser"]["cluster"] == ["all"]
 
 
 async def test_a_key_is_limited_by_its_creator(admin: AsyncElasticsearch,

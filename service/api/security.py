@@ -134,7 +134,7 @@ def _key_body(key: StoredKey, with_limited_by: bool) -> dict[str, Any]:
     body.update({"username": key.owner, "realm": key.realm, "realm_type": key.realm_type, "metadata": key.metadata,
                  "role_descriptors": key.role_descriptors})
     if with_limited_by:
-        body["limited_by"] = [{f"role_{i}": d} for i, d in enumerate(key.limited_by)] if key.limited_by else []
+        body["limited_by"] = [key.limited_by]  # ES: one object of the creator's roles, by name
     return body
 
 

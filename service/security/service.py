@@ -130,7 +130,7 @@ class Security:
         owner = await self.store.user(key.owner)
         if owner is None or not owner.enabled:
             raise Refused(f"the owner of api key [{key.id}] is no longer active")
-        limit = Permission.of(key.limited_by)
+        limit = Permission.of(key.limited_by.values())
         own = Permission.of(key.role_descriptors.values()) if key.role_descriptors else limit
         principal = Principal(key.owner, (), (), Limited(own, limit), API_KEY_REALM, owner.full_name, owner.email,
                               owner.metadata, ApiKeyRef(key.id, key.name))
@@ -219,10 +219,10 @@ class Security:
                 raise BadRequest("creating derived api keys requires an explicit role descriptor that is empty "
                                  "(has no privileges)")
             source = await self.store.key(creator.api_key.id)
-            limited_by = source.limited_by if source else []
+            limited_by = source.limited_by if source else {}
         else:
             user = await self.store.user(creator.username)
-            limited_by = list((await self.role_descriptors(user.roles if user else [])).values())
+            limited_by = await self.role_descriptors(user.roles if user else [])
         key_id, secret = passwords.generate_api_key()
         realm = creator.realm if creator.api_key is None else NATIVE_REALM
         await self.store.create_key(StoredKey(

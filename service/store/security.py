@@ -40,7 +40,7 @@ class StoredKey:
     expires_ms: int | None
     invalidated_ms: int | None
     role_descriptors: dict[str, Any]
-    limited_by: list[dict[str, Any]]
+    limited_by: dict[str, Any]  # the creator's role descriptors by name, as they were
     metadata: dict[str, Any]
 
 
