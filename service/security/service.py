@@ -62,8 +62,8 @@ class Security:
         self.store = store
         self.clock = clock
         self.cache = AuthCache(lambda: self.clock())
-        # Slow hashes at once, at most: a flood of wrong passwords queues here instead of
-        # taking every thread of the loop's executor (which also renders big answers).
+        # At most HASHING_SLOTS slow hashes at once: a flood of wrong passwords queues here
+        # instead of taking every thread of the loop's executor (which also renders big answers).
         self._hashing = asyncio.Semaphore(HASHING_SLOTS)
 
     def now_ms(self) -> int:
