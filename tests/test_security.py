@@ -683,3 +683,31 @@ async def test_esquire_query_with_credentials(secured: TestServer, admin: AsyncE
     refused = await asyncio.to_thread(esquire, f"http://127.0.0.1:{port}")
     assert refused.returncode == 1
     assert "missing authentication credentials" in refused.stderr
+
+
+async def test_bulk_items_are_authorized_one_by_one(admin: AsyncElasticsearch,
+                                                    connect: Callable[..., AsyncElasticsearch]) -> None:
+    for index in ("logs-a", "secret"):
+        await admin.indices.create(index=index)
+    await admin.security.put_role(name="logs_rw", indices=[{"names": ["logs-*"], "privileges": ["write"]}])
+    await user_with(admin, "lou", ["logs_rw"])
+    lou = connect(basic_auth=("lou", "password-1"))
+    resp = (await lou.bulk(operations=[{"index": {"_index": "logs-a", "_id": "1"}}, {"n": 1},
+                                       {"index": {"_index": "secret", "_id": "1"}}, {"n": 2},
+                                       {"create": {"_index": "logs-new", "_id": "1"}}, {"n": 3},
+                                       {"delete": {"_index": "secret", "_id": "1"}}], refresh=True)).body
+    assert resp["errors"] is True
+    statuses = [next(iter(item.values()))["status"] for item in resp["items"]]
+    assert statuses == [201, 403, 403, 403]
+    errors = [next(iter(item.values())).get("error", {}).get("reason") for item in resp["items"]]
+    assert errors[1] == ("action [indices:data/write/index] is unauthorized for user [lou] with effective roles "
+                         "[logs_rw] on indices [secret], this action is granted by the index privileges "
+                         "[create_doc,create,index,write,all]")
+    assert errors[2].startswith("action [indices:admin/auto_create] is unauthorized for user [lou]")
+    assert errors[3].startswith("action [indices:data/write/delete] is unauthorized for user [lou]")
+    assert (await admin.count(index="secret"))["count"] == 0
+    assert not await admin.indices.exists(index="logs-new")
+    assert (await admin.count(index="logs-a"))["count"] == 1
+    # a path index is only the items' default: an item naming another index is checked on that one
+    resp = (await lou.bulk(index="logs-a", operations=[{"index": {"_index": "secret"}}, {"n": 4}])).body
+    assert next(iter(resp["items"][0].values()))["status"] == 403

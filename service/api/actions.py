@@ -2,10 +2,11 @@
 security step authorizes by, read at a glance beside ``app._routes``.
 
 ``index`` says where the indices are: ``PATH`` (the ``{index}`` of the path, a comma-separated
-expression), or ``ALL`` (every index: what the request reads or writes is named in its body or
-found later, so until the next part resolves that, the privilege is needed on ``*``: a query's
-sources, a ``_bulk`` whose items may name any index, async results whose owner is not yet
-checked). ``self_service`` actions are allowed to any authenticated principal, as ES allows
+expression), ``ANY`` (a composite request, ``_bulk``: the privilege on some index lets it in,
+and each item is then checked on its own index, as ES does), or ``ALL`` (every index: what the
+request reads is named in its body or found later, so until the next part resolves that, the
+privilege is needed on ``*``: a query's sources, async results whose owner is not yet checked,
+the index-less ``_mapping``, ``_refresh`` and ``_cat/indices``). ``self_service`` actions are allowed to any authenticated principal, as ES allows
 ``_authenticate`` and changing one's own password.
 """
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 PATH = "path"
 ALL = "all"
+ANY = "any"  # a composite (``_bulk``): allowed on some index here, each item checked by its handler
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ _SML_GET = "indices:data/read/sml/async/get"
 
 ACTIONS: dict[tuple[str, str], Action] = {
     **_routes("GET|HEAD", "/", Action("cluster:monitor/main")),
-    **_routes("POST|PUT", "/_bulk", Action("indices:data/write/bulk", ALL)),
+    **_routes("POST|PUT", "/_bulk", Action("indices:data/write/bulk", ANY)),
     **_routes("POST", "/_query", Action("indices:data/read/esql", ALL)),
     **_routes("POST", "/_query/async", Action("indices:data/read/esql", ALL)),
     **_routes("GET", "/_query/async/{id}", Action(_ESQL_GET, ALL)),
@@ -91,8 +93,8 @@ ACTIONS: dict[tuple[str, str], Action] = {
     **_routes("GET|POST", "/{index}/_refresh", Action("indices:admin/refresh", PATH)),
     **_routes("GET|POST", "/{index}/_count", Action("indices:data/read/search", PATH)),
     **_routes("GET|POST", "/{index}/_eql/search", Action("indices:data/read/eql", PATH)),
-    # a bulk item may name another index than the path's: every index until items are checked
-    **_routes("POST|PUT", "/{index}/_bulk", Action("indices:data/write/bulk", ALL)),
+    # a bulk item may name another index than the path's: each item is checked (guard.authorize_bulk)
+    **_routes("POST|PUT", "/{index}/_bulk", Action("indices:data/write/bulk", ANY)),
     **_routes("POST", "/{index}/_doc", Action("indices:data/write/index", PATH)),
     **_routes("PUT|POST", "/{index}/_doc/{id}", Action("indices:data/write/index", PATH)),
     **_routes("PUT|POST", "/{index}/_create/{id}", Action("indices:data/write/index", PATH)),

@@ -25,6 +25,7 @@ from ..store.versioning import (
     check_primary_term, check_seq_no,
 )
 from ..store.versioning import problems as version_problems
+from .guard import authorize_bulk
 from .middleware import accepts
 from .wire import read_body, respond
 from .xcontent import locate, nesting_depth_exceeded, token, too_deep
@@ -503,6 +504,7 @@ async def bulk(request: web.Request) -> web.Response:
     # keeps answering (the GIL passes between them every few milliseconds).
     ops = await asyncio.to_thread(parse_bulk, body, request.match_info.get("index"),
                                   query_bool(request.query, "require_alias", False))
+    authorize_bulk(request, ops)
     result = await request.app[keys.DOCUMENTS].bulk(ops)
     took = int((time.perf_counter() - started) * 1000)
     return respond(request, {"errors": result.errors, "took": took, "items": result.items})

@@ -16,7 +16,8 @@ from .. import keys
 from ..errors import Forbidden
 from ..security import authn
 from ..security.principal import Principal
-from .actions import PATH, Action, action_of, index_expressions
+from ..store.documents import BulkOp
+from .actions import ANY, PATH, Action, action_of, index_expressions
 from .middleware import Handler
 
 log = structlog.get_logger("esquire.security")
@@ -66,6 +67,10 @@ def _authorize(request: web.Request, principal: Principal) -> None:
         if not principal.permission.allows_cluster(action.name):
             raise _denied(request, principal, action)
         return
+    if action.index == ANY:
+        if not principal.permission.allows_some_index(action.name):
+            raise _denied(request, principal, action)
+        return
     expressions = index_expressions(action, request.match_info.get("index"))
     refused = [e for e in expressions if not principal.permission.allows_index(action.name, e)]
     if refused:
@@ -99,3 +104,26 @@ def _denied(request: web.Request, principal: Principal, action: Action, indices:
     log.info("access_denied", user=principal.username, api_key_id=principal.api_key.id if principal.api_key else None,
              action=action.name, remote=request.remote, path=request.path)
     return principal.denied(action.name, indices)
+
+
+_ITEM_ACTIONS = {"index": "indices:data/write/index", "create": "indices:data/write/index",
+                 "update": "indices:data/write/update", "delete": "indices:data/write/delete"}
+
+
+def authorize_bulk(request: web.Request, ops: list[BulkOp]) -> None:
+    """Each ``_bulk`` item on its own index, as ES authorizes a bulk's items: one the principal
+    may not write fails alone (403 ``security_exception`` in its item), the others go on; an
+    item that would create its index needs ``auto_create`` too. Nothing with security off."""
+    principal = principal_of(request)
+    if principal is None:
+        return
+    indices = request.app[keys.CATALOG].indices
+    for op in ops:
+        if op.error is not None or op.index is None or op.action not in _ITEM_ACTIONS:
+            continue
+        action = _ITEM_ACTIONS[op.action]
+        if not principal.permission.allows_index(action, op.index):
+            op.error = principal.denied(action, [op.index])
+        elif (op.action != "delete" and op.index not in indices
+              and not principal.permission.allows_index(AUTO_CREATE.name, op.index)):
+            op.error = principal.denied(AUTO_CREATE.name, [op.index])

@@ -225,6 +225,9 @@ class Permission:
     def allows_index(self, action: str, expression: str) -> bool:
         return any(g.grants(action) and g.covers(expression) for g in self.indices)
 
+    def allows_some_index(self, action: str) -> bool:
+        return any(g.grants(action) for g in self.indices)
+
 
 @dataclass(frozen=True)
 class Limited:
@@ -243,3 +246,6 @@ class Limited:
 
     def allows_index(self, action: str, expression: str) -> bool:
         return self.own.allows_index(action, expression) and self.limit.allows_index(action, expression)
+
+    def allows_some_index(self, action: str) -> bool:
+        return self.own.allows_some_index(action) and self.limit.allows_some_index(action)
