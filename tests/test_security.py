@@ -711,3 +711,76 @@ async def test_bulk_items_are_authorized_one_by_one(admin: AsyncElasticsearch,
     # a path index is only the items' default: an item naming another index is checked on that one
     resp = (await lou.bulk(index="logs-a", operations=[{"index": {"_index": "secret"}}, {"n": 4}])).body
     assert next(iter(resp["items"][0].values()))["status"] == 403
+
+
+# --- hostile bodies ------------------------------------------------------------------------------
+
+def _random_value(rng: "random.Random", depth: int = 0) -> Any:
+    kinds = ["str", "int", "bool", "none", "float"] + (["list", "dict"] if depth < 3 else [])
+    kind = rng.choice(kinds)
+    if kind == "str":
+        return rng.choice(["", " ", "password-1", "all", "monitor", "read", "*", "_x", "ü", "a" * 2000,
+                           "cluster:monitor/*", "/[/", "1d", "-1", "viewer", "superuser"])
+    if kind == "int":
+        return rng.choice([0, -1, 1, 2 ** 63, -(2 ** 70)])
+    if kind == "bool":
+        return rng.random() < 0.5
+    if kind == "none":
+        return None
+    if kind == "float":
+        return rng.choice([0.5, -1.5, 1e308])
+    if kind == "list":
+        return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    keys_ = ["password", "roles", "cluster", "indices", "names", "privileges", "name", "expiration",
+             "role_descriptors", "metadata", "enabled", "full_name", "email", "ids", "owner", "run_as",
+             "applications", "allow_restricted_indices", "query", "username", "zzz"]
+    return {rng.choice(keys_): _random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+
+
+async def _state(admin: AsyncElasticsearch) -> Any:
+    keys_ = (await admin.security.get_api_key()).body["api_keys"]
+    return ((await admin.security.get_user()).body, (await admin.security.get_role()).body,
+            sorted((k["id"], k["invalidated"]) for k in keys_))
+
+
+async def test_hostile_bodies_never_fail_the_service_and_refusals_change_nothing(raw: TestClient,
+                                                                                 admin: AsyncElasticsearch) -> None:
+    import json
+    import os
+    import random
+
+    rng = random.Random(int(os.environ.get("SEC_SEED", "14")))
+    await user_with(admin, "fixed", ["viewer"])
+    targets = [("PUT", "/_security/user/u"), ("PUT", "/_security/role/r"), ("POST", "/_security/api_key"),
+               ("POST", "/_security/user/fixed/_password"), ("DELETE", "/_security/api_key")]
+    headers = {**basic("elastic", PASSWORD), "Content-Type": "application/json"}
+    for _ in range(int(os.environ.get("SEC_N", "120"))):
+        method, path = rng.choice(targets)
+        body = _random_value(rng) if rng.random() < 0.2 else {k: _random_value(rng, 1) for k in
+                                                                  rng.sample(["password", "roles", "cluster", "indices",
+                                                                              "name", "expiration", "metadata",
+                                                                              "role_descriptors", "ids", "enabled"],
+                                                                             rng.randint(0, 3))}
+        before = await _state(admin)
+        resp = await raw.request(method, path, data=json.dumps(body), headers=headers)
+        assert resp.status < 500, (method, path, body, await resp.text())
+        if resp.status >= 400:
+            assert await _state(admin) == before, (method, path, body, await resp.text())
+        elif path.endswith("/user/u"):
+            await admin.security.delete_user(username="u")
+        elif path.endswith("/role/r"):
+            await admin.security.delete_role(name="r")
+
+
+async def test_a_role_with_document_or_field_security_is_kept_disabled(
+        admin: AsyncElasticsearch, connect: Callable[..., AsyncElasticsearch]) -> None:
+    await admin.index(index="logs", id="1", document={"user": "a", "secret": "s"}, refresh=True)
+    await admin.security.put_role(name="dls", indices=[{"names": ["logs"], "privileges": ["read"],
+                                                        "query": {"term": {"user": "a"}},
+                                                        "field_security": {"grant": ["user"]}}])
+    shown = (await admin.security.get_role(name="dls")).body["dls"]
+    assert shown["transient_metadata"] == {"enabled": False, "unlicensed_features": ["dls/fls"]}
+    assert shown["indices"][0]["query"] == {"term": {"user": "a"}}
+    await user_with(admin, "dee", ["dls"])
+    with pytest.raises(AuthorizationException):  # never the whole index in place of the filtered one
+        await connect(basic_auth=("dee", "password-1")).get(index="logs", id="1")

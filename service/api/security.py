@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import keys
-from ..errors import ValidationError
+from ..errors import ValidationError, XContentParseError
 from ..params import query_bool
 from ..security.principal import Principal
 from ..security.service import Security
@@ -23,6 +23,7 @@ from ..store.security import StoredKey, StoredUser
 from .guard import principal_of
 from .middleware import accepts
 from .wire import read_json, respond
+from .xcontent import token
 
 _KEYS = "cluster:admin/xpack/security/api_key/"
 
@@ -168,13 +169,23 @@ async def get_api_keys(request: web.Request) -> web.Response:
 _INVALIDATE_FIELDS = frozenset({"id", "ids", "name", "owner", "realm_name", "username"})
 
 
+def _typed(body: dict[str, Any]) -> None:
+    """The invalidate request's fields, of the types ES's parser takes."""
+    for name, value in body.items():
+        ok = (isinstance(value, bool) if name == "owner" else
+              isinstance(value, list) and all(isinstance(v, str) for v in value) if name == "ids" else
+              isinstance(value, str))
+        if not ok and value is not None:
+            raise XContentParseError(f"[1:2] [invalidate_api_key] {name} doesn't support values of type: "
+                                     f"{token(value)}")
+
+
 @accepts("refresh")
 async def invalidate_api_keys(request: web.Request) -> web.Response:
     security = _security(request)
     body = await read_json(request, "invalidate_api_key_request", _INVALIDATE_FIELDS, required=True)
+    _typed(body)
     ids = body.get("ids") or ([body["id"]] if body.get("id") else [])
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise ValidationError("ids must be an array of strings")
     if not (ids or body.get("name") or body.get("username") or body.get("realm_name") or body.get("owner") is True):
         raise ValidationError("One of [api key id(s), api key name, username, realm name] must be specified if "
                               "[owner] flag is false")

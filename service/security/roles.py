@@ -71,17 +71,41 @@ def parse_descriptor(role: str, body: dict[str, Any], *, noun: str = "role") -> 
                  for n in entry["names"] if _bad_pattern(n)]
     if any(key.startswith("_") for key in metadata):
         problems.append("role descriptor metadata keys may not start with [_]")
-    if isinstance(body.get("description"), str) and len(body["description"]) > MAX_DESCRIPTION:
+    description = body.get("description")
+    if description is not None and not isinstance(description, str):
+        raise ParseFailure(f"failed to parse {noun} [{role}]. expected field [description] value to be a string")
+    if isinstance(description, str) and len(description) > MAX_DESCRIPTION:
         problems.append(f"Role description must be less than {MAX_DESCRIPTION} characters.")
     if problems:
         raise ValidationError(*problems)
     descriptor = {"cluster": cluster, "indices": indices,
-                  "applications": _list(role, "applications", body.get("applications", [])),
+                  "applications": [_application(role, a) for a in _list(role, "applications",
+                                                                        body.get("applications", []))],
                   "run_as": _strings(role, "run_as", body.get("run_as", [])),
-                  "metadata": metadata, "transient_metadata": {"enabled": True}}
-    if isinstance(body.get("description"), str):
+                  "metadata": metadata, "transient_metadata": _transient(indices)}
+    if body.get("description") is not None:
         descriptor["description"] = body["description"]
     return descriptor
+
+
+def _transient(indices: list[dict[str, Any]]) -> dict[str, Any]:
+    """Document and field level security are not enforced here: a role that asks for them is
+    kept but disabled, granting nothing, as Elasticsearch keeps one its license does not cover
+    (never more access than the role meant)."""
+    if any("field_security" in i or "query" in i for i in indices):
+        return {"enabled": False, "unlicensed_features": ["dls/fls"]}
+    return {"enabled": True}
+
+
+def _application(role: str, entry: Any) -> dict[str, Any]:
+    where = "application privileges"
+    if not isinstance(entry, dict) or set(entry) - {"application", "privileges", "resources"}:
+        raise ParseFailure(f"failed to parse {where} for role [{role}]. expected an object of [application], "
+                           "[privileges] and [resources]")
+    if not isinstance(entry.get("application"), str):
+        raise ParseFailure(f"failed to parse {where} for role [{role}]. missing required [application] field")
+    return {"application": entry["application"], "privileges": _strings(role, where, entry.get("privileges", [])),
+            "resources": _strings(role, where, entry.get("resources", []))}
 
 
 def _list(role: str, name: str, value: Any) -> list[Any]:
@@ -210,6 +234,8 @@ class Permission:
         cluster: list[privs.Privilege] = []
         grants: list[IndexGrant] = []
         for d in descriptors:
+            if not d.get("transient_metadata", {}).get("enabled", True):
+                continue  # a disabled role grants nothing
             cluster += privs.all_granted(d.get("cluster", ()), privs.CLUSTER, privs.CLUSTER_ACTION_PATTERNS)
             for entry in d.get("indices", ()):
                 grants.append(IndexGrant(tuple(entry["names"]), tuple(
