@@ -139,11 +139,10 @@ def _key_body(key: StoredKey, with_limited_by: bool) -> dict[str, Any]:
     return body
 
 
-def _key_filter(request: web.Request, source: dict[str, Any], action: str) -> dict[str, Any]:
+def _key_filter(request: web.Request, source: dict[str, Any], owner: bool, action: str) -> dict[str, Any]:
     """The keys asked for (``id``, ``name``, ``username``, ``realm_name``, ``owner``), narrowed
     to the caller's own when that is all its privileges allow (else ES's 403)."""
     me = _me(request)
-    owner = source.get("owner") in (True, "true", "")
     wanted = {"key_id": source.get("id"), "name": source.get("name"), "owner": source.get("username"),
               "realm": source.get("realm_name")}
     if owner:
@@ -160,7 +159,7 @@ def _key_filter(request: web.Request, source: dict[str, Any], action: str) -> di
 @accepts("id", "name", "owner", "realm_name", "username", "with_limited_by", "active_only", "with_profile_uid")
 async def get_api_keys(request: web.Request) -> web.Response:
     security = _security(request)
-    wanted = _key_filter(request, dict(request.query), _KEYS + "get")
+    wanted = _key_filter(request, dict(request.query), query_bool(request.query, "owner", False), _KEYS + "get")
     found = await security.find_keys(**wanted, active_only=query_bool(request.query, "active_only", False))
     with_limited_by = query_bool(request.query, "with_limited_by", False)
     return respond(request, {"api_keys": [_key_body(k, with_limited_by) for k in found]})
@@ -191,7 +190,7 @@ async def invalidate_api_keys(request: web.Request) -> web.Response:
                               "[owner] flag is false")
     found: list[StoredKey] = []
     for key_id in ids or [None]:
-        wanted = _key_filter(request, {**body, "id": key_id}, _KEYS + "invalidate")
+        wanted = _key_filter(request, {**body, "id": key_id}, body.get("owner") is True, _KEYS + "invalidate")
         found += await security.find_keys(**wanted)
     done, before = await security.invalidate_keys(found)
     return respond(request, {"invalidated_api_keys": done, "previously_invalidated_api_keys": before,
