@@ -6,7 +6,6 @@ app on a real socket. Only the clock is replaced (API key expiry, the cache's TT
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 import pytest
