@@ -5,7 +5,13 @@ app on a real socket. Only the clock is replaced (API key expiry, the cache's TT
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
+import os
+import random
+import subprocess
+import sys
 from typing import Any, AsyncIterator, Callable
 
 import pytest
@@ -13,9 +19,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from elasticsearch import (ApiError, AsyncElasticsearch, AuthenticationException, AuthorizationException,
                            BadRequestError, NotFoundError)
 
-from conftest import EsTestServer
+from conftest import ROOT, EsTestServer
 from service import keys
+from service.api.actions import ACTIONS
 from service.app import create_app
+from service.core.background import Limits
+from service.query.esql import EsqlJob
+from service.query.options import QueryOptions
 from service.settings import Settings, replace
 
 pytestmark = pytest.mark.filterwarnings("ignore::elasticsearch.exceptions.GeneralAvailabilityWarning")  # tasks API
@@ -589,10 +599,6 @@ async def test_authentication_comes_before_the_parameter_check(raw: TestClient) 
 
 async def test_sme_tasks_are_seen_only_by_their_owner(admin: AsyncElasticsearch, secured: TestServer,
                                                       raw: TestClient) -> None:
-    from service.core.background import Limits
-    from service.query.esql import EsqlJob
-    from service.query.options import QueryOptions
-
     await admin.index(index="logs", document={"bytes": 1}, refresh=True)
     await user_with(admin, "alice", ["viewer"])
     await user_with(admin, "bob", ["viewer"])
@@ -615,8 +621,6 @@ async def test_sme_tasks_are_seen_only_by_their_owner(admin: AsyncElasticsearch,
 def test_every_route_has_an_action_and_every_action_a_route(secured_settings: Settings) -> None:
     """The security step refuses a route missing from ``actions.ACTIONS``: a new route must be
     given its action (and so its privilege) here before anyone can call it."""
-    from service.api.actions import ACTIONS
-
     routes = {(r.method, r.resource.canonical) for r in create_app(secured_settings).router.routes()}
     assert sorted(routes - set(ACTIONS)) == []
     assert sorted(set(ACTIONS) - routes) == []
@@ -627,19 +631,11 @@ def test_every_route_has_an_action_and_every_action_a_route(secured_settings: Se
 _FILLED = {"index": "logs", "id": "FmNoSuchId", "name": "someone", "task_id": "node:1"}
 
 
-def _routes() -> list[tuple[str, str]]:
-    from service.api.actions import ACTIONS
-
-    return sorted(ACTIONS)
-
-
-@pytest.mark.parametrize("method, template", _routes())
+@pytest.mark.parametrize("method, template", sorted(ACTIONS))
 async def test_every_route_asks_for_credentials_and_checks_privileges(raw: TestClient, admin: AsyncElasticsearch,
                                                                       method: str, template: str) -> None:
     """No credentials: 401 everywhere. A user without roles: 403 everywhere but
     ``_authenticate`` (and its own password). The superuser: never 401 or 403."""
-    from service.api.actions import ACTIONS
-
     await user_with(admin, "nobody", [])
     path = template.format(**_FILLED)
     anonymous = await raw.request(method, path)
@@ -660,12 +656,6 @@ async def test_every_route_asks_for_credentials_and_checks_privileges(raw: TestC
 # --- the query command line on a secured service -------------------------------------------------
 
 async def test_esquire_query_with_credentials(secured: TestServer, admin: AsyncElasticsearch) -> None:
-    import asyncio
-    import os
-    import subprocess
-    import sys
-
-    from conftest import ROOT
 
     port = secured.port
     key = (await admin.security.create_api_key(name="cli")).body
@@ -714,7 +704,7 @@ async def test_bulk_items_are_authorized_one_by_one(admin: AsyncElasticsearch,
 
 # --- hostile bodies ------------------------------------------------------------------------------
 
-def _random_value(rng: "random.Random", depth: int = 0) -> Any:
+def _random_value(rng: random.Random, depth: int = 0) -> Any:
     kinds = ["str", "int", "bool", "none", "float"] + (["list", "dict"] if depth < 3 else [])
     kind = rng.choice(kinds)
     if kind == "str":
@@ -744,9 +734,6 @@ async def _state(admin: AsyncElasticsearch) -> Any:
 
 async def test_hostile_bodies_never_fail_the_service_and_refusals_change_nothing(raw: TestClient,
                                                                                  admin: AsyncElasticsearch) -> None:
-    import json
-    import os
-    import random
 
     rng = random.Random(int(os.environ.get("SEC_SEED", "14")))
     await user_with(admin, "fixed", ["viewer"])
