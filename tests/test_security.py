@@ -770,3 +770,24 @@ async def test_a_role_with_document_or_field_security_is_kept_disabled(
     await user_with(admin, "dee", ["dls"])
     with pytest.raises(AuthorizationException):  # never the whole index in place of the filtered one
         await connect(basic_auth=("dee", "password-1")).get(index="logs", id="1")
+
+
+async def test_the_cache_trusts_a_success_for_its_ttl_only(admin: AsyncElasticsearch, secured: TestServer,
+                                                           connect: Callable[..., AsyncElasticsearch]) -> None:
+    """A change made behind the service's back (straight in the store, as another tool might) is
+    not seen while the success is cached, and is once the TTL has passed."""
+    from service.security import passwords
+
+    security = secured.app[keys.SECURITY]
+    now = [security.clock()]
+    security.clock = lambda: now[0]
+    await user_with(admin, "tia", ["viewer"], "old-password")
+    old = connect(basic_auth=("tia", "old-password"))
+    assert (await old.security.authenticate())["username"] == "tia"
+    await security.store.set_password("tia", passwords.hash_secret_now("new-password"), security.now_ms())
+    now[0] += 60
+    assert (await old.security.authenticate())["username"] == "tia"  # cached
+    now[0] += security.cache.ttl_s
+    with pytest.raises(AuthenticationException):
+        await old.security.authenticate()
+    assert (await connect(basic_auth=("tia", "new-password")).security.authenticate())["username"] == "tia"
