@@ -77,7 +77,8 @@ async def serve(settings: Settings) -> None:
 
 def query(args: argparse.Namespace) -> int:
     try:
-        return run_query(Service(args.url, api_key=os.environ.get("ESQUIRE_API_KEY")), args.query, args.format, sys.stdout, sys.stderr,
+        service = Service(args.url, api_key=os.environ.get("ESQUIRE_API_KEY"))
+        return run_query(service, args.query, args.format, sys.stdout, sys.stderr,
                          progress=not args.no_progress and sys.stderr.isatty())
     except ClientError as exc:
         print(f"esquire: {exc}", file=sys.stderr)

@@ -26,6 +26,7 @@ from service.app import create_app
 from service.core.background import Limits
 from service.query.esql import EsqlJob
 from service.query.options import QueryOptions
+from service.security import passwords
 from service.settings import Settings, replace
 
 pytestmark = pytest.mark.filterwarnings("ignore::elasticsearch.exceptions.GeneralAvailabilityWarning")  # tasks API
@@ -776,8 +777,6 @@ async def test_the_cache_trusts_a_success_for_its_ttl_only(admin: AsyncElasticse
                                                            connect: Callable[..., AsyncElasticsearch]) -> None:
     """A change made behind the service's back (straight in the store, as another tool might) is
     not seen while the success is cached, and is once the TTL has passed."""
-    from service.security import passwords
-
     security = secured.app[keys.SECURITY]
     now = [security.clock()]
     security.clock = lambda: now[0]
