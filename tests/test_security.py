@@ -181,7 +181,8 @@ async def test_users_lifecycle(admin: AsyncElasticsearch, connect: Callable[...,
 @pytest.mark.parametrize("body, status, kind, reason", [
     ({"password": "short", "roles": []}, 400, "validation_exception",
      "Validation Failed: 1: passwords must be at least [6] characters long;"),
-    ({"password": "long-enough"}, 400, "action_request_validation_exception", "Validation Failed: 1: roles are missing;"),
+    ({"password": "long-enough"}, 400, "action_request_validation_exception",
+     "Validation Failed: 1: roles are missing;"),
     ({"roles": []}, 400, "validation_exception",
      "Validation Failed: 1: password must be specified unless you are updating an existing user;"),
     ({"password": "long-enough", "roles": [], "colour": "red"}, 400, "parse_exception",
@@ -202,7 +203,8 @@ async def test_a_bad_user_is_refused_and_nothing_changes(admin: AsyncElasticsear
 async def test_reserved_and_invalid_user_names(admin: AsyncElasticsearch) -> None:
     with pytest.raises(BadRequestError) as err:
         await admin.security.put_user(username="elastic", password="something", roles=[])
-    assert err.value.body["error"]["reason"] == "Validation Failed: 1: Username [elastic] is reserved and may not be used.;"
+    assert err.value.body["error"]["reason"] == \
+        "Validation Failed: 1: Username [elastic] is reserved and may not be used.;"
     with pytest.raises(BadRequestError) as err:
         await admin.security.put_user(username=" padded", password="something", roles=[])
     assert err.value.body["error"]["reason"].startswith("Validation Failed: 1: User names must be at least 1 and no "
@@ -278,7 +280,8 @@ async def test_roles_lifecycle(admin: AsyncElasticsearch) -> None:
      "indices privileges ["),
     ({"indices": [{"privileges": ["read"]}]}, "parse_exception",
      "failed to parse indices privileges for role [bad]. missing required [names] field"),
-    ({"cluster": ["monitor"], "colour": "red"}, "parse_exception", "failed to parse role [bad]. unexpected field [colour]"),
+    ({"cluster": ["monitor"], "colour": "red"}, "parse_exception",
+     "failed to parse role [bad]. unexpected field [colour]"),
 ])
 async def test_a_bad_role_is_refused_and_nothing_changes(admin: AsyncElasticsearch, body: dict[str, Any], kind: str,
                                                          reason: str) -> None:
@@ -294,7 +297,8 @@ async def test_a_bad_role_is_refused_and_nothing_changes(admin: AsyncElasticsear
 async def test_built_in_roles_are_reserved(admin: AsyncElasticsearch) -> None:
     with pytest.raises(BadRequestError) as err:
         await admin.security.put_role(name="superuser", cluster=["none"])
-    assert err.value.body["error"]["reason"] == "Validation Failed: 1: Role [superuser] is reserved and may not be used.;"
+    assert err.value.body["error"]["reason"] == \
+        "Validation Failed: 1: Role [superuser] is reserved and may not be used.;"
     with pytest.raises(BadRequestError) as err:
         await admin.security.delete_role(name="viewer")
     assert err.value.body["error"]["reason"] == "role [viewer] is reserved and cannot be deleted"
@@ -381,7 +385,8 @@ async def test_cluster_settings_and_security_apis_need_their_privileges(
 
 # --- index privileges in the path ----------------------------------------------------------------
 
-async def test_index_privileges_of_the_path(admin: AsyncElasticsearch, connect: Callable[..., AsyncElasticsearch]) -> None:
+async def test_index_privileges_of_the_path(admin: AsyncElasticsearch,
+                                            connect: Callable[..., AsyncElasticsearch]) -> None:
     await admin.indices.create(index="logs-a")
     await admin.index(index="logs-a", id="1", document={"msg": "hi"}, refresh=True)
     await admin.indices.create(index="secret")
@@ -419,7 +424,8 @@ async def test_queries_need_read_on_every_index_until_sources_are_resolved(
     await user_with(admin, "vera", ["viewer"])
     await admin.security.put_role(name="logs_only", indices=[{"names": ["logs"], "privileges": ["read"]}])
     await user_with(admin, "lola", ["logs_only"])
-    rows = (await connect(basic_auth=("vera", "password-1")).esql.query(query="FROM logs | STATS n = COUNT(*) | LIMIT 1")).body
+    vera = connect(basic_auth=("vera", "password-1"))
+    rows = (await vera.esql.query(query="FROM logs | STATS n = COUNT(*) | LIMIT 1")).body
     assert rows["values"] == [[1]]
     with pytest.raises(AuthorizationException) as err:
         await connect(basic_auth=("lola", "password-1")).esql.query(query="FROM logs | LIMIT 1")

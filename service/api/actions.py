@@ -6,8 +6,9 @@ expression), ``ANY`` (a composite request, ``_bulk``: the privilege on some inde
 and each item is then checked on its own index, as ES does), or ``ALL`` (every index: what the
 request reads is named in its body or found later, so until the next part resolves that, the
 privilege is needed on ``*``: a query's sources, async results whose owner is not yet checked,
-the index-less ``_mapping``, ``_refresh`` and ``_cat/indices``). ``self_service`` actions are allowed to any authenticated principal, as ES allows
-``_authenticate`` and changing one's own password.
+the index-less ``_mapping``, ``_refresh`` and ``_cat/indices``). ``self_service`` actions are
+allowed to any authenticated principal, as ES allows ``_authenticate`` and changing one's own
+password.
 """
 
 from __future__ import annotations

@@ -139,7 +139,8 @@ class AuthCache:
         until = self.clock() + self.ttl_s
         if expires_s is not None:
             until = min(until, expires_s)
-        self._entries[credentials.digest] = _Entry(principal, until, principal.api_key.id if principal.api_key else None)
+        key_id = principal.api_key.id if principal.api_key else None
+        self._entries[credentials.digest] = _Entry(principal, until, key_id)
         while len(self._entries) > CACHE_MAX:
             self._entries.popitem(last=False)
 

@@ -311,7 +311,8 @@ def _key_fields(body: dict[str, Any], now_ms: int) -> tuple[str, int | None, dic
         raise ParseFailure("failed to parse role descriptors: expected an object of role descriptors")
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict):
-        raise ParseFailure("[create_api_key_request] failed to parse field [metadata]", type="x_content_parse_exception")
+        raise ParseFailure("[create_api_key_request] failed to parse field [metadata]",
+                           type="x_content_parse_exception")
     problems = []
     if not name:
         problems.append("api key name is required")
