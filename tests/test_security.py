@@ -27,6 +27,9 @@ from service.core.background import Limits
 from service.query.esql import EsqlJob
 from service.query.options import QueryOptions
 from service.security import passwords
+from service.security.authn import AuthCache, Credentials
+from service.security.principal import Principal
+from service.security.roles import Permission
 from service.settings import Settings, replace
 
 pytestmark = pytest.mark.filterwarnings("ignore::elasticsearch.exceptions.GeneralAvailabilityWarning")  # tasks API
@@ -796,3 +799,17 @@ async def test_the_cache_trusts_a_success_for_its_ttl_only(admin: AsyncElasticse
     with pytest.raises(AuthenticationException):
         await old.security.authenticate()
     assert (await connect(basic_auth=("tia", "new-password")).security.authenticate())["username"] == "tia"
+
+
+def test_a_success_looked_up_across_a_change_is_not_cached() -> None:
+    """A lookup that began before a change (its slow hash still running) may have read what the
+    change replaced: its success is answered but not cached."""
+    cache = AuthCache()
+    credentials = Credentials("basic", "ann", "old-password")
+    principal = Principal("ann", (), (), Permission())
+    began = cache.generation
+    cache.drop_user("ann")  # the password changed meanwhile
+    cache.put(credentials, principal, generation=began)
+    assert cache.get(credentials) is None
+    cache.put(credentials, principal, generation=cache.generation)
+    assert cache.get(credentials) is principal

@@ -50,9 +50,14 @@ async def _authenticate(request: web.Request) -> Principal:
             log.info("authentication_missing", remote=request.remote, method=request.method, path=request.path,
                      reason=err.reason.split(" for REST")[0])
         else:
-            log.warning("authentication_failed", user=err.user, api_key_id=err.key_id, remote=request.remote,
-                        method=request.method, path=request.path, reason=err.detail)
+            log.warning("authentication_failed", user=_short(err.user), api_key_id=_short(err.key_id),
+                        remote=request.remote, method=request.method, path=request.path, reason=err.detail)
         raise
+
+
+def _short(name: str | None) -> str | None:
+    """A client-given name as logged: at most 256 characters (a header may hold 8 KB)."""
+    return name if name is None or len(name) <= 256 else name[:256] + "..."
 
 
 def _authorize(request: web.Request, principal: Principal) -> None:

@@ -125,6 +125,9 @@ class AuthCache:
         self.clock = clock
         self.ttl_s = ttl_s
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        # Counts the drops: a lookup that began before one may have read what it dropped, so its
+        # result is not cached (a password changed while a slow hash ran must not live 20 minutes).
+        self.generation = 0
 
     def get(self, credentials: Credentials) -> Principal | None:
         entry = self._entries.get(credentials.digest)
@@ -135,7 +138,11 @@ class AuthCache:
             return None
         return entry.principal
 
-    def put(self, credentials: Credentials, principal: Principal, expires_s: float | None = None) -> None:
+    def put(self, credentials: Credentials, principal: Principal, expires_s: float | None = None,
+            *, generation: int | None = None) -> None:
+        """Cache a success, unless something was dropped since ``generation`` was read."""
+        if generation is not None and generation != self.generation:
+            return
         until = self.clock() + self.ttl_s
         if expires_s is not None:
             until = min(until, expires_s)
@@ -152,9 +159,11 @@ class AuthCache:
         self._drop(lambda e: e.key_id == key_id)
 
     def clear(self) -> None:
+        self.generation += 1
         self._entries.clear()
 
     def _drop(self, test: Callable[[_Entry], bool]) -> None:
+        self.generation += 1
         for digest in [d for d, e in self._entries.items() if test(e)]:
             del self._entries[digest]
 
@@ -171,9 +180,10 @@ async def authenticate(header: str | None, uri: str, cache: AuthCache, lookup: L
     cached = cache.get(credentials)
     if cached is not None:
         return cached
+    generation = cache.generation
     try:
         principal, expires_s = await lookup(credentials)
     except Refused as exc:
         raise refused(credentials, uri, exc.detail) from None
-    cache.put(credentials, principal, expires_s)
+    cache.put(credentials, principal, expires_s, generation=generation)
     return principal
