@@ -137,6 +137,47 @@ async def test_stats_same_answer_pushed_or_not(server, events, query: str) -> No
     assert answer.result.warnings.messages == reference.result.warnings.messages
 
 
+@pytest.fixture
+async def ragged(es: AsyncElasticsearch) -> AsyncElasticsearch:
+    """``in``: every event in the range; ``out``: some before or after it, some without a
+    time, one with two; ``edge``: events at the range's first and last millisecond."""
+    await es.indices.create(index="in", mappings=MAPPING)
+    await es.indices.create(index="out", mappings=MAPPING)
+    await es.indices.create(index="edge", mappings=MAPPING)
+    times: list[Any] = [START - 1, START + 5, END, END + 60_000, None, [START + 7, START + 9], START + 11]
+    ops: list[Any] = []
+    for i in range(40):
+        ops += [{"index": {"_index": "in"}}, {"@timestamp": format_millis(START + 1000 * i), "code": i % 3}]
+        when = times[i % len(times)]
+        doc: dict[str, Any] = {"code": i % 3}
+        if when is not None:
+            doc["@timestamp"] = [format_millis(t) for t in when] if type(when) is list else format_millis(when)
+        ops += [{"index": {"_index": "out"}}, doc]
+    for when in (START, END - 1):
+        ops += [{"index": {"_index": "edge"}}, {"@timestamp": format_millis(when), "code": 1}]
+    response = await es.bulk(operations=ops, refresh=True)
+    assert not response["errors"]
+    return es
+
+
+@pytest.mark.parametrize("query", [
+    "source in | stats count by code",
+    "source out | stats count by code",
+    "source out,edge | stats count, dc(code)",
+    "source in,out | stats count by code",
+    "source edge | stats count",
+    "source in,edge qsize=20 | stats count by code",
+    "source out | search code=1 | stats count",
+])
+async def test_stats_read_only_events_of_the_range(server, ragged, query: str) -> None:
+    """Pushed, an index whose every row is in the range is read without a test of each
+    row's time; one that holds others (before, after, none, a multi-value) is not."""
+    pushed, answer = _run(server, query)
+    python, _ = _run(server, query, pushdown=False)
+    assert pushed == python
+    assert _pushed(answer)
+
+
 @pytest.mark.parametrize("query", [
     "source ev | search mail | stats count",  # full text reads every field: Python
     "source ev | stats dc(tags) by code",  # a field that held multi-values

@@ -307,21 +307,25 @@ class Slices:
     def group(self, pos: int, hi: int, lo: int) -> list[tuple]:
         """One index's groups over the times ``lo..hi``."""
         table, ts = self.tables[pos]
-        return self._grouped(pos, f"{ts} >= ? AND {ts} <= ?", [lo, hi])
+        return self._grouped(pos, f"{ts} >= ? AND {ts} <= ? AND typeof({ts}) = 'integer'", [lo, hi])
 
-    def group_rowids(self, pos: int, after: int, upto: int, hi: int, lo: int) -> list[tuple]:
-        """One index's groups over the rowids ``after+1..upto`` whose time is in ``lo..hi``
-        (read along the table: ``+`` keeps SQLite off the time index)."""
+    def group_rowids(self, pos: int, after: int, upto: int, span: tuple[int, int] | None) -> list[tuple]:
+        """One index's groups over the rowids ``after+1..upto`` whose time is in ``span``
+        (newest, oldest; None: every row is in the range, see ``covered``), read along the
+        table: ``+`` keeps SQLite off the time index."""
         table, ts = self.tables[pos]
-        return self._grouped(pos, f"rowid > ? AND rowid <= ? AND +{ts} >= ? AND +{ts} <= ?", [after, upto, lo, hi])
+        if span is None:
+            return self._grouped(pos, "rowid > ? AND rowid <= ?", [after, upto])
+        hi, lo = span
+        return self._grouped(pos, f"rowid > ? AND rowid <= ? AND +{ts} >= ? AND +{ts} <= ? AND typeof({ts}) = "
+                             "'integer'", [after, upto, lo, hi])
 
     def _grouped(self, pos: int, bounds: str, args: list[Any]) -> list[tuple]:
         table, ts = self.tables[pos]
         where, params = self.where[pos]
         items = self._items(pos, False)
         keys = ", ".join(items[:len(self.st.keys)])
-        sql = (f"SELECT {', '.join(items)} FROM {table} WHERE {bounds} AND typeof({ts}) = 'integer' "
-               f"AND {where}{f' GROUP BY {keys}' if keys else ''}")
+        sql = f"SELECT {', '.join(items)} FROM {table} WHERE {bounds} AND {where}{f' GROUP BY {keys}' if keys else ''}"
         return self.conn.execute(sql, [*args, *params]).fetchall()
 
     def newest(self, hi: int, lo: int, n: int) -> list[tuple]:
@@ -365,17 +369,34 @@ class Slices:
         return False
 
     def span(self) -> tuple[int, int] | None:
-        """The newest and oldest time of the range that any index holds."""
+        """The newest and oldest time of the range that any index holds (two seeks on each
+        time index: ``max()`` and ``min()`` together under a range scan it whole)."""
         top, bottom = [], []
         lo = self.gte if self.gte is not None else -(2**63)
         hi = self.lt - 1 if self.lt is not None else 2**63 - 1
         for table, ts in self.tables:
-            a, b = self.conn.execute(f"SELECT max({ts}), min({ts}) FROM {table} WHERE {ts} >= ? AND {ts} <= ? "
-                                     f"AND typeof({ts}) = 'integer'", (lo, hi)).fetchone()
-            if a is not None:
-                top.append(a)
-                bottom.append(b)
+            ends = [self.conn.execute(f"SELECT {ts} FROM {table} WHERE {ts} >= ? AND {ts} <= ? AND typeof({ts}) = "
+                                      f"'integer' ORDER BY {ts} {order} LIMIT 1", (lo, hi)).fetchone()
+                    for order in ("DESC", "ASC")]
+            if ends[0] is not None:
+                top.append(ends[0][0])
+                bottom.append(ends[1][0])
         return (max(top), min(bottom)) if top else None
+
+    def covered(self) -> bool:
+        """Whether every row of every index has a time (an integer: a date column holds
+        nothing else but NULL and a multi-value's BLOB) within the range: then the rows need
+        no test of their time. Two seeks each: NULL sorts first, a BLOB or text last."""
+        for table, ts in self.tables:
+            first, last = (self.conn.execute(f"SELECT {ts} FROM {table} ORDER BY {ts} {order} LIMIT 1").fetchone()
+                           for order in ("ASC", "DESC"))
+            if first is None:
+                continue  # an empty table
+            if type(first[0]) is not int or type(last[0]) is not int:
+                return False
+            if (self.gte is not None and first[0] < self.gte) or (self.lt is not None and last[0] >= self.lt):
+                return False
+        return True
 
     def edge(self, hi: int, lo: int, rows: int) -> int:
         """The oldest time of the next slice: ``rows`` events back from ``hi`` in the index
@@ -431,12 +452,16 @@ def _read(slices: Slices, st: Stats, ctx: Context, groups: dict[tuple, list[Any]
     """Every slice's groups merged into ``groups`` (key -> [rows, states...]) until a stop.
     When the range holds no more events than ``qsize`` (none is cut) and at least half the
     tables' rows, they are read in rowid slices, as ES|QL's pushed STATS reads them (along
-    the table: a third faster than through the time index); else newest slice first, until
-    ``qsize`` events matched."""
+    the table: a third faster than through the time index), and with no test of their time
+    when every row is in the range (``covered``, found without a count); else newest slice
+    first, until ``qsize`` events matched."""
     control = ctx.control
+    control.phase = "running"
+    if (st.qsize is None or slices.rows() <= st.qsize) and slices.covered():
+        _by_rowids(slices, None, ctx, groups, held, preview)
+        return
     span = slices.span()
     total = 0 if span is None else slices.rows_in(*span)
-    control.phase = "running"
     if span is None:
         control.rows_total = 0
     elif (st.qsize is None or total <= st.qsize) and 2 * total >= slices.rows():
@@ -446,7 +471,7 @@ def _read(slices: Slices, st: Stats, ctx: Context, groups: dict[tuple, list[Any]
         _by_time(slices, span, st, ctx, groups, held, preview)
 
 
-def _by_rowids(slices: Slices, span: tuple[int, int], ctx: Context, groups: dict[tuple, list[Any]],
+def _by_rowids(slices: Slices, span: tuple[int, int] | None, ctx: Context, groups: dict[tuple, list[Any]],
                held: Reservation, preview: Callable[[dict[tuple, list[Any]]], None]) -> None:
     from ..execute import _bounds, rowid_slices
 
@@ -456,7 +481,7 @@ def _by_rowids(slices: Slices, span: tuple[int, int], ctx: Context, groups: dict
     for pos, (count, top) in enumerate(bounds):
         dense = count == top
         for after, upto in rowid_slices(control, top):
-            _merge(groups, slices.group_rowids(pos, after, upto, *span), slices.st, held)
+            _merge(groups, slices.group_rowids(pos, after, upto, span), slices.st, held)
             control.scanned(upto - after if dense else slices.rows_between(pos, after, upto))
             preview(groups)
         if control.cut_short:
