@@ -5,16 +5,16 @@ The rows come as batches of row objects in their JSON text (as a store keeps the
 written batch by batch into a file in a private temporary directory beside the database (never
 the whole result in memory, and never a tmpfs ``/tmp`` that would hold it in RAM); the finished
 file is then streamed to the client and removed. The whole export, reading the batches
-included, runs on a worker thread of its own: XlsxWriter, csv and zlib are blocking, CPU-heavy
+included, runs on a worker thread of its own: the writers, csv and zlib are blocking, CPU-heavy
 work that would otherwise stall every other request, and a hop to the event loop per batch
 would cost more than the batch.
 
 - json: a JSON array of the row objects, their stored text as it is (never decoded).
 - csv: RFC 4180 (comma, CRLF, ``"``-quoting) by the csv module, no BOM; a header row of the
   fields; a missing value is an empty cell, an array or object its compact JSON text.
-- xlsx: XlsxWriter in ``constant_memory`` mode (each row goes to disk once the next begins,
-  strings inline); one sheet ``results``, a header row, numbers as numbers, booleans as
-  booleans, everything else as text (ISO dates too). Excel's limits hold: a cell's text is cut
+- xlsx: ``xlsx.SheetWriter`` (rows go to disk batch by batch, strings inline; why not
+  XlsxWriter: see there); one sheet ``results``, a header row, numbers as numbers, booleans
+  as booleans, everything else as text (ISO dates too, "=1+1" never a formula). Excel's limits hold: a cell's text is cut
   at 32 767 characters, rows past 1 048 575 data rows and columns past 16 384 are dropped, and
   the ``Export`` says how many.
 - compressed: a zip holding the one file, ``<name>.<ext>``: JSON and CSV deflated at zlib's
@@ -44,17 +44,16 @@ from typing import IO, Any, Iterable, Sequence
 from urllib.parse import quote
 
 import orjson
-import xlsxwriter
 from aiohttp import web
 
 from ..query.fieldpath import MISSING, field_value
+from . import xlsx
 
-XLSX_MAX_ROWS = 1_048_575  # Excel's 1 048 576 rows, less the header
-XLSX_MAX_COLUMNS = 16_384
+XLSX_MAX_ROWS = xlsx.MAX_ROWS - 1  # Excel's 1 048 576 rows, less the header
+XLSX_MAX_COLUMNS = xlsx.MAX_COLUMNS
 MAX_NAME_CHARS = 200
 _CHUNK_BYTES = 256 * 1024  # read from the finished file per write to the client
 _ZIP_LEVEL = 1  # zlib's fastest
-_EXACT_INT = 2 ** 53  # the largest integer up to which a double (an Excel number) holds every one
 
 # Batches of row objects, each the JSON text of one object; iterated on the export's thread.
 RowBatches = Iterable[Sequence[bytes]]
@@ -164,6 +163,9 @@ class _Writer:
     def close(self) -> None:
         """Finish the file (the stream it writes to is the caller's to close)."""
 
+    def discard(self) -> None:
+        """Give the file up after a failure: what the writer holds beside it removed."""
+
 
 class _JsonWriter(_Writer):
     def __init__(self, out: IO[bytes], fields: Sequence[str]) -> None:
@@ -204,46 +206,44 @@ class _CsvWriter(_Writer):
         self.text.detach()  # the stream stays open for the caller
 
 
-class _XlsxWriter(_Writer):
+class _XlsxFile(_Writer):
     def __init__(self, out: IO[bytes], fields: Sequence[str]) -> None:
-        # Typed writes only (never ``write``, which would turn "=..." into a formula and
-        # "http..." into a link): the cell holds exactly the row's value.
-        # ``out`` is the export's own file (an XLSX is never written into a zip entry): its
-        # temporary files go beside it.
-        self.book = xlsxwriter.Workbook(out, {"constant_memory": True, "tmpdir": str(Path(out.name).parent)})
-        self.sheet = self.book.add_worksheet("results")
+        # ``out`` is the export's own file (an XLSX is never written into a zip entry): the
+        # sheet's rows wait beside it.
         self.columns = Columns(list(fields)[:XLSX_MAX_COLUMNS])
         self.dropped_fields = len(fields) - len(self.columns.fields)
-        for col, name in enumerate(self.columns.fields):
-            self.cut_cells += self.sheet.write_string(0, col, name) == -2
+        self.sheet = xlsx.SheetWriter(out, "results", Path(out.name).parent, len(self.columns.fields))
+        self.sheet.write_rows([self.columns.fields])
 
     def write(self, texts: Sequence[bytes]) -> None:
         room = XLSX_MAX_ROWS - self.rows
         self.dropped_rows += max(len(texts) - room, 0)
         values, loads = self.columns.values, orjson.loads
-        string, number, boolean = self.sheet.write_string, self.sheet.write_number, self.sheet.write_boolean
-        row = self.rows
-        for text in texts[:room]:
-            row += 1
-            for col, value in enumerate(values(loads(text))):
-                kind = value.__class__
-                if kind is str:
-                    if string(row, col, value):  # -2: cut at Excel's limit
-                        self.cut_cells += 1
-                elif kind is float or (kind is int and -_EXACT_INT <= value <= _EXACT_INT):
-                    number(row, col, value)
-                elif kind is bool:
-                    boolean(row, col, value)
-                elif value is not None:
-                    # an integer a double cannot hold stays exact as its digits; arrays and objects as JSON
-                    self.cut_cells += string(row, col, _json_text(value)) == -2
-        self.rows = row
+        rows = [values(loads(text)) for text in texts[:room]]
+        as_is = _XLSX_AS_IS.issuperset
+        for row in rows:
+            # numbers, strings, booleans and nulls as they are (one C-speed test of the row's
+            # classes); arrays and objects as their JSON text
+            if not as_is(map(type, row)):
+                row[:] = [v if v.__class__ in _XLSX_AS_IS else _json_text(v) for v in row]
+        self.sheet.write_rows(rows)
+        self.rows += len(rows)
+
+    @property  # type: ignore[override]
+    def cut_cells(self) -> int:
+        return self.sheet.cut_cells
 
     def close(self) -> None:
-        self.book.close()
+        self.sheet.close()
+
+    def discard(self) -> None:
+        self.sheet.discard()
 
 
-_WRITERS = {"json": _JsonWriter, "csv": _CsvWriter, "xlsx": _XlsxWriter}
+_XLSX_AS_IS = frozenset({str, int, float, bool, type(None)})
+
+
+_WRITERS = {"json": _JsonWriter, "csv": _CsvWriter, "xlsx": _XlsxFile}
 
 
 # --- the export -------------------------------------------------------------------------------
@@ -313,8 +313,12 @@ def _write(kind: FileType, out: IO[bytes], batches: RowBatches, fields: Sequence
             writer.write(batch)
             if left == 0:
                 break
+    except BaseException:
+        writer.discard()
+        raise
+    else:
+        writer.close()
     finally:
-        writer.close()  # on failure too: XlsxWriter's temporary files are closed only so
         if hasattr(rows, "close"):  # a generator left at the limit: closed on its own thread,
             rows.close()  # where what it holds (a reader's connection) belongs
     return writer
