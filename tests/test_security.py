@@ -21,9 +21,10 @@ from elasticsearch import (ApiError, AsyncElasticsearch, AuthenticationException
 
 from conftest import ROOT, EsTestServer
 from service import keys
-from service.api.actions import ACTIONS
+from service.api.actions import ACTIONS, OWN
 from service.app import create_app
 from service.core.background import Limits
+from service.core.tasks import CALLER
 from service.query.esql import EsqlJob
 from service.query.options import QueryOptions
 from service.security import passwords
@@ -421,20 +422,155 @@ async def test_index_privileges_of_the_path(admin: AsyncElasticsearch,
     assert await admin.indices.exists(index="logs-a")
 
 
-async def test_queries_need_read_on_every_index_until_sources_are_resolved(
-        admin: AsyncElasticsearch, connect: Callable[..., AsyncElasticsearch]) -> None:
-    await admin.index(index="logs", document={"n": 1}, refresh=True)
-    await user_with(admin, "vera", ["viewer"])
-    await admin.security.put_role(name="logs_only", indices=[{"names": ["logs"], "privileges": ["read"]}])
+async def _two_indices(admin: AsyncElasticsearch, connect: Callable[..., AsyncElasticsearch]) -> AsyncElasticsearch:
+    """``logs`` (2 events) and ``secret`` (3), and lola, who may read ``logs`` only."""
+    for index, n in (("logs", 2), ("secret", 3)):
+        ops: list[Any] = []
+        for i in range(n):
+            ops += [{"index": {"_index": index}},
+                    {"@timestamp": f"2024-05-01T00:00:0{i}Z", "event": {"category": "process"}, "n": i}]
+        await admin.bulk(operations=ops, refresh=True)
+    await admin.security.put_role(name="logs_only", indices=[{"names": ["logs", "log*"], "privileges": ["read"]}])
     await user_with(admin, "lola", ["logs_only"])
-    vera = connect(basic_auth=("vera", "password-1"))
-    rows = (await vera.esql.query(query="FROM logs | STATS n = COUNT(*) | LIMIT 1")).body
-    assert rows["values"] == [[1]]
-    with pytest.raises(AuthorizationException) as err:
-        await connect(basic_auth=("lola", "password-1")).esql.query(query="FROM logs | LIMIT 1")
-    assert "action [indices:data/read/esql] is unauthorized for user [lola]" in err.value.body["error"]["reason"]
+    return connect(basic_auth=("lola", "password-1"))
+
+
+async def test_query_sources_resolve_among_the_readable_indices(
+        admin: AsyncElasticsearch, connect: Callable[..., AsyncElasticsearch], raw: TestClient) -> None:
+    """ES|QL, EQL and SML alike: a wildcard or ``*`` skips what the user may not read, as
+    Elasticsearch resolves an expression for its user; naming such an index is a 403 that
+    names it; a user who may read no index is refused before the query is looked at."""
+    lola = await _two_indices(admin, connect)
+    for query in ("FROM * | STATS n = COUNT(*) | LIMIT 1", "FROM logs,secret* | STATS n = COUNT(*) | LIMIT 1",
+                  "FROM l*,s* | STATS n = COUNT(*) | LIMIT 1"):
+        assert (await lola.esql.query(query=query)).body["values"] == [[2]], query
+    assert (await admin.esql.query(query="FROM * | STATS n = COUNT(*) | LIMIT 1")).body["values"] == [[5]]
+    for query in ("FROM secret | LIMIT 1", "FROM logs,secret | LIMIT 1"):
+        with pytest.raises(AuthorizationException) as err:
+            await lola.esql.query(query=query)
+        assert err.value.body["error"]["reason"] == (
+            "action [indices:data/read/esql] is unauthorized for user [lola] with effective roles [logs_only] on "
+            "indices [secret], this action is granted by the index privileges [read_cross_cluster,read,all]")
+    with pytest.raises(BadRequestError) as bad:  # nothing readable matches: as if nothing existed
+        await lola.esql.query(query="FROM secr* | LIMIT 1")
+    assert "Unknown index [secr*]" in bad.value.body["error"]["reason"]
     with pytest.raises(AuthorizationException):
-        await connect(basic_auth=("vera", "password-1")).bulk(operations=[{"index": {"_index": "logs"}}, {"n": 2}])
+        await lola.esql.async_query(query="FROM secret | LIMIT 1", wait_for_completion_timeout="0s")
+
+    assert len((await lola.eql.search(index="*", query="process where true")).body["hits"]["events"]) == 2
+    with pytest.raises(AuthorizationException) as err:
+        await lola.eql.search(index="logs,secret", query="process where true")
+    assert "on indices [secret]" in err.value.body["error"]["reason"]
+
+    lola_auth = basic("lola", "password-1")
+    for query, status in (("source * qsize=100 | stats count", 200), ("source secret | stats count", 403)):
+        resp = await raw.post("/_sme/async_requests/request", headers=lola_auth, json={
+            "query": query, "dtStart": "2024-05-01T00:00:00Z", "dtEnd": "2024-05-02T00:00:00Z"})
+        assert resp.status == status, await resp.text()
+        if status == 200:
+            task_id = (await resp.json())["id"]
+            for _ in range(200):
+                page = await (await raw.get(f"/_sme/async_requests/response/{task_id}", headers=lola_auth)).json()
+                if not page.get("preview") and page.get("total") is not None and \
+                        (await (await raw.get(f"/_sme/async_requests/status/{task_id}", headers=lola_auth)).json()
+                         )["status"] == "COMPLETED":
+                    break
+                await asyncio.sleep(0.05)
+            page = await (await raw.get(f"/_sme/async_requests/response/{task_id}", headers=lola_auth)).json()
+            assert page["events"] == [{"count": 2}]
+
+    await user_with(admin, "nobody", [])
+    with pytest.raises(AuthorizationException) as err:
+        await connect(basic_auth=("nobody", "password-1")).esql.query(query="FROM * | LIMIT 1")
+    assert err.value.body["error"]["reason"].startswith("action [indices:data/read/esql] is unauthorized for user "
+                                                        "[nobody]")
+
+
+async def test_async_results_and_tasks_are_their_submitters(
+        admin: AsyncElasticsearch, connect: Callable[..., AsyncElasticsearch], secured: TestServer) -> None:
+    """Async ES|QL and EQL results (get, status, stop, delete) and running tasks (``_tasks``
+    list, get, cancel) are shown only to the user that submitted them (its API keys too), and
+    to a superuser; another user, however privileged otherwise, finds nothing there (404)."""
+    lola = await _two_indices(admin, connect)
+    await admin.security.put_role(name="ops", cluster=["monitor", "manage", "manage_own_api_key"],
+                                  indices=[{"names": ["logs"], "privileges": ["read"]}])
+    await admin.security.put_user(username="lola", password="password-1", roles=["logs_only", "ops"])
+    await user_with(admin, "lena", ["ops"])
+    lena = connect(basic_auth=("lena", "password-1"))
+    key = (await lola.security.create_api_key(name="lolas")).body["encoded"]
+    lolas_key = connect(api_key=key)
+
+    esql = (await lola.esql.async_query(query="FROM logs | LIMIT 5", keep_on_completion=True,
+                                        wait_for_completion_timeout="5s")).body["id"]
+    eql = (await lola.eql.search(index="logs", query="process where true", keep_on_completion=True,
+                                 wait_for_completion_timeout="5s")).body["id"]
+    for call in (lambda: lena.esql.async_query_get(id=esql), lambda: lena.esql.async_query_stop(id=esql),
+                 lambda: lena.esql.async_query_delete(id=esql), lambda: lena.eql.get(id=eql),
+                 lambda: lena.eql.get_status(id=eql), lambda: lena.eql.delete(id=eql)):
+        with pytest.raises(NotFoundError):
+            await call()
+    for client in (lola, lolas_key, admin):
+        assert len((await client.esql.async_query_get(id=esql)).body["values"]) == 2
+        assert len((await client.eql.get(id=eql)).body["hits"]["events"]) == 2
+
+    # a running task of lola's (registered as her request would register it)
+    manager = secured.app[keys.TASKS]
+    token = CALLER.set("lola")
+    try:
+        task = manager.register("indices:data/read/esql", "FROM logs", {})
+    finally:
+        CALLER.reset(token)
+    try:
+        listed = (await lena.tasks.list(group_by="none")).body["tasks"]
+        assert task.task_id not in {t["node"] + ":" + str(t["id"]) for t in listed}
+        with pytest.raises(NotFoundError):
+            await lena.tasks.get(task_id=task.task_id)
+        refused = (await lena.tasks.cancel(task_id=task.task_id)).body
+        assert refused["node_failures"][0]["caused_by"]["type"] == "resource_not_found_exception"
+        assert not task.cancelled
+        assert (await lena.tasks.cancel(actions="indices:data/read/esql")).body["nodes"] == {}
+        assert not task.cancelled
+        assert (await lola.tasks.get(task_id=task.task_id)).body["task"]["description"] == "FROM logs"
+        assert (await admin.tasks.get(task_id=task.task_id)).body["task"]["description"] == "FROM logs"
+        await lola.tasks.cancel(task_id=task.task_id)
+        assert task.cancelled
+    finally:
+        manager.unregister(task)
+    await lola.esql.async_query_delete(id=esql)
+    await lolas_key.eql.delete(id=eql)
+    with pytest.raises(NotFoundError):
+        await admin.eql.get(id=eql)
+
+
+async def test_an_owner_survives_a_restart(secured_settings: Settings) -> None:
+    """The owner is stored with the result: after a restart another user still finds nothing."""
+    async def started() -> tuple[EsTestServer, AsyncElasticsearch]:
+        server = EsTestServer(create_app(secured_settings))
+        await server.start_server()
+        return server, AsyncElasticsearch(str(server.make_url("/")), basic_auth=("elastic", PASSWORD))
+    server, admin = await started()
+    try:
+        await admin.index(index="logs", document={"n": 1}, refresh=True)
+        await admin.security.put_role(name="r", indices=[{"names": ["logs"], "privileges": ["read"]}])
+        for name in ("lola", "lena"):
+            await user_with(admin, name, ["r"])
+        async with AsyncElasticsearch(str(server.make_url("/")), basic_auth=("lola", "password-1")) as lola:
+            search = (await lola.esql.async_query(query="FROM logs | LIMIT 1", keep_on_completion=True,
+                                                  wait_for_completion_timeout="5s")).body["id"]
+    finally:
+        await admin.close()
+        await server.close()
+    server, admin = await started()
+    try:
+        url = str(server.make_url("/"))
+        async with AsyncElasticsearch(url, basic_auth=("lena", "password-1")) as lena, \
+                AsyncElasticsearch(url, basic_auth=("lola", "password-1")) as lola:
+            with pytest.raises(NotFoundError):
+                await lena.esql.async_query_get(id=search)
+            assert (await lola.esql.async_query_get(id=search)).body["values"] == [[1]]
+    finally:
+        await admin.close()
+        await server.close()
 
 
 # --- API keys --------------------------------------------------------------------------------
@@ -645,14 +781,15 @@ _FILLED = {"index": "logs", "id": "FmNoSuchId", "name": "someone", "task_id": "n
 async def test_every_route_asks_for_credentials_and_checks_privileges(raw: TestClient, admin: AsyncElasticsearch,
                                                                       method: str, template: str) -> None:
     """No credentials: 401 everywhere. A user without roles: 403 everywhere but
-    ``_authenticate`` (and its own password). The superuser: never 401 or 403."""
+    ``_authenticate`` (and its own password) and its own async results and tasks (it finds
+    none: 404 or an empty list). The superuser: never 401 or 403."""
     await user_with(admin, "nobody", [])
     path = template.format(**_FILLED)
     anonymous = await raw.request(method, path)
     assert anonymous.status == 401, (method, path)
     assert anonymous.headers.getall("WWW-Authenticate") == CHALLENGES
     nobody = await raw.request(method, path, headers=basic("nobody", "password-1"))
-    if ACTIONS[(method, template)].self_service:
+    if ACTIONS[(method, template)].self_service or ACTIONS[(method, template)].index == OWN:
         assert nobody.status not in (401, 403), (method, path, await nobody.text())
     else:
         assert nobody.status == 403, (method, path, await nobody.text())

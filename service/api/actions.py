@@ -3,12 +3,13 @@ security step authorizes by, read at a glance beside ``app._routes``.
 
 ``index`` says where the indices are: ``PATH`` (the ``{index}`` of the path, a comma-separated
 expression), ``ANY`` (a composite request, ``_bulk``: the privilege on some index lets it in,
-and each item is then checked on its own index, as ES does), or ``ALL`` (every index: what the
-request reads is named in its body or found later, so until the next part resolves that, the
-privilege is needed on ``*``: a query's sources, async results whose owner is not yet checked,
-the index-less ``_mapping``, ``_refresh`` and ``_cat/indices``). ``self_service`` actions are
-allowed to any authenticated principal, as ES allows ``_authenticate`` and changing one's own
-password.
+and each item is then checked on its own index, as ES does), ``SOURCES`` (a query: the
+privilege on some index lets it in, and its handler resolves the query's sources among the
+indices the principal may read, ``guard.readable``), ``OWN`` (an async result or background
+task: any authenticated principal, who is then shown only its own, ``core.tasks.CALLER``), or
+``ALL`` (the privilege is needed on ``*``: the index-less ``_mapping``, ``_refresh`` and
+``_cat/indices``). ``self_service`` actions are allowed to any authenticated principal, as ES
+allows ``_authenticate`` and changing one's own password.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 PATH = "path"
 ALL = "all"
 ANY = "any"  # a composite (``_bulk``): allowed on some index here, each item checked by its handler
+SOURCES = "sources"  # a query: allowed on some index here, its sources resolved by its handler
+OWN = "own"  # the caller's own results and tasks
 
 
 @dataclass(frozen=True)
@@ -39,28 +42,28 @@ _SML_GET = "indices:data/read/sml/async/get"
 ACTIONS: dict[tuple[str, str], Action] = {
     **_routes("GET|HEAD", "/", Action("cluster:monitor/main")),
     **_routes("POST|PUT", "/_bulk", Action("indices:data/write/bulk", ANY)),
-    **_routes("POST", "/_query", Action("indices:data/read/esql", ALL)),
-    **_routes("POST", "/_query/async", Action("indices:data/read/esql", ALL)),
-    **_routes("GET", "/_query/async/{id}", Action(_ESQL_GET, ALL)),
-    **_routes("POST", "/_query/async/{id}/stop", Action("indices:data/read/esql/async/stop", ALL)),
-    **_routes("DELETE", "/_query/async/{id}", Action(_ASYNC_DELETE, ALL)),
+    **_routes("POST", "/_query", Action("indices:data/read/esql", SOURCES)),
+    **_routes("POST", "/_query/async", Action("indices:data/read/esql", SOURCES)),
+    **_routes("GET", "/_query/async/{id}", Action(_ESQL_GET, OWN)),
+    **_routes("POST", "/_query/async/{id}/stop", Action("indices:data/read/esql/async/stop", OWN)),
+    **_routes("DELETE", "/_query/async/{id}", Action(_ASYNC_DELETE, OWN)),
     **_routes("GET", "/_eql/search/status/{id}", Action("cluster:monitor/eql/async/status")),
-    **_routes("GET", "/_eql/search/{id}", Action(_EQL_GET, ALL)),
-    **_routes("DELETE", "/_eql/search/{id}", Action(_ASYNC_DELETE, ALL)),
+    **_routes("GET", "/_eql/search/{id}", Action(_EQL_GET, OWN)),
+    **_routes("DELETE", "/_eql/search/{id}", Action(_ASYNC_DELETE, OWN)),
     **_routes("GET", "/_cluster/settings", Action("cluster:monitor/settings")),
     **_routes("PUT", "/_cluster/settings", Action("cluster:admin/settings/update")),
     # Smart Monitor's background tasks: SML reads indices; its async actions are named as ES's are
-    **_routes("POST", "/_sme/async_requests/request", Action("indices:data/read/sml", ALL)),
-    **_routes("GET", "/_sme/async_requests/response/{id}", Action(_SML_GET, ALL)),
-    **_routes("GET", "/_sme/async_requests/logs/{id}", Action(_SML_GET, ALL)),
-    **_routes("GET", "/_sme/async_requests/status", Action(_SML_GET, ALL)),
-    **_routes("GET", "/_sme/async_requests/status/", Action(_SML_GET, ALL)),
-    **_routes("GET", "/_sme/async_requests/status/{id}", Action(_SML_GET, ALL)),
-    **_routes("POST", "/_sme/async_requests/break", Action("indices:data/read/sml/async/stop", ALL)),
-    **_routes("POST", "/_sme/async_requests/break/", Action("indices:data/read/sml/async/stop", ALL)),
-    **_routes("POST", "/_sme/async_requests/break/{id}", Action("indices:data/read/sml/async/stop", ALL)),
-    **_routes("DELETE", "/_sme/async_requests/delete/{id}", Action("indices:data/read/sml/async/delete", ALL)),
-    **_routes("POST", "/_sme/async_requests/file_download/{id}", Action(_SML_GET, ALL)),
+    **_routes("POST", "/_sme/async_requests/request", Action("indices:data/read/sml", SOURCES)),
+    **_routes("GET", "/_sme/async_requests/response/{id}", Action(_SML_GET, OWN)),
+    **_routes("GET", "/_sme/async_requests/logs/{id}", Action(_SML_GET, OWN)),
+    **_routes("GET", "/_sme/async_requests/status", Action(_SML_GET, OWN)),
+    **_routes("GET", "/_sme/async_requests/status/", Action(_SML_GET, OWN)),
+    **_routes("GET", "/_sme/async_requests/status/{id}", Action(_SML_GET, OWN)),
+    **_routes("POST", "/_sme/async_requests/break", Action("indices:data/read/sml/async/stop", OWN)),
+    **_routes("POST", "/_sme/async_requests/break/", Action("indices:data/read/sml/async/stop", OWN)),
+    **_routes("POST", "/_sme/async_requests/break/{id}", Action("indices:data/read/sml/async/stop", OWN)),
+    **_routes("DELETE", "/_sme/async_requests/delete/{id}", Action("indices:data/read/sml/async/delete", OWN)),
+    **_routes("POST", "/_sme/async_requests/file_download/{id}", Action(_SML_GET, OWN)),
     **_routes("GET", "/_tasks", Action("cluster:monitor/tasks/lists")),
     **_routes("POST", "/_tasks/_cancel", Action("cluster:admin/tasks/cancel")),
     **_routes("GET", "/_tasks/{task_id}", Action("cluster:monitor/task/get")),
@@ -93,7 +96,7 @@ ACTIONS: dict[tuple[str, str], Action] = {
     **_routes("PUT|POST", "/{index}/_mapping", Action("indices:admin/mapping/put", PATH)),
     **_routes("GET|POST", "/{index}/_refresh", Action("indices:admin/refresh", PATH)),
     **_routes("GET|POST", "/{index}/_count", Action("indices:data/read/search", PATH)),
-    **_routes("GET|POST", "/{index}/_eql/search", Action("indices:data/read/eql", PATH)),
+    **_routes("GET|POST", "/{index}/_eql/search", Action("indices:data/read/eql", SOURCES)),
     # a bulk item may name another index than the path's: each item is checked (guard.authorize_bulk)
     **_routes("POST|PUT", "/{index}/_bulk", Action("indices:data/write/bulk", ANY)),
     **_routes("POST", "/{index}/_doc", Action("indices:data/write/index", PATH)),

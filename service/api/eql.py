@@ -23,6 +23,7 @@ from ..query.eql import EqlJob
 from ..query.eql.request import FIELDS, PARSER, EqlRequest
 from ..query.options import QueryOptions
 from ..store.dates import format_millis
+from .guard import readable
 from .middleware import accepts
 from .wire import ListWriter, client_gone, is_pretty, read_json, respond, task_headers
 
@@ -93,8 +94,8 @@ def _status_body(request: web.Request, status: Status) -> dict[str, Any]:
 async def _job(request: web.Request, eql_request: EqlRequest) -> Job:
     """The compiled search, off the event loop (a long query takes a while to parse); its
     syntax, field and index errors are raised here, before anything runs."""
-    return await asyncio.to_thread(EqlJob.compile, eql_request, request.app[keys.CATALOG],
-                                   QueryOptions.of(request.app[keys.SETTINGS]))
+    catalog = readable(request, EqlJob.action, eql_request.indices)
+    return await asyncio.to_thread(EqlJob.compile, eql_request, catalog, QueryOptions.of(request.app[keys.SETTINGS]))
 
 
 @accepts(*_SEARCH_PARAMS)

@@ -14,8 +14,10 @@ from ..core.queries import Batches, GetOptions, SubmitOptions, replayable
 from ..core.searches import Answer
 from ..params import parse_bool
 from ..query.esql import EsqlJob, render_value
+from ..query.jobs import source_patterns
 from ..query.options import QueryOptions
 from .formats import TEXT_FORMATS, Column, csv_delimiter, media_type, response_format, text_lines, txt_widths
+from .guard import readable
 from .middleware import accepts
 from .wire import JsonText, ListWriter, client_gone, is_pretty, read_json, respond, task_headers
 
@@ -180,8 +182,11 @@ async def _job(request: web.Request, body: dict[str, Any], parser: str) -> EsqlJ
     """The request's query, parsed off the event loop: a query of up to a million
     characters takes seconds to parse, and nothing else may wait for it."""
     text = validate_request(body, parser)
-    return await asyncio.to_thread(EsqlJob.compile, text, _params(body, parser), body.get("filter"),
-                                   request.app[keys.CATALOG], QueryOptions.of(request.app[keys.SETTINGS]))
+    job = await asyncio.to_thread(EsqlJob.compile, text, _params(body, parser), body.get("filter"),
+                                  request.app[keys.CATALOG], QueryOptions.of(request.app[keys.SETTINGS]))
+    # the sources are resolved as the query runs: among the indices the principal may read
+    job.catalog = readable(request, job.action, source_patterns(job.plan.steps))
+    return job
 
 
 @accepts(*_QUERY_PARAMS)

@@ -9,24 +9,45 @@ are logged with who tried and from where, never the secret; denials with the act
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import structlog
 from aiohttp import web
 
 from .. import keys
+from ..core.tasks import CALLER
 from ..errors import Forbidden
 from ..security import authn
 from ..security.principal import Principal
+from ..store.catalog import Catalog
 from ..store.documents import BulkOp
-from .actions import ANY, PATH, Action, action_of, index_expressions
+from .actions import ANY, OWN, PATH, SOURCES, Action, action_of, index_expressions
 from .middleware import Handler
 
 log = structlog.get_logger("esquire.security")
 
 
 def principal_of(request: web.Request) -> Principal | None:
-    """The request's principal; None when security is off. The seam for index privileges of
-    query sources and for the owners of async results."""
+    """The request's principal; None when security is off."""
     return request.get(keys.PRINCIPAL)
+
+
+def readable(request: web.Request, action: str, expressions: Iterable[str]) -> Catalog:
+    """The catalog a query's sources (``expressions``: names, wildcards, ``-`` exclusions)
+    resolve in for the request. With security on, only the indices the principal may run
+    ``action`` on: a wildcard or ``_all`` silently skips the others, as Elasticsearch
+    resolves an expression for its user; a concrete name of an index it may not read is
+    refused (403) before anything runs."""
+    catalog: Catalog = request.app[keys.CATALOG]
+    principal = principal_of(request)
+    if principal is None:
+        return catalog
+    permission = principal.permission
+    names = [n.strip() for e in expressions for n in e.split(",")]
+    refused = [n for n in dict.fromkeys(names) if n in catalog.indices and not permission.allows_index(action, n)]
+    if refused:
+        raise _denied(request, principal, Action(action, PATH), refused)
+    return catalog.only(lambda name: permission.allows_index(action, name))
 
 
 @web.middleware
@@ -37,7 +58,13 @@ async def security_step(request: web.Request, handler: Handler) -> web.StreamRes
     principal = await _authenticate(request)
     request[keys.PRINCIPAL] = principal
     _authorize(request, principal)
-    return await handler(request)
+    # Whose tasks and async results the handler sees and makes (``core.tasks.CALLER``); reset
+    # after it, as the requests of one keep-alive connection share the connection's context.
+    token = CALLER.set(None if principal.permission.sees_every_owner else principal.owner)
+    try:
+        return await handler(request)
+    finally:
+        CALLER.reset(token)
 
 
 async def _authenticate(request: web.Request) -> Principal:
@@ -72,7 +99,9 @@ def _authorize(request: web.Request, principal: Principal) -> None:
         if not principal.permission.allows_cluster(action.name):
             raise _denied(request, principal, action)
         return
-    if action.index == ANY:
+    if action.index == OWN:
+        return  # the handler shows the principal its own (``core.tasks.CALLER``)
+    if action.index in (ANY, SOURCES):
         if not principal.permission.allows_some_index(action.name):
             raise _denied(request, principal, action)
         return

@@ -23,11 +23,13 @@ from ..core.searches import SearchNotFound
 from ..errors import BadRequest, XContentParseError
 from ..params import parse_time_ms
 from ..query.execute import PREVIEW_ROWS
-from ..query.sml import SmlJob, event_fields, lookups
+from ..query.jobs import source_patterns
+from ..query.sml import SmlJob, SmlRequest, event_fields, lookups
 from ..query.options import QueryOptions
 from ..query.sml import request as sml_request
+from ..store.catalog import Catalog
 from ..store.dates import format_millis
-from .guard import principal_of
+from .guard import principal_of, readable
 from .middleware import accepts
 from .wire import ListWriter, is_pretty, read_body, respond, task_headers
 
@@ -109,14 +111,20 @@ def _end_lines(cost: str) -> EndLines:
     return lines
 
 
+async def _job(request: web.Request, sml: SmlRequest, catalog: Catalog) -> SmlJob:
+    settings = request.app[keys.SETTINGS]
+    return await asyncio.to_thread(SmlJob.compile, sml, catalog, QueryOptions.of(settings),
+                                   lookups.reader(settings.db_path, catalog))
+
+
 @accepts()
 async def create(request: web.Request) -> web.Response:
     app = request.app
     submission = sml_request.parse(await _body(request), app[keys.CLUSTER_SETTINGS].get,
                                    app[keys.SEARCHES].now_ms())
-    catalog = app[keys.CATALOG]
-    job = await asyncio.to_thread(SmlJob.compile, submission.request, catalog, QueryOptions.of(app[keys.SETTINGS]),
-                                  lookups.reader(app[keys.SETTINGS].db_path, catalog))
+    job = await _job(request, submission.request, app[keys.CATALOG])
+    if principal_of(request) is not None:  # planned again among the indices the principal may read
+        job = await _job(request, submission.request, readable(request, job.action, source_patterns(job.plan.steps)))
     user = owner(request)
     sml_request.check_commands(job.planned.used, submission.allowed_commands, user)
     shown = _shown(submission, job)

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import keys
-from ..core.tasks import LIST_ACTION, Task, TaskFilter, TaskManager
+from ..core.tasks import CALLER, LIST_ACTION, Task, TaskFilter, TaskManager, visible
 from ..errors import BadRequest, ServiceError
 from ..params import parse_bool, parse_time_ms
 from .middleware import accepts
@@ -31,7 +31,7 @@ def _filter(request: web.Request) -> TaskFilter:
     if parent is not None:
         parse_task_id(parent)
     nodes = tuple(n for n in request.query.get("nodes", "").split(",") if n)
-    return TaskFilter(actions, parent, nodes)
+    return TaskFilter(actions, parent, nodes, CALLER.get())  # with security on, the caller's own
 
 
 def _node_entry(request: web.Request, tasks: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +99,7 @@ def _lookup(request: web.Request, task_id: str) -> Task:
         raise ServiceError(f"task [{task_id}] belongs to the node [{node_id}] which isn't part of the cluster and "
                            f"there is no record of the task", status=404, type="resource_not_found_exception")
     task = request.app[keys.TASKS].get(number)
-    if task is None:
+    if task is None or not visible(task.owner):  # another's task is not found, as another's result
         raise ServiceError(f"task [{task_id}] isn't running and hasn't stored its results", status=404,
                            type="resource_not_found_exception")
     return task
@@ -124,7 +124,7 @@ async def cancel_tasks(request: web.Request) -> web.Response:
     if task_id is not None:
         node_id, number = parse_task_id(task_id)
         task = manager.get(number) if node_id == node.id else None
-        if task is None:
+        if task is None or not visible(task.owner):
             failure = {"type": "failed_node_exception", "reason": f"Failed node [{node_id}]", "node_id": node_id,
                        "caused_by": {"type": "resource_not_found_exception",
                                      "reason": f"task [{task_id}] is not found"}}

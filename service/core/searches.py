@@ -31,7 +31,7 @@ from ..store.searches import ResponseTooLarge, SearchStore, StoredSearch
 from .queries import MAX_KEEP_ALIVE_MS, ROW_BATCH, Batches, Queries, SubmitOptions, in_batches
 from .runner import Job
 from .workers import Stream
-from .tasks import Task
+from .tasks import Task, visible
 
 log = structlog.get_logger(__name__)
 
@@ -239,7 +239,7 @@ class AsyncSearches:
         """Store the search (under its lock): from now on its rows and end go to SQLite.
         Raises, storing nothing, when the store or the disk is full."""
         await self.store.create(search.id, search.job.kind, search.keep_on_completion, search.created_ms,
-                                search.expires_ms, search.headers)
+                                search.expires_ms, search.headers, search.task.owner)
         search.persisted = True
         if search.frame is not None:
             await self.store.set_frame(search.id, search.frame)
@@ -351,7 +351,7 @@ class AsyncSearches:
         """A read of a search in memory: gone once expired; ``keep_alive_ms`` > 0 moves its
         expiry to now + that (stored too, once it is stored)."""
         now = self.now_ms()
-        if search.expires_ms <= now or kind not in (None, search.job.kind):
+        if search.expires_ms <= now or kind not in (None, search.job.kind) or not visible(search.task.owner):
             raise SearchNotFound(search.id)
         if keep_alive_ms > 0:
             search.expires_ms = now + keep_alive_ms
@@ -361,7 +361,7 @@ class AsyncSearches:
     async def _stored(self, search_id: str, keep_alive_ms: int, kind: str | None) -> StoredSearch:
         """A read of a stored search, as ``_touch`` for one in memory."""
         stored = await self.store.get(search_id, self.now_ms())
-        if stored is None or kind not in (None, stored.kind):
+        if stored is None or kind not in (None, stored.kind) or not visible(stored.owner):
             raise SearchNotFound(search_id)
         if keep_alive_ms > 0:
             stored.expires_ms = self.now_ms() + keep_alive_ms
@@ -399,7 +399,7 @@ class AsyncSearches:
     async def stop(self, search_id: str) -> Answer:
         decode_id(search_id)
         search = self.running.get(search_id)
-        if search is not None and search.expires_ms > self.now_ms():
+        if search is not None and search.expires_ms > self.now_ms() and visible(search.task.owner):
             search.control.stop()
             await asyncio.shield(search.done.wait())
         return await self.get(search_id, wait_s=1.0, keep_alive_ms=0)
@@ -414,15 +414,19 @@ class AsyncSearches:
 
     async def discard(self, search_id: str) -> bool:
         """Cancel the search if it runs, then delete it with its rows; whether it was there
-        (and had not expired)."""
+        (and had not expired); another owner's is not there for the caller (``tasks.visible``)."""
         search = self.running.get(search_id)
         found = False
         if search is not None and search.expires_ms > self.now_ms():
+            if not visible(search.task.owner):
+                return False
             found = True
             search.deleted = True
             search.control.cancel("cancelled by user")
             await asyncio.shield(search.done.wait())
-        elif await self.store.get(search_id, self.now_ms()) is not None:
+        elif (stored := await self.store.get(search_id, self.now_ms())) is not None:
+            if not visible(stored.owner):
+                return False
             found = True
         if found:
             await self.store.delete(search_id)

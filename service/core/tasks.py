@@ -1,12 +1,17 @@
 """The task registry: every running query is a task ``node_id:number`` that can be listed,
 waited for and cancelled. It knows no query language: a task carries an action name, a
-description, the request headers and a ``Control`` whose counters give its progress."""
+description, the request headers and a ``Control`` whose counters give its progress.
+
+Owners: with security on, a task belongs to the principal whose request registered it
+(``CALLER``, set by the security step for the request and inherited by the asyncio tasks it
+starts); ``TaskFilter.owner`` and ``visible`` show a principal only its own."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
@@ -15,6 +20,17 @@ from ..patterns import wildcard
 from ..query.control import Control
 
 LIST_ACTION = "cluster:monitor/tasks/lists"  # the task of a task list, never waited for
+
+# Whose work the request being served sees and creates: its principal's owner name, or None
+# when security is off or the principal sees every owner's (``superuser``). A task, and an
+# async search, made under None belongs to no one: only an unrestricted caller sees it.
+CALLER: ContextVar[str | None] = ContextVar("esquire_caller", default=None)
+
+
+def visible(owner: str | None) -> bool:
+    """Whether the caller being served may see work of ``owner``."""
+    caller = CALLER.get()
+    return caller is None or owner == caller
 
 
 @dataclass
@@ -31,6 +47,7 @@ class Task:
     start_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     start_ns: int = field(default_factory=time.monotonic_ns)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    owner: str | None = field(default_factory=CALLER.get)
 
     @property
     def task_id(self) -> str:
@@ -73,6 +90,7 @@ class TaskFilter:
     actions: tuple[str, ...] = ()  # simple wildcards (only ``*`` is special), any may match
     parent: str | None = None      # a parent's ``node:number``
     nodes: tuple[str, ...] = ()    # ``_all``, ``_local``, ``*``, a node id or name
+    owner: str | None = None       # only this owner's tasks (None: every owner's)
 
 
 class TaskManager:
@@ -116,7 +134,8 @@ class TaskManager:
         return [t for t in self.tasks.values()
                 if (t.cancellable or not cancellable)
                 and (not actions or any(match(t.action) for match in actions))
-                and (not which.parent or (t.parent is not None and t.parent.task_id == which.parent))]
+                and (not which.parent or (t.parent is not None and t.parent.task_id == which.parent))
+                and (which.owner is None or t.owner == which.owner)]
 
     async def wait(self, tasks: Iterable[Task], timeout_s: float, what: str) -> None:
         """Wait until ``tasks`` have ended, or raise Elasticsearch's timeout error naming ``what``

@@ -21,10 +21,15 @@ def _patterns(node: Any) -> Iterator[str]:
             yield from _patterns(getattr(node, f.name))
 
 
+def source_patterns(steps: tuple[Step, ...]) -> list[str]:
+    """The index expressions a plan's sources name, each once, in order."""
+    return list(dict.fromkeys(_patterns(steps)))
+
+
 class ShipsItsIndices:
     """A job (with ``plan`` and ``catalog``) pickled for a query worker carries only the
     catalog entries its plan's sources can name, not every index of the service."""
 
     def __getstate__(self) -> dict[str, Any]:
-        patterns = list(dict.fromkeys(_patterns(self.plan.steps)))  # type: ignore[attr-defined]
+        patterns = source_patterns(self.plan.steps)  # type: ignore[attr-defined]
         return {**self.__dict__, "catalog": self.catalog.subset(patterns)}  # type: ignore[attr-defined]

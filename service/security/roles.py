@@ -254,6 +254,12 @@ class Permission:
     def allows_some_index(self, action: str) -> bool:
         return any(g.grants(action) for g in self.indices)
 
+    @property
+    def sees_every_owner(self) -> bool:
+        """Whether the ``all`` cluster privilege is granted (``superuser``): then another
+        principal's async results and tasks are shown too."""
+        return any(p.name == "all" for p in self.cluster)
+
 
 @dataclass(frozen=True)
 class Limited:
@@ -275,3 +281,7 @@ class Limited:
 
     def allows_some_index(self, action: str) -> bool:
         return self.own.allows_some_index(action) and self.limit.allows_some_index(action)
+
+    @property
+    def sees_every_owner(self) -> bool:
+        return self.own.sees_every_owner and self.limit.sees_every_owner

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import aiosqlite
 import orjson
@@ -206,6 +206,12 @@ class Catalog:
         part = Catalog()
         part.indices = {n: ix for n, ix in self.indices.items()
                         if everything or any(wildcard(p)(n) for p in patterns)}
+        return part
+
+    def only(self, keep: Callable[[str], bool]) -> Catalog:
+        """A catalog of the indices whose name ``keep`` accepts (what a principal may read)."""
+        part = Catalog()
+        part.indices = {n: ix for n, ix in self.indices.items() if keep(n)}
         return part
 
     def resolve(self, expression: str, *, allow_no_indices: bool = True,

@@ -38,15 +38,16 @@ class StoredSearch:
     response: dict[str, Any] | None
     error: dict[str, Any] | None
     row_count: int
+    owner: str | None = None  # who submitted it (security on), else None
 
 
-_COLUMNS = "id, kind, state, keep_on_completion, created_ms, expires_ms, headers, response, error, row_count"
+_COLUMNS = "id, kind, state, keep_on_completion, created_ms, expires_ms, headers, response, error, row_count, owner"
 
 
 def _load(row: Any) -> StoredSearch:
     return StoredSearch(row[0], row[1], row[2], bool(row[3]), row[4], row[5], orjson.loads(row[6]),
                         orjson.loads(row[7]) if row[7] is not None else None,
-                        orjson.loads(row[8]) if row[8] is not None else None, row[9])
+                        orjson.loads(row[8]) if row[8] is not None else None, row[9], row[10])
 
 
 class StoreFull(Rejected):
@@ -93,15 +94,15 @@ class SearchStore:
                             "(DELETE /_query/async/<id>) or let them expire")
 
     async def create(self, search_id: str, kind: str, keep_on_completion: bool, created_ms: int, expires_ms: int,
-                     headers: dict[str, str]) -> None:
+                     headers: dict[str, str], owner: str | None = None) -> None:
         """Store a new running search, unless the store is full (``StoreFull``, 429) or the disk
         is (``FloodStageBlock``, 429); then nothing is stored."""
         async with self.db.write(indices=[ASYNC_SEARCH_INDEX]) as conn:
             cur = await conn.execute(
-                f"INSERT INTO searches ({_COLUMNS}, bytes) SELECT ?, ?, 'running', ?, ?, ?, ?, NULL, NULL, 0, 0 "
+                f"INSERT INTO searches ({_COLUMNS}, bytes) SELECT ?, ?, 'running', ?, ?, ?, ?, NULL, NULL, 0, ?, 0 "
                 f"WHERE (SELECT count(*) FROM searches WHERE expires_ms > ?) < ? "
                 f"AND (SELECT coalesce(sum(bytes), 0) FROM searches WHERE expires_ms > ?) < ?",
-                (search_id, kind, int(keep_on_completion), created_ms, expires_ms, orjson.dumps(headers),
+                (search_id, kind, int(keep_on_completion), created_ms, expires_ms, orjson.dumps(headers), owner,
                  created_ms, self.max_searches, created_ms, self.max_bytes))
             if cur.rowcount == 0:
                 self._refuse_if_full(*await _live_totals(conn, created_ms))
