@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="require authentication (users, roles, API keys), as ESQUIRE_SECURITY=true")
     serve.add_argument("--insecure", action="store_const", const=True,
                        help="serve a non-loopback address without authentication, on purpose")
+    serve.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain), as ESQUIRE_TLS_CERT")
+    serve.add_argument("--tls-key", help="the certificate's PEM private key, as ESQUIRE_TLS_KEY")
     serve.add_argument("--bootstrap-password", help="the elastic superuser's password at the first start with "
                        "security (visible to other local users in the process list: prefer "
                        "ESQUIRE_BOOTSTRAP_PASSWORD or ELASTIC_PASSWORD)")
@@ -51,16 +53,17 @@ def _parser() -> argparse.ArgumentParser:
 
 async def serve(settings: Settings) -> None:
     log = structlog.get_logger("esquire")
+    tls = settings.tls_context()  # a bad certificate stops the start before anything is opened
     app = create_app(settings)
     # The grace is spent twice at most: the app's on_shutdown waits for running queries,
     # then aiohttp waits for the other requests in flight before it cancels them.
     runner = EsRunner(app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_grace_seconds)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls)
     await site.start()
     tune_gc()
     log.info("started", host=settings.host, port=settings.port, data_dir=str(settings.data_dir),
-             security=settings.security_enabled)
+             security=settings.security_enabled, scheme="https" if tls else "http")
     if settings.insecure and not settings.security_enabled:
         log.warning("security_disabled", host=settings.host,
                     message=f"--insecure: serving {settings.host or 'every address'} without authentication; "
@@ -91,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         return query(args)
     flags = {"host": args.host, "port": args.port, "data_dir": args.data_dir,
              "log_format": args.log_format, "log_level": args.log_level, "security": args.security,
-             "insecure": args.insecure, "bootstrap_password": args.bootstrap_password}
+             "insecure": args.insecure, "bootstrap_password": args.bootstrap_password,
+             "tls_cert": args.tls_cert, "tls_key": args.tls_key}
     try:
         settings = load_settings(flags, config_file=args.config)
     except SettingsError as exc:

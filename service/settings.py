@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import ssl
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -80,6 +81,9 @@ class Settings:
     # (also read from ELASTIC_PASSWORD, as Elasticsearch's container does); empty: generated
     # and printed once
     bootstrap_password: str = ""
+    # HTTPS: a PEM certificate (chain) and its private key, both or neither (empty: plain HTTP)
+    tls_cert: str = ""
+    tls_key: str = ""
 
     def __post_init__(self) -> None:
         _one_of("log_format", self.log_format, LOG_FORMATS)
@@ -115,6 +119,18 @@ class Settings:
                 "users and roles, or with --insecure to serve it open on purpose")
         if self.bootstrap_password and len(self.bootstrap_password) < 6:
             raise SettingsError("bootstrap_password must be at least 6 characters long")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise SettingsError("tls_cert and tls_key go together: give both (PEM files) or neither")
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The server's TLS context (TLS 1.2 or later, the certificate loaded), None for plain
+        HTTP; an unreadable or mismatched file raises ``OSError`` (``ssl.SSLError`` is one)."""
+        if not self.tls_cert:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.tls_cert, self.tls_key)
+        return context
 
     @property
     def security_enabled(self) -> bool:

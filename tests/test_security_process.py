@@ -1,6 +1,6 @@
 """Security at start-up, with real ``esquire serve`` processes: refusing a non-loopback address
 without security, ``--insecure`` with its one warning line, the ``elastic`` password generated
-and shown once, and no secret in any log line.
+and shown once, no secret in any log line, and HTTPS with a certificate of a test CA.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -33,10 +34,11 @@ class Serve:
         self.port = free_port()
         self.log = tmp_path / f"serve-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.tls: ssl.SSLContext | None = None  # the client's, when the server speaks HTTPS
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self, *flags: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         args = [sys.executable, "-m", "service", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
@@ -51,7 +53,7 @@ class Serve:
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(self.url, timeout=5).close()
+                urllib.request.urlopen(self.url, timeout=5, context=self.tls).close()
                 return
             except urllib.error.HTTPError:
                 return
@@ -174,3 +176,42 @@ def test_security_from_env_and_the_elastic_password_as_elasticsearchs_container_
     both = load_settings({}, {"ESQUIRE_BOOTSTRAP_PASSWORD": "ours-first", "ELASTIC_PASSWORD": "theirs"})
     assert both.bootstrap_password == "ours-first"
     assert load_settings({"security": True}, {}).security_enabled is True
+
+
+def test_https_with_a_certificate_the_client_trusts_by_its_ca_file(serve: Serve, tmp_path: Path) -> None:
+    """``--tls-cert``/``--tls-key`` (or ESQUIRE_TLS_CERT/ESQUIRE_TLS_KEY): the official client
+    connects over https with ``ca_certs``; plain HTTP on that port gets no answer, and a client
+    that does not trust the CA is refused by the handshake."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    ca.cert_pem.write_to_path(str(ca_file))
+    serve.tls = ssl.create_default_context(cafile=str(ca_file))
+    serve.start("--security", "--tls-cert", str(cert_file), env={"ESQUIRE_TLS_KEY": str(key_file),
+                                                                 "ELASTIC_PASSWORD": "tls-secret-1"})
+    serve.wait_listening()
+    es = Elasticsearch(serve.url, ca_certs=str(ca_file), basic_auth=("elastic", "tls-secret-1"))
+    assert es.security.authenticate()["username"] == "elastic"
+    es.index(index="logs", document={"n": 1}, refresh=True)
+    assert es.esql.query(query="FROM logs | STATS n = COUNT(*) | LIMIT 1")["values"] == [[1]]
+    with pytest.raises(OSError):  # no HTTP on an HTTPS port
+        urllib.request.urlopen(f"http://127.0.0.1:{serve.port}", timeout=5)
+    with pytest.raises(urllib.error.URLError) as refused:  # an unknown CA
+        urllib.request.urlopen(serve.url, timeout=5, context=ssl.create_default_context())
+    assert isinstance(refused.value.reason, ssl.SSLCertVerificationError)
+    serve.stop()
+    started = [line for line in serve.json_lines() if line.get("event") == "started"]
+    assert started and started[0]["scheme"] == "https"
+
+
+def test_a_bad_certificate_or_a_key_alone_stops_the_start(serve: Serve, tmp_path: Path) -> None:
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    proc = serve.start("--tls-cert", str(tmp_path / "junk.pem"), "--tls-key", str(tmp_path / "junk.pem"))
+    assert proc.wait(timeout=30) == 1
+    assert "esquire: cannot start" in serve.log.read_text()
+    proc = serve.start("--tls-cert", str(tmp_path / "junk.pem"))
+    assert proc.wait(timeout=30) == 2
+    assert "tls_cert and tls_key go together" in serve.log.read_text()
