@@ -764,6 +764,42 @@ async def test_sme_tasks_are_seen_only_by_their_owner(admin: AsyncElasticsearch,
     assert task_id in repr(await (await raw.get("/_sme/async_requests/status", headers=alice)).json())
 
 
+async def test_sme_limits_follow_the_user_and_its_roles(admin: AsyncElasticsearch, raw: TestClient) -> None:
+    """The limits index under security: a user's own limit, else the most permissive of its
+    roles', else the base limit; ``allowed_commands`` the union of its own and its roles'."""
+    await admin.bulk(operations=[op for i in range(6) for op in (
+        {"index": {"_index": "logs"}}, {"@timestamp": f"2024-05-01T00:00:0{i}Z", "n": i})], refresh=True)
+    for role in ("analyst", "auditor"):
+        await admin.security.put_role(name=role, indices=[{"names": ["logs"], "privileges": ["read"]}])
+    await user_with(admin, "alice", ["analyst", "auditor"])
+    await user_with(admin, "bob", ["analyst"])
+    await admin.cluster.put_settings(transient={"sme.core.limits.base.max_qsize": "1"})
+    await admin.bulk(index=".sm_sme_limits_user", refresh=True, operations=[
+        {"index": {}}, {"role": "analyst", "max_qsize": 2, "allowed_commands": "source,stats"},
+        {"index": {}}, {"role": "auditor", "max_qsize": 4, "allowed_commands": ["source", "eval"]},
+        {"index": {}}, {"user": "bob", "allowed_commands": "table"}])
+    body = {"dtStart": "2024-05-01T00:00:00Z", "dtEnd": "2024-05-02T00:00:00Z"}
+
+    async def create(user: str, query: str) -> Any:
+        resp = await raw.post("/_sme/async_requests/request", headers=basic(user, "password-1"),
+                              json={"query": query, **body})
+        if resp.status != 200:
+            return resp.status, await resp.json()
+        task_id = (await resp.json())["id"]
+        logs = await raw.get(f"/_sme/async_requests/logs/{task_id}", headers=basic(user, "password-1"))
+        return logs.status, {"warnings": [line["message"] for line in (await logs.json())["logs"]
+                                          if line["level"] == "WARN"]}
+    status, task = await create("alice", "source logs qsize=100 | eval x=1 | stats count")
+    assert status == 200, task
+    assert task["warnings"] == ["qsize=100 reduced to 4 by limit max_qsize"]  # auditor's is the larger
+    status, refused = await create("alice", "source logs | table n")
+    assert status == 403 and "command [table] is not allowed for user [alice]" in refused["error"]["reason"]
+    status, task = await create("bob", "source logs qsize=100 | table n")  # its own list with its role's
+    assert status == 200 and task["warnings"] == ["qsize=100 reduced to 2 by limit max_qsize"]
+    status, refused = await create("bob", "source logs | eval x=1")
+    assert status == 403
+
+
 def test_every_route_has_an_action_and_every_action_a_route(secured_settings: Settings) -> None:
     """The security step refuses a route missing from ``actions.ACTIONS``: a new route must be
     given its action (and so its privilege) here before anyone can call it."""

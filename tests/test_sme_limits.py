@@ -1,12 +1,16 @@
 """The limits of spec sme-background-tasks.md §7.2 that act on the query, over real HTTP:
 ``allowed_commands`` refuses a task (403, nothing stored), ``max_qsize`` reduces a
-source's qsize with a warning in the result and the log. They are base limits in the
-cluster settings until per-user limits exist."""
+source's qsize with a warning in the result and the log; then the per-user and per-role
+limits of the limits index over the base limits of the cluster settings (§7.1)."""
 
 from __future__ import annotations
 
 import orjson
+import pytest
 from elasticsearch import AsyncElasticsearch
+
+from service.errors import BadRequest
+from service.query.sml import limits
 
 from test_sme_api import BASE, RANGE, get, post, sml_task, until
 from test_sme_api import auth  # noqa: F401  (fixture)
@@ -105,3 +109,72 @@ async def test_a_bad_payload_size_is_refused(http) -> None:
     body = await resp.json()
     assert resp.status == 400 and body["error"]["reason"] == (
         "failed to parse setting [sme.core.limits.base.max_payload_size] with value [big] as a size in bytes")
+
+
+# --- per user and per role (the limits index) ---------------------------------------------------
+
+NOW = 1_714_521_600_000  # 2024-05-01T00:00:00Z
+
+
+@pytest.mark.parametrize(("docs", "user", "roles", "expected"), [
+    ([], "alice", ["a"], {}),
+    ([{"user": "alice", "max_qsize": 5}, {"user": "bob", "max_qsize": 7}], "alice", [], {"max_qsize": "5"}),
+    # the most permissive of the roles', unless the user has its own
+    ([{"role": "a", "max_qsize": 10, "max_payload_size": "1kb"}, {"role": "b", "max_qsize": 20,
+      "max_payload_size": 4096}, {"role": "c", "max_qsize": 99}], "alice", ["a", "b"],
+     {"max_qsize": "20", "max_payload_size": "4096"}),
+    ([{"role": "a", "max_qsize": 10}, {"user": "alice", "max_qsize": 3}], "alice", ["a"], {"max_qsize": "3"}),
+    ([{"role": "a", "allowed_dt_start": "now-1d", "allowed_dt_end": "now"},
+      {"role": "b", "allowed_dt_start": "now-3w", "allowed_dt_end": "now+1d"}], "alice", ["a", "b"],
+     {"allowed_dt_start": "now-3w", "allowed_dt_end": "now+1d"}),
+    # allowed_commands: the union of the user's own list and its roles'
+    ([{"user": "alice", "allowed_commands": "source, stats, eval"},
+      {"role": "a", "allowed_commands": ["source", "streamstats", "eventstats"]}], "alice", ["a"],
+     {"allowed_commands": "eval,eventstats,source,stats,streamstats"}),
+    # a document naming both, or neither, or another's role, is not the user's
+    ([{"user": "alice", "role": "a", "max_qsize": 1}, {"max_qsize": 2}, {"role": "x", "max_qsize": 3}, "junk"],
+     "alice", ["a"], {}),
+])
+def test_limits_resolve_user_then_most_permissive_role(docs, user, roles, expected) -> None:
+    assert limits.resolve(docs, user, roles, NOW) == expected
+
+
+@pytest.mark.parametrize("doc", [{"user": "alice", "max_qsize": "lots"}, {"user": "alice", "max_qsize": 0},
+                                 {"user": "alice", "max_payload_size": "big"}, {"user": "alice", "max_qsize": True},
+                                 {"user": "alice", "allowed_dt_start": "yesterday-ish"},
+                                 {"user": "alice", "allowed_commands": {"a": 1}}])
+def test_a_limit_that_does_not_parse_refuses_the_task(doc) -> None:
+    with pytest.raises(BadRequest) as err:
+        limits.resolve([doc], "alice", [], NOW)
+    assert "of user [alice] in the limits index is not valid" in err.value.reason
+
+
+async def test_the_users_own_limit_is_over_the_base_limit(auth: AsyncElasticsearch, http) -> None:
+    """With security off every task is the default user's: its document in the limits index
+    applies over the base limit, and ``enable_limits: false`` turns both off."""
+    await limit(http, "max_qsize", "4")
+    await auth.index(index=".sm_sme_limits_user", id="user-default", document={"user": "default", "max_qsize": 2},
+                     refresh=True)
+    task_id = await sml_task(http, "source auth qsize=100")
+    await until(http, task_id, "COMPLETED")
+    assert (await get(http, f"response/{task_id}"))["warnings"] == ["qsize=100 reduced to 2 by limit max_qsize"]
+    await auth.index(index=".sm_sme_limits_user", id="user-default",
+                     document={"user": "default", "allowed_commands": "source"}, refresh=True)
+    resp = await http.post(f"{BASE}/request", json={"query": "source auth | stats count", **RANGE})
+    assert resp.status == 403
+    resp = await http.put("/_cluster/settings", json={"transient": {"sme.core.enable_limits": False}})
+    assert resp.status == 200
+    task_id = await sml_task(http, "source auth qsize=100 | stats count")
+    await until(http, task_id, "COMPLETED")
+    result = await get(http, f"response/{task_id}")
+    assert result["warnings"] == [] and result["events"] == [{"count": 5}]
+
+
+async def test_a_bad_document_refuses_the_task_and_stores_nothing(auth: AsyncElasticsearch, http) -> None:
+    await auth.index(index=".sm_sme_limits_user", document={"user": "default", "max_qsize": "lots"}, refresh=True)
+    before = (await get(http, "status/"))["tasks"]
+    resp = await http.post(f"{BASE}/request", json={"query": "source auth", **RANGE})
+    assert resp.status == 400
+    assert "the limit [max_qsize] of user [default] in the limits index is not valid" in \
+        (await resp.json())["error"]["reason"]
+    assert (await get(http, "status/"))["tasks"] == before

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 from aiohttp import web
@@ -26,6 +26,7 @@ from ..query.execute import PREVIEW_ROWS
 from ..query.jobs import source_patterns
 from ..query.sml import SmlJob, SmlRequest, event_fields, lookups
 from ..query.options import QueryOptions
+from ..query.sml import limits as sml_limits
 from ..query.sml import request as sml_request
 from ..store.catalog import Catalog
 from ..store.dates import format_millis
@@ -60,8 +61,19 @@ def _iso(ms: int | None) -> str | None:
 
 # --- create ---------------------------------------------------------------------------------
 
-def _limits(request: web.Request) -> Limits:
-    setting = request.app[keys.CLUSTER_SETTINGS].get
+async def _setting(request: web.Request, now_ms: int) -> Callable[[str], str]:
+    """The cluster settings as the caller's task reads them: its own and its roles' limits
+    (``sml.limits``) over the base limits."""
+    app = request.app
+    base = app[keys.CLUSTER_SETTINGS].get
+    docs = await asyncio.to_thread(sml_limits.read_docs, app[keys.SETTINGS].db_path, app[keys.CATALOG],
+                                   base(sml_limits.INDEX_SETTING))
+    principal = principal_of(request)
+    found = sml_limits.resolve(docs, owner(request), principal.effective_roles if principal else (), now_ms)
+    return sml_limits.setting_for(base, found)
+
+
+def _limits(setting: Callable[[str], str]) -> Limits:
     running_time = setting(sml_request.MAX_SEARCH_RUNNING_TIME)
     return Limits(keep_alive_ms=parse_time_ms(setting(sml_request.KEEP_ALIVE), sml_request.KEEP_ALIVE),
                   max_running=int(setting(sml_request.MAX_RUNNING_PER_USER)),
@@ -120,15 +132,17 @@ async def _job(request: web.Request, sml: SmlRequest, catalog: Catalog) -> SmlJo
 @accepts()
 async def create(request: web.Request) -> web.Response:
     app = request.app
-    submission = sml_request.parse(await _body(request), app[keys.CLUSTER_SETTINGS].get,
-                                   app[keys.SEARCHES].now_ms())
+    body = await _body(request)
+    now_ms = app[keys.SEARCHES].now_ms()
+    setting = await _setting(request, now_ms)
+    submission = sml_request.parse(body, setting, now_ms)
     job = await _job(request, submission.request, app[keys.CATALOG])
     if principal_of(request) is not None:  # planned again among the indices the principal may read
         job = await _job(request, submission.request, readable(request, job.action, source_patterns(job.plan.steps)))
     user = owner(request)
     sml_request.check_commands(job.planned.used, submission.allowed_commands, user)
     shown = _shown(submission, job)
-    view = await app[keys.BACKGROUND].create(job, user, task_headers(request), _limits(request), shown,
+    view = await app[keys.BACKGROUND].create(job, user, task_headers(request), _limits(setting), shown,
                                              _first_lines(submission, job, shown),
                                              _end_lines(submission.request.execution_cost))
     return respond(request, {"id": view.record.id, "status": view.state.value,

@@ -23,7 +23,7 @@ MAX_STORED_ROWS = 1_000_000
 DT_FIELD_NAME = "sme.core.global_dt_params.dt_field_name"
 DT_START = "sme.core.global_dt_params.dt_start"
 DT_END = "sme.core.global_dt_params.dt_end"
-# Base limits until per-user limits (the limits index, the security issue) exist: "" is none.
+# Base limits, under each user's and role's (``limits``): "" is none.
 ALLOWED_DT_START = "sme.core.limits.base.allowed_dt_start"
 ALLOWED_DT_END = "sme.core.limits.base.allowed_dt_end"
 MAX_PAYLOAD_ROW_COUNT = "sme.core.limits.base.max_payload_row_count"
@@ -47,13 +47,13 @@ def _optional_count(name: str, value: str) -> None:
         at_least(1)(name, value)
 
 
-def _bytes(value: str) -> int:
+def size_bytes(value: str) -> int:
     return int(value) if value.isdigit() else parse_size(value)
 
 
-def _optional_bytes(name: str, value: str) -> None:
+def check_bytes(name: str, value: str) -> None:
     try:
-        if value and _bytes(value) < 1:
+        if value and size_bytes(value) < 1:
             raise ValueError(value)
     except ValueError:
         raise BadRequest(f"failed to parse setting [{name}] with value [{value}] as a size in bytes") from None
@@ -69,7 +69,7 @@ SETTINGS = (
     Setting(MAX_PAYLOAD_ROW_COUNT, "", _optional_count),
     Setting(MAX_SEARCH_RUNNING_TIME, "", _optional_count),
     Setting(MAX_QSIZE, "", _optional_count),
-    Setting(MAX_PAYLOAD_SIZE, "", _optional_bytes),
+    Setting(MAX_PAYLOAD_SIZE, "", check_bytes),
     Setting(ALLOWED_COMMANDS, ""),
     Setting(MAX_SUBSEARCH_HITS, "50000", at_least(1)),
     Setting(KEEP_ALIVE, "5d", time_value),
@@ -133,7 +133,7 @@ def parse(body: Any, setting: Callable[[str], str], now_ms: int) -> Submission:
     request = SmlRequest(query, time_field, start, end + 1, now_ms, body_flag(body, "calculateStats"),
                          _cost(body.get("calculateExecutionCost", "OFF")),
                          min(int(limit), MAX_STORED_ROWS) if limit else MAX_STORED_ROWS,
-                         int(qsize) if qsize else None, _bytes(size) if size else None,
+                         int(qsize) if qsize else None, size_bytes(size) if size else None,
                          int(setting(MAX_SUBSEARCH_HITS)))
     names = frozenset(n.strip().lower() for n in allowed.split(",") if n.strip()) if allowed.strip() else None
     return Submission(request, dt_start, dt_end, tuple(warnings), names)
