@@ -486,6 +486,18 @@ async def test_query_sources_resolve_among_the_readable_indices(
                                                         "[nobody]")
 
 
+async def test_index_less_listings_show_only_the_readable_indices(
+        admin: AsyncElasticsearch, connect: Callable[..., AsyncElasticsearch]) -> None:
+    lola = await _two_indices(admin, connect)
+    await admin.security.put_role(name="logs_only", indices=[
+        {"names": ["logs"], "privileges": ["read", "view_index_metadata", "monitor"]}])
+    assert set((await lola.indices.get_mapping()).body) == {"logs"}
+    assert set((await admin.indices.get_mapping()).body) >= {"logs", "secret"}
+    assert [row["index"] for row in (await lola.cat.indices(format="json")).body] == ["logs"]
+    with pytest.raises(AuthorizationException):
+        await connect(basic_auth=("lola", "password-1")).indices.get_mapping(index="secret")
+
+
 async def test_async_results_and_tasks_are_their_submitters(
         admin: AsyncElasticsearch, connect: Callable[..., AsyncElasticsearch], secured: TestServer) -> None:
     """Async ES|QL and EQL results (get, status, stop, delete) and running tasks (``_tasks``

@@ -5,10 +5,10 @@ security step authorizes by, read at a glance beside ``app._routes``.
 expression), ``ANY`` (a composite request, ``_bulk``: the privilege on some index lets it in,
 and each item is then checked on its own index, as ES does), ``SOURCES`` (a query: the
 privilege on some index lets it in, and its handler resolves the query's sources among the
-indices the principal may read, ``guard.readable``), ``OWN`` (an async result or background
-task: any authenticated principal, who is then shown only its own, ``core.tasks.CALLER``), or
-``ALL`` (the privilege is needed on ``*``: the index-less ``_mapping``, ``_refresh`` and
-``_cat/indices``). ``self_service`` actions are allowed to any authenticated principal, as ES
+indices the principal may read, ``guard.readable``; the index-less ``_mapping``, ``_refresh``
+and ``_cat/indices`` likewise act on the indices it may), ``OWN`` (an async result or
+background task: any authenticated principal, who is then shown only its own,
+``core.tasks.CALLER``), or ``ALL`` (the privilege is needed on ``*``). ``self_service`` actions are allowed to any authenticated principal, as ES
 allows ``_authenticate`` and changing one's own password.
 """
 
@@ -68,9 +68,9 @@ ACTIONS: dict[tuple[str, str], Action] = {
     **_routes("POST", "/_tasks/_cancel", Action("cluster:admin/tasks/cancel")),
     **_routes("GET", "/_tasks/{task_id}", Action("cluster:monitor/task/get")),
     **_routes("POST", "/_tasks/{task_id}/_cancel", Action("cluster:admin/tasks/cancel")),
-    **_routes("GET", "/_mapping", Action("indices:admin/mappings/get", ALL)),
-    **_routes("GET|POST", "/_refresh", Action("indices:admin/refresh", ALL)),
-    **_routes("GET", "/_cat/indices", Action("indices:monitor/stats", ALL)),
+    **_routes("GET", "/_mapping", Action("indices:admin/mappings/get", SOURCES)),
+    **_routes("GET|POST", "/_refresh", Action("indices:admin/refresh", SOURCES)),
+    **_routes("GET", "/_cat/indices", Action("indices:monitor/stats", SOURCES)),
     **_routes("GET", "/_cat/indices/{index}", Action("indices:monitor/stats", PATH)),
     # the security APIs
     **_routes("GET", "/_security/_authenticate", Action(_SEC + "user/authenticate", self_service=True)),

@@ -32,6 +32,17 @@ def principal_of(request: web.Request) -> Principal | None:
     return request.get(keys.PRINCIPAL)
 
 
+def within_reach(request: web.Request, expression: str) -> Catalog:
+    """The catalog the route's ``expression`` resolves in: for a ``SOURCES`` route (a query,
+    an index-less listing), the indices the principal may act on; else every index (the
+    guard has checked the path's expressions themselves)."""
+    resource = request.match_info.route.resource
+    action = action_of(request.method, resource.canonical) if resource is not None else None
+    if action is None or action.index != SOURCES:
+        return request.app[keys.CATALOG]
+    return readable(request, action.name, [expression])
+
+
 def readable(request: web.Request, action: str, expressions: Iterable[str]) -> Catalog:
     """The catalog a query's sources (``expressions``: names, wildcards, ``-`` exclusions)
     resolve in for the request. With security on, only the indices the principal may run

@@ -11,6 +11,7 @@ from ..errors import IndexNotFound, ParseError
 from ..params import query_bool
 from ..store.catalog import Index, validate_index_name
 from ..store.index_settings import nested
+from .guard import within_reach
 from .middleware import accepts
 from .wire import read_json, respond
 
@@ -19,8 +20,10 @@ _CREATE_FIELDS = frozenset({"settings", "mappings", "aliases"})
 
 
 def _resolve(request: web.Request, default: str = "_all") -> list[Index]:
+    """The indices of the path's expression (or ``default``): with security on, an index-less
+    route's among those the principal may act on (``guard.within_reach``)."""
     expression = request.match_info.get("index", default)
-    return request.app[keys.CATALOG].resolve(
+    return within_reach(request, expression).resolve(
         expression,
         allow_no_indices=query_bool(request.query, "allow_no_indices", True),
         ignore_unavailable=query_bool(request.query, "ignore_unavailable", False),
