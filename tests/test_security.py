@@ -463,6 +463,12 @@ async def test_query_sources_resolve_among_the_readable_indices(
     assert "on indices [secret]" in err.value.body["error"]["reason"]
 
     lola_auth = basic("lola", "password-1")
+    for query in ("source logs | append [source secret]", "source logs | join n [source secret]",
+                  "source logs | lookup secret n OUTPUT n AS m", "inputlookup secret"):
+        resp = await raw.post("/_sme/async_requests/request", headers=lola_auth, json={
+            "query": query, "dtStart": "2024-05-01T00:00:00Z", "dtEnd": "2024-05-02T00:00:00Z"})
+        assert resp.status == 403, (query, await resp.text())
+        assert "on indices [secret]" in (await resp.json())["error"]["reason"]
     for query, status in (("source * qsize=100 | stats count", 200), ("source secret | stats count", 403)):
         resp = await raw.post("/_sme/async_requests/request", headers=lola_auth, json={
             "query": query, "dtStart": "2024-05-01T00:00:00Z", "dtEnd": "2024-05-02T00:00:00Z"})
