@@ -959,6 +959,49 @@ async def test_hostile_bodies_never_fail_the_service_and_refusals_change_nothing
             await admin.security.delete_role(name="r")
 
 
+def _authorization_values() -> Any:
+    """Authorization headers as a hostile client sends them: other schemes, broken base64,
+    a colon missing or doubled, huge or non-ASCII names, a key id without its key."""
+    from hypothesis import strategies as st
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode("utf-8", "surrogatepass")).decode()
+    junk = st.text(max_size=40)
+    return st.one_of(
+        st.builds(lambda t: f"Basic {b64(t)}", junk),
+        st.builds(lambda u, p: f"Basic {b64(u + ':' + p)}", junk, junk),
+        st.builds(lambda t: f"ApiKey {b64(t)}", junk),
+        st.builds(lambda i, k: f"ApiKey {b64(i + ':' + k)}", junk, junk),
+        st.builds(lambda scheme, rest: f"{scheme} {rest}", st.sampled_from(["Basic", "ApiKey", "Bearer", "basic",
+                                                                             "APIKEY", "Digest", ""]),
+                  st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)),
+        st.builds(lambda n: "Basic " + b64("u" * n + ":p"), st.integers(0, 5000)),
+        st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60),
+    )
+
+
+async def test_hostile_authorization_headers_are_401(raw: TestClient, admin: AsyncElasticsearch) -> None:
+    """Whatever the header holds: 401 with Elasticsearch's body and both challenges, never a
+    500 and never an answer; the service then still serves the right credentials."""
+    from hypothesis import HealthCheck, given, settings
+
+    seen: list[str] = []
+
+    @settings(max_examples=150, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(_authorization_values())
+    def check(value: str) -> None:
+        seen.append(value)
+    check()
+    for value in seen:
+        resp = await raw.get("/", headers={"Authorization": value})
+        assert resp.status == 401, (value, resp.status, await resp.text())
+        body = await resp.json()
+        assert body["error"]["type"] == "security_exception" and body["status"] == 401, value
+        assert resp.headers.getall("WWW-Authenticate") == CHALLENGES
+    assert (await raw.get("/", headers=basic("elastic", PASSWORD))).status == 200
+
+
 async def test_a_role_with_document_or_field_security_is_kept_disabled(
         admin: AsyncElasticsearch, connect: Callable[..., AsyncElasticsearch]) -> None:
     await admin.index(index="logs", id="1", document={"user": "a", "secret": "s"}, refresh=True)
