@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -65,12 +66,21 @@ class EsTestServer(TestServer):
         return EsRunner(self.app, **kwargs)
 
 
-@pytest.fixture
-async def server(settings: Settings) -> AsyncIterator[TestServer]:
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[EsTestServer]:
+    """The app of ``settings`` on a real socket, closed at the end."""
     server = EsTestServer(create_app(settings))
     await server.start_server()
-    yield server
-    await server.close()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[TestServer]:
+    async with running(settings) as server:
+        yield server
 
 
 @pytest.fixture

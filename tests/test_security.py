@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from elasticsearch import (ApiError, AsyncElasticsearch, AuthenticationException, AuthorizationException,
                            BadRequestError, NotFoundError)
 
-from conftest import ROOT, EsTestServer
+from conftest import ROOT, running
 from service import keys
 from service.api.actions import ACTIONS, OWN
 from service.app import create_app
@@ -46,10 +46,8 @@ def secured_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def secured(secured_settings: Settings) -> AsyncIterator[TestServer]:
-    server = EsTestServer(create_app(secured_settings))
-    await server.start_server()
-    yield server
-    await server.close()
+    async with running(secured_settings) as server:
+        yield server
 
 
 @pytest.fixture
@@ -145,13 +143,9 @@ async def test_routing_errors_come_before_authentication(raw: TestClient) -> Non
 
 async def test_the_bootstrap_password_is_not_rotated_by_a_restart(secured_settings: Settings) -> None:
     for password in (PASSWORD, "another-password"):
-        server = EsTestServer(create_app(replace(secured_settings, bootstrap_password=password)))
-        await server.start_server()
-        try:
-            async with AsyncElasticsearch(str(server.make_url("/")), basic_auth=("elastic", PASSWORD)) as es:
-                assert (await es.security.authenticate())["username"] == "elastic"
-        finally:
-            await server.close()
+        async with running(replace(secured_settings, bootstrap_password=password)) as server, \
+                AsyncElasticsearch(str(server.make_url("/")), basic_auth=("elastic", PASSWORD)) as es:
+            assert (await es.security.authenticate())["username"] == "elastic"
 
 
 # --- users -----------------------------------------------------------------------------------
@@ -562,12 +556,8 @@ async def test_async_results_and_tasks_are_their_submitters(
 
 async def test_an_owner_survives_a_restart(secured_settings: Settings) -> None:
     """The owner is stored with the result: after a restart another user still finds nothing."""
-    async def started() -> tuple[EsTestServer, AsyncElasticsearch]:
-        server = EsTestServer(create_app(secured_settings))
-        await server.start_server()
-        return server, AsyncElasticsearch(str(server.make_url("/")), basic_auth=("elastic", PASSWORD))
-    server, admin = await started()
-    try:
+    async with running(secured_settings) as server, \
+            AsyncElasticsearch(str(server.make_url("/")), basic_auth=("elastic", PASSWORD)) as admin:
         await admin.index(index="logs", document={"n": 1}, refresh=True)
         await admin.security.put_role(name="r", indices=[{"names": ["logs"], "privileges": ["read"]}])
         for name in ("lola", "lena"):
@@ -575,20 +565,13 @@ async def test_an_owner_survives_a_restart(secured_settings: Settings) -> None:
         async with AsyncElasticsearch(str(server.make_url("/")), basic_auth=("lola", "password-1")) as lola:
             search = (await lola.esql.async_query(query="FROM logs | LIMIT 1", keep_on_completion=True,
                                                   wait_for_completion_timeout="5s")).body["id"]
-    finally:
-        await admin.close()
-        await server.close()
-    server, admin = await started()
-    try:
+    async with running(secured_settings) as server:
         url = str(server.make_url("/"))
         async with AsyncElasticsearch(url, basic_auth=("lena", "password-1")) as lena, \
                 AsyncElasticsearch(url, basic_auth=("lola", "password-1")) as lola:
             with pytest.raises(NotFoundError):
                 await lena.esql.async_query_get(id=search)
             assert (await lola.esql.async_query_get(id=search)).body["values"] == [[1]]
-    finally:
-        await admin.close()
-        await server.close()
 
 
 # --- API keys --------------------------------------------------------------------------------
