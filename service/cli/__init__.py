@@ -10,7 +10,11 @@ from types import ModuleType
 
 from .. import __version__
 
-COMMANDS = ("serve", "query")  # the modules of this package, in the order ``--help`` lists them
+# The modules of this package, in the order ``--help`` lists them: one per line.
+COMMANDS = (
+    "serve",
+    "query",
+)
 
 
 def _command(name: str) -> ModuleType:
