@@ -164,12 +164,14 @@ async def test_flags_survive_a_restart(settings: Settings) -> None:
 
 def _make_it_old(settings: Settings) -> None:
     """The database as Esquire left it before migration 0004: no flags column, and none of
-    the tables later migrations create (they run again on the next start)."""
+    the tables or columns later migrations add (they run again on the next start)."""
     later = [m for m in load_migrations() if m.version > 4]
     conn = sqlite3.connect(settings.db_path, isolation_level=None)
     try:
         conn.execute("ALTER TABLE indices DROP COLUMN multi_valued")
-        for migration in later:
+        for migration in reversed(later):
+            for table, column in re.findall(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", migration.sql):
+                conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
             for table in re.findall(r"CREATE TABLE (\w+)", migration.sql):
                 conn.execute(f"DROP TABLE {table}")
         conn.execute("DELETE FROM schema_migrations WHERE version >= 4")
