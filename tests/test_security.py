@@ -759,6 +759,8 @@ async def test_sme_tasks_are_seen_only_by_their_owner(admin: AsyncElasticsearch,
     assert resp.status == 200 and (await resp.json())["user"] == "alice"
     for path in (f"status/{task_id}", f"response/{task_id}", f"logs/{task_id}"):
         assert (await raw.get(f"/_sme/async_requests/{path}", headers=bob)).status == 404
+    for path in (f"file_download/{task_id}", f"break/{task_id}"):
+        assert (await raw.post(f"/_sme/async_requests/{path}", headers=bob, json={})).status == 404, path
     assert (await raw.delete(f"/_sme/async_requests/delete/{task_id}", headers=bob)).status == 404
     listed = await (await raw.get("/_sme/async_requests/status", headers=bob)).json()
     assert task_id not in repr(listed)
