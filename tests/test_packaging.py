@@ -64,6 +64,7 @@ def test_wheel_ships_its_data_files(wheel: Path) -> None:
     migrations = sorted(p.name for p in (ROOT / "migrations").glob("*.sql"))
     assert migrations and {f"service/migrations/{m}" for m in migrations} <= names
     assert "service/query/esql/grammar.lark" in names
+    assert "service/systemd/esquire.service" in names  # what esquire install-unit writes
 
 
 def test_installed_wheel_serves_outside_the_repository(wheel: Path, tmp_path: Path) -> None:

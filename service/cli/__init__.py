@@ -14,6 +14,8 @@ from .. import __version__
 COMMANDS = (
     "serve",
     "query",
+    "check",
+    "install-unit",
 )
 
 

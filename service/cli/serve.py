@@ -17,6 +17,7 @@ from aiohttp import web
 from ..api.middleware import EsRunner
 from ..app import create_app
 from ..logs import configure_logging
+from ..notify import notify
 from ..runtime import DataDirInUse, tune_gc
 from ..settings import LOG_FORMATS, LOG_LEVELS, Settings, SettingsError, load_settings
 
@@ -88,7 +89,11 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # Ready once it listens and a stop request is handled: a SIGTERM right after READY=1 is a clean stop.
+    notify("READY=1", f"STATUS=serving {'https' if tls else 'http'}://{settings.host}:{settings.port}, "
+                      f"data in {settings.data_dir}")
     await stop.wait()
+    notify("STOPPING=1", "STATUS=stopping: finishing the requests and queries in flight")
     log.info("stopping")
     await runner.cleanup()
     log.info("stopped")

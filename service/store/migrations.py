@@ -55,6 +55,17 @@ def load_migrations(directory: Traversable | None = None) -> list[Migration]:
     return found
 
 
+def refuse_newer(current: int, migrations: list[Migration]) -> None:
+    """Raise ``MigrationError`` when schema version ``current`` is past the newest of ``migrations``:
+    a database written by a later Esquire, which this one must not touch."""
+    newest = migrations[-1].version if migrations else 0
+    if current > newest:
+        raise MigrationError(
+            f"database schema version {current} is newer than this Esquire supports ({newest}); "
+            "upgrade Esquire or use another data directory"
+        )
+
+
 async def migrate(conn: aiosqlite.Connection, migrations: list[Migration] | None = None) -> int:
     """Apply every pending migration; return the schema version now in force."""
     migrations = load_migrations() if migrations is None else migrations
@@ -64,12 +75,8 @@ async def migrate(conn: aiosqlite.Connection, migrations: list[Migration] | None
     )
     async with conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") as cur:
         (current,) = await cur.fetchone()  # type: ignore[misc]
+    refuse_newer(current, migrations)
     newest = migrations[-1].version if migrations else 0
-    if current > newest:
-        raise MigrationError(
-            f"database schema version {current} is newer than this Esquire supports ({newest}); "
-            "upgrade Esquire or use another data directory"
-        )
     for migration in migrations[current:]:
         # executescript() commits any open transaction first, so the script carries its
         # own BEGIN/COMMIT and the version row is written inside the same transaction.
