@@ -206,6 +206,15 @@ async def load_logs(es: AsyncElasticsearch, n: int = 20000) -> None:
     assert not resp["errors"]
 
 
+def index_hosts(client: Elasticsearch, n: int, hosts: int) -> None:
+    """``n`` documents ``{"host": {"name": "web-<i % hosts>"}, "bytes": i}`` in ``logs``, by one
+    refreshed ``_bulk`` of the synchronous client (a server process or a container)."""
+    ops: list[dict[str, Any]] = []
+    for i in range(n):
+        ops += [{"index": {"_index": "logs"}}, {"host": {"name": f"web-{i % hosts}"}, "bytes": i}]
+    assert client.bulk(operations=ops, refresh=True)["errors"] is False
+
+
 @pytest.fixture
 async def logs(es: AsyncElasticsearch) -> AsyncElasticsearch:
     await load_logs(es)

@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 from elasticsearch import Elasticsearch
 
-from conftest import ROOT, free_port
+from conftest import ROOT, free_port, index_hosts
 
 pytestmark = pytest.mark.slow
 
@@ -80,10 +80,7 @@ def test_the_container_serves_checks_and_stops_cleanly(container: tuple[str, str
         assert state == "true" and time.monotonic() < deadline, _run(engine, "logs", name).stderr
         time.sleep(0.2)
     assert client.info()["tagline"] == "You Know, for Search"
-    ops: list[dict] = []
-    for i in range(30):
-        ops += [{"index": {"_index": "logs"}}, {"host": {"name": f"web-{i % 3}"}, "bytes": i}]
-    assert client.bulk(operations=ops, refresh=True)["errors"] is False
+    index_hosts(client, 30, hosts=3)
     result = client.esql.query(query="FROM logs | STATS n = COUNT(*) BY host.name | SORT host.name | LIMIT 5")
     assert result["values"] == [[10, "web-0"], [10, "web-1"], [10, "web-2"]]
 

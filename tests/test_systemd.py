@@ -23,7 +23,7 @@ from typing import Iterator
 import pytest
 from elasticsearch import Elasticsearch
 
-from conftest import ROOT, ServerProcess, free_port
+from conftest import ROOT, ServerProcess, free_port, index_hosts
 from service.notify import notify
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -332,11 +332,8 @@ def test_the_service_runs_under_memory_deny_write_execute(tmp_path: Path) -> Non
     try:
         client = Elasticsearch(f"http://127.0.0.1:{port}", request_timeout=30)
         started(proc, client, tmp_path / "server.log")
-        ops: list[dict] = []
-        for i in range(100):
-            ops += [{"index": {"_index": "logs"}}, {"host": {"name": f"h{i % 4}"}, "bytes": i}]
-        assert client.bulk(operations=ops, refresh=True)["errors"] is False
-        result = client.esql.query(query='FROM logs | WHERE host.name RLIKE "h[0-2]" | STATS n = COUNT(*), '
+        index_hosts(client, 100, hosts=4)
+        result = client.esql.query(query='FROM logs | WHERE host.name RLIKE "web-[0-2]" | STATS n = COUNT(*), '
                                          "b = SUM(bytes) | LIMIT 1")
         assert result["values"] == [[75, sum(i for i in range(100) if i % 4 < 3)]]
         proc.terminate()
