@@ -16,6 +16,9 @@ COMMANDS = (
     "query",
     "check",
     "install-unit",
+    "load",
+    "tasks",
+    "export",
 )
 
 
