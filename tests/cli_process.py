@@ -41,12 +41,16 @@ async def load_events(es: AsyncElasticsearch, n: int = 20000, index: str = "even
         assert not resp["errors"]
 
 
+# This tree's package wherever the command runs (an export writes into its current directory).
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
 def esquire(*args: str, stdin: bytes | None = None, cwd: Path = ROOT,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """``esquire ARGS`` run to its end: its status, stdout and stderr as text."""
     feed: dict[str, Any] = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
-    done = subprocess.run([sys.executable, "-m", "service", *args], cwd=cwd, capture_output=True, timeout=timeout,
-                          **feed)
+    done = subprocess.run([sys.executable, "-m", "service", *args], cwd=cwd, env=ENV, capture_output=True,
+                          timeout=timeout, **feed)
     return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
 
 
@@ -56,7 +60,7 @@ class InTerminal:
 
     def __init__(self, *args: str, cwd: Path = ROOT) -> None:
         master, slave = pty.openpty()
-        self.proc = subprocess.Popen([sys.executable, "-m", "service", *args], cwd=cwd, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([sys.executable, "-m", "service", *args], cwd=cwd, env=ENV, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=slave)
         os.close(slave)
         self.master = master

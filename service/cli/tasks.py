@@ -1,9 +1,9 @@
 """List the tasks running on a service, or cancel one.
 
 esquire tasks (or esquire tasks list) prints the running tasks of GET /_tasks?detailed: each
-one's id (node:number, what cancel takes), action (indices:data/read/esql for an ES|QL query,
-indices:data/read/eql for an EQL search, indices:data/read/sml for an SML background task),
-its description (the query), its progress (rows scanned of rows total, as its status reports
+one's id (node:number, what cancel takes), action (indices:data/read/esql[a] for an ES|QL
+async query, with its child indices:data/read/esql/compute; indices:data/read/eql... for an
+EQL search, indices:data/read/sml... for an SML background task), its description (the query), its progress (rows scanned of rows total, as its status reports
 them) and how long it has run. The listing's own task is left out. With security on, a user
 sees their own tasks.
 
