@@ -180,9 +180,13 @@ def write_result(result: Result, fmt: str, out: TextIO, output: Path | None) -> 
         rows = result.rows[:MAX_ROWS - 1]
         with open(output, "wb") as book:
             sheet = SheetWriter(book, "results", output.parent, len(result.columns))
-            sheet.write_rows([result.columns])
-            for first in range(0, len(rows), SML_PAGE):
-                sheet.write_rows([[_flat(v) for v in row] for row in rows[first:first + SML_PAGE]])
+            try:
+                sheet.write_rows([result.columns])
+                for first in range(0, len(rows), SML_PAGE):
+                    sheet.write_rows([[_flat(v) for v in row] for row in rows[first:first + SML_PAGE]])
+            except BaseException:
+                sheet.discard()  # its rows' temporary file goes with it
+                raise
             sheet.close()
         dropped = len(result.rows) - len(rows)
         return [f"{dropped} rows past Excel's last row dropped"] if dropped else []
@@ -239,10 +243,13 @@ def _ms(seconds: float) -> str:
     return f"{int(seconds * 1000)}ms"
 
 
-def _draw_task(service: Service, bar: ProgressBar, task_id: str) -> None:
-    """Rows scanned of rows total, from the query's task (``GET /_tasks/<id>``)."""
+def _draw_async(service: Service, bar: ProgressBar, search_id: str | None) -> None:
+    """Rows scanned of rows total, from the task of an async search (``GET /_tasks/<id>``, the
+    task id read from the search's id, as Elasticsearch encodes it)."""
+    if search_id is None:
+        return
     try:
-        task = service.json("GET", f"/_tasks/{task_id}")["task"]
+        task = service.json("GET", f"/_tasks/{decode_id(search_id)[1]}")["task"]
     except ClientError:  # finished between two polls
         return
     status = task.get("status", {})
@@ -271,8 +278,7 @@ class EsqlSearch:
         self._answer(self.service.call("GET", f"/_query/async/{self.id}", wait_for_completion_timeout=_ms(wait_s)))
 
     def draw(self, bar: ProgressBar) -> None:
-        if self.id:
-            _draw_task(self.service, bar, decode_id(self.id)[1])
+        _draw_async(self.service, bar, self.id)
 
     def interrupt(self) -> str:
         self._answer(self.service.call("POST", f"/_query/async/{self.id}/stop"))
@@ -320,8 +326,7 @@ class EqlSearch:
         self._answer(self.service.json("GET", f"/_eql/search/{self.id}", wait_for_completion_timeout=_ms(wait_s)))
 
     def draw(self, bar: ProgressBar) -> None:
-        if self.id:
-            _draw_task(self.service, bar, decode_id(self.id)[1])
+        _draw_async(self.service, bar, self.id)
 
     def interrupt(self) -> str:
         self.discard()
