@@ -24,11 +24,10 @@ from typing import Any, Protocol, TextIO
 
 import orjson
 
-from .api.exports import Columns
 from .api.formats import Column, text_chunks
 from .api.xlsx import MAX_ROWS, SheetWriter
 from .core.searches import decode_id
-from .query.sml import event_fields
+from .query.fieldpath import Columns, event_fields
 
 FORMATS = ("txt", "csv", "tsv", "json", "xlsx")
 DEFAULT_URL = "http://127.0.0.1:9200"

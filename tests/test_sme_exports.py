@@ -36,7 +36,7 @@ from service.query import sml
 from service.query.eql import EqlJob
 from service.query.eql.request import EqlRequest
 from service.query.esql import EsqlJob
-from service.query.fieldpath import MISSING, field_value
+from service.query.fieldpath import MISSING, Columns, field_value
 from service.query.options import QueryOptions
 
 
@@ -239,7 +239,7 @@ def _values_by_field_value(row: dict[str, Any], fields: Sequence[str]) -> list[A
 ])
 def test_columns_find_what_field_value_finds(row: dict[str, Any]) -> None:
     fields = ["host.name", "host", "a.b.c", "a.b", "x", "absent", "absent.too"]
-    assert exports.Columns(fields).values(row) == _values_by_field_value(row, fields)
+    assert Columns(fields).values(row) == _values_by_field_value(row, fields)
 
 
 async def test_csv_converts_only_the_rows_that_need_it(tmp_path: Path) -> None:

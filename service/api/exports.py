@@ -46,7 +46,7 @@ from urllib.parse import quote
 import orjson
 from aiohttp import web
 
-from ..query.fieldpath import MISSING, field_value
+from ..query.fieldpath import MISSING, Columns
 from . import xlsx
 
 XLSX_MAX_ROWS = xlsx.MAX_ROWS - 1  # Excel's 1 048 576 rows, less the header
@@ -128,29 +128,6 @@ def csv_cell(value: Any) -> str:
     if value is None or value is MISSING:
         return ""
     return value if isinstance(value, str) else _json_text(value)
-
-
-class Columns:
-    """The fields of an export, compiled once: a row's values in field order, each as
-    ``field_value`` finds it, None when absent (an export shows a missing value as it shows a
-    null). The literal keys are looked up all at once at C speed; a dotted field not found so
-    tries the nested object next (where ``field_value`` looks next), and only a row of another
-    shape goes the general way."""
-
-    def __init__(self, fields: Sequence[str]) -> None:
-        self.fields = list(fields)
-        # A dotted field's literal key may hold a null of its own: MISSING tells that apart.
-        self._absent = [MISSING if "." in field else None for field in self.fields]
-        self._dotted = [(i, field, *field.split(".", 1)) for i, field in enumerate(self.fields) if "." in field]
-
-    def values(self, row: dict[str, Any]) -> list[Any]:
-        values = list(map(row.get, self.fields, self._absent))
-        for i, field, head, tail in self._dotted:
-            if values[i] is MISSING:
-                inner = row.get(head)
-                value = inner[tail] if inner.__class__ is dict and tail in inner else field_value(row, field)
-                values[i] = None if value is MISSING else value
-        return values
 
 
 # --- writers (blocking; run on the export's thread) -------------------------------------------

@@ -91,3 +91,6 @@ def run(args: argparse.Namespace) -> int:
     except ClientError as exc:
         print(f"esquire: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # before the search was submitted: nothing runs, nothing to show
+        print("esquire: interrupted", file=sys.stderr)
+        return 130

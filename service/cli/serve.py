@@ -12,10 +12,7 @@ import sys
 from pathlib import Path
 
 import structlog
-from aiohttp import web
 
-from ..api.middleware import EsRunner
-from ..app import create_app
 from ..logs import configure_logging
 from ..notify import notify
 from ..runtime import DataDirInUse, tune_gc
@@ -69,6 +66,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def serve(settings: Settings) -> None:
+    # Imported here, not with the module: every command's parser imports this module, and the
+    # app (aiohttp and the query engines) takes about a second to import.
+    from aiohttp import web
+
+    from ..api.middleware import EsRunner
+    from ..app import create_app
+
     log = structlog.get_logger("esquire")
     tls = settings.tls_context()  # a bad certificate stops the start before anything is opened
     app = create_app(settings)

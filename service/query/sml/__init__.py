@@ -14,6 +14,7 @@ import orjson
 from ...store.catalog import Catalog
 from ..control import Control
 from ..execute import Result, previews, run_plan
+from ..fieldpath import event_fields, leaf_paths
 from ..jobs import ShipsItsIndices
 from ..options import QueryOptions
 from ..plan import Plan
@@ -26,28 +27,6 @@ from .request import SmlRequest
 from .stats import CommandCost, ExecutionCost, Sidebar, Timeline
 
 __all__ = ["SmlJob", "SmlRequest", "event_fields", "interrupted_frame"]
-
-
-def _leaf_paths(node: dict[str, Any], prefix: str = "") -> Iterator[str]:
-    """The dotted path of every leaf of an event (through arrays of objects), in key order."""
-    for key, value in node.items():
-        path = prefix + key
-        if isinstance(value, dict) and value:
-            yield from _leaf_paths(value, path + ".")
-        elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
-            for item in value:
-                if isinstance(item, dict):
-                    yield from _leaf_paths(item, path + ".")
-        else:
-            yield path
-
-
-def event_fields(events: Iterable[dict[str, Any]]) -> list[str]:
-    """The fields of ``events`` in order of first appearance, as a result lists them."""
-    seen: dict[str, None] = {}
-    for event in events:
-        seen.update(dict.fromkeys(_leaf_paths(event)))
-    return list(seen)
 
 
 @dataclass
@@ -82,7 +61,7 @@ class Answer:
             self.count += 1
             event = row[0]
             if self.fixed is None:
-                self.seen.update(dict.fromkeys(_leaf_paths(event)))
+                self.seen.update(dict.fromkeys(leaf_paths(event)))
             if self.sidebar is not None and self.timeline is not None:
                 self.sidebar.add(event)
                 self.timeline.add(event)
