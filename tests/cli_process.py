@@ -54,14 +54,23 @@ def esquire(*args: str, stdin: bytes | None = None, cwd: Path = ROOT,
     return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
 
 
+def _interruptible() -> None:
+    """In the command's process, before it starts: SIGINT at its default, as a terminal's
+    command has it. A suite started in the background by a non-interactive shell (``cmd &``,
+    as CI may) inherits SIGINT ignored, and Python keeps an ignored SIGINT ignored, so the
+    Ctrl-C the tests send would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class InTerminal:
     """``esquire ARGS`` with its stderr on a pseudo-terminal and stdout on a pipe, both read
     as they come by threads of their own."""
 
     def __init__(self, *args: str, cwd: Path = ROOT) -> None:
         master, slave = pty.openpty()
-        self.proc = subprocess.Popen([sys.executable, "-m", "service", *args], cwd=cwd, env=ENV, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=slave)
+        self.proc = subprocess.Popen([sys.executable, "-m", "service", *args], cwd=cwd, env=ENV,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+                                     preexec_fn=_interruptible)
         os.close(slave)
         self.master = master
         self.tty = bytearray()
