@@ -36,8 +36,7 @@ def within_reach(request: web.Request, expression: str) -> Catalog:
     """The catalog the route's ``expression`` resolves in: for a ``SOURCES`` route (a query,
     an index-less listing), the indices the principal may act on; else every index (the
     guard has checked the path's expressions themselves)."""
-    resource = request.match_info.route.resource
-    action = action_of(request.method, resource.canonical) if resource is not None else None
+    action = _route_action(request)
     if action is None or action.index != SOURCES:
         return request.app[keys.CATALOG]
     return readable(request, action.name, [expression])
@@ -98,9 +97,14 @@ def _short(name: str | None) -> str | None:
     return name if name is None or len(name) <= 256 else name[:256] + "..."
 
 
-def _authorize(request: web.Request, principal: Principal) -> None:
+def _route_action(request: web.Request) -> Action | None:
+    """The action of the route the request matched (``actions.ACTIONS``), None for none."""
     resource = request.match_info.route.resource
-    action = action_of(request.method, resource.canonical) if resource is not None else None
+    return action_of(request.method, resource.canonical) if resource is not None else None
+
+
+def _authorize(request: web.Request, principal: Principal) -> None:
+    action = _route_action(request)
     if action is None:
         log.error("route_without_action", method=request.method, path=request.path)
         raise Forbidden(f"action [unknown] is unauthorized for {principal.describe()}")
