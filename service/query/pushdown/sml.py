@@ -345,9 +345,10 @@ class Slices:
         sql = f"SELECT {', '.join(self._items(0, True))} FROM ({inner}){f' GROUP BY {keys}' if keys else ''}"
         return self.conn.execute(sql, [*params, n]).fetchall()
 
-    def rows(self) -> int:
+    def bounds(self) -> list[tuple[int, int]]:
+        """Each index's rows and last rowid when the read starts (``execute._bounds``)."""
         from ..execute import _bounds
-        return sum(_bounds(self.conn, ix)[0] for ix in self.indices)
+        return [_bounds(self.conn, ix) for ix in self.indices]
 
     def rows_between(self, pos: int, after: int, upto: int) -> int:
         return self.conn.execute(f"SELECT count(*) FROM {self.tables[pos][0]} WHERE rowid > ? AND rowid <= ?",
@@ -457,26 +458,28 @@ def _read(slices: Slices, st: Stats, ctx: Context, groups: dict[tuple, list[Any]
     first, until ``qsize`` events matched."""
     control = ctx.control
     control.phase = "running"
-    if (st.qsize is None or slices.rows() <= st.qsize) and slices.covered():
-        _by_rowids(slices, None, ctx, groups, held, preview)
+    bounds = slices.bounds()
+    rows = sum(count for count, _ in bounds)
+    if (st.qsize is None or rows <= st.qsize) and slices.covered():
+        _by_rowids(slices, bounds, None, ctx, groups, held, preview)
         return
     span = slices.span()
     total = 0 if span is None else slices.rows_in(*span)
     if span is None:
         control.rows_total = 0
-    elif (st.qsize is None or total <= st.qsize) and 2 * total >= slices.rows():
-        _by_rowids(slices, span, ctx, groups, held, preview)
+    elif (st.qsize is None or total <= st.qsize) and 2 * total >= rows:
+        _by_rowids(slices, bounds, span, ctx, groups, held, preview)
     else:
         control.rows_total = total
         _by_time(slices, span, st, ctx, groups, held, preview)
 
 
-def _by_rowids(slices: Slices, span: tuple[int, int] | None, ctx: Context, groups: dict[tuple, list[Any]],
-               held: Reservation, preview: Callable[[dict[tuple, list[Any]]], None]) -> None:
-    from ..execute import _bounds, rowid_slices
+def _by_rowids(slices: Slices, bounds: list[tuple[int, int]], span: tuple[int, int] | None, ctx: Context,
+               groups: dict[tuple, list[Any]], held: Reservation,
+               preview: Callable[[dict[tuple, list[Any]]], None]) -> None:
+    from ..execute import rowid_slices
 
     control = ctx.control
-    bounds = [_bounds(slices.conn, ix) for ix in slices.indices]
     control.rows_total = sum(count for count, _ in bounds)
     for pos, (count, top) in enumerate(bounds):
         dense = count == top
