@@ -15,11 +15,12 @@ from . import keys
 from .core.background import BackgroundTasks
 from .core.cluster import ClusterSettings
 from .core.languages import Language, Languages
+from .core.listing import SearchListing
 from .core.queries import Queries
 from .core.runner import Runner
 from .core.searches import AsyncSearches
 from .core.tasks import TaskManager
-from .api import cluster, documents, eql, esql, indices, root, security, sme, sme_export, tasks
+from .api import cluster, console, documents, eql, esql, indices, root, security, sme, sme_export, tasks
 from .api.guard import security_step
 from .api.middleware import es_conventions, known_params
 from .node import load_node
@@ -113,7 +114,8 @@ async def _load(app: web.Application, db: Database) -> None:
     runner.pool.warm_up()
     queries = app[keys.QUERIES] = Queries(manager, runner)
     searches = app[keys.SEARCHES] = AsyncSearches(store, queries)
-    app[keys.BACKGROUND] = BackgroundTasks(searches, background)
+    background_tasks = app[keys.BACKGROUND] = BackgroundTasks(searches, background)
+    app[keys.LISTING] = SearchListing(searches, background_tasks)
     if settings.security_enabled:
         await _secure(app, db)
 
@@ -168,6 +170,7 @@ def _routes(app: web.Application) -> None:
     # otherwise swallow "/_bulk" and friends.
     r.add_get("/", root.info, allow_head=False)
     r.add_head("/", root.ping)
+    _console_routes(r)
     r.add_route("POST", "/_bulk", documents.bulk)
     r.add_route("PUT", "/_bulk", documents.bulk)
     r.add_post("/_query", esql.query)
@@ -228,6 +231,18 @@ def _routes(app: web.Application) -> None:
     r.add_post("/{index}/_update/{id}", documents.update_doc)
 
 
+def _console_routes(r: web.UrlDispatcher) -> None:
+    r.add_get("/_console", console.page, allow_head=False)
+    r.add_get("/_console/", console.page, allow_head=False)
+    r.add_get("/_console/static/{name}", console.static, allow_head=False)
+    r.add_get("/_console/api/session", console.session, allow_head=False)
+    r.add_post("/_console/api/session", console.login)
+    r.add_delete("/_console/api/session", console.logout)
+    r.add_get("/_console/api/searches", console.searches, allow_head=False)
+    r.add_get("/_console/api/searches/{id}/rows", console.rows, allow_head=False)
+    r.add_post("/_console/api/searches/{id}/_download", console.download)
+
+
 def _security_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/_security/_authenticate", security.authenticate, allow_head=False)
     r.add_get("/_security/user", security.get_users, allow_head=False)
@@ -252,6 +267,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[es_conventions, security_step, known_params],
                           client_max_size=settings.max_body_bytes)
     app[keys.SETTINGS] = settings
+    app[keys.CONSOLE_FILES] = console.STATIC
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_reaper)
     app.on_shutdown.append(_drain)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
 from .core.background import BackgroundTasks
 from .core.cluster import ClusterSettings
+from .core.listing import SearchListing
 from .core.queries import Queries
 from .core.runner import Runner
 from .core.searches import AsyncSearches
@@ -29,6 +32,8 @@ QUERIES = web.AppKey("queries", Queries)
 SEARCHES = web.AppKey("searches", AsyncSearches)
 CLUSTER_SETTINGS = web.AppKey("cluster_settings", ClusterSettings)
 BACKGROUND = web.AppKey("background", BackgroundTasks)
+LISTING = web.AppKey("listing", SearchListing)  # every language's stored searches, for the console
+CONSOLE_FILES = web.AppKey("console_files", Path)  # the console's static page and files
 # present only when security is on; the security step puts the request's principal in PRINCIPAL
 SECURITY = web.AppKey("security", Security)
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -41,6 +41,7 @@ class CountJob:
     fail_after: int | None = None  # an error after this many rows
     kind = "count"
     action = "indices:data/read/count"
+    target = None
 
     @property
     def description(self) -> str:

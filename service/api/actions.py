@@ -9,7 +9,8 @@ indices the principal may read, ``guard.readable``; the index-less ``_mapping``,
 and ``_cat/indices`` likewise act on the indices it may), ``OWN`` (an async result or
 background task: any authenticated principal, who is then shown only its own,
 ``core.tasks.CALLER``), or ``ALL`` (the privilege is needed on ``*``). ``self_service`` actions are allowed to any authenticated principal, as ES
-allows ``_authenticate`` and changing one's own password.
+allows ``_authenticate`` and changing one's own password. ``public`` ones need no credentials
+at all: the web console's page and its login, which hold no data.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Action:
     name: str
     index: str | None = None
     self_service: bool = False
+    public: bool = False  # no credentials needed: the console's static files and its login
 
 
 def _routes(methods: str, path: str, action: Action) -> dict[tuple[str, str], Action]:
@@ -38,6 +40,8 @@ _SEC = "cluster:admin/xpack/security/"
 _ESQL_GET, _EQL_GET = "indices:data/read/esql/async/get", "indices:data/read/eql/async/get"
 _ASYNC_DELETE = "indices:data/read/async_search/delete"
 _SML_GET = "indices:data/read/sml/async/get"
+_CONSOLE_PAGE = Action("cluster:monitor/esquire/console", public=True)
+_CONSOLE_SEARCHES = "indices:data/read/esquire/console/searches"
 
 ACTIONS: dict[tuple[str, str], Action] = {
     **_routes("GET|HEAD", "/", Action("cluster:monitor/main")),
@@ -72,6 +76,15 @@ ACTIONS: dict[tuple[str, str], Action] = {
     **_routes("GET|POST", "/_refresh", Action("indices:admin/refresh", SOURCES)),
     **_routes("GET", "/_cat/indices", Action("indices:monitor/stats", SOURCES)),
     **_routes("GET", "/_cat/indices/{index}", Action("indices:monitor/stats", PATH)),
+    # the web console: its page and login need no credentials; a session is an API key
+    **_routes("GET", "/_console", _CONSOLE_PAGE),
+    **_routes("GET", "/_console/", _CONSOLE_PAGE),
+    **_routes("GET", "/_console/static/{name}", _CONSOLE_PAGE),
+    **_routes("GET|POST", "/_console/api/session", Action("cluster:admin/esquire/console/login", public=True)),
+    **_routes("DELETE", "/_console/api/session", Action("cluster:admin/esquire/console/logout", OWN)),
+    **_routes("GET", "/_console/api/searches", Action(_CONSOLE_SEARCHES, OWN)),
+    **_routes("GET", "/_console/api/searches/{id}/rows", Action(_CONSOLE_SEARCHES, OWN)),
+    **_routes("POST", "/_console/api/searches/{id}/_download", Action(_CONSOLE_SEARCHES, OWN)),
     # the security APIs
     **_routes("GET", "/_security/_authenticate", Action(_SEC + "user/authenticate", self_service=True)),
     **_routes("GET", "/_security/user", Action(_SEC + "user/get")),

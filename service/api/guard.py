@@ -65,7 +65,10 @@ async def security_step(request: web.Request, handler: Handler) -> web.StreamRes
     security = request.app.get(keys.SECURITY)
     if security is None or request.match_info.http_exception is not None:
         return await handler(request)
-    principal = await _authenticate(request)
+    action = _route_action(request)
+    if action is not None and action.public:  # the console's page and its login
+        return await handler(request)
+    principal = await authenticate(request, request.headers.get("Authorization"))
     request[keys.PRINCIPAL] = principal
     _authorize(request, principal)
     # Whose tasks and async results the handler sees and makes (``core.tasks.CALLER``); reset
@@ -77,11 +80,13 @@ async def security_step(request: web.Request, handler: Handler) -> web.StreamRes
         CALLER.reset(token)
 
 
-async def _authenticate(request: web.Request) -> Principal:
+async def authenticate(request: web.Request, header: str | None) -> Principal:
+    """The principal the ``Authorization`` value ``header`` authenticates, for ``request``,
+    or ES's 401; a failed attempt is logged (who tried and from where, never the secret)."""
     security = request.app[keys.SECURITY]
     uri = request.raw_path
     try:
-        return await authn.authenticate(request.headers.get("Authorization"), uri, security.cache, security.lookup)
+        return await authn.authenticate(header, uri, security.cache, security.lookup)
     except authn.AuthenticationError as err:
         if err.user is None and err.key_id is None and err.detail is None:  # no credentials, or unreadable ones
             log.info("authentication_missing", remote=request.remote, method=request.method, path=request.path,

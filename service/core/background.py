@@ -178,7 +178,7 @@ class BackgroundTasks:
             stored = self.searches.running.get(record.id)
             return TaskView(record, (stored.frame if stored else None) or {})
         search = live.search
-        record.progress = _progress(search)
+        record.progress = scan_progress(search)
         record.row_count = search.stored_rows
         return TaskView(record, dict(search.frame or {}))
 
@@ -281,7 +281,7 @@ class BackgroundTasks:
         summary = f"task finished: {state.value}, {search.stored_rows} rows, {now - started} ms"
         lines.append(("ERROR", f"{summary}: {error['type']}: {error['reason']}", None) if error else
                      ("INFO", summary, None))
-        progress = 1.0 if state is State.COMPLETED else _progress(search)
+        progress = 1.0 if state is State.COMPLETED else scan_progress(search)
         await self.store.finish(search.id, state.value, now, partial, search.stored_rows, progress, error,
                                 self._lines(lines))
         search.expires_ms = now + live.limits.keep_alive_ms
@@ -309,7 +309,7 @@ class BackgroundTasks:
         return State.COMPLETED, None
 
 
-def _progress(search: Search) -> float:
+def scan_progress(search: Search) -> float:
     """The share of the source rows scanned so far, 0..1."""
     control = search.control
     if control.rows_total <= 0:

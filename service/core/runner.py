@@ -39,6 +39,7 @@ class Job(Protocol):
     kind: str          # "esql"
     action: str        # the task action, e.g. "indices:data/read/esql"
     description: str   # the query text, shown in task listings
+    target: str | None  # the indices named beside the query (EQL's path), None when it names them
 
     def run(self, conn: sqlite3.Connection, control: Control) -> Result:
         """Start the query (in the worker); the returned result streams its ``rows``."""

@@ -238,8 +238,10 @@ class AsyncSearches:
     async def _persist(self, search: Search) -> None:
         """Store the search (under its lock): from now on its rows and end go to SQLite.
         Raises, storing nothing, when the store or the disk is full."""
-        await self.store.create(search.id, search.job.kind, search.keep_on_completion, search.created_ms,
-                                search.expires_ms, search.headers, search.task.owner)
+        job = search.job
+        await self.store.create(search.id, job.kind, search.keep_on_completion, search.created_ms,
+                                search.expires_ms, search.headers, search.task.owner, job.description,
+                                job.target)
         search.persisted = True
         if search.frame is not None:
             await self.store.set_frame(search.id, search.frame)
@@ -320,7 +322,7 @@ class AsyncSearches:
             search.frame = {**search.frame, "is_partial": True,
                             "failures": [*search.frame.get("failures", []), search.store_error.to_dict()]}
         error = {"status": search.error.status, "error": search.error.to_dict()} if search.error else None
-        await self.store.finish(search.id, search.frame, error, search.stored_rows)
+        await self.store.finish(search.id, search.frame, error, search.stored_rows, self.now_ms())
 
     def _running_answer(self, search: Search) -> Answer:
         return Answer(search.id, True, start_ms=search.created_ms, expires_ms=search.expires_ms)

@@ -39,15 +39,19 @@ class StoredSearch:
     error: dict[str, Any] | None
     row_count: int
     owner: str | None = None  # who submitted it (security on), else None
+    description: str | None = None  # the query text (None: stored before it was kept)
+    target: str | None = None  # the index named beside the query (EQL's path), else None
+    finished_ms: int | None = None  # when its end was stored; None while it runs
 
 
-_COLUMNS = "id, kind, state, keep_on_completion, created_ms, expires_ms, headers, response, error, row_count, owner"
+_COLUMNS = ("id, kind, state, keep_on_completion, created_ms, expires_ms, headers, response, error, row_count, owner, "
+            "description, target, finished_ms")
 
 
 def _load(row: Any) -> StoredSearch:
     return StoredSearch(row[0], row[1], row[2], bool(row[3]), row[4], row[5], orjson.loads(row[6]),
                         orjson.loads(row[7]) if row[7] is not None else None,
-                        orjson.loads(row[8]) if row[8] is not None else None, row[9], row[10])
+                        orjson.loads(row[8]) if row[8] is not None else None, *row[9:])
 
 
 class StoreFull(Rejected):
@@ -94,16 +98,18 @@ class SearchStore:
                             "(DELETE /_query/async/<id>) or let them expire")
 
     async def create(self, search_id: str, kind: str, keep_on_completion: bool, created_ms: int, expires_ms: int,
-                     headers: dict[str, str], owner: str | None = None) -> None:
+                     headers: dict[str, str], owner: str | None = None, description: str | None = None,
+                     target: str | None = None) -> None:
         """Store a new running search, unless the store is full (``StoreFull``, 429) or the disk
         is (``FloodStageBlock``, 429); then nothing is stored."""
         async with self.db.write(indices=[ASYNC_SEARCH_INDEX]) as conn:
             cur = await conn.execute(
-                f"INSERT INTO searches ({_COLUMNS}, bytes) SELECT ?, ?, 'running', ?, ?, ?, ?, NULL, NULL, 0, ?, 0 "
+                f"INSERT INTO searches ({_COLUMNS}, bytes) "
+                f"SELECT ?, ?, 'running', ?, ?, ?, ?, NULL, NULL, 0, ?, ?, ?, NULL, 0 "
                 f"WHERE (SELECT count(*) FROM searches WHERE expires_ms > ?) < ? "
                 f"AND (SELECT coalesce(sum(bytes), 0) FROM searches WHERE expires_ms > ?) < ?",
                 (search_id, kind, int(keep_on_completion), created_ms, expires_ms, orjson.dumps(headers), owner,
-                 created_ms, self.max_searches, created_ms, self.max_bytes))
+                 description, target, created_ms, self.max_searches, created_ms, self.max_bytes))
             if cur.rowcount == 0:
                 self._refuse_if_full(*await _live_totals(conn, created_ms))
 
@@ -125,14 +131,15 @@ class SearchStore:
             raise ResponseTooLarge(fit, self.max_bytes - (used - own), used - own)
 
     async def finish(self, search_id: str, response: dict[str, Any] | None, error: dict[str, Any] | None,
-                     row_count: int) -> bool:
+                     row_count: int, finished_ms: int | None = None) -> bool:
         """The final state, written once: False if the search was not running any more.
         Written in the flood stage too: a search must not stay running forever."""
         async with self.db.write(grows=False, indices=[ASYNC_SEARCH_INDEX]) as conn:
             cur = await conn.execute(
-                "UPDATE searches SET state = ?, response = ?, error = ?, row_count = ? WHERE id = ? AND state = 'running'",
+                "UPDATE searches SET state = ?, response = ?, error = ?, row_count = ?, finished_ms = ? "
+                "WHERE id = ? AND state = 'running'",
                 ("failed" if error is not None else "done", orjson.dumps(response) if response is not None else None,
-                 orjson.dumps(error) if error is not None else None, row_count, search_id))
+                 orjson.dumps(error) if error is not None else None, row_count, finished_ms, search_id))
             return cur.rowcount == 1
 
     async def get(self, search_id: str, now_ms: int) -> StoredSearch | None:
@@ -142,6 +149,18 @@ class SearchStore:
                                     (search_id, now_ms)) as cur:
                 row = await cur.fetchone()
         return _load(row) if row else None
+
+    async def listed(self, owner: str | None, now_ms: int, limit: int) -> list[StoredSearch]:
+        """The live stored searches that are not background tasks (those list themselves,
+        ``BackgroundStore.list``), newest first, at most ``limit``: ``owner``'s, or everyone's
+        when None (security off)."""
+        mine = "" if owner is None else "AND owner = ? "
+        async with self.db.read() as conn:
+            async with conn.execute(
+                    f"SELECT {_COLUMNS} FROM searches WHERE expires_ms > ? {mine}"
+                    "AND id NOT IN (SELECT id FROM background_tasks) ORDER BY created_ms DESC, id LIMIT ?",
+                    (now_ms, *(() if owner is None else (owner,)), limit)) as cur:
+                return [_load(row) for row in await cur.fetchall()]
 
     async def rows(self, search_id: str, start: int, stop: int) -> list[list[Any]]:
         """Rows ``[start, stop)`` of a search, in order, read in one range scan of the primary

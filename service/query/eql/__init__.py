@@ -58,6 +58,10 @@ class EqlJob(ShipsItsIndices):
     def description(self) -> str:
         return self.request.query
 
+    @property
+    def target(self) -> str:
+        return ",".join(self.request.indices)
+
 
     def run(self, conn: sqlite3.Connection, control: Control) -> Answer:
         return Answer(run_plan(self.plan, self.catalog, conn, control, EQL, self.request.filter, self.options))

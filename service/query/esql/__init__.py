@@ -30,6 +30,7 @@ class EsqlJob(ShipsItsIndices):
     source_filter: Any
     options: QueryOptions
     kind = "esql"
+    target = None  # its sources are named in the query
     action = "indices:data/read/esql"
 
     @classmethod

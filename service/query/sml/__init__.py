@@ -82,6 +82,7 @@ class SmlJob(ShipsItsIndices):
     options: QueryOptions
     parse_ms: float = 0.0
     kind = "sml"
+    target = None  # its sources are named in the query
     action = "indices:data/read/sml"
 
     @classmethod
