@@ -16,7 +16,7 @@ EXPECTED_TABLES = {
     "indices": ["id", "name", "uuid", "table_name", "created_ms", "settings", "mappings", "columns", "next_seq_no",
                 "multi_valued"],
     "searches": ["id", "kind", "state", "keep_on_completion", "created_ms", "expires_ms", "headers", "response",
-                 "error", "row_count", "bytes", "owner"],
+                 "error", "row_count", "bytes", "owner", "description", "target", "finished_ms"],
     "search_rows": ["search_id", "seq", "row"],
     "cluster_settings": ["name", "value"],
     "background_tasks": ["id", "owner", "state", "created_ms", "started_ms", "finished_ms", "keep_alive_ms", "partial",
