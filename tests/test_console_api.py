@@ -147,7 +147,7 @@ async def test_every_language_is_listed_newest_first_and_reads_alike(es: AsyncEl
     assert hits["hits_kind"] == "events" and hits["to"] == 25
     assert [h["_id"] for h in hits["rows"]] == [f"e{i}" for i in range(1, 50, 2)]
     events = await page(http, sml, 28, 1000)
-    assert [c["name"] for c in events["columns"]] == ["n", "host.name"]
+    assert events["columns"] == [{"name": "n", "type": "long"}, {"name": "host.name", "type": "keyword"}]
     assert len(events["rows"]) == 2 and (events["from"], events["to"]) == (28, 30)
     # paging matches the whole result
     whole = await es.esql.async_query_get(id=esql["id"])

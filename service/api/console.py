@@ -31,7 +31,7 @@ from ..core.background import NotFinished
 from ..core.listing import Stored
 from ..errors import BadRequest
 from ..query.esql import render_value
-from ..query.fieldpath import event_fields
+from ..query.fieldpath import Columns, event_fields
 from ..security.authn import AuthenticationError
 from .exports import FileResponse, write_export
 from .guard import authenticate, principal_of
@@ -214,7 +214,15 @@ class Table:
         return row[0]
 
     def header(self, page: list[Any]) -> dict[str, Any]:
-        return {"columns": [{"name": name, "type": None} for name in self.frame.get("fields", [])]}
+        """The task's fields, each typed by the values the page holds (``value_type``)."""
+        columns = Columns(self.frame.get("fields", []))
+        found: list[set[str]] = [set() for _ in columns.fields]
+        for event in page:
+            for kinds, value in zip(found, columns.values(event)):
+                if value is not None:
+                    kinds.add(value_type(value))
+        return {"columns": [{"name": name, "type": kinds.pop() if len(kinds) == 1 else ("mixed" if kinds else None)}
+                            for name, kinds in zip(columns.fields, found)]}
 
     def fields(self, batches: Batches) -> list[str]:
         return list(self.frame.get("fields", []))
@@ -279,6 +287,19 @@ class EqlTable(Table):
     def records(self, batches: Batches) -> Iterator[list[bytes]]:
         for events in self._events(batches):
             yield [orjson.dumps(e) for e in events]
+
+
+def value_type(value: Any) -> str:
+    """An event value's type, in Elasticsearch's field type names where one fits."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "long"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "keyword"
+    return "array" if isinstance(value, list) else "object"
 
 
 def _event(hit: dict[str, Any]) -> dict[str, Any]:
