@@ -356,6 +356,11 @@ ASYNC_ID = RouteFuzz(stray_body, params={"id": async_ids})
 sme_ids = st.sampled_from(["a", "Yz4xN2FmQk9lUXVXb1lTd0", "-", "x" * 65, "..", "%00", ""]) | async_ids | texts
 SME_ID = RouteFuzz(stray_body, params={"id": sme_ids})
 MAPPING = RouteFuzz(json_bodies(mapping_objects) | st.just(b""))
+console_files = st.sampled_from(["index.html", "app.js", "app.css", "nope.js", "index", "..", ".hidden.js",
+                                 "a" * 200 + ".js", "%2e%2e", "x.exe"]) | texts
+CONSOLE_FILE = RouteFuzz(stray_body, params={"name": console_files})
+CONSOLE_LOGIN = RouteFuzz(json_bodies(objects({"username": texts, "password": texts})) | st.just(b""))
+CONSOLE_SEARCH = RouteFuzz(stray_body, params={"id": sme_ids})
 
 ROUTES: dict[tuple[str, str], RouteFuzz] = {
     ("GET", "/"): NO_BODY,
@@ -386,6 +391,16 @@ ROUTES: dict[tuple[str, str], RouteFuzz] = {
     ("DELETE", "/_sme/async_requests/delete/{id}"): SME_ID,
     ("POST", "/_sme/async_requests/file_download/{id}"): RouteFuzz(json_bodies(objects(EXPORT_FIELDS)) | st.just(b""),
                                                                params={"id": sme_ids}),
+    ("GET", "/_console"): NO_BODY,
+    ("GET", "/_console/"): NO_BODY,
+    ("GET", "/_console/static/{name}"): CONSOLE_FILE,
+    ("GET", "/_console/api/session"): NO_BODY,
+    ("POST", "/_console/api/session"): CONSOLE_LOGIN,
+    ("DELETE", "/_console/api/session"): NO_BODY,
+    ("GET", "/_console/api/searches"): NO_BODY,
+    ("GET", "/_console/api/searches/{id}/rows"): CONSOLE_SEARCH,
+    ("POST", "/_console/api/searches/{id}/_download"): RouteFuzz(json_bodies(objects(EXPORT_FIELDS)) | st.just(b""),
+                                                                params={"id": sme_ids}),
     ("GET", "/_tasks"): NO_BODY,
     ("POST", "/_tasks/_cancel"): NO_BODY,
     ("GET", "/_tasks/{task_id}"): NO_BODY,
