@@ -488,7 +488,7 @@ def requests_for(method: str, template: str, accepted: frozenset[str]) -> st.Sea
     handler accepts (``accepted``) and more, odd headers, and the body it reads."""
     route = ROUTES[(method, template)]
     names = [part[1:-1] for part in template.split("/") if part.startswith("{")]
-    params = st.tuples(*[st.tuples(st.just(n), route.params.get(n, PATH_PARAMS[n])) for n in names])
+    params = st.tuples(*[st.tuples(st.just(n), {**PATH_PARAMS, **route.params}[n]) for n in names])
     body = st.just(b"") if method == "HEAD" else route.body
     requests = st.builds(FuzzRequest, st.just(method), st.just(template), params,
                          query_pairs(accepted).map(tuple), headers(route.content_types), body)
