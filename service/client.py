@@ -38,11 +38,23 @@ INTERRUPTED = 130  # the exit status after Ctrl-C, as a shell reports SIGINT
 
 
 class ClientError(Exception):
-    """The service answered with an error, or could not be reached."""
+    """The service answered with an error, or could not be reached; ``retry_after``, the
+    seconds a busy service (429, 503) asked to wait, when it said."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
+
+
+def retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` header's delay in seconds (the HTTP-date form is not used by
+    Elasticsearch nor by the proxies in front of it, and is taken as absent)."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds < float("inf") else None
 
 
 class ProgressBar:
@@ -58,6 +70,7 @@ class ProgressBar:
         self.drawn = False
         self.done: float = 0
         self.total: float = 0
+        self.text: str | None = None
         self.shown = 0  # the length of the line drawn last, to blank what a shorter one leaves
 
     def rate(self, done: float) -> float:
@@ -65,7 +78,7 @@ class ProgressBar:
         return done / max(time.perf_counter() - self.started, 1e-9)
 
     def draw(self, done: float, total: float, text: str | None = None) -> None:
-        self.done, self.total = done, total
+        self.done, self.total, self.text = done, total, text
         filled = int(self.width * min(done / total, 1)) if total else 0
         if text is None:
             text = (f"{done / total if total else 0:7.1%}" if self.percent
@@ -75,6 +88,15 @@ class ProgressBar:
         self.out.flush()
         self.shown = len(line)
         self.drawn = True
+
+    def note(self, text: str) -> None:
+        """A line of its own above the bar, which is drawn again below it."""
+        self.out.write(f"\r{text}{' ' * (self.shown - len(text))}\n")
+        self.shown = 0
+        if self.drawn:
+            self.draw(self.done, self.total, self.text)
+        else:
+            self.out.flush()
 
     def close(self, complete: bool = False) -> None:
         """End the line; ``complete`` first draws the bar full."""
@@ -118,7 +140,8 @@ class Service:
         try:
             return urllib.request.urlopen(request, timeout=self.timeout_s)
         except urllib.error.HTTPError as exc:
-            raise ClientError(_reason(exc.read()) or f"HTTP {exc.code}", exc.code) from None
+            raise ClientError(_reason(exc.read()) or f"HTTP {exc.code}", exc.code,
+                              retry_after(exc.headers.get("Retry-After"))) from None
         except (urllib.error.URLError, OSError) as exc:
             raise ClientError(f"cannot reach {self.url}: {getattr(exc, 'reason', exc)}") from None
 

@@ -232,3 +232,42 @@ def pytest_configure(config: pytest.Config) -> None:
     from service.logs import configure_logging
 
     configure_logging("json", "warning")
+
+
+# --- a real tiny filesystem, where a disk past its flood stage or full is real ---------------------------------------------------------------
+
+def _mount_tmpfs(path: Path, size: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tiny tmpfs needs root; the ENOSPC paths need a real full filesystem")
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MB tmpfs; unmounted after the test."""
+    mount = tmp_path / "disk"
+    _mount_tmpfs(mount, "4m")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill_to_the_brim(disk: Path, leave: int = 0) -> Path:
+    """Write a filler file until the filesystem has no more than ``leave`` bytes free."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        while True:
+            st = os.statvfs(disk)
+            room = st.f_bavail * st.f_frsize - leave
+            if room <= 0:
+                break
+            os.write(fd, b"\0" * min(room, 1 << 16))
+    except OSError:  # ENOSPC: full
+        pass
+    finally:
+        os.close(fd)
+    return filler
+

@@ -1,7 +1,8 @@
 """``esquire load`` through a subprocess against a real server: each input format plain and
 gzipped (told by its bytes, not its name), stdin, CSV values mapped by the index, an
 idempotent re-run with --id-field, failures reported, a resume after Ctrl-C, the progress
-bar on a terminal."""
+bar on a terminal, and retries while the service is busy: documents refused by a disk past
+its flood stage (a real tiny filesystem), a 503 from a gateway in front of the service."""
 
 from __future__ import annotations
 
@@ -16,9 +17,14 @@ import orjson
 import pytest
 from elasticsearch import AsyncElasticsearch
 
+from aiohttp import ClientSession, web
+
 from cli_process import EVENTS_MAPPING, InTerminal, esquire, event
+from conftest import fill_to_the_brim, running
+from service.settings import Settings, replace
 
 DOCS = [event(i) for i in range(7)]
+LOADED = [[i, f"h{i % 5}", f"2024-05-01T00:00:0{i}.000Z"] for i in range(7)]  # DOCS as _rows reads them
 
 
 def _ndjson(docs: list[dict[str, Any]]) -> bytes:
@@ -52,7 +58,7 @@ async def test_each_format_loads(es: AsyncElasticsearch, server, tmp_path: Path,
                                    "--batch", "3", str(path))
     assert done.returncode == 0, done.stderr
     assert done.stderr.startswith("loaded 7 documents into events in ") and done.stdout == ""
-    assert await _rows(es, "events") == [[i, f"h{i % 5}", f"2024-05-01T00:00:0{i}.000Z"] for i in range(7)]
+    assert await _rows(es, "events") == LOADED
 
 
 async def test_stdin_and_several_inputs(es: AsyncElasticsearch, server, tmp_path: Path) -> None:
@@ -150,3 +156,92 @@ async def test_the_progress_bar_shows_bytes_and_documents(es: AsyncElasticsearch
     assert len(drawn) >= 2  # a redraw per batch
     assert drawn[-1].startswith(f"load     [##############################] {size:,.1f}/{size:,.1f} MB      20,000 docs")
     assert " docs/s" in drawn[-1] and f"loaded {n:,} documents into events" in tty
+
+
+# --- a busy service ---------------------------------------------------------------------------
+
+def _flood_stage(settings: Settings, disk: Path) -> Settings:
+    """Writes refused while less than 1 MB is free on ``disk``, checked at every write."""
+    return replace(settings, data_dir=disk / "data", disk_watermark_flood_stage="1mb", disk_check_interval_ms=0)
+
+
+async def test_documents_refused_by_a_full_disk_are_sent_again_once_space_returns(settings: Settings,
+                                                                                  tiny_disk: Path,
+                                                                                  tmp_path: Path) -> None:
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(_ndjson(DOCS))
+    async with running(_flood_stage(settings, tiny_disk)) as server:
+        url = str(server.make_url("/"))
+        async with AsyncElasticsearch(url) as es:
+            await es.indices.create(index="events", mappings=EVENTS_MAPPING)
+            filler = fill_to_the_brim(tiny_disk, leave=512 * 1024)
+            run = InTerminal("load", "--url", url, "--index", "events", "--max-retries", "8", str(path))
+            await asyncio.to_thread(run.wait_for, lambda frames: "sent again in" in "".join(frames))
+            filler.unlink()
+            status, _, tty = await asyncio.to_thread(run.finish)
+            assert status == 0, tty
+            assert "esquire load: 7 of 7 documents refused with 429 (cluster_block_exception); those sent again " \
+                   "in 0.5 s (retry 1 of 8)" in tty
+            assert f"loaded {len(DOCS)} documents into events" in tty
+            assert await _rows(es, "events") == LOADED
+
+
+async def test_documents_still_refused_after_the_last_retry_are_failures(settings: Settings, tiny_disk: Path,
+                                                                        tmp_path: Path) -> None:
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(_ndjson(DOCS))
+    async with running(_flood_stage(settings, tiny_disk)) as server:
+        url = str(server.make_url("/"))
+        async with AsyncElasticsearch(url) as es:
+            await es.indices.create(index="events", mappings=EVENTS_MAPPING)
+            fill_to_the_brim(tiny_disk, leave=512 * 1024)
+            done = await asyncio.to_thread(esquire, "load", "--url", url, "--index", "events", "--max-retries", "1",
+                                           str(path))
+            assert done.returncode == 1, done.stderr
+            lines = done.stderr.splitlines()
+            assert lines[0] == ("esquire load: 7 of 7 documents refused with 429 (cluster_block_exception); those "
+                                "sent again in 0.5 s (retry 1 of 1)")
+            assert lines[1].startswith("loaded 0 documents into events in ") and lines[1].endswith("; 7 failed")
+            assert lines[2].startswith(f"  {path}:1: cluster_block_exception: index [events] blocked by: "
+                                       "[TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark")
+            assert (await es.count(index="events"))["count"] == 0
+
+
+async def test_a_batch_answered_503_is_sent_again_after_the_retry_after_it_asks(es: AsyncElasticsearch, server,
+                                                                               tmp_path: Path) -> None:
+    """A gateway in front of the service (as a proxy answers while its upstream restarts)
+    refuses the first bulk with 503 and Retry-After, then passes every request through."""
+    await es.indices.create(index="events", mappings=EVENTS_MAPPING)
+    bulks: list[int] = []
+
+    async def gateway(request: web.Request) -> web.Response:
+        if request.path.endswith("/_bulk"):
+            bulks.append(request.content_length or 0)
+            if len(bulks) == 1:
+                return web.json_response({"error": {"type": "unavailable", "reason": "upstream restarting"},
+                                          "status": 503}, status=503, headers={"Retry-After": "1"})
+        async with ClientSession() as session:
+            async with session.request(request.method, server.make_url(request.path_qs), data=await request.read(),
+                                       headers={"Content-Type": request.content_type}) as upstream:
+                return web.Response(status=upstream.status, body=await upstream.read(),
+                                    content_type=upstream.content_type)
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", gateway)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        path = tmp_path / "events.ndjson"
+        path.write_bytes(_ndjson(DOCS))
+        done = await asyncio.to_thread(esquire, "load", "--url", f"http://127.0.0.1:{port}", "--index", "events",
+                                       str(path))
+    finally:
+        await runner.cleanup()
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("esquire load: the service answered 503: upstream restarting; the batch of 7 sent "
+                                  "again in 1.0 s (retry 1 of 5)\nloaded 7 documents into events in ")
+    assert len(bulks) == 2 and bulks[0] == bulks[1]  # the whole batch again
+    assert await _rows(es, "events") == LOADED

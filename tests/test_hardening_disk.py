@@ -20,7 +20,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from elasticsearch import ApiError, AsyncElasticsearch
 
-from conftest import ROOT, ServerProcess, assert_live, index_state
+from conftest import ROOT, ServerProcess, assert_live, fill_to_the_brim, index_state
 from service.__main__ import main
 from service.app import create_app
 from service.query.control import Control
@@ -60,44 +60,6 @@ async def error_of(call: Any) -> tuple[int, str, str]:
         await call
     error = info.value.body["error"]
     return info.value.meta.status, error["type"], error["reason"]
-
-
-# --- a real tiny filesystem ---------------------------------------------------------------
-
-def _mount_tmpfs(path: Path, size: str) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tiny tmpfs needs root; the ENOSPC paths need a real full filesystem")
-    path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MB tmpfs; unmounted after the test."""
-    mount = tmp_path / "disk"
-    _mount_tmpfs(mount, "4m")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill_to_the_brim(disk: Path, leave: int = 0) -> Path:
-    """Write a filler file until the filesystem has no more than ``leave`` bytes free."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    try:
-        while True:
-            st = os.statvfs(disk)
-            room = st.f_bavail * st.f_frsize - leave
-            if room <= 0:
-                break
-            os.write(fd, b"\0" * min(room, 1 << 16))
-    except OSError:  # ENOSPC: full
-        pass
-    finally:
-        os.close(fd)
-    return filler
 
 
 def docs(n: int, start: int = 0) -> list[dict[str, Any]]:

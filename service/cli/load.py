@@ -20,6 +20,11 @@ one put beside the input, because an input may be stdin or in a directory not yo
 and with --id-field a plain re-run is idempotent anyway. A batch in flight when the load
 stopped is sent again: without --id-field its documents may then be there twice.
 
+A service too busy for a batch (a 429 or 503 answer, or documents refused with 429, as a disk
+past its flood stage refuses them) is asked again after a pause, up to --max-retries times:
+the whole batch when the request was refused, only the refused documents otherwise. What is
+still refused after the last retry counts as failed.
+
 While it runs, a progress bar on stderr (when stderr is a terminal) shows the bytes read of
 the inputs' total (read of the files as they are on disk, compressed or not), the documents
 sent and their rate. At the end one line says how many documents were loaded and how many
@@ -58,6 +63,9 @@ EPILOG = """examples:
 FORMATS = ("auto", "ndjson", "json", "csv")
 CHUNK = 1 << 20  # bytes, or characters, read at a time
 SHOWN_FAILURES = 5  # failures the summary quotes
+BUSY = (429, 503)  # answers that ask to be asked again later
+BACKOFF_S = 0.5  # the first pause before a retry; doubled after each
+MAX_BACKOFF_S = 30.0  # the longest pause, whatever Retry-After asks
 
 
 class LoadError(Exception):
@@ -77,6 +85,9 @@ def add_arguments(load: argparse.ArgumentParser) -> None:
                       "their first character)")
     load.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="keep where the load stands in "
                       "CHECKPOINT, and start after it when it exists")
+    load.add_argument("--max-retries", type=int, default=5, metavar="N", help="times a batch the service is too "
+                      "busy for (429, 503) is sent again, after pauses of 0.5 s doubling, or as its Retry-After "
+                      "asks (default 5; 0: never)")
     add_service_arguments(load)
     load.add_argument("--no-progress", action="store_true", help="no progress bar (the default when stderr "
                       "is not a terminal)")
@@ -280,6 +291,7 @@ class Load:
     failures: list[str] = field(default_factory=list)
     pending: int = 0  # items of the current input in the batch (refused ones included)
     earlier: int = 0  # documents loaded before a resumed load
+    max_retries: int = 5
 
     def add(self, where: str, doc: dict[str, Any] | str) -> None:
         """One item of the current input: a document into the batch, or a failure counted."""
@@ -307,22 +319,63 @@ class Load:
         """Send the batch; once acknowledged, count its items and save the checkpoint."""
         for where, why in self.refused:
             self._failed(where, why)
-        if self.wheres:
-            path = f"/{urllib.parse.quote(self.index, safe='')}/_bulk"
-            with self.service.open("POST", path, data=b"\n".join(self.ops) + b"\n",
-                                   content_type="application/x-ndjson") as response:
-                answer = orjson.loads(response.read())
-            for where, item in zip(self.wheres, answer["items"]):
-                error = next(iter(item.values())).get("error")
-                if error is None:
-                    self.checkpoint.loaded += 1
-                else:
-                    self._failed(where, f"{error.get('type')}: {error.get('reason')}" if isinstance(error, dict)
-                                 else str(error))
+        for where, result in zip(self.wheres, self._send()):
+            error = result.get("error")
+            if error is None:
+                self.checkpoint.loaded += 1
+            else:
+                self._failed(where, f"{error.get('type')}: {error.get('reason')}" if isinstance(error, dict)
+                             else str(error))
         self.checkpoint.items += self.pending
         self.checkpoint.save()
         self.ops, self.wheres, self.refused, self.pending = [], [], [], 0
         self.draw()
+
+    def _send(self) -> list[dict[str, Any]]:
+        """Each document's bulk result, in order. A busy service (a 429 or 503 answer, or
+        items refused with 429, such as a disk past its flood stage) is asked again after a
+        pause, doubling from ``BACKOFF_S`` or as long as its ``Retry-After`` says (capped),
+        up to ``max_retries`` times: the whole batch for a refused request, only the refused
+        items otherwise, as Elasticsearch's own bulk helpers do."""
+        results: list[dict[str, Any]] = [{} for _ in self.wheres]
+        waiting = list(range(len(self.wheres)))
+        if not waiting:  # a batch of refused items only: nothing to send
+            return results
+        path = f"/{urllib.parse.quote(self.index, safe='')}/_bulk"
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            body = b"".join(self.ops[2 * i] + b"\n" + self.ops[2 * i + 1] + b"\n" for i in waiting)
+            try:
+                with self.service.open("POST", path, data=body, content_type="application/x-ndjson") as response:
+                    items = orjson.loads(response.read())["items"]
+            except ClientError as exc:
+                if exc.status not in BUSY or last:
+                    raise
+                self._pause(attempt, exc.retry_after, f"the service answered {exc.status}: {exc}",
+                            f"the batch of {len(waiting):,}")
+                continue
+            refused = []
+            for i, item in zip(waiting, items):
+                results[i] = next(iter(item.values()))
+                if results[i].get("status") == 429 and not last:
+                    refused.append(i)
+            if not refused:
+                break
+            error = results[refused[0]].get("error")
+            why = error.get("type") if isinstance(error, dict) else error
+            self._pause(attempt, None, f"{len(refused):,} of {len(waiting):,} documents refused with 429 ({why})",
+                        "those")
+            waiting = refused
+        return results
+
+    def _pause(self, attempt: int, asked_s: float | None, why: str, what: str) -> None:
+        wait_s = min(asked_s if asked_s is not None else BACKOFF_S * 2 ** attempt, MAX_BACKOFF_S)
+        line = f"esquire load: {why}; {what} sent again in {wait_s:.1f} s (retry {attempt + 1} of {self.max_retries})"
+        if self.bar is not None:
+            self.bar.note(line)
+        else:
+            print(line, file=sys.stderr)
+        time.sleep(wait_s)
 
     def draw(self) -> None:
         if self.bar is None:
@@ -370,6 +423,9 @@ def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         print("esquire load: --batch must be at least 1", file=sys.stderr)
         return 2
+    if args.max_retries < 0:
+        print("esquire load: --max-retries must be at least 0", file=sys.stderr)
+        return 2
     if args.files.count("-") > 1:
         print("esquire load: stdin (-) can be read once", file=sys.stderr)
         return 2
@@ -381,7 +437,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"esquire load: {exc}", file=sys.stderr)
         return 1
     bar = ProgressBar(sys.stderr, "load") if not args.no_progress and sys.stderr.isatty() else None
-    load = Load(Service.of(args), args.index, args.id_field, checkpoint, bar, inputs, earlier=checkpoint.loaded)
+    load = Load(Service.of(args), args.index, args.id_field, checkpoint, bar, inputs, earlier=checkpoint.loaded,
+                max_retries=args.max_retries)
     status, stopped = 0, None
     try:
         run_load(load, args.format, args.batch)
