@@ -1,6 +1,6 @@
 """Benchmarks, each beside a raw SQLite baseline measured in the same run, on the same rows.
 
-    scripts/bench [--docs 1000000] [--runs 5] [--only ingest,queries,async,memory,eql,sml]
+    scripts/bench [--docs 1000000] [--runs 5] [--only ingest,queries,async,memory,eql,sml,export,binary,liveness]
 
 binary: the executable scripts/build-binary makes, from exec of `serve` to the first answer of GET /, beside
 ``python -m service`` from the venv, and its size (no data needed).
@@ -28,6 +28,12 @@ export: a background task holding every document (SML ``source logs qsize=N``) d
 ``POST /_sme/async_requests/file_download/<id>`` as CSV, XLSX and JSON: rows/s (wall, and per CPU
 second of the server: the machine may be shared), the server's peak RSS growth, each file checked
 (its row count); beside it, the XLSX writer alone and XlsxWriter (the reference) on the same cells.
+
+liveness: the latency of ``GET /`` (median, p99, max) idle, during an 18 MB ``_bulk`` and while 4
+heavy queries run; then the time from SIGTERM to exit of a server with a heavy query running
+(graceful stop: the query's partial result is stored first, within the shutdown grace). The
+tests assert only that these happen (answered at all, before the bulk ends, exit 0, a partial
+result kept); how fast is measured here.
 
 Exits 1 when an answer differs from raw SQLite.
 """
@@ -71,7 +77,7 @@ from service.store.catalog import column_affinity  # noqa: E402
 from service.store.dates import format_millis, parse_iso_nanos  # noqa: E402
 from service.store.db import query_connection  # noqa: E402
 
-SECTIONS = ("ingest", "queries", "async", "memory", "eql", "sml", "export", "binary")
+SECTIONS = ("ingest", "queries", "async", "memory", "eql", "sml", "export", "binary", "liveness")
 SEED = 7
 START_MS = 1_714_521_600_000  # 2024-05-01T00:00:00Z
 SPAN_MS = 7 * 86_400_000  # a week of logs: 168 hourly buckets
@@ -500,6 +506,64 @@ def bench_polling(server: Server, polls: int = 300) -> list[float]:
     for s in searches:
         server.request("DELETE", f"/_query/async/{s['id']}")
     return sorted(latencies)
+
+
+def _latencies(server: Server, busy: Callable[[], bool], at_least: int = 20) -> list[float]:
+    """``GET /`` latencies, one after another, while ``busy()`` (and at least ``at_least``)."""
+    latencies: list[float] = []
+    while busy() or len(latencies) < at_least:
+        started = time.perf_counter()
+        status, _ = server.request("GET", "/")
+        latencies.append(time.perf_counter() - started)
+        assert status == 200
+    return sorted(latencies)
+
+
+def bench_liveness(server: Server) -> dict[str, list[float]]:
+    """``GET /`` latencies idle, during an 18 MB bulk and while 4 heavy queries run."""
+    idle = _latencies(server, lambda: False, at_least=200)
+    line = b'{"index":{}}\n{"message":"' + b"x" * 80 + b'","n":1,"host":{"name":"h1"}}\n'
+    with ThreadPoolExecutor(1) as pool:
+        bulk = pool.submit(server.request, "POST", "/liveness/_bulk", line * 150_000, "application/x-ndjson")
+        during_bulk = _latencies(server, lambda: not bulk.done())
+        assert bulk.result()[0] == 200
+    server.request("DELETE", "/liveness")
+    searches = [submit(server, HEAVY, wait_for_completion_timeout="0ms") for _ in range(4)]
+
+    def running() -> bool:
+        _, tasks = server.request("GET", "/_tasks?actions=indices:data/read/esql[a]&group_by=none")
+        return len(orjson.loads(tasks)["tasks"]) == 4
+    during_queries = _latencies(server, running, at_least=0)
+    for search in searches:
+        server.request("DELETE", f"/_query/async/{search['id']}")
+    return {"idle": idle, "during an 18 MB _bulk": during_bulk, "while 4 heavy queries run": during_queries}
+
+
+def bench_graceful_stop(data_dir: Path) -> tuple[float, bool]:
+    """Seconds from SIGTERM to exit with a heavy query running, and whether its partial result was kept."""
+    server = Server(data_dir)
+    search = submit(server, HEAVY, wait_for_completion_timeout="300ms", keep_on_completion=True)
+    started = time.perf_counter()
+    server.stop()
+    stopped = time.perf_counter() - started
+    with served(data_dir) as again:
+        status, out = again.request("GET", f"/_query/async/{search['id']}")
+        kept = status == 200 and orjson.loads(out).get("is_partial") is True
+        again.request("DELETE", f"/_query/async/{search['id']}")
+    return stopped, kept and bool(search.get("is_running"))
+
+
+def report_liveness(latencies: dict[str, list[float]], stop: tuple[float, bool]) -> list[str]:
+    def p99(values: list[float]) -> float:
+        return values[max(0, math.ceil(len(values) * 0.99) - 1)]
+    lines = ["## liveness", "| GET / | answers | median | p99 | max |", "|---|---:|---:|---:|---:|"]
+    for name, values in latencies.items():
+        lines.append(f"| {name} | {len(values)} | {ms(statistics.median(values))} ms | {ms(p99(values))} ms | "
+                     f"{ms(values[-1])} ms |" if values else f"| {name} | 0 | n/a (more --docs) | | |")
+    seconds, kept = stop
+    lines.append(f"- SIGTERM to exit with a heavy query running: {seconds:.2f} s (grace 5 s); its partial result "
+                 f"{'kept' if kept else 'NOT kept (or the query had finished: more --docs)'}")
+    return lines + ["- target: GET / always under 1 s (issue 10's liveness bound)"]
 
 
 def rss_kb(pid: int) -> int:
@@ -1068,7 +1132,10 @@ def main(argv: list[str] | None = None) -> int:
                 out += lines + [""]
                 mismatches += export_mismatches
 
+            liveness = bench_liveness(server) if "liveness" in args.only else None
             on = bench_esql(server, args.runs, "esquire") if "queries" in args.only else []
+        if liveness is not None:
+            out += report_liveness(liveness, bench_graceful_stop(data_dir)) + [""]
         if "queries" in args.only:
             raw = bench_raw_queries(raw_db, args.runs)
             with served(data_dir, pushdown=False) as server:

@@ -153,23 +153,25 @@ def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
 
 # --- liveness and "changes nothing" checks for hostile requests ---------------------------
 
-async def assert_live(http: TestClient, within_s: float = 1.0) -> None:
-    """``GET /`` answers 200 within ``within_s``: the service is not blocked."""
-    started = time.monotonic()
-    resp = await asyncio.wait_for(http.get("/"), timeout=max(5.0, within_s * 5))
+# A hang guard, not a speed bound: a GET / unanswered by then is a blocked service. How fast it
+# answers, idle and under load, is measured by scripts/bench's liveness section.
+LIVE_DEADLINE_S = 10.0
+
+
+async def assert_live(http: TestClient) -> None:
+    """``GET /`` answers 200: the service is not blocked."""
+    resp = await asyncio.wait_for(http.get("/"), timeout=LIVE_DEADLINE_S)
     assert resp.status == 200
-    elapsed = time.monotonic() - started
-    assert elapsed < within_s, f"GET / took {elapsed:.2f}s"
 
 
-async def assert_live_during(http: TestClient, attack: Awaitable[Any], within_s: float = 1.0) -> Any:
+async def assert_live_during(http: TestClient, attack: Awaitable[Any]) -> Any:
     """Start ``attack`` (a request coroutine), check liveness while it runs and after it,
     and return what it returned."""
     task = asyncio.ensure_future(attack)
     await asyncio.sleep(0.05)
-    await assert_live(http, within_s)
+    await assert_live(http)
     result = await task
-    await assert_live(http, within_s)
+    await assert_live(http)
     return result
 
 

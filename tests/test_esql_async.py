@@ -98,7 +98,7 @@ async def test_a_worker_that_ignores_a_cancel_is_killed(logs: AsyncElasticsearch
     (worker,) = http.app[keys.RUNNER].pool._all
     started = time.monotonic()
     await logs.esql.async_query_delete(id=resp["id"])
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < Control.pause_s  # the delete did not wait out the worker's sleep
     worker.process.join(5)  # killed: the signal is sent, the process may take a moment to go
     assert not worker.process.is_alive()
     monkeypatch.setattr(Control, "pause_s", 0.0)
@@ -182,9 +182,7 @@ async def test_sigterm_stores_what_running_searches_have(server_process, tmp_pat
         resp = client.esql.async_query(query="FROM logs | STATS n = SUM(bytes) | LIMIT 1", keep_on_completion=True,
                                        wait_for_completion_timeout="500ms")
         assert resp["is_running"] is True
-        started = time.monotonic()
-        assert server_process.stop() == 0
-        assert time.monotonic() - started < 5
+        assert server_process.stop() == 0  # before the query's end: its result is partial below
         client = server_process.start()
         got = client.esql.async_query_get(id=resp["id"])
         assert got["is_running"] is False and got["is_partial"] is True
