@@ -7,11 +7,12 @@ its flood stage (a real tiny filesystem), a 503 from a gateway in front of the s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import gzip
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 import orjson
 import pytest
@@ -160,9 +161,17 @@ async def test_the_progress_bar_shows_bytes_and_documents(es: AsyncElasticsearch
 
 # --- a busy service ---------------------------------------------------------------------------
 
-def _flood_stage(settings: Settings, disk: Path) -> Settings:
-    """Writes refused while less than 1 MB is free on ``disk``, checked at every write."""
-    return replace(settings, data_dir=disk / "data", disk_watermark_flood_stage="1mb", disk_check_interval_ms=0)
+@contextlib.asynccontextmanager
+async def _full_disk(settings: Settings, disk: Path) -> AsyncIterator[tuple[str, AsyncElasticsearch, Path]]:
+    """A server whose writes are refused while less than 1 MB is free on ``disk`` (checked at
+    every write), with an index of events made, then ``disk`` filled to 512 KB free: its URL,
+    a client, and the filler file (removing it gives the space back)."""
+    async with running(replace(settings, data_dir=disk / "data", disk_watermark_flood_stage="1mb",
+                               disk_check_interval_ms=0)) as server:
+        url = str(server.make_url("/"))
+        async with AsyncElasticsearch(url) as es:
+            await es.indices.create(index="events", mappings=EVENTS_MAPPING)
+            yield url, es, fill_to_the_brim(disk, leave=512 * 1024)
 
 
 async def test_documents_refused_by_a_full_disk_are_sent_again_once_space_returns(settings: Settings,
@@ -170,41 +179,33 @@ async def test_documents_refused_by_a_full_disk_are_sent_again_once_space_return
                                                                                   tmp_path: Path) -> None:
     path = tmp_path / "events.ndjson"
     path.write_bytes(_ndjson(DOCS))
-    async with running(_flood_stage(settings, tiny_disk)) as server:
-        url = str(server.make_url("/"))
-        async with AsyncElasticsearch(url) as es:
-            await es.indices.create(index="events", mappings=EVENTS_MAPPING)
-            filler = fill_to_the_brim(tiny_disk, leave=512 * 1024)
-            run = InTerminal("load", "--url", url, "--index", "events", "--max-retries", "8", str(path))
-            await asyncio.to_thread(run.wait_for, lambda frames: "sent again in" in "".join(frames))
-            filler.unlink()
-            status, _, tty = await asyncio.to_thread(run.finish)
-            assert status == 0, tty
-            assert "esquire load: 7 of 7 documents refused with 429 (cluster_block_exception); those sent again " \
-                   "in 0.5 s (retry 1 of 8)" in tty
-            assert f"loaded {len(DOCS)} documents into events" in tty
-            assert await _rows(es, "events") == LOADED
+    async with _full_disk(settings, tiny_disk) as (url, es, filler):
+        run = InTerminal("load", "--url", url, "--index", "events", "--max-retries", "8", str(path))
+        await asyncio.to_thread(run.wait_for, lambda frames: "sent again in" in "".join(frames))
+        filler.unlink()
+        status, _, tty = await asyncio.to_thread(run.finish)
+        assert status == 0, tty
+        assert "esquire load: 7 of 7 documents refused with 429 (cluster_block_exception); those sent again " \
+               "in 0.5 s (retry 1 of 8)" in tty
+        assert f"loaded {len(DOCS)} documents into events" in tty
+        assert await _rows(es, "events") == LOADED
 
 
 async def test_documents_still_refused_after_the_last_retry_are_failures(settings: Settings, tiny_disk: Path,
                                                                         tmp_path: Path) -> None:
     path = tmp_path / "events.ndjson"
     path.write_bytes(_ndjson(DOCS))
-    async with running(_flood_stage(settings, tiny_disk)) as server:
-        url = str(server.make_url("/"))
-        async with AsyncElasticsearch(url) as es:
-            await es.indices.create(index="events", mappings=EVENTS_MAPPING)
-            fill_to_the_brim(tiny_disk, leave=512 * 1024)
-            done = await asyncio.to_thread(esquire, "load", "--url", url, "--index", "events", "--max-retries", "1",
-                                           str(path))
-            assert done.returncode == 1, done.stderr
-            lines = done.stderr.splitlines()
-            assert lines[0] == ("esquire load: 7 of 7 documents refused with 429 (cluster_block_exception); those "
-                                "sent again in 0.5 s (retry 1 of 1)")
-            assert lines[1].startswith("loaded 0 documents into events in ") and lines[1].endswith("; 7 failed")
-            assert lines[2].startswith(f"  {path}:1: cluster_block_exception: index [events] blocked by: "
-                                       "[TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark")
-            assert (await es.count(index="events"))["count"] == 0
+    async with _full_disk(settings, tiny_disk) as (url, es, _):
+        done = await asyncio.to_thread(esquire, "load", "--url", url, "--index", "events", "--max-retries", "1",
+                                       str(path))
+        assert done.returncode == 1, done.stderr
+        lines = done.stderr.splitlines()
+        assert lines[0] == ("esquire load: 7 of 7 documents refused with 429 (cluster_block_exception); those "
+                            "sent again in 0.5 s (retry 1 of 1)")
+        assert lines[1].startswith("loaded 0 documents into events in ") and lines[1].endswith("; 7 failed")
+        assert lines[2].startswith(f"  {path}:1: cluster_block_exception: index [events] blocked by: "
+                                   "[TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark")
+        assert (await es.count(index="events"))["count"] == 0
 
 
 async def test_a_batch_answered_503_is_sent_again_after_the_retry_after_it_asks(es: AsyncElasticsearch, server,

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import sqlite3
 from pathlib import Path
-from typing import AsyncIterator, Iterable
+from typing import Any, AsyncIterator, Awaitable, Iterable
 
 import aiosqlite
 import structlog
@@ -69,6 +69,17 @@ def query_connection(path: Path, cache_kib: int = 65536) -> sqlite3.Connection:
     conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
     conn.execute("PRAGMA query_only = ON")
     return conn
+
+
+async def _to_the_end(statement: Awaitable[Any]) -> Any:
+    """Await ``statement`` to its end, even if the caller is cancelled meanwhile; then let the
+    cancellation through."""
+    running = asyncio.ensure_future(statement)
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await asyncio.wait([running])
+        raise
 
 
 class Database:
@@ -156,8 +167,10 @@ class Database:
         disk full, the transaction is rolled back, the reserve given up and the same 429
         answered; the database stays as it was.
 
-        The commit or rollback is shielded: a cancelled caller can neither leave the
-        transaction open nor skip the commit of work it already did.
+        BEGIN, COMMIT and ROLLBACK run to their end even when the caller is cancelled
+        meanwhile (a client that hangs up mid-bulk): the statement goes on in the
+        connection's thread anyway, so the lock is released only once it is known whether
+        a transaction is open, and it is rolled back if it is.
         """
         assert self.writer is not None, "database is not open"
         async with self._write_lock:
@@ -166,15 +179,15 @@ class Database:
                     raise FloodStageBlock(indices)
                 self.disk.make_room()
             conn = self.writer
-            await conn.execute("BEGIN IMMEDIATE")
             try:
+                await _to_the_end(conn.execute("BEGIN IMMEDIATE"))
                 yield conn
-                await asyncio.shield(conn.commit())
+                await _to_the_end(conn.commit())
             except BaseException as exc:
-                # A failed COMMIT (SQLITE_FULL) leaves the transaction open: roll it back, or
-                # every later BEGIN fails.
+                # A cancelled caller, or a failed COMMIT (SQLITE_FULL), leaves the transaction
+                # open: roll it back, or every later BEGIN fails.
                 if conn.in_transaction:
-                    await asyncio.shield(conn.rollback())
+                    await _to_the_end(conn.rollback())
                 if is_disk_full(exc):
                     self.disk.ran_out(exc)
                     raise FloodStageBlock(indices) from None
