@@ -36,11 +36,13 @@ status is 0 when every document was loaded, 1 when some failed or the load could
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import gzip
 import io
 import json
 import os
+import signal
 import sys
 import time
 import urllib.parse
@@ -275,6 +277,17 @@ class Checkpoint:
 
 # --- the load -------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """Ctrl-C held back until the block is done (it is delivered at its end)."""
+    held = {signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
 @dataclass
 class Load:
     """A load under way: the batch being gathered, the counts, the first failures."""
@@ -317,17 +330,19 @@ class Load:
 
     def flush(self) -> None:
         """Send the batch; once acknowledged, count its items and save the checkpoint."""
-        for where, why in self.refused:
-            self._failed(where, why)
-        for where, result in zip(self.wheres, self._send()):
-            error = result.get("error")
-            if error is None:
-                self.checkpoint.loaded += 1
-            else:
-                self._failed(where, f"{error.get('type')}: {error.get('reason')}" if isinstance(error, dict)
-                             else str(error))
-        self.checkpoint.items += self.pending
-        self.checkpoint.save()
+        results = self._send()
+        with _uninterrupted():  # the counts in memory (the summary) and on disk (the resume) agree
+            for where, why in self.refused:
+                self._failed(where, why)
+            for where, result in zip(self.wheres, results):
+                error = result.get("error")
+                if error is None:
+                    self.checkpoint.loaded += 1
+                else:
+                    self._failed(where, f"{error.get('type')}: {error.get('reason')}" if isinstance(error, dict)
+                                 else str(error))
+            self.checkpoint.items += self.pending
+            self.checkpoint.save()
         self.ops, self.wheres, self.refused, self.pending = [], [], [], 0
         self.draw()
 
