@@ -34,12 +34,14 @@ function headers(json) {
 
 /** A request with the session's key; the answer's JSON, or ApiError (a 401 shows the login). */
 async function api(method, path, body) {
+  const key = sessionStorage.getItem(KEY);
   const resp = await fetch(path, {
     method, headers: headers(body !== undefined), body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await resp.text();
   const data = text ? JSON.parse(text) : null;
-  if (resp.status === 401 && !path.endsWith("/session")) showLogin("Your session has ended: log in again.");
+  // only for the session still held: a poll answered after a logout must not say it ended
+  if (resp.status === 401 && key && key === sessionStorage.getItem(KEY)) showLogin("Your session has ended: log in again.");
   if (!resp.ok) throw new ApiError(resp.status, data);
   return data;
 }
@@ -136,6 +138,7 @@ function pickHistory() {
   $("language").value = entry.language;
   $("query").value = entry.query;
   if (entry.index) $("index").value = entry.index;
+  $("history").value = "";  // so picking the same entry again is a change too
   syncLanguage();
   $("query").focus();
 }
@@ -193,8 +196,8 @@ async function submit(kind, query) {
 
 async function run(event) {
   event?.preventDefault();
-  const query = $("query").value.trim();
-  if (!query) return;
+  const query = $("query").value;  // as typed: an error's line:col points into the editor's text
+  if (!query.trim()) return;
   clearQueryError();
   const kind = language();
   $("run").disabled = true;
@@ -269,6 +272,7 @@ function showCurrent() {
   $("status").textContent = `${LABELS[cur.kind]} search ${cur.state.toLowerCase()}` +
     (cur.rows !== undefined && cur.rows !== null ? `: ${cur.rows} rows` : "");
   $("current").dataset.state = cur.state;
+  $("current").dataset.id = cur.id;
   $("progress").value = done && cur.state === "COMPLETED" ? 1 : (cur.progress ?? 0);
   $("partial").hidden = !cur.partial;
   const ms = done && cur.duration_ms != null ? cur.duration_ms : Date.now() - (cur.started_ms ?? state.submittedAt);
@@ -328,43 +332,65 @@ function cell(row, content) {
   return td;
 }
 
+/** The list updated in place, row by row (a row's buttons are rebuilt only when its
+ * actions change), so a poll neither loses the keyboard focus nor a click on its way. */
 function renderSearches() {
   const body = $("searches-body");
-  body.replaceChildren();
-  for (const item of state.searches) {
-    const tr = body.insertRow();
-    tr.dataset.testid = "search-row";
-    tr.dataset.id = item.id;
-    tr.dataset.state = item.state;
-    if (state.current?.id === item.id) tr.classList.add("selected");
-    cell(tr, LABELS[item.kind]);
-    const query = cell(tr, item.index ? `${item.index}: ${item.query}` : item.query);
-    query.className = "query-text";
-    query.title = item.query;
-    cell(tr, item.partial ? `${item.state} (partial)` : item.state).dataset.testid = "search-state";
-    const bar = document.createElement("progress");
-    bar.max = 1;
-    bar.value = item.progress ?? 0;
-    bar.setAttribute("aria-label", `Progress of ${item.id}`);
-    cell(tr, bar);
-    cell(tr, item.started_ms ? new Date(item.started_ms).toLocaleString() : "");
-    cell(tr, item.duration_ms != null ? formatDuration(item.duration_ms) : "");
-    cell(tr, item.rows ?? "").dataset.testid = "search-rows";
-    const actions = document.createElement("div");
-    actions.className = "actions";
-    const what = `${LABELS[item.kind]} search ${item.id}`;
-    actions.append(button("Open", "open", () => open(item), `Open ${what}`));
-    if (!FINAL.has(item.state) && CONTROL[item.kind].stop) {
-      actions.append(button("Stop", "stop-search", () => stopSearch(item), `Stop ${what}`));
-    }
-    actions.append(button("Delete", "delete-search", () => deleteSearch(item), `Delete ${what}`));
-    if (FINAL.has(item.state) && item.state !== "FAILED") {
-      actions.append(button("Download", "download", () => downloadSearch(item), `Download ${what}`));
-    }
-    cell(tr, actions);
+  const rows = new Map([...body.rows].map((tr) => [tr.dataset.id, tr]));
+  state.searches.forEach((item, i) => {
+    let tr = rows.get(item.id);
+    if (!tr) tr = newSearchRow(item);
+    rows.delete(item.id);
+    if (body.rows[i] !== tr) body.insertBefore(tr, body.rows[i] ?? null);
+    fillSearchRow(tr, item);
+  });
+  rows.forEach((tr) => tr.remove());
+  const status = $("mine-status");
+  if (!state.searches.length) status.textContent = "No searches yet.";
+  else if (status.textContent === "No searches yet.") status.textContent = "";
+}
+
+function newSearchRow(item) {
+  const tr = document.createElement("tr");
+  tr.dataset.testid = "search-row";
+  tr.dataset.id = item.id;
+  cell(tr, LABELS[item.kind]);
+  const query = cell(tr, item.index ? `${item.index}: ${item.query}` : item.query);
+  query.className = "query-text";
+  query.title = item.query;
+  cell(tr, "").dataset.testid = "search-state";
+  const bar = document.createElement("progress");
+  bar.max = 1;
+  bar.setAttribute("aria-label", `Progress of ${LABELS[item.kind]} search ${item.id}`);
+  cell(tr, bar);
+  cell(tr, item.started_ms ? new Date(item.started_ms).toLocaleString() : "");
+  cell(tr, "");
+  cell(tr, "").dataset.testid = "search-rows";
+  cell(tr, "").className = "actions";
+  return tr;
+}
+
+function fillSearchRow(tr, item) {
+  const [, , stateCell, progressCell, , durationCell, rowsCell, actionsCell] = tr.cells;
+  tr.dataset.state = item.state;
+  tr.classList.toggle("selected", state.current?.id === item.id);
+  stateCell.textContent = item.partial ? `${item.state} (partial)` : item.state;
+  progressCell.firstChild.value = item.progress ?? 0;
+  durationCell.textContent = item.duration_ms != null ? formatDuration(item.duration_ms) : "";
+  rowsCell.textContent = item.rows ?? "";
+  const done = FINAL.has(item.state);
+  const actions = `${done}:${item.state === "FAILED"}`;
+  if (actionsCell.dataset.actions === actions) return;
+  actionsCell.dataset.actions = actions;
+  const what = `${LABELS[item.kind]} search ${item.id}`;
+  const find = () => state.searches.find((s) => s.id === item.id) ?? item;
+  const list = [button("Open", "open", () => open(find()), `Open ${what}`)];
+  if (!done && CONTROL[item.kind].stop) list.push(button("Stop", "stop-search", () => stopSearch(item), `Stop ${what}`));
+  list.push(button("Delete", "delete-search", () => deleteSearch(item), `Delete ${what}`));
+  if (done && item.state !== "FAILED") {
+    list.push(button("Download", "download", () => downloadSearch(item), `Download ${what}`));
   }
-  $("mine-status").dataset.count = state.searches.length;
-  if (!state.searches.length) $("mine-status").textContent = "No searches yet.";
+  actionsCell.replaceChildren(...list);
 }
 
 /** The file through fetch (the key is a header) handed to the browser as a Blob link. */
