@@ -191,6 +191,12 @@ async def test_each_language_runs_and_shows_its_results(es: AsyncElasticsearch, 
     await expect(page.locator("#language")).to_have_value("esql")
     # My searches lists all four, each completed
     await expect(page.locator("[data-testid=search-row][data-state=COMPLETED]")).to_have_count(4)
+    # every control a user can reach has a name a screen reader reads
+    unnamed = await page.evaluate("""() => [...document.querySelectorAll('input, select, textarea, button, progress')]
+        .filter((e) => !(e.labels?.length || e.getAttribute('aria-label') || e.getAttribute('aria-labelledby')
+                         || (e.tagName === 'BUTTON' && e.textContent.trim())))
+        .map((e) => e.outerHTML)""")
+    assert unnamed == []
 
 
 async def test_a_narrow_screen_stacks_the_panels(es: AsyncElasticsearch, browser: Any, server: TestServer,
@@ -233,6 +239,27 @@ async def test_progress_moves_and_stop_keeps_partial_results(logs: AsyncElastics
     await expect(page.locator("[data-testid=search-row] [data-testid=search-state]")).to_have_text("STOPPED (partial)")
     await page.click("#delete")
     await expect(page.locator("[data-testid=search-row]")).to_have_count(0)
+
+
+async def test_cancel_and_open_from_my_searches(logs: AsyncElasticsearch, console: Console,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Control, "pause_s", 0.05)
+    page = console.page
+    await console.open()
+    await console.run("esql", "FROM logs | KEEP bytes | SORT bytes | LIMIT 3")
+    await console.finished()
+    await console.run("esql", SLOW)
+    await console.finished("running")
+    rows = page.locator("[data-testid=search-row]")
+    await expect(rows).to_have_count(2)
+    await page.click("#cancel")
+    await expect(page.locator("#current")).to_be_hidden()
+    await expect(rows).to_have_count(1)
+    await expect(page.locator("#mine-status")).to_contain_text("Deleted ES|QL search")
+    # the one left opens again from the list, read from disk
+    await rows.first.locator("[data-testid=open]").click()
+    await expect(page.locator("#status")).to_have_text("ES|QL search completed: 3 rows")
+    assert [row[0] for row in await console.rows_text()] == ["0", "1", "2"]
 
 
 @pytest.fixture
@@ -336,6 +363,16 @@ async def test_a_sidebar_value_adds_a_filter(es: AsyncElasticsearch, console: Co
                                                       '| WHERE process.name == "sh"')
     await page.press("#query", "Control+Enter")
     await expect(page.locator("#page-info")).to_have_text("Rows 1–25 of 25", timeout=TIMEOUT_MS)
+
+    # EQL: and-ed to the condition, kept apart from an "or" in it
+    await console.run("eql", "process where n < 10 or n > 100", index="events")
+    await console.finished()
+    field = page.locator("[data-testid=sidebar-field][data-field='process.name']")
+    await field.locator("summary").click()
+    await field.locator("[data-testid=sidebar-value][data-value='cmd.exe']").click()
+    await expect(page.locator("#query")).to_have_value('process where (n < 10 or n > 100) and process.name == "cmd.exe"')
+    await page.press("#query", "Control+Enter")
+    await expect(page.locator("#page-info")).to_have_text("Rows 1–5 of 5", timeout=TIMEOUT_MS)
 
 
 async def test_a_syntax_error_is_shown_at_its_line_and_column(console: Console) -> None:

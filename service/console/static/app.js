@@ -261,7 +261,7 @@ function open(item) {
   $("results").hidden = true;
   $("timeline").hidden = true;
   showCurrent();
-  if (FINAL.has(item.state)) finished();
+  if (FINAL.has(item.state)) guarded(finished, "search-error")();
   refreshSearches();
 }
 
@@ -309,10 +309,24 @@ async function refreshSearches() {
     const wasDone = FINAL.has(cur.state);
     Object.assign(cur, listed);
     showCurrent();
-    if (!wasDone && FINAL.has(cur.state)) finished();
+    if (!wasDone && FINAL.has(cur.state)) guarded(finished, "search-error")();
   }
   const busy = state.searches.some((s) => !FINAL.has(s.state));
   if (!$("app").hidden) state.timer = setTimeout(refreshSearches, busy ? POLL_RUNNING_MS : POLL_IDLE_MS);
+}
+
+/** A handler whose failure is told to the user (in ``where``) rather than lost as an
+ * unhandled rejection. */
+function guarded(action, where = "mine-status") {
+  return async (...args) => {
+    try {
+      await action(...args);
+    } catch (err) {
+      if (err.status === 401) return;  // the login is shown
+      $(where).textContent = err.message;
+      $(where).hidden = false;
+    }
+  };
 }
 
 function button(label, testid, action, title) {
@@ -321,7 +335,7 @@ function button(label, testid, action, title) {
   b.textContent = label;
   b.dataset.testid = testid;
   if (title) b.setAttribute("aria-label", title);
-  b.addEventListener("click", action);
+  b.addEventListener("click", guarded(action));
   return b;
 }
 
@@ -630,14 +644,21 @@ function literal(value) {
   return typeof value === "number" || typeof value === "boolean" ? String(value) : JSON.stringify(String(value));
 }
 
-/** ``field == value`` appended as the language writes it, and the search run again. */
+/** ``field == value`` added as the language writes it: a last pipe for SML and ES|QL; for
+ * EQL, and-ed to the condition (of each of a sequence's or sample's queries). */
 function addFilter(field, value) {
   const kind = state.current?.kind ?? language();
-  const plain = /^[A-Za-z_@][A-Za-z0-9_.@]*$/.test(field);
   let query = (state.current?.query ?? $("query").value).trimEnd();
-  if (kind === "sml") query += `\n| where ${plain ? field : `"${field}"`} == ${literal(value)}`;
-  else if (kind === "esql") query += `\n| WHERE ${/^[A-Za-z_][A-Za-z0-9_.]*$/.test(field) ? field : `\`${field}\``} == ${literal(value)}`;
-  else query = `${query} and ${/^[A-Za-z_][A-Za-z0-9_.]*$/.test(field) ? field : `\`${field}\``} == ${literal(value)}`;
+  if (kind === "sml") {
+    query += `\n| where ${/^[A-Za-z_@][A-Za-z0-9_.@]*$/.test(field) ? field : `"${field}"`} == ${literal(value)}`;
+  } else {
+    const name = /^[A-Za-z_][A-Za-z0-9_.]*$/.test(field) ? field : `\`${field}\``;
+    const test = `${name} == ${literal(value)}`;
+    if (kind === "esql") query += `\n| WHERE ${test}`;
+    else if (/^\s*(sequence|sample)\b/i.test(query)) {
+      query = query.replace(/\[\s*([^\]]*?)\s+where\s+([^\]]*?)\s*\]/gi, (_, category, cond) => `[${category} where (${cond}) and ${test}]`);
+    } else query = query.replace(/^(\s*\S+\s+where\s+)([\s\S]*)$/i, (_, head, cond) => `${head}(${cond}) and ${test}`);
+  }
   $("language").value = kind;
   syncLanguage();
   $("query").value = query;
@@ -663,13 +684,14 @@ function wire() {
   $("language").addEventListener("change", syncLanguage);
   $("range").addEventListener("change", syncLanguage);
   $("history").addEventListener("change", pickHistory);
-  $("stop").addEventListener("click", () => stopSearch(state.current));
-  $("cancel").addEventListener("click", () => deleteSearch(state.current));
-  $("delete").addEventListener("click", () => deleteSearch(state.current));
-  $("prev").addEventListener("click", () => loadPage(state.page.from - pageSize()));
-  $("next").addEventListener("click", () => loadPage(state.page.to));
-  $("page-size").addEventListener("change", () => loadPage(state.page?.from ?? 0));
-  $("page-from").addEventListener("change", () => loadPage(Number($("page-from").value) || 0));
+  const onCurrent = (type, id, action) => $(id).addEventListener(type, guarded(action, "search-error"));
+  onCurrent("click", "stop", () => stopSearch(state.current));
+  onCurrent("click", "cancel", () => deleteSearch(state.current));
+  onCurrent("click", "delete", () => deleteSearch(state.current));
+  onCurrent("click", "prev", () => loadPage(state.page.from - pageSize()));
+  onCurrent("click", "next", () => loadPage(state.page.to));
+  onCurrent("change", "page-size", () => loadPage(state.page?.from ?? 0));
+  onCurrent("change", "page-from", () => loadPage(Number($("page-from").value) || 0));
   setInterval(() => { if (state.current && !FINAL.has(state.current.state)) showCurrent(); }, 100);
   syncLanguage();
 }
