@@ -336,3 +336,21 @@ async def test_a_user_sees_only_its_own_searches(secured: tuple[TestClient, Asyn
         await page(http, search_id, 0, 3, headers=lena, status=404)
         await download(http, search_id, {"file_type": "csv"}, headers=lena, status=404)
         assert (await page(http, search_id, 0, 3, headers=lola))["total"] > 0
+
+
+async def test_a_page_scripts_401_carries_no_basic_challenge(secured: tuple[TestClient, AsyncElasticsearch]) -> None:
+    """A browser holds a fetch answered 401 with a Basic challenge for its own password dialog
+    (headless, for ever): the console's requests get the ApiKey challenge alone; other
+    clients, and a navigation, still get both, as Elasticsearch sends them."""
+    http, _ = secured
+    wrong = {"username": "lola", "password": "wrong"}
+    for mode in ("cors", "same-origin"):
+        for resp in (await http.post(f"{API}/session", json=wrong, headers={"Sec-Fetch-Mode": mode}),
+                     await http.get(f"{API}/searches", headers={"Sec-Fetch-Mode": mode, "Authorization": "ApiKey Zm9vOmJhcg=="}),
+                     await http.get("/_query/async/x", headers={"Sec-Fetch-Mode": mode})):
+            assert resp.status == 401
+            assert resp.headers.getall("WWW-Authenticate") == ["ApiKey"]
+    for headers in ({}, {"Sec-Fetch-Mode": "navigate"}):
+        resp = await http.get(f"{API}/searches", headers=headers)
+        assert resp.status == 401
+        assert resp.headers.getall("WWW-Authenticate") == ['Basic realm="security", charset="UTF-8"', "ApiKey"]

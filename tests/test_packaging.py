@@ -9,6 +9,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -65,6 +66,8 @@ def test_wheel_ships_its_data_files(wheel: Path) -> None:
     assert migrations and {f"service/migrations/{m}" for m in migrations} <= names
     assert "service/query/esql/grammar.lark" in names
     assert "service/systemd/esquire.service" in names  # what esquire install-unit writes
+    console = {f"service/console/static/{p.name}" for p in (ROOT / "service" / "console" / "static").iterdir()}
+    assert {"service/console/static/index.html", "service/console/static/app.js"} <= console <= names
 
 
 def test_installed_wheel_serves_outside_the_repository(wheel: Path, tmp_path: Path) -> None:
@@ -100,6 +103,8 @@ def test_installed_wheel_serves_outside_the_repository(wheel: Path, tmp_path: Pa
                                          "| SORT host.name | LIMIT 10")
         assert result["values"] == [[10, 135, "web-0"], [10, 145, "web-1"], [10, 155, "web-2"]]
         assert (elsewhere / "data").is_dir()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_console/", timeout=30) as page:  # the web console
+            assert page.headers["Content-Type"].startswith("text/html") and b"app.js" in page.read()
     finally:
         proc.terminate()
         code = proc.wait(timeout=30)

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from ..errors import BadRequest, PlainError, ServiceError, XContentParseError
 from ..patterns import wildcard
+from ..security.authn import AuthenticationError
 
 VENDOR_JSON = "application/vnd.elasticsearch+json;compatible-with=9"
 GLOBAL_PARAMS = frozenset({"pretty", "human", "error_trace", "filter_path"})
@@ -234,7 +235,10 @@ def error_response(request: web.Request, err: ServiceError | PlainError) -> web.
     body = err.body()
     if isinstance(err, ServiceError) and _flag(request, "error_trace"):
         body["error"]["stack_trace"] = f"{err.type}: {err.reason}"
-    headers = getattr(err, "headers", None)
+    if isinstance(err, AuthenticationError):
+        headers = err.headers_for(request.headers.get("Sec-Fetch-Mode"))
+    else:
+        headers = getattr(err, "headers", None)
     return _json_response(request, body, err.status, headers)
 
 
