@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestServer
 from elasticsearch import AsyncElasticsearch
 
 from conftest import SLOW, load_logs, running
+from test_console_api import load_events  # the same 50 events the API tests read
 from service.api.console import SECURITY_HEADERS
 from service.query.control import Control
 from service.settings import Settings, replace
@@ -133,15 +134,6 @@ async def console_on(browser: Any, server: TestServer, request: pytest.FixtureRe
 async def console(browser: Any, server: TestServer, request: pytest.FixtureRequest) -> AsyncIterator[Console]:
     async with console_on(browser, server, request) as opened:
         yield opened
-
-
-async def load_events(es: AsyncElasticsearch, n: int = 50) -> None:
-    ops: list[dict[str, Any]] = []
-    for i in range(n):
-        ops += [{"index": {"_index": "events", "_id": f"e{i}"}},
-                {"@timestamp": f"2024-05-01T00:{i // 60:02d}:{i % 60:02d}Z", "host": {"name": f"web-{i % 3}"},
-                 "event": {"category": "process"}, "process": {"name": "cmd.exe" if i % 2 else "sh"}, "n": i}]
-    assert not (await es.bulk(operations=ops, refresh=True))["errors"]
 
 
 SML_DAY = {"range": "custom", "dt-start": "2024-05-01T00:00:00Z", "dt-end": "2024-05-02T00:00:00Z"}
