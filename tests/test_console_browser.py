@@ -252,6 +252,7 @@ async def test_cancel_and_open_from_my_searches(logs: AsyncElasticsearch, consol
     await rows.first.locator("[data-testid=open]").click()
     await expect(page.locator("#status")).to_have_text("ES|QL search completed: 3 rows")
     assert [row[0] for row in await console.rows_text()] == ["0", "1", "2"]
+    await expect(page.locator("#query")).to_have_value("FROM logs | KEEP bytes | SORT bytes | LIMIT 3")  # its query
 
 
 @pytest.fixture

@@ -254,6 +254,12 @@ async function deleteSearch(item) {
 /** Makes ``item`` the shown search: its status, and its first page once it has rows. */
 function open(item) {
   state.current = { ...item };
+  if (typeof item.query === "string") {  // the editor holds what is open: a filter or a re-run starts from it
+    $("language").value = item.kind;
+    $("query").value = item.query;
+    if (item.index) $("index").value = item.index;
+    syncLanguage();
+  }
   state.page = null;
   $("page-from").value = 0;
   $("search-error").hidden = true;
