@@ -7,7 +7,7 @@ anything else is logged once and rendered as a 500 without a traceback.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, Mapping
 
 
 class ServiceError(Exception):
@@ -31,6 +31,10 @@ class ServiceError(Exception):
             self.type = type
         self.caused_by = caused_by
         self.metadata = metadata
+
+    def headers_for(self, request_headers: Mapping[str, str]) -> Mapping[str, str] | None:
+        """The answer's extra headers, given the request's (none by default)."""
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         """The error object without ``root_cause``, ``caused_by`` nested."""
@@ -159,6 +163,9 @@ class PlainError(Exception):
         self.text = text
         self.with_status = with_status
         self.headers = headers or {}
+
+    def headers_for(self, request_headers: Mapping[str, str]) -> Mapping[str, str] | None:
+        return self.headers
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.text}

@@ -16,7 +16,6 @@ from aiohttp import web
 
 from ..errors import BadRequest, PlainError, ServiceError, XContentParseError
 from ..patterns import wildcard
-from ..security.authn import AuthenticationError
 
 VENDOR_JSON = "application/vnd.elasticsearch+json;compatible-with=9"
 GLOBAL_PARAMS = frozenset({"pretty", "human", "error_trace", "filter_path"})
@@ -235,10 +234,7 @@ def error_response(request: web.Request, err: ServiceError | PlainError) -> web.
     body = err.body()
     if isinstance(err, ServiceError) and _flag(request, "error_trace"):
         body["error"]["stack_trace"] = f"{err.type}: {err.reason}"
-    if isinstance(err, AuthenticationError):
-        headers = err.headers_for(request.headers.get("Sec-Fetch-Mode"))
-    else:
-        headers = getattr(err, "headers", None)
+    headers = err.headers_for(request.headers)
     return _json_response(request, body, err.status, headers)
 
 

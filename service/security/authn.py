@@ -18,7 +18,7 @@ import binascii
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Mapping
 
 from multidict import CIMultiDict
 
@@ -46,11 +46,12 @@ class AuthenticationError(ServiceError):
         self.key_id: str | None = None
         self.detail: str | None = None
 
-    def headers_for(self, fetch_mode: str | None) -> CIMultiDict[str]:
+    def headers_for(self, request_headers: Mapping[str, str]) -> CIMultiDict[str]:
         """The challenges for one request: a page script's (``Sec-Fetch-Mode`` set and not
         ``navigate``, as browsers send it) gets no ``Basic`` one, since a browser answers a
         Basic challenge to a fetch by holding the request for its own password dialog (the
         web console has its login form; a headless browser waits for ever)."""
+        fetch_mode = request_headers.get("Sec-Fetch-Mode")
         if fetch_mode and fetch_mode != "navigate":
             return CIMultiDict(("WWW-Authenticate", c) for c in CHALLENGES if not c.startswith("Basic "))
         return self.headers
