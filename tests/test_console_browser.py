@@ -331,6 +331,18 @@ async def test_downloads_in_each_format(es: AsyncElasticsearch, console: Console
 
 # --- filters and errors ------------------------------------------------------------------------------
 
+async def filter_by(console: Console, field: str, value: str, query: str, rows: str) -> None:
+    """Click ``value`` of ``field`` in the sidebar: the editor then holds ``query``, whose run
+    shows ``rows``."""
+    page = console.page
+    sidebar = page.locator(f"[data-testid=sidebar-field][data-field='{field}']")
+    await sidebar.locator("summary").click()
+    await sidebar.locator(f"[data-testid=sidebar-value][data-value='{value}']").click()
+    await expect(page.locator("#query")).to_have_value(query)
+    await page.press("#query", "Control+Enter")
+    await expect(page.locator("#page-info")).to_have_text(rows, timeout=TIMEOUT_MS)
+
+
 async def test_a_sidebar_value_adds_a_filter(es: AsyncElasticsearch, console: Console) -> None:
     await load_events(es)
     page = console.page
@@ -338,34 +350,21 @@ async def test_a_sidebar_value_adds_a_filter(es: AsyncElasticsearch, console: Co
     await console.run("sml", "source events | fields n, host.name", **SML_DAY)
     await console.finished()
     await expect(page.locator("#fields-scope")).to_have_text("Top values of all 50 events")
-    field = page.locator("[data-testid=sidebar-field][data-field='host.name']")
-    await field.locator("summary").click()
-    await field.locator("[data-testid=sidebar-value][data-value='web-1']").click()
-    await expect(page.locator("#query")).to_have_value('source events | fields n, host.name\n| where host.name == "web-1"')
-    await page.press("#query", "Control+Enter")
-    await expect(page.locator("#page-info")).to_have_text("Rows 1–17 of 17", timeout=TIMEOUT_MS)
+    await filter_by(console, "host.name", "web-1", 'source events | fields n, host.name\n| where host.name == "web-1"',
+                    "Rows 1–17 of 17")
     assert {row[1] for row in await console.rows_text()} == {"web-1"}
 
     # ES|QL: the values of the page shown, as WHERE
     await console.run("esql", "FROM events | KEEP n, process.name | LIMIT 50")
     await console.finished()
-    field = page.locator("[data-testid=sidebar-field][data-field='process.name']")
-    await field.locator("summary").click()
-    await field.locator("[data-testid=sidebar-value][data-value='sh']").click()
-    await expect(page.locator("#query")).to_have_value('FROM events | KEEP n, process.name | LIMIT 50\n'
-                                                      '| WHERE process.name == "sh"')
-    await page.press("#query", "Control+Enter")
-    await expect(page.locator("#page-info")).to_have_text("Rows 1–25 of 25", timeout=TIMEOUT_MS)
+    await filter_by(console, "process.name", "sh",
+                    'FROM events | KEEP n, process.name | LIMIT 50\n| WHERE process.name == "sh"', "Rows 1–25 of 25")
 
     # EQL: and-ed to the condition, kept apart from an "or" in it
     await console.run("eql", "process where n < 10 or n > 100", index="events")
     await console.finished()
-    field = page.locator("[data-testid=sidebar-field][data-field='process.name']")
-    await field.locator("summary").click()
-    await field.locator("[data-testid=sidebar-value][data-value='cmd.exe']").click()
-    await expect(page.locator("#query")).to_have_value('process where (n < 10 or n > 100) and process.name == "cmd.exe"')
-    await page.press("#query", "Control+Enter")
-    await expect(page.locator("#page-info")).to_have_text("Rows 1–5 of 5", timeout=TIMEOUT_MS)
+    await filter_by(console, "process.name", "cmd.exe",
+                    'process where (n < 10 or n > 100) and process.name == "cmd.exe"', "Rows 1–5 of 5")
 
 
 async def test_a_syntax_error_is_shown_at_its_line_and_column(console: Console) -> None:
