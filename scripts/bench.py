@@ -554,8 +554,6 @@ def bench_graceful_stop(data_dir: Path) -> tuple[float, bool]:
 
 
 def report_liveness(latencies: dict[str, list[float]], stop: tuple[float, bool]) -> list[str]:
-    def p99(values: list[float]) -> float:
-        return values[max(0, math.ceil(len(values) * 0.99) - 1)]
     lines = ["## liveness", "| GET / | answers | median | p99 | max |", "|---|---:|---:|---:|---:|"]
     for name, values in latencies.items():
         lines.append(f"| {name} | {len(values)} | {ms(statistics.median(values))} ms | {ms(p99(values))} ms | "
@@ -776,6 +774,11 @@ def report_sml(args: argparse.Namespace, esql_times: list[float], sml_times: lis
         mismatches
 
 
+def p99(values: list[float]) -> float:
+    """The 99th percentile of sorted ``values`` (nearest rank)."""
+    return values[max(0, math.ceil(len(values) * 0.99) - 1)]
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f}"
 
@@ -827,7 +830,7 @@ def report_queries(args: argparse.Namespace, on: list, off: list, raw: list) -> 
 
 def report_async(stops: list[float], alone: float, together: float, polls: list[float]) -> list[str]:
     stop = ", ".join(ms(s) for s in stops) + " ms" if stops else "n/a: the query finished within 300 ms (more --docs)"
-    poll = (f"median {ms(statistics.median(polls))} ms, p99 {ms(polls[max(0, math.ceil(len(polls) * 0.99) - 1)])} ms "
+    poll = (f"median {ms(statistics.median(polls))} ms, p99 {ms(p99(polls))} ms "
             f"over {len(polls)} polls" if polls else "n/a: the queries finished too soon (more --docs)")
     return ["## async", f"- heavy query: `{HEAVY}`",
             f"- stop mid-scan: {stop} (target < 100 ms)",

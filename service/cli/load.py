@@ -68,6 +68,7 @@ SHOWN_FAILURES = 5  # failures the summary quotes
 BUSY = (429, 503)  # answers that ask to be asked again later
 BACKOFF_S = 0.5  # the first pause before a retry; doubled after each
 MAX_BACKOFF_S = 30.0  # the longest pause, whatever Retry-After asks
+MAX_RETRIES = 5  # --max-retries' default
 
 
 class LoadError(Exception):
@@ -87,9 +88,9 @@ def add_arguments(load: argparse.ArgumentParser) -> None:
                       "their first character)")
     load.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="keep where the load stands in "
                       "CHECKPOINT, and start after it when it exists")
-    load.add_argument("--max-retries", type=int, default=5, metavar="N", help="times a batch the service is too "
-                      "busy for (429, 503) is sent again, after pauses of 0.5 s doubling, or as its Retry-After "
-                      "asks (default 5; 0: never)")
+    load.add_argument("--max-retries", type=int, default=MAX_RETRIES, metavar="N",
+                      help="times a batch the service is too busy for (429, 503) is sent again, after pauses of "
+                           "0.5 s doubling, or as its Retry-After asks (default 5; 0: never)")
     add_service_arguments(load)
     load.add_argument("--no-progress", action="store_true", help="no progress bar (the default when stderr "
                       "is not a terminal)")
@@ -304,7 +305,7 @@ class Load:
     failures: list[str] = field(default_factory=list)
     pending: int = 0  # items of the current input in the batch (refused ones included)
     earlier: int = 0  # documents loaded before a resumed load
-    max_retries: int = 5
+    max_retries: int = MAX_RETRIES
 
     def add(self, where: str, doc: dict[str, Any] | str) -> None:
         """One item of the current input: a document into the batch, or a failure counted."""
