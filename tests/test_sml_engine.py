@@ -311,13 +311,16 @@ async def test_execution_cost_counts_each_commands_rows(es, server) -> None:
     _, frame = _run(server, query, execution_cost="INFO")
     cost = frame["executionCost"]
     assert cost["level"] == "INFO" and cost["rowsOut"] == 1 and "pipeline" not in cost
-    assert [(c["command"], c["rowsIn"], c["rowsOut"]) for c in cost["commands"]] == [
-        ("source", 0, 5), ("search", 5, 3), ("where", 3, 1), ("sort", 1, 1), ("stats", 1, 1)]
+    # the search right after the source is part of its query (sml.md §7.1), fused into it (§6)
+    assert [(c["command"], c["rowsIn"], c["rowsOut"], c.get("fusedInto")) for c in cost["commands"]] == [
+        ("source", 0, 3, None), ("search", 3, 3, 0), ("where", 3, 1, None), ("sort", 1, 1, None),
+        ("stats", 1, 1, None)]
     assert cost["commands"][2]["text"] == 'where user.name=="bob"'
     assert all(c["ms"] >= 0 and "details" not in c for c in cost["commands"])
     _, frame = _run(server, query, execution_cost="DEBUG")
     commands = frame["executionCost"]["commands"]
-    assert commands[0]["details"] == {"indices": ["auth"], "rowsScanned": 5}
+    assert commands[0]["details"] == {"indices": ["auth"], "rowsScanned": 5, "pushedDown": ["search event.code=4624"],
+                                      "storageQuery": "ScanOperator[rowid slices]"}
     assert commands[4]["details"] == {"groups": 1} and frame["executionCost"]["pipeline"].startswith("source auth | ")
 
 

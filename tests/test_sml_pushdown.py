@@ -71,13 +71,21 @@ async def events(es: AsyncElasticsearch) -> AsyncElasticsearch:
     return es
 
 
-def _run(server: Any, query: str, pushdown: bool = True, control: Control | None = None) -> tuple[list, Any]:
-    request = SmlRequest(query=query, time_field="@timestamp", start_ms=START, end_ms=END, now_ms=NOW)
+def _run(server: Any, query: str, pushdown: bool = True, control: Control | None = None,
+         cost: str = "OFF") -> tuple[list, Any]:
+    rows, answer, _ = _run_job(server, query, pushdown, control, cost)
+    return rows, answer
+
+
+def _run_job(server: Any, query: str, pushdown: bool = True, control: Control | None = None,
+             cost: str = "OFF") -> tuple[list, Any, SmlJob]:
+    request = SmlRequest(query=query, time_field="@timestamp", start_ms=START, end_ms=END, now_ms=NOW,
+                         execution_cost=cost)
     job = SmlJob.compile(request, server.app[keys.CATALOG], QueryOptions(pushdown=pushdown))
     with sqlite3.connect(server.app[keys.SETTINGS].db_path) as conn:
         answer = job.run(conn, control or Control())
         rows = [row[0] for row in answer.rows]
-    return rows, answer
+    return rows, answer, job
 
 
 def _pushed(answer: Any) -> bool:
@@ -192,7 +200,7 @@ async def test_stats_not_pushed_still_answers(server, events, query: str) -> Non
     assert not _pushed(answer)
 
 
-@pytest.mark.parametrize("query", [
+EVENTS = [
     "source ev qsize=40",
     "source ev,ev2 qsize=60 | table _index, _id, @timestamp",
     "source ev | search host.name=mail | table _id, host.name",
@@ -202,9 +210,29 @@ async def test_stats_not_pushed_still_answers(server, events, query: str) -> Non
     "source ev | search host.name=kelvin | table _id, host.name",
     "source ev* | search _index=ev2 code=4625 | table _index, _id",
     "source ev | search _id=01* mail code_s=4625 | table _id",
-])
+]
+
+
+@pytest.mark.parametrize("query", EVENTS)
 async def test_events_same_answer_pushed_or_not(server, events, query: str) -> None:
     assert _run(server, query)[0] == _run(server, query, pushdown=False)[0]
+
+
+@pytest.mark.parametrize("query", STATS + EVENTS)
+async def test_measuring_the_cost_runs_the_same_plan(server, events, query: str) -> None:
+    """``calculateExecutionCost`` only watches: the same storage query and steps run (its
+    probes between the commands do not keep a search or stats out of SQL), same answer."""
+    rows, answer = _run(server, query)
+    measured, measured_answer = _run(server, query, cost="DEBUG")
+    assert measured == rows and measured_answer.result.profile == answer.result.profile
+
+
+async def test_the_cost_shows_the_commands_fused_into_the_storage_query(server, events) -> None:
+    rows, answer, job = _run_job(server, "source ev | search code=4625 | stats count by host.name", cost="DEBUG")
+    source, search, stats = job.frame(answer, 1)["executionCost"]["commands"]
+    assert source["details"]["pushedDown"] == ["search code=4625"]
+    assert "sml stats" in source["details"]["storageQuery"] and source["rowsOut"] == len(rows)
+    assert search["fusedInto"] == 0 and search["ms"] == 0 and "fusedInto" not in stats
 
 
 async def test_equal_times_come_by_index_then_id(server, events) -> None:

@@ -761,8 +761,21 @@ def run_pipeline(steps: list[p.Step], ctx: Context) -> Relation:
     if runner is None:
         raise ServiceError(f"[{type(source).__name__.upper()}] cannot start a query", status=400,
                            type="verification_exception")
-    rel, done = runner(source, rest, ctx)
-    return run_steps(rel, rest[done:], ctx)
+    rel, done = runner(source, [step for step in rest if not step.observer], ctx)
+    return run_steps(rel, _after(rest, done), ctx)
+
+
+def _after(steps: list[p.Step], done: int) -> list[p.Step]:
+    """``steps`` after the first ``done`` of those that are not observers (the source ran
+    them): a source sees through observers, so measuring a query never changes how it runs;
+    the observers among those steps watch the source's output, in their order."""
+    at = 0
+    for step in steps:
+        if done == 0 and not step.observer:
+            break
+        at += 1
+        done -= not step.observer
+    return [step.ran_past() for step in steps[:at] if step.observer] + steps[at:]
 
 
 def previews(plan: p.Plan) -> bool:

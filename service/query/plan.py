@@ -50,6 +50,11 @@ class Step:
         input shows (after it, only its output and what later steps name can be seen)."""
         return columns_in(self), False
 
+    def ran_past(self) -> Step:
+        """This observer, watching the source's output instead of its own place: the source
+        ran the steps in front of it itself (a SQL pushdown)."""
+        return self
+
 
 @dataclass(frozen=True)
 class ScanOrder:

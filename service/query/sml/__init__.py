@@ -114,7 +114,7 @@ class SmlJob(ShipsItsIndices):
         dialect = dialect_at(self.request.now_ms)
         clock = CostClock(len(self.planned.ends)) if self.request.execution_cost != "OFF" else None
         planned = self.plan if clock is None else \
-            replace(self.plan, steps=with_probes(self.plan.steps, self.planned.ends, clock))
+            replace(self.plan, steps=with_probes(self.plan.steps, self.planned.ends, clock, self.planned.fused))
         result = run_plan(planned, self.catalog, conn, control, dialect, None, options)
         answer = Answer(result, self.request.max_rows, self.planned.fields, self.request.max_bytes, clock=clock)
         if self.request.calculate_stats:
@@ -144,11 +144,14 @@ class SmlJob(ShipsItsIndices):
         for i, (name, _) in enumerate(commands):
             details: dict[str, Any] | None = None
             if i == 0:
-                details = {"indices": list(self.planned.indices), "rowsScanned": answer.result.documents_found}
-            elif name in ("stats", "aggs"):
+                details = {"indices": list(self.planned.indices), "rowsScanned": answer.result.documents_found,
+                           "storageQuery": answer.result.profile["drivers"][0]["operators"][0]["operator"],
+                           "pushedDown": [commands[f][1] for f in sorted(clock.fused)]}
+            elif name in ("stats", "aggs") and i not in clock.fused:
                 details = {"groups": clock.rows[i]}
             details = {**(details or {}), **clock.details.get(i, {})} or None  # a subsearch's rows
-            cost.add(CommandCost(i, clock.ms[i], clock.rows[i - 1] if i else 0, clock.rows[i], details))
+            cost.add(CommandCost(i, clock.ms[i], clock.rows[i - 1] if i else 0, clock.rows[i], details,
+                                 0 if i in clock.fused else None))
         return cost.result(took_ms, answer.count)
 
 

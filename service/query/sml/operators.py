@@ -357,6 +357,7 @@ class CostClock:
         self.owner = 0  # building the pipeline is the source's until a probe says otherwise
         self.since = time.perf_counter()
         self.details: dict[int, dict[str, Any]] = {}  # per command, what its operators report (DEBUG)
+        self.fused: set[int] = set()  # the commands that ran inside the source's storage query
 
     def switch(self, owner: int) -> None:
         now = time.perf_counter()
@@ -365,19 +366,27 @@ class CostClock:
         self.owner, self.since = owner, now
 
 
-def with_probes(steps: tuple[Step, ...], ends: tuple[int, ...], clock: CostClock) -> tuple[Step, ...]:
+def with_probes(steps: tuple[Step, ...], ends: tuple[int, ...], clock: CostClock, fused: int = 0) -> tuple[Step, ...]:
     """``steps`` with a probe after the last step of each command (``ends``: per command,
-    how many steps end with it)."""
+    how many steps end with it). The first ``fused`` commands after the source are part of
+    its query (sml.md §7.1: the searches and pevals that follow it, which ``qsize`` counts
+    after): their probes follow the source's, after their steps, marked fused into it."""
     out: list[Step] = []
     start = 0
     for command, end in enumerate(ends):
-        out += [*steps[start:end], sp.Probe(command, clock)]
+        out += steps[start:end]
         start = end
+        if command == fused:  # the source's query ends: its probe, then its prefix's
+            out += [sp.Probe(c, clock, fused=c > 0) for c in range(fused + 1)]
+        elif command > fused:
+            out.append(sp.Probe(command, clock))
     return tuple(out)
 
 
 def run_probe(step: sp.Probe, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
     clock, command = step.clock, step.command
+    if step.fused:
+        clock.fused.add(command)
 
     def rows() -> Iterator[list[Any]]:
         upstream = iter(rel.rows)

@@ -11,7 +11,7 @@ hold at that point, so operators never guess.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from ..expr import Call, Expr
@@ -333,8 +333,12 @@ class Probe(Step):
 
     command: int
     clock: Any = field(compare=False)
+    fused: bool = False  # the command ran inside the source's storage query (spec §6 ``fusedInto``)
     keeps_rows: ClassVar[bool] = True
     observer: ClassVar[bool] = True
 
     def observes(self, names: list[str]) -> tuple[set[str], bool]:
         return set(), False
+
+    def ran_past(self) -> Probe:
+        return self if self.command == 0 else replace(self, fused=True)

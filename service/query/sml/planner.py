@@ -681,6 +681,7 @@ class Planned:
     indices: tuple[str, ...]  # what the source read
     notes: tuple[tuple[str, int], ...] = ()  # limits applied while planning: (warning, command index)
     used: tuple[str, ...] = ()  # every command's name, a subsearch's too (for allowed_commands)
+    fused: int = 0  # the commands after the first that are part of its query (the storage prefix)
 
 
 def _command_name(command: Any) -> str:
@@ -751,7 +752,7 @@ def plan(pipeline: ast.Pipeline, request: SmlRequest, catalog: Catalog,
     named = tuple((_command_name(c), c.src.text) for c in pipeline.commands)
     return Planned(Plan(tuple(steps), pipeline.text, tuple(warnings)), fixed, named, ends,
                    tuple(index.name for index in generated.indices), tuple(context.notes),
-                   tuple(dict.fromkeys(_used(pipeline.commands))))
+                   tuple(dict.fromkeys(_used(pipeline.commands))), generated.count)
 
 
 __all__ = ["plan", "Planned", "DEFAULT_QSIZE"]
