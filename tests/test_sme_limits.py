@@ -111,6 +111,30 @@ async def test_a_bad_payload_size_is_refused(http) -> None:
         "failed to parse setting [sme.core.limits.base.max_payload_size] with value [big] as a size in bytes")
 
 
+async def test_max_command_ram_usage_fails_the_task_naming_the_command(auth: AsyncElasticsearch, http) -> None:
+    """Each command's operators may hold that much (their estimates, as the breaker's): the
+    five events sorted hold about 3kb, their two groups counted well under 1kb."""
+    await limit(http, "max_command_ram_usage", "1kb")
+    counted = await sml_task(http, "source auth | stats count by user.name")
+    assert (await until(http, counted, "COMPLETED"))["rowCount"] == 2
+    # a subsearch's command too
+    sorted_ = await sml_task(http, "source auth | stats count by user.name | append [source auth | sort user.name]")
+    status = await until(http, sorted_, "FAILED")
+    assert status["partial"] is True and status["error"]["type"] == "circuit_breaking_exception"
+    reason = status["error"]["reason"]
+    assert reason.startswith("command [sort user.name] would hold [") and \
+        reason.endswith("of memory, which is larger than the limit [max_command_ram_usage] of [1024/1kb]"), reason
+    lines = (await get(http, f"logs/{sorted_}"))["logs"]
+    assert lines[-1]["level"] == "ERROR" and "command [sort user.name]" in lines[-1]["message"]
+
+
+async def test_a_bad_command_ram_usage_is_refused(http) -> None:
+    resp = await http.put("/_cluster/settings",
+                          json={"persistent": {"sme.core.limits.base.max_command_ram_usage": "0"}})
+    assert resp.status == 400 and (await resp.json())["error"]["reason"] == (
+        "failed to parse setting [sme.core.limits.base.max_command_ram_usage] with value [0] as a size in bytes")
+
+
 # --- per user and per role (the limits index) ---------------------------------------------------
 
 NOW = 1_714_521_600_000  # 2024-05-01T00:00:00Z
@@ -123,6 +147,8 @@ NOW = 1_714_521_600_000  # 2024-05-01T00:00:00Z
     ([{"role": "a", "max_qsize": 10, "max_payload_size": "1kb"}, {"role": "b", "max_qsize": 20,
       "max_payload_size": 4096}, {"role": "c", "max_qsize": 99}], "alice", ["a", "b"],
      {"max_qsize": "20", "max_payload_size": "4096"}),
+    ([{"role": "a", "max_command_ram_usage": "10mb"}, {"role": "b", "max_command_ram_usage": 1024}], "alice",
+     ["a", "b"], {"max_command_ram_usage": str(10 << 20)}),
     ([{"role": "a", "max_qsize": 10}, {"user": "alice", "max_qsize": 3}], "alice", ["a"], {"max_qsize": "3"}),
     ([{"role": "a", "allowed_dt_start": "now-1d", "allowed_dt_end": "now"},
       {"role": "b", "allowed_dt_start": "now-3w", "allowed_dt_end": "now+1d"}], "alice", ["a", "b"],

@@ -55,6 +55,12 @@ class CircuitBreakingError(ServiceError):
                    f"which is larger than the limit of [{limit}/{byte_size(limit)}]", wanted, limit)
 
     @classmethod
+    def command(cls, command: str, wanted: int, limit: int) -> CircuitBreakingError:
+        """One command held more than the limit each may hold (SML's ``max_command_ram_usage``)."""
+        return cls(f"command [{command}] would hold [{wanted}/{byte_size(wanted)}] of memory, which is larger than "
+                   f"the limit [max_command_ram_usage] of [{limit}/{byte_size(limit)}]", wanted, limit)
+
+    @classmethod
     def out_of_memory(cls, used: int, limit: int) -> CircuitBreakingError:
         """The worker's memory limit was hit although the estimates were below the breaker's:
         Elasticsearch's parent breaker, which watches real memory, answers this way."""
@@ -76,6 +82,25 @@ class Breaker:
         used = self.used + delta
         if delta > 0 and 0 <= self.limit < used:
             raise CircuitBreakingError.tripped(label, used, self.limit)
+        self.used = used
+
+
+class CommandBreaker(Breaker):
+    """One command's share of its query's breaker, under a limit of its own: what the
+    command's operators hold counts on both."""
+
+    __slots__ = ("query", "command")
+
+    def __init__(self, query: Breaker, command: str, limit: int) -> None:
+        super().__init__(limit)
+        self.query = query
+        self.command = command
+
+    def add(self, delta: int, label: str = LABEL) -> None:
+        used = self.used + delta
+        if delta > 0 and 0 <= self.limit < used:
+            raise CircuitBreakingError.command(self.command, used, self.limit)
+        self.query.add(delta, label)
         self.used = used
 
 

@@ -30,7 +30,7 @@ from ..store.sql import quote
 from . import aggregates, pushdown, sort
 from . import plan as p
 from . import types as T
-from .breaker import CHARGE_BYTES, Breaker, Reservation, object_bytes, released
+from .breaker import CHARGE_BYTES, Breaker, CommandBreaker, Reservation, object_bytes, released
 from .control import PREVIEW_ROWS, Control
 from .dialect import Dialect
 from .dsl import compile_filter
@@ -91,6 +91,18 @@ class Context:
     source_filter: Any = None  # a Query DSL filter the source's documents must match
     warnings: Warnings = field(default_factory=Warnings)
     profile: dict[str, Any] | None = None  # the plan's pipeline: what ran as SQL, what in Python
+    commands: dict[Src, Breaker] = field(default_factory=dict)  # with a per-command limit, each one's share
+
+    def breaker(self, step: p.Step) -> Breaker:
+        """What ``step``'s operator charges what it holds to: the query's breaker, or with a
+        limit per command (``options.command_memory``) the share of the command it is from."""
+        limit = self.options.command_memory
+        if limit < 0:
+            return self.control.breaker
+        share = self.commands.get(step.src)
+        if share is None:
+            share = self.commands[step.src] = CommandBreaker(self.control.breaker, step.src.text, limit)
+        return share
 
     def scope(self, rel: Relation) -> Scope:
         """Expressions over ``rel``'s columns, compiled with this query's dialect."""
@@ -430,20 +442,20 @@ def run_aggregate(step: p.Aggregate, rel: Relation, ctx: Context, rest: list[p.S
     def preview(groups: dict[tuple, list[Any]]) -> None:
         ctx.preview(output(groups, Warnings()), rest)
 
-    groups, reservation = _accumulate(rel.rows, group_fns, aggs, meter, ctx.control, out_width, preview)
+    groups, reservation = _accumulate(rel.rows, group_fns, aggs, meter, ctx.control, ctx.breaker(step), out_width,
+                                      preview)
     rel = output(groups, ctx.warnings)
     return rel.with_rows(released(rel.rows, reservation))
 
 
 def _accumulate(rows: Iterable[list[Any]], group_fns: list[Callable[..., Any]], aggs: list[tuple],
-                meter: aggregates.Meter, control: Control, out_width: int,
+                meter: aggregates.Meter, control: Control, breaker: Breaker, out_width: int,
                 preview: Callable[[dict[tuple, list[Any]]], None]) -> tuple[dict[tuple, list[Any]], Reservation]:
     """One pass over ``rows``, one accumulator per (group, aggregate). Once per batch of
     rows the groups (keys, accumulators and the output row each will become) and what the
-    accumulators keep (``meter``) are charged to the query's breaker, and a preview asked
+    accumulators keep (``meter``) are charged to ``breaker``, and a preview asked
     for is made of the groups so far; the reservation is returned for the output rows to
     release."""
-    breaker = control.breaker
     groups: dict[tuple, list[Any]] = {}
     factories = [a[3] for a in aggs]
     # a group's table entry, its accumulators, and the three lists and the values its output row is built from
@@ -545,7 +557,7 @@ def run_sort(step: p.Sort, rel: Relation, ctx: Context, rest: list[p.Step]) -> R
     only that many are held, as Elasticsearch's TopN operator does."""
     key, reverse = sort.row_key(step.orders, ctx.scope(rel))
     keep = sort_bound(rest, ctx.options.max_rows)
-    breaker, preview = ctx.control.breaker, ctx.offer_preview(rel, rest)
+    breaker, preview = ctx.breaker(step), ctx.offer_preview(rel, rest)
     if keep is None:
         rows, reservation = sort.sort_all(rel.rows, key, reverse, breaker, len(step.orders), preview)
     else:

@@ -15,6 +15,7 @@ MAX_LIMIT = 10000
 class QueryOptions:
     max_rows: int = MAX_LIMIT  # the cap on rows a query returns (esql.query.result_truncation_max_size)
     pushdown: bool = True  # run what SQLite can run exactly as SQL; off, the whole pipeline runs in Python
+    command_memory: int = -1  # the bytes one command's operators may hold (SML's max_command_ram_usage); -1: no limit
 
     @classmethod
     def of(cls, settings: Settings) -> QueryOptions:

@@ -429,7 +429,7 @@ def run_stats(step: p.Source, rest: list[p.Step], ctx: Context, indices: list[In
         return None
     terms.register(ctx.conn)
     groups: dict[tuple, list[Any]] = {}
-    held = Reservation(ctx.control.breaker)
+    held = Reservation(ctx.breaker(rest[st.consumed - 1]))  # the stats step's
     after = rest[st.consumed:]
 
     def relation(groups: dict[tuple, list[Any]]) -> Relation:

@@ -109,7 +109,9 @@ class SmlJob(ShipsItsIndices):
 
     def run(self, conn: sqlite3.Connection, control: Control) -> Answer:
         # one row past the limit is asked for, so that a cut result is known to be one
-        options = replace(self.options, max_rows=self.request.max_rows + 1)
+        command_memory = self.request.max_command_bytes
+        options = replace(self.options, max_rows=self.request.max_rows + 1,
+                          command_memory=-1 if command_memory is None else command_memory)
         # ``now()`` is the task's creation instant; the steps only SML has run as SML's operators say
         dialect = dialect_at(self.request.now_ms)
         clock = CostClock(len(self.planned.ends)) if self.request.execution_cost != "OFF" else None

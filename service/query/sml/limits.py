@@ -35,7 +35,8 @@ INDEX_SETTING = "sme.core.limits.index_name"
 ENABLE_SETTING = "sme.core.enable_limits"
 _BASE = "sme.core.limits.base."
 FIELDS = ("max_qsize", "allowed_commands", "max_search_running_time", "allowed_dt_start", "allowed_dt_end",
-          "max_payload_row_count", "max_payload_size")
+          "max_payload_row_count", "max_payload_size", "max_command_ram_usage")
+_SIZES = ("max_payload_size", "max_command_ram_usage")
 _COUNTS = ("max_qsize", "max_search_running_time", "max_payload_row_count")
 
 
@@ -64,7 +65,7 @@ def _checked(field: str, value: Any, subject: str, now_ms: int) -> str:
             raise BadRequest("not a number, string or list of strings")
         if field in _COUNTS and not (text.isdigit() and int(text) >= 1):
             raise BadRequest("must be a whole number of at least 1")
-        if field == "max_payload_size":
+        if field in _SIZES:
             r.check_bytes(_BASE + field, text)
         if field in ("allowed_dt_start", "allowed_dt_end"):
             times.resolve(text, now_ms, round_up=field == "allowed_dt_end", name=field)
@@ -77,7 +78,7 @@ def _checked(field: str, value: Any, subject: str, now_ms: int) -> str:
 def _most_permissive(field: str, values: list[str], now_ms: int) -> str:
     if field in _COUNTS:
         return str(max(int(v) for v in values))
-    if field == "max_payload_size":
+    if field in _SIZES:
         return str(max(r.size_bytes(v) for v in values))
     if field == "allowed_commands":
         return ",".join(sorted(set().union(*map(_commands, values))))

@@ -24,7 +24,7 @@ from ...store.dates import format_millis, format_nanos
 from .. import sort
 from .. import types as T
 from ..aggregates import Meter
-from ..breaker import CHARGE_BYTES, Reservation, object_bytes, released, row_bytes
+from ..breaker import CHARGE_BYTES, Breaker, Reservation, object_bytes, released, row_bytes
 from ..evaluate import EvalError, compile_expr
 from ..execute import (DICT_ENTRY, Context, Relation, _as_list, rowid_slices, run_aggregate, run_filter, run_pipeline,
                        sort_bound)
@@ -108,7 +108,7 @@ def run_order_by(step: sp.OrderBy, rel: Relation, ctx: Context, rest: list[Step]
     def key(row: list[Any]) -> list[tuple[Any, ...]]:
         return [item(fn(row)) for fn, item in parts]
     keep = sort_bound(rest, ctx.options.max_rows)
-    breaker, preview = ctx.control.breaker, ctx.offer_preview(rel, rest)
+    breaker, preview = ctx.breaker(step), ctx.offer_preview(rel, rest)
     if keep is None:
         rows, reservation = sort.sort_all(rel.rows, key, False, breaker, len(parts), preview)
     else:
@@ -119,7 +119,7 @@ def run_order_by(step: sp.OrderBy, rel: Relation, ctx: Context, rest: list[Step]
 def run_dedup(step: sp.Dedup, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
     scope = ctx.scope(rel)
     fns = [compile_expr(expr, scope)[0] for expr in step.keys]
-    breaker = ctx.control.breaker
+    breaker = ctx.breaker(step)
 
     def rows() -> Iterator[list[Any]]:
         counts: dict[tuple[Any, ...], int] = {}
@@ -152,7 +152,7 @@ def run_dedup(step: sp.Dedup, rel: Relation, ctx: Context, rest: list[Step]) -> 
 
 
 def run_tail(step: sp.Tail, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
-    breaker = ctx.control.breaker
+    breaker = ctx.breaker(step)
 
     def rows() -> Iterator[list[Any]]:
         kept: deque[list[Any]] = deque(maxlen=step.count)
@@ -475,7 +475,7 @@ def run_top(step: sp.Top, rel: Relation, ctx: Context, rest: list[Step]) -> Rela
                 yield out
 
     def rows() -> Iterator[list[Any]]:
-        reservation = Reservation(ctx.control.breaker)
+        reservation = Reservation(ctx.breaker(step))
         try:
             counts = _TopCounts([fn for fn, _ in by], [fn for fn, _ in fields], reservation)
             for n, row in enumerate(rel.rows, 1):
@@ -547,7 +547,7 @@ def run_eventstats(step: sp.EventStats, rel: Relation, ctx: Context, rest: list[
     handed on with their group's results (``Attach``); a preview asked for meanwhile is the
     rows held so far with the groups so far."""
     held: deque[list[Any]] = deque()
-    reservation = Reservation(ctx.control.breaker)
+    reservation = Reservation(ctx.breaker(step))
 
     def kept() -> Iterator[list[Any]]:
         for n, row in enumerate(rel.rows, 1):
@@ -573,7 +573,7 @@ def run_attach(step: sp.Attach, rel: Relation, ctx: Context, rest: list[Step]) -
     nulls = [None] * width
 
     def rows() -> Iterator[list[Any]]:
-        reservation = Reservation(ctx.control.breaker)
+        reservation = Reservation(ctx.breaker(step))
         try:
             results = {tuple(row[width:]): row[:width] for row in rel.rows}
             reservation.hold(len(results) * (DICT_ENTRY + 2 * getsizeof([None] * width)))
@@ -696,7 +696,7 @@ def run_streamstats(step: sp.StreamStats, rel: Relation, ctx: Context, rest: lis
     keep, out = _added(rel, [name for name, _ in step.aggregates], [kind for *_, kind in specs])
     after = _condition(step.reset_after, ctx.scope(out))
     nulls = [None] * len(specs)
-    breaker = ctx.control.breaker
+    breaker = ctx.breaker(step)
 
     def rows() -> Iterator[list[Any]]:
         stream = _Stream(step, specs, meter, ctx.warnings)
@@ -769,14 +769,14 @@ def _run_subsearch(steps: tuple[Step, ...], ctx: Context) -> Relation:
     return run_pipeline(list(steps), _Subsearch(**{f.name: getattr(ctx, f.name) for f in fields(ctx)}))
 
 
-def _materialised(steps: tuple[Step, ...], ctx: Context, cap: int | None,
-                  what: str) -> tuple[Relation, list[list[Any]], Reservation]:
+def _materialised(steps: tuple[Step, ...], ctx: Context, cap: int | None, what: str,
+                  breaker: Breaker) -> tuple[Relation, list[list[Any]], Reservation]:
     """A subsearch's (or a lookup's) rows, all read now: at most ``cap``, with a warning
     when it has more; what they hold is charged to the breaker until the reservation closes.
     The task's progress is its own scan's: the counters are put back once they are read."""
     control = ctx.control
     scanned, total = control.rows_scanned, control.rows_total
-    reservation = Reservation(control.breaker)
+    reservation = Reservation(breaker)
     rows: list[list[Any]] = []
     size = 0
     try:
@@ -822,7 +822,7 @@ def _set(value: Any, at: int | None, row: list[Any]) -> Any:
 
 
 def run_join(step: sp.Join, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
-    sub, table, reservation = _materialised(step.steps, ctx, step.cap, "join")
+    sub, table, reservation = _materialised(step.steps, ctx, step.cap, "join", ctx.breaker(step))
     _report(rest, "subsearchRows", len(table))
     sub_at, at = _last_positions(sub.names), _last_positions(rel.names)
     key_at = [None if k is None else sub_at.get(k) for k in step.sub_keys]
@@ -905,7 +905,7 @@ def _lookup_index(definition: Any, table: list[list[Any]], exact: list[tuple[int
 
 
 def run_lookup(step: sp.Lookup, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
-    table_rel, table, reservation = _materialised(step.steps, ctx, None, "lookup")
+    table_rel, table, reservation = _materialised(step.steps, ctx, None, "lookup", ctx.breaker(step))
     _report(rest, "lookupRows", len(table))
     definition = step.definition
     table_at, at = _last_positions(table_rel.names), _last_positions(rel.names)

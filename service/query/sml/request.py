@@ -30,6 +30,7 @@ MAX_PAYLOAD_ROW_COUNT = "sme.core.limits.base.max_payload_row_count"
 MAX_SEARCH_RUNNING_TIME = "sme.core.limits.base.max_search_running_time"  # seconds
 MAX_QSIZE = "sme.core.limits.base.max_qsize"
 MAX_PAYLOAD_SIZE = "sme.core.limits.base.max_payload_size"  # bytes of stored rows: 1048576 or 1mb
+MAX_COMMAND_RAM_USAGE = "sme.core.limits.base.max_command_ram_usage"  # bytes one command may hold
 ALLOWED_COMMANDS = "sme.core.limits.base.allowed_commands"  # comma-separated names; "" allows every command
 MAX_SUBSEARCH_HITS = "sme.core.max_subsearch_hits"  # rows a subsearch gives its join or append
 KEEP_ALIVE = "sme.core.async_requests.keep_alive"
@@ -70,6 +71,7 @@ SETTINGS = (
     Setting(MAX_SEARCH_RUNNING_TIME, "", _optional_count),
     Setting(MAX_QSIZE, "", _optional_count),
     Setting(MAX_PAYLOAD_SIZE, "", check_bytes),
+    Setting(MAX_COMMAND_RAM_USAGE, "", check_bytes),
     Setting(ALLOWED_COMMANDS, ""),
     Setting(MAX_SUBSEARCH_HITS, "50000", at_least(1)),
     Setting(KEEP_ALIVE, "5d", time_value),
@@ -94,6 +96,7 @@ class SmlRequest:
     max_qsize: int | None = None      # the events a source may emit at most (its qsize is clamped)
     max_bytes: int | None = None      # the bytes of stored rows at most (JSON-encoded)
     max_subsearch_hits: int = 50_000
+    max_command_bytes: int | None = None  # the memory one command may hold (its operators' estimates)
 
 
 @dataclass(frozen=True)
@@ -129,12 +132,12 @@ def parse(body: Any, setting: Callable[[str], str], now_ms: int) -> Submission:
         raise BadRequest(f"[dtStart] [{dt_start}] resolves to a time after [dtEnd] [{dt_end}]")
     start, end, warnings = _clamped(start, end, setting, now_ms)
     limit, qsize, allowed = setting(MAX_PAYLOAD_ROW_COUNT), setting(MAX_QSIZE), setting(ALLOWED_COMMANDS)
-    size = setting(MAX_PAYLOAD_SIZE)
+    size, command_ram = setting(MAX_PAYLOAD_SIZE), setting(MAX_COMMAND_RAM_USAGE)
     request = SmlRequest(query, time_field, start, end + 1, now_ms, body_flag(body, "calculateStats"),
                          _cost(body.get("calculateExecutionCost", "OFF")),
                          min(int(limit), MAX_STORED_ROWS) if limit else MAX_STORED_ROWS,
                          int(qsize) if qsize else None, size_bytes(size) if size else None,
-                         int(setting(MAX_SUBSEARCH_HITS)))
+                         int(setting(MAX_SUBSEARCH_HITS)), size_bytes(command_ram) if command_ram else None)
     names = frozenset(n.strip().lower() for n in allowed.split(",") if n.strip()) if allowed.strip() else None
     return Submission(request, dt_start, dt_end, tuple(warnings), names)
 

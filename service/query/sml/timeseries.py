@@ -103,7 +103,7 @@ def _by_bins(step: sp.Bin, rel: Relation, ctx: Context, value: Callable[[list[An
 
     def rows() -> Iterator[list[Any]]:
         held: list[list[Any]] = []
-        reservation = Reservation(ctx.control.breaker)
+        reservation = Reservation(ctx.breaker(step))
         top: int | float | None = None
         size = 0
         try:
@@ -164,7 +164,7 @@ class _Groups:
         self.types = [rel.types[i] for i in self.values_at]
         self.table: dict[int, dict[Any, list[Any]]] = {}
         self.series: dict[Any, Any] = {}  # identity -> the value
-        self.reservation = Reservation(ctx.control.breaker)
+        self.reservation = Reservation(ctx.breaker(step))
         self._read(rel.rows, at[step.bucket], at.get(step.by) if step.by is not None else None)
 
     def _read(self, rows: Iterable[list[Any]], bucket_at: int, by_at: int | None) -> None:
