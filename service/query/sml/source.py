@@ -14,6 +14,8 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+import orjson
+
 from .. import pushdown
 from ..execute import Context, Relation, run_source, source_columns
 from ..plan import Limit, Source, Step
@@ -52,6 +54,11 @@ def run_scan(step: Scan, rest: list[Step], ctx: Context) -> tuple[Relation, int]
         return run_source(step, rest, ctx)
     terms.register(ctx.conn)
     narrow: Callable[[Any], tuple[str, list[Any]] | None] = lambda index: sql.prefilter(conditions, terms, index)
+    if ctx.profile is None:  # the storage query the leading searches narrow (the first index's)
+        where = narrow(indices[0]) if indices else None
+        if where is not None:
+            ctx.profile = pushdown.profile(None, rest, f"SqliteQueryOperator[ordered scan where {where[0]} "
+                                                       f"{orjson.dumps(where[1], default=str).decode()}]")
     return run_source(step, rest, ctx, where=narrow)
 
 
