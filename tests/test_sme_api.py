@@ -218,12 +218,28 @@ async def test_a_finished_task_pages_like_its_full_result(logs: AsyncElasticsear
     assert [e for p in pages for e in p["events"]] == full["events"]
 
 
-@pytest.mark.parametrize("query", ["from=-1", "from=x", "to=1.5", "from=5&to=4"])
+@pytest.mark.parametrize("query", ["from=-1", "from=x", "to=1.5", "from=5&to=4", "from=", "to=-99999999999999999999"])
 async def test_bad_paging_is_400(logs: AsyncElasticsearch, http, query: str) -> None:
     task_id = await start(http, STATS)
     await until(http, task_id, "COMPLETED")
     resp = await http.get(f"{BASE}/response/{task_id}?{query}")
     assert resp.status == 400 and (await resp.json())["error"]["type"] == "illegal_argument_exception"
+
+
+@pytest.mark.parametrize("query", ["from=5", "from=5&to=9", "from=99999999999999999999999",
+                                   "from=99999999999999999999999&to=999999999999999999999999"])
+async def test_paging_past_the_end_is_clamped_to_an_empty_page(logs: AsyncElasticsearch, http, query: str) -> None:
+    task_id = await start(http, STATS)
+    await until(http, task_id, "COMPLETED")
+    page = await get(http, f"response/{task_id}?{query}")  # from and to say which rows were returned
+    assert (page["events"], page["total"], page["from"], page["to"]) == ([], 1, 1, 1)
+
+
+async def test_a_huge_to_is_clamped_to_the_end(logs: AsyncElasticsearch, http) -> None:
+    task_id = await start(http, STATS)
+    await until(http, task_id, "COMPLETED")
+    whole = await get(http, f"response/{task_id}?to=99999999999999999999999")
+    assert (len(whole["events"]), whole["from"], whole["to"]) == (1, 0, 1)
 
 
 async def test_break_a_running_task_stores_exact_partial_stats(logs: AsyncElasticsearch, http, slower: None) -> None:

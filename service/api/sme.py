@@ -172,6 +172,13 @@ def _offset(request: web.Request, name: str) -> int | None:
     return int(raw)
 
 
+def _page(start: int | None, to: int | None, total: int) -> tuple[int, int]:
+    """The rows ``[first, stop)`` a page returns: ``from`` and ``to`` clamped to the rows
+    there are, so a page past the end is empty and names where the rows end (§4.2)."""
+    first = min(start or 0, total)
+    return first, max(first, min(total, to if to is not None else total))
+
+
 async def _events(request: web.Request, task_id: str, start: int, stop: int) -> Any:
     """Rows ``[start, stop)``, read from disk a batch at a time and encoded as they come."""
     writer = ListWriter(is_pretty(request))
@@ -190,11 +197,10 @@ async def response(request: web.Request) -> web.Response:
     view = await tasks.get(task_id_of(request), owner(request))
     preview = await tasks.preview(view)
     if preview is not None:
-        return respond(request, _preview(request, view, preview, start or 0, to))
+        return respond(request, _preview(request, view, preview, start, to))
     frame = await tasks.frame(view)
     total = view.record.row_count
-    first = start or 0
-    stop = max(first, min(total, to if to is not None else total))
+    first, stop = _page(start, to, total)
     body: dict[str, Any] = {"id": view.record.id, "status": view.state.value, "partial": view.record.partial,
                             "total": total, "from": first, "to": stop, "fields": frame.get("fields", []),
                             "events": await _events(request, view.record.id, first, stop)}
@@ -205,11 +211,12 @@ async def response(request: web.Request) -> web.Response:
     return respond(request, body)
 
 
-def _preview(request: web.Request, view: TaskView, rows: list[list[Any]], first: int, to: int | None) -> dict[str, Any]:
+def _preview(request: web.Request, view: TaskView, rows: list[list[Any]], start: int | None,
+             to: int | None) -> dict[str, Any]:
     """A running transforming task's page of its preview (Splunk's results preview): the
     rest of its pipeline over the data read so far, nothing stored, the task going on."""
     events = [row[0] for row in rows]
-    stop = max(first, min(len(events), to if to is not None else len(events)))
+    first, stop = _page(start, to, len(events))
     warnings = list(view.record.request.get("warnings", []))
     if len(events) == PREVIEW_ROWS:
         warnings.append(f"the preview shows the first {PREVIEW_ROWS} rows")
