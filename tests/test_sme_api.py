@@ -115,6 +115,10 @@ NOW = 1_714_564_800_123  # 2024-05-01T12:00:00.123Z, a Wednesday
     ("@d", True, "2024-05-01T23:59:59.999Z"),
     ("-1mon@mon", False, "2024-04-01T00:00:00.000Z"),
     ("+0s", False, "2024-05-01T12:00:00.123Z"),
+    ("@d-2h", False, "2024-04-30T22:00:00.000Z"),  # Splunk chains: snap, then offset
+    ("-1d@d+8h", False, "2024-04-30T08:00:00.000Z"),
+    ("-1h-30m", False, "2024-05-01T10:30:00.123Z"),
+    ("@w+1d@d", True, "2024-05-06T23:59:59.999Z"),  # an end rounds every snap up
 ])
 def test_time_expressions(text: str, up: bool, expected: str) -> None:
     assert format_millis(times.resolve(text, NOW, round_up=up, name="dtStart")) == expected
@@ -129,6 +133,9 @@ def test_time_expressions(text: str, up: bool, expected: str) -> None:
     ("2024-05-01+1d", "not a date, a date-time, epoch milliseconds or date math"),
     ("-5", "not a relative time such as [-15m], [-1d@d] or [@d]"),
     ("@q", "not a relative time such as [-15m], [-1d@d] or [@d]"),
+    ("-1d@", "not a relative time such as [-15m], [-1d@d] or [@d]"),
+    ("-1d@d-", "not a relative time such as [-15m], [-1d@d] or [@d]"),
+    ("-1d now", "not a relative time such as [-15m], [-1d@d] or [@d]"),
 ])
 def test_bad_time_expressions(text: str, detail: str) -> None:
     with pytest.raises(BadRequest) as info:
@@ -482,6 +489,21 @@ async def test_sml_task_end_to_end(auth: AsyncElasticsearch, http) -> None:
     # an end is inclusive to its last millisecond, and a time without them means all of its second
     assert status["timeRange"] == {"start": "2024-05-01T00:00:00.000Z", "end": "2024-05-02T00:00:00.999Z"}
     assert status["dtStart"] == RANGE["dtStart"] and status["calculateExecutionCost"] == "OFF"
+
+
+@pytest.mark.parametrize(("start", "end", "time_range"), [
+    ("@d-2h", "@d", ("2024-04-30T22:00:00.000Z", "2024-05-01T23:59:59.999Z")),
+    ("-1d@d+8h", "now/h", ("2024-04-30T08:00:00.000Z", "2024-05-01T12:59:59.999Z")),
+    ("now-1d/d", "now", ("2024-04-30T00:00:00.000Z", "2024-05-01T12:00:00.123Z")),
+    ("1714478400000", "2024-05-01||+1d/d", ("2024-04-30T12:00:00.000Z", "2024-05-02T23:59:59.999Z")),
+])
+async def test_the_range_resolves_against_the_creation_instant(auth: AsyncElasticsearch, http, start: str,
+                                                                end: str, time_range: tuple[str, str]) -> None:
+    http.app[keys.SEARCHES].clock = lambda: NOW / 1000
+    created = await post(http, "request", {"query": "source auth", "dtStart": start, "dtEnd": end})
+    status = await get(http, f"status/{created['id']}")
+    assert (status["timeRange"]["start"], status["timeRange"]["end"]) == time_range
+    assert (status["dtStart"], status["dtEnd"]) == (start, end)
 
 
 async def test_sml_raw_events_page_newest_first(auth: AsyncElasticsearch, http) -> None:
