@@ -382,6 +382,17 @@ async def test_retention_counts_from_the_end_and_the_reaper_sweeps(logs: AsyncEl
             assert (await cur.fetchone())[0] == 0
 
 
+@pytest.mark.parametrize("keep_alive", ["0", "-1"])
+async def test_a_keep_alive_of_0_or_minus_1_is_the_default(auth: AsyncElasticsearch, http, keep_alive: str) -> None:
+    """As the service's other async searches: 0 and -1 keep a task the default 5 days
+    (they made every task expire, unfinished ones too, as it was created)."""
+    await http.put("/_cluster/settings", json={"persistent": {"sme.core.async_requests.keep_alive": keep_alive}})
+    created = await post(http, "request", {"query": "source auth", **RANGE})
+    status = await until(http, created["id"], "COMPLETED")
+    finished = times.resolve(status["finishedAt"], 0, round_up=False, name="finishedAt")
+    assert status["expiresAt"] == format_millis(finished + 5 * 86_400_000)
+
+
 @pytest.mark.filterwarnings("ignore::elasticsearch.exceptions.GeneralAvailabilityWarning")  # tasks.list
 async def test_tasks_api_shows_progress_and_cancels(logs: AsyncElasticsearch, http, slower: None) -> None:
     task_id = await start(http, STATS)

@@ -18,10 +18,9 @@ from aiohttp import web
 
 from .. import keys
 from ..core.background import EndLines, Limits, Line, State, TaskView
-from ..core.queries import ROW_BATCH
+from ..core.queries import ROW_BATCH, keep_alive_ms
 from ..core.searches import SearchNotFound
 from ..errors import BadRequest, XContentParseError
-from ..params import parse_time_ms
 from ..query.execute import PREVIEW_ROWS
 from ..query.jobs import source_patterns
 from ..query.sml import SmlJob, SmlRequest, event_fields, lookups
@@ -75,7 +74,7 @@ async def _setting(request: web.Request, now_ms: int) -> Callable[[str], str]:
 
 def _limits(setting: Callable[[str], str]) -> Limits:
     running_time = setting(sml_request.MAX_SEARCH_RUNNING_TIME)
-    return Limits(keep_alive_ms=parse_time_ms(setting(sml_request.KEEP_ALIVE), sml_request.KEEP_ALIVE),
+    return Limits(keep_alive_ms=keep_alive_ms(setting(sml_request.KEEP_ALIVE), sml_request.KEEP_ALIVE),
                   max_running=int(setting(sml_request.MAX_RUNNING_PER_USER)),
                   max_tasks=int(setting(sml_request.MAX_TASKS_PER_USER)),
                   max_running_time_ms=int(running_time) * 1000 if running_time else None)
