@@ -160,6 +160,10 @@ def test_bad_time_expressions(text: str, detail: str) -> None:
     ({"query": "source a", "calculateStats": "maybe"}, "[calculateStats] must be a boolean, got [maybe]"),
     ({"query": "source a", "calculateExecutionCost": "FULL"},
      "[calculateExecutionCost] must be one of [OFF, INFO, DEBUG], got [FULL]"),
+    ({"query": "source a", "calculateExecutionCost": None},
+     "[calculateExecutionCost] must be one of [OFF, INFO, DEBUG], got [null]"),
+    ({"query": "source a", "calculateExecutionCost": True},
+     "[calculateExecutionCost] must be one of [OFF, INFO, DEBUG], got [true]"),
 ])
 async def test_create_refuses_bad_requests_and_stores_nothing(http, body: Any, reason: str) -> None:
     resp = await http.post(f"{BASE}/request", json=body)

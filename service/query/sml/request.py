@@ -155,7 +155,7 @@ def _string(body: Mapping[str, Any], name: str, default: str) -> str:
     if value is None:
         return default
     if not isinstance(value, str) or not value.strip():
-        raise BadRequest(f"[{name}] must be a non-empty string, got [{value}]")
+        raise BadRequest(f"[{name}] must be a non-empty string, got [{shown(value)}]")
     return value
 
 
@@ -175,6 +175,12 @@ def _clamped(start: int, end: int, setting: Callable[[str], str], now_ms: int) -
     return start, end, warnings
 
 
+def shown(value: Any) -> str:
+    """A body value as an error message quotes it: as JSON spells ``null``, ``true`` and
+    ``false``, anything else as its text."""
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def body_flag(body: dict[str, Any], name: str) -> bool:
     """A boolean field of a background-task request body, default false; the strings
     ``"true"`` and ``"false"`` are accepted too (spec §4.1)."""
@@ -182,12 +188,11 @@ def body_flag(body: dict[str, Any], name: str) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     if not isinstance(value, bool):
-        shown = "null" if value is None else str(value)
-        raise BadRequest(f"[{name}] must be a boolean, got [{shown}]")
+        raise BadRequest(f"[{name}] must be a boolean, got [{shown(value)}]")
     return value
 
 
 def _cost(value: Any) -> str:
     if isinstance(value, str) and value.upper() in COSTS:
         return value.upper()
-    raise BadRequest(f"[calculateExecutionCost] must be one of [OFF, INFO, DEBUG], got [{value}]")
+    raise BadRequest(f"[calculateExecutionCost] must be one of [OFF, INFO, DEBUG], got [{shown(value)}]")
