@@ -52,6 +52,25 @@ async def test_transient_wins_and_null_resets(es: AsyncElasticsearch, http) -> N
     assert (await es.cluster.get_settings()).body == {"persistent": {}, "transient": {}}
 
 
+async def test_a_wildcard_null_resets_every_matching_setting(es: AsyncElasticsearch, http) -> None:
+    """Elasticsearch's ``"indices.recovery.*": null``: every set name matching resets; a
+    pattern matching none is no error."""
+    await es.cluster.put_settings(persistent={DT_START: "now-1d", "sme.core.global_dt_params.dt_end": "now/d",
+                                              "sme.core.enable_limits": False},
+                                  transient={DT_START: "now-2h"})
+    resp = await es.cluster.put_settings(persistent={"sme.core.global_dt_params.*": None})
+    assert resp.body == {"acknowledged": True, "persistent": {}, "transient": {}}
+    assert (await es.cluster.get_settings(flat_settings=True)).body == {
+        "persistent": {"sme.core.enable_limits": "false"}, "transient": {DT_START: "now-2h"}}
+    await es.cluster.put_settings(transient={"sme": {"*": None}}, persistent={"nothing.here.*": None})
+    settings = http.app[keys.CLUSTER_SETTINGS]
+    assert settings.get(DT_START) == "now-15m" and settings.get("sme.core.enable_limits") == "false"
+    assert (await es.cluster.get_settings(flat_settings=True)).body == {
+        "persistent": {"sme.core.enable_limits": "false"}, "transient": {}}
+    resp = await es.cluster.put_settings(transient={"nothing.here.*": None})
+    assert resp.body == {"acknowledged": True, "persistent": {}, "transient": {}}
+
+
 async def test_values_are_stored_as_strings(es: AsyncElasticsearch) -> None:
     resp = await es.cluster.put_settings(persistent={"sme.core.async_requests.max_tasks_per_user": 7,
                                                      "sme.core.enable_limits": False})
@@ -74,6 +93,8 @@ async def test_values_are_stored_as_strings(es: AsyncElasticsearch) -> None:
      "Failed to parse value [yes] as only [true] or [false] are allowed."),
     ({"persistent": {"sme.core.async_requests.keep_alive": "5 days"}}, "parse_exception",
      "failed to parse [5 days]"),
+    ({"persistent": {"sme.core.*": "1"}}, "illegal_argument_exception",
+     "persistent setting [sme.core.*], not recognized"),
     ({}, "action_request_validation_exception", "Validation Failed: 1: no settings to update;"),
     ({"persistent": {}, "transient": {}}, "action_request_validation_exception",
      "Validation Failed: 1: no settings to update;"),

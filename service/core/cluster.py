@@ -9,6 +9,7 @@ naming any other is refused as a whole, as is a value that fails its check.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
@@ -104,10 +105,12 @@ class ClusterSettings:
 
     async def update(self, body: Mapping[str, Any]) -> dict[str, dict[str, str]]:
         """Apply a PUT body (``persistent`` and ``transient`` objects, nested or flat names,
-        null resets one); all checked before anything changes. The values set, per scope."""
-        changes = {scope: self._checked(scope, body.get(scope)) for scope in SCOPES}
-        if not any(changes.values()):
+        null resets one, a null name ending in ``*`` every one it matches); all checked before
+        anything changes. The values set, per scope."""
+        given = {scope: _flat(scope, body.get(scope)) for scope in SCOPES}
+        if not any(given.values()):
             raise ValidationError("no settings to update")
+        changes = {scope: self._checked(scope, given[scope]) for scope in SCOPES}
         await self.store.apply(changes["persistent"])
         for scope in SCOPES:
             for name, value in changes[scope].items():
@@ -117,15 +120,30 @@ class ClusterSettings:
                     self.values[scope][name] = value
         return {scope: {n: v for n, v in changes[scope].items() if v is not None} for scope in SCOPES}
 
-    def _checked(self, scope: str, given: Any) -> dict[str, str | None]:
-        if given is None:
-            return {}
-        if not isinstance(given, dict):
-            raise BadRequest(f"[{scope}] must be an object of settings, got [{given}]")
-        changes = {name: _text(name, value) for name, value in flatten(given).items()}
-        for name, value in changes.items():
+    def _matching(self, scope: str, pattern: str) -> list[str]:
+        """The names set in ``scope`` that ``pattern`` matches, ``*`` matching any text (as
+        Elasticsearch's ``Regex.simpleMatch``); none is no error."""
+        compiled = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+        return [name for name in self.values[scope] if compiled.fullmatch(name)]
+
+    def _checked(self, scope: str, given: dict[str, Any]) -> dict[str, str | None]:
+        changes: dict[str, str | None] = {}
+        for name, value in given.items():
+            if value is None and name.endswith("*"):  # Elasticsearch's wildcard reset
+                changes.update((matching, None) for matching in self._matching(scope, name))
+                continue
             if name not in self.known:
                 raise BadRequest(f"{scope} setting [{name}], not recognized")
-            if value is not None:
-                self.known[name].check(name, value)
+            text = changes[name] = _text(name, value)
+            if text is not None:
+                self.known[name].check(name, text)
         return changes
+
+
+def _flat(scope: str, given: Any) -> dict[str, Any]:
+    """A scope of a PUT body as flat names (none when it is absent)."""
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise BadRequest(f"[{scope}] must be an object of settings, got [{given}]")
+    return flatten(given)
