@@ -521,6 +521,20 @@ async def test_the_range_resolves_against_the_creation_instant(auth: AsyncElasti
     assert (status["dtStart"], status["dtEnd"]) == (start, end)
 
 
+async def test_now_is_the_instant_the_task_was_created(auth: AsyncElasticsearch, http) -> None:
+    """A clock that moves on each reading: the task's ``now`` (its range's end) is its
+    ``createdAt``, not an instant read earlier while the request was checked."""
+    ticks = [1_714_564_800.0]
+
+    def clock() -> float:
+        ticks[0] += 1
+        return ticks[0]
+    http.app[keys.SEARCHES].clock = clock
+    created = await post(http, "request", {"query": "source auth", "dtStart": "now-1h", "dtEnd": "now"})
+    status = await get(http, f"status/{created['id']}")
+    assert status["timeRange"]["end"] == status["createdAt"] == created["createdAt"]
+
+
 async def test_sml_raw_events_page_newest_first(auth: AsyncElasticsearch, http) -> None:
     created = await post(http, "request", {"query": "source auth", **RANGE})
     await until(http, created["id"], "COMPLETED")

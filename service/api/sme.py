@@ -143,7 +143,7 @@ async def create(request: web.Request) -> web.Response:
     shown = _shown(submission, job)
     view = await app[keys.BACKGROUND].create(job, user, task_headers(request), _limits(setting), shown,
                                              _first_lines(submission, job, shown),
-                                             _end_lines(submission.request.execution_cost))
+                                             _end_lines(submission.request.execution_cost), now_ms)
     return respond(request, {"id": view.record.id, "status": view.state.value,
                              "createdAt": _iso(view.record.created_ms)})
 
