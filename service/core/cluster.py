@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
+import orjson
+
 from ..errors import BadRequest, ValidationError
 from ..params import parse_bool, parse_time_ms
 from ..store.cluster_settings import ClusterSettingsStore
@@ -25,6 +27,7 @@ class Setting:
     name: str
     default: str
     check: Callable[[str, str], None] = lambda name, value: None  # raises the error for a bad value
+    listed: bool = False  # a JSON list of strings is a value too, kept comma-separated
 
 
 def boolean(name: str, value: str) -> None:
@@ -71,15 +74,19 @@ def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     return tree
 
 
-def _text(name: str, value: Any) -> str | None:
-    """A JSON value as the string Elasticsearch stores (None removes the setting)."""
+def _text(setting: Setting, value: Any) -> str | None:
+    """A JSON value as the string Elasticsearch stores (None removes the setting); a list of
+    strings for a ``listed`` setting as its comma-separated items."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return str(value)
-    raise BadRequest(f"Failed to parse value [{value}] for setting [{name}]")
+    if setting.listed and isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return ",".join(item.strip() for item in value)
+    shown = orjson.dumps(value).decode() if isinstance(value, list) else str(value)
+    raise BadRequest(f"Failed to parse value [{shown}] for setting [{setting.name}]")
 
 
 class ClusterSettings:
@@ -134,7 +141,7 @@ class ClusterSettings:
                 continue
             if name not in self.known:
                 raise BadRequest(f"{scope} setting [{name}], not recognized")
-            text = changes[name] = _text(name, value)
+            text = changes[name] = _text(self.known[name], value)
             if text is not None:
                 self.known[name].check(name, text)
         return changes

@@ -30,7 +30,7 @@ MAX_PAYLOAD_ROW_COUNT = "sme.core.limits.base.max_payload_row_count"
 MAX_SEARCH_RUNNING_TIME = "sme.core.limits.base.max_search_running_time"  # seconds
 MAX_QSIZE = "sme.core.limits.base.max_qsize"
 MAX_PAYLOAD_SIZE = "sme.core.limits.base.max_payload_size"  # bytes of stored rows: 1048576 or 1mb
-ALLOWED_COMMANDS = "sme.core.limits.base.allowed_commands"  # comma-separated names; "" allows every command
+ALLOWED_COMMANDS = "sme.core.limits.base.allowed_commands"  # comma-separated names (or a JSON list); "" allows all
 MAX_SUBSEARCH_HITS = "sme.core.max_subsearch_hits"  # rows a subsearch gives its join or append
 KEEP_ALIVE = "sme.core.async_requests.keep_alive"
 MAX_RUNNING_PER_USER = "sme.core.async_requests.max_running_per_user"
@@ -70,7 +70,7 @@ SETTINGS = (
     Setting(MAX_SEARCH_RUNNING_TIME, "", _optional_count),
     Setting(MAX_QSIZE, "", _optional_count),
     Setting(MAX_PAYLOAD_SIZE, "", check_bytes),
-    Setting(ALLOWED_COMMANDS, ""),
+    Setting(ALLOWED_COMMANDS, "", listed=True),
     Setting(MAX_SUBSEARCH_HITS, "50000", at_least(1)),
     Setting(KEEP_ALIVE, "5d", time_value),
     Setting(MAX_RUNNING_PER_USER, "3", at_least(1)),
