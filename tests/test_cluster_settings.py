@@ -27,6 +27,16 @@ async def test_defaults_on_request(es: AsyncElasticsearch) -> None:
     assert nested["defaults"]["sme"]["core"]["async_requests"]["max_running_per_user"] == "3"
 
 
+async def test_defaults_leave_out_what_is_set(es: AsyncElasticsearch) -> None:
+    """As Elasticsearch's ``include_defaults``: ``defaults`` holds only the settings set in
+    neither scope."""
+    await es.cluster.put_settings(persistent={DT_START: "now-1d"}, transient={"sme.core.enable_limits": False})
+    body = (await es.cluster.get_settings(include_defaults=True, flat_settings=True)).body
+    assert DT_START not in body["defaults"] and "sme.core.enable_limits" not in body["defaults"]
+    assert body["defaults"]["sme.core.global_dt_params.dt_end"] == "now"
+    assert body["persistent"] == {DT_START: "now-1d"} and body["transient"] == {"sme.core.enable_limits": "false"}
+
+
 async def test_flat_and_nested_names_are_the_same_setting(es: AsyncElasticsearch, http) -> None:
     resp = await es.cluster.put_settings(persistent={"sme.core.global_dt_params.dt_start": "now-1d"},
                                          transient={"sme": {"core": {"global_dt_params": {"dt_end": "now/d"}}}})

@@ -108,7 +108,10 @@ class ClusterSettings:
         return self.known[name].default
 
     def defaults(self) -> dict[str, str]:
-        return {name: s.default for name, s in self.known.items()}
+        """The defaults of the settings set in neither scope (Elasticsearch's
+        ``include_defaults`` shows only those)."""
+        return {name: s.default for name, s in self.known.items()
+                if not any(name in self.values[scope] for scope in SCOPES)}
 
     async def update(self, body: Mapping[str, Any]) -> dict[str, dict[str, str]]:
         """Apply a PUT body (``persistent`` and ``transient`` objects, nested or flat names,
