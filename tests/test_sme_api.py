@@ -609,6 +609,14 @@ async def test_sml_break_while_really_running(timed: AsyncElasticsearch, http, s
     await post(http, f"break/{task_id}", status=409)
 
 
+async def test_the_execution_cost_total_covers_its_commands(timed: AsyncElasticsearch, http, slower: None) -> None:
+    task_id = await sml_task(http, "source timed qsize=3000 | stats count", calculateExecutionCost="INFO")
+    await until(http, task_id, "COMPLETED")
+    cost = (await get(http, f"response/{task_id}"))["executionCost"]
+    ran = sum(command["ms"] for command in cost["commands"])
+    assert ran > 0 and cost["totalMs"] >= ran  # it was 0, whatever the commands took
+
+
 async def test_sml_raw_events_are_readable_while_the_task_runs(timed: AsyncElasticsearch, http,
                                                                slower: None) -> None:
     task_id = await sml_task(http, "source timed qsize=20000")
