@@ -313,6 +313,19 @@ async def test_delete_forgets_everything(logs: AsyncElasticsearch, http, slower:
             assert (await cur.fetchone())[0] == 0
 
 
+async def test_break_all_while_tasks_are_deleted_never_fails(auth: AsyncElasticsearch, http) -> None:
+    """A stop's log line for a task deleted meanwhile is dropped with the task (it was a 500:
+    the line's insert broke the logs' foreign key)."""
+    for _ in range(3):
+        ids = [(await post(http, "request", {"query": "source auth", **RANGE}))["id"] for _ in range(6)]
+        answers = await asyncio.gather(*[http.delete(f"{BASE}/delete/{task_id}") for task_id in ids],
+                                       http.post(f"{BASE}/break/"))
+        assert [resp.status for resp in answers] == [200] * 7
+    assert await get(http, "status/") == {"tasks": []}
+    await http.app[keys.BACKGROUND].log(ids[0], [("INFO", "after the delete", None)])
+    assert await http.app[keys.BACKGROUND].store.logs(ids[0]) == []
+
+
 async def test_unknown_and_malformed_ids_are_404(http) -> None:
     for task_id in ("Yz4xN2FmQk9lUXVXb1lTd0", "a.b", "x" * 65):
         assert (await get(http, f"status/{task_id}", status=404))["status"] == 404
