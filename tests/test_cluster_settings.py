@@ -103,6 +103,8 @@ async def test_values_are_stored_as_strings(es: AsyncElasticsearch) -> None:
      "Failed to parse value [yes] as only [true] or [false] are allowed."),
     ({"persistent": {"sme.core.async_requests.keep_alive": "5 days"}}, "parse_exception",
      "failed to parse [5 days]"),
+    ({"persistent": {"sme.core.global_dt_params.dt_field_name": " "}}, "illegal_argument_exception",
+     "[sme.core.global_dt_params.dt_field_name] must be a non-empty string, got [ ]"),
     ({"persistent": {"sme.core.*": "1"}}, "illegal_argument_exception",
      "persistent setting [sme.core.*], not recognized"),
     ({}, "action_request_validation_exception", "Validation Failed: 1: no settings to update;"),

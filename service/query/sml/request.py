@@ -37,6 +37,11 @@ MAX_RUNNING_PER_USER = "sme.core.async_requests.max_running_per_user"
 MAX_TASKS_PER_USER = "sme.core.async_requests.max_tasks_per_user"
 
 
+def _non_empty(name: str, value: str) -> None:
+    if not value.strip():
+        raise BadRequest(f"[{name}] must be a non-empty string, got [{value}]")
+
+
 def _time_expression(name: str, value: str) -> None:
     if value:
         times.resolve(value, 0, round_up=False, name=name)
@@ -61,7 +66,7 @@ def check_bytes(name: str, value: str) -> None:
 
 # The cluster settings background tasks read (spec §3.1, §7), registered by the app.
 SETTINGS = (
-    Setting(DT_FIELD_NAME, "@timestamp"),
+    Setting(DT_FIELD_NAME, "@timestamp", _non_empty),  # as a body's dtFieldName: "" would match no event
     Setting(DT_START, "now-15m", lambda n, v: times.resolve(v, 0, round_up=False, name=n)),
     Setting(DT_END, "now", lambda n, v: times.resolve(v, 0, round_up=True, name=n)),
     Setting(ALLOWED_DT_START, "", _time_expression),
