@@ -229,7 +229,8 @@ async def test_a_finished_task_pages_like_its_full_result(logs: AsyncElasticsear
     assert [e for p in pages for e in p["events"]] == full["events"]
 
 
-@pytest.mark.parametrize("query", ["from=-1", "from=x", "to=1.5", "from=5&to=4", "from=", "to=-99999999999999999999"])
+@pytest.mark.parametrize("query", ["from=-1", "from=x", "to=1.5", "from=5&to=4", "from=", "to=-99999999999999999999",
+                                   "from=%C2%B2", "to=%E2%91%A0"])  # ² and ①: digits to str.isdigit, not to int
 async def test_bad_paging_is_400(logs: AsyncElasticsearch, http, query: str) -> None:
     task_id = await start(http, STATS)
     await until(http, task_id, "COMPLETED")

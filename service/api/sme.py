@@ -166,7 +166,7 @@ def _offset(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not raw.isdecimal():  # what int() reads: isdigit() also takes ² and ①
         raise BadRequest(f"[{name}] must be a non-negative integer, got [{raw}]")
     return int(raw)
 
