@@ -131,6 +131,8 @@ def test_time_expressions(text: str, up: bool, expected: str) -> None:
     ("now-", "unsupported date math [-]"),
     ("2024-13-01", "month must be in 1..12"),
     ("2024-05-01+1d", "not a date, a date-time, epoch milliseconds or date math"),
+    ("²", "not a date, a date-time, epoch milliseconds or date math"),  # a digit to isdigit(), not to int()
+    ("①②③④⑤", "not a date, a date-time, epoch milliseconds or date math"),
     ("-5", "not a relative time such as [-15m], [-1d@d] or [@d]"),
     ("@q", "not a relative time such as [-15m], [-1d@d] or [@d]"),
     ("-1d@", "not a relative time such as [-15m], [-1d@d] or [@d]"),

@@ -163,7 +163,7 @@ def test_limits_resolve_user_then_most_permissive_role(docs, user, roles, expect
 @pytest.mark.parametrize("doc", [{"user": "alice", "max_qsize": "lots"}, {"user": "alice", "max_qsize": 0},
                                  {"user": "alice", "max_payload_size": "big"}, {"user": "alice", "max_qsize": True},
                                  {"user": "alice", "allowed_dt_start": "yesterday-ish"},
-                                 {"user": "alice", "allowed_commands": {"a": 1}}])
+                                 {"user": "alice", "allowed_commands": {"a": 1}}, {"user": "alice", "max_qsize": "²"}])
 def test_a_limit_that_does_not_parse_refuses_the_task(doc) -> None:
     with pytest.raises(BadRequest) as err:
         limits.resolve([doc], "alice", [], NOW)

@@ -50,7 +50,7 @@ class DownloadRequest:
             raise BadRequest(f"[file_name] must be a string, got [{shown(raw_name)}]")
         everything = body_flag(body, "download_all_results")
         size = body.get("download_results_size", DEFAULT_RESULTS_SIZE)
-        if isinstance(size, str) and size.strip().isdigit():
+        if isinstance(size, str) and size.strip().isdecimal():
             size = int(size)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise BadRequest(f"[download_results_size] must be an integer of at least 1, got [{shown(size)}]")

@@ -53,7 +53,7 @@ def _optional_count(name: str, value: str) -> None:
 
 
 def size_bytes(value: str) -> int:
-    return int(value) if value.isdigit() else parse_size(value)
+    return int(value) if value.isdecimal() else parse_size(value)
 
 
 def check_bytes(name: str, value: str) -> None:

@@ -113,7 +113,7 @@ def _round(moment: datetime, unit: str, up: bool) -> datetime:
 def _absolute(text: str, original: str, name: str, *, round_up: bool) -> int:
     """An ISO-8601 date or date-time, or epoch millis; fields it omits are the lowest
     (or, with ``round_up``, the highest) they can be."""
-    if text.isdigit() and len(text) != 4:  # four digits are a year, as OpenSearch reads them first
+    if text.isdecimal() and len(text) != 4:  # four digits are a year, as OpenSearch reads them first
         return int(text)
     match = _ISO.fullmatch(text)
     if not match:
