@@ -79,6 +79,10 @@ async def test_a_wildcard_null_resets_every_matching_setting(es: AsyncElasticsea
         "persistent": {"sme.core.enable_limits": "false"}, "transient": {}}
     resp = await es.cluster.put_settings(transient={"nothing.here.*": None})
     assert resp.body == {"acknowledged": True, "persistent": {}, "transient": {}}
+    # a value set in the same request wins over the wildcard, whichever comes first
+    resp = await es.cluster.put_settings(persistent={"sme.core.enable_limits": True, "sme.core.*": None})
+    assert resp.body["persistent"] == {"sme": {"core": {"enable_limits": "true"}}}
+    assert settings.get("sme.core.enable_limits") == "true"
 
 
 async def test_values_are_stored_as_strings(es: AsyncElasticsearch) -> None:

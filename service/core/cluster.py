@@ -137,10 +137,14 @@ class ClusterSettings:
         return [name for name in self.values[scope] if compiled.fullmatch(name)]
 
     def _checked(self, scope: str, given: dict[str, Any]) -> dict[str, str | None]:
+        """The changes of one scope: Elasticsearch's wildcard resets first, so that a value
+        the same request sets wins over them, in any order."""
         changes: dict[str, str | None] = {}
         for name, value in given.items():
-            if value is None and name.endswith("*"):  # Elasticsearch's wildcard reset
+            if value is None and name.endswith("*"):
                 changes.update((matching, None) for matching in self._matching(scope, name))
+        for name, value in given.items():
+            if value is None and name.endswith("*"):
                 continue
             if name not in self.known:
                 raise BadRequest(f"{scope} setting [{name}], not recognized")
