@@ -167,7 +167,7 @@ SML_FIXED = [
 ]
 sml_queries = st.one_of(st.sampled_from(SML_FIXED), texts)
 times = st.sampled_from(["now", "now-1d", "now/d", "-15m", "@d", "-1d@d", "2024-05-01T00:00:00Z", "0", "nope", "",
-                         "now-99999999d", "1714521600000"]) | texts
+                         "now-99999999d", "1714521600000", "@d-2h", "-1d@d+8h"]) | texts
 SME_FIELDS = {"query": sml_queries, "dtFieldName": field_names | st.just("@timestamp"), "dtStart": times,
               "dtEnd": times, "calculateStats": st.booleans() | bad_bools,
               "calculateExecutionCost": st.sampled_from(["OFF", "INFO", "DEBUG", "debug", "x"]) | json_values}
@@ -176,7 +176,8 @@ EXPORT_FIELDS = {"file_name": texts, "file_type": st.sampled_from(["json", "csv"
                  "compress_results": st.booleans() | bad_bools, "download_all_results": st.booleans() | bad_bools,
                  "download_results_size": ints}
 CLUSTER_SETTING_KEYS = ["sme.core.global_dt_params.dtFieldName", "sme.core.global_dt_params.dtStart",
-                        "sme.core.global_dt_params.dtEnd", "cluster.routing.allocation.enable", "nope", ""]
+                        "sme.core.global_dt_params.dtEnd", "cluster.routing.allocation.enable", "nope", "",
+                        "sme.core.global_dt_params.*", "sme.*"]
 cluster_settings_body = objects({
     part: st.dictionaries(st.sampled_from(CLUSTER_SETTING_KEYS) | field_names, json_values, max_size=3)
     for part in ("persistent", "transient")})

@@ -27,6 +27,16 @@ async def test_defaults_on_request(es: AsyncElasticsearch) -> None:
     assert nested["defaults"]["sme"]["core"]["async_requests"]["max_running_per_user"] == "3"
 
 
+async def test_defaults_leave_out_what_is_set(es: AsyncElasticsearch) -> None:
+    """As Elasticsearch's ``include_defaults``: ``defaults`` holds only the settings set in
+    neither scope."""
+    await es.cluster.put_settings(persistent={DT_START: "now-1d"}, transient={"sme.core.enable_limits": False})
+    body = (await es.cluster.get_settings(include_defaults=True, flat_settings=True)).body
+    assert DT_START not in body["defaults"] and "sme.core.enable_limits" not in body["defaults"]
+    assert body["defaults"]["sme.core.global_dt_params.dt_end"] == "now"
+    assert body["persistent"] == {DT_START: "now-1d"} and body["transient"] == {"sme.core.enable_limits": "false"}
+
+
 async def test_flat_and_nested_names_are_the_same_setting(es: AsyncElasticsearch, http) -> None:
     resp = await es.cluster.put_settings(persistent={"sme.core.global_dt_params.dt_start": "now-1d"},
                                          transient={"sme": {"core": {"global_dt_params": {"dt_end": "now/d"}}}})
@@ -52,6 +62,29 @@ async def test_transient_wins_and_null_resets(es: AsyncElasticsearch, http) -> N
     assert (await es.cluster.get_settings()).body == {"persistent": {}, "transient": {}}
 
 
+async def test_a_wildcard_null_resets_every_matching_setting(es: AsyncElasticsearch, http) -> None:
+    """Elasticsearch's ``"indices.recovery.*": null``: every set name matching resets; a
+    pattern matching none is no error."""
+    await es.cluster.put_settings(persistent={DT_START: "now-1d", "sme.core.global_dt_params.dt_end": "now/d",
+                                              "sme.core.enable_limits": False},
+                                  transient={DT_START: "now-2h"})
+    resp = await es.cluster.put_settings(persistent={"sme.core.global_dt_params.*": None})
+    assert resp.body == {"acknowledged": True, "persistent": {}, "transient": {}}
+    assert (await es.cluster.get_settings(flat_settings=True)).body == {
+        "persistent": {"sme.core.enable_limits": "false"}, "transient": {DT_START: "now-2h"}}
+    await es.cluster.put_settings(transient={"sme": {"*": None}}, persistent={"nothing.here.*": None})
+    settings = http.app[keys.CLUSTER_SETTINGS]
+    assert settings.get(DT_START) == "now-15m" and settings.get("sme.core.enable_limits") == "false"
+    assert (await es.cluster.get_settings(flat_settings=True)).body == {
+        "persistent": {"sme.core.enable_limits": "false"}, "transient": {}}
+    resp = await es.cluster.put_settings(transient={"nothing.here.*": None})
+    assert resp.body == {"acknowledged": True, "persistent": {}, "transient": {}}
+    # a value set in the same request wins over the wildcard, whichever comes first
+    resp = await es.cluster.put_settings(persistent={"sme.core.enable_limits": True, "sme.core.*": None})
+    assert resp.body["persistent"] == {"sme": {"core": {"enable_limits": "true"}}}
+    assert settings.get("sme.core.enable_limits") == "true"
+
+
 async def test_values_are_stored_as_strings(es: AsyncElasticsearch) -> None:
     resp = await es.cluster.put_settings(persistent={"sme.core.async_requests.max_tasks_per_user": 7,
                                                      "sme.core.enable_limits": False})
@@ -74,6 +107,10 @@ async def test_values_are_stored_as_strings(es: AsyncElasticsearch) -> None:
      "Failed to parse value [yes] as only [true] or [false] are allowed."),
     ({"persistent": {"sme.core.async_requests.keep_alive": "5 days"}}, "parse_exception",
      "failed to parse [5 days]"),
+    ({"persistent": {"sme.core.global_dt_params.dt_field_name": " "}}, "illegal_argument_exception",
+     "[sme.core.global_dt_params.dt_field_name] must be a non-empty string, got [ ]"),
+    ({"persistent": {"sme.core.*": "1"}}, "illegal_argument_exception",
+     "persistent setting [sme.core.*], not recognized"),
     ({}, "action_request_validation_exception", "Validation Failed: 1: no settings to update;"),
     ({"persistent": {}, "transient": {}}, "action_request_validation_exception",
      "Validation Failed: 1: no settings to update;"),

@@ -115,6 +115,10 @@ NOW = 1_714_564_800_123  # 2024-05-01T12:00:00.123Z, a Wednesday
     ("@d", True, "2024-05-01T23:59:59.999Z"),
     ("-1mon@mon", False, "2024-04-01T00:00:00.000Z"),
     ("+0s", False, "2024-05-01T12:00:00.123Z"),
+    ("@d-2h", False, "2024-04-30T22:00:00.000Z"),  # Splunk chains: snap, then offset
+    ("-1d@d+8h", False, "2024-04-30T08:00:00.000Z"),
+    ("-1h-30m", False, "2024-05-01T10:30:00.123Z"),
+    ("@w+1d@d", True, "2024-05-06T23:59:59.999Z"),  # an end rounds every snap up
 ])
 def test_time_expressions(text: str, up: bool, expected: str) -> None:
     assert format_millis(times.resolve(text, NOW, round_up=up, name="dtStart")) == expected
@@ -127,8 +131,13 @@ def test_time_expressions(text: str, up: bool, expected: str) -> None:
     ("now-", "unsupported date math [-]"),
     ("2024-13-01", "month must be in 1..12"),
     ("2024-05-01+1d", "not a date, a date-time, epoch milliseconds or date math"),
+    ("²", "not a date, a date-time, epoch milliseconds or date math"),  # a digit to isdigit(), not to int()
+    ("①②③④⑤", "not a date, a date-time, epoch milliseconds or date math"),
     ("-5", "not a relative time such as [-15m], [-1d@d] or [@d]"),
     ("@q", "not a relative time such as [-15m], [-1d@d] or [@d]"),
+    ("-1d@", "not a relative time such as [-15m], [-1d@d] or [@d]"),
+    ("-1d@d-", "not a relative time such as [-15m], [-1d@d] or [@d]"),
+    ("-1d now", "not a relative time such as [-15m], [-1d@d] or [@d]"),
 ])
 def test_bad_time_expressions(text: str, detail: str) -> None:
     with pytest.raises(BadRequest) as info:
@@ -153,6 +162,10 @@ def test_bad_time_expressions(text: str, detail: str) -> None:
     ({"query": "source a", "calculateStats": "maybe"}, "[calculateStats] must be a boolean, got [maybe]"),
     ({"query": "source a", "calculateExecutionCost": "FULL"},
      "[calculateExecutionCost] must be one of [OFF, INFO, DEBUG], got [FULL]"),
+    ({"query": "source a", "calculateExecutionCost": None},
+     "[calculateExecutionCost] must be one of [OFF, INFO, DEBUG], got [null]"),
+    ({"query": "source a", "calculateExecutionCost": True},
+     "[calculateExecutionCost] must be one of [OFF, INFO, DEBUG], got [true]"),
 ])
 async def test_create_refuses_bad_requests_and_stores_nothing(http, body: Any, reason: str) -> None:
     resp = await http.post(f"{BASE}/request", json=body)
@@ -218,12 +231,29 @@ async def test_a_finished_task_pages_like_its_full_result(logs: AsyncElasticsear
     assert [e for p in pages for e in p["events"]] == full["events"]
 
 
-@pytest.mark.parametrize("query", ["from=-1", "from=x", "to=1.5", "from=5&to=4"])
+@pytest.mark.parametrize("query", ["from=-1", "from=x", "to=1.5", "from=5&to=4", "from=", "to=-99999999999999999999",
+                                   "from=%C2%B2", "to=%E2%91%A0"])  # ² and ①: digits to str.isdigit, not to int
 async def test_bad_paging_is_400(logs: AsyncElasticsearch, http, query: str) -> None:
     task_id = await start(http, STATS)
     await until(http, task_id, "COMPLETED")
     resp = await http.get(f"{BASE}/response/{task_id}?{query}")
     assert resp.status == 400 and (await resp.json())["error"]["type"] == "illegal_argument_exception"
+
+
+@pytest.mark.parametrize("query", ["from=5", "from=5&to=9", "from=99999999999999999999999",
+                                   "from=99999999999999999999999&to=999999999999999999999999"])
+async def test_paging_past_the_end_is_clamped_to_an_empty_page(logs: AsyncElasticsearch, http, query: str) -> None:
+    task_id = await start(http, STATS)
+    await until(http, task_id, "COMPLETED")
+    page = await get(http, f"response/{task_id}?{query}")  # from and to say which rows were returned
+    assert (page["events"], page["total"], page["from"], page["to"]) == ([], 1, 1, 1)
+
+
+async def test_a_huge_to_is_clamped_to_the_end(logs: AsyncElasticsearch, http) -> None:
+    task_id = await start(http, STATS)
+    await until(http, task_id, "COMPLETED")
+    whole = await get(http, f"response/{task_id}?to=99999999999999999999999")
+    assert (len(whole["events"]), whole["from"], whole["to"]) == (1, 0, 1)
 
 
 async def test_break_a_running_task_stores_exact_partial_stats(logs: AsyncElasticsearch, http, slower: None) -> None:
@@ -284,6 +314,19 @@ async def test_delete_forgets_everything(logs: AsyncElasticsearch, http, slower:
     async with http.app[keys.DATABASE].read() as conn:
         async with conn.execute("SELECT count(*) FROM search_rows") as cur:
             assert (await cur.fetchone())[0] == 0
+
+
+async def test_break_all_while_tasks_are_deleted_never_fails(auth: AsyncElasticsearch, http) -> None:
+    """A stop's log line for a task deleted meanwhile is dropped with the task (it was a 500:
+    the line's insert broke the logs' foreign key)."""
+    for _ in range(3):
+        ids = [(await post(http, "request", {"query": "source auth", **RANGE}))["id"] for _ in range(6)]
+        answers = await asyncio.gather(*[http.delete(f"{BASE}/delete/{task_id}") for task_id in ids],
+                                       http.post(f"{BASE}/break/"))
+        assert [resp.status for resp in answers] == [200] * 7
+    assert await get(http, "status/") == {"tasks": []}
+    await http.app[keys.BACKGROUND].log(ids[0], [("INFO", "after the delete", None)])
+    assert await http.app[keys.BACKGROUND].store.logs(ids[0]) == []
 
 
 async def test_unknown_and_malformed_ids_are_404(http) -> None:
@@ -357,6 +400,17 @@ async def test_retention_counts_from_the_end_and_the_reaper_sweeps(logs: AsyncEl
     async with http.app[keys.DATABASE].read() as conn:
         async with conn.execute("SELECT count(*) FROM background_task_logs") as cur:
             assert (await cur.fetchone())[0] == 0
+
+
+@pytest.mark.parametrize("keep_alive", ["0", "-1"])
+async def test_a_keep_alive_of_0_or_minus_1_is_the_default(auth: AsyncElasticsearch, http, keep_alive: str) -> None:
+    """As the service's other async searches: 0 and -1 keep a task the default 5 days
+    (they made every task expire, unfinished ones too, as it was created)."""
+    await http.put("/_cluster/settings", json={"persistent": {"sme.core.async_requests.keep_alive": keep_alive}})
+    created = await post(http, "request", {"query": "source auth", **RANGE})
+    status = await until(http, created["id"], "COMPLETED")
+    finished = times.resolve(status["finishedAt"], 0, round_up=False, name="finishedAt")
+    assert status["expiresAt"] == format_millis(finished + 5 * 86_400_000)
 
 
 @pytest.mark.filterwarnings("ignore::elasticsearch.exceptions.GeneralAvailabilityWarning")  # tasks.list
@@ -471,6 +525,35 @@ async def test_sml_task_end_to_end(auth: AsyncElasticsearch, http) -> None:
     assert status["dtStart"] == RANGE["dtStart"] and status["calculateExecutionCost"] == "OFF"
 
 
+@pytest.mark.parametrize(("start", "end", "time_range"), [
+    ("@d-2h", "@d", ("2024-04-30T22:00:00.000Z", "2024-05-01T23:59:59.999Z")),
+    ("-1d@d+8h", "now/h", ("2024-04-30T08:00:00.000Z", "2024-05-01T12:59:59.999Z")),
+    ("now-1d/d", "now", ("2024-04-30T00:00:00.000Z", "2024-05-01T12:00:00.123Z")),
+    ("1714478400000", "2024-05-01||+1d/d", ("2024-04-30T12:00:00.000Z", "2024-05-02T23:59:59.999Z")),
+])
+async def test_the_range_resolves_against_the_creation_instant(auth: AsyncElasticsearch, http, start: str,
+                                                                end: str, time_range: tuple[str, str]) -> None:
+    http.app[keys.SEARCHES].clock = lambda: NOW / 1000
+    created = await post(http, "request", {"query": "source auth", "dtStart": start, "dtEnd": end})
+    status = await get(http, f"status/{created['id']}")
+    assert (status["timeRange"]["start"], status["timeRange"]["end"]) == time_range
+    assert (status["dtStart"], status["dtEnd"]) == (start, end)
+
+
+async def test_now_is_the_instant_the_task_was_created(auth: AsyncElasticsearch, http) -> None:
+    """A clock that moves on each reading: the task's ``now`` (its range's end) is its
+    ``createdAt``, not an instant read earlier while the request was checked."""
+    ticks = [1_714_564_800.0]
+
+    def clock() -> float:
+        ticks[0] += 1
+        return ticks[0]
+    http.app[keys.SEARCHES].clock = clock
+    created = await post(http, "request", {"query": "source auth", "dtStart": "now-1h", "dtEnd": "now"})
+    status = await get(http, f"status/{created['id']}")
+    assert status["timeRange"]["end"] == status["createdAt"] == created["createdAt"]
+
+
 async def test_sml_raw_events_page_newest_first(auth: AsyncElasticsearch, http) -> None:
     created = await post(http, "request", {"query": "source auth", **RANGE})
     await until(http, created["id"], "COMPLETED")
@@ -543,6 +626,14 @@ async def test_sml_break_while_really_running(timed: AsyncElasticsearch, http, s
     (row,) = (await get(http, f"response/{task_id}"))["events"]
     assert 0 < row["count"] < 20000
     await post(http, f"break/{task_id}", status=409)
+
+
+async def test_the_execution_cost_total_covers_its_commands(timed: AsyncElasticsearch, http, slower: None) -> None:
+    task_id = await sml_task(http, "source timed qsize=3000 | stats count", calculateExecutionCost="INFO")
+    await until(http, task_id, "COMPLETED")
+    cost = (await get(http, f"response/{task_id}"))["executionCost"]
+    ran = sum(command["ms"] for command in cost["commands"])
+    assert ran > 0 and cost["totalMs"] >= ran  # it was 0, whatever the commands took
 
 
 async def test_sml_raw_events_are_readable_while_the_task_runs(timed: AsyncElasticsearch, http,

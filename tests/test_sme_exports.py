@@ -330,6 +330,7 @@ def test_download_request_values() -> None:
     ({"download_results_size": True}, "[download_results_size] must be an integer of at least 1, got [true]"),
     ({"download_results_size": 2.5}, "[download_results_size] must be an integer of at least 1, got [2.5]"),
     ({"download_results_size": None}, "[download_results_size] must be an integer of at least 1, got [null]"),
+    ({"download_results_size": "²"}, "[download_results_size] must be an integer of at least 1, got [²]"),
 ])
 def test_download_request_errors(body: dict[str, Any], reason: str) -> None:
     with pytest.raises(BadRequest) as caught:

@@ -36,6 +36,27 @@ async def test_a_command_outside_allowed_commands_is_403_and_stores_nothing(auth
     assert (await get(http, f"response/{allowed}"))["events"] == [{"count": 3}]
 
 
+async def test_allowed_commands_may_be_a_json_list_as_in_a_limits_document(auth: AsyncElasticsearch, http) -> None:
+    resp = await http.put("/_cluster/settings",
+                          json={"transient": {"sme.core.limits.base.allowed_commands": ["source", "Stats"]}})
+    assert resp.status == 200 and (await resp.json())["transient"]["sme"]["core"]["limits"]["base"] == {
+        "allowed_commands": "source,Stats"}
+    resp = await http.post(f"{BASE}/request", json={"query": "source auth | aggs count", **RANGE})
+    assert resp.status == 403 and (await resp.json())["error"]["reason"].endswith("allowed_commands [source, stats]")
+    allowed = await sml_task(http, "source auth | stats count")
+    assert (await until(http, allowed, "COMPLETED"))["status"] == "COMPLETED"
+
+
+async def test_a_list_for_a_setting_of_one_value_is_refused_as_json(http) -> None:
+    for value, shown in ([["now-1d"], '["now-1d"]'], [["source", 1], '["source",1]'],
+                         [["source", ["x"]], '["source",["x"]]']):
+        name = "sme.core.limits.base.allowed_dt_start" if shown.startswith('["now') else \
+            "sme.core.limits.base.allowed_commands"
+        resp = await http.put("/_cluster/settings", json={"transient": {name: value}})
+        assert resp.status == 400
+        assert (await resp.json())["error"]["reason"] == f"Failed to parse value [{shown}] for setting [{name}]"
+
+
 async def test_a_syntax_error_comes_before_the_command_limit(auth: AsyncElasticsearch, http) -> None:
     await limit(http, "allowed_commands", "source")
     resp = await http.post(f"{BASE}/request", json={"query": "source auth | stats count by", **RANGE})
@@ -168,7 +189,7 @@ def test_limits_resolve_user_then_most_permissive_role(docs, user, roles, expect
 @pytest.mark.parametrize("doc", [{"user": "alice", "max_qsize": "lots"}, {"user": "alice", "max_qsize": 0},
                                  {"user": "alice", "max_payload_size": "big"}, {"user": "alice", "max_qsize": True},
                                  {"user": "alice", "allowed_dt_start": "yesterday-ish"},
-                                 {"user": "alice", "allowed_commands": {"a": 1}}])
+                                 {"user": "alice", "allowed_commands": {"a": 1}}, {"user": "alice", "max_qsize": "²"}])
 def test_a_limit_that_does_not_parse_refuses_the_task(doc) -> None:
     with pytest.raises(BadRequest) as err:
         limits.resolve([doc], "alice", [], NOW)

@@ -18,10 +18,9 @@ from aiohttp import web
 
 from .. import keys
 from ..core.background import EndLines, Limits, Line, State, TaskView
-from ..core.queries import ROW_BATCH
+from ..core.queries import ROW_BATCH, keep_alive_ms
 from ..core.searches import SearchNotFound
 from ..errors import BadRequest, XContentParseError
-from ..params import parse_time_ms
 from ..query.execute import PREVIEW_ROWS
 from ..query.jobs import source_patterns
 from ..query.sml import SmlJob, SmlRequest, event_fields, lookups
@@ -75,7 +74,7 @@ async def _setting(request: web.Request, now_ms: int) -> Callable[[str], str]:
 
 def _limits(setting: Callable[[str], str]) -> Limits:
     running_time = setting(sml_request.MAX_SEARCH_RUNNING_TIME)
-    return Limits(keep_alive_ms=parse_time_ms(setting(sml_request.KEEP_ALIVE), sml_request.KEEP_ALIVE),
+    return Limits(keep_alive_ms=keep_alive_ms(setting(sml_request.KEEP_ALIVE), sml_request.KEEP_ALIVE),
                   max_running=int(setting(sml_request.MAX_RUNNING_PER_USER)),
                   max_tasks=int(setting(sml_request.MAX_TASKS_PER_USER)),
                   max_running_time_ms=int(running_time) * 1000 if running_time else None)
@@ -144,7 +143,7 @@ async def create(request: web.Request) -> web.Response:
     shown = _shown(submission, job)
     view = await app[keys.BACKGROUND].create(job, user, task_headers(request), _limits(setting), shown,
                                              _first_lines(submission, job, shown),
-                                             _end_lines(submission.request.execution_cost))
+                                             _end_lines(submission.request.execution_cost), now_ms)
     return respond(request, {"id": view.record.id, "status": view.state.value,
                              "createdAt": _iso(view.record.created_ms)})
 
@@ -167,9 +166,16 @@ def _offset(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not raw.isdecimal():  # what int() reads: isdigit() also takes ² and ①
         raise BadRequest(f"[{name}] must be a non-negative integer, got [{raw}]")
     return int(raw)
+
+
+def _page(start: int | None, to: int | None, total: int) -> tuple[int, int]:
+    """The rows ``[first, stop)`` a page returns: ``from`` and ``to`` clamped to the rows
+    there are, so a page past the end is empty and names where the rows end (§4.2)."""
+    first = min(start or 0, total)
+    return first, max(first, min(total, to if to is not None else total))
 
 
 async def _events(request: web.Request, task_id: str, start: int, stop: int) -> Any:
@@ -190,11 +196,10 @@ async def response(request: web.Request) -> web.Response:
     view = await tasks.get(task_id_of(request), owner(request))
     preview = await tasks.preview(view)
     if preview is not None:
-        return respond(request, _preview(request, view, preview, start or 0, to))
+        return respond(request, _preview(request, view, preview, start, to))
     frame = await tasks.frame(view)
     total = view.record.row_count
-    first = start or 0
-    stop = max(first, min(total, to if to is not None else total))
+    first, stop = _page(start, to, total)
     body: dict[str, Any] = {"id": view.record.id, "status": view.state.value, "partial": view.record.partial,
                             "total": total, "from": first, "to": stop, "fields": frame.get("fields", []),
                             "events": await _events(request, view.record.id, first, stop)}
@@ -205,11 +210,12 @@ async def response(request: web.Request) -> web.Response:
     return respond(request, body)
 
 
-def _preview(request: web.Request, view: TaskView, rows: list[list[Any]], first: int, to: int | None) -> dict[str, Any]:
+def _preview(request: web.Request, view: TaskView, rows: list[list[Any]], start: int | None,
+             to: int | None) -> dict[str, Any]:
     """A running transforming task's page of its preview (Splunk's results preview): the
     rest of its pipeline over the data read so far, nothing stored, the task going on."""
     events = [row[0] for row in rows]
-    stop = max(first, min(len(events), to if to is not None else len(events)))
+    first, stop = _page(start, to, len(events))
     warnings = list(view.record.request.get("warnings", []))
     if len(events) == PREVIEW_ROWS:
         warnings.append(f"the preview shows the first {PREVIEW_ROWS} rows")

@@ -17,7 +17,7 @@ from .. import keys
 from ..core.background import TERMINAL, BackgroundTasks, Line, NotFinished, TaskView
 from ..core.searches import SearchNotFound
 from ..errors import BadRequest
-from ..query.sml.request import body_flag
+from ..query.sml.request import body_flag, shown
 from .exports import FILE_TYPES, Export, FileResponse, clean_name, write_export
 from .middleware import accepts
 from .sme import owner, task_id_of
@@ -43,23 +43,19 @@ class DownloadRequest:
         ``illegal_argument_exception``. Unknown keys are ignored, as for the create request."""
         file_type = body.get("file_type", "json")
         if not isinstance(file_type, str) or file_type.lower() not in FILE_TYPES:
-            raise BadRequest(f"[file_type] must be one of [json, csv, xlsx], got [{_shown(file_type)}]")
+            raise BadRequest(f"[file_type] must be one of [json, csv, xlsx], got [{shown(file_type)}]")
         file_type = file_type.lower()
         raw_name = body.get("file_name")
         if raw_name is not None and not isinstance(raw_name, str):
-            raise BadRequest(f"[file_name] must be a string, got [{_shown(raw_name)}]")
+            raise BadRequest(f"[file_name] must be a string, got [{shown(raw_name)}]")
         everything = body_flag(body, "download_all_results")
         size = body.get("download_results_size", DEFAULT_RESULTS_SIZE)
-        if isinstance(size, str) and size.strip().isdigit():
+        if isinstance(size, str) and size.strip().isdecimal():
             size = int(size)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise BadRequest(f"[download_results_size] must be an integer of at least 1, got [{_shown(size)}]")
+            raise BadRequest(f"[download_results_size] must be an integer of at least 1, got [{shown(size)}]")
         return cls(clean_name(raw_name, task_id, file_type), file_type, body_flag(body, "compress_results"),
                    None if everything else size)
-
-
-def _shown(value: Any) -> str:
-    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _events(tasks: BackgroundTasks, task_id: str, count: int) -> Iterator[list[bytes]]:

@@ -108,14 +108,16 @@ class BackgroundTasks:
     # --- create -------------------------------------------------------------------------
     async def create(self, job: Job, owner: str, headers: dict[str, str], limits: Limits, request: dict[str, Any],
                      lines: list[Line],
-                     end_lines: EndLines = lambda frame: []
-                     ) -> TaskView:
+                     end_lines: EndLines = lambda frame: [],
+                     created_ms: int | None = None) -> TaskView:
         """Store a new task running ``job`` for ``owner`` and start it (or queue it, PENDING):
         ``request`` is shown back by ``get``; ``lines`` are its first log lines after the
-        creation line, ``end_lines(frame)`` its lines once the job ended. Raises 429 when the
-        owner has ``limits.max_tasks`` tasks, or the store or the disk is full."""
+        creation line, ``end_lines(frame)`` its lines once the job ended; ``created_ms`` its
+        creation instant, the ``now`` its request was resolved against (default: now).
+        Raises 429 when the owner has ``limits.max_tasks`` tasks, or the store or the disk
+        is full."""
         hooks = _Hooks(self, owner, limits, request, list(lines), end_lines)
-        search = await self.searches.start(job, headers, hooks)
+        search = await self.searches.start(job, headers, hooks, created_ms)
         return await self.get(search.id, owner)
 
     def _lines(self, lines: list[Line]) -> list[LogLine]:

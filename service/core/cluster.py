@@ -9,8 +9,11 @@ naming any other is refused as a whole, as is a value that fails its check.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
+
+import orjson
 
 from ..errors import BadRequest, ValidationError
 from ..params import parse_bool, parse_time_ms
@@ -24,6 +27,7 @@ class Setting:
     name: str
     default: str
     check: Callable[[str, str], None] = lambda name, value: None  # raises the error for a bad value
+    listed: bool = False  # a JSON list of strings is a value too, kept comma-separated
 
 
 def boolean(name: str, value: str) -> None:
@@ -70,15 +74,19 @@ def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     return tree
 
 
-def _text(name: str, value: Any) -> str | None:
-    """A JSON value as the string Elasticsearch stores (None removes the setting)."""
+def _text(setting: Setting, value: Any) -> str | None:
+    """A JSON value as the string Elasticsearch stores (None removes the setting); a list of
+    strings for a ``listed`` setting as its comma-separated items."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return str(value)
-    raise BadRequest(f"Failed to parse value [{value}] for setting [{name}]")
+    if setting.listed and isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return ",".join(item.strip() for item in value)
+    shown = orjson.dumps(value).decode() if isinstance(value, list) else str(value)
+    raise BadRequest(f"Failed to parse value [{shown}] for setting [{setting.name}]")
 
 
 class ClusterSettings:
@@ -100,14 +108,19 @@ class ClusterSettings:
         return self.known[name].default
 
     def defaults(self) -> dict[str, str]:
-        return {name: s.default for name, s in self.known.items()}
+        """The defaults of the settings set in neither scope (Elasticsearch's
+        ``include_defaults`` shows only those)."""
+        return {name: s.default for name, s in self.known.items()
+                if not any(name in self.values[scope] for scope in SCOPES)}
 
     async def update(self, body: Mapping[str, Any]) -> dict[str, dict[str, str]]:
         """Apply a PUT body (``persistent`` and ``transient`` objects, nested or flat names,
-        null resets one); all checked before anything changes. The values set, per scope."""
-        changes = {scope: self._checked(scope, body.get(scope)) for scope in SCOPES}
-        if not any(changes.values()):
+        null resets one, a null name ending in ``*`` every one it matches); all checked before
+        anything changes. The values set, per scope."""
+        given = {scope: _flat(scope, body.get(scope)) for scope in SCOPES}
+        if not any(given.values()):
             raise ValidationError("no settings to update")
+        changes = {scope: self._checked(scope, given[scope]) for scope in SCOPES}
         await self.store.apply(changes["persistent"])
         for scope in SCOPES:
             for name, value in changes[scope].items():
@@ -117,15 +130,34 @@ class ClusterSettings:
                     self.values[scope][name] = value
         return {scope: {n: v for n, v in changes[scope].items() if v is not None} for scope in SCOPES}
 
-    def _checked(self, scope: str, given: Any) -> dict[str, str | None]:
-        if given is None:
-            return {}
-        if not isinstance(given, dict):
-            raise BadRequest(f"[{scope}] must be an object of settings, got [{given}]")
-        changes = {name: _text(name, value) for name, value in flatten(given).items()}
-        for name, value in changes.items():
+    def _matching(self, scope: str, pattern: str) -> list[str]:
+        """The names set in ``scope`` that ``pattern`` matches, ``*`` matching any text (as
+        Elasticsearch's ``Regex.simpleMatch``); none is no error."""
+        compiled = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+        return [name for name in self.values[scope] if compiled.fullmatch(name)]
+
+    def _checked(self, scope: str, given: dict[str, Any]) -> dict[str, str | None]:
+        """The changes of one scope: Elasticsearch's wildcard resets first, so that a value
+        the same request sets wins over them, in any order."""
+        changes: dict[str, str | None] = {}
+        for name, value in given.items():
+            if value is None and name.endswith("*"):
+                changes.update((matching, None) for matching in self._matching(scope, name))
+        for name, value in given.items():
+            if value is None and name.endswith("*"):
+                continue
             if name not in self.known:
                 raise BadRequest(f"{scope} setting [{name}], not recognized")
-            if value is not None:
-                self.known[name].check(name, value)
+            text = changes[name] = _text(self.known[name], value)
+            if text is not None:
+                self.known[name].check(name, text)
         return changes
+
+
+def _flat(scope: str, given: Any) -> dict[str, Any]:
+    """A scope of a PUT body as flat names (none when it is absent)."""
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise BadRequest(f"[{scope}] must be an object of settings, got [{given}]")
+    return flatten(given)

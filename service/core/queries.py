@@ -54,8 +54,18 @@ def time_value_text(ms: int) -> str:
     return f"{ms}ms" if ms else "0s"
 
 
-def _keep_alive_ms(raw: object) -> int:
-    return min(parse_time_ms(raw, "keep_alive"), MAX_KEEP_ALIVE_MS)
+def _keep_alive_ms(raw: object, name: str = "keep_alive") -> int:
+    return min(parse_time_ms(raw, name), MAX_KEEP_ALIVE_MS)
+
+
+def _kept_ms(keep_alive_ms: int) -> int:
+    return keep_alive_ms if keep_alive_ms > 0 else DEFAULT_KEEP_ALIVE_MS
+
+
+def keep_alive_ms(raw: object, name: str = "keep_alive") -> int:
+    """How long a ``keep_alive`` value (``5d``, ``0``, ``-1``) keeps a result: 0 or -1 is the
+    default (5 days), a huge one is capped at ``MAX_KEEP_ALIVE_MS``."""
+    return _kept_ms(_keep_alive_ms(raw, name))
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,7 @@ class SubmitOptions:
             raise ValidationError(f"[keep_alive] must be greater than 1 minute, got:{time_value_text(keep_alive_ms)}")
         keep = _given(sources, "keep_on_completion")
         return cls(wait_s=None if wait_ms is None else wait_ms / 1000 if wait_ms >= 0 else FOREVER_S,
-                   keep_alive_ms=keep_alive_ms if keep_alive_ms > 0 else DEFAULT_KEEP_ALIVE_MS,
+                   keep_alive_ms=_kept_ms(keep_alive_ms),
                    keep_on_completion=parse_bool(keep, "keep_on_completion") if keep is not None else False)
 
 

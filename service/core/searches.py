@@ -214,13 +214,15 @@ class AsyncSearches:
         return Answer(None, False, search.frame or {}, in_batches(search.pending), start_ms=search.created_ms,
                       expires_ms=search.expires_ms)
 
-    async def start(self, job: Job, headers: dict[str, str], hooks: Hooks) -> Search:
+    async def start(self, job: Job, headers: dict[str, str], hooks: Hooks, created_ms: int | None = None) -> Search:
         """Run ``job`` as a search stored from the start under a plain ``new_search_id``,
         never expiring by itself: ``hooks`` decide when it runs and what its end means (they
-        set its expiry). Raises, storing nothing, when the store, the disk or ``hooks.stored``
-        refuse it."""
+        set its expiry). ``created_ms`` is when it was created (the instant its request read
+        as now), by default now. Raises, storing nothing, when the store, the disk or
+        ``hooks.stored`` refuse it."""
         task = self.tasks.register(f"{job.action}[a]", job.description, headers)
-        search = Search(new_search_id(), job, task, True, self.now_ms(), MAX_KEEP_ALIVE_MS, headers, hooks=hooks)
+        created = self.now_ms() if created_ms is None else created_ms
+        search = Search(new_search_id(), job, task, True, created, MAX_KEEP_ALIVE_MS, headers, hooks=hooks)
         task.request_id = search.id
         try:
             async with search.lock:

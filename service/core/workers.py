@@ -43,6 +43,7 @@ import os
 import resource
 import signal
 import sqlite3
+import time
 import traceback
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
@@ -188,13 +189,16 @@ def _batches(rows: Any, breaker: Breaker) -> Any:
 def _stream(conn: Connection, job: Any, db_path: Path, control: Control) -> None:
     db = None
     try:
+        started = time.perf_counter()
         db = query_connection(db_path)
         db.set_progress_handler(control.interrupted, 10_000)
         result: Result = job.run(db, control)
         conn.send(("frame", job.frame(result, 0)))
         for batch in _batches(result.rows, control.breaker):
             conn.send(("rows", batch))
-        conn.send(("end", job.frame(result, 0)))
+        # the rows are computed as they are read: only now is the run's time known (an SML
+        # task's executionCost.totalMs is this one)
+        conn.send(("end", job.frame(result, int((time.perf_counter() - started) * 1000))))
     except Cancelled:
         conn.send(("cancelled",))
     except ServiceError as exc:

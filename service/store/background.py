@@ -149,11 +149,12 @@ class BackgroundStore:
 
 
 async def _append(conn: Any, task_id: str, lines: list[LogLine]) -> None:
-    """Log lines after the task's last, numbered in order (inside the caller's transaction)."""
+    """Log lines after the task's last, numbered in order (inside the caller's transaction);
+    none for a task no longer stored (deleted while a stop or an export was logging)."""
     async with conn.execute("SELECT coalesce(max(seq), -1) + 1 FROM background_task_logs WHERE task_id = ?",
                             (task_id,)) as cur:
         (seq,) = await cur.fetchone()
     await conn.executemany("INSERT INTO background_task_logs (task_id, seq, ts_ms, level, message, command) "
-                           "VALUES (?, ?, ?, ?, ?, ?)",
-                           [(task_id, seq + i, line.ts_ms, line.level, line.message, line.command)
+                           "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM background_tasks WHERE id = ?)",
+                           [(task_id, seq + i, line.ts_ms, line.level, line.message, line.command, task_id)
                             for i, line in enumerate(lines)])

@@ -63,7 +63,7 @@ def _checked(field: str, value: Any, subject: str, now_ms: int) -> str:
     try:
         if text is None:
             raise BadRequest("not a number, string or list of strings")
-        if field in _COUNTS and not (text.isdigit() and int(text) >= 1):
+        if field in _COUNTS and not (text.isdecimal() and int(text) >= 1):
             raise BadRequest("must be a whole number of at least 1")
         if field in _SIZES:
             r.check_bytes(_BASE + field, text)

@@ -31,11 +31,16 @@ MAX_SEARCH_RUNNING_TIME = "sme.core.limits.base.max_search_running_time"  # seco
 MAX_QSIZE = "sme.core.limits.base.max_qsize"
 MAX_PAYLOAD_SIZE = "sme.core.limits.base.max_payload_size"  # bytes of stored rows: 1048576 or 1mb
 MAX_COMMAND_RAM_USAGE = "sme.core.limits.base.max_command_ram_usage"  # bytes one command may hold
-ALLOWED_COMMANDS = "sme.core.limits.base.allowed_commands"  # comma-separated names; "" allows every command
+ALLOWED_COMMANDS = "sme.core.limits.base.allowed_commands"  # comma-separated names (or a JSON list); "" allows all
 MAX_SUBSEARCH_HITS = "sme.core.max_subsearch_hits"  # rows a subsearch gives its join or append
 KEEP_ALIVE = "sme.core.async_requests.keep_alive"
 MAX_RUNNING_PER_USER = "sme.core.async_requests.max_running_per_user"
 MAX_TASKS_PER_USER = "sme.core.async_requests.max_tasks_per_user"
+
+
+def _non_empty(name: str, value: str) -> None:
+    if not value.strip():
+        raise BadRequest(f"[{name}] must be a non-empty string, got [{value}]")
 
 
 def _time_expression(name: str, value: str) -> None:
@@ -49,7 +54,7 @@ def _optional_count(name: str, value: str) -> None:
 
 
 def size_bytes(value: str) -> int:
-    return int(value) if value.isdigit() else parse_size(value)
+    return int(value) if value.isdecimal() else parse_size(value)
 
 
 def check_bytes(name: str, value: str) -> None:
@@ -62,7 +67,7 @@ def check_bytes(name: str, value: str) -> None:
 
 # The cluster settings background tasks read (spec §3.1, §7), registered by the app.
 SETTINGS = (
-    Setting(DT_FIELD_NAME, "@timestamp"),
+    Setting(DT_FIELD_NAME, "@timestamp", _non_empty),  # as a body's dtFieldName: "" would match no event
     Setting(DT_START, "now-15m", lambda n, v: times.resolve(v, 0, round_up=False, name=n)),
     Setting(DT_END, "now", lambda n, v: times.resolve(v, 0, round_up=True, name=n)),
     Setting(ALLOWED_DT_START, "", _time_expression),
@@ -72,7 +77,7 @@ SETTINGS = (
     Setting(MAX_QSIZE, "", _optional_count),
     Setting(MAX_PAYLOAD_SIZE, "", check_bytes),
     Setting(MAX_COMMAND_RAM_USAGE, "", check_bytes),
-    Setting(ALLOWED_COMMANDS, ""),
+    Setting(ALLOWED_COMMANDS, "", listed=True),
     Setting(MAX_SUBSEARCH_HITS, "50000", at_least(1)),
     Setting(KEEP_ALIVE, "5d", time_value),
     Setting(MAX_RUNNING_PER_USER, "3", at_least(1)),
@@ -158,7 +163,7 @@ def _string(body: Mapping[str, Any], name: str, default: str) -> str:
     if value is None:
         return default
     if not isinstance(value, str) or not value.strip():
-        raise BadRequest(f"[{name}] must be a non-empty string, got [{value}]")
+        raise BadRequest(f"[{name}] must be a non-empty string, got [{shown(value)}]")
     return value
 
 
@@ -178,6 +183,12 @@ def _clamped(start: int, end: int, setting: Callable[[str], str], now_ms: int) -
     return start, end, warnings
 
 
+def shown(value: Any) -> str:
+    """A body value as an error message quotes it: as JSON spells ``null``, ``true`` and
+    ``false``, anything else as its text."""
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def body_flag(body: dict[str, Any], name: str) -> bool:
     """A boolean field of a background-task request body, default false; the strings
     ``"true"`` and ``"false"`` are accepted too (spec §4.1)."""
@@ -185,12 +196,11 @@ def body_flag(body: dict[str, Any], name: str) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     if not isinstance(value, bool):
-        shown = "null" if value is None else str(value)
-        raise BadRequest(f"[{name}] must be a boolean, got [{shown}]")
+        raise BadRequest(f"[{name}] must be a boolean, got [{shown(value)}]")
     return value
 
 
 def _cost(value: Any) -> str:
     if isinstance(value, str) and value.upper() in COSTS:
         return value.upper()
-    raise BadRequest(f"[calculateExecutionCost] must be one of [OFF, INFO, DEBUG], got [{value}]")
+    raise BadRequest(f"[calculateExecutionCost] must be one of [OFF, INFO, DEBUG], got [{shown(value)}]")

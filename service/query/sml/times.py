@@ -10,8 +10,9 @@ absolute := ISO-8601 date or date-time, optional offset (default UTC) | epoch mi
             four digits alone are a year)
 ```
 
-Also the Splunk-style relative form SIEM users type: ``-15m``, ``-1d@d``, ``@d``, ``+0s``
-(``-N<u>`` is ``now-N<u>``, ``@<u>`` is ``/<u>``; units ``s m h d w mon y``, ``mon`` a month).
+Also the Splunk-style relative form SIEM users type: ``-15m``, ``-1d@d``, ``@d``, ``+0s``, and
+chains of them (``@d-2h``, ``-1d@d+8h``): ``-N<u>`` is ``now-N<u>``, ``@<u>`` is ``/<u>``; units
+``s m h d w mon y``, ``mon`` a month.
 
 Everything is computed in UTC; weeks start on Monday. A start rounds down; an end rounds
 up to the last millisecond of its unit (OpenSearch's ``lte``), and an absolute end that
@@ -29,7 +30,8 @@ from ...errors import BadRequest
 _ISO = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?)?)?)?"
                   r"(Z|[+-]\d{2}(?::?\d{2})?)?")
 _OP = re.compile(r"([+-])(\d+)(ms|[yMwdhHms])|/(ms|[yMwdhHms])")
-_SPLUNK = re.compile(r"(?:([+-])(\d+)(mon|[smhdwy]))?(?:@(mon|[smhdwy]))?")
+_SPLUNK = re.compile(r"(?:[+-]\d+(?:mon|[smhdwy])|@(?:mon|[smhdwy]))+")
+_SPLUNK_STEP = re.compile(r"([+-])(\d+)(mon|[smhdwy])|@(mon|[smhdwy])")
 _SPLUNK_UNITS = {"mon": "M", "s": "s", "m": "m", "h": "h", "d": "d", "w": "w", "y": "y"}
 _FIXED_MS = {"w": 7 * 86_400_000, "d": 86_400_000, "h": 3_600_000, "H": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -52,14 +54,14 @@ def resolve(text: object, now_ms: int, *, round_up: bool, name: str) -> int:
 
 
 def _splunk(text: str, name: str) -> str:
-    """The Splunk-style form rewritten as date math; any other text unchanged."""
+    """The Splunk-style form rewritten as date math, step by step (offsets and snaps chain,
+    as Splunk's ``-1d@d+8h``); any other text unchanged."""
     if text[0] not in "+-@":
         return text
-    match = _SPLUNK.fullmatch(text)
-    if not match or not (match[1] or match[4]):
+    if not _SPLUNK.fullmatch(text):
         raise _error(text, name, "not a relative time such as [-15m], [-1d@d] or [@d]")
-    math = f"{match[1]}{match[2]}{_SPLUNK_UNITS[match[3]]}" if match[1] else ""
-    return "now" + math + (f"/{_SPLUNK_UNITS[match[4]]}" if match[4] else "")
+    return "now" + "".join(f"{step[1]}{step[2]}{_SPLUNK_UNITS[step[3]]}" if step[1] else f"/{_SPLUNK_UNITS[step[4]]}"
+                           for step in _SPLUNK_STEP.finditer(text))
 
 
 def _apply(anchor: int, math: str, text: str, name: str, round_up: bool) -> int:
@@ -111,7 +113,7 @@ def _round(moment: datetime, unit: str, up: bool) -> datetime:
 def _absolute(text: str, original: str, name: str, *, round_up: bool) -> int:
     """An ISO-8601 date or date-time, or epoch millis; fields it omits are the lowest
     (or, with ``round_up``, the highest) they can be."""
-    if text.isdigit() and len(text) != 4:  # four digits are a year, as OpenSearch reads them first
+    if text.isdecimal() and len(text) != 4:  # four digits are a year, as OpenSearch reads them first
         return int(text)
     match = _ISO.fullmatch(text)
     if not match:
