@@ -151,6 +151,13 @@ def test_timeline_of_a_day_has_half_hour_buckets_including_empty_ones() -> None:
     assert sum(b["count"] for b in buckets) == 4
 
 
+def test_timeline_of_a_day_given_to_the_second_is_a_day() -> None:
+    # dtStart=2024-05-01T00:00:00Z, dtEnd=2024-05-02T00:00:00Z: the end rounds up to .999
+    timeline = Timeline("@timestamp", ms("2024-05-01T00:00:00Z"), ms("2024-05-02T00:00:00.999Z") + 1)
+    assert timeline.result()["interval"] == "30m"
+    assert Timeline("t", 0, DAY + 1001).result()["interval"] == "1d"  # a second more is more than a day
+
+
 def test_timeline_buckets_align_to_the_calendar() -> None:
     # a range starting mid-bucket: the first bucket is the one holding the start
     start, end = ms("2024-05-01T10:07:13Z"), ms("2024-05-01T10:52:00Z")  # 45 minutes: 1m buckets

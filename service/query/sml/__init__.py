@@ -154,7 +154,7 @@ class SmlJob(ShipsItsIndices):
             details = {**(details or {}), **clock.details.get(i, {})} or None  # a subsearch's rows
             cost.add(CommandCost(i, clock.ms[i], clock.rows[i - 1] if i else 0, clock.rows[i], details,
                                  0 if i in clock.fused else None))
-        return cost.result(took_ms, answer.count)
+        return cost.result(self.parse_ms + took_ms, answer.count)  # parsing is part of the total (spec §6)
 
 
 def interrupted_frame() -> dict[str, Any]:

@@ -210,9 +210,12 @@ class Timeline:
         self.interval = predefined_interval(self._range())
 
     def _range(self) -> int:
+        """The range's length in whole seconds (as ms): an end given to the second is
+        inclusive to its last millisecond (``dtEnd`` rounds up to ``.999``), and a day from
+        midnight to midnight is still a day."""
         if self.low is None or self.high is None:
             return 0
-        return self.high - self.low
+        return (self.high - self.low) // 1000 * 1000
 
     def add(self, event: dict[str, Any]) -> None:
         value = field_value(event, self.time_field)
