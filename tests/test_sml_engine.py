@@ -135,6 +135,31 @@ async def test_refusals_of_the_worked_examples(es, server) -> None:
     assert "[aggs] may only follow source, search, peval or inputlookup" in placement.reason
 
 
+# spec/sml.md §6.1, §9: an unknown function or aggregate, or a wrong number of arguments, is a 400
+# parsing_exception when the task is created (the query never runs), in every command
+REFUSED_AT_CREATION = [
+    ("source auth | eval x=nosuch(1)", "line 1:22: unknown function [nosuch]"),
+    ("source auth | where nosuch(1)", "line 1:21: unknown function [nosuch]"),
+    ("source auth | search host.name=mail | where len(1, 2) > 0", "line 1:45: function [len] expects 1 argument, got 2"),
+    ("source auth | peval x=lenght(user.name)", "line 1:23: unknown function [lenght]"),
+    ("source auth | stats nosuch(user.name)", "line 1:21: unknown aggregate function [nosuch]"),
+    ("source auth | aggs count, average(event.code) by host.name", "line 1:27: unknown aggregate function [average]"),
+    ("source auth | stats sum(lenght(user.name))", "line 1:25: unknown function [lenght]"),
+    ("source auth | stats by host.name", "line 1:21: unknown aggregate function [by]"),
+    ("source auth | sort host.name | eval x=if(1==1, 2)", "line 1:39: function [if] expects 3 arguments, got 2"),
+    ("source auth | append [ source auth | eval x=nosuch(1) ]", "line 1:45: unknown function [nosuch]"),
+]
+
+
+@pytest.mark.parametrize(("query", "reason"), REFUSED_AT_CREATION)
+async def test_bad_calls_are_refused_when_the_task_is_created(es, server, query: str, reason: str) -> None:
+    await load_auth(es)
+    sml = SmlRequest(query=query, time_field="@timestamp", start_ms=START, end_ms=END, now_ms=NOW)
+    with pytest.raises(ServiceError) as caught:
+        SmlJob.compile(sml, server.app[keys.CATALOG], QueryOptions())
+    assert (caught.value.status, caught.value.type, caught.value.reason) == (400, "parsing_exception", reason)
+
+
 async def test_a_raw_event_is_the_stored_document_with_index_and_id(es, server) -> None:
     await load_auth(es)
     rows, frame = _run(server, "source auth qsize=1")

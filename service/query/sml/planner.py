@@ -189,7 +189,7 @@ def _stats(command: ast.Stats, rows: _Rows) -> list[Step]:
     """Shared Aggregate, then SML's output rules (spec §7.5): groups with a null key gone
     (a multi-valued key already put its row in one group per value), sorted by the keys,
     the keys' columns first."""
-    aggregates = tuple(_aggregate(agg, rows, command.src) for agg in command.aggs)
+    aggregates = tuple((name, call, None) for name, call in _aggregates(command.aggs, rows))
     groups = tuple((name, rows.resolve(Column(name, src=command.src))) for name in command.by)
     steps: list[Step] = [Aggregate(aggregates, groups, src=command.src)]
     if command.by:
@@ -411,7 +411,6 @@ def _streamstats(command: ast.StreamStats, rows: _Rows) -> sp.StreamStats:
     for name, _ in aggs:
         rows.assign(name)
     after = None if command.reset_after is None else rows.resolve(command.reset_after)
-    functions.verify((before, after))
     return sp.StreamStats(aggs, by, command.window, command.reset_on_change, before, after, src=command.src)
 
 
@@ -734,7 +733,8 @@ def _planned(commands: tuple[Any, ...], context: _Context, events: bool | None =
 def plan(pipeline: ast.Pipeline, request: SmlRequest, catalog: Catalog,
          lookups: Definitions = of_index) -> Planned:
     """The shared plan of ``pipeline`` over ``request``'s time range. Unknown indices and
-    bad options are raised now."""
+    bad options, unknown functions and aggregates are raised now."""
+    functions.verify(pipeline.commands)  # every eval function call, subsearches' too (§6.1, §9)
     warnings: list[str] = []
     context = _Context(request, catalog, lookups, warnings)
     generated = _planned(pipeline.commands, context)
