@@ -263,6 +263,22 @@ async def test_sort_orders_numbers_strings_booleans_then_nulls(es, server) -> No
     assert [r["w"] for r in rows] == [True, False, "b"]
 
 
+async def test_numeric_looking_strings_sort_and_group_as_the_numbers_they_are(es, server) -> None:
+    # §4: numeric-looking strings compare numerically (where "9" < "10"); sort (§7.8), the order
+    # of stats groups (§7.5) and values() all follow that one order, as Splunk's sort does
+    ports = ["443", "80", "8080", "22", "ssh", "22.0"]
+    await bulk(es, "ports", [(f"p{i}", {"@timestamp": f"2024-05-01T0{i}:00:00Z", "port": port})
+                             for i, port in enumerate(ports)])
+    rows, _ = _run(server, "source ports | sort port | table port")
+    assert [r["port"] for r in rows] == ["22", "22.0", "80", "443", "8080", "ssh"]
+    rows, _ = _run(server, "source ports | sort -port | table port")
+    assert [r["port"] for r in rows] == ["ssh", "8080", "443", "80", "22.0", "22"]
+    rows, _ = _run(server, "source ports | stats count by port")
+    assert [r["port"] for r in rows] == ["22", "22.0", "80", "443", "8080", "ssh"]
+    rows, _ = _run(server, "source ports | stats values(port) as v")
+    assert rows == [{"v": ["22", "22.0", "80", "443", "8080", "ssh"]}]
+
+
 async def test_sort_by_several_keys_is_stable(es, server) -> None:
     await load_auth(es)
     rows, _ = _run(server, "source auth | sort host.name, -@timestamp | table _id")
