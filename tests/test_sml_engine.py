@@ -202,6 +202,21 @@ async def test_earliest_and_latest_set_the_sources_own_range(es, server) -> None
     assert bad.status == 400
 
 
+@pytest.mark.parametrize(("condition", "expected"), [
+    ("1", []), ('"true"', []), ("user.name", []), ("event.code", []), ("event.code + 1", []), ("nothing", []),
+    ("ok", ["e4", "e3", "e1"]), ("NOT ok", ["e5", "e2"]), ("flag", ["e3", "e1"]),
+])
+async def test_where_keeps_a_row_only_when_its_condition_is_exactly_true(es, server, condition: str,
+                                                                         expected: list[str]) -> None:
+    # §6: a where keeps the rows where the expression is exactly true; a value of another type
+    # is no failure (§9: runtime problems on values yield null), the row is just not kept
+    await load_auth(es)
+    query = ('source auth | eval ok=event.outcome=="success", flag=if(user.name=="alice", true(), "yes") '
+             f"| where {condition} | table _id")
+    rows, frame = _run(server, query)
+    assert [r["_id"] for r in rows] == expected and frame["warnings"] == []
+
+
 async def test_where_and_search_read_fields_that_eval_wrote(es, server) -> None:
     await load_auth(es)
     rows, _ = _run(server, 'source auth | eval who=user.name + "@" + host.name | search who="bob@*" '

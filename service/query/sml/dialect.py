@@ -39,7 +39,7 @@ from ..execute import METADATA
 from ..expr import Binary, Column, Expr, In, Literal, Logical, Neg, Not, Src
 from ..plan import Source
 from . import aggregates, functions
-from .ast import Term, Text
+from .ast import Holds, Term, Text
 from .operators import SOURCES, STEPS
 from .source import SOURCES as SCANS, STEPS as SCAN_STEPS
 from .values import COMPARE, TypeMismatch, compare, first, leaves, number, numeric, result, text
@@ -177,6 +177,11 @@ def _truth(v: Any) -> bool | None:
 def _not(expr: Not, scope: Scope, clock: Clock) -> Compiled:
     fn, _ = compile_expr(expr.value, scope)
     return (lambda row: None if (v := _truth(fn(row))) is None else not v), "boolean"
+
+
+def _exactly_true(expr: Holds, scope: Scope, clock: Clock) -> Compiled:
+    fn, _ = compile_expr(expr.value, scope)
+    return (lambda row: _truth(fn(row)) is True), "boolean"
 
 
 def _logical(expr: Logical, scope: Scope, clock: Clock) -> Compiled:
@@ -334,6 +339,7 @@ def _holds_tokens(term: str, tokens: list[str], value: str) -> bool:
 
 _NODES: dict[type, Callable[[Any, Scope, Clock], Compiled | None]] = {
     Column: _column, Binary: _binary, Neg: _neg, Not: _not, Logical: _logical, In: _in, Term: _term, Text: _text,
+    Holds: _exactly_true,
 }
 
 

@@ -169,6 +169,12 @@ def _search(command: ast.Search, rows: _Rows) -> sp.Search:
     return sp.Search(condition, reads, src=command.src)
 
 
+def _where(command: ast.Where, rows: _Rows) -> Filter:
+    """The rows where the condition is exactly true (§6): one of another type keeps none."""
+    condition = rows.resolve(command.condition)
+    return Filter(ast.Holds(condition, src=condition.src), src=command.src)
+
+
 def _eval(command: ast.Eval, rows: _Rows) -> Eval:
     """Assignments left to right: each sees the fields the ones before it wrote."""
     assignments = []
@@ -566,7 +572,7 @@ def _one(build: Callable[[Any, _Rows], Step]) -> Callable[[Any, _Rows], list[Ste
 # each command's steps after the storage prefix: (command, what the rows hold) -> steps
 PLANNERS: dict[type, Callable[[Any, _Rows], list[Step]]] = {
     ast.Search: _one(_search),
-    ast.Where: lambda command, rows: [Filter(rows.resolve(command.condition), src=command.src)],
+    ast.Where: _one(_where),
     ast.Eval: _one(_eval),
     ast.Stats: _stats,
     ast.Fields: _one(_fields),
