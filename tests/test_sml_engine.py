@@ -48,11 +48,12 @@ async def load_auth(es: AsyncElasticsearch) -> None:
     await bulk(es, "auth", [(row[0], _doc(*row[1:])) for row in AUTH])
 
 
-def _run(server: Any, query: str, **request: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _run(server: Any, query: str, options: QueryOptions = QueryOptions(),
+         **request: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The rows and the frame of ``query`` over the request range of §10."""
     sml = SmlRequest(**{"query": query, "time_field": "@timestamp", "start_ms": START, "end_ms": END,
                         "now_ms": NOW, **request})
-    job = SmlJob.compile(sml, server.app[keys.CATALOG], QueryOptions())
+    job = SmlJob.compile(sml, server.app[keys.CATALOG], options)
     with sqlite3.connect(server.app[keys.SETTINGS].db_path) as conn:
         answer = job.run(conn, Control())
         rows = [row[0] for row in answer.rows]
@@ -232,6 +233,20 @@ async def test_stats_groups_multi_values_drops_null_keys_and_counts_empty_input(
     assert rows == [{"tag": "a", "count": 1, "sum(n)": 1}, {"tag": "b", "count": 2, "sum(n)": 3}]
     rows, frame = _run(server, "source tags | search n>100 | stats count, max(n) as top")
     assert rows == [{"count": 0, "top": None}] and frame["fields"] == ["count", "top"]
+
+
+@pytest.mark.parametrize("pushdown", [True, False], ids=["pushdown", "python"])
+async def test_a_value_twice_in_a_multi_valued_by_field_puts_its_row_in_that_group_once(es, server, pushdown) -> None:
+    # §7.5: one group per element; an element written twice is still one group for that row,
+    # as the storage's terms aggregation (and Elasticsearch's block hash) counts it
+    await bulk(es, "dups", [("d1", {"@timestamp": "2024-05-01T01:00:00Z", "tag": ["a", "b", "a"], "n": [1, 1, 2]}),
+                             ("d2", {"@timestamp": "2024-05-01T02:00:00Z", "tag": "b", "n": 2})])
+    options = {"options": QueryOptions(pushdown=pushdown)}
+    rows, _ = _run(server, "source dups | stats count by tag", **options)
+    assert rows == [{"tag": "a", "count": 1}, {"tag": "b", "count": 2}]
+    rows, _ = _run(server, "source dups | stats count by tag, n", **options)
+    assert rows == [{"tag": "a", "n": 1, "count": 1}, {"tag": "a", "n": 2, "count": 1},
+                    {"tag": "b", "n": 1, "count": 1}, {"tag": "b", "n": 2, "count": 2}]
 
 
 async def test_fields_keeps_or_removes_paths_and_keeps_nesting(es, server) -> None:
