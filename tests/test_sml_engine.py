@@ -218,6 +218,21 @@ async def test_where_keeps_a_row_only_when_its_condition_is_exactly_true(es, ser
     assert [r["_id"] for r in rows] == expected and frame["warnings"] == []
 
 
+@pytest.mark.parametrize("pushdown", [True, False], ids=["pushdown", "python"])
+@pytest.mark.parametrize(("query", "count"), [
+    ("source auth | search @timestamp>=-2h@h | stats count", 5),  # now is 12:00: from 10:00
+    ("source auth | search @timestamp>=-110m | stats count", 3),  # from 10:10
+    ("source auth | search @timestamp<=2024-05-01T10 | stats count", 5),  # to 10:59:59.999
+    ("source auth | search @timestamp<2024-05-01T10:05 | stats count", 1),
+    ('source auth | where @timestamp < "-110m" | stats count', 2),
+])
+async def test_search_and_where_read_splunk_relative_times_and_dates_lacking_fields(
+        es, server, pushdown: bool, query: str, count: int) -> None:
+    await load_auth(es)
+    rows, _ = _run(server, query, options=QueryOptions(pushdown=pushdown))
+    assert rows == [{"count": count}]
+
+
 async def test_where_and_search_read_fields_that_eval_wrote(es, server) -> None:
     await load_auth(es)
     rows, _ = _run(server, 'source auth | eval who=user.name + "@" + host.name | search who="bob@*" '

@@ -33,12 +33,11 @@ from ...store.catalog import Catalog, Index
 from ...store.dates import format_millis, format_nanos, parse_iso_nanos
 from .. import types as T
 from ..dialect import Dialect
-from ..dsl import _date_math
 from ..evaluate import EvalError, Fn, Scope, Warnings, _java_mod, _short_circuit, compile_expr, verify_fail
 from ..execute import METADATA
 from ..expr import Binary, Column, Expr, In, Literal, Logical, Neg, Not, Src
 from ..plan import Source
-from . import aggregates, functions
+from . import aggregates, functions, times
 from .ast import Holds, Term, Text
 from .operators import SOURCES, STEPS
 from .source import SOURCES as SCANS, STEPS as SCAN_STEPS
@@ -208,14 +207,13 @@ def _in(expr: In, scope: Scope, clock: Clock) -> Compiled:
 # --- search (§5) --------------------------------------------------------------------------
 
 def instant(written: str, now_ms: int, round_up: bool) -> int | None:
-    """An ISO-8601 date or date math (``now-1h``, ``now/d``, ``2024-05-01||+1d``) in epoch
-    ms, ``round_up`` rounding ``/unit`` to its last millisecond; None when it is neither."""
+    """A date as a range's bound reads it (``times.resolve``: ISO-8601, epoch ms, date math
+    such as ``now-1h``, ``now/d``, ``2024-05-01||+1d``, Splunk-style ``-1h``, ``-1d@d``) in
+    epoch ms; ``round_up`` ends it at the last millisecond of what it names (``now/d``,
+    ``2024-05-01``); None when it is no date."""
     try:
-        if written.startswith("now"):
-            return _date_math(now_ms, written[3:], round_up, written)
-        anchor, _, math_part = written.partition("||")
-        return _date_math(parse_iso_nanos(anchor) // 1_000_000, math_part, round_up, written)
-    except (ValueError, EvalError, ServiceError):
+        return times.resolve(written, now_ms, round_up=round_up, name="date")
+    except ServiceError:
         return None
 
 
