@@ -285,6 +285,25 @@ async def test_eval_writes_literal_keys_that_fields_and_rename_follow(es, server
     assert rows == [{"_id": "e5", "h": {"name": "mail"}, "who": "bob"}]
 
 
+async def test_rename_by_pattern_renames_every_matching_field(es, server) -> None:
+    # §7.10: `*` in both sides renames by pattern, each `*` of the new name standing for what
+    # the old name's `*` matched
+    await load_auth(es)
+    rows, _ = _run(server, "source auth qsize=1 | rename host.* as h_* | table h_name, host.name")
+    assert rows == [{"h_name": "mail", "host.name": None}]
+    rows, _ = _run(server, "source auth qsize=1 | rename *.name as *_name | table host_name, user_name, event.code")
+    assert rows == [{"host_name": "mail", "user_name": "bob", "event.code": 4625}]
+    rows, frame = _run(server, "source auth | stats count by host.name, user.name | rename *.name as * "
+                               "| where user==\"bob\"")
+    assert rows == [{"host": "dc01", "user": "bob", "count": 1}, {"host": "mail", "user": "bob", "count": 2}]
+    assert frame["fields"] == ["host", "user", "count"]
+    rows, _ = _run(server, "source auth qsize=1 | rename nothing.* as n_* | table _id")
+    assert rows == [{"_id": "e5"}]  # no field matches: nothing to rename
+    refused = _error(server, "source auth | rename host.* as h")
+    assert (refused.status, refused.reason) == (400, "line 1:22: [rename] pattern [h] must hold as many [*] "
+                                                     "as [host.*]")
+
+
 async def test_table_patterns_missing_fields_and_keyword_names(es, server) -> None:
     await load_auth(es)
     rows, frame = _run(server, "source auth qsize=1 | table event.*, nothing, host.name.keyword, user.name.keyword")

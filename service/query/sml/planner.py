@@ -32,6 +32,7 @@ never an error.
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field, fields as dataclass_fields, replace
 from typing import Any, Callable, Iterable, Iterator
 
@@ -44,7 +45,7 @@ from ..plan import Aggregate, Eval, Filter, Limit, Plan, ScanOrder, Source, Step
 from . import aggregates, ast, buckets, functions, times
 from . import plan as sp
 from .lookups import Definition, Definitions, of_index
-from .operators import expand_fields as _expand, matching_fields as _matching
+from .operators import expand_fields as _expand, field_pattern, matching_fields as _matching
 from .request import SmlRequest
 from .source import Qsize, Scan
 
@@ -244,33 +245,57 @@ def _table(command: ast.Table, rows: _Rows) -> Step:
 
 def _rename(command: ast.Rename, rows: _Rows) -> list[Step]:
     """Each pair in turn: a field (or, while rows are events, an object and the fields
-    under it) takes the new name as a literal key; a name the rows lack is ignored."""
+    under it) takes the new name as a literal key; a name the rows lack is ignored. A pair
+    with ``*`` renames every field its old pattern matches (§7.10)."""
     steps: list[Step] = []
     for old, new in command.pairs:
-        column = rows.column(old)
-        if column in rows.names:
-            old = column  # ``x.keyword`` renames ``x``
-        if old == new:
-            continue
-        inside = [n for n in rows.names if n.startswith(old + ".")] if rows.events and column is None else []
-        if column is None and not inside:
-            continue
-        if column is not None:
-            pairs = [(column, new)]
-            stored = rows.events and old in rows.names and old not in rows.created
-        else:
-            pairs = [(n, new + n[len(old):]) for n in inside]
-            stored = True
-        steps.append(sp.Rename(tuple(pairs), src=command.src))
-        if stored:
-            rows.edits.append(sp.Edit("move", (old,), new))
-            for name, target in pairs:
-                rows.renamed(name, target)
-        elif old in rows.names:
-            rows.renamed(old, new)
-        else:  # a multi-field or alias: its value becomes a field of its own
-            rows.assign(new)
+        for name, target in _renamed_by(old, new, rows, command.src):
+            steps += _rename_one(name, target, rows, command.src)
     return steps
+
+
+def _renamed_by(old: str, new: str, rows: _Rows, src: Src) -> list[tuple[str, str]]:
+    """The (field, new name) pairs of one ``rename`` pair: itself, or with ``*`` the fields
+    the old pattern matches, each ``*`` of the new name replaced by what its ``*`` matched."""
+    if "*" not in old:
+        return [(old, new)]
+    if rows.wide:
+        raise ParsingError(f"line {src.line}:{src.col}: renaming by pattern [{old}] after a pivot's "
+                           "columns is not supported yet")
+    shape = re.compile("(.*?)".join(map(re.escape, old.split("*"))) + "$", re.DOTALL)
+    pieces = new.split("*")
+    pairs = []
+    for name in rows.names:
+        found = shape.match(name) if field_pattern(old)(name) else None
+        if found is not None:
+            pairs.append((name, pieces[0] + "".join(g + p for g, p in zip(found.groups(), pieces[1:]))))
+    return pairs
+
+
+def _rename_one(old: str, new: str, rows: _Rows, src: Src) -> list[Step]:
+    column = rows.column(old)
+    if column in rows.names:
+        old = column  # ``x.keyword`` renames ``x``
+    if old == new:
+        return []
+    inside = [n for n in rows.names if n.startswith(old + ".")] if rows.events and column is None else []
+    if column is None and not inside:
+        return []
+    if column is not None:
+        pairs = [(column, new)]
+        stored = rows.events and old in rows.names and old not in rows.created
+    else:
+        pairs = [(n, new + n[len(old):]) for n in inside]
+        stored = True
+    if stored:
+        rows.edits.append(sp.Edit("move", (old,), new))
+        for name, target in pairs:
+            rows.renamed(name, target)
+    elif old in rows.names:
+        rows.renamed(old, new)
+    else:  # a multi-field or alias: its value becomes a field of its own
+        rows.assign(new)
+    return [sp.Rename(tuple(pairs), src=src)]
 
 
 def _sort(command: ast.Sort, rows: _Rows) -> list[Step]:
