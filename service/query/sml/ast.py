@@ -2,8 +2,9 @@
 
 Expressions are the shared trees of ``service/query/expr.py``; search adds two nodes of
 its own, ``Term`` and ``Text``, whose semantics (case-insensitive, wildcards, any value
-of an array, full-text tokens) differ from ``Binary`` comparisons; ``where`` adds ``Holds``. Every command carries
-``src``: the position of its name and the command's text, for errors found later.
+of an array, full-text tokens) differ from ``Binary`` comparisons, and ``where`` adds
+``Holds``. Every command carries ``src``: the position of its name and the command's
+text, for errors found later.
 """
 
 from __future__ import annotations
