@@ -194,8 +194,8 @@ def _aggregate(agg: ast.Agg, rows: _Rows, src: Src) -> tuple[str, Expr, None]:
 
 def _stats(command: ast.Stats, rows: _Rows) -> list[Step]:
     """Shared Aggregate, then SML's output rules (spec §7.5): groups with a null key gone
-    (a multi-valued key already put its row in one group per distinct value), sorted by the keys,
-    the keys' columns first."""
+    (a multi-valued key already put its row in one group per distinct value), sorted by
+    the keys, the keys' columns first."""
     aggregates = tuple((name, call, None) for name, call in _aggregates(command.aggs, rows))
     groups = tuple((name, rows.resolve(Column(name, src=command.src))) for name in command.by)
     steps: list[Step] = [Aggregate(aggregates, groups, src=command.src)]
