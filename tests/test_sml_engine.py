@@ -264,6 +264,25 @@ async def test_a_value_twice_in_a_multi_valued_by_field_puts_its_row_in_that_gro
                     {"tag": "b", "n": 1, "count": 1}, {"tag": "b", "n": 2, "count": 2}]
 
 
+@pytest.mark.parametrize("query", [
+    "source other | stats latest(n) as last, count", "source other | stats earliest(n) by n",
+    "source other | eventstats latest(n) as last", "source other | streamstats earliest(n) as first",
+])
+async def test_earliest_and_latest_warn_when_no_row_has_their_default_time_field(es, server, query: str) -> None:
+    # §3: the time-aware aggregates keep @timestamp even when the task's time field is another;
+    # when no input row has it, a warning says so (their answer is null)
+    await bulk(es, "other", [("o1", {"ts": "2024-05-01T10:00:00Z", "n": 1}),
+                              ("o2", {"ts": "2024-05-01T11:00:00Z", "n": 2})])
+    command = query.split("| ")[1].split()[0]
+    _, frame = _run(server, query, time_field="ts")
+    assert frame["warnings"] == [f"[{command}] no row has a value of [@timestamp], the time field of earliest() "
+                                 "and latest(); name the events' time field as their second argument"]
+    rows, frame = _run(server, query.replace("(n)", "(n, ts)"), time_field="ts")
+    assert frame["warnings"] == []
+    if command == "stats" and "count" in query:
+        assert rows == [{"last": 2, "count": 2}]
+
+
 async def test_fields_keeps_or_removes_paths_and_keeps_nesting(es, server) -> None:
     await load_auth(es)
     rows, frame = _run(server, "source auth qsize=1 | fields host.name, event.*")

@@ -33,7 +33,7 @@ from ..fieldpath import MISSING, field_value
 from ..plan import Step
 from . import plan as sp
 from .functions import compile_regex
-from .timeseries import run_bin, run_pivot
+from .timeseries import run_bin, run_pivot, run_time_check
 from .values import first, identity, order_key, text
 
 Document = dict[str, Any]
@@ -942,6 +942,7 @@ STEPS: dict[type[Step], Callable[..., Relation]] = {
     sp.Events: run_events,
     sp.Rows: run_rows,
     sp.Probe: run_probe,
+    sp.TimeCheck: run_time_check,
     # timechart, timeaggs, bin
     sp.Bin: run_bin,
     sp.Pivot: run_pivot,

@@ -198,7 +198,7 @@ def _stats(command: ast.Stats, rows: _Rows) -> list[Step]:
     the keys, the keys' columns first."""
     aggregates = tuple((name, call, None) for name, call in _aggregates(command.aggs, rows))
     groups = tuple((name, rows.resolve(Column(name, src=command.src))) for name in command.by)
-    steps: list[Step] = [Aggregate(aggregates, groups, src=command.src)]
+    steps: list[Step] = [*_time_checked(command, rows), Aggregate(aggregates, groups, src=command.src)]
     if command.by:
         present = [IsNull(Column(name, src=command.src), negated=True, src=command.src) for name in command.by]
         steps.append(Filter(_all(present), src=command.src))
@@ -402,6 +402,16 @@ def _columns(names: Iterable[str], rows: _Rows, src: Src) -> tuple[tuple[str, Ex
     return tuple((name, rows.resolve(Column(name, src=src))) for name in dict.fromkeys(names))
 
 
+def _time_checked(command: Any, rows: _Rows) -> list[Step]:
+    """Before the aggregates of ``command``, when one is ``earliest()``/``latest()`` on the
+    default ``@timestamp``, the step that warns if no row has it (§3)."""
+    if not any(agg.function in TIMED_AGGREGATES and len(agg.args) == 1 for agg in command.aggs):
+        return []
+    warning = f"[{_command_name(command)}] no row has a value of [{DEFAULT_TIME_FIELD}], the time field of " \
+              "earliest() and latest(); name the events' time field as their second argument"
+    return [sp.TimeCheck(rows.resolve(Column(DEFAULT_TIME_FIELD, src=command.src)), warning, src=command.src)]
+
+
 def _aggregates(aggs: tuple[ast.Agg, ...], rows: _Rows) -> tuple[tuple[str, Call], ...]:
     """The aggregates of a stats-like command as calls over the rows, refused now (400) when
     SML has no such aggregate or its arguments are wrong."""
@@ -421,28 +431,31 @@ def _top(command: ast.Top, rows: _Rows) -> list[Step]:
     return [sp.Top(fields, by, command.limit, command.rare, command.count, command.percent, src=command.src)]
 
 
-def _eventstats(command: ast.EventStats, rows: _Rows) -> sp.EventStats:
+def _eventstats(command: ast.EventStats, rows: _Rows) -> list[Step]:
     """The shared Aggregate over the rows, its results added to each row of the group; the
     aggregates are named ``$0``... inside, so no ``by`` field's name can hide one."""
     aggs = _aggregates(command.aggs, rows)
     inner = tuple((f"${i}", call, None) for i, (_, call) in enumerate(aggs))
-    step = sp.EventStats(Aggregate(inner, _columns(command.by, rows, command.src), src=command.src),
-                         tuple(name for name, _ in aggs), src=command.src)
+    steps = [*_time_checked(command, rows),
+             sp.EventStats(Aggregate(inner, _columns(command.by, rows, command.src), src=command.src),
+                           tuple(name for name, _ in aggs), src=command.src)]
     for name, _ in aggs:
         rows.assign(name)
-    return step
+    return steps
 
 
-def _streamstats(command: ast.StreamStats, rows: _Rows) -> sp.StreamStats:
+def _streamstats(command: ast.StreamStats, rows: _Rows) -> list[Step]:
     """``reset_before`` reads the row as it comes, ``reset_after`` the row with its running
     values (spec §7.15)."""
     aggs = _aggregates(command.aggs, rows)
     by = tuple(expr for _, expr in _columns(command.by, rows, command.src))
+    check = _time_checked(command, rows)
     before = None if command.reset_before is None else rows.resolve(command.reset_before)
     for name, _ in aggs:
         rows.assign(name)
     after = None if command.reset_after is None else rows.resolve(command.reset_after)
-    return sp.StreamStats(aggs, by, command.window, command.reset_on_change, before, after, src=command.src)
+    return [*check, sp.StreamStats(aggs, by, command.window, command.reset_on_change, before, after,
+                                   src=command.src)]
 
 
 def _rex(command: ast.Rex, rows: _Rows) -> sp.Rex:
@@ -613,8 +626,8 @@ PLANNERS: dict[type, Callable[[Any, _Rows], list[Step]]] = {
 
     # top, rare, eventstats, streamstats, rex, makeresults
     ast.Top: _top,
-    ast.EventStats: _one(_eventstats),
-    ast.StreamStats: _one(_streamstats),
+    ast.EventStats: _eventstats,
+    ast.StreamStats: _streamstats,
     ast.Rex: _one(_rex),
 
     # join, append, lookup, inputlookup: in NESTED (they plan subsearches)
