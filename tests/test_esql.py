@@ -49,6 +49,14 @@ async def test_stats_sees_every_column_its_steps_name(logs: AsyncElasticsearch) 
     assert kept["values"] == [[30, "a"], [20, "b"]]
 
 
+async def test_stats_by_a_multi_value_counts_a_row_once_per_distinct_value(es: AsyncElasticsearch) -> None:
+    """As Elasticsearch's block hash dedupes each multi-valued position before grouping."""
+    await es.bulk(index="dups", refresh=True, operations=[
+        {"index": {}}, {"tag": ["a", "b", "a"], "n": [1, 1, 2]}, {"index": {}}, {"tag": "b", "n": 2}])
+    resp = await es.esql.query(query="FROM dups | STATS c = COUNT(*) BY tag, n | SORT tag, n | LIMIT 10")
+    assert resp["values"] == [[1, "a", 1], [1, "a", 2], [1, "b", 1], [2, "b", 2]]
+
+
 async def test_from_returns_sorted_columns_and_dates(logs: AsyncElasticsearch) -> None:
     resp = await logs.esql.query(query="FROM logs | SORT @timestamp | LIMIT 1")
     assert [c["name"] for c in resp["columns"]] == ["@timestamp", "bytes", "host.name", "tags"]

@@ -140,6 +140,8 @@ def test_a_string_literal_compared_with_a_date_column_is_that_date() -> None:
     assert run(Binary("<", col("t"), lit("2024-05-02")), t=ts) is True
     assert run(Binary(">=", col("t"), lit("now-1d")), t=ts) is True
     assert run(Binary(">", col("t"), lit("now")), t=ts) is False
+    assert run(Binary("<", col("t"), lit("-1h")), t=ts) is True  # now-1h (§3), not the text "-1h"
+    assert run(Binary(">=", col("t"), lit("@d")), t=ts) is True
 
 
 def test_in_is_a_disjunction_of_equalities_and_null_is_in_nothing() -> None:
@@ -237,6 +239,16 @@ def test_search_dates_compare_with_date_expressions() -> None:
     assert run(Term("@timestamp", "=", "2024-05-01T10:00:00.000Z"), **{"@timestamp": ts}) is True
     assert run(Term("@timestamp", "=", "2024-05-01*"), **{"@timestamp": ts}) is True  # as the answer writes it
     assert run(Term("when", ">", "2024-04-30"), when=("keyword", "2024-05-01T00:00:00Z")) is True
+    # §3's Splunk-style relative times are date expressions too, and a date that omits fields
+    # ends where a range's end does (OpenSearch's lte/gt): the last ms of what it names
+    assert run(Term("@timestamp", ">=", "-12h"), **{"@timestamp": ts}) is True
+    assert run(Term("@timestamp", ">=", "-1h"), **{"@timestamp": ts}) is False
+    assert run(Term("@timestamp", ">=", "-1d@d"), **{"@timestamp": ts}) is True
+    assert run(Term("@timestamp", "<", "@d"), **{"@timestamp": ts}) is False
+    assert run(Term("@timestamp", "<=", "2024-05-01"), **{"@timestamp": ts}) is True
+    assert run(Term("@timestamp", ">", "2024-05-01T09"), **{"@timestamp": ts}) is True
+    assert run(Term("@timestamp", ">", "2024-05-01T10"), **{"@timestamp": ts}) is False
+    assert run(Term("@timestamp", ">=", "2024-05-01T10"), **{"@timestamp": ts}) is True
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -48,11 +48,12 @@ async def load_auth(es: AsyncElasticsearch) -> None:
     await bulk(es, "auth", [(row[0], _doc(*row[1:])) for row in AUTH])
 
 
-def _run(server: Any, query: str, **request: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _run(server: Any, query: str, options: QueryOptions = QueryOptions(),
+         **request: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The rows and the frame of ``query`` over the request range of §10."""
     sml = SmlRequest(**{"query": query, "time_field": "@timestamp", "start_ms": START, "end_ms": END,
                         "now_ms": NOW, **request})
-    job = SmlJob.compile(sml, server.app[keys.CATALOG], QueryOptions())
+    job = SmlJob.compile(sml, server.app[keys.CATALOG], options)
     with sqlite3.connect(server.app[keys.SETTINGS].db_path) as conn:
         answer = job.run(conn, Control())
         rows = [row[0] for row in answer.rows]
@@ -135,6 +136,31 @@ async def test_refusals_of_the_worked_examples(es, server) -> None:
     assert "[aggs] may only follow source, search, peval or inputlookup" in placement.reason
 
 
+# spec/sml.md §6.1, §9: an unknown function or aggregate, or a wrong number of arguments, is a 400
+# parsing_exception when the task is created (the query never runs), in every command
+REFUSED_AT_CREATION = [
+    ("source auth | eval x=nosuch(1)", "line 1:22: unknown function [nosuch]"),
+    ("source auth | where nosuch(1)", "line 1:21: unknown function [nosuch]"),
+    ("source auth | search host.name=mail | where len(1, 2) > 0", "line 1:45: function [len] expects 1 argument, got 2"),
+    ("source auth | peval x=lenght(user.name)", "line 1:23: unknown function [lenght]"),
+    ("source auth | stats nosuch(user.name)", "line 1:21: unknown aggregate function [nosuch]"),
+    ("source auth | aggs count, average(event.code) by host.name", "line 1:27: unknown aggregate function [average]"),
+    ("source auth | stats sum(lenght(user.name))", "line 1:25: unknown function [lenght]"),
+    ("source auth | stats by host.name", "line 1:21: unknown aggregate function [by]"),
+    ("source auth | sort host.name | eval x=if(1==1, 2)", "line 1:39: function [if] expects 3 arguments, got 2"),
+    ("source auth | append [ source auth | eval x=nosuch(1) ]", "line 1:45: unknown function [nosuch]"),
+]
+
+
+@pytest.mark.parametrize(("query", "reason"), REFUSED_AT_CREATION)
+async def test_bad_calls_are_refused_when_the_task_is_created(es, server, query: str, reason: str) -> None:
+    await load_auth(es)
+    sml = SmlRequest(query=query, time_field="@timestamp", start_ms=START, end_ms=END, now_ms=NOW)
+    with pytest.raises(ServiceError) as caught:
+        SmlJob.compile(sml, server.app[keys.CATALOG], QueryOptions())
+    assert (caught.value.status, caught.value.type, caught.value.reason) == (400, "parsing_exception", reason)
+
+
 async def test_a_raw_event_is_the_stored_document_with_index_and_id(es, server) -> None:
     await load_auth(es)
     rows, frame = _run(server, "source auth qsize=1")
@@ -177,6 +203,36 @@ async def test_earliest_and_latest_set_the_sources_own_range(es, server) -> None
     assert bad.status == 400
 
 
+@pytest.mark.parametrize(("condition", "expected"), [
+    ("1", []), ('"true"', []), ("user.name", []), ("event.code", []), ("event.code + 1", []), ("nothing", []),
+    ("ok", ["e4", "e3", "e1"]), ("NOT ok", ["e5", "e2"]), ("flag", ["e3", "e1"]),
+])
+async def test_where_keeps_a_row_only_when_its_condition_is_exactly_true(es, server, condition: str,
+                                                                         expected: list[str]) -> None:
+    # §6: a where keeps the rows where the expression is exactly true; a value of another type
+    # is no failure (§9: runtime problems on values yield null), the row is just not kept
+    await load_auth(es)
+    query = ('source auth | eval ok=event.outcome=="success", flag=if(user.name=="alice", true(), "yes") '
+             f"| where {condition} | table _id")
+    rows, frame = _run(server, query)
+    assert [r["_id"] for r in rows] == expected and frame["warnings"] == []
+
+
+@pytest.mark.parametrize("pushdown", [True, False], ids=["pushdown", "python"])
+@pytest.mark.parametrize(("query", "count"), [
+    ("source auth | search @timestamp>=-2h@h | stats count", 5),  # now is 12:00: from 10:00
+    ("source auth | search @timestamp>=-110m | stats count", 3),  # from 10:10
+    ("source auth | search @timestamp<=2024-05-01T10 | stats count", 5),  # to 10:59:59.999
+    ("source auth | search @timestamp<2024-05-01T10:05 | stats count", 1),
+    ('source auth | where @timestamp < "-110m" | stats count', 2),
+])
+async def test_search_and_where_read_splunk_relative_times_and_dates_lacking_fields(
+        es, server, pushdown: bool, query: str, count: int) -> None:
+    await load_auth(es)
+    rows, _ = _run(server, query, options=QueryOptions(pushdown=pushdown))
+    assert rows == [{"count": count}]
+
+
 async def test_where_and_search_read_fields_that_eval_wrote(es, server) -> None:
     await load_auth(es)
     rows, _ = _run(server, 'source auth | eval who=user.name + "@" + host.name | search who="bob@*" '
@@ -192,6 +248,39 @@ async def test_stats_groups_multi_values_drops_null_keys_and_counts_empty_input(
     assert rows == [{"tag": "a", "count": 1, "sum(n)": 1}, {"tag": "b", "count": 2, "sum(n)": 3}]
     rows, frame = _run(server, "source tags | search n>100 | stats count, max(n) as top")
     assert rows == [{"count": 0, "top": None}] and frame["fields"] == ["count", "top"]
+
+
+@pytest.mark.parametrize("pushdown", [True, False], ids=["pushdown", "python"])
+async def test_a_value_twice_in_a_multi_valued_by_field_puts_its_row_in_that_group_once(es, server, pushdown) -> None:
+    # §7.5: one group per element; an element written twice is still one group for that row,
+    # as the storage's terms aggregation (and Elasticsearch's block hash) counts it
+    await bulk(es, "dups", [("d1", {"@timestamp": "2024-05-01T01:00:00Z", "tag": ["a", "b", "a"], "n": [1, 1, 2]}),
+                             ("d2", {"@timestamp": "2024-05-01T02:00:00Z", "tag": "b", "n": 2})])
+    options = {"options": QueryOptions(pushdown=pushdown)}
+    rows, _ = _run(server, "source dups | stats count by tag", **options)
+    assert rows == [{"tag": "a", "count": 1}, {"tag": "b", "count": 2}]
+    rows, _ = _run(server, "source dups | stats count by tag, n", **options)
+    assert rows == [{"tag": "a", "n": 1, "count": 1}, {"tag": "a", "n": 2, "count": 1},
+                    {"tag": "b", "n": 1, "count": 1}, {"tag": "b", "n": 2, "count": 2}]
+
+
+@pytest.mark.parametrize("query", [
+    "source other | stats latest(n) as last, count", "source other | stats earliest(n) by n",
+    "source other | eventstats latest(n) as last", "source other | streamstats earliest(n) as first",
+])
+async def test_earliest_and_latest_warn_when_no_row_has_their_default_time_field(es, server, query: str) -> None:
+    # §3: the time-aware aggregates keep @timestamp even when the task's time field is another;
+    # when no input row has it, a warning says so (their answer is null)
+    await bulk(es, "other", [("o1", {"ts": "2024-05-01T10:00:00Z", "n": 1}),
+                              ("o2", {"ts": "2024-05-01T11:00:00Z", "n": 2})])
+    command = query.split("| ")[1].split()[0]
+    _, frame = _run(server, query, time_field="ts")
+    assert frame["warnings"] == [f"[{command}] no row has a value of [@timestamp], the time field of earliest() "
+                                 "and latest(); name the events' time field as their second argument"]
+    rows, frame = _run(server, query.replace("(n)", "(n, ts)"), time_field="ts")
+    assert frame["warnings"] == []
+    if command == "stats" and "count" in query:
+        assert rows == [{"last": 2, "count": 2}]
 
 
 async def test_fields_keeps_or_removes_paths_and_keeps_nesting(es, server) -> None:
@@ -215,6 +304,25 @@ async def test_eval_writes_literal_keys_that_fields_and_rename_follow(es, server
     assert rows == [{"_id": "e5", "h": {"name": "mail"}, "who": "bob"}]
 
 
+async def test_rename_by_pattern_renames_every_matching_field(es, server) -> None:
+    # §7.10: `*` in both sides renames by pattern, each `*` of the new name standing for what
+    # the old name's `*` matched
+    await load_auth(es)
+    rows, _ = _run(server, "source auth qsize=1 | rename host.* as h_* | table h_name, host.name")
+    assert rows == [{"h_name": "mail", "host.name": None}]
+    rows, _ = _run(server, "source auth qsize=1 | rename *.name as *_name | table host_name, user_name, event.code")
+    assert rows == [{"host_name": "mail", "user_name": "bob", "event.code": 4625}]
+    rows, frame = _run(server, "source auth | stats count by host.name, user.name | rename *.name as * "
+                               "| where user==\"bob\"")
+    assert rows == [{"host": "dc01", "user": "bob", "count": 1}, {"host": "mail", "user": "bob", "count": 2}]
+    assert frame["fields"] == ["host", "user", "count"]
+    rows, _ = _run(server, "source auth qsize=1 | rename nothing.* as n_* | table _id")
+    assert rows == [{"_id": "e5"}]  # no field matches: nothing to rename
+    refused = _error(server, "source auth | rename host.* as h")
+    assert (refused.status, refused.reason) == (400, "line 1:22: [rename] pattern [h] must hold as many [*] "
+                                                     "as [host.*]")
+
+
 async def test_table_patterns_missing_fields_and_keyword_names(es, server) -> None:
     await load_auth(es)
     rows, frame = _run(server, "source auth qsize=1 | table event.*, nothing, host.name.keyword, user.name.keyword")
@@ -236,6 +344,22 @@ async def test_sort_orders_numbers_strings_booleans_then_nulls(es, server) -> No
     assert [r["w"] for r in rows] == [True, False, "b", "a", 10, 3, None]
     rows, _ = _run(server, f"source mixed | {mixed} | sort 3 -w | table w")
     assert [r["w"] for r in rows] == [True, False, "b"]
+
+
+async def test_numeric_looking_strings_sort_and_group_as_the_numbers_they_are(es, server) -> None:
+    # §4: numeric-looking strings compare numerically (where "9" < "10"); sort (§7.8), the order
+    # of stats groups (§7.5) and values() all follow that one order, as Splunk's sort does
+    ports = ["443", "80", "8080", "22", "ssh", "22.0"]
+    await bulk(es, "ports", [(f"p{i}", {"@timestamp": f"2024-05-01T0{i}:00:00Z", "port": port})
+                             for i, port in enumerate(ports)])
+    rows, _ = _run(server, "source ports | sort port | table port")
+    assert [r["port"] for r in rows] == ["22", "22.0", "80", "443", "8080", "ssh"]
+    rows, _ = _run(server, "source ports | sort -port | table port")
+    assert [r["port"] for r in rows] == ["ssh", "8080", "443", "80", "22.0", "22"]
+    rows, _ = _run(server, "source ports | stats count by port")
+    assert [r["port"] for r in rows] == ["22", "22.0", "80", "443", "8080", "ssh"]
+    rows, _ = _run(server, "source ports | stats values(port) as v")
+    assert rows == [{"v": ["22", "22.0", "80", "443", "8080", "ssh"]}]
 
 
 async def test_sort_by_several_keys_is_stable(es, server) -> None:

@@ -339,7 +339,8 @@ def test_fields_and_table() -> None:
 def test_rename() -> None:
     assert command("rename a as b, 'c d' AS e f as g") == Rename((("a", "b"), ("c d", "e"), ("f", "g")))
     assert error("source a | rename a b") == "line 1:21: expected [as] after [a], found [b]"
-    assert error("source a | rename host.* as h_*") == "line 1:19: renaming by pattern [host.*] is not supported yet"
+    assert command("rename host.* as h_*, *.name AS *") == Rename((("host.*", "h_*"), ("*.name", "*")))
+    assert error("source a | rename host.* as h") == "line 1:19: [rename] pattern [h] must hold as many [*] as [host.*]"
 
 
 # --- sort, head, tail, dedup ---

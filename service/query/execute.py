@@ -385,6 +385,15 @@ def _as_list(v: Any) -> list[Any]:
     return [] if v is None else v if type(v) is list else [v]
 
 
+def group_values(v: Any) -> list[Any]:
+    """The groups a row's key value puts it in: each distinct value of a multi-value once (as
+    Elasticsearch's block hash dedupes a multi-valued position), the null group for null or []."""
+    values = _as_list(v)
+    if len(values) > 1:
+        values = list(dict.fromkeys(values))
+    return values or [None]
+
+
 def run_aggregate(step: p.Aggregate, rel: Relation, ctx: Context, rest: list[p.Step]) -> Relation:
     if any(_is_alias(name, expr) for name, expr in step.groups):
         rel, step = _computed_groups(step, rel, ctx)
@@ -477,7 +486,7 @@ def _accumulate(rows: Iterable[list[Any]], group_fns: list[Callable[..., Any]], 
     rows = iter(rows)
     while batch := list(itertools.islice(rows, STATS_BATCH)):
         for row in batch:
-            keys = [_as_list(f(row)) or [None] for f in group_fns]
+            keys = [group_values(f(row)) for f in group_fns]
             states_list = [groups.get(combo) or new_group(combo)
                            for combo in (itertools.product(*keys) if keys else [()])]
             for slot, (_, fn, other_fn, _, cond_fn) in enumerate(aggs):

@@ -22,8 +22,8 @@ answers exactly over the events read, as the Python path does, and the progress 
 ``qsize`` counts matching events: the slice that would pass it is read again as the
 newest ``qsize`` events left (``ORDER BY`` time descending, then ``_index`` and ``_id``
 ascending, spec §7.1) before grouping. A multi-valued key is grouped by its stored array,
-which then counts once for each of its values, as the Python aggregate's groups do; the
-null group is kept, for the plan's next step to drop.
+which then counts once for each of its distinct values, as the Python aggregate's groups
+do; the null group is kept, for the plan's next step to drop.
 """
 
 from __future__ import annotations
@@ -603,8 +603,8 @@ def _merge(groups: dict[tuple, list[Any]], found: list[tuple], st: Stats, held: 
 
 def _outputs(groups: dict[tuple, list[Any]], st: Stats) -> Iterator[list[Any]]:
     """The output rows (aggregates, then keys): a stored array key counts in one group per
-    value (an empty one in the null group); without keys, one row even over no events."""
-    from ..execute import _decoder
+    distinct value (an empty one in the null group); without keys, one row even over no events."""
+    from ..execute import _decoder, group_values
 
     if not st.keys and not groups:
         groups = {(): [0, *(0 if k == "present" else set() if k == "distinct" else [None, None] if k in ("min", "max")
@@ -614,7 +614,7 @@ def _outputs(groups: dict[tuple, list[Any]], st: Stats) -> Iterator[list[Any]]:
     merged: dict[tuple, list[Any]] = {}
     for key, states in groups.items():
         values = [dec(v) for dec, v in zip(decoders, key)]
-        choices = [(v or [None]) if type(v) is list else [v] for v in values]
+        choices = [group_values(v) for v in values]
         for combo in itertools.product(*choices):
             before = merged.get(combo)
             merged[combo] = states if before is None else _combined(st, before, states)

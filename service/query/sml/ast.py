@@ -2,8 +2,9 @@
 
 Expressions are the shared trees of ``service/query/expr.py``; search adds two nodes of
 its own, ``Term`` and ``Text``, whose semantics (case-insensitive, wildcards, any value
-of an array, full-text tokens) differ from ``Binary`` comparisons. Every command carries
-``src``: the position of its name and the command's text, for errors found later.
+of an array, full-text tokens) differ from ``Binary`` comparisons, and ``where`` adds
+``Holds``. Every command carries ``src``: the position of its name and the command's
+text, for errors found later.
 """
 
 from __future__ import annotations
@@ -28,6 +29,14 @@ class Text(Expr):
     """A bare term or ``"phrase"`` in ``search``: full text over every leaf value."""
 
     value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Holds(Expr):
+    """A ``where`` condition: true where ``value`` is exactly true (a multi-value: its first
+    value), false for anything else, null or a value of another type (§6, §9)."""
+
+    value: Expr
 
 
 @dataclass(frozen=True)

@@ -33,13 +33,12 @@ from ...store.catalog import Catalog, Index
 from ...store.dates import format_millis, format_nanos, parse_iso_nanos
 from .. import types as T
 from ..dialect import Dialect
-from ..dsl import _date_math
 from ..evaluate import EvalError, Fn, Scope, Warnings, _java_mod, _short_circuit, compile_expr, verify_fail
 from ..execute import METADATA
 from ..expr import Binary, Column, Expr, In, Literal, Logical, Neg, Not, Src
 from ..plan import Source
-from . import aggregates, functions
-from .ast import Term, Text
+from . import aggregates, functions, times
+from .ast import Holds, Term, Text
 from .operators import SOURCES, STEPS
 from .source import SOURCES as SCANS, STEPS as SCAN_STEPS
 from .values import COMPARE, TypeMismatch, compare, first, leaves, number, numeric, result, text
@@ -179,6 +178,11 @@ def _not(expr: Not, scope: Scope, clock: Clock) -> Compiled:
     return (lambda row: None if (v := _truth(fn(row))) is None else not v), "boolean"
 
 
+def _exactly_true(expr: Holds, scope: Scope, clock: Clock) -> Compiled:
+    fn, _ = compile_expr(expr.value, scope)
+    return (lambda row: _truth(fn(row)) is True), "boolean"
+
+
 def _logical(expr: Logical, scope: Scope, clock: Clock) -> Compiled:
     left, _ = compile_expr(expr.left, scope)
     right, _ = compile_expr(expr.right, scope)
@@ -203,14 +207,13 @@ def _in(expr: In, scope: Scope, clock: Clock) -> Compiled:
 # --- search (§5) --------------------------------------------------------------------------
 
 def instant(written: str, now_ms: int, round_up: bool) -> int | None:
-    """An ISO-8601 date or date math (``now-1h``, ``now/d``, ``2024-05-01||+1d``) in epoch
-    ms, ``round_up`` rounding ``/unit`` to its last millisecond; None when it is neither."""
+    """A date as a range's bound reads it (``times.resolve``: ISO-8601, epoch ms, date math
+    such as ``now-1h``, ``now/d``, ``2024-05-01||+1d``, Splunk-style ``-1h``, ``-1d@d``) in
+    epoch ms; ``round_up`` ends it at the last millisecond of what it names (``now/d``,
+    ``2024-05-01``); None when it is no date."""
     try:
-        if written.startswith("now"):
-            return _date_math(now_ms, written[3:], round_up, written)
-        anchor, _, math_part = written.partition("||")
-        return _date_math(parse_iso_nanos(anchor) // 1_000_000, math_part, round_up, written)
-    except (ValueError, EvalError, ServiceError):
+        return times.resolve(written, now_ms, round_up=round_up, name="date")
+    except ServiceError:
         return None
 
 
@@ -334,6 +337,7 @@ def _holds_tokens(term: str, tokens: list[str], value: str) -> bool:
 
 _NODES: dict[type, Callable[[Any, Scope, Clock], Compiled | None]] = {
     Column: _column, Binary: _binary, Neg: _neg, Not: _not, Logical: _logical, In: _in, Term: _term, Text: _text,
+    Holds: _exactly_true,
 }
 
 

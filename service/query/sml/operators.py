@@ -33,8 +33,8 @@ from ..fieldpath import MISSING, field_value
 from ..plan import Step
 from . import plan as sp
 from .functions import compile_regex
-from .timeseries import run_bin, run_pivot
-from .values import first, identity, text
+from .timeseries import run_bin, run_pivot, run_time_check
+from .values import first, identity, order_key, text
 
 Document = dict[str, Any]
 CHARGE_EVERY = 1024  # rows (or new dedup keys) between two charges to the breaker
@@ -55,20 +55,13 @@ def renderer(kind: str) -> Callable[[Any], Any]:
     return lambda v: None if v is None else [fmt(x) for x in v] if type(v) is list else fmt(v)
 
 
-def _rank(v: Any) -> tuple[int, Any] | None:
-    """A value's place in SML's order: numbers (dates are epoch ms), then strings by code
-    point, then booleans; an array by its first element; None for null."""
+def _rank(v: Any) -> tuple | None:
+    """A value's place in SML's order (``values.order_key``: numbers and numeric-looking
+    strings numerically, dates as epoch ms, then strings by code point, then booleans); an
+    array by its first element; None for null."""
     if type(v) is list:
         v = v[0] if v else None
-    if v is None:
-        return None
-    if type(v) is bool:
-        return (2, v)
-    if isinstance(v, (int, float)):
-        return (0, v)
-    if isinstance(v, str):
-        return (1, v)
-    return (3, str(v))
+    return None if v is None else order_key(v)
 
 
 class _Descending:
@@ -958,6 +951,7 @@ STEPS: dict[type[Step], Callable[..., Relation]] = {
     sp.Events: run_events,
     sp.Rows: run_rows,
     sp.Probe: run_probe,
+    sp.TimeCheck: run_time_check,
     # timechart, timeaggs, bin
     sp.Bin: run_bin,
     sp.Pivot: run_pivot,

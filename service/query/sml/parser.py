@@ -426,10 +426,10 @@ class _Builder(CommonRules, Transformer_NonRecursive):
         return ast.Rename(tuple(x for x in c if isinstance(x, tuple)), src=self.command_src)
 
     def rename_pair(self, c: list[Token]) -> tuple[str, str]:
-        for token in (c[0], c[2]):
-            if token.type == "PATTERN" and "*" in token:
-                raise fail(_token_src(token), f"renaming by pattern [{token}] is not supported yet")
-        return _name(c[0]), _name(c[2])
+        old, new = _name(c[0]), _name(c[2])
+        if old.count("*") != new.count("*"):  # each * of the new name is what one of the old's matched
+            raise fail(_token_src(c[0]), f"[rename] pattern [{new}] must hold as many [*] as [{old}]")
+        return old, new
 
     # --- sort, head, tail, dedup ---
     def sort_args(self, c: list[Any]) -> ast.Sort:

@@ -85,6 +85,17 @@ class Tail(Step):
     count: int
 
 
+@dataclass(frozen=True)
+class TimeCheck(Step):
+    """The rows as they are; once read, ``warning`` when there were some and none had a
+    value of ``value`` (spec §3: the default ``@timestamp`` of the time-aware commands may
+    not be the data's time field)."""
+
+    value: Expr
+    warning: str
+    keeps_rows: ClassVar[bool] = True
+
+
 # --- timechart, timeaggs, bin ---
 
 @dataclass(frozen=True)

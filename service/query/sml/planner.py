@@ -32,6 +32,7 @@ never an error.
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field, fields as dataclass_fields, replace
 from typing import Any, Callable, Iterable, Iterator
 
@@ -44,7 +45,7 @@ from ..plan import Aggregate, Eval, Filter, Limit, Plan, ScanOrder, Source, Step
 from . import aggregates, ast, buckets, functions, times
 from . import plan as sp
 from .lookups import Definition, Definitions, of_index
-from .operators import expand_fields as _expand, matching_fields as _matching
+from .operators import expand_fields as _expand, field_pattern, matching_fields as _matching
 from .request import SmlRequest
 from .source import Qsize, Scan
 
@@ -169,6 +170,12 @@ def _search(command: ast.Search, rows: _Rows) -> sp.Search:
     return sp.Search(condition, reads, src=command.src)
 
 
+def _where(command: ast.Where, rows: _Rows) -> Filter:
+    """The rows where the condition is exactly true (§6): one of another type keeps none."""
+    condition = rows.resolve(command.condition)
+    return Filter(ast.Holds(condition, src=condition.src), src=command.src)
+
+
 def _eval(command: ast.Eval, rows: _Rows) -> Eval:
     """Assignments left to right: each sees the fields the ones before it wrote."""
     assignments = []
@@ -187,11 +194,11 @@ def _aggregate(agg: ast.Agg, rows: _Rows, src: Src) -> tuple[str, Expr, None]:
 
 def _stats(command: ast.Stats, rows: _Rows) -> list[Step]:
     """Shared Aggregate, then SML's output rules (spec §7.5): groups with a null key gone
-    (a multi-valued key already put its row in one group per value), sorted by the keys,
-    the keys' columns first."""
-    aggregates = tuple(_aggregate(agg, rows, command.src) for agg in command.aggs)
+    (a multi-valued key already put its row in one group per distinct value), sorted by
+    the keys, the keys' columns first."""
+    aggregates = tuple((name, call, None) for name, call in _aggregates(command.aggs, rows))
     groups = tuple((name, rows.resolve(Column(name, src=command.src))) for name in command.by)
-    steps: list[Step] = [Aggregate(aggregates, groups, src=command.src)]
+    steps: list[Step] = [*_time_checked(command, rows), Aggregate(aggregates, groups, src=command.src)]
     if command.by:
         present = [IsNull(Column(name, src=command.src), negated=True, src=command.src) for name in command.by]
         steps.append(Filter(_all(present), src=command.src))
@@ -238,33 +245,57 @@ def _table(command: ast.Table, rows: _Rows) -> Step:
 
 def _rename(command: ast.Rename, rows: _Rows) -> list[Step]:
     """Each pair in turn: a field (or, while rows are events, an object and the fields
-    under it) takes the new name as a literal key; a name the rows lack is ignored."""
+    under it) takes the new name as a literal key; a name the rows lack is ignored. A pair
+    with ``*`` renames every field its old pattern matches (§7.10)."""
     steps: list[Step] = []
     for old, new in command.pairs:
-        column = rows.column(old)
-        if column in rows.names:
-            old = column  # ``x.keyword`` renames ``x``
-        if old == new:
-            continue
-        inside = [n for n in rows.names if n.startswith(old + ".")] if rows.events and column is None else []
-        if column is None and not inside:
-            continue
-        if column is not None:
-            pairs = [(column, new)]
-            stored = rows.events and old in rows.names and old not in rows.created
-        else:
-            pairs = [(n, new + n[len(old):]) for n in inside]
-            stored = True
-        steps.append(sp.Rename(tuple(pairs), src=command.src))
-        if stored:
-            rows.edits.append(sp.Edit("move", (old,), new))
-            for name, target in pairs:
-                rows.renamed(name, target)
-        elif old in rows.names:
-            rows.renamed(old, new)
-        else:  # a multi-field or alias: its value becomes a field of its own
-            rows.assign(new)
+        for name, target in _renamed_by(old, new, rows, command.src):
+            steps += _rename_one(name, target, rows, command.src)
     return steps
+
+
+def _renamed_by(old: str, new: str, rows: _Rows, src: Src) -> list[tuple[str, str]]:
+    """The (field, new name) pairs of one ``rename`` pair: itself, or with ``*`` the fields
+    the old pattern matches, each ``*`` of the new name replaced by what its ``*`` matched."""
+    if "*" not in old:
+        return [(old, new)]
+    if rows.wide:
+        raise ParsingError(f"line {src.line}:{src.col}: renaming by pattern [{old}] after a pivot's "
+                           "columns is not supported yet")
+    shape = re.compile("(.*?)".join(map(re.escape, old.split("*"))) + "$", re.DOTALL)
+    pieces = new.split("*")
+    pairs = []
+    for name in rows.names:
+        found = shape.match(name) if field_pattern(old)(name) else None
+        if found is not None:
+            pairs.append((name, pieces[0] + "".join(g + p for g, p in zip(found.groups(), pieces[1:]))))
+    return pairs
+
+
+def _rename_one(old: str, new: str, rows: _Rows, src: Src) -> list[Step]:
+    column = rows.column(old)
+    if column in rows.names:
+        old = column  # ``x.keyword`` renames ``x``
+    if old == new:
+        return []
+    inside = [n for n in rows.names if n.startswith(old + ".")] if rows.events and column is None else []
+    if column is None and not inside:
+        return []
+    if column is not None:
+        pairs = [(column, new)]
+        stored = rows.events and old in rows.names and old not in rows.created
+    else:
+        pairs = [(n, new + n[len(old):]) for n in inside]
+        stored = True
+    if stored:
+        rows.edits.append(sp.Edit("move", (old,), new))
+        for name, target in pairs:
+            rows.renamed(name, target)
+    elif old in rows.names:
+        rows.renamed(old, new)
+    else:  # a multi-field or alias: its value becomes a field of its own
+        rows.assign(new)
+    return [sp.Rename(tuple(pairs), src=src)]
 
 
 def _sort(command: ast.Sort, rows: _Rows) -> list[Step]:
@@ -371,6 +402,16 @@ def _columns(names: Iterable[str], rows: _Rows, src: Src) -> tuple[tuple[str, Ex
     return tuple((name, rows.resolve(Column(name, src=src))) for name in dict.fromkeys(names))
 
 
+def _time_checked(command: Any, rows: _Rows) -> list[Step]:
+    """Before the aggregates of ``command``, when one is ``earliest()``/``latest()`` on the
+    default ``@timestamp``, the step that warns if no row has it (§3)."""
+    if not any(agg.function in TIMED_AGGREGATES and len(agg.args) == 1 for agg in command.aggs):
+        return []
+    warning = f"[{_command_name(command)}] no row has a value of [{DEFAULT_TIME_FIELD}], the time field of " \
+              "earliest() and latest(); name the events' time field as their second argument"
+    return [sp.TimeCheck(rows.resolve(Column(DEFAULT_TIME_FIELD, src=command.src)), warning, src=command.src)]
+
+
 def _aggregates(aggs: tuple[ast.Agg, ...], rows: _Rows) -> tuple[tuple[str, Call], ...]:
     """The aggregates of a stats-like command as calls over the rows, refused now (400) when
     SML has no such aggregate or its arguments are wrong."""
@@ -390,29 +431,31 @@ def _top(command: ast.Top, rows: _Rows) -> list[Step]:
     return [sp.Top(fields, by, command.limit, command.rare, command.count, command.percent, src=command.src)]
 
 
-def _eventstats(command: ast.EventStats, rows: _Rows) -> sp.EventStats:
+def _eventstats(command: ast.EventStats, rows: _Rows) -> list[Step]:
     """The shared Aggregate over the rows, its results added to each row of the group; the
     aggregates are named ``$0``... inside, so no ``by`` field's name can hide one."""
     aggs = _aggregates(command.aggs, rows)
     inner = tuple((f"${i}", call, None) for i, (_, call) in enumerate(aggs))
-    step = sp.EventStats(Aggregate(inner, _columns(command.by, rows, command.src), src=command.src),
-                         tuple(name for name, _ in aggs), src=command.src)
+    steps = [*_time_checked(command, rows),
+             sp.EventStats(Aggregate(inner, _columns(command.by, rows, command.src), src=command.src),
+                           tuple(name for name, _ in aggs), src=command.src)]
     for name, _ in aggs:
         rows.assign(name)
-    return step
+    return steps
 
 
-def _streamstats(command: ast.StreamStats, rows: _Rows) -> sp.StreamStats:
+def _streamstats(command: ast.StreamStats, rows: _Rows) -> list[Step]:
     """``reset_before`` reads the row as it comes, ``reset_after`` the row with its running
     values (spec §7.15)."""
     aggs = _aggregates(command.aggs, rows)
     by = tuple(expr for _, expr in _columns(command.by, rows, command.src))
+    check = _time_checked(command, rows)
     before = None if command.reset_before is None else rows.resolve(command.reset_before)
     for name, _ in aggs:
         rows.assign(name)
     after = None if command.reset_after is None else rows.resolve(command.reset_after)
-    functions.verify((before, after))
-    return sp.StreamStats(aggs, by, command.window, command.reset_on_change, before, after, src=command.src)
+    return [*check, sp.StreamStats(aggs, by, command.window, command.reset_on_change, before, after,
+                                   src=command.src)]
 
 
 def _rex(command: ast.Rex, rows: _Rows) -> sp.Rex:
@@ -567,7 +610,7 @@ def _one(build: Callable[[Any, _Rows], Step]) -> Callable[[Any, _Rows], list[Ste
 # each command's steps after the storage prefix: (command, what the rows hold) -> steps
 PLANNERS: dict[type, Callable[[Any, _Rows], list[Step]]] = {
     ast.Search: _one(_search),
-    ast.Where: lambda command, rows: [Filter(rows.resolve(command.condition), src=command.src)],
+    ast.Where: _one(_where),
     ast.Eval: _one(_eval),
     ast.Stats: _stats,
     ast.Fields: _one(_fields),
@@ -583,8 +626,8 @@ PLANNERS: dict[type, Callable[[Any, _Rows], list[Step]]] = {
 
     # top, rare, eventstats, streamstats, rex, makeresults
     ast.Top: _top,
-    ast.EventStats: _one(_eventstats),
-    ast.StreamStats: _one(_streamstats),
+    ast.EventStats: _eventstats,
+    ast.StreamStats: _streamstats,
     ast.Rex: _one(_rex),
 
     # join, append, lookup, inputlookup: in NESTED (they plan subsearches)
@@ -735,7 +778,8 @@ def _planned(commands: tuple[Any, ...], context: _Context, events: bool | None =
 def plan(pipeline: ast.Pipeline, request: SmlRequest, catalog: Catalog,
          lookups: Definitions = of_index) -> Planned:
     """The shared plan of ``pipeline`` over ``request``'s time range. Unknown indices and
-    bad options are raised now."""
+    bad options, unknown functions and aggregates are raised now."""
+    functions.verify(pipeline.commands)  # every eval function call, subsearches' too (§6.1, §9)
     warnings: list[str] = []
     context = _Context(request, catalog, lookups, warnings)
     generated = _planned(pipeline.commands, context)

@@ -78,13 +78,18 @@ def run_bin(step: sp.Bin, rel: Relation, ctx: Context, rest: list[Step]) -> Rela
         bucket, out = _each(_number_floor(step.span.amount)), T.ANY
     rows: Iterable[list[Any]] = rel.rows
     if step.absent is not None:
-        rows = _warn_when_absent(step, rel.rows, value, ctx)
+        rows = _warn_when_absent(rel.rows, value, f"[{step.absent}] no row has a value of its time field; set "
+                                                  "timefield= to the field that holds the events' time", ctx)
     return _replaced(rel, step.name, out, lambda row: bucket(value(row)), rows)
 
 
-def _warn_when_absent(step: sp.Bin, rows: Iterable[list[Any]], value: Callable[[list[Any]], Any],
+def run_time_check(step: sp.TimeCheck, rel: Relation, ctx: Context, rest: list[Step]) -> Relation:
+    return rel.with_rows(_warn_when_absent(rel.rows, compile_expr(step.value, ctx.scope(rel))[0], step.warning, ctx))
+
+
+def _warn_when_absent(rows: Iterable[list[Any]], value: Callable[[list[Any]], Any], warning: str,
                       ctx: Context) -> Iterator[list[Any]]:
-    """``rows`` as they are; once read, a warning when there were some and none had a
+    """``rows`` as they are; once read, ``warning`` when there were some and none had a
     value of the time field (spec §3: the default ``@timestamp`` may not be the data's)."""
     seen = found = False
     for row in rows:
@@ -92,8 +97,7 @@ def _warn_when_absent(step: sp.Bin, rows: Iterable[list[Any]], value: Callable[[
         found = found or value(row) is not None
         yield row
     if seen and not found:
-        ctx.warnings.add(f"[{step.absent}] no row has a value of its time field; set timefield= to the "
-                         "field that holds the events' time")
+        ctx.warnings.add(warning)
 
 
 def _by_bins(step: sp.Bin, rel: Relation, ctx: Context, value: Callable[[list[Any]], Any]) -> Relation:
