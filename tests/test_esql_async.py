@@ -173,7 +173,9 @@ async def test_stored_result_survives_a_restart(server_process, tmp_path: Path) 
 
 
 async def test_sigterm_stores_what_running_searches_have(server_process, tmp_path: Path) -> None:
-    client = server_process.start(slice_pause_s=0.2)
+    # a stopped query ends at its next slice, well within the grace; the grace is long here
+    # so that a loaded machine does not turn the stop into a cancel (CI saw one at 5 s)
+    client = server_process.start(slice_pause_s=0.2, env={"ESQUIRE_SHUTDOWN_GRACE_SECONDS": "20"})
     try:
         ops: list[dict[str, Any]] = []
         for i in range(20000):
