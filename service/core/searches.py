@@ -119,8 +119,13 @@ class Hooks(Protocol):
 
 
 def new_search_id() -> str:
-    """A random, unguessable, URL-safe id: 22 characters of base64url (128 bits)."""
-    return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+    """A random, unguessable, URL-safe id: 22 characters of base64url (128 bits) that start
+    with a letter or digit: ``esquire export -x...`` would read an id's leading ``-`` as an
+    option (one id in 64 began with one)."""
+    while True:
+        found = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        if found[0].isalnum():
+            return found
 
 
 @dataclass
