@@ -322,6 +322,41 @@ def test_stats_refusals() -> None:
     assert error("source a | stats count as") == "line 1:26: expected a field name after [as]"
 
 
+# §2: the keywords (AND OR NOT IN AS BY) are no field names; a field so named is written
+# in single quotes. A keyword where a field name goes is refused, never read as a field
+# (`stats count by host.name as h` grouped by three fields, two of them missing, and kept no row)
+KEYWORDS_FOR_FIELDS = [
+    ("stats count by host.name as h", "line 1:40: expected a field name or [,] after [host.name], found [as]"),
+    ("stats count by as", "line 1:30: expected a field name after [by], found [as]"),
+    ("eventstats count by host.name as h", "line 1:45: expected a field name or [,] after [host.name], found [as]"),
+    ("streamstats count by host.name as h",
+     "line 1:46: expected a field name, a parameter, [by] or [,] after [host.name], found [as]"),
+    ("top user.name as u", "line 1:29: expected a field name, a parameter, [by] or [,] after [user.name], found [as]"),
+    ("table user.name as u", "line 1:31: expected a field name or pattern or [,] after [user.name], found [as]"),
+    ("dedup user.name as u",
+     "line 1:31: expected a field name, [keepempty=], [consecutive=] or [,] after [user.name], found [as]"),
+    ("sort user.name as u",
+     "line 1:30: expected a field name, [asc], [desc], [,], [-] or [+] after [user.name], found [as]"),
+    ("fields user.name as u", "line 1:32: expected a field name or pattern or [,] after [user.name], found [as]"),
+    ("join user.name as u [ source auth ]",
+     "line 1:30: expected a field name, a parameter, a subsearch [...] or [,] after [user.name], found [as]"),
+    ("where and == 1", "line 1:21: expected an expression after [where], found [and]"),
+    ("table by", "line 1:21: expected a field name or pattern after [table], found [by]"),
+]
+
+
+@pytest.mark.parametrize(("text", "reason"), KEYWORDS_FOR_FIELDS)
+def test_a_keyword_is_no_field_name(text: str, reason: str) -> None:
+    assert error(f"source auth | {text}") == reason
+
+
+def test_quoted_keywords_and_names_that_start_with_one_are_fields() -> None:
+    assert command("stats count by 'as', byte, notes, in.bytes, order") == \
+        Stats((Agg("count", (), "count"),), ("as", "byte", "notes", "in.bytes", "order"), False)
+    assert command("table 'by', and*, asset") == Table(("by", "and*", "asset"))
+    assert command("where android == 1") == Where(eq(col("android"), i(1)))
+
+
 # --- fields, table, rename ---
 
 def test_fields_and_table() -> None:

@@ -206,6 +206,7 @@ _GROUPS = (
     ({"BARE", "STRING"}, {"BARE", "STRING"}, "a value"),
     ({"BARE"}, {"BARE"}, "an index name or pattern"),
     ({"NAME"}, {"NAME", "QFIELD"}, "a field name"),
+    ({"AGG"}, {"AGG"}, "a field name"),  # an aggregate function, named as before AGG was split from NAME
     ({"PATTERN"}, {"PATTERN", "QFIELD"}, "a field name or pattern"),
     ({"NUMBER"}, {"NUMBER"}, "a number"),
     ({"OPTION"}, {"OPTION"}, "a parameter"),
