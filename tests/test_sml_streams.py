@@ -127,6 +127,19 @@ async def test_top_counts_each_value_of_a_multi_value_and_skips_rows_without_the
     assert await events(http, "source tags | top nosuchfield") == []
 
 
+async def test_top_showcount_false_leaves_the_count_out(auth, http) -> None:
+    # §7.13 names no showcount; Splunk's top/rare have it (default true), as they have showperc
+    assert await refusal(http, "source auth | top user.name showcount=maybe") == \
+        "line 1:39: [showcount] must be true or false, found [maybe]"
+    answer = await result(http, "source auth | top user.name showcount=false")
+    assert answer["events"] == [{"user.name": "bob", "percent": 60.0}, {"user.name": "alice", "percent": 40.0}]
+    assert answer["fields"] == ["user.name", "percent"]
+    assert await events(http, "source auth | rare showcount=false host.name showperc=false") == [
+        {"host.name": "dc01"}, {"host.name": "mail"}]  # still ranked by their counts
+    assert await events(http, "source auth | top 1 user.name showcount=true countfield=n") == [
+        {"user.name": "bob", "n": 3, "percent": 60.0}]
+
+
 async def test_top_shows_dates_as_dates_and_its_output_feeds_later_commands(auth, http) -> None:
     assert await events(http, "source auth | top 1 @timestamp showperc=false") == [
         {"@timestamp": "2024-05-01T10:00:00.000Z", "count": 1}]
@@ -143,7 +156,7 @@ async def test_top_refusals(auth, http) -> None:
         "line 1:38: [showperc] must be true or false, found [maybe]"
     assert await refusal(http, "source auth | rare user.name countfeld=c") == \
         "line 1:30: unknown parameter [countfeld] for [rare], expected one of " \
-        "[countfield, limit, percentfield, showperc]"
+        "[countfield, limit, percentfield, showcount, showperc]"
 
 
 # --- eventstats (spec §7.15) --------------------------------------------------------------------

@@ -160,13 +160,14 @@ class Bin(Command):
 @dataclass(frozen=True)
 class Top(Command):
     """``top`` / ``rare`` (``rare`` true): the ``limit`` most (least) frequent combinations of
-    ``fields`` per ``by`` group; ``limit`` 0 keeps them all; ``percent`` None: ``showperc=false``."""
+    ``fields`` per ``by`` group; ``limit`` 0 keeps them all; ``count`` None: ``showcount=false``,
+    ``percent`` None: ``showperc=false``."""
 
     fields: tuple[str, ...]
     by: tuple[str, ...] = ()
     limit: int = 10
     rare: bool = False
-    count: str = "count"
+    count: str | None = "count"
     percent: str | None = "percent"
 
 

@@ -452,8 +452,11 @@ def run_top(step: sp.Top, rel: Relation, ctx: Context, rest: list[Step]) -> Rela
     scope = ctx.scope(rel)
     by = [compile_expr(expr, scope) for _, expr in step.by]
     fields = [compile_expr(expr, scope) for _, expr in step.fields]
-    names = [name for name, _ in (*step.by, *step.fields)] + [step.count]
-    types = [kind for _, kind in (*by, *fields)] + ["long"]
+    names = [name for name, _ in (*step.by, *step.fields)]
+    types = [kind for _, kind in (*by, *fields)]
+    if step.count is not None:
+        names.append(step.count)
+        types.append("long")
     if step.percent is not None:
         names.append(step.percent)
         types.append("double")
@@ -462,7 +465,9 @@ def run_top(step: sp.Top, rel: Relation, ctx: Context, rest: list[Step]) -> Rela
         """The rows of the groups so far (which they only read)."""
         for group in sorted(groups.values(), key=lambda g: _ranked(g.values)):
             for values, count in _top_chosen(group, step):
-                out = [*group.values, *values, count]
+                out = [*group.values, *values]
+                if step.count is not None:
+                    out.append(count)
                 if step.percent is not None:
                     out.append(round(count * 100 / group.rows, 2))
                 yield out

@@ -85,7 +85,7 @@ PLACED = frozenset(("aggs", "peval", "timeaggs"))  # only after storage-executed
 DEFAULT_COUNT = 10
 # The shared engine walks expressions recursively: refuse what would exhaust its stack.
 MAX_DEPTH = 400
-TOP_OPTIONS = frozenset(("limit", "countfield", "percentfield", "showperc"))
+TOP_OPTIONS = frozenset(("limit", "countfield", "percentfield", "showcount", "showperc"))
 STREAMSTATS_OPTIONS = frozenset(("window", "reset_on_change", "reset_before", "reset_after"))
 REX_OPTIONS = frozenset(("field",))
 
@@ -537,11 +537,14 @@ class _Builder(CommonRules, Transformer_NonRecursive):
             limit = _integer(c[0], f"[{self.command}] count", 0)
         elif "limit" in options:
             limit = _integer(options["limit"], "[limit]", 0)
+        count: str | None = _value(options.get("countfield")) or "count"
+        if "showcount" in options and not _boolean(options["showcount"], "showcount"):
+            count = None  # Splunk's option: the rows are still ranked by their counts
         percent = _value(options.get("percentfield")) or "percent"
         if "showperc" in options and not _boolean(options["showperc"], "showperc"):
             percent = None
-        return ast.Top(_strings(c), _single_by(c), limit, self.command == "rare",
-                       _value(options.get("countfield")) or "count", percent, src=self.command_src)
+        return ast.Top(_strings(c), _single_by(c), limit, self.command == "rare", count, percent,
+                       src=self.command_src)
 
     def top_by(self, c: list[Any]) -> _By:
         return _By(_strings(c), _token_src(c[0]))

@@ -151,16 +151,16 @@ class Pick(Step):
 class Top(Step):
     """``top``/``rare``: per combination of the ``by`` values (groups in SML's value order),
     the ``limit`` (0: all) most frequent (``rare``: least frequent) combinations of the
-    ``fields``' values, ties by the values ascending, with their ``count`` and their share of
-    the group's rows holding every field (``percent``, 2 decimals; None: not shown). Rows
-    without one of the fields or ``by`` fields are not counted; a multi-value counts each
-    of its values once."""
+    ``fields``' values, ties by the values ascending, with their ``count`` (None: not shown)
+    and their share of the group's rows holding every field (``percent``, 2 decimals; None:
+    not shown). Rows without one of the fields or ``by`` fields are not counted; a
+    multi-value counts each of its values once."""
 
     fields: tuple[tuple[str, Expr], ...]
     by: tuple[tuple[str, Expr], ...]
     limit: int
     rare: bool
-    count: str
+    count: str | None
     percent: str | None
     previews: ClassVar[bool] = True
 

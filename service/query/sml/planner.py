@@ -424,10 +424,11 @@ def _aggregates(aggs: tuple[ast.Agg, ...], rows: _Rows) -> tuple[tuple[str, Call
 
 
 def _top(command: ast.Top, rows: _Rows) -> list[Step]:
-    """Flat rows: the ``by`` fields, the fields, the count and (``showperc``) the percent."""
+    """Flat rows: the ``by`` fields, the fields, (``showcount``) the count and (``showperc``)
+    the percent."""
     fields, by = _columns(command.fields, rows, command.src), _columns(command.by, rows, command.src)
-    rows.flat(list(dict.fromkeys([*command.by, *command.fields, command.count,
-                                  *([command.percent] if command.percent else [])])))
+    shown = [name for name in (command.count, command.percent) if name]
+    rows.flat(list(dict.fromkeys([*command.by, *command.fields, *shown])))
     return [sp.Top(fields, by, command.limit, command.rare, command.count, command.percent, src=command.src)]
 
 
