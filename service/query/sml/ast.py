@@ -179,7 +179,7 @@ class EventStats(Command):
 
 @dataclass(frozen=True)
 class StreamStats(Command):
-    """``window`` 0: every row of the group so far."""
+    """``window`` 0: every row of the group so far; ``current`` false: the rows before it."""
 
     aggs: tuple[Agg, ...]
     by: tuple[str, ...] = ()
@@ -187,6 +187,7 @@ class StreamStats(Command):
     reset_on_change: bool = False
     reset_before: Expr | None = None
     reset_after: Expr | None = None
+    current: bool = True
 
 
 @dataclass(frozen=True)

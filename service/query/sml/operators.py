@@ -659,7 +659,10 @@ class _Stream:
             self.previous = keys[:1]
 
     def add(self, keys: list[tuple], inputs: list[tuple[Any, Any]]) -> list[Any]:
-        """The row counted in each of its groups; the running values of the first."""
+        """The row counted in each of its groups; the running values of the first, after the
+        row (``current``) or before it."""
+        if not self.step.current:
+            values = self.values(keys[0])
         for key in keys:
             group = self.groups.get(key)
             if group is None:
@@ -668,8 +671,14 @@ class _Stream:
                 self.held -= group.bytes
             group.add(inputs, self.factories, self.meter)
             self.held += group.bytes
+        return self.values(keys[0]) if self.step.current else values
+
+    def values(self, key: tuple) -> list[Any]:
+        """The running values of ``key``'s group (over no row when it has none yet)."""
+        group = self.groups.get(key)
+        states = group.states if group is not None else [factory() for factory in self.factories]
         values = []
-        for state, (_, call) in zip(self.groups[keys[0]].states, self.step.aggregates):
+        for state, (_, call) in zip(states, self.step.aggregates):
             try:
                 values.append(state.result())  # every accumulator's result() leaves it as it was
             except EvalError as exc:

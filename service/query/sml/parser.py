@@ -86,7 +86,7 @@ DEFAULT_COUNT = 10
 # The shared engine walks expressions recursively: refuse what would exhaust its stack.
 MAX_DEPTH = 400
 TOP_OPTIONS = frozenset(("limit", "countfield", "percentfield", "showcount", "showperc"))
-STREAMSTATS_OPTIONS = frozenset(("window", "reset_on_change", "reset_before", "reset_after"))
+STREAMSTATS_OPTIONS = frozenset(("window", "reset_on_change", "reset_before", "reset_after", "current"))
 REX_OPTIONS = frozenset(("field",))
 
 
@@ -563,9 +563,12 @@ class _Builder(CommonRules, Transformer_NonRecursive):
         window = _integer(_word(options["window"], "window"), "[window]", 0) if "window" in options else 0
         change = "reset_on_change" in options and \
             _boolean(_word(options["reset_on_change"], "reset_on_change"), "reset_on_change")
+        # Splunk's current (default true; §7.15 is silent): false leaves the row itself out
+        current = "current" not in options or _boolean(_word(options["current"], "current"), "current")
         return ast.StreamStats(tuple(x for x in c if isinstance(x, ast.Agg)), _single_by(c), window, change,
                                _condition(options.get("reset_before"), "reset_before"),
-                               _condition(options.get("reset_after"), "reset_after"), src=self.command_src)
+                               _condition(options.get("reset_after"), "reset_after"), current,
+                               src=self.command_src)
 
     def streamstats_by(self, c: list[Any]) -> _By:
         return _By(_strings(c), _token_src(c[0]))

@@ -198,7 +198,8 @@ class Attach(Step):
 @dataclass(frozen=True)
 class StreamStats(Step):
     """``streamstats``: each row, in order, with the aggregates of the rows of its ``by`` group
-    so far (itself included; ``window`` > 0: only the group's last ``window`` rows). A group
+    so far (itself included, unless not ``current``; ``window`` > 0: only the group's last
+    ``window`` rows). A group
     starts again: after a change of the ``by`` values from the row before
     (``reset_on_change``, every group), before a row where ``reset_before`` is true, after one
     where ``reset_after`` (over the row with its values) is true. A row with a null ``by``
@@ -210,6 +211,7 @@ class StreamStats(Step):
     reset_on_change: bool
     reset_before: Expr | None
     reset_after: Expr | None
+    current: bool = True
     keeps_rows: ClassVar[bool] = True
 
 

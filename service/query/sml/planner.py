@@ -456,7 +456,7 @@ def _streamstats(command: ast.StreamStats, rows: _Rows) -> list[Step]:
         rows.assign(name)
     after = None if command.reset_after is None else rows.resolve(command.reset_after)
     return [*check, sp.StreamStats(aggs, by, command.window, command.reset_on_change, before, after,
-                                   src=command.src)]
+                                   command.current, src=command.src)]
 
 
 def _rex(command: ast.Rex, rows: _Rows) -> sp.Rex:
