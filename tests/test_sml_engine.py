@@ -362,6 +362,15 @@ async def test_numeric_looking_strings_sort_and_group_as_the_numbers_they_are(es
     assert rows == [{"v": ["22", "22.0", "80", "443", "8080", "ssh"]}]
 
 
+async def test_sort_keeps_the_first_n_given_as_a_number_or_as_limit(es, server) -> None:
+    await load_auth(es)
+    for count in ("2", "limit=2"):
+        rows, _ = _run(server, f"source auth | sort {count} host.name, -@timestamp | table _id")
+        assert [r["_id"] for r in rows] == ["e4", "e3"]
+    rows, _ = _run(server, "source auth | sort limit=0 host.name | table _id")
+    assert [r["_id"] for r in rows] == ["e4", "e3", "e5", "e2", "e1"]
+
+
 async def test_sort_by_several_keys_is_stable(es, server) -> None:
     await load_auth(es)
     rows, _ = _run(server, "source auth | sort host.name, -@timestamp | table _id")

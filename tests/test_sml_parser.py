@@ -387,8 +387,12 @@ def test_sort() -> None:
     assert command("sort 5 - x") == Sort((("x", True),), 5)
     assert command("sort -x desc") == Sort((("x", True),), None)
     assert command("sort 0 x") == Sort((("x", False),), None)  # SPL's `sort 0`: no limit
+    # SPL writes the count also as limit=<int>, as head and tail take it (§7.9)
+    assert command("sort limit=3 x, -y") == Sort((("x", False), ("y", True)), 3)
+    assert command("sort LIMIT = 0 x") == Sort((("x", False),), None)
+    assert error("source a | sort limit=x y") == "line 1:23: expected a number after [=], found [x]"
     assert error("source a | sort +x desc") == "line 1:20: [desc] contradicts the sign [+] of [x]"
-    assert error("source a | sort") == "line 1:16: expected a field name, a number, [-] or [+] after [sort]"
+    assert error("source a | sort") == "line 1:16: expected a field name, a number, [limit=], [-] or [+] after [sort]"
     assert error("source a | sort x y -") == "line 1:22: expected a field name after [-]"
 
 

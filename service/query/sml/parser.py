@@ -434,9 +434,9 @@ class _Builder(CommonRules, Transformer_NonRecursive):
     # --- sort, head, tail, dedup ---
     def sort_args(self, c: list[Any]) -> ast.Sort:
         limit = None
-        if isinstance(c[0], Token) and c[0].type == "NUMBER":
-            # SPL's `sort 0`, which vendor-style queries write for "no limit"
-            limit = _integer(c[0], "[sort] limit", 0) or None
+        count = next((x for x in c if isinstance(x, Token) and x.type == "NUMBER"), None)
+        if count is not None:  # `sort N` or SPL's `sort limit=N`; SPL's `sort 0`: no limit
+            limit = _integer(count, "[sort] limit", 0) or None
         return ast.Sort(tuple(x for x in c if isinstance(x, tuple)), limit, src=self.command_src)
 
     def sort_key(self, c: list[Token]) -> tuple[str, bool]:
