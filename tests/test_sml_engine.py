@@ -323,6 +323,15 @@ async def test_rename_by_pattern_renames_every_matching_field(es, server) -> Non
                                                      "as [host.*]")
 
 
+async def test_double_quoted_names_name_aggregates_renames_and_columns(es, server) -> None:
+    # the SPL spelling of a field name with spaces or parentheses: "Event Count", "dc(user.name)"
+    await load_auth(es)
+    rows, frame = _run(server, 'source auth | stats count as "Event Count", dc(user.name) by host.name '
+                               '| rename host.name as "Host", "dc(user.name)" as "Users" | table "Host", "Event Count", Users')
+    assert rows == [{"Host": "dc01", "Event Count": 2, "Users": 2}, {"Host": "mail", "Event Count": 3, "Users": 2}]
+    assert frame["fields"] == ["Host", "Event Count", "Users"]
+
+
 async def test_table_patterns_missing_fields_and_keyword_names(es, server) -> None:
     await load_auth(es)
     rows, frame = _run(server, "source auth qsize=1 | table event.*, nothing, host.name.keyword, user.name.keyword")

@@ -378,6 +378,17 @@ def test_rename() -> None:
     assert error("source a | rename host.* as h") == "line 1:19: [rename] pattern [h] must hold as many [*] as [host.*]"
 
 
+def test_names_a_query_gives_may_be_double_quoted_as_in_spl() -> None:
+    # SPL names a new field with spaces in double quotes (stats count as "Event Count", rename
+    # x as "Nice Name", table "Nice Name"); §2's single quotes stay the documented spelling
+    assert command('stats count as "Event Count", dc(u) AS "Users" by h') == \
+        Stats((Agg("count", (), "Event Count"), Agg("dc", (col("u"),), "Users")), ("h",), False)
+    assert command('rename "dc(u)" as "Distinct \\"users\\"", h as "Host"') == \
+        Rename((("dc(u)", 'Distinct "users"'), ("h", "Host")))
+    assert command('table "Event Count", h') == Table(("Event Count", "h"))
+    assert command('fields - "Event Count"') == Fields(True, ("Event Count",))
+
+
 # --- sort, head, tail, dedup ---
 
 def test_sort() -> None:

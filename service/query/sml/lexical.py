@@ -205,9 +205,9 @@ _GROUPS = (
     ({"BARE", "QFIELD", "NOT"}, {"BARE", "QFIELD", "STRING", "LPAR", "NOT"}, "a search term"),
     ({"BARE", "STRING"}, {"BARE", "STRING"}, "a value"),
     ({"BARE"}, {"BARE"}, "an index name or pattern"),
-    ({"NAME"}, {"NAME", "QFIELD"}, "a field name"),
+    ({"NAME"}, {"NAME", "QFIELD", "STRING"}, "a field name"),  # a name given may be "quoted"
     ({"AGG"}, {"AGG"}, "a field name"),  # an aggregate function, named as before AGG was split from NAME
-    ({"PATTERN"}, {"PATTERN", "QFIELD"}, "a field name or pattern"),
+    ({"PATTERN"}, {"PATTERN", "QFIELD", "STRING"}, "a field name or pattern"),
     ({"NUMBER"}, {"NUMBER"}, "a number"),
     ({"OPTION"}, {"OPTION"}, "a parameter"),
     ({"SUBSEARCH"}, {"SUBSEARCH"}, "a subsearch [...]"),

@@ -195,8 +195,8 @@ def _token_src(token: Token) -> Src:
 
 
 def _name(token: Token) -> str:
-    """A field name as written: ``'quoted'`` unquoted."""
-    return unquote(token) if token.type == "QFIELD" else str(token)
+    """A field name as written: ``'quoted'`` (or, where a name is given, ``"quoted"``) unquoted."""
+    return unquote(token) if token.type in ("QFIELD", "STRING") else str(token)
 
 
 def _exprs(children: list[Any]) -> tuple[Expr, ...]:
