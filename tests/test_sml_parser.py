@@ -487,6 +487,10 @@ def test_subsearches_are_lexed_whole() -> None:
     assert head == Head(2) and join.subsearch.commands[1].src == Src(1, 35, "head 1")
     assert error("source a | join [ source b ") == "line 1:17: subsearch [[] is not closed by []]"
     assert error('source a | append [ search "]" ') == "line 1:19: subsearch [[] is not closed by []]"
+    # a subsearch in an error is named so, not shown as the blanks it is parsed as
+    assert error("source a | join [ source b ]") == \
+        "line 1:17: expected a field name or a parameter after [join], found [[...]]"
+    assert error("source a | append [ source b ] x") == "line 1:32: unexpected [x] after [[...]]"
 
 
 # --- the documented queries ---

@@ -184,17 +184,22 @@ def syntax_error(parser: Lark, rule: str, name: str, arguments: str, tokens: lis
     for token in consumed:
         replay.feed_token(token)
     expected = _describe(parser, replay.accepts())
-    previous = str(consumed[-1]) if consumed else name
+    previous = _shown(consumed[-1]) if consumed else name
     if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
         end = (consumed[-1].end_line, consumed[-1].end_column) if consumed else (1, 1)
         return error(*shift.at(*end), f"expected {expected} after [{previous}]")
     if isinstance(exc, UnexpectedCharacters):
         at, found = (exc.line, exc.column), arguments[exc.pos_in_stream]
     else:
-        at, found = (exc.token.line, exc.token.column), str(exc.token)
+        at, found = (exc.token.line, exc.token.column), _shown(exc.token)
     if not expected:
         return error(*shift.at(*at), f"unexpected [{found}] after [{previous}]")
     return error(*shift.at(*at), f"expected {expected} after [{previous}], found [{found}]")
+
+
+def _shown(token: Token) -> str:
+    """A token as an error message shows it: a subsearch (parsed as blanks) as ``[...]``."""
+    return "[...]" if token.type == "SUBSEARCH" else str(token)
 
 
 # What a group of terminals is called in error messages, most specific first: (the
