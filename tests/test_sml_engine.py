@@ -406,6 +406,15 @@ async def test_dedup_keep_keepempty_and_consecutive(es, server) -> None:
     assert [r["_id"] for r in _run(server, dedup.format("host.name, user.name"))[0]] == ["e5", "e4", "e3", "e1"]
 
 
+async def test_dedup_sortby_sorts_the_rows_it_keeps(es, server) -> None:
+    # SPL's dedup ... sortby <sort keys> (§7.11 is silent): dedup, then sort as sort does
+    await load_auth(es)
+    rows, _ = _run(server, "source auth | dedup user.name sortby +@timestamp | table _id")
+    assert [r["_id"] for r in rows] == ["e3", "e5"]
+    rows, _ = _run(server, "source auth | dedup 2 host.name sortby host.name, -@timestamp | table _id")
+    assert [r["_id"] for r in rows] == ["e4", "e3", "e5", "e2"]
+
+
 async def test_the_row_limit_cuts_the_answer_and_says_so(es, server) -> None:
     await load_auth(es)
     rows, frame = _run(server, "source auth | table _id", max_rows=3)

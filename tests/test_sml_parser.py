@@ -334,7 +334,7 @@ KEYWORDS_FOR_FIELDS = [
     ("top user.name as u", "line 1:29: expected a field name, a parameter, [by] or [,] after [user.name], found [as]"),
     ("table user.name as u", "line 1:31: expected a field name or pattern or [,] after [user.name], found [as]"),
     ("dedup user.name as u",
-     "line 1:31: expected a field name, [keepempty=], [consecutive=] or [,] after [user.name], found [as]"),
+     "line 1:31: expected a field name, [sortby], [keepempty=], [consecutive=] or [,] after [user.name], found [as]"),
     ("sort user.name as u",
      "line 1:30: expected a field name, [asc], [desc], [,], [-] or [+] after [user.name], found [as]"),
     ("fields user.name as u", "line 1:32: expected a field name or pattern or [,] after [user.name], found [as]"),
@@ -429,6 +429,13 @@ def test_dedup() -> None:
     assert error("source a | dedup 0 x") == "line 1:18: [dedup] count must be a positive integer, found [0]"
     assert error("source a | dedup keepempty=true x keepempty=false") == "line 1:35: duplicate parameter [keepempty]"
     assert error("source a | dedup x keepempty=maybe") == "line 1:30: [keepempty] must be true or false, found [maybe]"
+    # SPL's sortby: the rows kept, then sorted as by sort
+    assert command("dedup 2 a, b keepempty=true SORTBY -c, d desc") == \
+        Dedup(("a", "b"), 2, True, False, (("c", True), ("d", True)))
+    assert command("dedup a sortby +b") == Dedup(("a",), sort=(("b", False),))
+    assert command("dedup sortbyx") == Dedup(("sortbyx",))
+    assert error("source a | dedup a sortby") == \
+        "line 1:26: expected a field name, [-] or [+] after [sortby]"
 
 
 # --- the pipeline's structure (§1, §1.1) ---

@@ -121,10 +121,13 @@ class Tail(Command):
 
 @dataclass(frozen=True)
 class Dedup(Command):
+    """``sort``: SPL's ``sortby`` keys (field, descending), sorting the rows kept."""
+
     fields: tuple[str, ...]
     keep: int = 1
     keepempty: bool = False
     consecutive: bool = False
+    sort: tuple[tuple[str, bool], ...] = ()
 
 
 # --- timechart, timeaggs, bin ---

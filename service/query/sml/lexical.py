@@ -221,7 +221,7 @@ _GROUPS = (
     ({"PLUS", "STAR"}, _OPERATORS, "an arithmetic operator"),
 )
 _PARAMETERS = ("QSIZE", "EARLIEST", "LATEST", "COMPOSITE", "LIMIT", "KEEPEMPTY", "CONSECUTIVE")
-_KEYWORDS = ("AND", "OR", "NOT", "IN", "AS", "BY", "ASC", "DESC", "OUTPUT", "OUTPUTNEW")
+_KEYWORDS = ("AND", "OR", "NOT", "IN", "AS", "BY", "ASC", "DESC", "OUTPUT", "OUTPUTNEW", "SORTBY")
 
 
 def _describe(parser: Lark, accepted: set[str]) -> str:

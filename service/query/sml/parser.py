@@ -460,7 +460,11 @@ class _Builder(CommonRules, Transformer_NonRecursive):
         options = _options([x for x in c if isinstance(x, _Option)])
         keepempty = _boolean(options["keepempty"], "keepempty") if "keepempty" in options else False
         consecutive = _boolean(options["consecutive"], "consecutive") if "consecutive" in options else False
-        return ast.Dedup(_strings(c), keep, keepempty, consecutive, src=self.command_src)
+        sort = next((x for x in c if isinstance(x, _SortBy)), _SortBy()).keys
+        return ast.Dedup(_strings(c), keep, keepempty, consecutive, sort, src=self.command_src)
+
+    def dedup_sortby(self, c: list[Any]) -> _SortBy:
+        return _SortBy(tuple(x for x in c if isinstance(x, tuple)))
 
     def dedup_field(self, c: list[Token]) -> str:
         return _name(c[0])
@@ -721,6 +725,13 @@ class _Option:
 
 
 # --- top, rare, eventstats, streamstats, rex, makeresults ---
+
+@dataclass(frozen=True, slots=True)
+class _SortBy:
+    """``dedup``'s ``sortby`` keys: (field, descending)."""
+
+    keys: tuple[tuple[str, bool], ...] = ()
+
 
 @dataclass(frozen=True, slots=True)
 class _By:

@@ -306,9 +306,13 @@ def _sort(command: ast.Sort, rows: _Rows) -> list[Step]:
     return steps
 
 
-def _dedup(command: ast.Dedup, rows: _Rows) -> sp.Dedup:
+def _dedup(command: ast.Dedup, rows: _Rows) -> list[Step]:
+    """The rows kept, then (``sortby``) sorted as ``sort`` does."""
     keys = tuple(rows.resolve(Column(name, src=command.src)) for name in command.fields)
-    return sp.Dedup(keys, command.keep, command.keepempty, command.consecutive, src=command.src)
+    steps: list[Step] = [sp.Dedup(keys, command.keep, command.keepempty, command.consecutive, src=command.src)]
+    if command.sort:
+        steps += _sort(ast.Sort(command.sort, None, src=command.src), rows)
+    return steps
 
 
 # --- timechart, timeaggs, bin ---
@@ -620,7 +624,7 @@ PLANNERS: dict[type, Callable[[Any, _Rows], list[Step]]] = {
     ast.Sort: _sort,
     ast.Head: lambda command, rows: [Limit(command.count, src=command.src)],
     ast.Tail: lambda command, rows: [sp.Tail(command.count, src=command.src)],
-    ast.Dedup: _one(_dedup),
+    ast.Dedup: _dedup,
     # timechart, timeaggs, bin
     ast.Timechart: _timechart,
     ast.Bin: _one(_bin),
