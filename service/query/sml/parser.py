@@ -605,7 +605,8 @@ class _Builder(CommonRules, Transformer_NonRecursive):
     # --- join, append, lookup, inputlookup, makeresults ---
     def join_args(self, c: list[Any]) -> ast.Join:
         options = _options([x for x in c if isinstance(x, _Option)], "join", JOIN_OPTIONS)
-        kind = _choice(options.get("type"), "type", ("inner", "left")) or "inner"
+        kind = _choice(options.get("type"), "type", ("inner", "left", "outer")) or "inner"
+        kind = "left" if kind == "outer" else kind  # SPL's other name of left
         most = _integer(options["max"], "[max]", 0) if "max" in options else 1
         return ast.Join(_strings(c), _subsearch(self.query, c[-1]), kind, most, src=self.command_src)
 
