@@ -283,6 +283,34 @@ async def test_earliest_and_latest_warn_when_no_row_has_their_default_time_field
         assert rows == [{"last": 2, "count": 2}]
 
 
+@pytest.mark.parametrize("pushdown", [True, False], ids=["pushdown", "python"])
+async def test_a_field_the_indices_map_to_different_types_keeps_each_events_value(es, server, pushdown) -> None:
+    # §4: SML's values are dynamically typed (event.code=4624 and "4624" alike); a field that one
+    # index maps as a number and another as a keyword (or a boolean, a date) is each event's own
+    # value, not null for every event of both
+    await bulk(es, "ca", [("a1", {"@timestamp": "2024-05-01T01:00:00Z", "code": 4624, "flag": True,
+                                  "seen": "2024-05-01T00:30:00Z"})])
+    await bulk(es, "cb", [("b1", {"@timestamp": "2024-05-01T02:00:00Z", "code": "x1", "flag": "no", "seen": "never"}),
+                          ("b2", {"@timestamp": "2024-05-01T03:00:00Z", "code": "4624", "flag": "yes", "seen": "-"})])
+    await es.indices.create(index="cc", mappings={"properties": {"code": {"type": "integer"}}})
+    await bulk(es, "cc", [("c1", {"@timestamp": "2024-05-01T04:00:00Z", "code": 4625})])
+    options = {"options": QueryOptions(pushdown=pushdown)}
+    rows, _ = _run(server, "source ca,cb,cc | table _id, code, flag, seen", **options)
+    assert rows == [{"_id": "c1", "code": 4625, "flag": None, "seen": None},
+                    {"_id": "b2", "code": "4624", "flag": "yes", "seen": "-"},
+                    {"_id": "b1", "code": "x1", "flag": "no", "seen": "never"},
+                    {"_id": "a1", "code": 4624, "flag": True, "seen": "2024-05-01T00:30:00.000Z"}]
+    rows, _ = _run(server, "source ca,cb,cc | stats count by code", **options)
+    assert rows == [{"code": 4624, "count": 1}, {"code": "4624", "count": 1}, {"code": 4625, "count": 1},
+                    {"code": "x1", "count": 1}]
+    rows, _ = _run(server, "source ca,cb,cc | search code=4624 | table _id", **options)
+    assert rows == [{"_id": "b2"}, {"_id": "a1"}]
+    rows, _ = _run(server, 'source c* | where code > 4624 OR code == "x1" | table _id', **options)
+    assert rows == [{"_id": "c1"}, {"_id": "b1"}]
+    rows, _ = _run(server, "source c* | stats count(code) as n, dc(code) as d, max(code) as top", **options)
+    assert rows == [{"n": 4, "d": 4, "top": 4625}]
+
+
 async def test_fields_keeps_or_removes_paths_and_keeps_nesting(es, server) -> None:
     await load_auth(es)
     rows, frame = _run(server, "source auth qsize=1 | fields host.name, event.*")
