@@ -283,6 +283,34 @@ async def test_earliest_and_latest_warn_when_no_row_has_their_default_time_field
         assert rows == [{"last": 2, "count": 2}]
 
 
+@pytest.mark.parametrize("pushdown", [True, False], ids=["pushdown", "python"])
+async def test_a_field_the_indices_map_to_different_types_keeps_each_events_value(es, server, pushdown) -> None:
+    # §4: SML's values are dynamically typed (event.code=4624 and "4624" alike); a field that one
+    # index maps as a number and another as a keyword (or a boolean, a date) is each event's own
+    # value, not null for every event of both
+    await bulk(es, "ca", [("a1", {"@timestamp": "2024-05-01T01:00:00Z", "code": 4624, "flag": True,
+                                  "seen": "2024-05-01T00:30:00Z"})])
+    await bulk(es, "cb", [("b1", {"@timestamp": "2024-05-01T02:00:00Z", "code": "x1", "flag": "no", "seen": "never"}),
+                          ("b2", {"@timestamp": "2024-05-01T03:00:00Z", "code": "4624", "flag": "yes", "seen": "-"})])
+    await es.indices.create(index="cc", mappings={"properties": {"code": {"type": "integer"}}})
+    await bulk(es, "cc", [("c1", {"@timestamp": "2024-05-01T04:00:00Z", "code": 4625})])
+    options = {"options": QueryOptions(pushdown=pushdown)}
+    rows, _ = _run(server, "source ca,cb,cc | table _id, code, flag, seen", **options)
+    assert rows == [{"_id": "c1", "code": 4625, "flag": None, "seen": None},
+                    {"_id": "b2", "code": "4624", "flag": "yes", "seen": "-"},
+                    {"_id": "b1", "code": "x1", "flag": "no", "seen": "never"},
+                    {"_id": "a1", "code": 4624, "flag": True, "seen": "2024-05-01T00:30:00.000Z"}]
+    rows, _ = _run(server, "source ca,cb,cc | stats count by code", **options)
+    assert rows == [{"code": 4624, "count": 1}, {"code": "4624", "count": 1}, {"code": 4625, "count": 1},
+                    {"code": "x1", "count": 1}]
+    rows, _ = _run(server, "source ca,cb,cc | search code=4624 | table _id", **options)
+    assert rows == [{"_id": "b2"}, {"_id": "a1"}]
+    rows, _ = _run(server, 'source c* | where code > 4624 OR code == "x1" | table _id', **options)
+    assert rows == [{"_id": "c1"}, {"_id": "b1"}]
+    rows, _ = _run(server, "source c* | stats count(code) as n, dc(code) as d, max(code) as top", **options)
+    assert rows == [{"n": 4, "d": 4, "top": 4625}]
+
+
 async def test_fields_keeps_or_removes_paths_and_keeps_nesting(es, server) -> None:
     await load_auth(es)
     rows, frame = _run(server, "source auth qsize=1 | fields host.name, event.*")
@@ -321,6 +349,15 @@ async def test_rename_by_pattern_renames_every_matching_field(es, server) -> Non
     refused = _error(server, "source auth | rename host.* as h")
     assert (refused.status, refused.reason) == (400, "line 1:22: [rename] pattern [h] must hold as many [*] "
                                                      "as [host.*]")
+
+
+async def test_double_quoted_names_name_aggregates_renames_and_columns(es, server) -> None:
+    # the SPL spelling of a field name with spaces or parentheses: "Event Count", "dc(user.name)"
+    await load_auth(es)
+    rows, frame = _run(server, 'source auth | stats count as "Event Count", dc(user.name) by host.name '
+                               '| rename host.name as "Host", "dc(user.name)" as "Users" | table "Host", "Event Count", Users')
+    assert rows == [{"Host": "dc01", "Event Count": 2, "Users": 2}, {"Host": "mail", "Event Count": 3, "Users": 2}]
+    assert frame["fields"] == ["Host", "Event Count", "Users"]
 
 
 async def test_table_patterns_missing_fields_and_keyword_names(es, server) -> None:
@@ -362,6 +399,15 @@ async def test_numeric_looking_strings_sort_and_group_as_the_numbers_they_are(es
     assert rows == [{"v": ["22", "22.0", "80", "443", "8080", "ssh"]}]
 
 
+async def test_sort_keeps_the_first_n_given_as_a_number_or_as_limit(es, server) -> None:
+    await load_auth(es)
+    for count in ("2", "limit=2"):
+        rows, _ = _run(server, f"source auth | sort {count} host.name, -@timestamp | table _id")
+        assert [r["_id"] for r in rows] == ["e4", "e3"]
+    rows, _ = _run(server, "source auth | sort limit=0 host.name | table _id")
+    assert [r["_id"] for r in rows] == ["e4", "e3", "e5", "e2", "e1"]
+
+
 async def test_sort_by_several_keys_is_stable(es, server) -> None:
     await load_auth(es)
     rows, _ = _run(server, "source auth | sort host.name, -@timestamp | table _id")
@@ -386,6 +432,15 @@ async def test_dedup_keep_keepempty_and_consecutive(es, server) -> None:
     # host.name over e6..e1: mail mail dc01 dc01 mail mail
     assert [r["_id"] for r in _run(server, dedup.format("host.name consecutive=true"))[0]] == ["e6", "e4", "e2"]
     assert [r["_id"] for r in _run(server, dedup.format("host.name, user.name"))[0]] == ["e5", "e4", "e3", "e1"]
+
+
+async def test_dedup_sortby_sorts_the_rows_it_keeps(es, server) -> None:
+    # SPL's dedup ... sortby <sort keys> (§7.11 is silent): dedup, then sort as sort does
+    await load_auth(es)
+    rows, _ = _run(server, "source auth | dedup user.name sortby +@timestamp | table _id")
+    assert [r["_id"] for r in rows] == ["e3", "e5"]
+    rows, _ = _run(server, "source auth | dedup 2 host.name sortby host.name, -@timestamp | table _id")
+    assert [r["_id"] for r in rows] == ["e4", "e3", "e5", "e2"]
 
 
 async def test_the_row_limit_cuts_the_answer_and_says_so(es, server) -> None:

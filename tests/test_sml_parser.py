@@ -322,6 +322,41 @@ def test_stats_refusals() -> None:
     assert error("source a | stats count as") == "line 1:26: expected a field name after [as]"
 
 
+# §2: the keywords (AND OR NOT IN AS BY) are no field names; a field so named is written
+# in single quotes. A keyword where a field name goes is refused, never read as a field
+# (`stats count by host.name as h` grouped by three fields, two of them missing, and kept no row)
+KEYWORDS_FOR_FIELDS = [
+    ("stats count by host.name as h", "line 1:40: expected a field name or [,] after [host.name], found [as]"),
+    ("stats count by as", "line 1:30: expected a field name after [by], found [as]"),
+    ("eventstats count by host.name as h", "line 1:45: expected a field name or [,] after [host.name], found [as]"),
+    ("streamstats count by host.name as h",
+     "line 1:46: expected a field name, a parameter, [by] or [,] after [host.name], found [as]"),
+    ("top user.name as u", "line 1:29: expected a field name, a parameter, [by] or [,] after [user.name], found [as]"),
+    ("table user.name as u", "line 1:31: expected a field name or pattern or [,] after [user.name], found [as]"),
+    ("dedup user.name as u",
+     "line 1:31: expected a field name, [sortby], [keepempty=], [consecutive=] or [,] after [user.name], found [as]"),
+    ("sort user.name as u",
+     "line 1:30: expected a field name, [asc], [desc], [,], [-] or [+] after [user.name], found [as]"),
+    ("fields user.name as u", "line 1:32: expected a field name or pattern or [,] after [user.name], found [as]"),
+    ("join user.name as u [ source auth ]",
+     "line 1:30: expected a field name, a parameter, a subsearch [...] or [,] after [user.name], found [as]"),
+    ("where and == 1", "line 1:21: expected an expression after [where], found [and]"),
+    ("table by", "line 1:21: expected a field name or pattern after [table], found [by]"),
+]
+
+
+@pytest.mark.parametrize(("text", "reason"), KEYWORDS_FOR_FIELDS)
+def test_a_keyword_is_no_field_name(text: str, reason: str) -> None:
+    assert error(f"source auth | {text}") == reason
+
+
+def test_quoted_keywords_and_names_that_start_with_one_are_fields() -> None:
+    assert command("stats count by 'as', byte, notes, in.bytes, order") == \
+        Stats((Agg("count", (), "count"),), ("as", "byte", "notes", "in.bytes", "order"), False)
+    assert command("table 'by', and*, asset") == Table(("by", "and*", "asset"))
+    assert command("where android == 1") == Where(eq(col("android"), i(1)))
+
+
 # --- fields, table, rename ---
 
 def test_fields_and_table() -> None:
@@ -343,6 +378,17 @@ def test_rename() -> None:
     assert error("source a | rename host.* as h") == "line 1:19: [rename] pattern [h] must hold as many [*] as [host.*]"
 
 
+def test_names_a_query_gives_may_be_double_quoted_as_in_spl() -> None:
+    # SPL names a new field with spaces in double quotes (stats count as "Event Count", rename
+    # x as "Nice Name", table "Nice Name"); §2's single quotes stay the documented spelling
+    assert command('stats count as "Event Count", dc(u) AS "Users" by h') == \
+        Stats((Agg("count", (), "Event Count"), Agg("dc", (col("u"),), "Users")), ("h",), False)
+    assert command('rename "dc(u)" as "Distinct \\"users\\"", h as "Host"') == \
+        Rename((("dc(u)", 'Distinct "users"'), ("h", "Host")))
+    assert command('table "Event Count", h') == Table(("Event Count", "h"))
+    assert command('fields - "Event Count"') == Fields(True, ("Event Count",))
+
+
 # --- sort, head, tail, dedup ---
 
 def test_sort() -> None:
@@ -352,8 +398,12 @@ def test_sort() -> None:
     assert command("sort 5 - x") == Sort((("x", True),), 5)
     assert command("sort -x desc") == Sort((("x", True),), None)
     assert command("sort 0 x") == Sort((("x", False),), None)  # SPL's `sort 0`: no limit
+    # SPL writes the count also as limit=<int>, as head and tail take it (§7.9)
+    assert command("sort limit=3 x, -y") == Sort((("x", False), ("y", True)), 3)
+    assert command("sort LIMIT = 0 x") == Sort((("x", False),), None)
+    assert error("source a | sort limit=x y") == "line 1:23: expected a number after [=], found [x]"
     assert error("source a | sort +x desc") == "line 1:20: [desc] contradicts the sign [+] of [x]"
-    assert error("source a | sort") == "line 1:16: expected a field name, a number, [-] or [+] after [sort]"
+    assert error("source a | sort") == "line 1:16: expected a field name, a number, [limit=], [-] or [+] after [sort]"
     assert error("source a | sort x y -") == "line 1:22: expected a field name after [-]"
 
 
@@ -379,6 +429,13 @@ def test_dedup() -> None:
     assert error("source a | dedup 0 x") == "line 1:18: [dedup] count must be a positive integer, found [0]"
     assert error("source a | dedup keepempty=true x keepempty=false") == "line 1:35: duplicate parameter [keepempty]"
     assert error("source a | dedup x keepempty=maybe") == "line 1:30: [keepempty] must be true or false, found [maybe]"
+    # SPL's sortby: the rows kept, then sorted as by sort
+    assert command("dedup 2 a, b keepempty=true SORTBY -c, d desc") == \
+        Dedup(("a", "b"), 2, True, False, (("c", True), ("d", True)))
+    assert command("dedup a sortby +b") == Dedup(("a",), sort=(("b", False),))
+    assert command("dedup sortbyx") == Dedup(("sortbyx",))
+    assert error("source a | dedup a sortby") == \
+        "line 1:26: expected a field name, [-] or [+] after [sortby]"
 
 
 # --- the pipeline's structure (§1, §1.1) ---
@@ -437,6 +494,10 @@ def test_subsearches_are_lexed_whole() -> None:
     assert head == Head(2) and join.subsearch.commands[1].src == Src(1, 35, "head 1")
     assert error("source a | join [ source b ") == "line 1:17: subsearch [[] is not closed by []]"
     assert error('source a | append [ search "]" ') == "line 1:19: subsearch [[] is not closed by []]"
+    # a subsearch in an error is named so, not shown as the blanks it is parsed as
+    assert error("source a | join [ source b ]") == \
+        "line 1:17: expected a field name or a parameter after [join], found [[...]]"
+    assert error("source a | append [ source b ] x") == "line 1:32: unexpected [x] after [[...]]"
 
 
 # --- the documented queries ---

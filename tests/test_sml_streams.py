@@ -127,6 +127,19 @@ async def test_top_counts_each_value_of_a_multi_value_and_skips_rows_without_the
     assert await events(http, "source tags | top nosuchfield") == []
 
 
+async def test_top_showcount_false_leaves_the_count_out(auth, http) -> None:
+    # §7.13 names no showcount; Splunk's top/rare have it (default true), as they have showperc
+    assert await refusal(http, "source auth | top user.name showcount=maybe") == \
+        "line 1:39: [showcount] must be true or false, found [maybe]"
+    answer = await result(http, "source auth | top user.name showcount=false")
+    assert answer["events"] == [{"user.name": "bob", "percent": 60.0}, {"user.name": "alice", "percent": 40.0}]
+    assert answer["fields"] == ["user.name", "percent"]
+    assert await events(http, "source auth | rare showcount=false host.name showperc=false") == [
+        {"host.name": "dc01"}, {"host.name": "mail"}]  # still ranked by their counts
+    assert await events(http, "source auth | top 1 user.name showcount=true countfield=n") == [
+        {"user.name": "bob", "n": 3, "percent": 60.0}]
+
+
 async def test_top_shows_dates_as_dates_and_its_output_feeds_later_commands(auth, http) -> None:
     assert await events(http, "source auth | top 1 @timestamp showperc=false") == [
         {"@timestamp": "2024-05-01T10:00:00.000Z", "count": 1}]
@@ -143,7 +156,7 @@ async def test_top_refusals(auth, http) -> None:
         "line 1:38: [showperc] must be true or false, found [maybe]"
     assert await refusal(http, "source auth | rare user.name countfeld=c") == \
         "line 1:30: unknown parameter [countfeld] for [rare], expected one of " \
-        "[countfield, limit, percentfield, showperc]"
+        "[countfield, limit, percentfield, showcount, showperc]"
 
 
 # --- eventstats (spec §7.15) --------------------------------------------------------------------
@@ -236,6 +249,25 @@ async def test_streamstats_resets(auth, http) -> None:
     assert await counts("by user.name reset_after=(event.code == 4625)") == [1, 1, 2, 1, 2]
 
 
+async def test_streamstats_current_false_leaves_the_row_itself_out(auth, http) -> None:
+    # §7.15 is silent on current; Splunk's streamstats has it (default true): with current=false
+    # each row gets the aggregates of the rows before it (over no row: count 0, others null)
+    rows = await events(http, f"{ASCENDING} | streamstats current=false count as n, last(host.name) as prev, "
+                              "max(event.code) as high by user.name | table _id, n, prev, high")
+    # users in time order alice bob alice bob bob, hosts mail mail dc01 dc01 mail
+    assert rows == [{"_id": "e1", "n": 0, "prev": None, "high": None},
+                    {"_id": "e2", "n": 0, "prev": None, "high": None},
+                    {"_id": "e3", "n": 1, "prev": "mail", "high": 4624},
+                    {"_id": "e4", "n": 1, "prev": "mail", "high": 4625},
+                    {"_id": "e5", "n": 2, "prev": "dc01", "high": 4625}]
+    rows = await events(http, f"{ASCENDING} | streamstats window=2 current=false count as n, min(event.code) as low "
+                              "| table n, low")
+    assert rows == [{"n": 0, "low": None}, {"n": 1, "low": 4624}, {"n": 2, "low": 4624}, {"n": 2, "low": 4624},
+                    {"n": 2, "low": 4624}]
+    assert await events(http, f"{ASCENDING} | streamstats current=true count as n | table n") == \
+        [{"n": n} for n in range(1, 6)]
+
+
 async def test_streamstats_gives_rows_without_the_by_field_nulls_and_counts_them_nowhere(es, http) -> None:
     await bulk(es, "tags", [("t1", {"@timestamp": "2024-05-01T01:00:00Z", "tag": "a", "n": 1}),
                              ("t2", {"@timestamp": "2024-05-01T02:00:00Z", "n": 2}),
@@ -253,9 +285,11 @@ async def test_streamstats_refusals(auth, http) -> None:
         "line 1:45: [reset_after] takes an eval expression in parentheses, found [n]"
     assert await refusal(http, "source auth | streamstats count reset_before=(nosuch(n))") == \
         "line 1:47: unknown function [nosuch]"
-    assert await refusal(http, "source auth | streamstats count current=false") == \
-        "line 1:33: unknown parameter [current] for [streamstats], expected one of " \
-        "[reset_after, reset_before, reset_on_change, window]"
+    assert await refusal(http, "source auth | streamstats count allnum=true") == \
+        "line 1:33: unknown parameter [allnum] for [streamstats], expected one of " \
+        "[current, reset_after, reset_before, reset_on_change, window]"
+    assert await refusal(http, "source auth | streamstats count current=no") == \
+        "line 1:41: [current] must be true or false, found [no]"
 
 
 # --- rex (spec §7.17) ---------------------------------------------------------------------------

@@ -130,6 +130,9 @@ async def test_join_left_keeps_unmatched_rows_unchanged_and_max_takes_more(auth,
                   "_index": "auth", "_id": i} for i, t, h, u, c, o in AUTH}
     assert events[1] == stored["e4"]  # unmatched: the event exactly as stored
     assert events[0] == {**stored["e5"], "site": "paris"}
+    # SPL's join takes type=outer as another name of left (§7.12 is silent)
+    assert await _events(http, "source auth | join type=OUTER host.name [ source hosts | table host.name, site ]") \
+        == events
     events = await _events(http, "source auth | join type=left host.name [ source hosts | table host.name, site ] "
                                  "| rename site as place")
     assert events[1] == stored["e4"] and events[0] == {**stored["e5"], "place": "paris"}
@@ -278,8 +281,8 @@ async def test_lookup_and_subsearch_refusals(auth, http) -> None:
         "source auth | join user.name": "line 1:29: expected a field name, a parameter, a subsearch [...] "
                                         "or [,] after [user.name]",
         "source auth | join x [ ]": "line 1:22: empty subsearch",
-        "source auth | join type=outer x [ source auth ]":
-            "line 1:25: [type] must be one of [inner, left], found [outer]",
+        "source auth | join type=full x [ source auth ]":
+            "line 1:25: [type] must be one of [inner, left, outer], found [full]",
         "source auth | join max=-1 x [ source auth ]": "line 1:24: [max] must be a non-negative integer, found [-1]",
         "source auth | join x [ where x==1 ]": "line 1:24: query must start with a generating command",
         "source auth | join x [ source auth | makeresults ]":

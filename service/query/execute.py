@@ -26,6 +26,7 @@ import orjson
 
 from ..errors import ServiceError
 from ..store.catalog import Catalog, Index
+from ..store.dates import format_millis, format_nanos
 from ..store.sql import quote
 from . import aggregates, pushdown, sort
 from . import plan as p
@@ -161,6 +162,18 @@ def _decoder(kind: str) -> Any:
     return decode
 
 
+def _dynamic_decoder(index: Index, name: str) -> Any:
+    """``index``'s values of a field of type ``any``: decoded by the index's type of it, a
+    date as its ISO text (no type says how to show it)."""
+    f = index.fields.get(name)
+    kind = T.FIELD_TYPES.get(f.type, T.ANY) if f is not None else T.ANY
+    decode = _decoder(kind)
+    if kind in ("date", "date_nanos"):
+        show = format_millis if kind == "date" else format_nanos
+        return lambda v: None if v is None else [show(x) for x in v] if type(v := decode(v)) is list else show(v)
+    return decode
+
+
 def _bounds(conn: sqlite3.Connection, index: Index) -> tuple[int, int]:
     """Rows to read: the rowids that exist when the query starts (later writes are not seen).
     Two scalar subqueries in one statement (one snapshot): each alone is answered from the
@@ -202,6 +215,18 @@ class _Reader:
         self.decoders = [(i, _decoder(self.types[i])) for i in self.wanted]
         self.blank = [None] * len(self.names)
         self.tail = len(self.wanted) + 1  # metadata columns follow rowid and the wanted ones
+        self.dynamic = any(self.types[i] == T.ANY for i in self.wanted)
+        self.by_index: dict[str, list[tuple[int, Any]]] = {}  # an index's decoders (dynamic only)
+
+    def _index_decoders(self, index: Index) -> list[tuple[int, Any]]:
+        """The decoders of ``index``'s rows: a column of type ``any`` (a dynamically typed
+        language's field mapped to several types) by this index's type of the field."""
+        decoders = self.by_index.get(index.name)
+        if decoders is None:
+            decoders = self.by_index[index.name] = [
+                (i, _dynamic_decoder(index, self.names[i]) if self.types[i] == T.ANY else decode)
+                for i, decode in self.decoders]
+        return decoders
 
     def select(self, index: Index, *extra: str) -> tuple[str, list[Any]]:
         """``SELECT rowid, <columns>, <metadata>[, <extra>] FROM <table> WHERE <time range>``
@@ -227,9 +252,10 @@ class _Reader:
         sql = f"SELECT {selected} FROM {quote(index.table)} WHERE {' AND '.join(where)}"
         return sql, lead + args
 
-    def row(self, raw: tuple[Any, ...], end: int | None = None) -> list[Any]:
+    def row(self, raw: tuple[Any, ...], end: int | None = None, index: Index | None = None) -> list[Any]:
         row = self.blank.copy()
-        for j, (i, decode) in enumerate(self.decoders, 1):
+        decoders = self._index_decoders(index) if self.dynamic and index is not None else self.decoders
+        for j, (i, decode) in enumerate(decoders, 1):
             row[i] = decode(raw[j])
         row += raw[self.tail:end]
         return row
@@ -252,7 +278,7 @@ def scan(conn: sqlite3.Connection, indices: list[Index], names: list[str], types
             batch = conn.execute(sql, [*lead, after, upto]).fetchall()
             control.scanned(len(batch))
             for raw in batch:
-                yield reader.row(raw)
+                yield reader.row(raw, index=index)
         if control.cut_short:
             return
 
@@ -303,7 +329,7 @@ def ordered_scan(conn: sqlite3.Connection, indices: list[Index], names: list[str
             control.scanned(control.slice_rows if last_page is None else
                             conn.execute(last_page, since_args).fetchone()[0])
             if not keyed:  # one index, no tiebreaker: the page's order is the order
-                yield from ([None, reader.row(raw, -2)] for raw in batch)
+                yield from ([None, reader.row(raw, -2, index)] for raw in batch)
                 batch = []
             for raw in batch:
                 value, tiebreak = raw[-2], raw[-1]
@@ -314,7 +340,7 @@ def ordered_scan(conn: sqlite3.Connection, indices: list[Index], names: list[str
                 # tiebreaker (nulls last), the index, the rowid
                 merge_key = (sign * value, position, tiebreak) if order.ids else \
                     (sign * value, tiebreak is None, _Directed(tiebreak, sign), position, sign * raw[0])
-                run.append([merge_key, reader.row(raw, -2)])
+                run.append([merge_key, reader.row(raw, -2, index)])
             if end is None:
                 yield from _by_tiebreaker(run, ties)
                 return
@@ -711,7 +737,7 @@ def run_source(step: p.Source, rest: list[p.Step], ctx: Context,
     inside SQLite already applied. ``where``: a language's own narrowing of an ordered scan
     (see ``ordered_scan``), in place of the predicate's."""
     indices = ctx.dialect.indices(ctx.catalog, step)
-    names, types = source_columns(indices)
+    names, types = (ctx.dialect.source_columns or source_columns)(indices)
     for m in step.metadata:
         if m not in METADATA:
             raise verify_fail(Src(1, 1, ""), f"unsupported metadata field [{m}]")

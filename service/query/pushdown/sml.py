@@ -39,6 +39,7 @@ import orjson
 from ...store.catalog import Index
 from ...store.sql import quote
 from .. import plan as p
+from .. import types as T
 from ..breaker import Reservation, released
 from ..evaluate import Scope, Warnings, compile_expr
 from ..expr import Call, Column, Expr, Literal, Logical, Not, Star
@@ -113,6 +114,8 @@ def condition(expr: Expr, columns: dict[str, str], terms: Terms) -> str:
         kind = terms.kinds.get(expr.field, "unsupported")
         if column is None or kind == "unsupported":
             return "0"  # the rows hold null there: every form of term needs its field
+        if kind == T.ANY:
+            raise Untranslatable(expr)  # each index's values of it are decoded by their own type
         return _term(expr, column, kind, terms)
     raise Untranslatable(expr)
 

@@ -121,10 +121,13 @@ class Tail(Command):
 
 @dataclass(frozen=True)
 class Dedup(Command):
+    """``sort``: SPL's ``sortby`` keys (field, descending), sorting the rows kept."""
+
     fields: tuple[str, ...]
     keep: int = 1
     keepempty: bool = False
     consecutive: bool = False
+    sort: tuple[tuple[str, bool], ...] = ()
 
 
 # --- timechart, timeaggs, bin ---
@@ -160,13 +163,14 @@ class Bin(Command):
 @dataclass(frozen=True)
 class Top(Command):
     """``top`` / ``rare`` (``rare`` true): the ``limit`` most (least) frequent combinations of
-    ``fields`` per ``by`` group; ``limit`` 0 keeps them all; ``percent`` None: ``showperc=false``."""
+    ``fields`` per ``by`` group; ``limit`` 0 keeps them all; ``count`` None: ``showcount=false``,
+    ``percent`` None: ``showperc=false``."""
 
     fields: tuple[str, ...]
     by: tuple[str, ...] = ()
     limit: int = 10
     rare: bool = False
-    count: str = "count"
+    count: str | None = "count"
     percent: str | None = "percent"
 
 
@@ -178,7 +182,7 @@ class EventStats(Command):
 
 @dataclass(frozen=True)
 class StreamStats(Command):
-    """``window`` 0: every row of the group so far."""
+    """``window`` 0: every row of the group so far; ``current`` false: the rows before it."""
 
     aggs: tuple[Agg, ...]
     by: tuple[str, ...] = ()
@@ -186,6 +190,7 @@ class StreamStats(Command):
     reset_on_change: bool = False
     reset_before: Expr | None = None
     reset_after: Expr | None = None
+    current: bool = True
 
 
 @dataclass(frozen=True)

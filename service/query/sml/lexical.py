@@ -184,17 +184,22 @@ def syntax_error(parser: Lark, rule: str, name: str, arguments: str, tokens: lis
     for token in consumed:
         replay.feed_token(token)
     expected = _describe(parser, replay.accepts())
-    previous = str(consumed[-1]) if consumed else name
+    previous = _shown(consumed[-1]) if consumed else name
     if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
         end = (consumed[-1].end_line, consumed[-1].end_column) if consumed else (1, 1)
         return error(*shift.at(*end), f"expected {expected} after [{previous}]")
     if isinstance(exc, UnexpectedCharacters):
         at, found = (exc.line, exc.column), arguments[exc.pos_in_stream]
     else:
-        at, found = (exc.token.line, exc.token.column), str(exc.token)
+        at, found = (exc.token.line, exc.token.column), _shown(exc.token)
     if not expected:
         return error(*shift.at(*at), f"unexpected [{found}] after [{previous}]")
     return error(*shift.at(*at), f"expected {expected} after [{previous}], found [{found}]")
+
+
+def _shown(token: Token) -> str:
+    """A token as an error message shows it: a subsearch (parsed as blanks) as ``[...]``."""
+    return "[...]" if token.type == "SUBSEARCH" else str(token)
 
 
 # What a group of terminals is called in error messages, most specific first: (the
@@ -205,8 +210,9 @@ _GROUPS = (
     ({"BARE", "QFIELD", "NOT"}, {"BARE", "QFIELD", "STRING", "LPAR", "NOT"}, "a search term"),
     ({"BARE", "STRING"}, {"BARE", "STRING"}, "a value"),
     ({"BARE"}, {"BARE"}, "an index name or pattern"),
-    ({"NAME"}, {"NAME", "QFIELD"}, "a field name"),
-    ({"PATTERN"}, {"PATTERN", "QFIELD"}, "a field name or pattern"),
+    ({"NAME"}, {"NAME", "QFIELD", "STRING"}, "a field name"),  # a name given may be "quoted"
+    ({"AGG"}, {"AGG"}, "a field name"),  # an aggregate function, named as before AGG was split from NAME
+    ({"PATTERN"}, {"PATTERN", "QFIELD", "STRING"}, "a field name or pattern"),
     ({"NUMBER"}, {"NUMBER"}, "a number"),
     ({"OPTION"}, {"OPTION"}, "a parameter"),
     ({"SUBSEARCH"}, {"SUBSEARCH"}, "a subsearch [...]"),
@@ -215,7 +221,7 @@ _GROUPS = (
     ({"PLUS", "STAR"}, _OPERATORS, "an arithmetic operator"),
 )
 _PARAMETERS = ("QSIZE", "EARLIEST", "LATEST", "COMPOSITE", "LIMIT", "KEEPEMPTY", "CONSECUTIVE")
-_KEYWORDS = ("AND", "OR", "NOT", "IN", "AS", "BY", "ASC", "DESC", "OUTPUT", "OUTPUTNEW")
+_KEYWORDS = ("AND", "OR", "NOT", "IN", "AS", "BY", "ASC", "DESC", "OUTPUT", "OUTPUTNEW", "SORTBY")
 
 
 def _describe(parser: Lark, accepted: set[str]) -> str:

@@ -452,8 +452,11 @@ def run_top(step: sp.Top, rel: Relation, ctx: Context, rest: list[Step]) -> Rela
     scope = ctx.scope(rel)
     by = [compile_expr(expr, scope) for _, expr in step.by]
     fields = [compile_expr(expr, scope) for _, expr in step.fields]
-    names = [name for name, _ in (*step.by, *step.fields)] + [step.count]
-    types = [kind for _, kind in (*by, *fields)] + ["long"]
+    names = [name for name, _ in (*step.by, *step.fields)]
+    types = [kind for _, kind in (*by, *fields)]
+    if step.count is not None:
+        names.append(step.count)
+        types.append("long")
     if step.percent is not None:
         names.append(step.percent)
         types.append("double")
@@ -462,7 +465,9 @@ def run_top(step: sp.Top, rel: Relation, ctx: Context, rest: list[Step]) -> Rela
         """The rows of the groups so far (which they only read)."""
         for group in sorted(groups.values(), key=lambda g: _ranked(g.values)):
             for values, count in _top_chosen(group, step):
-                out = [*group.values, *values, count]
+                out = [*group.values, *values]
+                if step.count is not None:
+                    out.append(count)
                 if step.percent is not None:
                     out.append(round(count * 100 / group.rows, 2))
                 yield out
@@ -654,7 +659,10 @@ class _Stream:
             self.previous = keys[:1]
 
     def add(self, keys: list[tuple], inputs: list[tuple[Any, Any]]) -> list[Any]:
-        """The row counted in each of its groups; the running values of the first."""
+        """The row counted in each of its groups; the running values of the first, after the
+        row (``current``) or before it."""
+        if not self.step.current:
+            values = self.values(keys[0])
         for key in keys:
             group = self.groups.get(key)
             if group is None:
@@ -663,8 +671,14 @@ class _Stream:
                 self.held -= group.bytes
             group.add(inputs, self.factories, self.meter)
             self.held += group.bytes
+        return self.values(keys[0]) if self.step.current else values
+
+    def values(self, key: tuple) -> list[Any]:
+        """The running values of ``key``'s group (over no row when it has none yet)."""
+        group = self.groups.get(key)
+        states = group.states if group is not None else [factory() for factory in self.factories]
         values = []
-        for state, (_, call) in zip(self.groups[keys[0]].states, self.step.aggregates):
+        for state, (_, call) in zip(states, self.step.aggregates):
             try:
                 values.append(state.result())  # every accumulator's result() leaves it as it was
             except EvalError as exc:

@@ -85,8 +85,8 @@ PLACED = frozenset(("aggs", "peval", "timeaggs"))  # only after storage-executed
 DEFAULT_COUNT = 10
 # The shared engine walks expressions recursively: refuse what would exhaust its stack.
 MAX_DEPTH = 400
-TOP_OPTIONS = frozenset(("limit", "countfield", "percentfield", "showperc"))
-STREAMSTATS_OPTIONS = frozenset(("window", "reset_on_change", "reset_before", "reset_after"))
+TOP_OPTIONS = frozenset(("limit", "countfield", "percentfield", "showcount", "showperc"))
+STREAMSTATS_OPTIONS = frozenset(("window", "reset_on_change", "reset_before", "reset_after", "current"))
 REX_OPTIONS = frozenset(("field",))
 
 
@@ -195,8 +195,8 @@ def _token_src(token: Token) -> Src:
 
 
 def _name(token: Token) -> str:
-    """A field name as written: ``'quoted'`` unquoted."""
-    return unquote(token) if token.type == "QFIELD" else str(token)
+    """A field name as written: ``'quoted'`` (or, where a name is given, ``"quoted"``) unquoted."""
+    return unquote(token) if token.type in ("QFIELD", "STRING") else str(token)
 
 
 def _exprs(children: list[Any]) -> tuple[Expr, ...]:
@@ -434,9 +434,9 @@ class _Builder(CommonRules, Transformer_NonRecursive):
     # --- sort, head, tail, dedup ---
     def sort_args(self, c: list[Any]) -> ast.Sort:
         limit = None
-        if isinstance(c[0], Token) and c[0].type == "NUMBER":
-            # SPL's `sort 0`, which vendor-style queries write for "no limit"
-            limit = _integer(c[0], "[sort] limit", 0) or None
+        count = next((x for x in c if isinstance(x, Token) and x.type == "NUMBER"), None)
+        if count is not None:  # `sort N` or SPL's `sort limit=N`; SPL's `sort 0`: no limit
+            limit = _integer(count, "[sort] limit", 0) or None
         return ast.Sort(tuple(x for x in c if isinstance(x, tuple)), limit, src=self.command_src)
 
     def sort_key(self, c: list[Token]) -> tuple[str, bool]:
@@ -460,7 +460,11 @@ class _Builder(CommonRules, Transformer_NonRecursive):
         options = _options([x for x in c if isinstance(x, _Option)])
         keepempty = _boolean(options["keepempty"], "keepempty") if "keepempty" in options else False
         consecutive = _boolean(options["consecutive"], "consecutive") if "consecutive" in options else False
-        return ast.Dedup(_strings(c), keep, keepempty, consecutive, src=self.command_src)
+        sort = next((x for x in c if isinstance(x, _SortBy)), _SortBy()).keys
+        return ast.Dedup(_strings(c), keep, keepempty, consecutive, sort, src=self.command_src)
+
+    def dedup_sortby(self, c: list[Any]) -> _SortBy:
+        return _SortBy(tuple(x for x in c if isinstance(x, tuple)))
 
     def dedup_field(self, c: list[Token]) -> str:
         return _name(c[0])
@@ -537,11 +541,14 @@ class _Builder(CommonRules, Transformer_NonRecursive):
             limit = _integer(c[0], f"[{self.command}] count", 0)
         elif "limit" in options:
             limit = _integer(options["limit"], "[limit]", 0)
+        count: str | None = _value(options.get("countfield")) or "count"
+        if "showcount" in options and not _boolean(options["showcount"], "showcount"):
+            count = None  # Splunk's option: the rows are still ranked by their counts
         percent = _value(options.get("percentfield")) or "percent"
         if "showperc" in options and not _boolean(options["showperc"], "showperc"):
             percent = None
-        return ast.Top(_strings(c), _single_by(c), limit, self.command == "rare",
-                       _value(options.get("countfield")) or "count", percent, src=self.command_src)
+        return ast.Top(_strings(c), _single_by(c), limit, self.command == "rare", count, percent,
+                       src=self.command_src)
 
     def top_by(self, c: list[Any]) -> _By:
         return _By(_strings(c), _token_src(c[0]))
@@ -560,9 +567,12 @@ class _Builder(CommonRules, Transformer_NonRecursive):
         window = _integer(_word(options["window"], "window"), "[window]", 0) if "window" in options else 0
         change = "reset_on_change" in options and \
             _boolean(_word(options["reset_on_change"], "reset_on_change"), "reset_on_change")
+        # Splunk's current (default true; §7.15 is silent): false leaves the row itself out
+        current = "current" not in options or _boolean(_word(options["current"], "current"), "current")
         return ast.StreamStats(tuple(x for x in c if isinstance(x, ast.Agg)), _single_by(c), window, change,
                                _condition(options.get("reset_before"), "reset_before"),
-                               _condition(options.get("reset_after"), "reset_after"), src=self.command_src)
+                               _condition(options.get("reset_after"), "reset_after"), current,
+                               src=self.command_src)
 
     def streamstats_by(self, c: list[Any]) -> _By:
         return _By(_strings(c), _token_src(c[0]))
@@ -595,7 +605,8 @@ class _Builder(CommonRules, Transformer_NonRecursive):
     # --- join, append, lookup, inputlookup, makeresults ---
     def join_args(self, c: list[Any]) -> ast.Join:
         options = _options([x for x in c if isinstance(x, _Option)], "join", JOIN_OPTIONS)
-        kind = _choice(options.get("type"), "type", ("inner", "left")) or "inner"
+        kind = _choice(options.get("type"), "type", ("inner", "left", "outer")) or "inner"
+        kind = "left" if kind == "outer" else kind  # SPL's other name of left
         most = _integer(options["max"], "[max]", 0) if "max" in options else 1
         return ast.Join(_strings(c), _subsearch(self.query, c[-1]), kind, most, src=self.command_src)
 
@@ -715,6 +726,13 @@ class _Option:
 
 
 # --- top, rare, eventstats, streamstats, rex, makeresults ---
+
+@dataclass(frozen=True, slots=True)
+class _SortBy:
+    """``dedup``'s ``sortby`` keys: (field, descending)."""
+
+    keys: tuple[tuple[str, bool], ...] = ()
+
 
 @dataclass(frozen=True, slots=True)
 class _By:

@@ -151,16 +151,16 @@ class Pick(Step):
 class Top(Step):
     """``top``/``rare``: per combination of the ``by`` values (groups in SML's value order),
     the ``limit`` (0: all) most frequent (``rare``: least frequent) combinations of the
-    ``fields``' values, ties by the values ascending, with their ``count`` and their share of
-    the group's rows holding every field (``percent``, 2 decimals; None: not shown). Rows
-    without one of the fields or ``by`` fields are not counted; a multi-value counts each
-    of its values once."""
+    ``fields``' values, ties by the values ascending, with their ``count`` (None: not shown)
+    and their share of the group's rows holding every field (``percent``, 2 decimals; None:
+    not shown). Rows without one of the fields or ``by`` fields are not counted; a
+    multi-value counts each of its values once."""
 
     fields: tuple[tuple[str, Expr], ...]
     by: tuple[tuple[str, Expr], ...]
     limit: int
     rare: bool
-    count: str
+    count: str | None
     percent: str | None
     previews: ClassVar[bool] = True
 
@@ -198,7 +198,8 @@ class Attach(Step):
 @dataclass(frozen=True)
 class StreamStats(Step):
     """``streamstats``: each row, in order, with the aggregates of the rows of its ``by`` group
-    so far (itself included; ``window`` > 0: only the group's last ``window`` rows). A group
+    so far (itself included, unless not ``current``; ``window`` > 0: only the group's last
+    ``window`` rows). A group
     starts again: after a change of the ``by`` values from the row before
     (``reset_on_change``, every group), before a row where ``reset_before`` is true, after one
     where ``reset_after`` (over the row with its values) is true. A row with a null ``by``
@@ -210,6 +211,7 @@ class StreamStats(Step):
     reset_on_change: bool
     reset_before: Expr | None
     reset_after: Expr | None
+    current: bool = True
     keeps_rows: ClassVar[bool] = True
 
 

@@ -306,9 +306,13 @@ def _sort(command: ast.Sort, rows: _Rows) -> list[Step]:
     return steps
 
 
-def _dedup(command: ast.Dedup, rows: _Rows) -> sp.Dedup:
+def _dedup(command: ast.Dedup, rows: _Rows) -> list[Step]:
+    """The rows kept, then (``sortby``) sorted as ``sort`` does."""
     keys = tuple(rows.resolve(Column(name, src=command.src)) for name in command.fields)
-    return sp.Dedup(keys, command.keep, command.keepempty, command.consecutive, src=command.src)
+    steps: list[Step] = [sp.Dedup(keys, command.keep, command.keepempty, command.consecutive, src=command.src)]
+    if command.sort:
+        steps += _sort(ast.Sort(command.sort, None, src=command.src), rows)
+    return steps
 
 
 # --- timechart, timeaggs, bin ---
@@ -424,10 +428,11 @@ def _aggregates(aggs: tuple[ast.Agg, ...], rows: _Rows) -> tuple[tuple[str, Call
 
 
 def _top(command: ast.Top, rows: _Rows) -> list[Step]:
-    """Flat rows: the ``by`` fields, the fields, the count and (``showperc``) the percent."""
+    """Flat rows: the ``by`` fields, the fields, (``showcount``) the count and (``showperc``)
+    the percent."""
     fields, by = _columns(command.fields, rows, command.src), _columns(command.by, rows, command.src)
-    rows.flat(list(dict.fromkeys([*command.by, *command.fields, command.count,
-                                  *([command.percent] if command.percent else [])])))
+    shown = [name for name in (command.count, command.percent) if name]
+    rows.flat(list(dict.fromkeys([*command.by, *command.fields, *shown])))
     return [sp.Top(fields, by, command.limit, command.rare, command.count, command.percent, src=command.src)]
 
 
@@ -455,7 +460,7 @@ def _streamstats(command: ast.StreamStats, rows: _Rows) -> list[Step]:
         rows.assign(name)
     after = None if command.reset_after is None else rows.resolve(command.reset_after)
     return [*check, sp.StreamStats(aggs, by, command.window, command.reset_on_change, before, after,
-                                   src=command.src)]
+                                   command.current, src=command.src)]
 
 
 def _rex(command: ast.Rex, rows: _Rows) -> sp.Rex:
@@ -619,7 +624,7 @@ PLANNERS: dict[type, Callable[[Any, _Rows], list[Step]]] = {
     ast.Sort: _sort,
     ast.Head: lambda command, rows: [Limit(command.count, src=command.src)],
     ast.Tail: lambda command, rows: [sp.Tail(command.count, src=command.src)],
-    ast.Dedup: _one(_dedup),
+    ast.Dedup: _dedup,
     # timechart, timeaggs, bin
     ast.Timechart: _timechart,
     ast.Bin: _one(_bin),

@@ -16,10 +16,15 @@ from typing import Any, Callable, Iterator
 
 import orjson
 
+from ...store.catalog import Index
 from .. import pushdown
-from ..execute import Context, Relation, run_source, source_columns
+from .. import types as T
+from ..execute import Context, Relation, run_source
 from ..plan import Limit, Source, Step
 from ..pushdown import sml as sql
+
+# types a field mapped to several of them is read as without loss
+_WIDER = {frozenset(("integer", "long")): "long", frozenset(("keyword", "text")): "keyword"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,28 @@ class Qsize(Limit):
     query did not set it, so a cut is worth a warning."""
 
     default: bool = False
+
+
+def source_columns(indices: list[Index]) -> tuple[list[str], list[str]]:
+    """Every mapped leaf field of the indices, sorted by name, with its type; a field the
+    indices map to several types (§4: values are dynamically typed) is of the one that holds
+    them all (``integer`` and ``long``: ``long``), else ``any``, each event's value then
+    decoded by its own index's type, where ES|QL's rule makes it ``unsupported`` and null."""
+    kinds: dict[str, set[str]] = {}
+    for index in indices:
+        for path, f in index.fields.items():
+            if f.target is None and f.column is not None:
+                kinds.setdefault(path, set()).add(T.FIELD_TYPES.get(f.type, "unsupported"))
+    names = sorted(kinds)
+    return names, [_one_type(kinds[n]) for n in names]
+
+
+def _one_type(kinds: set[str]) -> str:
+    if len(kinds) == 1:
+        return next(iter(kinds))
+    if "unsupported" in kinds:
+        return "unsupported"
+    return _WIDER.get(frozenset(kinds), T.ANY)
 
 
 def run_scan(step: Scan, rest: list[Step], ctx: Context) -> tuple[Relation, int]:
