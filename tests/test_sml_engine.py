@@ -467,3 +467,18 @@ async def test_dates_are_iso_in_the_answer_and_epoch_ms_in_expressions(es, serve
     rows, _ = _run(server, "source epoch | eval later=@timestamp + 1000, hour=(@timestamp - seen) / 1000 "
                            "| table later, hour")
     assert rows == [{"later": ms + 1000, "hour": 0}]
+
+
+# spec/sml.md §6.1, end to end (Splunk's documented meaning where the spec is silent): an
+# expression evaluated on the newest event of §10 (e5: 10:20, bob, 4625) -> its value, exactly
+EVAL_FUNCTIONS = [
+    ("log(1000)", 3.0), ("log(0.001)", -3.0), ("log(1024, 2)", 10.0), ("log(100, 10)", 2.0),
+]
+
+
+@pytest.mark.parametrize(("expression", "expected"), EVAL_FUNCTIONS, ids=[case[0] for case in EVAL_FUNCTIONS])
+async def test_eval_functions_over_an_event(es, server, expression: str, expected: Any) -> None:
+    await load_auth(es)
+    rows, frame = _run(server, f"source auth qsize=1 | eval x={expression} | table x")
+    assert rows == [{"x": expected}] and type(rows[0]["x"]) is type(expected)
+    assert frame["warnings"] == []

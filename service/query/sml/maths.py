@@ -71,7 +71,14 @@ def _ln(x: Any) -> float:
 
 @scalar("log", 1, 2, "double")
 def _log(x: Any, base: Any = 10) -> float:
-    return math.log(numeric(x), numeric(base))
+    """The logarithm in ``base`` (10 by default); bases 10 and 2 exactly where the power is
+    exact (``log(1000)`` is 3, not ``math.log``'s 2.9999999999999996)."""
+    value, radix = numeric(x), numeric(base)
+    if radix == 10:
+        return math.log10(value)
+    if radix == 2:
+        return math.log2(value)
+    return math.log(value, radix)
 
 
 @scalar("sqrt", 1, 1, "double")
