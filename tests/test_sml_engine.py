@@ -473,6 +473,10 @@ async def test_dates_are_iso_in_the_answer_and_epoch_ms_in_expressions(es, serve
 # expression evaluated on the newest event of §10 (e5: 10:20, bob, 4625) -> its value, exactly
 EVAL_FUNCTIONS = [
     ("log(1000)", 3.0), ("log(0.001)", -3.0), ("log(1024, 2)", 10.0), ("log(100, 10)", 2.0),
+    # printf's ' flag groups thousands with commas (Splunk's printf, as glibc's)
+    ("""printf("%'d", 1234567)""", "1,234,567"), ("""printf("%'d events", -1234)""", "-1,234 events"),
+    ("""printf("%'.2f", 1234567.891)""", "1,234,567.89"), ("""printf("[%'10d]", 12345)""", "[    12,345]"),
+    ("""printf("[%-'8d]", 1234)""", "[1,234   ]"), ("""printf("%'d", 999)""", "999"),
 ]
 
 

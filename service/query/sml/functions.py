@@ -269,14 +269,16 @@ def _tobool(v: Any) -> bool:
     raise TypeMismatch(v)
 
 
-_SPEC = re.compile(r"%([-+ 0#]*)(\d*)(?:\.(\d+))?([diouxXeEfFgGsc%])")
+_SPEC = re.compile(r"%([-+ 0#']*)(\d*)(?:\.(\d+))?([diouxXeEfFgGsc%])")
 _MAX_WIDTH = 1000
+_DIGIT_RUN = re.compile(r"\d+")
 
 
 @scalar("printf", 1, None, "keyword")
 def _printf(fmt: Any, *args: Any) -> str:
     """C's ``printf``: ``%d %i %o %u %x %X %e %f %g %s %c %%`` with flags, width and
-    precision; an argument of the wrong type or a missing one is null."""
+    precision, and the ``'`` flag grouping a decimal's thousands with commas (``%'d``, as
+    SPL's and glibc's); an argument of the wrong type or a missing one is null."""
     values = list(args)
 
     def convert(m: re.Match[str]) -> str:
@@ -285,17 +287,26 @@ def _printf(fmt: Any, *args: Any) -> str:
             return "%"
         if not values or int(width or 0) > _MAX_WIDTH or int(precision or 0) > _MAX_WIDTH:
             raise TypeMismatch(fmt)
-        arg = values.pop(0)
-        spec = f"%{flags}{width}{'.' + precision if precision is not None else ''}"
-        if conv in "diouxXc":
-            return (spec + ("d" if conv in "iu" else conv)) % int(numeric(arg))
-        if conv in "eEfFgG":
-            return (spec + conv) % float(numeric(arg))
-        return (spec + "s") % text(arg)
+        grouped, flags = "'" in flags and conv in "diufFgG", flags.replace("'", "")
+        out = _convert(f"%{flags}{'' if grouped else width}{'.' + precision if precision is not None else ''}",
+                       conv, values.pop(0))
+        if not grouped:
+            return out
+        out = _DIGIT_RUN.sub(lambda digits: f"{int(digits[0]):,}", out, count=1)
+        return out.ljust(int(width or 0)) if "-" in flags else out.rjust(int(width or 0))
     out = _SPEC.sub(convert, text(fmt))
     if len(out) > MAX_STRING:
         raise TypeMismatch(fmt)
     return out
+
+
+def _convert(spec: str, conv: str, arg: Any) -> str:
+    """One ``printf`` conversion of ``arg`` by ``spec`` (``%`` with flags, width, precision)."""
+    if conv in "diouxXc":
+        return (spec + ("d" if conv in "iu" else conv)) % int(numeric(arg))
+    if conv in "eEfFgG":
+        return (spec + conv) % float(numeric(arg))
+    return (spec + "s") % text(arg)
 
 
 # --- text -------------------------------------------------------------------------------------
