@@ -114,7 +114,7 @@ def _now(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compil
 
 register("now", 0, 0, _now)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_SUBSECONDS = re.compile(r"%(\d?)N|%s|%%")
+_SUBSECONDS = re.compile(r"%(\d?)([NQ])|%s|%%")
 
 
 def _millis(t: Any) -> int:
@@ -130,7 +130,8 @@ def _millis(t: Any) -> int:
 @scalar("strftime", 2, 2, "keyword")
 def _strftime(t: Any, fmt: Any) -> str:
     """``t`` (epoch ms) in UTC by a C ``strftime`` format; also ``%s`` (epoch seconds) and
-    SPL's subseconds ``%3N`` (ms), ``%6N`` (µs), ``%N``/``%9N`` (ns)."""
+    SPL's subseconds ``%3N`` (ms), ``%6N`` (µs), ``%N``/``%9N`` (ns), and ``%Q`` the same
+    with 3 digits by default (``%3Q``, ``%6Q``, ``%9Q``)."""
     ms = _millis(t)
     moment = _EPOCH + timedelta(milliseconds=ms)
 
@@ -139,19 +140,28 @@ def _strftime(t: Any, fmt: Any) -> str:
             return "%%"
         if m.group(0) == "%s":
             return str(ms // 1000)
-        width = int(m.group(1) or 9)
+        width = int(m.group(1) or (9 if m.group(2) == "N" else 3))
         return f"{ms % 1000:03d}{'0' * 6}"[:width]
     return moment.strftime(_SUBSECONDS.sub(own, text(fmt)))
 
 
-_PARSE_SUBSECONDS = re.compile(r"%\d?N")
+_PARSE_AS = {"F": "%Y-%m-%d", "T": "%H:%M:%S", "N": "%f", "Q": "%f", "%": "%%"}
+_PARSE_SHORTHANDS = re.compile(r"%\d?([NQ])|%([FT%])")
+_EPOCH_SECONDS = re.compile(r"[+-]?\d+")
 
 
 @scalar("strptime", 2, 2, "date")
 def _strptime(s: Any, fmt: Any) -> int:
-    """``s`` read by a C ``strptime`` format (``%3N``... read fractions), as epoch ms; UTC
-    unless the format reads an offset (``%z``)."""
-    parsed = datetime.strptime(text(s), _PARSE_SUBSECONDS.sub("%f", text(fmt)))
+    """``s`` read by a C ``strptime`` format, as epoch ms; UTC unless the format reads an
+    offset (``%z``). SPL's variables are read too: ``%F`` (``%Y-%m-%d``), ``%T``
+    (``%H:%M:%S``), subseconds ``%3N``/``%3Q``..., and ``%s`` alone (epoch seconds)."""
+    value, pattern = text(s), text(fmt)
+    if pattern == "%s":
+        if not _EPOCH_SECONDS.fullmatch(value.strip()):
+            raise TypeMismatch(s)
+        return (_EPOCH + timedelta(seconds=int(value)) - _EPOCH) // timedelta(milliseconds=1)  # years 1-9999
+    pattern = _PARSE_SHORTHANDS.sub(lambda m: _PARSE_AS[m.group(1) or m.group(2)], pattern)
+    parsed = datetime.strptime(value, pattern)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return (parsed - _EPOCH) // timedelta(milliseconds=1)
