@@ -483,6 +483,7 @@ EVAL_FUNCTIONS = [
     ('strptime("2024-05-01", "%F")', "2024-05-01T00:00:00.000Z"),
     ('strptime("10:20:00 2024-05-01", "%T %F")', "2024-05-01T10:20:00.000Z"),
     ('strptime("1714558800", "%s")', "2024-05-01T10:20:00.000Z"), ('strptime("17145x", "%s")', None),
+    ('tonumber("\u0664\u0666\u0662\u0665")', None), ('tonumber("\u0664\u0666\u0662\u0665" + "") + 1', None),
     ('strptime("-86400", "%s")', "1969-12-31T00:00:00.000Z"), ('strptime("99999999999999999999", "%s")', None),
 ]
 
@@ -493,3 +494,18 @@ async def test_eval_functions_over_an_event(es, server, expression: str, expecte
     rows, frame = _run(server, f"source auth qsize=1 | eval x={expression} | table x")
     assert rows == [{"x": expected}] and type(rows[0]["x"]) is type(expected)
     assert frame["warnings"] == []
+
+
+@pytest.mark.parametrize("pushdown", [True, False], ids=["pushdown", "python"])
+@pytest.mark.parametrize("query", [
+    "source auth | search code=4625 | table _id", "source auth | search code>4000 | table _id",
+    "source auth | where code == 4625 | table _id", "source auth | where code == 4625.0 | table _id",
+    "source auth | eval n=code * 1 | where isnotnull(n) | table _id",
+])
+async def test_a_numeric_looking_string_is_written_in_ascii_digits(es, server, pushdown: bool, query: str) -> None:
+    # §2's number syntax: "4625" is the number 4625, Arabic-Indic digits are text (as in SPL and
+    # OpenSearch), however Python's int() would read them
+    await bulk(es, "auth", [("a1", {"@timestamp": "2024-05-01T10:00:00Z", "code": "4625"}),
+                            ("a2", {"@timestamp": "2024-05-01T10:01:00Z", "code": "\u0664\u0666\u0662\u0665"})])
+    rows, _ = _run(server, query, options=QueryOptions(pushdown=pushdown))
+    assert rows == [{"_id": "a1"}]
