@@ -220,16 +220,22 @@ def _typeof(v: Any) -> str:
 # --- conversion -------------------------------------------------------------------------------
 
 _DIGITS = re.compile(r"[+-]?(?:0[xX])?[0-9A-Za-z]+")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 @scalar("tonumber", 1, 2, T.ANY)
 def _tonumber(v: Any, base: Any = None) -> Any:
-    """A number, or the number a string spells (surrounding blanks ignored); with ``base``
-    (2-36) the integer a string of that base's digits spells (``0x`` allowed in base 16)."""
+    """A number, or the number a string spells (surrounding blanks ignored; also ``.5`` and
+    ``5.``, as SPL reads them); with ``base`` (2-36) the integer a string of that base's
+    digits spells (``0x`` allowed in base 16)."""
     if type(v) is bool:
         raise TypeMismatch(v)
     if base is None:
-        return result(numeric(v.strip() if type(v) is str else v))
+        if type(v) is str:
+            v = v.strip()
+            if number(v) is None and _DECIMAL.fullmatch(v):
+                return result(float(v))
+        return result(numeric(v))
     radix = numeric(base)
     digits = text(v).strip()
     if not (type(radix) is int and 2 <= radix <= 36) or not _DIGITS.fullmatch(digits):
