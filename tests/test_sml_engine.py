@@ -483,6 +483,7 @@ EVAL_FUNCTIONS = [
     ('strptime("2024-05-01", "%F")', "2024-05-01T00:00:00.000Z"),
     ('strptime("10:20:00 2024-05-01", "%T %F")', "2024-05-01T10:20:00.000Z"),
     ('strptime("1714558800", "%s")', "2024-05-01T10:20:00.000Z"), ('strptime("17145x", "%s")', None),
+    ("null()", None), ("isnull(null())", True), ('coalesce(null(), "b")', "b"),
     ('tonumber(".5")', 0.5), ('tonumber("-.5e1")', -5.0), ('tonumber("5.")', 5.0), ('tonumber(" +7 ")', 7),
     ('tonumber("1_000")', None), ('tonumber(".")', None), ('tonumber("inf")', None),
     ('tonumber("\u0664\u0666\u0662\u0665")', None), ('tonumber("\u0664\u0666\u0662\u0665" + "") + 1', None),

@@ -339,11 +339,12 @@ def _substr(s: Any, start: Any, length: Any = None) -> str:
     return value[begin:begin + count]
 
 
-def _constant(value: bool) -> Build:
-    return lambda expr, scope, args, clock: ((lambda row: value), "boolean")
+def _constant(value: bool | None, kind: str) -> Build:
+    return lambda expr, scope, args, clock: ((lambda row: value), kind)
 
 
-register("true", 0, 0, _constant(True))
-register("false", 0, 0, _constant(False))
+register("true", 0, 0, _constant(True, "boolean"))
+register("false", 0, 0, _constant(False, "boolean"))
+register("null", 0, 0, _constant(None, "null"))  # SPL's null(), beside the literal null
 
 
