@@ -275,7 +275,7 @@ def _tobool(v: Any) -> bool:
     raise TypeMismatch(v)
 
 
-_SPEC = re.compile(r"%([-+ 0#']*)(\d*)(?:\.(\d+))?([diouxXeEfFgGsc%])")
+_SPEC = re.compile(r"%([-+ 0#']*)(\d*|\*)(?:\.(\d*|\*))?(?:hh|h|ll|l|L|q|j|z|t)?([diouxXeEfFgGsc%])")
 _MAX_WIDTH = 1000
 _DIGIT_RUN = re.compile(r"\d+")
 
@@ -283,27 +283,44 @@ _DIGIT_RUN = re.compile(r"\d+")
 @scalar("printf", 1, None, "keyword")
 def _printf(fmt: Any, *args: Any) -> str:
     """C's ``printf``: ``%d %i %o %u %x %X %e %f %g %s %c %%`` with flags, width and
-    precision, and the ``'`` flag grouping a decimal's thousands with commas (``%'d``, as
-    SPL's and glibc's); an argument of the wrong type or a missing one is null."""
+    precision (``*``: the next argument), length modifiers read and ignored (``%ld``), and
+    the ``'`` flag grouping a decimal's thousands with commas (``%'d``, as SPL's and
+    glibc's); an argument of the wrong type or a missing one is null."""
     values = list(args)
 
     def convert(m: re.Match[str]) -> str:
         flags, width, precision, conv = m.groups()
         if conv == "%":
             return "%"
+        width, precision = _star(width, values, fmt), _star(precision, values, fmt)
+        if width.startswith("-"):  # a negative * width left-justifies, as in C
+            flags, width = flags + "-", width[1:]
+        if precision is not None and precision.startswith("-"):  # a negative * precision is taken as omitted
+            precision = None
         if not values or int(width or 0) > _MAX_WIDTH or int(precision or 0) > _MAX_WIDTH:
             raise TypeMismatch(fmt)
         grouped, flags = "'" in flags and conv in "diufFgG", flags.replace("'", "")
         out = _convert(f"%{flags}{'' if grouped else width}{'.' + precision if precision is not None else ''}",
                        conv, values.pop(0))
-        if not grouped:
-            return out
-        out = _DIGIT_RUN.sub(lambda digits: f"{int(digits[0]):,}", out, count=1)
+        if grouped:
+            out = _DIGIT_RUN.sub(lambda digits: f"{int(digits[0]):,}", out, count=1)
+        elif conv == "o" and "#" in flags:
+            out = out.replace("0o", "0", 1)  # C's alternate octal is 010, Python's 0o10
         return out.ljust(int(width or 0)) if "-" in flags else out.rjust(int(width or 0))
     out = _SPEC.sub(convert, text(fmt))
     if len(out) > MAX_STRING:
         raise TypeMismatch(fmt)
     return out
+
+
+def _star(written: str | None, values: list[Any], fmt: Any) -> Any:
+    """A width or precision as written, or for ``*`` the next argument (an integer)."""
+    if written != "*":
+        return written
+    n = numeric(values.pop(0)) if values else None
+    if type(n) is not int:
+        raise TypeMismatch(fmt)
+    return str(n)
 
 
 def _convert(spec: str, conv: str, arg: Any) -> str:
