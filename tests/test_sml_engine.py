@@ -516,3 +516,19 @@ async def test_a_numeric_looking_string_is_written_in_ascii_digits(es, server, p
                             ("a2", {"@timestamp": "2024-05-01T10:01:00Z", "code": "\u0664\u0666\u0662\u0665"})])
     rows, _ = _run(server, query, options=QueryOptions(pushdown=pushdown))
     assert rows == [{"_id": "a1"}]
+
+
+async def test_strptime_of_a_string_the_mapping_read_as_a_date_is_that_instant(es, server) -> None:
+    # a string such as "2024-05-01 09:30:00" is mapped as a date, so an expression reads it as
+    # epoch ms (§4); strptime with the format it was written in gives that instant, not null
+    await es.indices.create(index="nanos", mappings={"properties": {"@timestamp": {"type": "date"},
+                                                                     "seen": {"type": "date_nanos"}}})
+    await bulk(es, "logs", [("l1", {"@timestamp": "2024-05-01T10:00:00Z", "created": "2024-05-01 09:30:00",
+                                    "day": "01/05/2024"})])
+    await bulk(es, "nanos", [("n1", {"@timestamp": "2024-05-01T10:00:00Z", "seen": "2024-05-01T09:45:00.123456789Z"})])
+    rows, _ = _run(server, 'source logs | eval t=strptime(created, "%Y-%m-%d %H:%M:%S"), d=strptime(day, "%d/%m/%Y"), '
+                           'age=@timestamp - t | table t, d, age')
+    assert rows == [{"t": "2024-05-01T09:30:00.000Z", "d": "2024-05-01T00:00:00.000Z", "age": 1_800_000}]
+    rows, _ = _run(server, 'source nanos | eval t=strptime(seen, "%Y-%m-%dT%H:%M:%S.%9NZ"), n=strptime(seen, null()) '
+                           '| table t, n')
+    assert rows == [{"t": "2024-05-01T09:45:00.123Z", "n": None}]

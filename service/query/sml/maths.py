@@ -150,7 +150,22 @@ _PARSE_SHORTHANDS = re.compile(r"%\d?([NQ])|%([FT%])")
 _EPOCH_SECONDS = re.compile(r"[+-]?\d+")
 
 
-@scalar("strptime", 2, 2, "date")
+def _strptime_call(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
+    """``strptime``; over a value the index holds as a date (a string its mapping read as
+    one: its text is gone, the expression sees epoch ms or, for ``date_nanos``, ns), that
+    instant whatever the format, where parsing the number's digits would give null."""
+    (value, kind), (fmt, _) = args
+    scale = 1_000_000 if kind == "date_nanos" else 1
+
+    def held(t: Any, f: Any) -> int:
+        return int(numeric(t)) // scale
+    read = held if kind in ("date", "date_nanos") else _strptime
+    return scope.dialect.single(read, expr.src, scope.warnings, [value, fmt]), "date"
+
+
+register("strptime", 2, 2, _strptime_call)
+
+
 def _strptime(s: Any, fmt: Any) -> int:
     """``s`` read by a C ``strptime`` format, as epoch ms; UTC unless the format reads an
     offset (``%z``). SPL's variables are read too: ``%F`` (``%Y-%m-%d``), ``%T``
