@@ -481,6 +481,8 @@ EVAL_FUNCTIONS = [
     ('printf("%#o|%#x|%o", 8, 255, 8)', "010|0xff|10"), ('printf("%ld|%lld|%hd|%lu|%lf", 42, 42, 42, 42, 1.5)', "42|42|42|42|1.500000"),
     ('printf("[%*d]", 5, 42)', "[   42]"), ('printf("[%-*d]", 4, 7)', "[7   ]"), ('printf("%.*f", 2, 3.14159)', "3.14"),
     ('printf("[%*.*f]", 7, 1, 2.25)', "[    2.2]"), ('printf("%*d", "x", 1)', None),
+    ('tostring(-5, "duration")', "-00:00:05"), ('tostring(-90061, "duration")', "-1+01:01:01"),
+    ('tostring(59.9, "duration")', "00:00:59"),
     # SPL's time variables: %Q (subseconds, %3Q ms by default) beside %N; %F, %T and %s read too
     ('strftime(@timestamp + 123, "%H:%M:%S.%Q")', "10:20:00.123"), ('strftime(@timestamp + 123, "%6Q")', "123000"),
     ('strptime("2024-05-01 10:20:00.250", "%Y-%m-%d %H:%M:%S.%3Q")', "2024-05-01T10:20:00.250Z"),

@@ -255,9 +255,9 @@ def _tostring(v: Any, style: Any = None) -> str:
     if style == "commas":
         return f"{n:,}" if type(n) is int else f"{round(n, 2):,}"
     if style == "duration":
-        days, rest = divmod(int(n), 86_400)
+        days, rest = divmod(abs(int(n)), 86_400)
         clock = f"{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
-        return f"{days}+{clock}" if days else clock
+        return ("-" if int(n) < 0 else "") + (f"{days}+{clock}" if days else clock)
     raise TypeMismatch(style)
 
 
