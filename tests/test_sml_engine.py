@@ -534,3 +534,14 @@ async def test_strptime_of_a_string_the_mapping_read_as_a_date_is_that_instant(e
     rows, _ = _run(server, 'source nanos | eval t=strptime(seen, "%Y-%m-%dT%H:%M:%S.%9NZ"), n=strptime(seen, null()) '
                            '| table t, n')
     assert rows == [{"t": "2024-05-01T09:45:00.123Z", "n": None}]
+
+
+async def test_a_date_chosen_by_a_conditional_function_is_still_a_date(es, server) -> None:
+    # §4: dates are ISO-8601 in the answer; if/case/coalesce/nullif whose every non-null
+    # branch is a date give a date, as if(c, now(), @timestamp) already did
+    await load_auth(es)
+    rows, _ = _run(server, 'source auth qsize=1 | eval a=coalesce(nothing, @timestamp), b=if(true(), @timestamp, null), '
+                           'c=case(false(), null, true(), @timestamp), d=nullif(@timestamp, 0), '
+                           'e=if(true(), @timestamp, 0) | table a, b, c, d, e')
+    at = "2024-05-01T10:20:00.000Z"
+    assert rows == [{"a": at, "b": at, "c": at, "d": at, "e": parse_iso_nanos(at) // 1_000_000}]

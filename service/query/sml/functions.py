@@ -71,11 +71,18 @@ def _arity(function: Function) -> str:
 
 # --- conditional ------------------------------------------------------------------------------
 
+def _chosen(kinds: Any) -> str:
+    """The type of a result chosen among values of ``kinds``: theirs where they agree, a
+    null agreeing with any (so a date chosen is still a date), else ``any``."""
+    present = set(kinds) - {"null"}
+    return present.pop() if len(present) == 1 else T.ANY if present else "null"
+
+
 def _if(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
     """``if(c, a, b)``: ``a`` when ``c`` is true, else ``b`` (null and non-booleans too);
     only the branch taken is evaluated."""
     (cond, _), (then, a), (other, b) = args
-    return (lambda row: then(row) if truth(cond(row)) else other(row)), a if a == b else T.ANY
+    return (lambda row: then(row) if truth(cond(row)) else other(row)), _chosen((a, b))
 
 
 def _case(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
@@ -83,14 +90,13 @@ def _case(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compi
     if len(args) % 2:
         raise error(expr, "function [case] expects pairs of a condition and a value")
     pairs = [(args[i][0], args[i + 1][0]) for i in range(0, len(args), 2)]
-    kinds = {kind for _, kind in args[1::2]}
 
     def run(row: list[Any]) -> Any:
         for cond, value in pairs:
             if truth(cond(row)):
                 return value(row)
         return None
-    return run, kinds.pop() if len(kinds) == 1 else T.ANY
+    return run, _chosen(kind for _, kind in args[1::2])
 
 
 def _validate(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
@@ -113,16 +119,23 @@ register("case", 2, None, _case)
 register("validate", 2, None, _validate)
 
 
-@raw("coalesce", 1, None, T.ANY)
-def _coalesce(*values: Any) -> Any:
+def _coalesce(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
     """The first argument that is not null (an empty multi-value is null)."""
-    return next((v for v in values if v is not None and v != []), None)
+    fns = [fn for fn, _ in args]
+
+    def run(row: list[Any]) -> Any:
+        return next((v for v in (fn(row) for fn in fns) if v is not None and v != []), None)
+    return run, _chosen(kind for _, kind in args)
 
 
-@raw("nullif", 2, 2, T.ANY)
-def _nullif(a: Any, b: Any) -> Any:
+def _nullif(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
     """Null when ``a == b`` (SML's equality), else ``a``."""
-    return None if compare("==", a, b) else a
+    (a, kind), (b, _) = args
+    return (lambda row: None if compare("==", value := a(row), b(row)) else value), _chosen((kind,))
+
+
+register("coalesce", 1, None, _coalesce)
+register("nullif", 2, 2, _nullif)
 
 
 @lru_cache(maxsize=256)
