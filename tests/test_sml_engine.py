@@ -483,6 +483,9 @@ EVAL_FUNCTIONS = [
     ('printf("[%*.*f]", 7, 1, 2.25)', "[    2.2]"), ('printf("%*d", "x", 1)', None),
     ('tostring(-5, "duration")', "-00:00:05"), ('tostring(-90061, "duration")', "-1+01:01:01"),
     ('tostring(59.9, "duration")', "00:00:59"),
+    # SPL's printf examples: %c of a string is its first character, %a/%A a double in hexadecimal
+    ('printf("%c,%c", 65, "Foo")', "A,F"), ('printf("%.3A", pi())', "0X1.922P+1"), ('printf("%a|%a|%a", 1, 0.5, -2.5)', "0x1p+0|0x1p-1|-0x1.4p+1"),
+    ('printf("%a|%.2a", 0, 1)', "0x0p+0|0x1.00p+0"), ('printf("[%10.1a]", 3)', "[  0x1.8p+1]"),
     # SPL's time variables: %Q (subseconds, %3Q ms by default) beside %N; %F, %T and %s read too
     ('strftime(@timestamp + 123, "%H:%M:%S.%Q")', "10:20:00.123"), ('strftime(@timestamp + 123, "%6Q")', "123000"),
     ('strptime("2024-05-01 10:20:00.250", "%Y-%m-%d %H:%M:%S.%3Q")', "2024-05-01T10:20:00.250Z"),

@@ -14,6 +14,7 @@ time when it is computed.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from functools import lru_cache
 from typing import Any
@@ -288,14 +289,14 @@ def _tobool(v: Any) -> bool:
     raise TypeMismatch(v)
 
 
-_SPEC = re.compile(r"%([-+ 0#']*)(\d*|\*)(?:\.(\d*|\*))?(?:hh|h|ll|l|L|q|j|z|t)?([diouxXeEfFgGsc%])")
+_SPEC = re.compile(r"%([-+ 0#']*)(\d*|\*)(?:\.(\d*|\*))?(?:hh|h|ll|l|L|q|j|z|t)?([diouxXeEfFgGaAsc%])")
 _MAX_WIDTH = 1000
 _DIGIT_RUN = re.compile(r"\d+")
 
 
 @scalar("printf", 1, None, "keyword")
 def _printf(fmt: Any, *args: Any) -> str:
-    """C's ``printf``: ``%d %i %o %u %x %X %e %f %g %s %c %%`` with flags, width and
+    """C's ``printf``: ``%d %i %o %u %x %X %e %f %g %a %s %c %%`` with flags, width and
     precision (``*``: the next argument), length modifiers read and ignored (``%ld``), and
     the ``'`` flag grouping a decimal's thousands with commas (``%'d``, as SPL's and
     glibc's); an argument of the wrong type or a missing one is null."""
@@ -313,8 +314,13 @@ def _printf(fmt: Any, *args: Any) -> str:
         if not values or int(width or 0) > _MAX_WIDTH or int(precision or 0) > _MAX_WIDTH:
             raise TypeMismatch(fmt)
         grouped, flags = "'" in flags and conv in "diufFgG", flags.replace("'", "")
-        out = _convert(f"%{flags}{'' if grouped else width}{'.' + precision if precision is not None else ''}",
-                       conv, values.pop(0))
+        arg = values.pop(0)
+        if conv in "aA":
+            out = _hex_float(float(numeric(arg)), precision, flags)
+            out = out.upper() if conv == "A" else out
+        else:
+            out = _convert(f"%{flags}{'' if grouped else width}{'.' + precision if precision is not None else ''}",
+                           conv, arg)
         if grouped:
             out = _DIGIT_RUN.sub(lambda digits: f"{int(digits[0]):,}", out, count=1)
         elif conv == "o" and "#" in flags:
@@ -337,12 +343,38 @@ def _star(written: str | None, values: list[Any], fmt: Any) -> Any:
 
 
 def _convert(spec: str, conv: str, arg: Any) -> str:
-    """One ``printf`` conversion of ``arg`` by ``spec`` (``%`` with flags, width, precision)."""
+    """One ``printf`` conversion of ``arg`` by ``spec`` (``%`` with flags, width, precision);
+    ``%c`` of a text that is no number is its first character (SPL: ``A,F`` for 65, "Foo")."""
+    if conv == "c" and number(first(arg)) is None:
+        return (spec + "s") % text(arg)[:1]
     if conv in "diouxXc":
         return (spec + ("d" if conv in "iu" else conv)) % int(numeric(arg))
     if conv in "eEfFgG":
         return (spec + conv) % float(numeric(arg))
     return (spec + "s") % text(arg)
+
+
+def _hex_float(x: float, precision: str | None, flags: str) -> str:
+    """C's ``%a``: ``[-]0x1.<hex digits>p<exponent>``, the digits rounded half to even to
+    ``precision`` when given, else as few as are exact (``0x1p+0``)."""
+    sign = "-" if math.copysign(1.0, x) < 0 else "+" if "+" in flags else " " if " " in flags else ""
+    lead, fraction, exponent = 0, 0, 0
+    if x:
+        mantissa, power = math.frexp(abs(x))  # abs(x) = mantissa * 2**power, 0.5 <= mantissa < 1
+        lead, fraction, exponent = 1, int(mantissa * (1 << 53)) - (1 << 52), power - 1
+    if precision is None:
+        digits = f"{fraction:013x}".rstrip("0")
+    elif (places := int(precision or 0)) >= 13:
+        digits = f"{fraction:013x}" + "0" * (places - 13)
+    else:
+        shift = 4 * (13 - places)
+        kept, rest = divmod(fraction, 1 << shift)
+        if rest > 1 << (shift - 1) or (rest == 1 << (shift - 1) and kept & 1):
+            kept += 1
+        if kept >> (4 * places):  # rounded up past the digits: 0x1.f8 to one place is 0x2.0
+            lead, kept = lead + 1, 0
+        digits = f"{kept:0{places}x}" if places else ""
+    return f"{sign}0x{lead}{'.' + digits if digits else ''}p{exponent:+d}"
 
 
 # --- text -------------------------------------------------------------------------------------
