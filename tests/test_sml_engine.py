@@ -486,6 +486,15 @@ EVAL_FUNCTIONS = [
     # SPL's printf examples: %c of a string is its first character, %a/%A a double in hexadecimal
     ('printf("%c,%c", 65, "Foo")', "A,F"), ('printf("%.3A", pi())', "0X1.922P+1"), ('printf("%a|%a|%a", 1, 0.5, -2.5)', "0x1p+0|0x1p-1|-0x1.4p+1"),
     ('printf("%a|%.2a", 0, 1)', "0x0p+0|0x1.00p+0"), ('printf("[%10.1a]", 3)', "[  0x1.8p+1]"),
+    # SPL's multivalue functions past the spec's cut-off list: mvsort, mvfind, mvzip, mvrange
+    ('mvsort(split("b,10,a,9", ","))', ["10", "9", "a", "b"]), ('mvsort(mvappend(10, 9, 100))', [10, 100, 9]),
+    ('mvsort("x")', "x"), ('mvsort(nothing)', None),
+    ('mvfind(split("ok,err42,err7", ","), "err\\d+")', 1), ('mvfind(split("a,b", ","), "z")', None),
+    ('mvfind("abc", "b")', 0),
+    ('mvzip(split("h1,h2,h3", ","), split("80,443", ","))', ["h1,80", "h2,443"]),
+    ('mvzip(split("a,b", ","), split("1,2", ","), "=")', ["a=1", "b=2"]), ('mvzip("a", nothing)', None),
+    ("mvrange(1, 11, 2)", [1, 3, 5, 7, 9]), ("mvrange(3, 0, -1)", [3, 2, 1]), ("mvrange(1, 4)", [1, 2, 3]),
+    ("mvrange(0, 1, 0.25)", [0, 0.25, 0.5, 0.75]), ("mvrange(1, 2)", 1), ("mvrange(1, 1)", None), ("mvrange(1, 5, 0)", None),
     # SPL's time variables: %Q (subseconds, %3Q ms by default) beside %N; %F, %T and %s read too
     ('strftime(@timestamp + 123, "%H:%M:%S.%Q")', "10:20:00.123"), ('strftime(@timestamp + 123, "%6Q")', "123000"),
     ('strptime("2024-05-01 10:20:00.250", "%Y-%m-%d %H:%M:%S.%3Q")', "2024-05-01T10:20:00.250Z"),

@@ -172,7 +172,7 @@ def _cidrmatch(cidr: Any, ip: Any) -> bool:
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
-_REGEX_ARGUMENT = {"match", "replace"}  # the second argument is a regular expression
+_REGEX_ARGUMENT = {"match", "replace", "mvfind"}  # the second argument is a regular expression
 
 
 @lru_cache(maxsize=256)
@@ -188,6 +188,19 @@ def compile_regex(pattern: str) -> Any:
 def _match(s: Any, pattern: Any) -> bool:
     """Whether the regular expression matches somewhere in ``s`` (unanchored)."""
     return compile_regex(text(pattern)).search(text(s)) is not None
+
+
+@raw("mvfind", 2, 2, "long")
+def _mvfind(v: Any, pattern: Any) -> int | None:
+    """The 0-based position of the first value the regular expression matches, else null."""
+    values, pattern = ([x for x in v if x is not None] if type(v) is list else [v]), first(pattern)
+    if pattern is None or v is None:
+        return None
+    try:
+        regex = compile_regex(text(pattern))
+    except TypeMismatch:
+        return None
+    return next((i for i, x in enumerate(values) if regex.search(text(x)) is not None), None)
 
 
 @scalar("replace", 3, 3, "keyword")

@@ -1,14 +1,18 @@
-"""SML's multivalue eval functions (spec/sml.md §6.1, SPL's meaning): they read a field's
+"""SML's multivalue eval functions (spec/sml.md §6.1, SPL's meaning, also SPL's mvsort, mvzip
+and mvrange past the spec's cut-off list; mvfind is with the regex functions): they read a field's
 array as a whole, where every other function reads its first value. A result of one value
 is that value, of none null."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .. import types as T
 from .registry import raw
-from .values import first, identity, number, text
+from .values import first, identity, number, numeric, text
+
+MAX_RANGE = 10_000  # values mvrange may make: more is null
 
 
 def _elements(v: Any) -> list[Any]:
@@ -74,3 +78,30 @@ def _mvdedup(v: Any) -> Any:
             seen.add(key)
             out.append(x)
     return T.collapse(out)
+
+
+@raw("mvsort", 1, 1, T.ANY)
+def _mvsort(v: Any) -> Any:
+    """The values in lexicographic order of their text (SPL's: ``10`` before ``9``)."""
+    return T.collapse(sorted(_elements(v), key=text))
+
+
+@raw("mvzip", 2, 3, T.ANY)
+def _mvzip(left: Any, right: Any, delimiter: Any = ",") -> Any:
+    """The values of both, pairwise, joined by ``delimiter`` (``,``), as far as the shorter goes."""
+    sep = first(delimiter)
+    if sep is None:
+        return None
+    return T.collapse([text(a) + text(sep) + text(b) for a, b in zip(_elements(left), _elements(right))])
+
+
+@raw("mvrange", 2, 3, T.ANY)
+def _mvrange(start: Any, end: Any, step: Any = 1) -> Any:
+    """The numbers from ``start`` by ``step`` (1) up to, not including, ``end`` (down to, for
+    a negative step); null for a zero step, a non-number, or more than ``MAX_RANGE`` values."""
+    try:
+        begin, stop, by = numeric(start), numeric(end), numeric(step)
+    except ValueError:
+        return None
+    count = max(0, math.ceil((stop - begin) / by)) if by else MAX_RANGE + 1
+    return T.collapse([begin + i * by for i in range(count)]) if count <= MAX_RANGE else None
