@@ -1,5 +1,6 @@
-"""SML's mathematical, time and statistical eval functions (spec/sml.md §6.1): numbers
-and numeric-looking strings in, null for anything else or a result no JSON number holds."""
+"""SML's mathematical, time (with SPL's relative_time) and statistical eval functions
+(spec/sml.md §6.1): numbers and numeric-looking strings in, null for anything else or a
+result no JSON number holds."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
+from ...errors import ServiceError
 from ...store.dates import parse_iso_nanos
 from .. import types as T
 from ..evaluate import Scope
 from ..expr import Call
+from . import times
 from .registry import Clock, Compiled, raw, register, scalar
 from .values import TypeMismatch, leaves, number, numeric, order_key, result, text
 
@@ -143,6 +146,16 @@ def _strftime(t: Any, fmt: Any) -> str:
         width = int(m.group(1) or (9 if m.group(2) == "N" else 3))
         return f"{ms % 1000:03d}{'0' * 6}"[:width]
     return moment.strftime(_SUBSECONDS.sub(own, text(fmt)))
+
+
+@scalar("relative_time", 2, 2, "date")
+def _relative_time(t: Any, modifier: Any) -> int:
+    """``t`` (epoch ms) moved by a time modifier as ``earliest=`` reads one, ``t`` standing
+    for now (``-1d@d``, ``@h``, ``+1d@d+8h``, ``now-1h``); null for no such modifier."""
+    try:
+        return times.resolve(text(modifier), _millis(t), round_up=False, name="relative_time")
+    except ServiceError:
+        raise TypeMismatch(modifier) from None
 
 
 _PARSE_AS = {"F": "%Y-%m-%d", "T": "%H:%M:%S", "N": "%f", "Q": "%f", "%": "%%"}
