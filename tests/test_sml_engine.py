@@ -149,6 +149,8 @@ REFUSED_AT_CREATION = [
     ("source auth | stats by host.name", "line 1:21: unknown aggregate function [by]"),
     ("source auth | sort host.name | eval x=if(1==1, 2)", "line 1:39: function [if] expects 3 arguments, got 2"),
     ("source auth | append [ source auth | eval x=nosuch(1) ]", "line 1:45: unknown function [nosuch]"),
+    ("source auth | eval x=mvfilter(user.name == host.name)",
+     "line 1:22: function [mvfilter] expects a condition on one field, found [host.name, user.name]"),
 ]
 
 
@@ -520,6 +522,18 @@ EVAL_FUNCTIONS = [
     ("mvrange(0, 1, 0.25)", [0, 0.25, 0.5, 0.75]), ("mvrange(1, 2)", 1), ("mvrange(1, 1)", None),
     ("mvrange(1, 5, 0)", None),
 ]
+
+
+async def test_mvfilter_keeps_the_values_of_its_field_for_which_the_condition_holds(es, server) -> None:
+    # SPL's mvfilter(<condition on one field>): the condition evaluated with the field standing
+    # for each of its values in turn
+    await bulk(es, "mail", [("m1", {"@timestamp": "2024-05-01T10:00:00Z", "to": ["a@x.net", "b@y.com", "c@z.net"],
+                                    "n": [1, 5, 10], "one": "q@x.net"})])
+    rows, _ = _run(server, 'source mail | eval net=mvfilter(match(to, "\\.net$")), big=mvfilter(n > 3), '
+                           'none=mvfilter(n > 99), single=mvfilter(like(one, "%.net")), gone=mvfilter(nothing > 1), '
+                           'self=mvfilter(isnotnull(to)) | table net, big, none, single, gone, self')
+    assert rows == [{"net": ["a@x.net", "c@z.net"], "big": [5, 10], "none": None, "single": "q@x.net", "gone": None,
+                     "self": ["a@x.net", "b@y.com", "c@z.net"]}]
 
 
 @pytest.mark.parametrize(("expression", "expected"), EVAL_FUNCTIONS, ids=[case[0] for case in EVAL_FUNCTIONS])

@@ -52,6 +52,8 @@ def _checked(expr: Call) -> Function:
     n = len(expr.args)
     if n < function.least or (function.most is not None and n > function.most):
         raise error(expr, f"function [{expr.name}] expects {_arity(function)}, got {n}")
+    if expr.name == "mvfilter":
+        multivalue.filtered_field(expr)
     if expr.name in _REGEX_ARGUMENT:
         pattern = expr.args[1]
         if isinstance(pattern, Literal) and isinstance(pattern.value, str):

@@ -9,7 +9,9 @@ import math
 from typing import Any
 
 from .. import types as T
-from .registry import raw
+from ..evaluate import Scope, walk
+from ..expr import Call, Column
+from .registry import Clock, Compiled, error, raw, register, truth
 from .values import first, identity, number, numeric, text
 
 MAX_RANGE = 10_000  # values mvrange may make: more is null
@@ -105,3 +107,37 @@ def _mvrange(start: Any, end: Any, step: Any = 1) -> Any:
         return None
     count = max(0, math.ceil((stop - begin) / by)) if by else MAX_RANGE + 1
     return T.collapse([begin + i * by for i in range(count)]) if count <= MAX_RANGE else None
+
+
+def filtered_field(expr: Call) -> str | None:
+    """The field an ``mvfilter`` call's condition reads (None: none); a condition on several
+    is refused (400 ``parsing_exception``), when the task is created."""
+    names = sorted({e.name for e in walk(expr.args[0]) if isinstance(e, Column)})
+    if len(names) > 1:
+        raise error(expr, f"function [mvfilter] expects a condition on one field, found [{', '.join(names)}]")
+    return names[0] if names else None
+
+
+def _mvfilter(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
+    """``mvfilter(<condition>)``: the values of the one field the condition reads for which
+    it is true, the field standing for each value in turn (null when it keeps none or the
+    rows have no such field); a condition on several fields is refused (400)."""
+    (condition, _), = args
+    name = filtered_field(expr)
+    at = None if name is None else scope.index(name) if scope.index(name) is not None \
+        else scope.index(name.removesuffix(".keyword"))
+    if at is None:
+        return (lambda row: None), T.ANY
+
+    def run(row: list[Any]) -> Any:
+        each = list(row)
+        kept = []
+        for value in _elements(row[at]):
+            each[at] = value
+            if truth(condition(each)):
+                kept.append(value)
+        return T.collapse(kept)
+    return run, T.ANY
+
+
+register("mvfilter", 1, 1, _mvfilter)
