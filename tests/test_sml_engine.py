@@ -149,6 +149,10 @@ REFUSED_AT_CREATION = [
     ("source auth | stats by host.name", "line 1:21: unknown aggregate function [by]"),
     ("source auth | sort host.name | eval x=if(1==1, 2)", "line 1:39: function [if] expects 3 arguments, got 2"),
     ("source auth | append [ source auth | eval x=nosuch(1) ]", "line 1:45: unknown function [nosuch]"),
+    ("source auth | eval x=case(event.code > 1, 1, event.code > 2)",
+     "line 1:22: function [case] expects pairs of a condition and a value"),
+    ('source auth | where isnull(validate(event.code > 1, "low", true()))',
+     "line 1:28: function [validate] expects pairs of a condition and a value"),
     ("source auth | eval x=mvfilter(user.name == host.name)",
      "line 1:22: function [mvfilter] expects a condition on one field, found [host.name, user.name]"),
 ]

@@ -52,6 +52,8 @@ def _checked(expr: Call) -> Function:
     n = len(expr.args)
     if n < function.least or (function.most is not None and n > function.most):
         raise error(expr, f"function [{expr.name}] expects {_arity(function)}, got {n}")
+    if expr.name in _PAIRED and n % 2:
+        raise error(expr, f"function [{expr.name}] expects pairs of a condition and a value")
     if expr.name == "mvfilter":
         multivalue.filtered_field(expr)
     if expr.name in _REGEX_ARGUMENT:
@@ -90,8 +92,6 @@ def _if(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compile
 
 def _case(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
     """``case(c1, v1, c2, v2, ...)``: the first ``vi`` whose ``ci`` is true, else null."""
-    if len(args) % 2:
-        raise error(expr, "function [case] expects pairs of a condition and a value")
     pairs = [(args[i][0], args[i + 1][0]) for i in range(0, len(args), 2)]
 
     def run(row: list[Any]) -> Any:
@@ -105,8 +105,6 @@ def _case(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compi
 def _validate(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
     """``validate(c1, s1, ...)``: the first ``si`` whose ``ci`` is not true (false or
     null), else null."""
-    if len(args) % 2:
-        raise error(expr, "function [validate] expects pairs of a condition and a value")
     pairs = [(args[i][0], args[i + 1][0]) for i in range(0, len(args), 2)]
 
     def run(row: list[Any]) -> Any:
@@ -117,6 +115,7 @@ def _validate(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> C
     return run, T.ANY
 
 
+_PAIRED = {"case", "validate"}  # (condition, value) pairs, checked with the arity
 register("if", 3, 3, _if)
 register("case", 2, None, _case)
 register("validate", 2, None, _validate)
