@@ -524,7 +524,7 @@ EVAL_FUNCTIONS = [
     ('mvzip(split("a,b", ","), split("1,2", ","), "=")', ["a=1", "b=2"]), ('mvzip("a", nothing)', None),
     ("mvrange(1, 11, 2)", [1, 3, 5, 7, 9]), ("mvrange(3, 0, -1)", [3, 2, 1]), ("mvrange(1, 4)", [1, 2, 3]),
     ("mvrange(0, 1, 0.25)", [0, 0.25, 0.5, 0.75]), ("mvrange(1, 2)", 1), ("mvrange(1, 1)", None),
-    ("mvrange(1, 5, 0)", None),
+    ("mvrange(1, 5, 0)", None), ('mvrange(0, "1e400")', None), ('mvrange("-1e400", "-1e400")', None),
 ]
 
 

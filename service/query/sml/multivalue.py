@@ -103,9 +103,9 @@ def _mvrange(start: Any, end: Any, step: Any = 1) -> Any:
     a negative step); null for a zero step, a non-number, or more than ``MAX_RANGE`` values."""
     try:
         begin, stop, by = numeric(start), numeric(end), numeric(step)
-    except ValueError:
+        count = max(0, math.ceil((stop - begin) / by)) if by else MAX_RANGE + 1
+    except (ValueError, ArithmeticError):  # a non-number, an infinite bound ("1e400")
         return None
-    count = max(0, math.ceil((stop - begin) / by)) if by else MAX_RANGE + 1
     return T.collapse([begin + i * by for i in range(count)]) if count <= MAX_RANGE else None
 
 
