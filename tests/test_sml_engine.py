@@ -508,6 +508,7 @@ EVAL_FUNCTIONS = [
     ('strptime("10:20:00 2024-05-01", "%T %F")', "2024-05-01T10:20:00.000Z"),
     ('strptime("1714558800", "%s")', "2024-05-01T10:20:00.000Z"), ('strptime("17145x", "%s")', None),
     ('strptime("-86400", "%s")', "1969-12-31T00:00:00.000Z"), ('strptime("99999999999999999999", "%s")', None),
+    ('strptime("\u0661\u0662", "%s")', None),
     # time: SPL's relative_time(t, modifier), the modifier read as source's earliest reads one from t
     ('relative_time(@timestamp, "-1d@d")', "2024-04-30T00:00:00.000Z"),
     ('relative_time(now(), "@h")', "2024-05-01T12:00:00.000Z"),

@@ -160,7 +160,7 @@ def _relative_time(t: Any, modifier: Any) -> int:
 
 _PARSE_AS = {"F": "%Y-%m-%d", "T": "%H:%M:%S", "N": "%f", "Q": "%f", "%": "%%"}
 _PARSE_SHORTHANDS = re.compile(r"%\d?([NQ])|%([FT%])")
-_EPOCH_SECONDS = re.compile(r"[+-]?\d+")
+_EPOCH_SECONDS = re.compile(r"[+-]?[0-9]+")
 
 
 def _strptime_call(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
