@@ -1,7 +1,7 @@
-"""SML's multivalue eval functions (spec/sml.md §6.1, SPL's meaning, also SPL's mvsort, mvzip
-and mvrange past the spec's cut-off list; mvfind is with the regex functions): they read a field's
-array as a whole, where every other function reads its first value. A result of one value
-is that value, of none null."""
+"""SML's multivalue eval functions (spec/sml.md §6.1, SPL's meaning; also SPL's mvsort, mvzip,
+mvrange and mvfilter past the spec's cut-off list, mvfind being with the regex functions):
+they read a field's array as a whole, where every other function reads its first value. A
+result of one value is that value, of none null."""
 
 from __future__ import annotations
 
