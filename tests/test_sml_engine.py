@@ -149,6 +149,12 @@ REFUSED_AT_CREATION = [
     ("source auth | stats by host.name", "line 1:21: unknown aggregate function [by]"),
     ("source auth | sort host.name | eval x=if(1==1, 2)", "line 1:39: function [if] expects 3 arguments, got 2"),
     ("source auth | append [ source auth | eval x=nosuch(1) ]", "line 1:45: unknown function [nosuch]"),
+    ("source auth | eval x=case(event.code > 1, 1, event.code > 2)",
+     "line 1:22: function [case] expects pairs of a condition and a value"),
+    ('source auth | where isnull(validate(event.code > 1, "low", true()))',
+     "line 1:28: function [validate] expects pairs of a condition and a value"),
+    ("source auth | eval x=mvfilter(user.name == host.name)",
+     "line 1:22: function [mvfilter] expects a condition on one field, found [host.name, user.name]"),
 ]
 
 
@@ -522,3 +528,119 @@ async def test_dates_are_iso_in_the_answer_and_epoch_ms_in_expressions(es, serve
     rows, _ = _run(server, "source epoch | eval later=@timestamp + 1000, hour=(@timestamp - seen) / 1000 "
                            "| table later, hour")
     assert rows == [{"later": ms + 1000, "hour": 0}]
+
+
+# spec/sml.md §6.1, end to end (Splunk's documented meaning where the spec is silent): an
+# expression evaluated on the newest event of §10 (e5: 10:20, bob, 4625) -> its value, exactly
+EVAL_FUNCTIONS = [
+    # mathematical: log in bases 10 and 2 exactly where the power is exact
+    ("log(1000)", 3.0), ("log(0.001)", -3.0), ("log(1024, 2)", 10.0), ("log(100, 10)", 2.0),
+    # printf: the ' flag groups thousands with commas (SPL's printf, as glibc's)
+    ("""printf("%'d", 1234567)""", "1,234,567"), ("""printf("%'d events", -1234)""", "-1,234 events"),
+    ("""printf("%'.2f", 1234567.891)""", "1,234,567.89"), ("""printf("[%'10d]", 12345)""", "[    12,345]"),
+    ("""printf("[%-'8d]", 1234)""", "[1,234   ]"), ("""printf("%'d", 999)""", "999"),
+    # printf: C's alternate octal form, length modifiers (read, no effect), * widths and precisions
+    ('printf("%#o|%#x|%o", 8, 255, 8)', "010|0xff|10"),
+    ('printf("%ld|%lld|%hd|%lu|%lf", 42, 42, 42, 42, 1.5)', "42|42|42|42|1.500000"),
+    ('printf("[%*d]", 5, 42)', "[   42]"), ('printf("[%-*d]", 4, 7)', "[7   ]"), ('printf("%.*f", 2, 3.14159)', "3.14"),
+    ('printf("[%*.*f]", 7, 1, 2.25)', "[    2.2]"), ('printf("%*d", "x", 1)', None),
+    # printf: SPL's examples, %c of a string is its first character, %a/%A a double in hexadecimal
+    ('printf("%c,%c", 65, "Foo")', "A,F"), ('printf("%.3A", pi())', "0X1.922P+1"),
+    ('printf("%a|%a|%a", 1, 0.5, -2.5)', "0x1p+0|0x1p-1|-0x1.4p+1"),
+    ('printf("%a|%.2a", 0, 1)', "0x0p+0|0x1.00p+0"), ('printf("[%10.1a]", 3)', "[  0x1.8p+1]"),
+    # conversion: tostring durations of negative seconds, tonumber of SPL's decimals, ASCII digits only
+    ('tostring(-5, "duration")', "-00:00:05"), ('tostring(-90061, "duration")', "-1+01:01:01"),
+    ('tostring(59.9, "duration")', "00:00:59"),
+    ('tonumber(".5")', 0.5), ('tonumber("-.5e1")', -5.0), ('tonumber("5.")', 5.0), ('tonumber(" +7 ")', 7),
+    ('tonumber("1_000")', None), ('tonumber(".")', None), ('tonumber("inf")', None),
+    ('tonumber("\u0664\u0666\u0662\u0665")', None), ('tonumber("\u0664\u0666\u0662\u0665" + "") + 1', None),
+    # conditional: SPL's null()
+    ("null()", None), ("isnull(null())", True), ('coalesce(null(), "b")', "b"),
+    # time: SPL's %Q (subseconds, %3Q ms by default) beside %N; strptime reads %F, %T and %s too
+    ('strftime(@timestamp + 123, "%H:%M:%S.%Q")', "10:20:00.123"), ('strftime(@timestamp + 123, "%6Q")', "123000"),
+    ('strptime("2024-05-01 10:20:00.250", "%Y-%m-%d %H:%M:%S.%3Q")', "2024-05-01T10:20:00.250Z"),
+    ('strptime("2024-05-01", "%F")', "2024-05-01T00:00:00.000Z"),
+    ('strptime("10:20:00 2024-05-01", "%T %F")', "2024-05-01T10:20:00.000Z"),
+    ('strptime("1714558800", "%s")', "2024-05-01T10:20:00.000Z"), ('strptime("17145x", "%s")', None),
+    ('strptime("-86400", "%s")', "1969-12-31T00:00:00.000Z"), ('strptime("99999999999999999999", "%s")', None),
+    ('strptime("\u0661\u0662", "%s")', None),
+    # time: SPL's relative_time(t, modifier), the modifier read as source's earliest reads one from t
+    ('relative_time(@timestamp, "-1d@d")', "2024-04-30T00:00:00.000Z"),
+    ('relative_time(now(), "@h")', "2024-05-01T12:00:00.000Z"),
+    ('relative_time(now(), "-30m")', "2024-05-01T11:30:00.000Z"),
+    ('relative_time(@timestamp, "+1d@d+8h")', "2024-05-02T08:00:00.000Z"),
+    ('relative_time(@timestamp, "now")', "2024-05-01T10:20:00.000Z"), ('relative_time(now(), "yesterday")', None),
+    ('relative_time("x", "-1h")', None),
+    # multivalue: SPL's mvsort, mvfind, mvzip, mvrange, past the spec's cut-off list
+    ('mvsort(split("b,10,a,9", ","))', ["10", "9", "a", "b"]), ('mvsort(mvappend(10, 9, 100))', [10, 100, 9]),
+    ('mvsort("x")', "x"), ('mvsort(nothing)', None),
+    ('mvfind(split("ok,err42,err7", ","), "err\\d+")', 1), ('mvfind(split("a,b", ","), "z")', None),
+    ('mvfind("abc", "b")', 0),
+    ('mvzip(split("h1,h2,h3", ","), split("80,443", ","))', ["h1,80", "h2,443"]),
+    ('mvzip(split("a,b", ","), split("1,2", ","), "=")', ["a=1", "b=2"]), ('mvzip("a", nothing)', None),
+    ("mvrange(1, 11, 2)", [1, 3, 5, 7, 9]), ("mvrange(3, 0, -1)", [3, 2, 1]), ("mvrange(1, 4)", [1, 2, 3]),
+    ("mvrange(0, 1, 0.25)", [0, 0.25, 0.5, 0.75]), ("mvrange(1, 2)", 1), ("mvrange(1, 1)", None),
+    ("mvrange(1, 5, 0)", None), ('mvrange(0, "1e400")', None), ('mvrange("-1e400", "-1e400")', None),
+]
+
+
+async def test_mvfilter_keeps_the_values_of_its_field_for_which_the_condition_holds(es, server) -> None:
+    # SPL's mvfilter(<condition on one field>): the condition evaluated with the field standing
+    # for each of its values in turn
+    await bulk(es, "mail", [("m1", {"@timestamp": "2024-05-01T10:00:00Z", "to": ["a@x.net", "b@y.com", "c@z.net"],
+                                    "n": [1, 5, 10], "one": "q@x.net"})])
+    rows, _ = _run(server, 'source mail | eval net=mvfilter(match(to, "\\.net$")), big=mvfilter(n > 3), '
+                           'none=mvfilter(n > 99), single=mvfilter(like(one, "%.net")), gone=mvfilter(nothing > 1), '
+                           'self=mvfilter(isnotnull(to)) | table net, big, none, single, gone, self')
+    assert rows == [{"net": ["a@x.net", "c@z.net"], "big": [5, 10], "none": None, "single": "q@x.net", "gone": None,
+                     "self": ["a@x.net", "b@y.com", "c@z.net"]}]
+
+
+@pytest.mark.parametrize(("expression", "expected"), EVAL_FUNCTIONS, ids=[case[0] for case in EVAL_FUNCTIONS])
+async def test_eval_functions_over_an_event(es, server, expression: str, expected: Any) -> None:
+    await load_auth(es)
+    rows, frame = _run(server, f"source auth qsize=1 | eval x={expression} | table x")
+    assert rows == [{"x": expected}] and type(rows[0]["x"]) is type(expected)
+    assert frame["warnings"] == []
+
+
+@pytest.mark.parametrize("pushdown", [True, False], ids=["pushdown", "python"])
+@pytest.mark.parametrize("query", [
+    "source auth | search code=4625 | table _id", "source auth | search code>4000 | table _id",
+    "source auth | where code == 4625 | table _id", "source auth | where code == 4625.0 | table _id",
+    "source auth | eval n=code * 1 | where isnotnull(n) | table _id",
+])
+async def test_a_numeric_looking_string_is_written_in_ascii_digits(es, server, pushdown: bool, query: str) -> None:
+    # §2's number syntax: "4625" is the number 4625, Arabic-Indic digits are text (as in SPL and
+    # OpenSearch), however Python's int() would read them
+    await bulk(es, "auth", [("a1", {"@timestamp": "2024-05-01T10:00:00Z", "code": "4625"}),
+                            ("a2", {"@timestamp": "2024-05-01T10:01:00Z", "code": "\u0664\u0666\u0662\u0665"})])
+    rows, _ = _run(server, query, options=QueryOptions(pushdown=pushdown))
+    assert rows == [{"_id": "a1"}]
+
+
+async def test_strptime_of_a_string_the_mapping_read_as_a_date_is_that_instant(es, server) -> None:
+    # a string such as "2024-05-01 09:30:00" is mapped as a date, so an expression reads it as
+    # epoch ms (§4); strptime with the format it was written in gives that instant, not null
+    await es.indices.create(index="nanos", mappings={"properties": {"@timestamp": {"type": "date"},
+                                                                     "seen": {"type": "date_nanos"}}})
+    await bulk(es, "logs", [("l1", {"@timestamp": "2024-05-01T10:00:00Z", "created": "2024-05-01 09:30:00",
+                                    "day": "01/05/2024"})])
+    await bulk(es, "nanos", [("n1", {"@timestamp": "2024-05-01T10:00:00Z", "seen": "2024-05-01T09:45:00.123456789Z"})])
+    rows, _ = _run(server, 'source logs | eval t=strptime(created, "%Y-%m-%d %H:%M:%S"), d=strptime(day, "%d/%m/%Y"), '
+                           'age=@timestamp - t | table t, d, age')
+    assert rows == [{"t": "2024-05-01T09:30:00.000Z", "d": "2024-05-01T00:00:00.000Z", "age": 1_800_000}]
+    rows, _ = _run(server, 'source nanos | eval t=strptime(seen, "%Y-%m-%dT%H:%M:%S.%9NZ"), n=strptime(seen, null()) '
+                           '| table t, n')
+    assert rows == [{"t": "2024-05-01T09:45:00.123Z", "n": None}]
+
+
+async def test_a_date_chosen_by_a_conditional_function_is_still_a_date(es, server) -> None:
+    # §4: dates are ISO-8601 in the answer; if/case/coalesce/nullif whose every non-null
+    # branch is a date give a date, as if(c, now(), @timestamp) already did
+    await load_auth(es)
+    rows, _ = _run(server, 'source auth qsize=1 | eval a=coalesce(nothing, @timestamp), '
+                           'b=if(true(), @timestamp, null), c=case(false(), null, true(), @timestamp), '
+                           'd=nullif(@timestamp, 0), e=if(true(), @timestamp, 0) | table a, b, c, d, e')
+    at = "2024-05-01T10:20:00.000Z"
+    assert rows == [{"a": at, "b": at, "c": at, "d": at, "e": parse_iso_nanos(at) // 1_000_000}]

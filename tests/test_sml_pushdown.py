@@ -210,6 +210,10 @@ EVENTS = [
     "source ev | search host.name=kelvin | table _id, host.name",
     "source ev* | search _index=ev2 code=4625 | table _index, _id",
     "source ev | search _id=01* mail code_s=4625 | table _id",
+    # numbers past a 64-bit integer, which SQLite cannot bind
+    "source ev | search bytes<9223372036854775808 code!=-9223372036854775809 | table _id",
+    "source ev* | search code_s!=99999999999999999999 ratio>=-18446744073709551616 | table _index, _id",
+    "source ev | search @timestamp<99999999999999999999 | table _id",
 ]
 
 

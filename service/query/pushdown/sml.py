@@ -130,7 +130,7 @@ def _term(term: Any, column: str, kind: str, terms: Terms) -> str:
 def _plain(term: Any, kind: str, terms: Terms) -> list[tuple[str, str]]:
     """(when, then) arms where a plain SQL test is the term's Python rule, ``{c}`` the value."""
     from ..sml.dialect import _date_term
-    from ..sml.values import number
+    from ..sml.values import LONG_MAX, LONG_MIN, number
 
     op, value = term.op, term.value
     if op == "=" and value == "*":
@@ -138,6 +138,8 @@ def _plain(term: Any, kind: str, terms: Terms) -> list[tuple[str, str]]:
     if type(value) is str and "*" in value:
         return []
     wanted = number(value)
+    if type(wanted) is int and not LONG_MIN <= wanted <= LONG_MAX:
+        return []  # SQLite binds no integer past 64 bits: the Python term decides
     negated = op == "!="
     if kind in NUMBERS or kind == "date":
         stored = "typeof({c}) IN ('integer', 'real')" if kind in NUMBERS else "typeof({c}) = 'integer'"

@@ -1,14 +1,20 @@
-"""SML's multivalue eval functions (spec/sml.md §6.1, SPL's meaning): they read a field's
-array as a whole, where every other function reads its first value. A result of one value
-is that value, of none null."""
+"""SML's multivalue eval functions (spec/sml.md §6.1, SPL's meaning; also SPL's mvsort, mvzip,
+mvrange and mvfilter past the spec's cut-off list, mvfind being with the regex functions):
+they read a field's array as a whole, where every other function reads its first value. A
+result of one value is that value, of none null."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .. import types as T
-from .registry import raw
-from .values import first, identity, number, text
+from ..evaluate import Scope, walk
+from ..expr import Call, Column
+from .registry import Clock, Compiled, error, raw, register, truth
+from .values import first, identity, number, numeric, text
+
+MAX_RANGE = 10_000  # values mvrange may make: more is null
 
 
 def _elements(v: Any) -> list[Any]:
@@ -74,3 +80,64 @@ def _mvdedup(v: Any) -> Any:
             seen.add(key)
             out.append(x)
     return T.collapse(out)
+
+
+@raw("mvsort", 1, 1, T.ANY)
+def _mvsort(v: Any) -> Any:
+    """The values in lexicographic order of their text (SPL's: ``10`` before ``9``)."""
+    return T.collapse(sorted(_elements(v), key=text))
+
+
+@raw("mvzip", 2, 3, T.ANY)
+def _mvzip(left: Any, right: Any, delimiter: Any = ",") -> Any:
+    """The values of both, pairwise, joined by ``delimiter`` (``,``), as far as the shorter goes."""
+    sep = first(delimiter)
+    if sep is None:
+        return None
+    return T.collapse([text(a) + text(sep) + text(b) for a, b in zip(_elements(left), _elements(right))])
+
+
+@raw("mvrange", 2, 3, T.ANY)
+def _mvrange(start: Any, end: Any, step: Any = 1) -> Any:
+    """The numbers from ``start`` by ``step`` (1) up to, not including, ``end`` (down to, for
+    a negative step); null for a zero step, a non-number, or more than ``MAX_RANGE`` values."""
+    try:
+        begin, stop, by = numeric(start), numeric(end), numeric(step)
+        count = max(0, math.ceil((stop - begin) / by)) if by else MAX_RANGE + 1
+    except (ValueError, ArithmeticError):  # a non-number, an infinite bound ("1e400")
+        return None
+    return T.collapse([begin + i * by for i in range(count)]) if count <= MAX_RANGE else None
+
+
+def filtered_field(expr: Call) -> str | None:
+    """The field an ``mvfilter`` call's condition reads (None: none); a condition on several
+    is refused (400 ``parsing_exception``), when the task is created."""
+    names = sorted({e.name for e in walk(expr.args[0]) if isinstance(e, Column)})
+    if len(names) > 1:
+        raise error(expr, f"function [mvfilter] expects a condition on one field, found [{', '.join(names)}]")
+    return names[0] if names else None
+
+
+def _mvfilter(expr: Call, scope: Scope, args: list[Compiled], clock: Clock) -> Compiled:
+    """``mvfilter(<condition>)``: the values of the one field the condition reads for which
+    it is true, the field standing for each value in turn (null when it keeps none or the
+    rows have no such field); a condition on several fields is refused (400)."""
+    (condition, _), = args
+    name = filtered_field(expr)
+    at = None if name is None else scope.index(name) if scope.index(name) is not None \
+        else scope.index(name.removesuffix(".keyword"))
+    if at is None:
+        return (lambda row: None), T.ANY
+
+    def run(row: list[Any]) -> Any:
+        each = list(row)
+        kept = []
+        for value in _elements(row[at]):
+            each[at] = value
+            if truth(condition(each)):
+                kept.append(value)
+        return T.collapse(kept)
+    return run, T.ANY
+
+
+register("mvfilter", 1, 1, _mvfilter)

@@ -25,7 +25,7 @@ import orjson
 from ...store.dates import parse_iso_nanos
 from .. import types as T
 
-_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")  # ASCII digits only (\d is Unicode)
 LONG_MIN, LONG_MAX = T.INT_RANGE["long"]
 COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
