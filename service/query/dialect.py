@@ -68,8 +68,7 @@ class Dialect:
     # gives the operators its run-time rules here, and compiles the nodes only it has
     # (SML's search terms), which the shared compiler does not know.
     compile_node: Callable[[Expr, Scope], Compiled | None] | None = None
-    # The source's columns and their types over the indices it reads (None: the shared
-    # ``execute.source_columns``, where a field mapped to two types is ``unsupported``). A
-    # dynamically typed language (SML) types such a field ``any``: each index's values are
-    # then decoded by that index's own type.
-    source_columns: Callable[[list[Index]], tuple[list[str], list[str]]] | None = None
+    # The type of a field the source's indices map to several types (``execute.source_columns``;
+    # None: ``unsupported``, ES|QL's rule). A dynamically typed language (SML) may type it
+    # ``any``: each index's values are then decoded by that index's own type.
+    column_type: Callable[[set[str]], str] | None = None

@@ -135,18 +135,23 @@ SourceRunner = Callable[[Any, list[p.Step], Context], tuple[Relation, int]]
 
 # --- the source -------------------------------------------------------------------------
 
-def source_columns(indices: list[Index]) -> tuple[list[str], list[str]]:
-    """Every mapped leaf field of the indices, sorted by name; conflicting types are ``unsupported``."""
-    kinds: dict[str, str] = {}
+def _one_or_unsupported(kinds: set[str]) -> str:
+    return next(iter(kinds)) if len(kinds) == 1 else "unsupported"
+
+
+def source_columns(indices: list[Index],
+                   column_type: Callable[[set[str]], str] | None = None) -> tuple[list[str], list[str]]:
+    """Every mapped leaf field of the indices, sorted by name, with its type; a field they
+    map to several types is ``unsupported`` (ES|QL's rule), or what the dialect's
+    ``column_type`` makes of them."""
+    kinds: dict[str, set[str]] = {}
     for index in indices:
         for path, f in index.fields.items():
-            if f.target is not None or f.column is None:
-                continue
-            kind = T.FIELD_TYPES.get(f.type, "unsupported")
-            previous = kinds.get(path)
-            kinds[path] = kind if previous in (None, kind) else "unsupported"
+            if f.target is None and f.column is not None:
+                kinds.setdefault(path, set()).add(T.FIELD_TYPES.get(f.type, "unsupported"))
+    one_type = column_type or _one_or_unsupported
     names = sorted(kinds)
-    return names, [kinds[n] for n in names]
+    return names, [one_type(kinds[n]) for n in names]
 
 
 def _decoder(kind: str) -> Any:
@@ -737,7 +742,7 @@ def run_source(step: p.Source, rest: list[p.Step], ctx: Context,
     inside SQLite already applied. ``where``: a language's own narrowing of an ordered scan
     (see ``ordered_scan``), in place of the predicate's."""
     indices = ctx.dialect.indices(ctx.catalog, step)
-    names, types = (ctx.dialect.source_columns or source_columns)(indices)
+    names, types = source_columns(indices, ctx.dialect.column_type)
     for m in step.metadata:
         if m not in METADATA:
             raise verify_fail(Src(1, 1, ""), f"unsupported metadata field [{m}]")

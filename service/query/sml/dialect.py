@@ -40,7 +40,7 @@ from ..plan import Source
 from . import aggregates, functions, times
 from .ast import Holds, Term, Text
 from .operators import SOURCES, STEPS
-from .source import SOURCES as SCANS, STEPS as SCAN_STEPS, source_columns
+from .source import SOURCES as SCANS, STEPS as SCAN_STEPS, column_type
 from .values import COMPARE, TypeMismatch, compare, first, leaves, number, numeric, result, text
 
 Compiled = tuple[Fn, str]
@@ -383,7 +383,7 @@ def dialect_at(now_ms: int | None = None) -> Dialect:
         compile_node=functools.partial(compile_node, clock=clock),
         steps={**STEPS, **SCAN_STEPS},
         sources={**SOURCES, **SCANS},
-        source_columns=source_columns,
+        column_type=column_type,
     )
 
 

@@ -16,10 +16,9 @@ from typing import Any, Callable, Iterator
 
 import orjson
 
-from ...store.catalog import Index
 from .. import pushdown
 from .. import types as T
-from ..execute import Context, Relation, run_source
+from ..execute import Context, Relation, run_source, source_columns
 from ..plan import Limit, Source, Step
 from ..pushdown import sml as sql
 
@@ -43,21 +42,11 @@ class Qsize(Limit):
     default: bool = False
 
 
-def source_columns(indices: list[Index]) -> tuple[list[str], list[str]]:
-    """Every mapped leaf field of the indices, sorted by name, with its type; a field the
-    indices map to several types (§4: values are dynamically typed) is of the one that holds
-    them all (``integer`` and ``long``: ``long``), else ``any``, each event's value then
-    decoded by its own index's type, where ES|QL's rule makes it ``unsupported`` and null."""
-    kinds: dict[str, set[str]] = {}
-    for index in indices:
-        for path, f in index.fields.items():
-            if f.target is None and f.column is not None:
-                kinds.setdefault(path, set()).add(T.FIELD_TYPES.get(f.type, "unsupported"))
-    names = sorted(kinds)
-    return names, [_one_type(kinds[n]) for n in names]
-
-
-def _one_type(kinds: set[str]) -> str:
+def column_type(kinds: set[str]) -> str:
+    """The type of a field the indices map to ``kinds`` (§4: values are dynamically typed):
+    the one that holds them all (``integer`` and ``long``: ``long``), else ``any``, each
+    event's value then decoded by its own index's type, where ES|QL's rule makes it
+    ``unsupported`` and null."""
     if len(kinds) == 1:
         return next(iter(kinds))
     if "unsupported" in kinds:
@@ -67,7 +56,7 @@ def _one_type(kinds: set[str]) -> str:
 
 def run_scan(step: Scan, rest: list[Step], ctx: Context) -> tuple[Relation, int]:
     indices = ctx.dialect.indices(ctx.catalog, step)
-    names, types = source_columns(indices)
+    names, types = source_columns(indices, column_type)
     terms = sql.Terms(ctx.dialect, step.now_ms, dict(zip(names, types)), [], [])
     if not ctx.options.pushdown:
         return run_source(step, rest, ctx)
