@@ -9,7 +9,6 @@ naming any other is refused as a whole, as is a value that fails its check.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
@@ -17,6 +16,7 @@ import orjson
 
 from ..errors import BadRequest, ValidationError
 from ..params import parse_bool, parse_time_ms
+from ..patterns import wildcard
 from ..store.cluster_settings import ClusterSettingsStore
 
 SCOPES = ("persistent", "transient")
@@ -131,10 +131,9 @@ class ClusterSettings:
         return {scope: {n: v for n, v in changes[scope].items() if v is not None} for scope in SCOPES}
 
     def _matching(self, scope: str, pattern: str) -> list[str]:
-        """The names set in ``scope`` that ``pattern`` matches, ``*`` matching any text (as
-        Elasticsearch's ``Regex.simpleMatch``); none is no error."""
-        compiled = re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
-        return [name for name in self.values[scope] if compiled.fullmatch(name)]
+        """The names set in ``scope`` that ``pattern`` matches (Elasticsearch's
+        ``Regex.simpleMatch``); none is no error."""
+        return list(filter(wildcard(pattern), self.values[scope]))
 
     def _checked(self, scope: str, given: dict[str, Any]) -> dict[str, str | None]:
         """The changes of one scope: Elasticsearch's wildcard resets first, so that a value
