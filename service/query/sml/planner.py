@@ -264,9 +264,10 @@ def _renamed_by(old: str, new: str, rows: _Rows, src: Src) -> list[tuple[str, st
                            "columns is not supported yet")
     shape = re.compile("(.*?)".join(map(re.escape, old.split("*"))) + "$", re.DOTALL)
     pieces = new.split("*")
+    matches = field_pattern(old)
     pairs = []
     for name in rows.names:
-        found = shape.match(name) if field_pattern(old)(name) else None
+        found = shape.match(name) if matches(name) else None
         if found is not None:
             pairs.append((name, pieces[0] + "".join(g + p for g, p in zip(found.groups(), pieces[1:]))))
     return pairs
